@@ -1,0 +1,196 @@
+//! The `kuma` command: argument parsing and one file per subcommand.
+//!
+//! `main.rs` only calls [`main`]; every subcommand loads what it needs through the
+//! helpers here, so `--campaigns`, `--database` and `--data` mean the same
+//! everywhere, before or after the subcommand's name.
+
+mod call;
+mod check;
+mod results;
+mod simulate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::campaign::{Campaign, CampaignSet, load_folder};
+use crate::store::{Pseudonymizer, Store, load_or_create_secret};
+
+/// kuma: interactive voice response for community radio campaigns.
+#[derive(Debug, Parser)]
+#[command(name = "kuma", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Folder of campaign files.
+    #[arg(
+        long,
+        global = true,
+        env = "KUMA_CAMPAIGNS",
+        default_value = "campaigns",
+        value_name = "DIR"
+    )]
+    campaigns: PathBuf,
+
+    /// Results database: sqlite://PATH (created on first use) or postgres://…
+    #[arg(
+        long,
+        global = true,
+        env = "KUMA_DATABASE_URL",
+        default_value = "sqlite://data/kuma.db",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: String,
+
+    /// Folder for kuma's own files (the pseudonym secret, recordings).
+    #[arg(
+        long,
+        global = true,
+        env = "KUMA_DATA",
+        default_value = "data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check every campaign file: languages, nodes, questions, next broadcasts.
+    Check(check::Args),
+    /// Walk through a campaign as a caller, with the real engine and store.
+    Call(call::Args),
+    /// Run many synthetic callers through a campaign (fills a database, measures).
+    Simulate(simulate::Args),
+    /// Poll results of a campaign: table, JSON or CSV.
+    Results(results::Args),
+}
+
+/// Runs the command line; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            eprintln!("kuma: {}", one_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+        // --help and --version.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUMA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kuma: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kuma: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env = Env {
+        campaigns: cli.campaigns,
+        database: cli.database,
+        data: cli.data,
+    };
+    match cli.command {
+        Command::Check(a) => check::run(&env, a),
+        Command::Call(a) => call::run(&env, a).await,
+        Command::Simulate(a) => simulate::run(&env, a).await,
+        Command::Results(a) => results::run(&env, a).await,
+    }
+}
+
+/// The options every subcommand shares.
+struct Env {
+    campaigns: PathBuf,
+    database: String,
+    data: PathBuf,
+}
+
+impl Env {
+    /// Loads the campaigns folder and returns the one campaign asked for; if that
+    /// campaign's file has problems, they are the error.
+    fn campaign(&self, id: &str) -> anyhow::Result<Campaign> {
+        let set = load_folder(&self.campaigns);
+        find(&set, id, &self.campaigns)
+    }
+
+    async fn store(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.database).await?)
+    }
+
+    fn pseudonymizer(&self) -> anyhow::Result<Pseudonymizer> {
+        let secret = load_or_create_secret(&self.data)?;
+        Ok(Pseudonymizer::new(&secret))
+    }
+}
+
+fn find(set: &CampaignSet, id: &str, dir: &Path) -> anyhow::Result<Campaign> {
+    if let Some(c) = set.get(id) {
+        return Ok(c.clone());
+    }
+    let file = dir.join(format!("{id}.toml"));
+    let problems: Vec<String> = set.problems_of(&file).map(|d| d.to_string()).collect();
+    if !problems.is_empty() {
+        bail!("campaign `{id}` has problems:\n{}", problems.join("\n"));
+    }
+    let known: Vec<&str> = set.campaigns.iter().map(|c| c.id.as_str()).collect();
+    if known.is_empty() {
+        bail!(
+            "unknown campaign `{id}`: no valid campaign in {}",
+            dir.display()
+        );
+    }
+    bail!(
+        "unknown campaign `{id}` (campaigns in {}: {})",
+        dir.display(),
+        known.join(", ")
+    )
+}
+
+/// A usage error in one line: clap's message without its usage and help hints.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses `--at`/`--since`/`--until` in the campaign's time zone.
+fn time_arg(text: &str, c: &Campaign, what: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let tz = c
+        .schedule
+        .as_ref()
+        .map(|s| s.timezone)
+        .unwrap_or(chrono_tz::UTC);
+    crate::schedule::parse_time(text, tz)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("bad {what}"))
+}

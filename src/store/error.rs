@@ -1,0 +1,79 @@
+//! What can go wrong in the results store, each as one line an operator can act on.
+//!
+//! Every URL that appears in a message has gone through [`redact_url`] first, so a
+//! database password never reaches a log or a terminal.
+
+use std::path::PathBuf;
+
+use super::CallId;
+use super::open::redact_url;
+
+/// An error from the results store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no backend the store knows.
+    #[error("unsupported database URL `{0}`: expected sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+
+    /// The SQLite file's folder does not exist and cannot be made.
+    #[error("cannot open `{url}`: cannot create the folder `{}`: {source}", folder.display())]
+    CreateFolder {
+        url: String,
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The database cannot be reached or opened (server down, bad password,
+    /// unwritable file...). `reason` says which, in words.
+    #[error("cannot open `{url}`: {reason}")]
+    Open { url: String, reason: String },
+
+    /// The schema could not be brought up to date.
+    #[error("cannot prepare the tables in `{url}`: {reason}")]
+    Migrate { url: String, reason: String },
+
+    /// A query failed after the store was opened.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// A write named a call that was never started in this store.
+    #[error("no call {0} in the results store")]
+    UnknownCall(CallId),
+
+    /// A stored value cannot be what the store wrote (for example a time out of range).
+    #[error("unexpected value in the results store: {0}")]
+    BadValue(String),
+
+    /// The pseudonym secret is unusable.
+    #[error("{0}")]
+    Secret(String),
+
+    /// The pseudonym secret file cannot be read or written.
+    #[error("pseudonym secret `{}`: {source}", path.display())]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The consumer of [`Store::for_each_answer`](super::Store::for_each_answer)
+    /// stopped the export (for example its output file could not be written).
+    #[error("export stopped: {0}")]
+    Export(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub(super) fn unsupported(url: &str) -> Self {
+        StoreError::UnsupportedUrl(redact_url(url))
+    }
+
+    /// True for the PostgreSQL errors after which the same transaction may simply be
+    /// run again: a deadlock with another writer or a serialization failure.
+    pub(super) fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The results store: every call, answer and recording, and the counts analysts read.
+//!
+//! Two backends sit behind one [`Store`]: SQLite (the default, one file, nothing to
+//! run) and PostgreSQL (for a station that already runs one, or several servers
+//! sharing results). Both run the *same* SQL text (`sql.rs`, `$N` placeholders,
+//! which SQLite accepts too); only the tables' DDL (`migrations/sqlite`,
+//! `migrations/postgres`) and the way a write transaction begins differ.
+//!
+//! Results are counted when answers are written, not when they are read: each write
+//! updates counter tables in the same transaction as the row it writes, so
+//! [`Store::counts`] costs the same at a thousand answers or a million. Only a
+//! question about a time range (`since`/`until`) reads raw rows, through indexes,
+//! so its cost follows the rows in that range.
+//!
+//! Answers follow the campaign rule "asked again in the same call, the last answer
+//! counts": a call keeps at most one answer per question, and replacing it moves
+//! its counts (including the cross-tab pair counts) to the new choice.
+//!
+//! Callers are stored as pseudonyms ([`Pseudonymizer`]), never as phone numbers.
+//!
+//! Layout: `open.rs` turns a URL into connected, migrated pools (and its errors into
+//! one readable line); `writes.rs` records calls, answers and recordings; `reads.rs`
+//! answers counts, broadcasts and the CSV export; `sql.rs` holds the statements;
+//! `pseudonym.rs` turns phone numbers into pseudonyms.
+
+mod error;
+mod open;
+mod pseudonym;
+mod reads;
+mod sql;
+mod writes;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use error::StoreError;
+pub use open::redact_url;
+pub use pseudonym::{Pseudonymizer, load_or_create_secret};
+
+/// The id of a stored call.
+pub type CallId = i64;
+
+/// A call that reached a campaign.
+#[derive(Debug, Clone)]
+pub struct NewCall<'a> {
+    pub campaign: &'a str,
+    /// The caller's pseudonym (see [`Pseudonymizer`]), never a phone number.
+    pub caller: &'a str,
+    /// "terminal", "sip", "africastalking", "twilio", "simulate"...
+    pub channel: &'a str,
+    pub started_at: DateTime<Utc>,
+    /// Start of the broadcast whose poll window contains the call's start, if any.
+    pub broadcast: Option<DateTime<Utc>>,
+}
+
+/// An answer to a poll question, stored (and committed) as soon as it is given.
+#[derive(Debug, Clone)]
+pub struct NewAnswer<'a> {
+    pub call: CallId,
+    pub question: &'a str,
+    pub choice: &'a str,
+    pub digit: &'a str,
+    pub at: DateTime<Utc>,
+    /// The broadcast this answer is attributed to, if the poll has a schedule.
+    pub broadcast: Option<DateTime<Utc>>,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub struct CallEnd<'a> {
+    pub ended_at: DateTime<Utc>,
+    pub outcome: &'a str,
+    pub last_node: Option<&'a str>,
+}
+
+/// A voice message left by a caller.
+#[derive(Debug, Clone)]
+pub struct NewRecording<'a> {
+    pub call: CallId,
+    pub node: &'a str,
+    pub file: &'a str,
+    pub duration: std::time::Duration,
+    pub at: DateTime<Utc>,
+}
+
+/// Which calls and answers [`Store::counts`] and [`Store::for_each_answer`] look at.
+/// The default is everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountFilter<'a> {
+    /// Only this broadcast (by its start time).
+    pub broadcast: Option<DateTime<Utc>>,
+    /// Only answers given (calls started) at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only answers given (calls started) before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Also cross-tabulate every question against this one.
+    pub by: Option<&'a str>,
+}
+
+/// What [`Store::counts`] returns. Questions, choices and languages without any
+/// answer or call do not appear; the results module fills them in from the campaign.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub calls: u64,
+    pub completed: u64,
+    /// Calls per chosen language, by language code.
+    pub languages: Vec<(String, u64)>,
+    /// Ordered by question, then choice.
+    pub answers: Vec<ChoiceCount>,
+    /// Filled only when [`CountFilter::by`] is set.
+    pub by: Vec<PairCount>,
+}
+
+/// How many calls answered `question` with `choice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChoiceCount {
+    pub question: String,
+    pub choice: String,
+    pub count: u64,
+}
+
+/// Of the calls that answered `question` with `choice`, how many answered the
+/// [`CountFilter::by`] question with `by_choice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairCount {
+    pub question: String,
+    pub choice: String,
+    pub by_choice: String,
+    pub count: u64,
+}
+
+/// One broadcast that has calls or answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastSummary {
+    pub at: DateTime<Utc>,
+    pub calls: u64,
+    pub answers: u64,
+}
+
+/// One stored answer, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerRow {
+    pub call: CallId,
+    /// The caller's pseudonym.
+    pub caller: String,
+    pub language: Option<String>,
+    pub question: String,
+    pub choice: String,
+    pub digit: String,
+    pub answered_at: DateTime<Utc>,
+    pub broadcast: Option<DateTime<Utc>>,
+}
+
+/// The results store. Cheap to clone: clones share the connection pools.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+enum Backend {
+    Sqlite(SqliteBackend),
+    Postgres(sqlx::PgPool),
+}
+
+struct SqliteBackend {
+    pool: sqlx::SqlitePool,
+    /// One write transaction at a time from this process. SQLite allows one writer
+    /// anyway; queueing here is fair and wakes at once, where SQLite's busy handler
+    /// would have our own connections poll and sleep against each other.
+    /// `busy_timeout` still covers writers in other processes.
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url` — `sqlite://PATH` or
+    /// `postgres://…` — and brings its tables up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let backend = open::open(url).await?;
+        Ok(Store {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// "sqlite" or "postgres".
+    pub fn backend(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection; later calls on this store (and its clones) fail.
+    pub async fn close(&self) {
+        match &*self.backend {
+            Backend::Sqlite(db) => db.pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The counter key for "no broadcast": 0 rather than NULL, so unique keys work.
+const NO_BROADCAST: i64 = 0;
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::BadValue(format!("time {ms} ms is out of range")))
+}
+
+fn count(n: i64) -> u64 {
+    // Counters never go below zero; a negative one would be a bug, read as none.
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Runs `$body` with `$pool` bound to this store's pool, whichever backend it is.
+/// The body is written once and compiled once per backend.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &*$store.backend {
+            $crate::store::Backend::Sqlite(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` (a block whose value is the result; `?` works inside) in a write
+/// transaction `$tx` and commits it. On SQLite the transaction begins with
+/// `BEGIN IMMEDIATE`, so it takes the write lock up front and waits on
+/// `busy_timeout` rather than failing when a read lock would have to be upgraded.
+/// On PostgreSQL a transaction that lost a deadlock or a serialization conflict
+/// to another writer is run again (the body only touches the database).
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident| $body:block) => {
+        match &*$store.backend {
+            $crate::store::Backend::Sqlite(db) => {
+                let _turn = db.writer.lock().await;
+                let mut $tx = db.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out: Result<_, StoreError> = async { Ok($body) }.await;
+                match out {
+                    Ok(value) => {
+                        $tx.commit().await?;
+                        Ok(value)
+                    }
+                    // Dropping the transaction rolls it back.
+                    Err(e) => Err(e),
+                }
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                let mut attempt = 1u32;
+                loop {
+                    let mut $tx = pool.begin().await?;
+                    let out: Result<_, StoreError> = async { Ok($body) }.await;
+                    let out = match out {
+                        Ok(value) => $tx.commit().await.map(|()| value).map_err(StoreError::from),
+                        Err(e) => Err(e),
+                    };
+                    match out {
+                        Err(e) if e.is_retryable() && attempt < $crate::store::PG_ATTEMPTS => {
+                            tracing::debug!(
+                                attempt,
+                                "write conflict, running the transaction again"
+                            );
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(
+                                u64::from(attempt) * 5,
+                            ))
+                            .await;
+                        }
+                        out => break out,
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// How many times a PostgreSQL write transaction is tried before its conflict is
+/// reported.
+const PG_ATTEMPTS: u32 = 8;
+
+use {with_pool, write_tx};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+
+    #[test]
+    fn store_is_send_sync_and_clone() {
+        assert_send_sync_clone::<Store>();
+    }
+
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn every_future_is_send() {
+        // Compile-time check: these futures can run inside `tokio::spawn`.
+        assert_send(async move {
+            // A borrowed URL that lives in the future itself, as in a spawned task.
+            let url = String::from("sqlite://x");
+            let store = Store::open(&url).await?;
+            let _again = Store::open(&url).await?;
+            let id = store
+                .start_call(&NewCall {
+                    campaign: "c",
+                    caller: "c_0",
+                    channel: "terminal",
+                    started_at: Utc::now(),
+                    broadcast: None,
+                })
+                .await?;
+            store.set_language(id, "bm").await?;
+            store
+                .store_answer(&NewAnswer {
+                    call: id,
+                    question: "q",
+                    choice: "yes",
+                    digit: "1",
+                    at: Utc::now(),
+                    broadcast: None,
+                })
+                .await?;
+            store.mark_completed(id).await?;
+            let f = CountFilter::default();
+            store.counts("c", &f).await?;
+            store.broadcasts("c").await?;
+            store.for_each_answer("c", &f, |_| Ok(())).await?;
+            Ok::<_, StoreError>(())
+        });
+    }
+
+    #[test]
+    fn counts_never_go_negative() {
+        assert_eq!(count(-3), 0);
+        assert_eq!(count(7), 7);
+    }
+
+    #[test]
+    fn times_round_trip_through_millis() {
+        let t = DateTime::from_timestamp_millis(1_700_000_123_456).unwrap();
+        assert_eq!(time(millis(t)).unwrap(), t);
+        assert!(time(i64::MAX).is_err());
+    }
+}

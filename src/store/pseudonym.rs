@@ -1,0 +1,333 @@
+//! Caller pseudonyms: a phone number is never stored or logged in clear.
+//!
+//! A caller is identified by `c_` + the first 16 bytes (hex) of an HMAC-SHA256 of
+//! their normalised number, keyed with a secret that stays on the server. The same
+//! caller gets the same pseudonym on every call (so repeat callers can be counted),
+//! while nobody holding only the database can get the number back by hashing every
+//! possible number: that needs the secret too.
+//!
+//! The secret comes from `KUMA_SECRET`, or from `<data dir>/secret`, made on first
+//! use. Losing it only means that later callers get new pseudonyms.
+
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::StoreError;
+
+/// Shortest secret accepted, in bytes.
+const MIN_SECRET_LEN: usize = 16;
+/// Length of a generated secret, in bytes.
+const NEW_SECRET_LEN: usize = 32;
+/// Bytes of the HMAC kept in a pseudonym: 128 bits, no collisions in practice.
+const PSEUDONYM_BYTES: usize = 16;
+
+/// Turns phone numbers into pseudonyms with a fixed secret.
+#[derive(Clone)]
+pub struct Pseudonymizer {
+    /// HMAC state already keyed with the secret; cloned for each number.
+    keyed: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for Pseudonymizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonymizer { .. }")
+    }
+}
+
+impl Pseudonymizer {
+    pub fn new(secret: &[u8]) -> Self {
+        // HMAC takes keys of any length (long ones are hashed first): this cannot fail.
+        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+            .expect("HMAC accepts keys of any length");
+        Pseudonymizer { keyed }
+    }
+
+    /// The caller's pseudonym, e.g. `c_3f0a…` (34 characters). Spellings of the
+    /// same number (`+223 70-00 00 00`, `0022370000000`, `sip:+22370000000@host`)
+    /// give the same pseudonym.
+    pub fn pseudonym(&self, number: &str) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(normalize(number).as_bytes());
+        let digest = mac.finalize().into_bytes();
+        format!("c_{}", hex::encode(&digest[..PSEUDONYM_BYTES]))
+    }
+}
+
+/// The number as the pseudonym sees it: no URI scheme or host, no punctuation,
+/// a leading `+` for international numbers ("00" becomes "+"). Something with no
+/// digit at all (e.g. "anonymous") is kept as it is, lowercased, so that it does not
+/// share a pseudonym with every other number-less caller ID.
+fn normalize(number: &str) -> String {
+    let mut s = number.trim();
+    for scheme in ["tel:", "sips:", "sip:"] {
+        if s.len() >= scheme.len()
+            && s.is_char_boundary(scheme.len())
+            && s[..scheme.len()].eq_ignore_ascii_case(scheme)
+        {
+            s = &s[scheme.len()..];
+            break;
+        }
+    }
+    // sip:NUMBER@host;params, tel:NUMBER;phone-context=...
+    let s = s.split(['@', ';']).next().unwrap_or("");
+
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        // Spaces, dashes, dots, parentheses and anything else are spelling.
+        if c.is_ascii_digit() || (c == '+' && out.is_empty()) {
+            out.push(c);
+        }
+    }
+    if !out.bytes().any(|b| b.is_ascii_digit()) {
+        return number.trim().to_lowercase();
+    }
+    if let Some(rest) = out.strip_prefix("00") {
+        out = format!("+{rest}");
+    }
+    out
+}
+
+/// The pseudonym secret: `KUMA_SECRET` if set and not empty, else the hex secret in
+/// `data_dir/secret`, made (32 random bytes, mode 0600) if it does not exist yet.
+/// An existing secret file is never overwritten.
+pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, StoreError> {
+    secret_from(std::env::var_os("KUMA_SECRET"), data_dir)
+}
+
+fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u8>, StoreError> {
+    if let Some(value) = env.filter(|v| !v.is_empty()) {
+        let bytes = value.into_encoded_bytes();
+        if bytes.len() < MIN_SECRET_LEN {
+            return Err(StoreError::Secret(format!(
+                "KUMA_SECRET is too short: {} bytes, at least {MIN_SECRET_LEN} expected",
+                bytes.len()
+            )));
+        }
+        return Ok(bytes);
+    }
+    let path = data_dir.join("secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_secret_file(&path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(data_dir, &path),
+        Err(source) => Err(StoreError::SecretFile { path, source }),
+    }
+}
+
+fn parse_secret_file(path: &Path, text: &str) -> Result<Vec<u8>, StoreError> {
+    let bytes = hex::decode(text.trim()).map_err(|e| {
+        StoreError::Secret(format!(
+            "pseudonym secret `{}` is not hexadecimal ({e})",
+            path.display()
+        ))
+    })?;
+    if bytes.len() < MIN_SECRET_LEN {
+        return Err(StoreError::Secret(format!(
+            "pseudonym secret `{}` is too short: {} bytes, at least {MIN_SECRET_LEN} expected",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Writes a new secret to a temporary file and links it into place: the link fails
+/// if another process made the secret meanwhile, and then that one is used.
+fn create_secret(data_dir: &Path, path: &Path) -> Result<Vec<u8>, StoreError> {
+    let file_error = |source| StoreError::SecretFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut secret = vec![0u8; NEW_SECRET_LEN];
+    getrandom::fill(&mut secret)
+        .map_err(|e| StoreError::Secret(format!("cannot draw a random secret: {e}")))?;
+    std::fs::create_dir_all(data_dir).map_err(file_error)?;
+
+    let tmp = data_dir.join(format!(".secret.{}.tmp", std::process::id()));
+    let written = write_private(&tmp, format!("{}\n", hex::encode(&secret)).as_bytes());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(file_error(e));
+    }
+    let placed = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        // A file system without hard links: rename, unless the secret appeared.
+        Err(_) if !path.exists() => std::fs::rename(&tmp, path).map(|()| true),
+        Err(_) => Ok(false),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    match placed.map_err(file_error)? {
+        true => {
+            // Make the new name durable too (best effort).
+            if let Ok(dir) = std::fs::File::open(data_dir) {
+                let _ = dir.sync_all();
+            }
+            Ok(secret)
+        }
+        false => {
+            let text = std::fs::read_to_string(path).map_err(file_error)?;
+            parse_secret_file(path, &text)
+        }
+    }
+}
+
+/// Creates `path` (replacing a stale temporary file) readable by its owner only.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231, test case 2.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn spellings_of_one_number_share_a_pseudonym() {
+        let p = Pseudonymizer::new(SECRET);
+        let expected = p.pseudonym("+22370000000");
+        for spelling in [
+            "+223 70 00 00 00",
+            "+223-70-00-00-00",
+            "+223.70.00.00.00",
+            "(+223) 70 00 00 00",
+            "0022370000000",
+            "00 223 70 00 00 00",
+            "tel:+22370000000",
+            "TEL:+223-70-00-00-00",
+            "sip:+22370000000@pbx.example.org",
+            "sip:0022370000000@10.0.0.1:5060;user=phone",
+            "  +22370000000 ",
+        ] {
+            assert_eq!(p.pseudonym(spelling), expected, "{spelling}");
+        }
+        assert_ne!(
+            p.pseudonym("22370000000"),
+            expected,
+            "without + is another number"
+        );
+        assert_ne!(p.pseudonym("+22370000001"), expected);
+    }
+
+    #[test]
+    fn pseudonyms_have_the_documented_shape() {
+        let pseudonym = Pseudonymizer::new(SECRET).pseudonym("+22370000000");
+        assert!(pseudonym.starts_with("c_"));
+        assert_eq!(pseudonym.len(), 2 + 2 * PSEUDONYM_BYTES);
+        assert!(
+            pseudonym[2..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn another_secret_gives_another_pseudonym() {
+        let a = Pseudonymizer::new(SECRET).pseudonym("+22370000000");
+        let b = Pseudonymizer::new(b"another secret, also long enough").pseudonym("+22370000000");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn pseudonyms_do_not_contain_the_number() {
+        let p = Pseudonymizer::new(SECRET);
+        for number in ["+22370000000", "+22376543210", "0022365123456", "12345"] {
+            let pseudonym = p.pseudonym(number);
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            assert!(
+                !pseudonym.contains(&digits),
+                "{pseudonym} contains {digits}"
+            );
+            // Nor any 6-digit run of it.
+            for window in digits.as_bytes().windows(6) {
+                let run = std::str::from_utf8(window).unwrap();
+                assert!(!pseudonym.contains(run), "{pseudonym} contains {run}");
+            }
+        }
+    }
+
+    #[test]
+    fn number_less_caller_ids_stay_apart() {
+        let p = Pseudonymizer::new(SECRET);
+        assert_ne!(p.pseudonym("anonymous"), p.pseudonym("unavailable"));
+        assert_eq!(p.pseudonym("anonymous"), p.pseudonym("Anonymous"));
+    }
+
+    #[test]
+    fn secret_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let first = secret_from(None, &data).unwrap();
+        assert_eq!(first.len(), NEW_SECRET_LEN);
+        let file = data.join("secret");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.trim(), hex::encode(&first));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let second = secret_from(None, &data).unwrap();
+        assert_eq!(first, second);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+    }
+
+    #[test]
+    fn environment_secret_wins_and_must_be_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_env = secret_from(Some("a secret of 24 bytes....".into()), dir.path()).unwrap();
+        assert_eq!(from_env, b"a secret of 24 bytes....");
+        assert!(!dir.path().join("secret").exists());
+
+        let err = secret_from(Some("short".into()), dir.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "KUMA_SECRET is too short: 5 bytes, at least 16 expected"
+        );
+        // Empty means unset.
+        assert_eq!(
+            secret_from(Some("".into()), dir.path()).unwrap().len(),
+            NEW_SECRET_LEN
+        );
+    }
+
+    #[test]
+    fn a_damaged_secret_file_is_reported_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "not hex at all").unwrap();
+        let err = secret_from(None, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not hexadecimal"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "not hex at all");
+    }
+}

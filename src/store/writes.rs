@@ -1,0 +1,223 @@
+//! Recording what happens in calls: each write stores its row and updates the
+//! counters that include it in one transaction, committed before the call returns,
+//! so results read at any moment are exact and survive a crash mid-call.
+
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::{
+    CallEnd, CallId, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, millis,
+    sql, with_pool, write_tx,
+};
+
+impl Store {
+    /// Stores a call that reached a campaign and counts it; returns its id.
+    pub async fn start_call(&self, c: &NewCall<'_>) -> Result<CallId, StoreError> {
+        let started_at = millis(c.started_at);
+        let broadcast = c.broadcast.map(millis);
+        write_tx!(self, |tx| {
+            let id: CallId = sqlx::query_scalar(sql::INSERT_CALL)
+                .bind(c.campaign)
+                .bind(c.caller)
+                .bind(c.channel)
+                .bind(started_at)
+                .bind(broadcast)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(sql::COUNT_CALL)
+                .bind(c.campaign)
+                .bind(broadcast.unwrap_or(NO_BROADCAST))
+                .bind(1_i64)
+                .bind(0_i64)
+                .execute(&mut *tx)
+                .await?;
+            id
+        })
+    }
+
+    /// Sets the call's language and counts the call for it. Setting another
+    /// language later moves the call's count to that one.
+    pub async fn set_language(&self, call: CallId, language: &str) -> Result<(), StoreError> {
+        write_tx!(self, |tx| {
+            tx.lock_call(call).await?;
+            let (campaign, broadcast, old): (String, Option<i64>, Option<String>) =
+                sqlx::query_as(sql::CALL)
+                    .bind(call)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::UnknownCall(call))?;
+            if old.as_deref() != Some(language) {
+                sqlx::query(sql::SET_LANGUAGE)
+                    .bind(call)
+                    .bind(language)
+                    .execute(&mut *tx)
+                    .await?;
+                let moves = old.as_deref().map(|l| (l, -1_i64)).into_iter();
+                for (lang, delta) in moves.chain([(language, 1_i64)]) {
+                    sqlx::query(sql::COUNT_LANGUAGE)
+                        .bind(&campaign)
+                        .bind(broadcast.unwrap_or(NO_BROADCAST))
+                        .bind(lang)
+                        .bind(delta)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        })
+    }
+
+    /// Stores an answer, replacing the call's previous answer to the same question
+    /// (the last answer counts), and moves the counts accordingly. Committed
+    /// before it returns.
+    pub async fn store_answer(&self, a: &NewAnswer<'_>) -> Result<(), StoreError> {
+        let answered_at = millis(a.at);
+        let broadcast = a.broadcast.map(millis);
+        write_tx!(self, |tx| {
+            tx.lock_call(a.call).await?;
+            let (campaign, previous_choice, previous_broadcast): (
+                String,
+                Option<String>,
+                Option<i64>,
+            ) = sqlx::query_as(sql::CALL_AND_ANSWER)
+                .bind(a.call)
+                .bind(a.question)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::UnknownCall(a.call))?;
+            let previous = previous_choice.map(|choice| (choice, previous_broadcast));
+
+            // (choice, broadcast key, delta) for every count this answer changes.
+            let mut changes: Vec<(String, i64, i64)> = Vec::with_capacity(2);
+            match previous {
+                Some((choice, b)) if choice == a.choice && b == broadcast => {}
+                Some((choice, b)) => {
+                    changes.push((choice, b.unwrap_or(NO_BROADCAST), -1));
+                    changes.push((a.choice.to_owned(), broadcast.unwrap_or(NO_BROADCAST), 1));
+                }
+                None => {
+                    changes.push((a.choice.to_owned(), broadcast.unwrap_or(NO_BROADCAST), 1));
+                }
+            }
+
+            sqlx::query(sql::SAVE_ANSWER)
+                .bind(a.call)
+                .bind(&campaign)
+                .bind(a.question)
+                .bind(a.choice)
+                .bind(a.digit)
+                .bind(answered_at)
+                .bind(broadcast)
+                .execute(&mut *tx)
+                .await?;
+
+            // The pair counts pair this question with the call's *other* answers, so
+            // it does not matter that the answer row was replaced first.
+            for (choice, key, delta) in &changes {
+                sqlx::query(sql::COUNT_CHOICE)
+                    .bind(&campaign)
+                    .bind(*key)
+                    .bind(a.question)
+                    .bind(choice)
+                    .bind(*delta)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::COUNT_PAIRS)
+                    .bind(a.call)
+                    .bind(*key)
+                    .bind(a.question)
+                    .bind(choice)
+                    .bind(*delta)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        })
+    }
+
+    /// Marks the call completed (it reached a hangup node). Idempotent: a call is
+    /// counted as completed once, however often this is called.
+    pub async fn mark_completed(&self, call: CallId) -> Result<(), StoreError> {
+        write_tx!(self, |tx| {
+            let first: Option<(String, Option<i64>)> = sqlx::query_as(sql::COMPLETE_CALL)
+                .bind(call)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match first {
+                Some((campaign, broadcast)) => {
+                    sqlx::query(sql::COUNT_CALL)
+                        .bind(&campaign)
+                        .bind(broadcast.unwrap_or(NO_BROADCAST))
+                        .bind(0_i64)
+                        .bind(1_i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    let known: Option<CallId> = sqlx::query_scalar(sql::CALL_EXISTS)
+                        .bind(call)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    known.ok_or(StoreError::UnknownCall(call))?;
+                }
+            }
+        })
+    }
+
+    /// Records how the call ended.
+    pub async fn end_call(&self, call: CallId, e: &CallEnd<'_>) -> Result<(), StoreError> {
+        let ended_at = millis(e.ended_at);
+        let updated = with_pool!(self, |pool| {
+            sqlx::query(sql::END_CALL)
+                .bind(call)
+                .bind(ended_at)
+                .bind(e.outcome)
+                .bind(e.last_node)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::UnknownCall(call));
+        }
+        Ok(())
+    }
+
+    /// Stores a voice message's metadata (the audio itself is a file); returns its id.
+    pub async fn add_recording(&self, r: &NewRecording<'_>) -> Result<i64, StoreError> {
+        let duration_ms = i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX);
+        let created_at = millis(r.at);
+        let id: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sql::ADD_RECORDING)
+                .bind(r.call)
+                .bind(r.node)
+                .bind(r.file)
+                .bind(duration_ms)
+                .bind(created_at)
+                .fetch_optional(pool)
+                .await?
+        });
+        id.ok_or(StoreError::UnknownCall(r.call))
+    }
+}
+
+/// Row locks that one backend needs and the other does not.
+trait LockCall {
+    /// Holds the call's row until the transaction ends, so that writes to one call
+    /// never interleave.
+    async fn lock_call(&mut self, call: CallId) -> Result<(), sqlx::Error>;
+}
+
+impl LockCall for Transaction<'_, Sqlite> {
+    async fn lock_call(&mut self, _call: CallId) -> Result<(), sqlx::Error> {
+        // `BEGIN IMMEDIATE` already holds the whole database.
+        Ok(())
+    }
+}
+
+impl LockCall for Transaction<'_, Postgres> {
+    async fn lock_call(&mut self, call: CallId) -> Result<(), sqlx::Error> {
+        sqlx::query(sql::LOCK_CALL_POSTGRES)
+            .bind(call)
+            .execute(&mut **self)
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,571 @@
+//! The `kuma` program as a broadcaster and an analyst use it: the real binary, the
+//! example campaign, a real database (SQLite in a temporary folder, and PostgreSQL
+//! when `KUMA_TEST_POSTGRES_URL` is set).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const CAMPAIGN: &str = "stop-trafficking-mali";
+/// Inside the poll window of the Tuesday 1 December 2026 broadcast (19:00 Bamako).
+const DURING_BROADCAST: &str = "2026-12-01T19:30";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A kuma with its own data folder and database.
+struct Kuma {
+    dir: tempfile::TempDir,
+    database: String,
+}
+
+impl Kuma {
+    fn sqlite() -> Kuma {
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("data/kuma.db").display());
+        Kuma { dir, database }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs kuma with the example campaigns folder.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&repo().join("campaigns"), args)
+    }
+
+    fn run_in(&self, campaigns: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(args)
+            .arg("--campaigns")
+            .arg(campaigns)
+            .arg("--database")
+            .arg(&self.database)
+            .arg("--data")
+            .arg(self.data())
+            .env_remove("KUMA_SECRET")
+            .env_remove("KUMA_DATABASE_URL")
+            .env_remove("KUMA_CAMPAIGNS")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kuma {args:?} failed:\n{}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn results(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["results", CAMPAIGN, "--format", "json"];
+        args.extend(extra);
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failure with exactly one line of error that contains `part`.
+fn fails_with(o: &Output, part: &str) {
+    assert!(!o.status.success(), "should fail: {}", stdout(o));
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "one line of error, got:\n{err}");
+    assert!(err.contains(part), "`{err}` should contain `{part}`");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn count(r: &Value, question: &str, choice: &str) -> u64 {
+    r["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == question)
+        .and_then(|q| {
+            q["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == choice)
+        })
+        .and_then(|c| c["count"].as_u64())
+        .unwrap_or_else(|| panic!("no {question}/{choice} in {r}"))
+}
+
+/// French, the poll, every question answered, then goodbye.
+const POLL: &str = "2 2 1 2 1 1 3 0";
+
+#[test]
+fn check_prints_the_campaign_and_its_next_broadcasts_in_words() {
+    let k = Kuma::sqlite();
+    let out = k.ok(&["check", "--at", "2026-11-28T12:00"]);
+    assert!(
+        out.contains("stop-trafficking-mali: Stop human trafficking (Mali) — ok"),
+        "{out}"
+    );
+    assert!(out.contains("languages: bm, fr, snk"), "{out}");
+    assert!(out.contains("q_gender"), "{out}");
+    assert!(
+        out.contains("Tuesday 1 December 2026 at 19:00 (Africa/Bamako)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Saturday 5 December 2026 at 08:30 (Africa/Bamako)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("poll: open now, for the broadcast of Saturday 28 November 2026 at 08:30"),
+        "{out}"
+    );
+    assert!(!k.data().exists(), "check writes nothing");
+}
+
+#[test]
+fn check_reports_every_problem_as_file_line_and_exits_1() {
+    let k = Kuma::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("campaigns/stop-trafficking-mali.toml"))
+        .unwrap()
+        .replace("../audio", &format!("{}/audio", repo().display()))
+        .replace("timeout = \"6s\"", "timout = \"6s\"")
+        .replace("next = \"q_gender\"", "next = \"q_gendre\"");
+    let file = dir.path().join("broken.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = k.run_in(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    let prefix = format!("{}:", file.display());
+    assert!(lines.iter().all(|l| l.starts_with(&prefix)), "{err}");
+    assert!(
+        err.contains("unknown key `timout` in [defaults]; did you mean `timeout`?"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no node has id `q_gendre` (did you mean `q_gender`?)"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("0 campaigns ok, 1 with problems"));
+}
+
+#[test]
+fn a_call_saves_each_answer_and_results_count_them() {
+    let k = Kuma::sqlite();
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        POLL,
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+223 70 12 34 56",
+    ]);
+    assert!(out.contains("▶ fr/q_gender"), "{out}");
+    assert!(
+        out.contains("✔ answer saved: q_gender = woman (key 1)"),
+        "{out}"
+    );
+    assert!(out.contains("ended: completed (5 answers saved)"), "{out}");
+    assert!(
+        !out.contains("70 12 34 56") && !out.contains("70123456"),
+        "the number never shows"
+    );
+    let r = k.results(&[]);
+    assert_eq!(r["campaign"], CAMPAIGN);
+    assert_eq!(r["calls"], 1);
+    assert_eq!(r["completed"], 1);
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(r["languages"]["bm"], 0, "every language shown");
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_offered_work", "no"), 0, "zero counts shown");
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    let ids: Vec<&str> = r["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "q_offered_work",
+            "q_know_signs",
+            "q_would_report",
+            "q_gender",
+            "q_region"
+        ],
+        "file order"
+    );
+    // The answers export names the caller by pseudonym only.
+    let csv = k.ok(&["results", CAMPAIGN, "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().contains(",c_"), "{csv}");
+    assert!(!csv.contains("70123456"));
+    let table = k.ok(&["results", CAMPAIGN]);
+    assert!(table.contains("calls: 1   completed: 1 (100%)"), "{table}");
+}
+
+#[test]
+fn a_caller_who_hangs_up_keeps_the_answers_given() {
+    let k = Kuma::sqlite();
+    // Answers two questions, then the keys run out: the caller hangs up.
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1 2",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    assert!(
+        out.contains("ended: caller_hangup (2 answers saved)"),
+        "{out}"
+    );
+    let r = k.results(&[]);
+    assert_eq!(r["completed"], 0);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+}
+
+#[test]
+fn outside_the_poll_window_questions_lead_to_poll_closed() {
+    let k = Kuma::sqlite();
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 0",
+        "--at",
+        "2026-12-04T12:00",
+    ]);
+    assert!(out.contains("poll closed now"), "{out}");
+    assert!(out.contains("[poll_closed] message"), "{out}");
+    assert!(!out.contains("answer saved"), "{out}");
+}
+
+#[test]
+fn silence_and_invalid_keys_replay_the_prompt_then_on_fail() {
+    let k = Kuma::sqlite();
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 _ 9 _",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    assert!(out.contains("▶ fr/no_input"), "{out}");
+    assert!(out.contains("▶ fr/invalid"), "{out}");
+    assert!(
+        out.contains("[goodbye] hangup"),
+        "on_fail of the menu: {out}"
+    );
+    assert!(out.contains("ended: completed"), "{out}");
+}
+
+#[test]
+fn the_helpline_and_the_message_nodes() {
+    let k = Kuma::sqlite();
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 4",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    assert!(
+        out.contains("☎ transferring to sip:helpline@helpline.invalid"),
+        "{out}"
+    );
+    assert!(out.contains("ended: transferred"), "{out}");
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 4 0",
+        "--transfer-fails",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    assert!(out.contains("[helpline_unavailable] message"), "{out}");
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 3 0",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    assert!(out.contains("● beep, recording up to 2m"), "{out}");
+    assert!(out.contains("[message_thanks] message"), "{out}");
+}
+
+#[test]
+fn keys_typed_at_the_terminal_drive_the_call() {
+    let k = Kuma::sqlite();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["call", CAMPAIGN, "--at", DURING_BROADCAST, "--campaigns"])
+        .arg(repo().join("campaigns"))
+        .args(["--database", &k.database, "--data"])
+        .arg(k.data())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    // "2" picks French, "21" goes to the poll and answers yes, an empty line is
+    // silence, "x" is not a key (said, then asked again), "q" hangs up.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"2\n21\n\nx\nq\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("✔ answer saved: q_offered_work = yes (key 1)"),
+        "{text}"
+    );
+    assert!(text.contains("(silence until the timeout)"), "{text}");
+    assert!(stderr(&out).contains("not keys: \"x\""), "{}", stderr(&out));
+    assert!(
+        text.contains("ended: caller_hangup (1 answer saved)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn simulate_fills_the_database_reproducibly() {
+    let a = Kuma::sqlite();
+    let b = Kuma::sqlite();
+    let args = [
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "60",
+        "--concurrency",
+        "4",
+        "--seed",
+        "7",
+        "--at",
+        "2026-12-05T12:00",
+    ];
+    let out = a.ok(&args);
+    assert!(out.contains("simulated 60 calls"), "{out}");
+    assert!(
+        out.contains("calls/s") && out.contains("answers/s"),
+        "{out}"
+    );
+    b.ok(&args);
+    // Same seed, same listeners: the same results (pseudonym secrets differ,
+    // counts do not).
+    let (ra, rb) = (a.results(&[]), b.results(&[]));
+    assert_eq!(ra["calls"], 60);
+    assert_eq!(ra["questions"], rb["questions"]);
+    assert_eq!(ra["languages"], rb["languages"]);
+    let answered: u64 = ra["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["answered"].as_u64().unwrap())
+        .sum();
+    assert!(answered > 0);
+    let broadcasts = ra["broadcasts"].as_array().unwrap();
+    assert!(broadcasts.len() >= 2, "{ra}");
+}
+
+#[test]
+fn results_by_a_question_per_broadcast_and_over_a_time_range() {
+    let k = Kuma::sqlite();
+    k.ok(&["call", CAMPAIGN, "--digits", POLL, "--at", DURING_BROADCAST]);
+    // A man from Kayes, answering "no" to the first question, at the next broadcast.
+    k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 2 1 1 2 2 0",
+        "--at",
+        "2026-12-05T09:00",
+    ]);
+    let r = k.results(&["--by", "q_gender"]);
+    assert_eq!(r["by"]["id"], "q_gender");
+    let first = &r["questions"][0]["choices"];
+    assert_eq!(first[0]["id"], "yes");
+    assert_eq!(first[0]["by"]["woman"], 1);
+    assert_eq!(first[0]["by"]["man"], 0);
+    assert_eq!(first[1]["by"]["man"], 1);
+    let gender = &r["questions"][3]["choices"];
+    assert_eq!(
+        gender[0]["by"]["woman"], 1,
+        "a question by itself is its diagonal"
+    );
+
+    let first_broadcast = k.results(&["--broadcast", "1"]);
+    assert_eq!(first_broadcast["calls"], 1);
+    assert_eq!(count(&first_broadcast, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&first_broadcast, "q_offered_work", "no"), 0);
+    let by_day = k.results(&["--broadcast", "2026-12-05"]);
+    assert_eq!(count(&by_day, "q_offered_work", "no"), 1);
+    assert_eq!(by_day["calls"], 1);
+
+    let range = k.results(&["--since", "2026-12-05", "--until", "2026-12-06"]);
+    assert_eq!(range["calls"], 1);
+    assert_eq!(count(&range, "q_region", "kayes"), 1);
+    assert_eq!(count(&range, "q_region", "koulikoro"), 0);
+    let table = k.ok(&["results", CAMPAIGN, "--by", "q_gender"]);
+    assert!(table.contains("woman") && table.contains("man"), "{table}");
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_writes_nothing() {
+    let k = Kuma::sqlite();
+    fails_with(
+        &k.run(&["call", "no-such-campaign", "--digits", "1"]),
+        "unknown campaign `no-such-campaign` (campaigns in",
+    );
+    fails_with(
+        &k.run(&["call", CAMPAIGN, "--digits", "1 x 2"]),
+        "`x` (character 3) is not a key",
+    );
+    fails_with(
+        &k.run(&["call", CAMPAIGN, "--digits", "1", "--at", "next tuesday"]),
+        "bad --at",
+    );
+    fails_with(
+        &k.run(&["results", CAMPAIGN, "--by", "q_colour"]),
+        "`q_colour` is not a question of this campaign",
+    );
+    fails_with(
+        &k.run(&["results", CAMPAIGN, "--broadcast", "7"]),
+        "broadcast 7 has no calls yet",
+    );
+    fails_with(
+        &k.run(&["results", CAMPAIGN, "--broadcast", "Tuesday"]),
+        "neither a broadcast number",
+    );
+    fails_with(
+        &k.run(&["results", CAMPAIGN, "--since", "yesterday"]),
+        "bad --since",
+    );
+    assert!(
+        !k.dir.path().join("data/kuma.db").exists() || k.results(&[])["calls"] == 0,
+        "nothing written half-way"
+    );
+}
+
+#[test]
+fn a_bad_database_url_is_one_line_without_the_password() {
+    let k = Kuma::sqlite();
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(["results", CAMPAIGN, "--campaigns"])
+            .arg(repo().join("campaigns"))
+            .args(["--database", url, "--data"])
+            .arg(k.data())
+            .output()
+            .unwrap()
+    };
+    fails_with(
+        &run("mysql://root:hunter2@localhost/kuma"),
+        "unsupported database URL",
+    );
+    // A port nothing listens on, found at run time.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&format!("postgres://kuma:hunter2@127.0.0.1:{port}/kuma"));
+    fails_with(&out, &format!("postgres://kuma:***@127.0.0.1:{port}/kuma"));
+    assert!(!stderr(&out).contains("hunter2"));
+}
+
+#[test]
+fn a_data_folder_that_cannot_be_written_is_one_clear_line() {
+    let k = Kuma::sqlite();
+    // A folder cannot be made under a regular file, even by root.
+    let blocker = k.dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"").unwrap();
+    let db = format!("sqlite://{}/kuma.db", blocker.join("data").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["call", CAMPAIGN, "--digits", POLL, "--campaigns"])
+        .arg(repo().join("campaigns"))
+        .args(["--database", &db, "--data"])
+        .arg(blocker.join("data"))
+        .output()
+        .unwrap();
+    fails_with(&out, "cannot");
+    assert!(stderr(&out).contains("not-a-folder"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_same_commands_work_on_postgresql() {
+    let Ok(admin) = std::env::var("KUMA_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set KUMA_TEST_POSTGRES_URL"
+        );
+        eprintln!("skipped: KUMA_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let name = format!("kuma_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let base = admin.rsplit_once('/').unwrap().0;
+    let mut k = Kuma::sqlite();
+    k.database = format!("{base}/{name}");
+    k.ok(&["call", CAMPAIGN, "--digits", POLL, "--at", DURING_BROADCAST]);
+    let out = k.ok(&[
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "40",
+        "--concurrency",
+        "8",
+        "--at",
+        "2026-12-05T12:00",
+    ]);
+    assert!(out.contains("postgres database"), "{out}");
+    let r = k.results(&["--by", "q_region"]);
+    assert_eq!(r["calls"], 41);
+    assert!(count(&r, "q_region", "koulikoro") >= 1);
+    let csv = k.ok(&["results", CAMPAIGN, "--format", "csv"]);
+    let answered: u64 = r["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["answered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        csv.lines().count() as u64,
+        answered + 1,
+        "one CSV row per counted answer"
+    );
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}

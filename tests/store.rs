@@ -1,0 +1,1026 @@
+//! The results store against real databases.
+//!
+//! Each test body is written once, as an async fn taking a [`Store`] (and its URL,
+//! to open a second store on the same database), and runs twice: on SQLite, in a
+//! fresh file in a temporary folder, and on PostgreSQL, in a fresh database made
+//! on the server named by `KUMA_TEST_POSTGRES_URL` (an admin URL, such as the one
+//! `.ci/start-postgres` prints) and dropped afterwards. Without that variable the
+//! PostgreSQL runs say they were skipped and pass — except under CI (`CI` set),
+//! where that is a failure.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use kuma::store::{
+    AnswerRow, CallEnd, CallId, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall, NewRecording,
+    PairCount, Pseudonymizer, Store, StoreError, redact_url,
+};
+use sqlx::Connection;
+
+// ---- harness ------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+const POSTGRES_ENV: &str = "KUMA_TEST_POSTGRES_URL";
+
+/// The admin URL of the test PostgreSQL server, or `None` when the PostgreSQL tests
+/// are to be skipped.
+fn postgres_admin_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "{POSTGRES_ENV} is not set: under CI the PostgreSQL tests must run \
+             (start a server with .ci/start-postgres)"
+        ),
+        _ => {
+            println!("skipped {test} on PostgreSQL: {POSTGRES_ENV} is not set");
+            None
+        }
+    }
+}
+
+/// `admin` with its database replaced by `database`.
+fn with_database(admin: &str, database: &str) -> String {
+    let (scheme, rest) = admin.split_once("://").expect("a postgres:// URL");
+    let (head, query) = match rest.split_once('?') {
+        Some((head, query)) => (head, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    let authority = head.split('/').next().unwrap_or(head);
+    format!("{scheme}://{authority}/{database}{query}")
+}
+
+async fn admin_execute(admin: &str, statement: String) {
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", redact_url(admin)));
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Runs `body` on a fresh store of `kind`, then removes that store's database,
+/// whether the body passed or not.
+async fn run<F, Fut>(kind: Kind, test: &str, body: F)
+where
+    F: FnOnce(Store, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    match kind {
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            // A folder that does not exist yet: opening must create it.
+            let path = dir.path().join("data").join("kuma.db");
+            let url = format!("sqlite://{}", path.display());
+            let store = Store::open(&url).await.unwrap();
+            assert_eq!(store.backend(), "sqlite");
+            let outcome = tokio::spawn(body(store.clone(), url)).await;
+            store.close().await;
+            if let Err(e) = outcome {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        Kind::Postgres => {
+            let Some(admin) = postgres_admin_url(test) else {
+                return;
+            };
+            let name = format!("kuma_test_{:016x}", getrandom::u64().unwrap());
+            admin_execute(&admin, format!("CREATE DATABASE {name}")).await;
+            let url = with_database(&admin, &name);
+            let outcome = match Store::open(&url).await {
+                Ok(store) => {
+                    assert_eq!(store.backend(), "postgres");
+                    let outcome = tokio::spawn(body(store.clone(), url)).await;
+                    store.close().await;
+                    outcome.map_err(|e| e.into_panic())
+                }
+                Err(e) => Err(Box::new(format!("cannot open {name}: {e}")) as _),
+            };
+            admin_execute(&admin, format!("DROP DATABASE {name} WITH (FORCE)")).await;
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+/// Declares, for each body, one test per backend: `sqlite::NAME`, `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run(super::Kind::Sqlite, stringify!($name), super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::run(super::Kind::Postgres, stringify!($name), super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    opening_twice_keeps_the_data,
+    answers_are_committed_as_they_come,
+    a_new_answer_replaces_the_old_one_and_moves_its_counts,
+    counts_per_broadcast,
+    counts_since_and_until,
+    cross_tab_by_another_question,
+    language_counts_follow_the_last_choice,
+    completed_is_counted_once,
+    export_streams_pseudonymous_rows_in_order,
+    concurrent_writers_lose_nothing,
+    calls_end_and_recordings_are_kept,
+    unknown_calls_are_refused,
+);
+
+// ---- helpers -------------------------------------------------------------------
+
+const CAMPAIGN: &str = "stop-trafficking-mali";
+
+/// 2025-03-04 19:00 UTC plus `minutes`.
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_741_114_800, 0).unwrap() + TimeDelta::minutes(minutes)
+}
+
+fn day(n: i64) -> DateTime<Utc> {
+    at(n * 24 * 60)
+}
+
+async fn call(
+    store: &Store,
+    caller: &str,
+    start: DateTime<Utc>,
+    b: Option<DateTime<Utc>>,
+) -> CallId {
+    store
+        .start_call(&NewCall {
+            campaign: CAMPAIGN,
+            caller,
+            channel: "simulate",
+            started_at: start,
+            broadcast: b,
+        })
+        .await
+        .unwrap()
+}
+
+async fn answer(
+    store: &Store,
+    call: CallId,
+    question: &str,
+    choice: &str,
+    when: DateTime<Utc>,
+    b: Option<DateTime<Utc>>,
+) {
+    let digit = match choice {
+        "yes" => "1",
+        "no" => "2",
+        _ => "3",
+    };
+    store
+        .store_answer(&NewAnswer {
+            call,
+            question,
+            choice,
+            digit,
+            at: when,
+            broadcast: b,
+        })
+        .await
+        .unwrap();
+}
+
+fn choice(question: &str, choice: &str, count: u64) -> ChoiceCount {
+    ChoiceCount {
+        question: question.into(),
+        choice: choice.into(),
+        count,
+    }
+}
+
+fn pair(question: &str, choice: &str, by_choice: &str, count: u64) -> PairCount {
+    PairCount {
+        question: question.into(),
+        choice: choice.into(),
+        by_choice: by_choice.into(),
+        count,
+    }
+}
+
+/// Counts read from the counters, checked against the same counts computed from
+/// the raw rows (a range that holds everything): both must always agree.
+async fn counts(store: &Store, f: CountFilter<'_>) -> Counts {
+    let from_counters = store.counts(CAMPAIGN, &f).await.unwrap();
+    let everything = CountFilter {
+        since: Some(DateTime::from_timestamp(0, 0).unwrap()),
+        until: Some(at(1_000_000)),
+        ..f
+    };
+    let from_rows = store.counts(CAMPAIGN, &everything).await.unwrap();
+    assert_eq!(from_counters, from_rows, "counters and raw rows disagree");
+    from_counters
+}
+
+async fn export(store: &Store, f: CountFilter<'_>) -> Vec<AnswerRow> {
+    let mut rows = Vec::new();
+    store
+        .for_each_answer(CAMPAIGN, &f, |row| {
+            rows.push(row);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    rows
+}
+
+// ---- tests on both backends -----------------------------------------------------
+
+async fn opening_twice_keeps_the_data(store: Store, url: String) {
+    let id = call(&store, "c_1", at(0), None).await;
+    answer(&store, id, "q1", "yes", at(1), None).await;
+    // The migrations run again on every open, harmlessly.
+    for _ in 0..2 {
+        let again = Store::open(&url).await.unwrap();
+        let c = again
+            .counts(CAMPAIGN, &CountFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(c.calls, 1);
+        assert_eq!(c.answers, vec![choice("q1", "yes", 1)]);
+        again.close().await;
+    }
+}
+
+async fn answers_are_committed_as_they_come(store: Store, url: String) {
+    let reader = Store::open(&url).await.unwrap();
+    let id = call(&store, "c_1", at(0), None).await;
+    answer(&store, id, "q1", "yes", at(1), None).await;
+    // The call is still going on: nothing ended, nothing completed.
+    let c = reader
+        .counts(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(c.calls, 1);
+    assert_eq!(c.completed, 0);
+    assert_eq!(c.answers, vec![choice("q1", "yes", 1)]);
+    answer(&store, id, "q2", "no", at(2), None).await;
+    let rows = export(&reader, CountFilter::default()).await;
+    assert_eq!(rows.len(), 2);
+    reader.close().await;
+}
+
+async fn a_new_answer_replaces_the_old_one_and_moves_its_counts(store: Store, _url: String) {
+    let a = call(&store, "c_a", at(0), None).await;
+    answer(&store, a, "q1", "yes", at(1), None).await;
+    answer(&store, a, "q2", "no", at(2), None).await;
+    answer(&store, a, "q3", "yes", at(3), None).await;
+    let b = call(&store, "c_b", at(0), None).await;
+    answer(&store, b, "q1", "yes", at(1), None).await;
+    answer(&store, b, "q2", "yes", at(2), None).await;
+
+    let by_q2 = CountFilter {
+        by: Some("q2"),
+        ..Default::default()
+    };
+    let c = counts(&store, by_q2).await;
+    assert_eq!(
+        c.answers,
+        vec![
+            choice("q1", "yes", 2),
+            choice("q2", "no", 1),
+            choice("q2", "yes", 1),
+            choice("q3", "yes", 1),
+        ]
+    );
+    assert_eq!(
+        c.by,
+        vec![
+            pair("q1", "yes", "no", 1),
+            pair("q1", "yes", "yes", 1),
+            pair("q3", "yes", "no", 1),
+        ]
+    );
+
+    // Call a is asked q1 again and changes its mind; then q2.
+    answer(&store, a, "q1", "no", at(4), None).await;
+    answer(&store, a, "q2", "yes", at(5), None).await;
+    // The same answer again changes nothing.
+    answer(&store, a, "q2", "yes", at(6), None).await;
+
+    let c = counts(&store, by_q2).await;
+    assert_eq!(
+        c.answers,
+        vec![
+            choice("q1", "no", 1),
+            choice("q1", "yes", 1),
+            choice("q2", "yes", 2),
+            choice("q3", "yes", 1),
+        ]
+    );
+    assert_eq!(
+        c.by,
+        vec![
+            pair("q1", "no", "yes", 1),
+            pair("q1", "yes", "yes", 1),
+            pair("q3", "yes", "yes", 1),
+        ]
+    );
+    let by_q1 = counts(
+        &store,
+        CountFilter {
+            by: Some("q1"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        by_q1.by,
+        vec![
+            pair("q2", "yes", "no", 1),
+            pair("q2", "yes", "yes", 1),
+            pair("q3", "yes", "no", 1),
+        ]
+    );
+    // One row per (call, question), holding the last answer.
+    let rows = export(&store, CountFilter::default()).await;
+    assert_eq!(rows.len(), 5);
+    let last = rows
+        .iter()
+        .find(|r| r.call == a && r.question == "q2")
+        .unwrap();
+    assert_eq!((last.choice.as_str(), last.answered_at), ("yes", at(6)));
+}
+
+async fn counts_per_broadcast(store: Store, _url: String) {
+    let (b1, b2) = (Some(day(0)), Some(day(7)));
+    let x = call(&store, "c_x", at(10), b1).await;
+    answer(&store, x, "q1", "yes", at(11), b1).await;
+    answer(&store, x, "q2", "no", at(12), b1).await;
+    let y = call(&store, "c_y", day(7) + TimeDelta::minutes(5), b2).await;
+    answer(&store, y, "q1", "no", day(7) + TimeDelta::minutes(6), b2).await;
+    // A call outside every poll window: counted in the total only.
+    let z = call(&store, "c_z", day(3), None).await;
+    store.mark_completed(z).await.unwrap();
+
+    let all = counts(&store, CountFilter::default()).await;
+    assert_eq!((all.calls, all.completed), (3, 1));
+    assert_eq!(
+        all.answers,
+        vec![
+            choice("q1", "no", 1),
+            choice("q1", "yes", 1),
+            choice("q2", "no", 1)
+        ]
+    );
+
+    let first = counts(
+        &store,
+        CountFilter {
+            broadcast: b1,
+            by: Some("q1"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((first.calls, first.completed), (1, 0));
+    assert_eq!(
+        first.answers,
+        vec![choice("q1", "yes", 1), choice("q2", "no", 1)]
+    );
+    assert_eq!(first.by, vec![pair("q2", "no", "yes", 1)]);
+
+    let second = counts(
+        &store,
+        CountFilter {
+            broadcast: b2,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(second.calls, 1);
+    assert_eq!(second.answers, vec![choice("q1", "no", 1)]);
+
+    let none = counts(
+        &store,
+        CountFilter {
+            broadcast: Some(day(14)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(none, Counts::default());
+
+    let list = store.broadcasts(CAMPAIGN).await.unwrap();
+    let list: Vec<_> = list.iter().map(|b| (b.at, b.calls, b.answers)).collect();
+    assert_eq!(list, vec![(day(0), 1, 2), (day(7), 1, 1)]);
+    assert!(
+        store
+            .broadcasts("another-campaign")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn counts_since_and_until(store: Store, _url: String) {
+    let b = Some(day(0));
+    let early = call(&store, "c_1", at(0), b).await;
+    answer(&store, early, "q1", "yes", at(1), b).await;
+    answer(&store, early, "q2", "yes", at(30), b).await;
+    let later = call(&store, "c_2", at(30), b).await;
+    answer(&store, later, "q1", "no", at(31), b).await;
+    store.mark_completed(later).await.unwrap();
+    let other = call(&store, "c_3", at(30), None).await;
+    answer(&store, other, "q1", "no", at(32), None).await;
+
+    // Half-open: [at(30), at(32)) holds the answers at 30 and 31, not the one at 32,
+    // and the calls started at 30.
+    let window = store
+        .counts(
+            CAMPAIGN,
+            &CountFilter {
+                since: Some(at(30)),
+                until: Some(at(32)),
+                by: Some("q1"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((window.calls, window.completed), (2, 1));
+    assert_eq!(
+        window.answers,
+        vec![choice("q1", "no", 1), choice("q2", "yes", 1)]
+    );
+    // q2 was answered in the range by a call that answered q1 before it.
+    assert_eq!(window.by, vec![pair("q2", "yes", "yes", 1)]);
+
+    let since = store
+        .counts(
+            CAMPAIGN,
+            &CountFilter {
+                since: Some(at(31)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(since.calls, 0);
+    assert_eq!(since.answers, vec![choice("q1", "no", 2)]);
+
+    let until = store
+        .counts(
+            CAMPAIGN,
+            &CountFilter {
+                until: Some(at(1)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(until.calls, 1);
+    assert!(until.answers.is_empty());
+
+    // Combined with a broadcast.
+    let in_broadcast = store
+        .counts(
+            CAMPAIGN,
+            &CountFilter {
+                broadcast: b,
+                since: Some(at(31)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(in_broadcast.answers, vec![choice("q1", "no", 1)]);
+
+    let rows = export(
+        &store,
+        CountFilter {
+            since: Some(at(30)),
+            until: Some(at(32)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let times: Vec<_> = rows.iter().map(|r| r.answered_at).collect();
+    assert_eq!(times, vec![at(30), at(31)]);
+}
+
+async fn cross_tab_by_another_question(store: Store, _url: String) {
+    // (gender, offered work) for six calls; one never answered gender.
+    let answers = [
+        (Some("woman"), "yes"),
+        (Some("woman"), "yes"),
+        (Some("woman"), "no"),
+        (Some("man"), "yes"),
+        (Some("man"), "not_sure"),
+        (None, "no"),
+    ];
+    for (i, (gender, offered)) in answers.into_iter().enumerate() {
+        let id = call(&store, &format!("c_{i}"), at(i as i64), None).await;
+        answer(&store, id, "q_offered_work", offered, at(i as i64), None).await;
+        if let Some(g) = gender {
+            answer(&store, id, "q_gender", g, at(i as i64 + 1), None).await;
+        }
+    }
+    let c = counts(
+        &store,
+        CountFilter {
+            by: Some("q_gender"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        c.by,
+        vec![
+            pair("q_offered_work", "no", "woman", 1),
+            pair("q_offered_work", "not_sure", "man", 1),
+            pair("q_offered_work", "yes", "man", 1),
+            pair("q_offered_work", "yes", "woman", 2),
+        ]
+    );
+    // The reverse direction is kept too.
+    let reverse = counts(
+        &store,
+        CountFilter {
+            by: Some("q_offered_work"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        reverse.by,
+        vec![
+            pair("q_gender", "man", "not_sure", 1),
+            pair("q_gender", "man", "yes", 1),
+            pair("q_gender", "woman", "no", 1),
+            pair("q_gender", "woman", "yes", 2),
+        ]
+    );
+    // Without `by`, no cross-tab.
+    assert!(counts(&store, CountFilter::default()).await.by.is_empty());
+    // A question nobody answered gives an empty cross-tab.
+    let nobody = counts(
+        &store,
+        CountFilter {
+            by: Some("q_unknown"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(nobody.by.is_empty());
+}
+
+async fn language_counts_follow_the_last_choice(store: Store, _url: String) {
+    let b = Some(day(0));
+    let one = call(&store, "c_1", at(0), b).await;
+    let two = call(&store, "c_2", at(0), b).await;
+    let three = call(&store, "c_3", at(0), None).await;
+    let _silent = call(&store, "c_4", at(0), None).await;
+    store.set_language(one, "bm").await.unwrap();
+    store.set_language(two, "fr").await.unwrap();
+    store.set_language(three, "bm").await.unwrap();
+    // Call two goes back to the menu and picks Bambara; setting it again is a no-op.
+    store.set_language(two, "bm").await.unwrap();
+    store.set_language(two, "bm").await.unwrap();
+
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!(c.calls, 4);
+    assert_eq!(c.languages, vec![("bm".to_string(), 3)]);
+    let in_b = counts(
+        &store,
+        CountFilter {
+            broadcast: b,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(in_b.languages, vec![("bm".to_string(), 2)]);
+
+    store.set_language(three, "fr").await.unwrap();
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!(
+        c.languages,
+        vec![("bm".to_string(), 2), ("fr".to_string(), 1)]
+    );
+}
+
+async fn completed_is_counted_once(store: Store, _url: String) {
+    let id = call(&store, "c_1", at(0), None).await;
+    let _other = call(&store, "c_2", at(0), None).await;
+    for _ in 0..3 {
+        store.mark_completed(id).await.unwrap();
+    }
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!((c.calls, c.completed), (2, 1));
+}
+
+async fn export_streams_pseudonymous_rows_in_order(store: Store, _url: String) {
+    let pseudonyms = Pseudonymizer::new(b"a test secret of enough bytes");
+    let numbers = ["+22370000001", "+22370000002"];
+    let b = Some(day(0));
+    let first = call(&store, &pseudonyms.pseudonym(numbers[0]), at(0), b).await;
+    let second = call(&store, &pseudonyms.pseudonym(numbers[1]), at(1), b).await;
+    store.set_language(first, "fr").await.unwrap();
+    // Given out of order on purpose: the export is ordered by time.
+    answer(&store, second, "q1", "no", at(3), b).await;
+    answer(&store, first, "q1", "yes", at(2), b).await;
+    answer(&store, first, "q2", "yes", at(4), b).await;
+    let other = store
+        .start_call(&NewCall {
+            campaign: "another-campaign",
+            caller: "c_other",
+            channel: "sip",
+            started_at: at(0),
+            broadcast: None,
+        })
+        .await
+        .unwrap();
+    answer(&store, other, "q1", "yes", at(3), None).await;
+
+    let rows = export(&store, CountFilter::default()).await;
+    assert_eq!(
+        rows,
+        vec![
+            AnswerRow {
+                call: first,
+                caller: pseudonyms.pseudonym(numbers[0]),
+                language: Some("fr".into()),
+                question: "q1".into(),
+                choice: "yes".into(),
+                digit: "1".into(),
+                answered_at: at(2),
+                broadcast: b,
+            },
+            AnswerRow {
+                call: second,
+                caller: pseudonyms.pseudonym(numbers[1]),
+                language: None,
+                question: "q1".into(),
+                choice: "no".into(),
+                digit: "2".into(),
+                answered_at: at(3),
+                broadcast: b,
+            },
+            AnswerRow {
+                call: first,
+                caller: pseudonyms.pseudonym(numbers[0]),
+                language: Some("fr".into()),
+                question: "q2".into(),
+                choice: "yes".into(),
+                digit: "1".into(),
+                answered_at: at(4),
+                broadcast: b,
+            },
+        ]
+    );
+    for row in &rows {
+        assert!(row.caller.starts_with("c_"));
+        for number in numbers {
+            assert!(!row.caller.contains(&number[1..]));
+        }
+    }
+
+    // Filtered by broadcast and time.
+    let filtered = export(
+        &store,
+        CountFilter {
+            broadcast: b,
+            since: Some(at(3)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(filtered.len(), 2);
+
+    // An error from the consumer stops the export and comes back.
+    let mut seen = 0;
+    let err = store
+        .for_each_answer(CAMPAIGN, &CountFilter::default(), |_| {
+            seen += 1;
+            Err(StoreError::Export("disk full".into()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(seen, 1);
+    assert_eq!(err.to_string(), "export stopped: disk full");
+}
+
+async fn concurrent_writers_lose_nothing(store: Store, _url: String) {
+    const TASKS: usize = 8;
+    const CALLS_PER_TASK: usize = 40;
+    const QUESTIONS: [&str; 5] = ["q1", "q2", "q3", "q4", "q5"];
+    const CHOICES: [&str; 3] = ["yes", "no", "not_sure"];
+    let b = Some(day(0));
+
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for c in 0..CALLS_PER_TASK {
+                let id = call(&store, &format!("c_{t}_{c}"), at(c as i64), b).await;
+                store.set_language(id, ["bm", "fr"][c % 2]).await.unwrap();
+                for (q, question) in QUESTIONS.iter().enumerate() {
+                    let pick = CHOICES[(t + c + q) % 3];
+                    answer(&store, id, question, pick, at(c as i64), b).await;
+                }
+                // Every fourth call changes its mind on q1.
+                if c.is_multiple_of(4) {
+                    let pick = CHOICES[(t + c + 1) % 3];
+                    answer(&store, id, "q1", pick, at(c as i64 + 1), b).await;
+                }
+                store.mark_completed(id).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let calls = (TASKS * CALLS_PER_TASK) as u64;
+    let answers = calls * QUESTIONS.len() as u64;
+    let c = counts(
+        &store,
+        CountFilter {
+            by: Some("q1"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!((c.calls, c.completed), (calls, calls));
+    assert_eq!(c.languages.iter().map(|(_, n)| n).sum::<u64>(), calls);
+    assert_eq!(c.answers.iter().map(|a| a.count).sum::<u64>(), answers);
+    // Every call answered q1 and four other questions.
+    assert_eq!(c.by.iter().map(|p| p.count).sum::<u64>(), calls * 4);
+    let rows = export(&store, CountFilter::default()).await;
+    assert_eq!(rows.len() as u64, answers);
+}
+
+async fn calls_end_and_recordings_are_kept(store: Store, _url: String) {
+    let id = call(&store, "c_1", at(0), None).await;
+    let rec = store
+        .add_recording(&NewRecording {
+            call: id,
+            node: "testimony",
+            file: "recordings/stop-trafficking-mali/1.wav",
+            duration: Duration::from_millis(12_345),
+            at: at(1),
+        })
+        .await
+        .unwrap();
+    let rec2 = store
+        .add_recording(&NewRecording {
+            call: id,
+            node: "testimony",
+            file: "recordings/stop-trafficking-mali/2.wav",
+            duration: Duration::from_secs(3),
+            at: at(2),
+        })
+        .await
+        .unwrap();
+    assert_ne!(rec, rec2);
+    store
+        .end_call(
+            id,
+            &CallEnd {
+                ended_at: at(3),
+                outcome: "hangup",
+                last_node: Some("goodbye"),
+            },
+        )
+        .await
+        .unwrap();
+    // Ending it again (e.g. a late hang-up event) is allowed.
+    store
+        .end_call(
+            id,
+            &CallEnd {
+                ended_at: at(4),
+                outcome: "caller_hung_up",
+                last_node: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts(&store, CountFilter::default()).await.calls, 1);
+}
+
+async fn unknown_calls_are_refused(store: Store, _url: String) {
+    let missing: CallId = 424_242;
+    let errors = [
+        store.set_language(missing, "bm").await.unwrap_err(),
+        store
+            .store_answer(&NewAnswer {
+                call: missing,
+                question: "q1",
+                choice: "yes",
+                digit: "1",
+                at: at(0),
+                broadcast: None,
+            })
+            .await
+            .unwrap_err(),
+        store.mark_completed(missing).await.unwrap_err(),
+        store
+            .end_call(
+                missing,
+                &CallEnd {
+                    ended_at: at(0),
+                    outcome: "hangup",
+                    last_node: None,
+                },
+            )
+            .await
+            .unwrap_err(),
+        store
+            .add_recording(&NewRecording {
+                call: missing,
+                node: "n",
+                file: "f.wav",
+                duration: Duration::from_secs(1),
+                at: at(0),
+            })
+            .await
+            .unwrap_err(),
+    ];
+    for e in errors {
+        assert!(matches!(e, StoreError::UnknownCall(424_242)), "{e}");
+        assert_eq!(e.to_string(), "no call 424242 in the results store");
+    }
+    // Nothing was counted on the way.
+    assert_eq!(
+        counts(&store, CountFilter::default()).await,
+        Counts::default()
+    );
+}
+
+// ---- opening: SQLite files, URLs and servers that are not there -------------------
+
+#[tokio::test]
+async fn sqlite_open_creates_the_folder_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a").join("b").join("kuma.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.is_file());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_relative_paths_are_relative_to_the_working_folder() {
+    // Tests run in the package folder; use a unique name under target/.
+    let name = format!(
+        "target/tmp/store-test-{:016x}/kuma.db",
+        getrandom::u64().unwrap()
+    );
+    let store = Store::open(&format!("sqlite://{name}")).await.unwrap();
+    let path = std::env::current_dir().unwrap().join(&name);
+    assert!(path.is_file());
+    store.close().await;
+    if let Some(folder) = path.parent() {
+        std::fs::remove_dir_all(folder).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    let err = Store::open("mysql://kuma:hunter22@db/kuma")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported database URL `mysql://kuma:***@db/kuma`: expected sqlite://PATH or postgres://…"
+    );
+    for url in ["kuma.db", "sqlite://", "sqlite:kuma.db", ""] {
+        let err = Store::open(url).await.unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedUrl(_)), "{url}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn an_unwritable_sqlite_folder_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let read_only = dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    set_mode(&read_only, 0o555);
+
+    // Root writes through permission bits: then use a folder that cannot exist
+    // because a regular file stands where it should be.
+    let probe = read_only.join("probe");
+    let url = if std::fs::write(&probe, b"x").is_ok() {
+        std::fs::remove_file(&probe).unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"not a folder").unwrap();
+        format!("sqlite://{}/data/kuma.db", file.display())
+    } else {
+        format!("sqlite://{}/kuma.db", read_only.display())
+    };
+    let err = Store::open(&url).await.unwrap_err().to_string();
+    set_mode(&read_only, 0o755);
+    println!("{err}");
+    assert!(err.starts_with(&format!("cannot open `{url}`: ")), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_server_is_one_clear_line() {
+    // A port that was free a moment ago: nothing listens there now.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://kuma:hunter22-secret@127.0.0.1:{port}/kuma");
+    let err = Store::open(&url).await.unwrap_err().to_string();
+    println!("{err}");
+    assert_eq!(
+        err,
+        format!(
+            "cannot open `postgres://kuma:***@127.0.0.1:{port}/kuma`: connection refused \
+             (is the server running, and are the host and port right?)"
+        )
+    );
+    assert!(!err.contains("hunter22"));
+}
+
+#[tokio::test]
+async fn a_wrong_postgres_password_is_one_clear_line() {
+    let Some(admin) = postgres_admin_url("a_wrong_postgres_password_is_one_clear_line") else {
+        return;
+    };
+    // .ci/start-postgres trusts every role but this one, which must give its password.
+    let right = format!("right{:016x}", getrandom::u64().unwrap());
+    admin_execute(
+        &admin,
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kuma_auth_test') THEN \
+             CREATE ROLE kuma_auth_test LOGIN; \
+           END IF; \
+         END $$"
+            .to_string(),
+    )
+    .await;
+    admin_execute(
+        &admin,
+        format!("ALTER ROLE kuma_auth_test PASSWORD '{right}'"),
+    )
+    .await;
+
+    let wrong = "wrong-Pa55word-xyz";
+    let (_, rest) = admin.split_once("://").unwrap();
+    let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("postgres://kuma_auth_test:{wrong}@{host_and_path}");
+    match Store::open(&url).await {
+        Ok(store) => {
+            store.close().await;
+            println!("skipped the wrong-password check: the server trusts kuma_auth_test");
+        }
+        Err(err) => {
+            let err = err.to_string();
+            println!("{err}");
+            assert!(
+                err.starts_with(&format!("cannot open `{}`: ", redact_url(&url))),
+                "{err}"
+            );
+            assert!(err.contains("password authentication failed"), "{err}");
+            assert!(!err.contains(wrong), "{err}");
+            assert!(!err.contains(&right), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_postgres_database_is_one_clear_line() {
+    let Some(admin) = postgres_admin_url("a_missing_postgres_database_is_one_clear_line") else {
+        return;
+    };
+    let url = with_database(&admin, "kuma_test_does_not_exist");
+    let err = Store::open(&url).await.unwrap_err().to_string();
+    println!("{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
