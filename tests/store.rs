@@ -9,6 +9,7 @@
 //! where that is a failure.
 
 use std::future::Future;
+use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -38,7 +39,12 @@ fn postgres_admin_url(test: &str) -> Option<String> {
              (start a server with .ci/start-postgres)"
         ),
         _ => {
-            println!("skipped {test} on PostgreSQL: {POSTGRES_ENV} is not set");
+            // Straight to stderr: the test harness does not capture that, so the
+            // skip shows in every run, not only with --nocapture.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped {test} on PostgreSQL: {POSTGRES_ENV} is not set"
+            );
             None
         }
     }
@@ -144,6 +150,7 @@ on_both_backends!(
     completed_is_counted_once,
     export_streams_pseudonymous_rows_in_order,
     concurrent_writers_lose_nothing,
+    two_stores_on_one_database_write_side_by_side,
     calls_end_and_recordings_are_kept,
     unknown_calls_are_refused,
 );
@@ -772,6 +779,52 @@ async fn concurrent_writers_lose_nothing(store: Store, _url: String) {
     assert_eq!(c.by.iter().map(|p| p.count).sum::<u64>(), calls * 4);
     let rows = export(&store, CountFilter::default()).await;
     assert_eq!(rows.len() as u64, answers);
+}
+
+/// Two stores on one database, as two processes would have (say `kuma serve` and a
+/// `kuma call` simulation): their write transactions wait for each other
+/// (SQLite: `BEGIN IMMEDIATE` and `busy_timeout`) instead of failing.
+async fn two_stores_on_one_database_write_side_by_side(store: Store, url: String) {
+    const TASKS_PER_STORE: usize = 3;
+    const CALLS_PER_TASK: usize = 25;
+    let other = Store::open(&url).await.unwrap();
+    let mut tasks = Vec::new();
+    for (s, store) in [store.clone(), other.clone()].into_iter().enumerate() {
+        for t in 0..TASKS_PER_STORE {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for c in 0..CALLS_PER_TASK {
+                    let id = call(&store, &format!("c_{s}_{t}_{c}"), at(c as i64), None).await;
+                    answer(&store, id, "q1", ["yes", "no"][c % 2], at(c as i64), None).await;
+                    answer(&store, id, "q2", ["no", "yes"][t % 2], at(c as i64), None).await;
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let calls = (2 * TASKS_PER_STORE * CALLS_PER_TASK) as u64;
+    let c = counts(
+        &store,
+        CountFilter {
+            by: Some("q2"),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(c.calls, calls);
+    assert_eq!(c.answers.iter().map(|a| a.count).sum::<u64>(), 2 * calls);
+    assert_eq!(c.by.iter().map(|p| p.count).sum::<u64>(), calls);
+    assert_eq!(
+        other
+            .counts(CAMPAIGN, &CountFilter::default())
+            .await
+            .unwrap()
+            .calls,
+        calls
+    );
+    other.close().await;
 }
 
 async fn calls_end_and_recordings_are_kept(store: Store, _url: String) {

@@ -4,7 +4,8 @@
 //! run) and PostgreSQL (for a station that already runs one, or several servers
 //! sharing results). Both run the *same* SQL text (`sql.rs`, `$N` placeholders,
 //! which SQLite accepts too); only the tables' DDL (`migrations/sqlite`,
-//! `migrations/postgres`) and the way a write transaction begins differ.
+//! `migrations/postgres`), the way a write transaction begins and one row lock
+//! that only PostgreSQL needs differ.
 //!
 //! Results are counted when answers are written, not when they are read: each write
 //! updates counter tables in the same transaction as the row it writes, so

@@ -11,6 +11,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -145,7 +146,10 @@ fn create_secret(data_dir: &Path, path: &Path) -> Result<Vec<u8>, StoreError> {
         .map_err(|e| StoreError::Secret(format!("cannot draw a random secret: {e}")))?;
     std::fs::create_dir_all(data_dir).map_err(file_error)?;
 
-    let tmp = data_dir.join(format!(".secret.{}.tmp", std::process::id()));
+    // Unique per process and per attempt, so concurrent makers never share one.
+    static ATTEMPT: AtomicU64 = AtomicU64::new(0);
+    let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
+    let tmp = data_dir.join(format!(".secret.{}.{attempt}.tmp", std::process::id()));
     let written = write_private(&tmp, format!("{}\n", hex::encode(&secret)).as_bytes());
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -300,6 +304,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+    }
+
+    #[test]
+    fn concurrent_makers_agree_on_one_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let secrets: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let makers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| secret_from(None, &data).unwrap()))
+                .collect();
+            makers.into_iter().map(|m| m.join().unwrap()).collect()
+        });
+        assert!(secrets.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1);
     }
 
     #[test]
