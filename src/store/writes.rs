@@ -98,6 +98,11 @@ impl Store {
                 }
             }
 
+            // Every writer touches counter rows in one global order (by choice),
+            // so two calls replacing answers in opposite directions (yes -> no,
+            // no -> yes) cannot deadlock on PostgreSQL.
+            changes.sort();
+
             sqlx::query(sql::SAVE_ANSWER)
                 .bind(a.call)
                 .bind(&campaign)
