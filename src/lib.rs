@@ -12,6 +12,7 @@
 //! - [`cli`] is the `kuma` command; each channel (the terminal today, SIP and the
 //!   voice providers' webhooks later) is a thin adapter around the flow engine.
 
+pub mod audio;
 pub mod campaign;
 pub mod cli;
 pub mod flow;

@@ -569,3 +569,37 @@ fn the_same_commands_work_on_postgresql() {
     );
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }
+
+#[test]
+fn audio_dtmf_prints_the_keys_heard_as_tones() {
+    use kuma::audio::dtmf::generate::{silence, tone};
+    let k = Kuma::sqlite();
+    let mut pcm = silence(300, 8000);
+    for key in ['1', '9', '#', '*', '0'] {
+        pcm.extend(tone(key, 80, -12.0, -12.0, 0.0, 8000).unwrap());
+        pcm.extend(silence(100, 8000));
+    }
+    // As a WAV at 8 kHz, and as headerless µ-law.
+    let wav = k.dir.path().join("keys.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for s in &pcm {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+    let out = k.ok(&["audio", "dtmf", wav.to_str().unwrap()]);
+    let keys: Vec<&str> = out.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    assert_eq!(keys, ["1", "9", "#", "*", "0"], "{out}");
+    assert!(out.starts_with("0.3"), "start times in seconds: {out}");
+    let raw = k.dir.path().join("keys.ulaw");
+    std::fs::write(&raw, kuma::audio::g711::ulaw_encode(&pcm)).unwrap();
+    let out = k.ok(&["audio", "dtmf", raw.to_str().unwrap(), "--raw-ulaw"]);
+    assert_eq!(out.lines().count(), 5, "{out}");
+    let bad = k.run(&["audio", "dtmf", "/nonexistent.wav"]);
+    fails_with(&bad, "/nonexistent.wav");
+}

@@ -46,7 +46,21 @@ pub fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                     None => Utc::now(),
                 };
                 print!("{}", summary(c, now));
-                good += 1;
+                // Every recording through the prompt pipeline: each file's problems
+                // with its path; an unusable recording makes the campaign bad.
+                let (audio_line, audio_problems) = super::audio::check_campaign(env, c);
+                println!("{audio_line}");
+                for p in &audio_problems {
+                    eprintln!("{p}");
+                }
+                if audio_problems
+                    .iter()
+                    .any(|p| p.severity == crate::audio::Severity::Error)
+                {
+                    bad += 1;
+                } else {
+                    good += 1;
+                }
             }
             _ => {
                 println!(

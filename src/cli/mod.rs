@@ -4,6 +4,7 @@
 //! helpers here, so `--campaigns`, `--database` and `--data` mean the same
 //! everywhere, before or after the subcommand's name.
 
+mod audio;
 mod call;
 mod check;
 mod results;
@@ -67,6 +68,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Poll results of a campaign: table, JSON or CSV.
     Results(results::Args),
+    /// Prepare recordings as telephone audio (with a per-file report), or export a prompt.
+    Audio(audio::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -120,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call(a) => call::run(&env, a).await,
         Command::Simulate(a) => simulate::run(&env, a).await,
         Command::Results(a) => results::run(&env, a).await,
+        Command::Audio(a) => audio::run(&env, a),
     }
 }
 

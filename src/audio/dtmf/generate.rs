@@ -1,0 +1,306 @@
+//! Test signals for the DTMF detector: key tones, silence, white noise, music-like
+//! signals and a mixer, all deterministic (seeded) so that tests and benches hear the
+//! same audio every run.
+//!
+//! Levels are in dBm0 with the G.711 µ-law convention: a full-scale 16-bit sine
+//! (amplitude 32 768) is +3.14 dBm0, so a 0 dBm0 sine has a peak of
+//! [`DBM0_PEAK`] ≈ 22 827 and an RMS of ≈ 16 141. Samples are clipped (saturated) to
+//! the 16-bit range, as a real channel would.
+
+use std::f64::consts::TAU;
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+/// The sample rate kuma's telephony audio runs at.
+pub const SAMPLE_RATE: u32 = 8000;
+
+/// Peak amplitude of a 0 dBm0 sine in 16-bit linear (µ-law: full scale is +3.14 dBm0).
+pub const DBM0_PEAK: f64 = 22_827.0;
+
+/// The low (row) group, Hz: ITU-T Q.23.
+pub const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+/// The high (column) group, Hz: ITU-T Q.23.
+pub const COLUMNS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+/// The keypad, row by row, as in [`ROWS`] × [`COLUMNS`].
+pub const KEYPAD: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
+/// Every key, in the order the test tape plays them.
+pub const ALL_KEYS: &str = "123A456B789C*0#D";
+
+/// The (low, high) frequency pair of a key, or `None` for a character that is no key.
+pub fn frequencies(key: char) -> Option<(f64, f64)> {
+    let key = key.to_ascii_uppercase();
+    KEYPAD.iter().enumerate().find_map(|(row, keys)| {
+        let col = keys.iter().position(|&k| k == key)?;
+        Some((ROWS[row], COLUMNS[col]))
+    })
+}
+
+/// Peak amplitude of a sine at `level_dbm0`.
+pub fn amplitude(level_dbm0: f64) -> f64 {
+    DBM0_PEAK * 10f64.powf(level_dbm0 / 20.0)
+}
+
+/// The number of samples in `duration_ms` at `sample_rate`.
+pub fn samples_for(duration_ms: u32, sample_rate: u32) -> usize {
+    (u64::from(duration_ms) * u64::from(sample_rate) / 1000) as usize
+}
+
+fn to_i16(x: f64) -> i16 {
+    x.round().clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+}
+
+/// The tone of `key`: its low tone at `level_low_dbm0`, its high tone at
+/// `level_high_dbm0`, both frequencies moved by `freq_offset_pct` percent (a
+/// sample-clock error moves both alike). `None` for a character that is no key.
+pub fn tone(
+    key: char,
+    duration_ms: u32,
+    level_low_dbm0: f64,
+    level_high_dbm0: f64,
+    freq_offset_pct: f64,
+    sample_rate: u32,
+) -> Option<Vec<i16>> {
+    let (low, high) = frequencies(key)?;
+    let scale = 1.0 + freq_offset_pct / 100.0;
+    Some(dual_tone(
+        low * scale,
+        high * scale,
+        duration_ms,
+        level_low_dbm0,
+        level_high_dbm0,
+        sample_rate,
+    ))
+}
+
+/// Two sines added, starting in phase: the general form of [`tone`], for tones that
+/// are off-frequency one at a time (the Mitel bandwidth test).
+pub fn dual_tone(
+    freq_low: f64,
+    freq_high: f64,
+    duration_ms: u32,
+    level_low_dbm0: f64,
+    level_high_dbm0: f64,
+    sample_rate: u32,
+) -> Vec<i16> {
+    let (a, b) = (amplitude(level_low_dbm0), amplitude(level_high_dbm0));
+    let rate = f64::from(sample_rate.max(1));
+    (0..samples_for(duration_ms, sample_rate))
+        .map(|n| {
+            let t = n as f64 / rate;
+            to_i16(a * (TAU * freq_low * t).sin() + b * (TAU * freq_high * t).sin())
+        })
+        .collect()
+}
+
+/// One sine at `level_dbm0`.
+pub fn sine(freq: f64, duration_ms: u32, level_dbm0: f64, sample_rate: u32) -> Vec<i16> {
+    let a = amplitude(level_dbm0);
+    let rate = f64::from(sample_rate.max(1));
+    (0..samples_for(duration_ms, sample_rate))
+        .map(|n| to_i16(a * (TAU * freq * n as f64 / rate).sin()))
+        .collect()
+}
+
+/// Digital silence.
+pub fn silence(duration_ms: u32, sample_rate: u32) -> Vec<i16> {
+    vec![0; samples_for(duration_ms, sample_rate)]
+}
+
+/// Gaussian white noise whose power is `level_dbm0` (the power of a sine at that
+/// level), from a seeded generator: the same seed gives the same noise.
+pub fn white_noise(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u32) -> Vec<i16> {
+    let rms = amplitude(level_dbm0) / std::f64::consts::SQRT_2;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    (0..samples_for(duration_ms, sample_rate))
+        .map(|_| {
+            // Box–Muller: two uniforms in (0, 1] and [0, 1) give one normal deviate.
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            to_i16(rms * (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos())
+        })
+        .collect()
+}
+
+/// A linear sweep from `from_hz` to `to_hz` at `level_dbm0`: sweeping through the
+/// DTMF band is a classic way to fool a detector.
+pub fn sweep(
+    from_hz: f64,
+    to_hz: f64,
+    duration_ms: u32,
+    level_dbm0: f64,
+    sample_rate: u32,
+) -> Vec<i16> {
+    let a = amplitude(level_dbm0);
+    let rate = f64::from(sample_rate.max(1));
+    let len = samples_for(duration_ms, sample_rate);
+    let span = len.max(1) as f64 / rate;
+    let mut phase = 0.0f64;
+    (0..len)
+        .map(|n| {
+            let t = n as f64 / rate;
+            let freq = from_hz + (to_hz - from_hz) * t / span;
+            phase = (phase + TAU * freq / rate) % TAU;
+            to_i16(a * phase.sin())
+        })
+        .collect()
+}
+
+/// One note of a music-like signal: a fundamental and `harmonics` overtones falling
+/// off 6 dB per octave, with a short attack and a decay, like a plucked string or a
+/// reed. `level_dbm0` is the fundamental's level.
+pub fn note(
+    freq: f64,
+    harmonics: u32,
+    duration_ms: u32,
+    level_dbm0: f64,
+    sample_rate: u32,
+) -> Vec<i16> {
+    let a = amplitude(level_dbm0);
+    let rate = f64::from(sample_rate.max(1));
+    let len = samples_for(duration_ms, sample_rate);
+    let attack = (rate * 0.01).max(1.0);
+    (0..len)
+        .map(|n| {
+            let t = n as f64 / rate;
+            let envelope =
+                (n as f64 / attack).min(1.0) * (-3.0 * n as f64 / len.max(1) as f64).exp();
+            let mut x = 0.0;
+            for h in 1..=harmonics + 1 {
+                let f = freq * f64::from(h);
+                if f < rate / 2.0 {
+                    x += (TAU * f * t).sin() / f64::from(h);
+                }
+            }
+            to_i16(a * envelope * x)
+        })
+        .collect()
+}
+
+/// Several notes sounding together (a chord), each at `level_dbm0`.
+pub fn chord(
+    freqs: &[f64],
+    harmonics: u32,
+    duration_ms: u32,
+    level_dbm0: f64,
+    sample_rate: u32,
+) -> Vec<i16> {
+    freqs.iter().fold(Vec::new(), |acc, &f| {
+        mix(
+            &acc,
+            &note(f, harmonics, duration_ms, level_dbm0, sample_rate),
+        )
+    })
+}
+
+/// A seeded random melody with chords: notes of an equal-tempered scale between
+/// about 200 Hz and 1.7 kHz (so their fundamentals and overtones wander over the
+/// DTMF frequencies), 80–400 ms each, a third of them doubled by a chord.
+pub fn music(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u32) -> Vec<i16> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let total = samples_for(duration_ms, sample_rate);
+    let mut out = Vec::with_capacity(total);
+    while out.len() < total {
+        let semitone: i32 = rng.random_range(-20..=24);
+        let freq = 440.0 * 2f64.powf(f64::from(semitone) / 12.0);
+        let ms: u32 = rng.random_range(80..=400);
+        let harmonics: u32 = rng.random_range(0..=6);
+        let mut piece = if rng.random_range(0..3) == 0 {
+            // A major or minor triad on that root.
+            let third = if rng.random::<bool>() { 4.0 } else { 3.0 };
+            let freqs = [
+                freq,
+                freq * 2f64.powf(third / 12.0),
+                freq * 2f64.powf(7.0 / 12.0),
+            ];
+            chord(&freqs, harmonics, ms, level_dbm0 - 4.0, sample_rate)
+        } else {
+            note(freq, harmonics, ms, level_dbm0, sample_rate)
+        };
+        piece.truncate(total - out.len());
+        out.extend_from_slice(&piece);
+    }
+    out
+}
+
+/// `a` and `b` added sample by sample, saturating; the result is as long as the
+/// longer of the two (the shorter one is padded with silence).
+pub fn mix(a: &[i16], b: &[i16]) -> Vec<i16> {
+    (0..a.len().max(b.len()))
+        .map(|i| {
+            let x = a.get(i).copied().unwrap_or(0);
+            let y = b.get(i).copied().unwrap_or(0);
+            x.saturating_add(y)
+        })
+        .collect()
+}
+
+/// `samples` played `factor` times faster (pitch and formants move with it), by
+/// linear interpolation: more talk-off material out of one recording.
+pub fn speed(samples: &[i16], factor: f64) -> Vec<i16> {
+    if samples.is_empty() || factor.is_nan() || factor <= 0.0 {
+        return Vec::new();
+    }
+    let len = ((samples.len() - 1) as f64 / factor) as usize + 1;
+    (0..len)
+        .map(|i| {
+            let t = i as f64 * factor;
+            let k = t as usize;
+            let frac = t - k as f64;
+            let a = f64::from(samples.get(k).copied().unwrap_or(0));
+            let b = f64::from(samples.get(k + 1).copied().unwrap_or(0));
+            to_i16(a + (b - a) * frac)
+        })
+        .collect()
+}
+
+/// `samples` scaled by `gain_db`, saturating.
+pub fn gain(samples: &[i16], gain_db: f64) -> Vec<i16> {
+    let g = 10f64.powf(gain_db / 20.0);
+    samples.iter().map(|&x| to_i16(f64::from(x) * g)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rms(x: &[i16]) -> f64 {
+        (x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt()
+    }
+
+    #[test]
+    fn every_key_has_its_pair_and_others_none() {
+        assert_eq!(frequencies('1'), Some((697.0, 1209.0)));
+        assert_eq!(frequencies('0'), Some((941.0, 1336.0)));
+        assert_eq!(frequencies('d'), Some((941.0, 1633.0)));
+        assert_eq!(frequencies('x'), None);
+        assert!(tone('x', 40, 0.0, 0.0, 0.0, SAMPLE_RATE).is_none());
+        assert_eq!(ALL_KEYS.chars().filter_map(frequencies).count(), 16);
+    }
+
+    #[test]
+    fn levels_follow_the_mu_law_convention() {
+        let s = sine(1000.0, 1000, 0.0, SAMPLE_RATE);
+        assert_eq!(s.len(), 8000);
+        assert!((rms(&s) - DBM0_PEAK / 2f64.sqrt()).abs() < 20.0);
+        let n = white_noise(1000, -20.0, 7, SAMPLE_RATE);
+        let want = amplitude(-20.0) / 2f64.sqrt();
+        assert!((rms(&n) / want - 1.0).abs() < 0.03, "{} vs {want}", rms(&n));
+        assert_eq!(n, white_noise(1000, -20.0, 7, SAMPLE_RATE));
+    }
+
+    #[test]
+    fn mixing_saturates_and_pads() {
+        assert_eq!(mix(&[i16::MAX, 1], &[10]), vec![i16::MAX, 1]);
+        assert_eq!(gain(&[1000, -1000], -6.0206), vec![500, -500]);
+        assert_eq!(music(500, -20.0, 1, SAMPLE_RATE).len(), 4000);
+        assert_eq!(speed(&[0, 100, 200], 2.0), vec![0, 200]);
+        assert_eq!(speed(&[0, 100], 0.5), vec![0, 50, 100]);
+        assert!(speed(&[], 1.0).is_empty() && speed(&[1], f64::NAN).is_empty());
+    }
+}

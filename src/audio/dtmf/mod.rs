@@ -1,0 +1,674 @@
+//! DTMF detection in the caller's audio (ITU-T Q.23 tones, Q.24 receiver figures).
+//!
+//! Some GSM gateways send keypad keys as in-band tones instead of RFC 4733 events, so
+//! kuma listens for them in the 8 kHz audio. [`DtmfDetector`] is sans-IO: it is fed
+//! 16-bit linear samples in frames of any length (kuma's are 20 or 30 ms) and appends
+//! a [`KeyEvent`] once per key press. It has no clock: time is the count of samples
+//! it was given. [`generate`] makes test signals and [`tape`] the test tape.
+//!
+//! # Blocks
+//!
+//! A Goertzel filter for each of the eight Q.23 frequencies (697, 770, 852, 941 Hz in
+//! the low group or rows, 1209, 1336, 1477, 1633 Hz in the high group or columns),
+//! and for the columns' second harmonics, runs over blocks of [`BLOCK`] = 102 samples
+//! (12.75 ms), the block spandsp's `dtmf_rx` and Asterisk's `dtmf_detect` use:
+//!
+//! - two whole blocks fit inside the shortest tone that must be heard, 40 ms = 320
+//!   samples, wherever it starts (2 × 102 + 101 = 305 ≤ 320), and two whole blocks
+//!   of silence inside the shortest gap, 50 ms = 400 samples. A block of up to 106
+//!   would still fit, but with no room left for a tone a channel shortens a little;
+//! - its bins are 8000 / 102 = 78 Hz apart, close to the 73 Hz between the two
+//!   nearest tones (697 and 770 Hz): each tone falls near a null of its neighbours'
+//!   bins (−22 dB).
+//!
+//! # One block
+//!
+//! Each block is judged alone, as spandsp does; the thresholds are spandsp's unless
+//! said otherwise, and the [constants](NORMAL_TWIST_DB) say where each comes from:
+//!
+//! 1. **Level**: the strongest row and the strongest column tone must each be above
+//!    [`MIN_LEVEL_DBM0`] (−42 dBm0, 6 dB under the −36 dBm0 Q.24 asks for).
+//! 2. **Twist**: the column tone may be up to [`NORMAL_TWIST_DB`] weaker than the row
+//!    tone ("normal" twist, as a long line makes it) and up to [`REVERSE_TWIST_DB`]
+//!    stronger ("reverse" twist); Q.24 asks for 8 and 4 dB.
+//! 3. **Relative peak**: every other frequency of each group must be
+//!    [`RELATIVE_PEAK_DB`] under the key's: speech and music spread over several.
+//! 4. **Purity**: the two tones must carry [`TONE_TO_TOTAL_DB`] of the block's energy.
+//! 5. **Second harmonic**: twice the column frequency must stay
+//!    [`SECOND_HARMONIC_DB`] under it: voices and instruments have harmonics, a
+//!    keypad none. (Twice a row frequency falls within a bin of some column, 1394 Hz
+//!    next to 1336 Hz, so the rows' harmonics cannot be checked this way.)
+//!
+//! With a rectangular window each bin also hears the other group's tone, about
+//! −21 dB down for 941 Hz in the 1209 Hz bin, which moves a tone's power by ±0.8 dB
+//! with the phases, the twist by twice that, and can fill a neighbouring bin enough to
+//! fail the relative peak under twist. So the two tones are first separated: the
+//! leakage of each nominal frequency into each bin is known, and the key's two bins
+//! are a 2×2 linear system in the two tones' complex amplitudes (`Pair`); the other
+//! bins are judged once the two tones' leakage is taken out of them.
+//!
+//! # Two blocks
+//!
+//! A key is reported when **two consecutive blocks** agree on it and the pair passes
+//! three more checks:
+//!
+//! - **Frequency**: both tones within [`MAX_FREQ_OFFSET_PCT`] (2.5 %) of nominal.
+//!   The bins cannot tell 1.5 % (to accept) from 3.5 % (to reject): at 697 Hz the
+//!   two are 14 Hz apart in a 78 Hz bin, and spandsp in fact accepts 3.5 % on some
+//!   tones. So each block's Goertzel runs as two halves of 51 samples, which give the
+//!   spectrum of 102-sample windows every 51 samples; a tone's phase advances by
+//!   2π·f·51/8000 per hop, which measures f to about 0.1 %: unambiguously up to
+//!   ±78 Hz over hops of 51, finely over the hop of 102.
+//! - **Not an octave** ([`OCTAVE_PCT`]): a column tone at exactly twice the row
+//!   tone is a note and its harmonic, which equal-tempered music puts within
+//!   tolerance of key C.
+//! - **Twist, exactly**, now that the frequencies are known (a tone 1.5 % off reads
+//!   up to 1.5 dB low in its bin, so the single-block twist check allows that much
+//!   more), and **steadiness** ([`STEADY_DB`]): both blocks hear the key nearly as
+//!   well as the window between them, so a tone must fill most of two blocks,
+//!   about 22 ms: 20 ms tones are not heard, 40 ms tones always are.
+//!
+//! Once reported, a key is held while blocks keep hearing it; spandsp's rule (act only
+//! on two blocks in a row that differ from the key held) rides over one odd block,
+//! and a new press needs two blocks without the key, which a 50 ms gap always holds.
+//!
+//! # Levels
+//!
+//! dBm0 follow the G.711 µ-law convention: a full-scale 16-bit sine is +3.14 dBm0, so
+//! a 0 dBm0 sine has a peak of 22 827 ([`generate::DBM0_PEAK`]). Two tones at 0 dBm0
+//! each clip in 16 bits; they are still heard.
+//!
+//! # Figures
+//!
+//! `tests.rs` checks each Q.24 figure with its margin on a generated tape in the
+//! spirit of the Mitel CM7291 one: ±1.5 % heard and ±3.5 % rejected (the edge lies
+//! between 2.2 and 2.8 %); twist 8 dB normal and 4 dB reverse heard, even with the
+//! weaker tone 1.5 % off (every key is heard to 8.5 and 4.5 dB, none from 10 and
+//! 5.5 dB); −36 to 0 dBm0 heard (down to −41 dBm0); 40 ms tones with 50 ms gaps each
+//! heard once; 20 ms tones ignored (24 ms sometimes heard, 34 ms always); 15 dB S/N
+//! white noise (all heard down to 9 dB); keys over a prompt or music; and no key
+//! on speech (the campaign's French prompts), music, sweeps or noise.
+
+pub mod generate;
+pub mod tape;
+
+#[cfg(test)]
+mod tests;
+
+/// Samples per Goertzel block (12.75 ms at 8 kHz); see the module doc for why.
+pub const BLOCK: usize = 102;
+const HALF: usize = BLOCK / 2;
+/// The sample rate the detector expects.
+pub const SAMPLE_RATE: u32 = 8000;
+
+/// Each tone must be at least this loud, dBm0 (spandsp: −42 dBm0; Q.24 asks that
+/// −36 dBm0 be heard, some administrations that −45 or −55 dBm0 be ignored).
+pub const MIN_LEVEL_DBM0: f32 = -42.0;
+/// How much weaker the column tone may be than the row tone, dB. Q.24 asks for
+/// 8 dB; 1 dB more keeps every key heard at 8 dB wherever the tone falls in the
+/// blocks (measured twist still varies by a few tenths of a dB).
+pub const NORMAL_TWIST_DB: f32 = 9.0;
+/// How much stronger the column tone may be than the row tone, dB (Q.24: 4 dB; 1 dB
+/// more, as for [`NORMAL_TWIST_DB`]).
+pub const REVERSE_TWIST_DB: f32 = 5.0;
+/// How far every other frequency of a group must stay under the key's, dB (spandsp
+/// and Asterisk: 8 dB).
+pub const RELATIVE_PEAK_DB: f32 = 8.0;
+/// The share of the block's energy the two tones must carry, dB. spandsp demands
+/// −0.85 dB; a key whose tones are both 1.5 % off loses 0.9 dB in the bins, and
+/// 15 dB S/N noise another 0.13 dB, so this detector allows −1.5 dB, which speech
+/// (its energy spread far outside two 78 Hz bins) still fails by a wide margin.
+pub const TONE_TO_TOTAL_DB: f32 = -1.5;
+/// How far the second harmonic of the column tone must stay under it, dB.
+pub const SECOND_HARMONIC_DB: f32 = 10.0;
+/// The largest frequency error accepted, percent: halfway between the 1.5 % that
+/// must be accepted and the 3.5 % that must be rejected.
+pub const MAX_FREQ_OFFSET_PCT: f32 = 2.5;
+/// How close to an exact octave (2:1) the two tones may not be, percent. No key's
+/// pair comes nearer to 2:1 than 1.2 % even when both are 1.5 % off (1336/697 is
+/// 1.917, 1477/697 is 2.119), but a note and its second harmonic are exactly 2:1,
+/// and G♯5/G♯6 (830.6 and 1661.2 Hz) are within 2.5 % of key C's 852 and 1633 Hz.
+pub const OCTAVE_PCT: f32 = 0.5;
+/// How much weaker either of the two agreeing blocks may hear the key than the
+/// strongest of the three windows over them (first block, middle, second block), dB.
+/// A tone that fills only 84 % of a block is 1.5 dB down in it, so a key must sound
+/// for about 22 ms to fill two blocks that much; a 20 ms tone (160 samples) cannot.
+pub const STEADY_DB: f32 = 1.5;
+
+const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
+const COLUMNS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+const KEYPAD: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
+/// Goertzel filters: the 4 rows, the 4 columns, then the columns' second harmonics.
+const TONES: usize = 12;
+/// The fundamentals among them.
+const KEY_TONES: usize = 8;
+
+/// A key pressed, reported once per press.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyEvent {
+    /// `0`–`9`, `*`, `#` or `A`–`D`.
+    pub key: char,
+    /// Where the tone was first heard, in samples since the detector was created or
+    /// reset: within a block (12.75 ms) of where it really started.
+    pub start_sample: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Complex {
+    re: f32,
+    im: f32,
+}
+
+impl Complex {
+    fn polar(angle: f64) -> Self {
+        Self {
+            re: angle.cos() as f32,
+            im: angle.sin() as f32,
+        }
+    }
+    fn add(self, o: Self) -> Self {
+        Self {
+            re: self.re + o.re,
+            im: self.im + o.im,
+        }
+    }
+    fn sub(self, o: Self) -> Self {
+        Self {
+            re: self.re - o.re,
+            im: self.im - o.im,
+        }
+    }
+    fn mul(self, o: Self) -> Self {
+        Self {
+            re: self.re * o.re - self.im * o.im,
+            im: self.re * o.im + self.im * o.re,
+        }
+    }
+    fn conj(self) -> Self {
+        Self {
+            re: self.re,
+            im: -self.im,
+        }
+    }
+    fn scale(self, k: f32) -> Self {
+        Self {
+            re: self.re * k,
+            im: self.im * k,
+        }
+    }
+    fn norm(self) -> f32 {
+        self.re * self.re + self.im * self.im
+    }
+    fn arg(self) -> f32 {
+        self.im.atan2(self.re)
+    }
+}
+
+fn omega(hz: f32) -> f64 {
+    std::f64::consts::TAU * f64::from(hz) / f64::from(SAMPLE_RATE)
+}
+
+/// How a tone `theta` rad/sample away from a bin shows in it, relative to a tone at
+/// the bin's centre: Σ e^{jθn} over the block, divided by the block length.
+fn leakage(theta: f64) -> Complex {
+    let n = BLOCK as f64;
+    let den = (theta / 2.0).sin();
+    if den.abs() < 1e-12 {
+        return Complex { re: 1.0, im: 0.0 };
+    }
+    let mag = (n * theta / 2.0).sin() / (n * den);
+    let phase = theta * (n - 1.0) / 2.0;
+    Complex {
+        re: (mag * phase.cos()) as f32,
+        im: (mag * phase.sin()) as f32,
+    }
+}
+
+/// The two tones of a key, separated. Each of the row and column bins also hears
+/// the other tone: the rectangular window leaks about −21 dB from 941 Hz into the
+/// 1209 Hz bin, which moves their powers by up to ±0.8 dB from block to block with
+/// the tones' phases, and twice that in the twist. Knowing both frequencies, the
+/// two bins are a 2×2 linear system in the tones' complex amplitudes.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    /// `m[bin][tone]`: how the row (0) and column (1) tones show in the row and
+    /// column bins.
+    m: [[Complex; 2]; 2],
+    /// 1/det(m), or zero when the system is singular.
+    inv_det: Complex,
+}
+
+impl Pair {
+    /// `row_hz` and `col_hz` are the tones, `row` and `col` their bins.
+    fn new(row_hz: f32, col_hz: f32, row: usize, col: usize) -> Self {
+        let leak = |tone: f32, bin: f32| leakage(omega(tone) - omega(bin));
+        let (rb, cb) = (ROWS[row], COLUMNS[col]);
+        let m = [
+            [leak(row_hz, rb), leak(col_hz, rb)],
+            [leak(row_hz, cb), leak(col_hz, cb)],
+        ];
+        let det = m[0][0].mul(m[1][1]).sub(m[0][1].mul(m[1][0]));
+        let n = det.norm();
+        let inv_det = if n < 1e-6 {
+            Complex::default()
+        } else {
+            det.conj().scale(1.0 / n)
+        };
+        Self { m, inv_det }
+    }
+
+    /// The row and column tones' complex amplitudes, from their bins, in units of a
+    /// lone tone at a bin's centre.
+    fn amplitudes(&self, row_bin: Complex, col_bin: Complex) -> (Complex, Complex) {
+        let m = &self.m;
+        let row = row_bin
+            .mul(m[1][1])
+            .sub(col_bin.mul(m[0][1]))
+            .mul(self.inv_det);
+        let col = col_bin
+            .mul(m[0][0])
+            .sub(row_bin.mul(m[1][0]))
+            .mul(self.inv_det);
+        (row, col)
+    }
+}
+
+/// Per-filter constants, computed once.
+#[derive(Debug, Clone)]
+struct Filters {
+    freq: [f32; TONES],
+    /// 2·cos(ω): the Goertzel recursion.
+    coef: [f32; TONES],
+    /// e^{−jω}: turns the last two states into the DFT.
+    back: [Complex; TONES],
+    /// e^{−jω(HALF−1)}: references a half block's DFT to its first sample.
+    half_ref: [Complex; TONES],
+    /// e^{−jω·HALF}: moves a DFT one half block later.
+    hop: [Complex; TONES],
+    /// `leak[tone][bin]`: how each nominal key frequency shows in each key bin.
+    leak: [[Complex; KEY_TONES]; KEY_TONES],
+    /// Every key's pair on nominal frequencies, `[row][col]`.
+    pairs: [[Pair; 4]; 4],
+}
+
+impl Filters {
+    fn new() -> Self {
+        let freq: [f32; TONES] = std::array::from_fn(|i| match i {
+            0..4 => ROWS[i],
+            4..8 => COLUMNS[i - 4],
+            _ => 2.0 * COLUMNS[i - 8],
+        });
+        Self {
+            freq,
+            coef: freq.map(|f| (2.0 * omega(f).cos()) as f32),
+            back: freq.map(|f| Complex::polar(-omega(f))),
+            half_ref: freq.map(|f| Complex::polar(-omega(f) * (HALF as f64 - 1.0))),
+            hop: freq.map(|f| Complex::polar(-omega(f) * HALF as f64)),
+            leak: std::array::from_fn(|t| {
+                std::array::from_fn(|k| leakage(omega(freq[t]) - omega(freq[k])))
+            }),
+            pairs: std::array::from_fn(|r| {
+                std::array::from_fn(|c| Pair::new(ROWS[r], COLUMNS[c], r, c))
+            }),
+        }
+    }
+}
+
+fn db_to_power(db: f32) -> f32 {
+    10f32.powf(db / 10.0)
+}
+
+/// |X|² of a Goertzel bin over a whole block for a sine at `dbm0`: (a·N/2)².
+fn bin_power(dbm0: f32) -> f32 {
+    let a = generate::DBM0_PEAK as f32 * 10f32.powf(dbm0 / 20.0);
+    (a * BLOCK as f32 / 2.0).powi(2)
+}
+
+/// The decision thresholds as power ratios, computed once.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    min_power: f32,
+    normal_twist: f32,
+    reverse_twist: f32,
+    relative_peak: f32,
+    tone_to_total: f32,
+    second_harmonic: f32,
+    /// The worst loss of a tone 1.5 % off in its bin (1633 Hz: −1.45 dB).
+    scalloping: f32,
+    max_offset: f32,
+    octave: f32,
+    steady: f32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            min_power: bin_power(MIN_LEVEL_DBM0),
+            normal_twist: db_to_power(NORMAL_TWIST_DB),
+            reverse_twist: db_to_power(REVERSE_TWIST_DB),
+            relative_peak: db_to_power(RELATIVE_PEAK_DB),
+            tone_to_total: db_to_power(TONE_TO_TOTAL_DB),
+            second_harmonic: db_to_power(SECOND_HARMONIC_DB),
+            scalloping: db_to_power(1.5),
+            max_offset: MAX_FREQ_OFFSET_PCT / 100.0,
+            octave: OCTAVE_PCT / 100.0,
+            steady: db_to_power(-STEADY_DB),
+        }
+    }
+}
+
+/// The DTMF receiver: feed it audio with [`push`](Self::push), get key presses back.
+#[derive(Debug, Clone)]
+pub struct DtmfDetector {
+    filters: Filters,
+    limits: Limits,
+    /// Goertzel states s[n−1] and s[n−2] of the running half block.
+    s1: [f32; TONES],
+    s2: [f32; TONES],
+    /// Σx² over the running block.
+    energy: f32,
+    /// Samples so far in the running half block.
+    pos: usize,
+    /// Which half of the block is running (0 or 1).
+    half: usize,
+    /// Half-block DFTs: the previous block's two halves, then this block's two.
+    halves: [[Complex; TONES]; 4],
+    /// Samples given since creation or reset.
+    samples: u64,
+    /// The key being held (already reported), if any.
+    in_key: Option<char>,
+    /// What the previous block heard, as the debounce sees it.
+    last_hit: Option<char>,
+    /// Where the run of blocks hearing the current key began.
+    run_start: u64,
+    /// Per-block diagnostics for the tests.
+    #[cfg(test)]
+    trace: Option<Vec<String>>,
+}
+
+impl Default for DtmfDetector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DtmfDetector {
+    /// A detector for 8 kHz audio.
+    pub fn new() -> Self {
+        Self {
+            filters: Filters::new(),
+            limits: Limits::default(),
+            s1: [0.0; TONES],
+            s2: [0.0; TONES],
+            energy: 0.0,
+            pos: 0,
+            half: 0,
+            halves: [[Complex::default(); TONES]; 4],
+            samples: 0,
+            in_key: None,
+            last_hit: None,
+            run_start: 0,
+            #[cfg(test)]
+            trace: None,
+        }
+    }
+
+    /// Forget everything heard, as for a new call: the sample count starts again at 0.
+    pub fn reset(&mut self) {
+        self.s1 = [0.0; TONES];
+        self.s2 = [0.0; TONES];
+        self.energy = 0.0;
+        self.pos = 0;
+        self.half = 0;
+        self.halves = [[Complex::default(); TONES]; 4];
+        self.samples = 0;
+        self.in_key = None;
+        self.last_hit = None;
+        self.run_start = 0;
+    }
+
+    /// Samples given since creation or the last [`reset`](Self::reset).
+    pub fn samples_seen(&self) -> u64 {
+        self.samples
+    }
+
+    /// The key currently held down, if its press was reported and has not ended.
+    pub fn held_key(&self) -> Option<char> {
+        self.in_key
+    }
+
+    /// Feed 8 kHz mono samples, in frames of any length; the key presses confirmed
+    /// in them are appended to `out` (nothing is allocated when `out` has room).
+    pub fn push(&mut self, mut samples: &[i16], out: &mut Vec<KeyEvent>) {
+        while !samples.is_empty() {
+            let take = (HALF - self.pos).min(samples.len());
+            let (now, rest) = samples.split_at(take);
+            self.run_filters(now);
+            samples = rest;
+            self.pos += take;
+            self.samples = self.samples.saturating_add(take as u64);
+            if self.pos == HALF {
+                self.end_half(out);
+            }
+        }
+    }
+
+    /// The Goertzel recursion over part of a half block: the hot loop.
+    fn run_filters(&mut self, samples: &[i16]) {
+        let coef = self.filters.coef;
+        let (mut s1, mut s2) = (self.s1, self.s2);
+        let mut energy = 0.0f32;
+        for &x in samples {
+            let x = f32::from(x);
+            energy += x * x;
+            for k in 0..TONES {
+                let s0 = x + coef[k] * s1[k] - s2[k];
+                s2[k] = s1[k];
+                s1[k] = s0;
+            }
+        }
+        self.s1 = s1;
+        self.s2 = s2;
+        self.energy += energy;
+    }
+
+    fn end_half(&mut self, out: &mut Vec<KeyEvent>) {
+        let f = &self.filters;
+        let slot = 2 + self.half;
+        for k in 0..TONES {
+            // s[n−1] − e^{−jω}·s[n−2] is the DFT referenced to the last sample.
+            let y = Complex {
+                re: self.s1[k],
+                im: 0.0,
+            }
+            .sub(f.back[k].scale(self.s2[k]));
+            self.halves[slot][k] = y.mul(f.half_ref[k]);
+        }
+        self.s1 = [0.0; TONES];
+        self.s2 = [0.0; TONES];
+        self.pos = 0;
+        if self.half == 0 {
+            self.half = 1;
+            return;
+        }
+        self.half = 0;
+        self.end_block(out);
+        self.halves[0] = self.halves[2];
+        self.halves[1] = self.halves[3];
+        self.energy = 0.0;
+    }
+
+    /// The DFT of filter `k` over the block that starts at half-block slot `a`
+    /// (0: the previous block, 1: straddling both, 2: this block).
+    fn window(&self, k: usize, a: usize) -> Complex {
+        self.halves[a][k].add(self.halves[a + 1][k].mul(self.filters.hop[k]))
+    }
+
+    /// Which key, if any, this block alone hears: (row, column).
+    fn classify(&self) -> Option<(usize, usize)> {
+        let bins: [Complex; TONES] = std::array::from_fn(|k| self.window(k, 2));
+        let best = |from: usize| {
+            (from..from + 4).fold(from, |b, i| {
+                if bins[i].norm() > bins[b].norm() {
+                    i
+                } else {
+                    b
+                }
+            })
+        };
+        let (row, col) = (best(0), best(4) - 4);
+        let l = &self.limits;
+        // The two tones, each freed of the other's leakage.
+        let (a_row, a_col) = self.filters.pairs[row][col].amplitudes(bins[row], bins[4 + col]);
+        let (pr, pc) = (a_row.norm(), a_col.norm());
+        if pr < l.min_power || pc < l.min_power {
+            return None;
+        }
+        // The bins read a tone 1.5 % off up to 1.5 dB low; `confirm` measures the
+        // twist exactly, from the tones' frequencies.
+        if pc > pr * l.reverse_twist * l.scalloping || pc * l.normal_twist * l.scalloping < pr {
+            return None;
+        }
+        // Every other frequency, once the key's two tones' leakage is taken out.
+        let leak = &self.filters.leak;
+        for k in 0..KEY_TONES {
+            if k == row || k == 4 + col {
+                continue;
+            }
+            let rest = bins[k]
+                .sub(a_row.mul(leak[row][k]))
+                .sub(a_col.mul(leak[4 + col][k]));
+            let peak = if k < 4 { pr } else { pc };
+            if rest.norm() * l.relative_peak > peak {
+                return None;
+            }
+        }
+        // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the block.
+        if 2.0 * (pr + pc) / (BLOCK as f32) < l.tone_to_total * self.energy {
+            return None;
+        }
+        if bins[8 + col].norm() * l.second_harmonic > pc {
+            return None;
+        }
+        Some((row, col))
+    }
+
+    /// The frequency error of filter `k` over the last two blocks, as a fraction of
+    /// its nominal frequency, from the phase advance of its bin between windows.
+    fn freq_error(&self, k: usize) -> f32 {
+        let w: [Complex; 3] = std::array::from_fn(|a| self.window(k, a));
+        let hop = self.filters.hop[k];
+        // Coarse, over hops of 51 samples: unambiguous to ±fs/102 = ±78 Hz.
+        let coarse = w[1]
+            .mul(w[0].conj())
+            .add(w[2].mul(w[1].conj()))
+            .mul(hop)
+            .arg();
+        // Fine, over one hop of 102 samples, unwrapped next to twice the coarse one.
+        let fine = w[2].mul(w[0].conj()).mul(hop).mul(hop).arg();
+        let tau = std::f32::consts::TAU;
+        let fine = fine + tau * ((2.0 * coarse - fine) / tau).round();
+        fine * SAMPLE_RATE as f32 / (tau * BLOCK as f32) / self.filters.freq[k]
+    }
+
+    /// Whether the key the last two blocks heard is a real press: both tones within
+    /// [`MAX_FREQ_OFFSET_PCT`] of nominal, not an octave apart, within the twist
+    /// limits once their frequencies are known, and steady over both blocks (so that
+    /// a tone too short to fill two blocks is no key).
+    fn confirm(&self, row: usize, col: usize) -> bool {
+        let l = &self.limits;
+        let (row_error, col_error) = (self.freq_error(row), self.freq_error(4 + col));
+        if row_error.abs() > l.max_offset || col_error.abs() > l.max_offset {
+            return false;
+        }
+        let (row_hz, col_hz) = (
+            ROWS[row] * (1.0 + row_error),
+            COLUMNS[col] * (1.0 + col_error),
+        );
+        if (col_hz / row_hz / 2.0 - 1.0).abs() < l.octave {
+            return false;
+        }
+        // The windows over the first block, the middle and the second block: a tone
+        // that does not fill both blocks leaves the first or the last one short.
+        // Knowing the frequencies, the amplitudes come out as if each tone were at its
+        // bin's centre: the twist is the tones' own, whatever their offsets.
+        let pair = Pair::new(row_hz, col_hz, row, col);
+        let tones: [(f32, f32); 3] = std::array::from_fn(|a| {
+            let (r, c) = pair.amplitudes(self.window(row, a), self.window(4 + col, a));
+            (r.norm(), c.norm())
+        });
+        let (pr, pc) = (tones[0].0 + tones[2].0, tones[0].1 + tones[2].1);
+        if pc > pr * l.reverse_twist || pc * l.normal_twist < pr {
+            return false;
+        }
+        let [first, middle, last] = tones.map(|(r, c)| r + c);
+        first.min(last) >= l.steady * first.max(middle).max(last)
+    }
+
+    fn end_block(&mut self, out: &mut Vec<KeyEvent>) {
+        let heard = self.classify();
+        let hit = heard.map(|(r, c)| KEYPAD[r][c]);
+        let block_start = self.samples.saturating_sub(BLOCK as u64);
+        if hit.is_some() && hit != self.last_hit && hit != self.in_key {
+            self.run_start = block_start;
+        }
+        #[cfg(test)]
+        self.trace_block(heard);
+        // spandsp's rule: act only on two blocks in a row that differ from the key
+        // held; a key starts when both heard it, else whatever was held has ended.
+        if hit != self.in_key && self.last_hit != self.in_key {
+            let agreed = hit.is_some() && hit == self.last_hit;
+            match heard {
+                Some((r, c)) if agreed && self.confirm(r, c) => {
+                    out.push(KeyEvent {
+                        key: KEYPAD[r][c],
+                        start_sample: self.run_start,
+                    });
+                    self.in_key = hit;
+                }
+                // Two blocks agree on a key that is off-frequency or cut short: no
+                // key, but this block may pair with the next and be judged again.
+                _ if agreed => self.in_key = None,
+                _ => {
+                    self.in_key = None;
+                    self.last_hit = None;
+                    return;
+                }
+            }
+        }
+        self.last_hit = hit;
+    }
+}
+
+#[cfg(test)]
+impl DtmfDetector {
+    /// One line per block: what it heard, the power in each bin (dBm0), the
+    /// frequency errors over the pair (%), and the debounce state.
+    fn trace_block(&mut self, heard: Option<(usize, usize)>) {
+        if self.trace.is_none() {
+            return;
+        }
+        let db = |p: f32| 10.0 * (p.max(1e-9) / bin_power(0.0)).log10();
+        let bins: Vec<String> = (0..TONES)
+            .map(|k| format!("{:.0}", db(self.window(k, 2).norm())))
+            .collect();
+        let line = format!(
+            "@{} heard {:?} total {:.1} dBm0, bins [{}], errors {:?}, held {:?}, last {:?}",
+            self.samples.saturating_sub(BLOCK as u64),
+            heard.map(|(r, c)| KEYPAD[r][c]),
+            db(self.energy * BLOCK as f32 / 2.0),
+            bins.join(" "),
+            heard.map(|(r, c)| (100.0 * self.freq_error(r), 100.0 * self.freq_error(4 + c))),
+            self.in_key,
+            self.last_hit
+        );
+        if let Some(t) = self.trace.as_mut() {
+            t.push(line);
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The detector against each ITU-T Q.24 figure, with its margin, then against
+//! talk-off material. The tests print their figures: `cargo test --lib audio::dtmf
+//! -- --nocapture`. With `DTMF_TRACE=1`, a missed press prints the detector's view
+//! of every block around it.
+
+use super::generate::{self, ALL_KEYS, SAMPLE_RATE};
+use super::tape::{Tape, detect, score};
+use super::*;
+
+/// Per-block diagnostics of a fresh detector over `samples`.
+fn trace(samples: &[i16]) -> Vec<String> {
+    let mut detector = DtmfDetector::new();
+    detector.trace = Some(Vec::new());
+    let mut out = Vec::new();
+    detector.push(samples, &mut out);
+    let mut lines = detector.trace.take().unwrap_or_default();
+    lines.extend(out.iter().map(|e| format!("{e:?}")));
+    lines
+}
+
+fn trace_misses(tape: &Tape, frame: usize) {
+    if std::env::var_os("DTMF_TRACE").is_none() {
+        return;
+    }
+    let events = detect(&tape.samples, frame);
+    for &(key, start, end) in &tape.presses {
+        if !events
+            .iter()
+            .any(|e| e.start_sample + BLOCK as u64 >= start && e.start_sample < end)
+        {
+            eprintln!("missed {key} at {start}..{end}");
+            // Start on a block boundary, so the blocks are those the test saw.
+            let from = (start as usize).saturating_sub(2 * BLOCK) / BLOCK * BLOCK;
+            let to = (end as usize + 2 * BLOCK).min(tape.samples.len());
+            for line in trace(&tape.samples[from..to]) {
+                eprintln!("  {line}");
+            }
+        }
+    }
+}
+
+/// Every press heard once and nothing else, whatever the frame length.
+fn assert_all_heard(name: &str, tape: &Tape) {
+    for frame in [160, 240, 1, 77, 1000] {
+        let s = score(tape, frame);
+        if frame == 160 {
+            eprintln!("dtmf {name}: {s}");
+        }
+        if !s.is_perfect() {
+            trace_misses(tape, frame);
+        }
+        assert!(s.is_perfect(), "{name}, frames of {frame}: {s}");
+    }
+}
+
+/// No report at all.
+fn assert_none_heard(name: &str, samples: &[i16]) {
+    let events = detect(samples, 160);
+    eprintln!("dtmf {name}: {} key(s) reported", events.len());
+    assert!(events.is_empty(), "{name}: {events:?}");
+}
+
+/// Whether a single press on an otherwise silent line is heard, wherever it starts
+/// in the detector's blocks (four starts a quarter block apart).
+fn heard_at_every_start(
+    key: char,
+    ms: u32,
+    low: f64,
+    high: f64,
+    low_pct: f64,
+    high_pct: f64,
+) -> (bool, bool) {
+    let results: Vec<bool> = (0..4)
+        .map(|i| {
+            let mut tape = Tape::default();
+            tape.gap_samples(i * BLOCK / 4)
+                .key_off(key, ms, low, high, low_pct, high_pct)
+                .gap(60);
+            score(&tape, 160).heard == 1
+        })
+        .collect();
+    (results.iter().all(|&h| h), results.iter().any(|&h| h))
+}
+
+#[test]
+fn decode_check_every_key_ten_times() {
+    // Mitel test 2: every key ten times, 50 ms on and 50 ms off, about 7 dB under clip.
+    let mut tape = Tape::default();
+    tape.gap(20).all_keys(10, 50, 50, -4.0, -4.0, 0.0, 0.0);
+    assert_all_heard("decode check", &tape);
+    let events = detect(&tape.samples, 160);
+    let keys: String = events.iter().map(|e| e.key).collect();
+    assert_eq!(keys, ALL_KEYS.repeat(10));
+    for (e, &(_, start, _)) in events.iter().zip(&tape.presses) {
+        assert!(
+            e.start_sample.abs_diff(start) < BLOCK as u64,
+            "{e:?} vs {start}"
+        );
+    }
+}
+
+#[test]
+fn frequency_offsets_of_1_5_percent_are_heard() {
+    // Mitel test 3 moves one tone at a time; a gateway's clock error moves both.
+    for (low, high) in [
+        (1.5, 0.0),
+        (-1.5, 0.0),
+        (0.0, 1.5),
+        (0.0, -1.5),
+        (1.5, 1.5),
+        (-1.5, -1.5),
+        (1.5, -1.5),
+        (-1.5, 1.5),
+    ] {
+        let mut tape = Tape::default();
+        tape.all_keys(3, 50, 50, -17.0, -17.0, low, high);
+        assert_all_heard(&format!("offset low {low:+} % high {high:+} %"), &tape);
+    }
+}
+
+#[test]
+fn frequency_offsets_of_3_5_percent_are_rejected() {
+    for (low, high) in [
+        (3.5, 0.0),
+        (-3.5, 0.0),
+        (0.0, 3.5),
+        (0.0, -3.5),
+        (3.5, 3.5),
+        (-3.5, -3.5),
+        (3.5, -3.5),
+        (-3.5, 3.5),
+    ] {
+        let mut tape = Tape::default();
+        tape.all_keys(3, 50, 50, -17.0, -17.0, low, high);
+        assert_none_heard(
+            &format!("offset low {low:+} % high {high:+} %"),
+            &tape.samples,
+        );
+    }
+}
+
+#[test]
+fn recognition_bandwidth_lies_between_1_5_and_3_5_percent() {
+    // Mitel test 3's recognition bandwidth, in 0.1 % steps, one tone moved at a time:
+    // the largest offset heard wherever the tone starts, the smallest never heard.
+    let mut widest = (0.0f64, f64::INFINITY);
+    for key in ALL_KEYS.chars() {
+        for (low_tone, sign) in [(true, 1.0), (true, -1.0), (false, 1.0), (false, -1.0)] {
+            let heard = |pct: f64| {
+                let (lo, hi) = if low_tone {
+                    (sign * pct, 0.0)
+                } else {
+                    (0.0, sign * pct)
+                };
+                heard_at_every_start(key, 50, -17.0, -17.0, lo, hi)
+            };
+            let steps: Vec<f64> = (10..=45).map(|i| f64::from(i) / 10.0).collect();
+            let always = steps
+                .iter()
+                .take_while(|&&p| heard(p).0)
+                .last()
+                .copied()
+                .unwrap_or(0.0);
+            let never = steps
+                .iter()
+                .find(|&&p| !heard(p).1)
+                .copied()
+                .unwrap_or(f64::INFINITY);
+            assert!(
+                always >= 1.5,
+                "{key} low {low_tone} {sign}: heard only to {always} %"
+            );
+            assert!(
+                never <= 3.5,
+                "{key} low {low_tone} {sign}: heard at {never} %"
+            );
+            widest = (widest.0.max(never), widest.1.min(always));
+        }
+    }
+    eprintln!(
+        "dtmf recognition bandwidth: every key heard to ±{:.1} % at least, none beyond ±{:.1} %",
+        widest.1, widest.0
+    );
+}
+
+#[test]
+fn twist_of_8_db_normal_and_4_db_reverse_is_heard() {
+    // Normal twist: the high (column) tone weaker; reverse: the high tone stronger.
+    for (low, high) in [
+        (-10.0, -18.0),
+        (-26.0, -34.0),
+        (-14.0, -10.0),
+        (-30.0, -26.0),
+    ] {
+        let mut tape = Tape::default();
+        tape.all_keys(3, 50, 50, low, high, 0.0, 0.0);
+        assert_all_heard(&format!("twist {:+} dB", low - high), &tape);
+    }
+}
+
+#[test]
+fn twist_on_an_off_frequency_tone_is_heard() {
+    // The weaker tone 1.5 % off reads up to 1.5 dB weaker still in its bin.
+    for (low, high, low_pct, high_pct) in [
+        (-10.0, -18.0, 0.0, 1.5),
+        (-10.0, -18.0, 0.0, -1.5),
+        (-10.0, -18.0, 1.5, 1.5),
+        (-14.0, -10.0, 1.5, 0.0),
+        (-14.0, -10.0, -1.5, 0.0),
+        (-14.0, -10.0, -1.5, -1.5),
+    ] {
+        let mut tape = Tape::default();
+        tape.all_keys(2, 50, 50, low, high, low_pct, high_pct);
+        let name = format!(
+            "twist {:+} dB, offsets {low_pct:+} % {high_pct:+} %",
+            low - high
+        );
+        assert_all_heard(&name, &tape);
+    }
+}
+
+#[test]
+fn twist_beyond_the_limits_by_2_db_is_rejected() {
+    let normal = f64::from(NORMAL_TWIST_DB) + 2.0;
+    let reverse = f64::from(REVERSE_TWIST_DB) + 2.0;
+    for (low, high) in [
+        (-8.0, -8.0 - normal),
+        (-8.0 - reverse, -8.0),
+        (-20.0, -20.0 - normal),
+        (-20.0 - reverse, -20.0),
+    ] {
+        let mut tape = Tape::default();
+        tape.all_keys(3, 50, 50, low, high, 0.0, 0.0);
+        assert_none_heard(&format!("twist {:+} dB", low - high), &tape.samples);
+    }
+}
+
+#[test]
+fn acceptable_twist_lies_between_q24_and_the_limits() {
+    // Mitel test 4 in 0.5 dB steps: the largest twist heard wherever the tone starts.
+    for (name, q24, limit, normal) in [
+        ("normal", 8.0, NORMAL_TWIST_DB, true),
+        ("reverse", 4.0, REVERSE_TWIST_DB, false),
+    ] {
+        let mut range = (f64::INFINITY, 0.0f64);
+        for key in ALL_KEYS.chars() {
+            let heard = |twist: f64| {
+                let (low, high) = if normal {
+                    (-8.0, -8.0 - twist)
+                } else {
+                    (-8.0 - twist, -8.0)
+                };
+                heard_at_every_start(key, 50, low, high, 0.0, 0.0)
+            };
+            let steps: Vec<f64> = (0..=28).map(|i| f64::from(i) / 2.0).collect();
+            let always = steps
+                .iter()
+                .take_while(|&&t| heard(t).0)
+                .last()
+                .copied()
+                .unwrap_or(0.0);
+            let never = steps
+                .iter()
+                .find(|&&t| !heard(t).1)
+                .copied()
+                .unwrap_or(f64::INFINITY);
+            assert!(
+                always >= q24,
+                "{key}: {name} twist heard only to {always} dB"
+            );
+            assert!(
+                never <= f64::from(limit) + 2.0,
+                "{key}: {name} twist heard at {never} dB"
+            );
+            range = (range.0.min(always), range.1.max(never));
+        }
+        eprintln!(
+            "dtmf {name} twist: every key heard to {:.1} dB at least (Q.24: {q24} dB), none from {:.1} dB",
+            range.0, range.1
+        );
+    }
+}
+
+#[test]
+fn levels_from_minus_36_to_0_dbm0_are_heard() {
+    // 0 dBm0 per tone clips: two tones at 22 827 peak each add to more than 32 767.
+    for level in [0.0, -3.0, -10.0, -20.0, -30.0, -36.0] {
+        let mut tape = Tape::default();
+        tape.all_keys(2, 50, 50, level, level, 0.0, 0.0);
+        assert_all_heard(&format!("level {level} dBm0"), &tape);
+    }
+    // Mitel test 5 (dynamic range), swept further: where the detector goes deaf.
+    let lowest = (30..=50)
+        .map(|l| -f64::from(l))
+        .take_while(|&level| {
+            ALL_KEYS
+                .chars()
+                .all(|k| heard_at_every_start(k, 50, level, level, 0.0, 0.0).0)
+        })
+        .last()
+        .unwrap_or(0.0);
+    eprintln!("dtmf dynamic range: every key heard from 0 down to {lowest} dBm0 per tone");
+    assert!(lowest <= -36.0);
+    let mut tape = Tape::default();
+    tape.all_keys(1, 50, 50, -48.0, -48.0, 0.0, 0.0);
+    assert_none_heard("level -48 dBm0", &tape.samples);
+}
+
+#[test]
+fn forty_ms_tones_with_fifty_ms_gaps_are_each_heard_once() {
+    let mut tape = Tape::default();
+    tape.gap(30).all_keys(5, 40, 50, -10.0, -10.0, 0.0, 0.0);
+    // The same key again and again must be heard every time.
+    for i in 0..40 {
+        tape.key('5', 40, -10.0, -10.0)
+            .gap(50)
+            .gap_samples(i * 7 % BLOCK);
+    }
+    assert_all_heard("40 ms on, 50 ms off", &tape);
+}
+
+#[test]
+fn a_long_press_is_reported_once() {
+    let mut tape = Tape::default();
+    tape.gap(100)
+        .key('7', 3000, -10.0, -12.0)
+        .gap(100)
+        .key('7', 1000, -10.0, -12.0)
+        .gap(100);
+    assert_all_heard("long presses", &tape);
+}
+
+#[test]
+fn tones_of_20_ms_or_less_are_ignored() {
+    for ms in [10, 15, 20] {
+        let mut tape = Tape::default();
+        tape.all_keys(5, ms, 60, -10.0, -10.0, 0.0, 0.0);
+        assert_none_heard(&format!("{ms} ms tones"), &tape.samples);
+    }
+    // Mitel test 6 (guard time), 1 ms steps: the shortest tone ever heard, and the
+    // shortest heard wherever it starts.
+    let keys = "159D";
+    let ever = (10..=45).find(|&ms| {
+        keys.chars()
+            .any(|k| heard_at_every_start(k, ms, -10.0, -10.0, 0.0, 0.0).1)
+    });
+    let always = (10..=45).find(|&ms| {
+        keys.chars()
+            .all(|k| heard_at_every_start(k, ms, -10.0, -10.0, 0.0, 0.0).0)
+    });
+    eprintln!("dtmf guard time: tones of {ever:?} ms are sometimes heard, of {always:?} ms always");
+    assert!(ever.is_some_and(|ms| ms > 20) && always.is_some_and(|ms| ms <= 40));
+}
+
+#[test]
+fn keys_in_white_noise_at_15_db_snr_are_heard() {
+    // Mitel test 7: noise power 15 dB under the power of the two tones together.
+    for (level, seed) in [(-10.0, 1), (-20.0, 2), (-30.0, 3)] {
+        let mut tape = Tape::default();
+        tape.gap(20).all_keys(10, 50, 50, level, level, 0.0, 0.0);
+        let noise_level = level + 3.01 - 15.0;
+        tape.mixed_with(&generate::white_noise(
+            60_000,
+            noise_level,
+            seed,
+            SAMPLE_RATE,
+        ));
+        assert_all_heard(
+            &format!("keys at {level} dBm0 in noise at {noise_level:.1} dBm0"),
+            &tape,
+        );
+    }
+    // And where it starts to fail.
+    for snr in [12.0, 9.0, 6.0] {
+        let mut tape = Tape::default();
+        tape.gap(20).all_keys(10, 50, 50, -10.0, -10.0, 0.0, 0.0);
+        tape.mixed_with(&generate::white_noise(
+            60_000,
+            -10.0 + 3.01 - snr,
+            4,
+            SAMPLE_RATE,
+        ));
+        let s = score(&tape, 160);
+        eprintln!("dtmf S/N {snr} dB: {s}");
+        assert_eq!(s.wrong + s.false_keys, 0, "S/N {snr} dB: {s}");
+    }
+}
+
+#[test]
+fn keys_pressed_over_a_prompt_or_music_are_heard() {
+    // The caller presses keys while a prompt plays (its echo, or another voice on the
+    // line) or music plays in the room, 10 dB or more under the tones.
+    let speech = french_speech();
+    let music = generate::music(60_000, -22.0, 11, SAMPLE_RATE);
+    for (name, level, under, gain) in [
+        ("speech", -10.0, &speech, -10.0),
+        ("speech", -20.0, &speech, -16.0),
+        ("music", -10.0, &music, 0.0),
+    ] {
+        let mut tape = Tape::default();
+        tape.gap(20)
+            .all_keys(6, 60, 60, level, level - 2.0, 0.0, 0.0);
+        tape.mixed_with(&generate::gain(under, gain));
+        let s = score(&tape, 160);
+        eprintln!("dtmf keys at {level} dBm0 over {name} at {gain:+} dB: {s}");
+        assert_eq!((s.false_keys, s.wrong, s.repeated), (0, 0, 0), "{s}");
+        assert!(s.rate() >= 95.0, "{s}");
+    }
+}
+
+#[test]
+fn the_acceptance_tape_is_heard_in_full() {
+    assert_all_heard("acceptance tape", &tape::acceptance_tape());
+}
+
+/// The campaign's French prompts, 90 s, as a phone line carries them (µ-law, 8 kHz);
+/// `testdata/README.md` says how the file was made.
+const TALKOFF_FR: &[u8] = include_bytes!("testdata/talkoff-fr-8k.ulaw");
+
+/// G.711 µ-law to 16-bit linear (the classic table-free decoder).
+fn ulaw_to_linear(u: u8) -> i16 {
+    let u = !u;
+    let magnitude = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
+    let x = if u & 0x80 != 0 {
+        0x84 - magnitude
+    } else {
+        magnitude - 0x84
+    };
+    x as i16
+}
+
+fn french_speech() -> Vec<i16> {
+    TALKOFF_FR.iter().map(|&u| ulaw_to_linear(u)).collect()
+}
+
+/// Reports on talk-off material: (false keys, seconds).
+fn talkoff(name: &str, samples: &[i16]) -> (usize, f64) {
+    let events = detect(samples, 160);
+    let seconds = samples.len() as f64 / f64::from(SAMPLE_RATE);
+    eprintln!(
+        "dtmf talk-off {name}: {} false key(s) in {seconds:.0} s {:?}",
+        events.len(),
+        events
+            .iter()
+            .take(10)
+            .map(|e| (e.key, e.start_sample))
+            .collect::<Vec<_>>()
+    );
+    (events.len(), seconds)
+}
+
+#[test]
+fn ulaw_decoder_matches_g711() {
+    assert_eq!(ulaw_to_linear(0xff), 0);
+    assert_eq!(ulaw_to_linear(0x7f), 0);
+    assert_eq!(ulaw_to_linear(0x80), 32124);
+    assert_eq!(ulaw_to_linear(0x00), -32124);
+    assert_eq!(ulaw_to_linear(0xf0), 120);
+    assert_eq!(ulaw_to_linear(0x70), -120);
+}
+
+#[test]
+fn no_key_is_heard_in_french_speech() {
+    let speech = french_speech();
+    assert_eq!(speech.len(), 90 * 8000);
+    // The prompts at their own level (about −17 dBm0 while speaking), quieter and
+    // louder, faster and slower (higher and lower voices).
+    let mut total = (0, 0.0);
+    for (gain, speed) in [
+        (0.0, 1.0),
+        (-10.0, 1.0),
+        (-20.0, 1.0),
+        (6.0, 1.0),
+        (0.0, 0.85),
+        (0.0, 1.2),
+    ] {
+        let audio = generate::gain(&generate::speed(&speech, speed), gain);
+        let (n, s) = talkoff(
+            &format!("French prompts {gain:+} dB, speed {speed}"),
+            &audio,
+        );
+        total = (total.0 + n, total.1 + s);
+    }
+    eprintln!(
+        "dtmf talk-off on speech: {} false key(s) in {:.1} min ({:.1} per hour)",
+        total.0,
+        total.1 / 60.0,
+        total.0 as f64 * 3600.0 / total.1
+    );
+    assert_eq!(total.0, 0);
+}
+
+#[test]
+fn no_key_is_heard_in_music_sweeps_and_noise() {
+    let (n, s) = talkoff("music, sweeps and noise", &tape::music_and_noise(4, 1));
+    eprintln!(
+        "dtmf talk-off on music: {n} false key(s) in {:.1} min",
+        s / 60.0
+    );
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn any_input_is_safe() {
+    let mut detector = DtmfDetector::new();
+    let mut out = Vec::new();
+    detector.push(&[], &mut out);
+    detector.push(&[i16::MIN; 1000], &mut out);
+    detector.push(&[i16::MAX; 1000], &mut out);
+    let square: Vec<i16> = (0..8000)
+        .map(|i| if i % 2 == 0 { i16::MIN } else { i16::MAX })
+        .collect();
+    detector.push(&square, &mut out);
+    let clipped = generate::gain(&generate::white_noise(1000, 0.0, 5, SAMPLE_RATE), 30.0);
+    detector.push(&clipped, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(detector.samples_seen(), 2000 + 8000 + 8000);
+    // Still hears keys afterwards.
+    let tone = generate::tone('#', 60, -10.0, -10.0, 0.0, SAMPLE_RATE).unwrap_or_default();
+    detector.push(&tone, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].key, '#');
+}
+
+#[test]
+fn reset_forgets_the_held_key_and_the_count() {
+    let tone = generate::tone('9', 200, -10.0, -10.0, 0.0, SAMPLE_RATE).unwrap_or_default();
+    let mut detector = DtmfDetector::new();
+    let mut out = Vec::new();
+    detector.push(&tone, &mut out);
+    assert_eq!(detector.held_key(), Some('9'));
+    detector.reset();
+    assert_eq!((detector.held_key(), detector.samples_seen()), (None, 0));
+    // The same tone again is a new press after a reset.
+    detector.push(&tone, &mut out);
+    assert_eq!(out.iter().map(|e| e.key).collect::<String>(), "99");
+    assert!(out[1].start_sample < BLOCK as u64);
+}
