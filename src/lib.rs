@@ -17,6 +17,8 @@ pub mod campaign;
 pub mod cli;
 pub mod flow;
 pub mod results;
+pub mod rtp;
 pub mod schedule;
 pub mod simulator;
+pub mod sip;
 pub mod store;

@@ -1,0 +1,3 @@
+//! SIP: the session signalling kuma answers calls with. For now, SDP offer/answer.
+
+pub mod sdp;
