@@ -1,0 +1,210 @@
+//! Framing SIP over a byte stream (TCP): where one message ends and the next begins
+//! (RFC 3261 §18.3: by Content-Length, which stream transports must send).
+//!
+//! The shell keeps one [`StreamFramer`] per connection, pushes whatever it reads,
+//! and passes each complete message to [`crate::sip::Endpoint::handle_input`].
+//! CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped. A header
+//! section longer than [`MAX_HEAD`] or a body longer than [`MAX_BODY`] is an error:
+//! the shell closes the connection, as nothing after it can be framed.
+
+use thiserror::Error;
+
+use crate::sip::message::{MAX_BODY, MAX_HEAD};
+
+/// Why a stream cannot be framed any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum FramingError {
+    #[error("SIP header section longer than {MAX_HEAD} bytes")]
+    HeadTooLarge,
+    #[error("SIP body longer than {MAX_BODY} bytes")]
+    BodyTooLarge,
+    #[error("malformed Content-Length")]
+    BadContentLength,
+}
+
+/// Cuts a byte stream into SIP messages.
+#[derive(Debug, Default)]
+pub struct StreamFramer {
+    buf: Vec<u8>,
+    /// How far the search for the end of the header section got.
+    scanned: usize,
+}
+
+impl StreamFramer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds bytes read from the connection.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Bytes held, waiting for the rest of a message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete message, if the stream holds one.
+    pub fn next_message(&mut self) -> Result<Option<Vec<u8>>, FramingError> {
+        // Keep-alives and stray line ends before a message.
+        let skip = self
+            .buf
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(self.buf.len());
+        if skip > 0 {
+            self.buf.drain(..skip);
+            self.scanned = 0;
+        }
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let Some(head_end) = self.find_head_end() else {
+            if self.buf.len() > MAX_HEAD {
+                return Err(FramingError::HeadTooLarge);
+            }
+            return Ok(None);
+        };
+        if head_end > MAX_HEAD {
+            return Err(FramingError::HeadTooLarge);
+        }
+        let body_len = content_length(&self.buf[..head_end])?;
+        if body_len > MAX_BODY {
+            return Err(FramingError::BodyTooLarge);
+        }
+        let total = head_end + body_len;
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(total);
+        let message = std::mem::replace(&mut self.buf, rest);
+        self.scanned = 0;
+        Ok(Some(message))
+    }
+
+    /// The index just past the blank line ending the header section (CRLF CRLF, or
+    /// bare LF LF from lenient peers).
+    fn find_head_end(&mut self) -> Option<usize> {
+        let start = self.scanned.saturating_sub(3);
+        let buf = &self.buf;
+        for i in start..buf.len() {
+            if buf[i] == b'\n' {
+                if buf.get(i + 1) == Some(&b'\n') {
+                    return Some(i + 2);
+                }
+                if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                    return Some(i + 3);
+                }
+            }
+        }
+        self.scanned = buf.len();
+        None
+    }
+}
+
+/// Content-Length (or `l`) in a header section; 0 when absent.
+fn content_length(head: &[u8]) -> Result<usize, FramingError> {
+    let text = String::from_utf8_lossy(head);
+    let mut found = None;
+    for line in text.split('\n').skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+            let value = value.trim();
+            if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(FramingError::BadContentLength);
+            }
+            let len: usize = value.parse().map_err(|_| FramingError::BadContentLength)?;
+            if found.is_some_and(|f| f != len) {
+                return Err(FramingError::BadContentLength);
+            }
+            found = Some(len);
+        }
+    }
+    Ok(found.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OPTIONS: &[u8] = b"OPTIONS sip:kuma@192.0.2.1 SIP/2.0\r\n\
+        Via: SIP/2.0/TCP 192.0.2.9:40000;branch=z9hG4bKo1\r\n\
+        From: <sip:gw@192.0.2.9>;tag=1\r\nTo: <sip:kuma@192.0.2.1>\r\n\
+        Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    fn invite_with_body() -> Vec<u8> {
+        let body = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        format!(
+            "INVITE sip:100@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bKi1\r\n\
+             From: <sip:a@192.0.2.9>;tag=2\r\nTo: <sip:100@192.0.2.1>\r\nCall-ID: i1\r\n\
+             CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nl: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn messages_are_cut_by_content_length_across_reads() {
+        let mut stream = b"\r\n\r\n".to_vec();
+        stream.extend_from_slice(OPTIONS);
+        stream.extend_from_slice(b"\r\n\r\n");
+        stream.extend_from_slice(&invite_with_body());
+        stream.extend_from_slice(OPTIONS);
+        // Byte by byte: the worst a TCP stack can do.
+        let mut framer = StreamFramer::new();
+        let mut messages = Vec::new();
+        for b in &stream {
+            framer.push(std::slice::from_ref(b));
+            while let Some(m) = framer.next_message().unwrap() {
+                messages.push(m);
+            }
+        }
+        assert_eq!(
+            messages,
+            vec![OPTIONS.to_vec(), invite_with_body(), OPTIONS.to_vec()]
+        );
+        assert_eq!(framer.buffered(), 0);
+    }
+
+    #[test]
+    fn oversized_heads_and_bodies_and_bad_lengths_are_errors() {
+        let mut framer = StreamFramer::new();
+        framer.push(b"INVITE sip:a@b SIP/2.0\r\nX: ");
+        framer.push(&vec![b'a'; MAX_HEAD + 10]);
+        assert_eq!(framer.next_message(), Err(FramingError::HeadTooLarge));
+
+        let mut framer = StreamFramer::new();
+        framer.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 99999999\r\n\r\n");
+        assert_eq!(framer.next_message(), Err(FramingError::BodyTooLarge));
+
+        let mut framer = StreamFramer::new();
+        framer.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
+        assert_eq!(framer.next_message(), Err(FramingError::BadContentLength));
+    }
+
+    #[test]
+    fn a_message_waits_for_its_body() {
+        let whole = invite_with_body();
+        let mut framer = StreamFramer::new();
+        framer.push(&whole[..whole.len() - 5]);
+        assert_eq!(framer.next_message(), Ok(None));
+        framer.push(&whole[whole.len() - 5..]);
+        assert_eq!(framer.next_message(), Ok(Some(whole)));
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_framer_never_panics(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20)) {
+            let mut framer = StreamFramer::new();
+            for chunk in chunks {
+                framer.push(&chunk);
+                while let Ok(Some(_)) = framer.next_message() {}
+            }
+        }
+    }
+}
