@@ -19,6 +19,7 @@ pub mod flow;
 pub mod results;
 pub mod rtp;
 pub mod schedule;
+pub mod serve;
 pub mod simulator;
 pub mod sip;
 pub mod store;

@@ -8,6 +8,7 @@ mod audio;
 mod call;
 mod check;
 mod results;
+mod serve;
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ enum Command {
     Results(results::Args),
     /// Prepare recordings as telephone audio (with a per-file report), or export a prompt.
     Audio(audio::Args),
+    /// Answer phone calls over SIP with the campaigns (SIGHUP reloads them).
+    Serve(serve::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -124,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(a) => simulate::run(&env, a).await,
         Command::Results(a) => results::run(&env, a).await,
         Command::Audio(a) => audio::run(&env, a),
+        Command::Serve(a) => serve::run(&env, a).await,
     }
 }
 

@@ -1,0 +1,62 @@
+//! `kuma serve`: answer phone calls over SIP (see `crate::serve`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::Env;
+use crate::serve::config::{Overrides, load};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The settings file (missing is fine unless named explicitly).
+    #[arg(long, env = "KUMA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// SIP address (UDP) [default: 0.0.0.0:5060]
+    #[arg(long, env = "KUMA_SIP", value_name = "ADDR")]
+    sip: Option<String>,
+    /// RTP port range [default: 10000-20000]
+    #[arg(long, env = "KUMA_RTP_PORTS", value_name = "A-B")]
+    rtp_ports: Option<String>,
+    /// HTTP address (/healthz, /metrics) [default: 127.0.0.1:8080]
+    #[arg(long, env = "KUMA_HTTP", value_name = "ADDR")]
+    http: Option<String>,
+    /// The IP address callers reach kuma on, announced in SDP (behind NAT).
+    #[arg(long, env = "KUMA_PUBLIC_IP", value_name = "IP")]
+    public_ip: Option<String>,
+    /// Only these addresses may send calls, comma-separated (the station's gateway).
+    #[arg(long, env = "KUMA_TRUNKS", value_name = "IP,IP")]
+    trunks: Option<String>,
+    /// Campaign for numbers no campaign lists (otherwise they get 404).
+    #[arg(long, env = "KUMA_DEFAULT_CAMPAIGN", value_name = "ID")]
+    default_campaign: Option<String>,
+    /// The most calls at once; more get 486 Busy Here [default: 1000]
+    #[arg(long, env = "KUMA_MAX_CALLS", value_name = "N")]
+    max_calls: Option<usize>,
+}
+
+pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
+    let explicit = args.config.is_some();
+    let file = args.config.unwrap_or_else(|| PathBuf::from("kuma.toml"));
+    let overrides = Overrides {
+        sip: args.sip,
+        rtp_ports: args.rtp_ports,
+        http: args.http,
+        public_ip: args.public_ip,
+        trunks: args.trunks,
+        default_campaign: args.default_campaign,
+        max_calls: args.max_calls,
+    };
+    let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
+    let store = env.store().await?;
+    let pseudonyms = env.pseudonymizer()?;
+    crate::serve::run(
+        config,
+        env.campaigns.clone(),
+        env.data.clone(),
+        store.clone(),
+        pseudonyms,
+    )
+    .await?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,577 @@
+//! One phone call: its RTP socket, the prompt pacer, the receiver (RFC 4733 keys,
+//! in-band keys, the caller's voice for record nodes), the flow engine, and the
+//! store writes. Everything protocol-shaped is a sans-IO machine; this task only
+//! moves bytes, sleeps until the earliest deadline, and performs the engine's
+//! actions.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::Shared;
+use super::http::names;
+use super::sip_shell::Command;
+use crate::audio::dtmf::{DtmfDetector, KeyEvent};
+use crate::audio::g711::{alaw_decode, ulaw_decode};
+use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
+use crate::audio::{Prompt, PromptSet};
+use crate::campaign::Campaign;
+use crate::flow::{Action, Call, EngineOptions, Outcome};
+use crate::rtp::Codec;
+use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, StreamIds};
+use crate::rtp::session::{Event as RtpEvent, RtpSession};
+use crate::sip::sdp::{self, LocalMedia, Media};
+use crate::sip::{CallId, Event as SipEvent};
+use crate::store::{CallEnd, NewAnswer, NewCall, NewRecording};
+
+/// What the SIP side knows of a new call.
+pub struct CallStart {
+    pub call: CallId,
+    /// The caller's number: turned into a pseudonym at once, never stored or logged.
+    pub caller: String,
+    pub offer: Option<Vec<u8>>,
+    pub source: SocketAddr,
+    pub campaign: Arc<Campaign>,
+    pub prompts: Arc<PromptSet>,
+}
+
+/// Runs the call to its end, then tells the SIP side it is gone.
+pub async fn run(
+    shared: Arc<Shared>,
+    start: CallStart,
+    events: mpsc::UnboundedReceiver<SipEvent>,
+    cmd: mpsc::UnboundedSender<Command>,
+) {
+    let id = start.call;
+    let span = tracing::info_span!("call", call = %id, campaign = %start.campaign.id);
+    if let Err(e) = run_call(&shared, start, events, &cmd)
+        .instrument(span)
+        .await
+    {
+        tracing::warn!(call = %id, error = %e, "call failed");
+        let _ = cmd.send(Command::HangUp { call: id });
+    }
+    let _ = cmd.send(Command::Gone { call: id });
+}
+
+/// A 250 ms 1 kHz beep before a recording, made once.
+fn beep() -> Prompt {
+    static BEEP: OnceLock<Prompt> = OnceLock::new();
+    BEEP.get_or_init(|| {
+        let pcm: Vec<i16> = (0..2000)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(i) / 8000.0).sin())
+                    as i16
+            })
+            .collect();
+        Prompt::from_pcm(&pcm)
+    })
+    .clone()
+}
+
+/// Binds a UDP socket on a free port of the configured range (even ports, as RTP
+/// customarily uses, leaving the odd one for RTCP).
+async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
+    let span = u32::from(hi - lo) + 1;
+    for _ in 0..64 {
+        let port = lo + (rand::random::<u32>() % span) as u16;
+        let port = if port % 2 == 1 && port > lo {
+            port - 1
+        } else {
+            port
+        };
+        match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free RTP port in the configured range",
+    ))
+}
+
+/// The local address of the route towards `peer`: what to announce when no public
+/// address is configured.
+fn route_ip(peer: SocketAddr) -> IpAddr {
+    let any: SocketAddr = if peer.is_ipv6() {
+        "[::]:0".parse()
+    } else {
+        "0.0.0.0:0".parse()
+    }
+    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| {
+            s.connect(peer)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(any.ip())
+}
+
+/// A recording in progress.
+struct Recording {
+    node: String,
+    path: PathBuf,
+    recorder: Recorder<std::io::BufWriter<std::fs::File>>,
+    pending: Vec<i16>,
+}
+
+/// The call's state in the shell.
+struct Live<'a> {
+    shared: &'a Shared,
+    id: CallId,
+    campaign: Arc<Campaign>,
+    prompts: Arc<PromptSet>,
+    cmd: &'a mpsc::UnboundedSender<Command>,
+    store_id: crate::store::CallId,
+    engine: Call,
+    pacer: Pacer,
+    session: RtpSession,
+    media: Media,
+    detector: Option<DtmfDetector>,
+    keys: Vec<KeyEvent>,
+    /// The prompt whose end the engine waits for.
+    waiting_for: Option<PromptId>,
+    recording: Option<Recording>,
+    /// Events for the engine, produced while handling something else.
+    pending: VecDeque<crate::flow::Event>,
+    finished: bool,
+    source: SocketAddr,
+    /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
+    local: LocalMedia,
+}
+
+async fn run_call(
+    shared: &Shared,
+    start: CallStart,
+    mut events: mpsc::UnboundedReceiver<SipEvent>,
+    cmd: &mpsc::UnboundedSender<Command>,
+) -> anyhow::Result<()> {
+    let CallStart {
+        call: id,
+        caller,
+        offer,
+        source,
+        campaign,
+        prompts,
+    } = start;
+    let caller = shared.pseudonyms.pseudonym(&caller);
+    let started = Utc::now();
+    let broadcast = campaign
+        .schedule
+        .as_ref()
+        .and_then(|s| s.broadcast_of(started));
+    let store_id = shared
+        .store
+        .start_call(&NewCall {
+            campaign: &campaign.id,
+            caller: &caller,
+            channel: "sip",
+            started_at: started,
+            broadcast,
+        })
+        .await?;
+    let reject = |code: u16, outcome: &str| {
+        let _ = cmd.send(Command::Reject { call: id, code });
+        let outcome = outcome.to_string();
+        async move {
+            shared
+                .store
+                .end_call(
+                    store_id,
+                    &CallEnd {
+                        ended_at: Utc::now(),
+                        outcome: &outcome,
+                        last_node: None,
+                    },
+                )
+                .await
+        }
+    };
+    // An INVITE without SDP would need kuma's offer in the 200 and the answer in the
+    // ACK; gateways and trunks send offers, so such a call is refused.
+    let Some(offer) = offer else {
+        reject(488, "rejected").await?;
+        return Ok(());
+    };
+    let bind_ip: IpAddr = if source.is_ipv6() {
+        IpAddr::from([0u16; 8])
+    } else {
+        IpAddr::from([0u8; 4])
+    };
+    let socket = match bind_rtp(bind_ip, shared.config.rtp_ports).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "no RTP port");
+            reject(503, "failed").await?;
+            return Ok(());
+        }
+    };
+    let local = LocalMedia {
+        ip: shared.config.public_ip.unwrap_or_else(|| route_ip(source)),
+        rtp_port: socket.local_addr()?.port(),
+        session_id: rand::random::<u32>().into(),
+        session_version: 1,
+    };
+    let answer = match sdp::answer(&offer, &local) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::info!(error = %e, "offer refused");
+            reject(e.sip_status(), "rejected").await?;
+            return Ok(());
+        }
+    };
+    let _ = cmd.send(Command::Accept {
+        call: id,
+        sdp: answer.sdp,
+    });
+    let now = Instant::now().into_std();
+    let media = answer.media;
+    let mut live = Live {
+        shared,
+        id,
+        campaign: Arc::clone(&campaign),
+        prompts,
+        cmd,
+        store_id,
+        engine: Call::new(EngineOptions::default()),
+        pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
+        session: RtpSession::new(media.session_config(), now),
+        detector: media.dtmf_pt.is_none().then(DtmfDetector::new),
+        media,
+        keys: Vec::new(),
+        waiting_for: None,
+        recording: None,
+        pending: VecDeque::from([crate::flow::Event::Answered]),
+        finished: false,
+        source,
+        local,
+    };
+    live.drain_engine().await?;
+    let mut buf = vec![0u8; 2048];
+    while !live.finished {
+        let wake = live.next_wake();
+        tokio::select! {
+            got = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = got {
+                    live.on_datagram(&buf[..n], from).await?;
+                }
+            }
+            event = events.recv() => match event {
+                Some(e) => live.on_sip(e).await?,
+                // The SIP side is gone (shutdown): end the call.
+                None => live.pending.push_back(crate::flow::Event::HungUp),
+            },
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        live.on_time(&socket).await?;
+        live.drain_engine().await?;
+    }
+    // Keep answering the SIP side's last words (BYE retransmissions are its job);
+    // the task ends here.
+    Ok(())
+}
+
+impl Live<'_> {
+    fn next_wake(&self) -> Instant {
+        let mut at = Instant::from_std(self.pacer.poll_timeout());
+        if let Some(t) = self.session.poll_timeout() {
+            at = at.min(Instant::from_std(t));
+        }
+        if let Some(d) = self.engine.next_deadline() {
+            let left = (d - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            at = at.min(Instant::now() + left);
+        }
+        at
+    }
+
+    /// Sends the packets that are due, and fires the deadlines that passed.
+    async fn on_time(&mut self, socket: &UdpSocket) -> anyhow::Result<()> {
+        let now = Instant::now().into_std();
+        let remote = self.session.remote();
+        let mut finished = Vec::new();
+        loop {
+            match self.pacer.poll(now) {
+                PacerOutput::Transmit(t) => {
+                    if now.saturating_duration_since(t.due) > Duration::from_millis(2) {
+                        metrics::counter!(names::RTP_PACKETS_LATE).increment(1);
+                    }
+                    metrics::counter!(names::RTP_PACKETS_SENT).increment(1);
+                    // A full socket buffer drops the packet rather than delay the
+                    // next ones: late audio is worse than a lost frame.
+                    if remote.port() != 0 && !remote.ip().is_unspecified() {
+                        let _ = socket.try_send_to(t.packet, remote);
+                    }
+                }
+                PacerOutput::Event(PacerEvent::PromptFinished(id)) => finished.push(id),
+                PacerOutput::Timeout(_) => break,
+            }
+        }
+        for id in finished {
+            if self.waiting_for == Some(id) {
+                self.waiting_for = None;
+                self.pending.push_back(crate::flow::Event::PromptFinished);
+            }
+        }
+        if let Some(RtpEvent::MediaTimeout) = self.session.handle_timeout(now) {
+            tracing::info!("no RTP for 30 s: hanging up");
+            self.finish_recording().await?;
+            let _ = self.cmd.send(Command::HangUp { call: self.id });
+            self.pending.push_back(crate::flow::Event::HungUp);
+        }
+        if self.engine.next_deadline().is_some_and(|d| d <= Utc::now()) {
+            self.pending.push_back(crate::flow::Event::Timeout);
+        }
+        Ok(())
+    }
+
+    async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<()> {
+        let now = Instant::now().into_std();
+        let mut pcm: Vec<i16> = Vec::new();
+        match self.session.handle_datagram(bytes, from, now) {
+            Some(RtpEvent::Audio(a)) => {
+                pcm = match self.media.codec {
+                    Codec::Pcmu => ulaw_decode(a.payload),
+                    Codec::Pcma => alaw_decode(a.payload),
+                };
+            }
+            Some(RtpEvent::Key(k)) => self.pending.push_back(crate::flow::Event::Digit(k.key)),
+            Some(RtpEvent::MediaTimeout) | None => {}
+        }
+        if pcm.is_empty() {
+            return Ok(());
+        }
+        if let Some(d) = self.detector.as_mut() {
+            self.keys.clear();
+            d.push(&pcm, &mut self.keys);
+            for k in &self.keys {
+                self.pending.push_back(crate::flow::Event::Digit(k.key));
+            }
+        }
+        if let Some(rec) = self.recording.as_mut() {
+            rec.pending.extend_from_slice(&pcm);
+            let mut done = false;
+            while rec.pending.len() >= 160 && !done {
+                let mut frame = [0i16; 160];
+                frame.copy_from_slice(&rec.pending[..160]);
+                rec.pending.drain(..160);
+                done = !matches!(rec.recorder.push(&frame)?, Verdict::Continue);
+            }
+            if done {
+                self.finish_recording().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_sip(&mut self, e: SipEvent) -> anyhow::Result<()> {
+        match e {
+            SipEvent::Key { key, .. } => self.pending.push_back(crate::flow::Event::Digit(key)),
+            SipEvent::Reoffer {
+                offer: Some(offer), ..
+            } => {
+                self.local.session_version += 1;
+                match sdp::answer(&offer, &self.local) {
+                    Ok(a) => {
+                        let m = a.media;
+                        self.session.update_remote(m.pt, m.dtmf_pt, m.remote);
+                        self.session
+                            .set_expect_media(m.direction.receives(), Instant::now().into_std());
+                        self.pacer.set_muted(!m.direction.sends());
+                        self.media = m;
+                        let _ = self.cmd.send(Command::AcceptReinvite {
+                            call: self.id,
+                            sdp: a.sdp,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = self.cmd.send(Command::RejectReinvite {
+                            call: self.id,
+                            code: e.sip_status(),
+                        });
+                    }
+                }
+            }
+            SipEvent::Reoffer { offer: None, .. } => {
+                let _ = self.cmd.send(Command::RejectReinvite {
+                    call: self.id,
+                    code: 488,
+                });
+            }
+            SipEvent::TransferResult { ok: true, .. } => {
+                // The gateway took the caller to the helpline: kuma leaves the call.
+                let _ = self.cmd.send(Command::HangUp { call: self.id });
+                self.pending.push_back(crate::flow::Event::HungUp);
+            }
+            SipEvent::TransferResult { ok: false, .. } => {
+                self.pending.push_back(crate::flow::Event::TransferFailed)
+            }
+            SipEvent::Ended { reason, .. } => {
+                tracing::debug!(?reason, "SIP call ended");
+                self.finish_recording().await?;
+                self.pending.push_back(crate::flow::Event::HungUp);
+            }
+            SipEvent::Established { .. } | SipEvent::Answer { .. } | SipEvent::Incoming { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Feeds the pending events to the engine and performs its actions.
+    async fn drain_engine(&mut self) -> anyhow::Result<()> {
+        while let Some(event) = self.pending.pop_front() {
+            if self.finished {
+                break;
+            }
+            let actions = self.engine.handle(&self.campaign, event, Utc::now());
+            for a in actions {
+                self.perform(a).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn perform(&mut self, action: Action) -> anyhow::Result<()> {
+        let store = &self.shared.store;
+        match action {
+            Action::Enter { node } => tracing::debug!(%node, "node"),
+            Action::Play { prompts, .. } => {
+                self.pacer.stop();
+                self.waiting_for = None;
+                for p in &prompts {
+                    if let Some(prompt) = self.prompts.get(&p.language, &p.name) {
+                        self.waiting_for = Some(self.pacer.enqueue(prompt.clone()));
+                    }
+                }
+                if self.waiting_for.is_none() {
+                    self.pending.push_back(crate::flow::Event::PromptFinished);
+                }
+            }
+            Action::StopPlayback => {
+                self.pacer.stop();
+                self.waiting_for = None;
+            }
+            Action::CollectDigits { .. } => {}
+            Action::Record { node, max, .. } => {
+                self.pacer.stop();
+                self.pacer.enqueue(beep());
+                let day = Utc::now().format("%Y-%m-%d");
+                let path = self
+                    .shared
+                    .data
+                    .join("recordings")
+                    .join(&self.campaign.id)
+                    .join(day.to_string())
+                    .join(format!(
+                        "{}-{}-{node}.wav",
+                        self.store_id,
+                        Utc::now().format("%H%M%S")
+                    ));
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let sink = WavRecorder::create(&path)?;
+                let settings = EndSettings {
+                    max,
+                    ..EndSettings::default()
+                };
+                self.recording = Some(Recording {
+                    node,
+                    path,
+                    recorder: Recorder::new(sink, settings),
+                    pending: Vec::new(),
+                });
+            }
+            Action::StopRecording => self.finish_recording().await?,
+            Action::Transfer { to } => {
+                // A tel: number goes back to the gateway the call came from.
+                let target = match to.strip_prefix("tel:") {
+                    Some(number) => format!("sip:{number}@{}", self.source),
+                    None => to,
+                };
+                let _ = self.cmd.send(Command::Refer {
+                    call: self.id,
+                    target,
+                });
+            }
+            Action::SetLanguage { language } => {
+                store.set_language(self.store_id, &language).await?
+            }
+            Action::StoreAnswer {
+                question,
+                choice,
+                digit,
+                broadcast,
+            } => {
+                let digit = digit.to_string();
+                store
+                    .store_answer(&NewAnswer {
+                        call: self.store_id,
+                        question: &question,
+                        choice: &choice,
+                        digit: &digit,
+                        at: Utc::now(),
+                        broadcast,
+                    })
+                    .await?;
+                metrics::counter!(names::ANSWERS_TOTAL).increment(1);
+            }
+            Action::Completed => store.mark_completed(self.store_id).await?,
+            Action::HangUp => {
+                self.finish_recording().await?;
+                let _ = self.cmd.send(Command::HangUp { call: self.id });
+            }
+            Action::Finished { outcome, last_node } => {
+                self.finish_recording().await?;
+                store
+                    .end_call(
+                        self.store_id,
+                        &CallEnd {
+                            ended_at: Utc::now(),
+                            outcome: outcome.as_str(),
+                            last_node: last_node.as_deref(),
+                        },
+                    )
+                    .await?;
+                metrics::counter!(names::CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
+                if outcome == Outcome::Error {
+                    tracing::warn!("call ended on an engine error");
+                }
+                self.finished = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the recording in progress, stores it, and tells the engine.
+    async fn finish_recording(&mut self) -> anyhow::Result<()> {
+        let Some(rec) = self.recording.take() else {
+            return Ok(());
+        };
+        let duration = rec.recorder.sink.finish_synced()?;
+        let file = rec.path.to_string_lossy().into_owned();
+        self.shared
+            .store
+            .add_recording(&NewRecording {
+                call: self.store_id,
+                node: &rec.node,
+                file: &file,
+                duration,
+                at: Utc::now(),
+            })
+            .await?;
+        // Before a hang-up the engine must hear that the recording ended.
+        self.pending
+            .push_front(crate::flow::Event::RecordingFinished { duration });
+        Ok(())
+    }
+}

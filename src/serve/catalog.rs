@@ -1,0 +1,94 @@
+//! The campaigns `kuma serve` answers with, their prepared prompts, and which
+//! campaign a dialled number reaches.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::audio::PromptSet;
+use crate::audio::prepare::{Settings, prepare_campaign};
+use crate::campaign::{Campaign, Diagnostic, load_folder};
+
+/// One loaded version of the campaigns folder.
+pub struct Catalog {
+    campaigns: HashMap<String, (Arc<Campaign>, Arc<PromptSet>)>,
+    by_number: HashMap<String, String>,
+    problems: Vec<String>,
+}
+
+impl Catalog {
+    /// Loads and validates every campaign and prepares its prompts (from the cache
+    /// when unchanged). A campaign whose prompts cannot all be played is left out.
+    pub fn load(dir: &Path, data: &Path) -> Catalog {
+        let set = load_folder(dir);
+        let mut problems: Vec<String> = set.problems.iter().map(Diagnostic::to_string).collect();
+        let mut campaigns = HashMap::new();
+        let mut by_number = HashMap::new();
+        for c in set.campaigns {
+            let (prompts, reports) = prepare_campaign(&c, data, &Settings::default());
+            let bad: Vec<String> = reports
+                .iter()
+                .filter_map(|r| {
+                    r.outcome
+                        .as_ref()
+                        .err()
+                        .map(|e| format!("{}: {e}", r.path.display()))
+                })
+                .collect();
+            if !bad.is_empty() {
+                problems.extend(bad);
+                problems.push(format!(
+                    "campaign `{}` is not served: some prompts cannot be played",
+                    c.id
+                ));
+                continue;
+            }
+            for n in &c.numbers {
+                by_number.insert(n.clone(), c.id.clone());
+            }
+            campaigns.insert(c.id.clone(), (Arc::new(c), Arc::new(prompts)));
+        }
+        Catalog {
+            campaigns,
+            by_number,
+            problems,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.campaigns.is_empty()
+    }
+
+    /// Prints what loaded and what did not.
+    pub fn report(&self) {
+        for p in &self.problems {
+            eprintln!("{p}");
+        }
+        let mut ids: Vec<&String> = self.campaigns.keys().collect();
+        ids.sort();
+        for id in ids {
+            let (c, prompts) = &self.campaigns[id];
+            eprintln!(
+                "kuma serve: campaign `{id}` on numbers [{}], {} prompts ready",
+                c.numbers.join(", "),
+                prompts.len()
+            );
+        }
+    }
+
+    /// The campaign a dialled number reaches (or the default campaign).
+    pub fn route(
+        &self,
+        dialled: &str,
+        default: Option<&str>,
+    ) -> Option<(Arc<Campaign>, Arc<PromptSet>)> {
+        let id = self
+            .by_number
+            .get(dialled)
+            .map(String::as_str)
+            .or(default)?;
+        self.campaigns
+            .get(id)
+            .map(|(c, p)| (Arc::clone(c), Arc::clone(p)))
+    }
+}

@@ -1,0 +1,55 @@
+//! The HTTP side of `kuma serve`: `/healthz` for supervisors and load balancers,
+//! `/metrics` for Prometheus. (The web app and the provider webhooks will join it.)
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Metric names, in one place so dashboards and code agree.
+pub mod names {
+    pub const CALLS_ACTIVE: &str = "kuma_calls_active";
+    pub const CALLS_TOTAL: &str = "kuma_calls_total";
+    pub const ANSWERS_TOTAL: &str = "kuma_answers_total";
+    pub const RTP_PACKETS_SENT: &str = "kuma_rtp_packets_sent_total";
+    pub const RTP_PACKETS_LATE: &str = "kuma_rtp_packets_late_total";
+}
+
+pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("cannot start the metrics recorder: {e}"))?;
+    metrics::describe_gauge!(names::CALLS_ACTIVE, "calls in progress");
+    metrics::describe_counter!(names::CALLS_TOTAL, "calls ended, by outcome");
+    metrics::describe_counter!(names::ANSWERS_TOTAL, "poll answers stored");
+    metrics::describe_counter!(names::RTP_PACKETS_SENT, "RTP packets sent to callers");
+    metrics::describe_counter!(
+        names::RTP_PACKETS_LATE,
+        "RTP packets sent more than 2 ms after their time"
+    );
+    metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
+    Ok(handle)
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    metrics: PrometheusHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server stopped");
+    }
+}

@@ -1,0 +1,131 @@
+//! `kuma serve`: answers phone calls over SIP and runs them through the campaigns.
+//!
+//! The shape follows STYLE.md: the protocol logic lives in sans-IO machines
+//! ([`crate::sip::endpoint::Endpoint`], [`crate::rtp`], [`crate::flow`]); this module
+//! is the thin async shell around them:
+//!
+//! - `sip_shell`: one task owns the SIP UDP socket and the endpoint, feeds it
+//!   datagrams and timeouts, sends what it asks, and hands each call's events to the
+//!   call's task;
+//! - `call`: one task per call owns its RTP socket, the pacer, the receiver, the
+//!   flow engine and the store writes;
+//! - `catalog`: the campaigns and their prepared prompts, swapped as a whole on
+//!   SIGHUP (a call keeps the version it started with);
+//! - `http`: `/healthz` and Prometheus `/metrics`.
+
+mod call;
+mod catalog;
+pub mod config;
+mod http;
+mod sip_shell;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+pub use catalog::Catalog;
+pub use config::ServeConfig;
+
+use crate::store::{Pseudonymizer, Store};
+
+/// What every call shares.
+pub struct Shared {
+    pub config: ServeConfig,
+    pub store: Store,
+    pub pseudonyms: Pseudonymizer,
+    pub data: PathBuf,
+    pub catalog: std::sync::RwLock<Arc<Catalog>>,
+}
+
+impl Shared {
+    /// The campaigns as they are now; a call keeps the snapshot it started with.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT and the calls in progress have ended.
+pub async fn run(
+    config: ServeConfig,
+    campaigns: PathBuf,
+    data: PathBuf,
+    store: Store,
+    pseudonyms: Pseudonymizer,
+) -> anyhow::Result<()> {
+    let (dir, cache) = (campaigns.clone(), data.clone());
+    let catalog = tokio::task::spawn_blocking(move || Catalog::load(&dir, &cache)).await?;
+    catalog.report();
+    if catalog.is_empty() {
+        anyhow::bail!("no campaign can take calls: fix the problems above (kuma check)");
+    }
+    let metrics = http::install_metrics()?;
+    let sip_socket = tokio::net::UdpSocket::bind(config.sip)
+        .await
+        .with_context(|| format!("cannot listen for SIP on {}", config.sip))?;
+    let http_listener = tokio::net::TcpListener::bind(config.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+    let sip_addr = sip_socket.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+    // Tests and scripts read this line to find the ports chosen at run time.
+    println!("kuma serve: SIP on udp {sip_addr}, HTTP on http://{http_addr}");
+    tracing::info!(%sip_addr, %http_addr, "listening");
+
+    let shared = Arc::new(Shared {
+        config,
+        store,
+        pseudonyms,
+        data,
+        catalog: std::sync::RwLock::new(Arc::new(catalog)),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(http::serve(http_listener, metrics, stop_rx.clone()));
+    let reload = Arc::clone(&shared);
+    let reload_dir = campaigns.clone();
+    tokio::spawn(async move { signals(reload, reload_dir, stop_tx).await });
+    sip_shell::run(shared, sip_socket, sip_addr, stop_rx).await
+}
+
+/// SIGHUP reloads the campaigns; SIGTERM or SIGINT stops taking calls.
+async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let data = shared.data.clone();
+                let dir = campaigns.clone();
+                match tokio::task::spawn_blocking(move || Catalog::load(&dir, &data)).await {
+                    Ok(c) if !c.is_empty() => {
+                        c.report();
+                        if let Ok(mut slot) = shared.catalog.write() {
+                            *slot = Arc::new(c);
+                        }
+                        eprintln!("kuma serve: campaigns reloaded");
+                    }
+                    Ok(c) => {
+                        c.report();
+                        eprintln!("kuma serve: reload refused: no valid campaign; keeping the previous ones");
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload failed"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    eprintln!("kuma serve: stopping: no new calls; waiting for the calls in progress");
+    let _ = stop.send(true);
+}

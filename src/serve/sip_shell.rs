@@ -1,0 +1,185 @@
+//! The task that owns the SIP socket: datagrams and timeouts into the sans-IO
+//! [`Endpoint`], its transmissions out, its call events to each call's task, and
+//! each call's commands back into it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::Shared;
+use super::call::{self, CallStart};
+use super::http::names;
+use crate::sip::{CallId, Config, Endpoint, Event, Output, Transport};
+
+/// What a call's task asks of the SIP side.
+#[derive(Debug)]
+pub enum Command {
+    Accept {
+        call: CallId,
+        sdp: String,
+    },
+    Reject {
+        call: CallId,
+        code: u16,
+    },
+    AcceptReinvite {
+        call: CallId,
+        sdp: String,
+    },
+    RejectReinvite {
+        call: CallId,
+        code: u16,
+    },
+    HangUp {
+        call: CallId,
+    },
+    Refer {
+        call: CallId,
+        target: String,
+    },
+    /// The call's task is over (after its `Ended`, or on its own).
+    Gone {
+        call: CallId,
+    },
+}
+
+/// The largest datagram read; bigger ones are cut and then fail to parse.
+const MAX_DATAGRAM: usize = 65_536;
+
+pub async fn run(
+    shared: Arc<Shared>,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut endpoint = Endpoint::new(
+        Config {
+            local: shared
+                .config
+                .public_ip
+                .map_or(local, |ip| SocketAddr::new(ip, local.port())),
+            trunks: shared.config.trunks.clone(),
+            ..Config::default()
+        },
+        rand::random(),
+    );
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Command>();
+    let mut calls: HashMap<CallId, mpsc::UnboundedSender<Event>> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut stopping = false;
+    let mut stop_deadline: Option<Instant> = None;
+    loop {
+        let wake = endpoint.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            got = socket.recv_from(&mut buf) => match got {
+                Ok((n, from)) => endpoint.handle_input(&buf[..n], from, Transport::Udp, Instant::now().into_std()),
+                // ICMP errors from a previous send surface here on some systems.
+                Err(e) => tracing::debug!(error = %e, "SIP receive"),
+            },
+            Some(cmd) = cmd_rx.recv() => {
+                let now = Instant::now().into_std();
+                match cmd {
+                    Command::Accept { call, sdp } => endpoint.accept(call, sdp, now),
+                    Command::Reject { call, code } => endpoint.reject(call, code, now),
+                    Command::AcceptReinvite { call, sdp } => endpoint.accept_reinvite(call, sdp, now),
+                    Command::RejectReinvite { call, code } => endpoint.reject_reinvite(call, code, now),
+                    Command::HangUp { call } => endpoint.hang_up(call, now),
+                    Command::Refer { call, target } => endpoint.refer(call, &target, now),
+                    Command::Gone { call } => { calls.remove(&call); }
+                }
+            }
+            _ = sleep_until(wake) => endpoint.handle_timeout(Instant::now().into_std()),
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                endpoint.stop_accepting();
+                stop_deadline = Some(Instant::now() + shared.config.drain);
+            }
+            _ = sleep_until(stop_deadline), if stopping => {
+                eprintln!("kuma serve: drain time is over; hanging up {} calls", calls.len());
+                let now = Instant::now().into_std();
+                for call in calls.keys() {
+                    endpoint.hang_up(*call, now);
+                }
+                stop_deadline = Some(Instant::now() + Duration::from_secs(2));
+            }
+        }
+        while let Some(out) = endpoint.poll_output() {
+            match out {
+                Output::Transmit { to, bytes, .. } => {
+                    if let Err(e) = socket.send_to(&bytes, to).await {
+                        tracing::debug!(error = %e, %to, "SIP send");
+                    }
+                }
+                Output::Event(Event::Incoming {
+                    call,
+                    dialled,
+                    caller,
+                    offer,
+                    source,
+                }) => {
+                    let now = Instant::now().into_std();
+                    if calls.len() >= shared.config.max_calls {
+                        endpoint.reject(call, 486, now);
+                        continue;
+                    }
+                    let catalog = shared.catalog();
+                    let Some((campaign, prompts)) =
+                        catalog.route(&dialled, shared.config.default_campaign.as_deref())
+                    else {
+                        tracing::info!(%call, number = %dialled, "no campaign for this number");
+                        endpoint.reject(call, 404, now);
+                        continue;
+                    };
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    calls.insert(call, tx);
+                    metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
+                    let start = CallStart {
+                        call,
+                        caller,
+                        offer,
+                        source,
+                        campaign,
+                        prompts,
+                    };
+                    tokio::spawn(call::run(Arc::clone(&shared), start, rx, cmd_tx.clone()));
+                }
+                Output::Event(event) => {
+                    let id = event_call(&event);
+                    if let Some(tx) = calls.get(&id) {
+                        // A task that already finished has dropped its receiver.
+                        let _ = tx.send(event);
+                    }
+                }
+            }
+        }
+        metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
+        if stopping && calls.is_empty() && endpoint.is_idle() {
+            eprintln!("kuma serve: all calls ended; stopped");
+            return Ok(());
+        }
+    }
+}
+
+fn event_call(e: &Event) -> CallId {
+    match e {
+        Event::Incoming { call, .. }
+        | Event::Established { call }
+        | Event::Answer { call, .. }
+        | Event::Reoffer { call, .. }
+        | Event::Key { call, .. }
+        | Event::TransferResult { call, .. }
+        | Event::Ended { call, .. } => *call,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,421 @@
+//! `kuma serve` answering real SIP peers (sipp) on loopback, with the example
+//! campaign, checked through the store. Every port is chosen at run time.
+//!
+//! Needs `sipp` (Debian's sip-tester); `.ci/run` installs it. Without it, outside CI,
+//! the tests say so and pass.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const CAMPAIGN: &str = "stop-trafficking-mali";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn have_sipp() -> bool {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install sipp (sip-tester)"
+        );
+        eprintln!("skipped: sipp is not installed");
+    }
+    ok
+}
+
+/// The example's prompts prepared once for all the tests of this file; each server
+/// starts from a copy of that cache, so none decodes the audio again.
+fn prepared_cache() -> &'static Path {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+                .args(["audio", "prepare", CAMPAIGN, "--campaigns"])
+                .arg(repo().join("campaigns"))
+                .arg("--data")
+                .arg(dir.path())
+                .arg("--database")
+                .arg(format!("sqlite://{}/unused.db", dir.path().display()))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .path()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// A free UDP port on loopback, found at run time.
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `kuma serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    sip: SocketAddr,
+    http: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_dir(prepared_cache(), &data);
+        let _ = std::fs::remove_file(data.join("unused.db"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args([
+                "serve",
+                "--sip",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtp-ports",
+                "20000-59999",
+            ])
+            .arg("--campaigns")
+            .arg(repo().join("campaigns"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--database")
+            .arg(format!("sqlite://{}/kuma.db", data.display()))
+            .env("KUMA_CONFIG", dir.path().join("none.toml"))
+            .env_remove("KUMA_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        // "kuma serve: SIP on udp 127.0.0.1:P, HTTP on http://127.0.0.1:Q"
+        let sip = line
+            .split("udp ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or_else(|| panic!("{line}"));
+        let http = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        Server {
+            sip: sip.trim().parse().unwrap(),
+            http: http.trim().parse().unwrap(),
+            child,
+            dir,
+        }
+    }
+
+    fn database(&self) -> String {
+        format!("sqlite://{}/data/kuma.db", self.dir.path().display())
+    }
+
+    /// Runs a sipp scenario file (from tests/sipp/) or built-in scenario against kuma.
+    fn sipp(&self, scenario: &str, number: &str, extra: &[&str]) -> Output {
+        let mut cmd = Command::new("sipp");
+        if scenario.ends_with(".xml") {
+            cmd.arg("-sf").arg(repo().join("tests/sipp").join(scenario));
+        } else {
+            cmd.args(["-sn", scenario]);
+        }
+        let log = self.dir.path().join(format!("sipp-{}.log", free_port()));
+        cmd.arg(self.sip.to_string())
+            .args([
+                "-s",
+                number,
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &free_port().to_string(),
+                "-mp",
+                &free_port().to_string(),
+            ])
+            .args([
+                "-timeout",
+                "60",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+            ])
+            .arg(&log)
+            .args(extra)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            let errors = std::fs::read_to_string(&log).unwrap_or_default();
+            eprintln!(
+                "sipp {scenario} failed:\n{}\n{errors}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        out
+    }
+
+    /// `kuma results --format json`.
+    fn results(&self) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(["results", CAMPAIGN, "--format", "json", "--campaigns"])
+            .arg(repo().join("campaigns"))
+            .args(["--database", &self.database(), "--data"])
+            .arg(self.dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The outcome and last node of every stored call, oldest first.
+    fn calls(&self) -> Vec<(String, Option<String>)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&self.database()).await.unwrap();
+            let rows: Vec<(Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT outcome, last_node FROM calls ORDER BY id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            rows.into_iter()
+                .map(|(o, n)| (o.unwrap_or_default(), n))
+                .collect()
+        })
+    }
+
+    /// Waits until `n` calls have ended (the store is written after sipp's last step).
+    fn wait_calls(&self, n: usize) -> Vec<(String, Option<String>)> {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.calls();
+            if calls.iter().filter(|(o, _)| !o.is_empty()).count() >= n || Instant::now() > until {
+                return calls;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn http_get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: kuma\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count(r: &serde_json::Value, question: &str, choice: &str) -> u64 {
+    r["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == question)
+        .and_then(|q| {
+            q["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == choice)
+        })
+        .and_then(|c| c["count"].as_u64())
+        .unwrap()
+}
+
+#[test]
+fn a_full_poll_answered_with_rfc4733_keys() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let out = k.sipp("poll_rfc4733.xml", "2000", &[]);
+    assert!(
+        out.status.success(),
+        "the call went through, and kuma hung up with BYE"
+    );
+    let calls = k.wait_calls(1);
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_eq!(r["calls"], 1);
+    assert_eq!(r["completed"], 1);
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+    assert_eq!(count(&r, "q_would_report", "yes"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    let metrics = k.http_get("/metrics");
+    assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
+    assert!(
+        metrics.contains("kuma_calls_total{outcome=\"completed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_caller_who_hangs_up_during_a_prompt_is_stored_with_the_node() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    // sipp's built-in caller: INVITE, ACK, 1.5 s of the language menu, BYE.
+    let out = k.sipp("uac", "2000", &["-d", "1500"]);
+    assert!(out.status.success());
+    let calls = k.wait_calls(1);
+    assert_eq!(
+        calls,
+        [("caller_hangup".to_string(), Some("welcome".to_string()))]
+    );
+}
+
+#[test]
+fn options_unknown_numbers_codecs_and_garbage() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    assert!(k.http_get("/healthz").ends_with("ok\n"));
+    // Garbage and an oversized datagram change nothing.
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe.send_to(b"\x00\x01garbage\r\n\r\n", k.sip).unwrap();
+    probe.send_to(&vec![b'A'; 65_000], k.sip).unwrap();
+    probe
+        .send_to(b"INVITE sip:2000@x SIP/2.0\r\n\r\n", k.sip)
+        .unwrap();
+    assert!(
+        k.sipp("options.xml", "2000", &[]).status.success(),
+        "OPTIONS: 200"
+    );
+    assert!(
+        k.sipp("unknown_number.xml", "9999", &[]).status.success(),
+        "unknown number: 404"
+    );
+    assert!(
+        k.sipp("g729_only.xml", "2000", &[]).status.success(),
+        "G.729 only: 488"
+    );
+    // Still answering calls.
+    assert!(k.sipp("uac", "2000", &["-d", "500"]).status.success());
+    let calls = k.wait_calls(2);
+    assert_eq!(
+        calls.iter().filter(|(o, _)| o == "rejected").count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(k.http_get("/healthz").ends_with("ok\n"));
+}
+
+/// Raw 8 kHz µ-law: keys as tones, with silence between them, and some speech.
+fn inband_tape(steps: &[&str]) -> Vec<u8> {
+    use kuma::audio::dtmf::generate::{silence, tone};
+    let speech = std::fs::read(repo().join("src/audio/dtmf/testdata/talkoff-fr-8k.ulaw")).unwrap();
+    let mut pcm: Vec<i16> = silence(1000, 8000);
+    for step in steps {
+        match *step {
+            "speech" => pcm.extend(kuma::audio::g711::ulaw_decode(&speech[8000..8000 * 4])),
+            key => {
+                let k = key.chars().next().unwrap();
+                pcm.extend(tone(k, 120, -10.0, -10.0, 0.0, 8000).unwrap());
+                pcm.extend(silence(1200, 8000));
+            }
+        }
+    }
+    pcm.extend(silence(15_000, 8000));
+    kuma::audio::g711::ulaw_encode(&pcm)
+}
+
+#[test]
+fn a_voice_message_left_with_keys_sent_as_tones() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let tape = inband_tape(&["2", "9", "3", "9", "speech", "#", "9", "0"]);
+    std::fs::write(k.dir.path().join("inband.ulaw"), tape).unwrap();
+    let out = k.sipp("voice_message_inband.xml", "2000", &[]);
+    assert!(
+        out.status.success(),
+        "kuma heard the keys in the audio and hung up after goodbye"
+    );
+    let calls = k.wait_calls(1);
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (file, ms): (String, i64) = rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&k.database()).await.unwrap();
+        let row = sqlx::query_as("SELECT file, duration_ms FROM recordings")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        row
+    });
+    assert!(
+        (2500..6000).contains(&ms),
+        "about three seconds of speech recorded, got {ms} ms"
+    );
+    let wav = hound::WavReader::open(&file).unwrap();
+    assert_eq!(wav.spec().sample_rate, 8000);
+    assert!(wav.duration() >= 20_000, "the file holds the message");
+}
