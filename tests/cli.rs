@@ -2,9 +2,12 @@
 //! example campaign, a real database (SQLite in a temporary folder, and PostgreSQL
 //! when `KUMA_TEST_POSTGRES_URL` is set).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::count;
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
@@ -86,23 +89,6 @@ fn fails_with(o: &Output, part: &str) {
     assert_eq!(err.lines().count(), 1, "one line of error, got:\n{err}");
     assert!(err.contains(part), "`{err}` should contain `{part}`");
     assert!(!err.contains("panicked"), "{err}");
-}
-
-fn count(r: &Value, question: &str, choice: &str) -> u64 {
-    r["questions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == question)
-        .and_then(|q| {
-            q["choices"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["id"] == choice)
-        })
-        .and_then(|c| c["count"].as_u64())
-        .unwrap_or_else(|| panic!("no {question}/{choice} in {r}"))
 }
 
 /// French, the poll, every question answered, then goodbye.

@@ -30,7 +30,7 @@ use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, Stre
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::sip::sdp::{self, LocalMedia, Media};
 use crate::sip::{CallId, Event as SipEvent};
-use crate::store::{CallEnd, NewAnswer, NewCall, NewRecording};
+use crate::store::{CallEnd, NewCall, NewRecording};
 
 /// What the SIP side knows of a new call.
 pub struct CallStart {
@@ -503,45 +503,18 @@ impl Live<'_> {
                     target,
                 });
             }
-            Action::SetLanguage { language } => {
-                store.set_language(self.store_id, &language).await?
+            Action::SetLanguage { .. } | Action::StoreAnswer { .. } | Action::Completed => {
+                if store.record(self.store_id, &action, Utc::now()).await? {
+                    metrics::counter!(names::ANSWERS_TOTAL).increment(1);
+                }
             }
-            Action::StoreAnswer {
-                question,
-                choice,
-                digit,
-                broadcast,
-            } => {
-                let digit = digit.to_string();
-                store
-                    .store_answer(&NewAnswer {
-                        call: self.store_id,
-                        question: &question,
-                        choice: &choice,
-                        digit: &digit,
-                        at: Utc::now(),
-                        broadcast,
-                    })
-                    .await?;
-                metrics::counter!(names::ANSWERS_TOTAL).increment(1);
-            }
-            Action::Completed => store.mark_completed(self.store_id).await?,
             Action::HangUp => {
                 self.finish_recording().await?;
                 let _ = self.cmd.send(Command::HangUp { call: self.id });
             }
-            Action::Finished { outcome, last_node } => {
+            Action::Finished { outcome, .. } => {
                 self.finish_recording().await?;
-                store
-                    .end_call(
-                        self.store_id,
-                        &CallEnd {
-                            ended_at: Utc::now(),
-                            outcome: outcome.as_str(),
-                            last_node: last_node.as_deref(),
-                        },
-                    )
-                    .await?;
+                store.record(self.store_id, &action, Utc::now()).await?;
                 metrics::counter!(names::CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
                 if outcome == Outcome::Error {
                     tracing::warn!("call ended on an engine error");

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{Campaign, Node};
 use crate::flow::{Action, Call, EngineOptions, Event, Outcome};
-use crate::store::{CallEnd, CallId, NewAnswer, NewCall, Store, StoreError};
+use crate::store::{CallEnd, CallId, NewCall, Store, StoreError};
 
 /// How long a simulated prompt plays.
 const PROMPT_TIME: Duration = Duration::from_secs(4);
@@ -142,38 +142,13 @@ pub async fn run_call(
                         next = Some(Event::TransferFailed);
                     }
                 }
-                Action::SetLanguage { language } => store.set_language(id, language).await?,
-                Action::StoreAnswer {
-                    question,
-                    choice,
-                    digit,
-                    broadcast,
-                } => {
-                    let digit = digit.to_string();
-                    store
-                        .store_answer(&NewAnswer {
-                            call: id,
-                            question,
-                            choice,
-                            digit: &digit,
-                            at: now,
-                            broadcast: *broadcast,
-                        })
-                        .await?;
-                    answers += 1;
+                Action::SetLanguage { .. } | Action::StoreAnswer { .. } | Action::Completed => {
+                    if store.record(id, action, now).await? {
+                        answers += 1;
+                    }
                 }
-                Action::Completed => store.mark_completed(id).await?,
-                Action::Finished { outcome, last_node } => {
-                    store
-                        .end_call(
-                            id,
-                            &CallEnd {
-                                ended_at: now,
-                                outcome: outcome.as_str(),
-                                last_node: last_node.as_deref(),
-                            },
-                        )
-                        .await?;
+                Action::Finished { outcome, .. } => {
+                    store.record(id, action, now).await?;
                     return Ok(Report {
                         call: id,
                         outcome: *outcome,

@@ -25,6 +25,7 @@
 //! `pseudonym.rs` turns phone numbers into pseudonyms.
 
 mod error;
+mod flow;
 mod open;
 mod pseudonym;
 mod reads;
