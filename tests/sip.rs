@@ -4,12 +4,16 @@
 //! Needs `sipp` (Debian's sip-tester); `.ci/run` installs it. Without it, outside CI,
 //! the tests say so and pass.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use common::count;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
 
@@ -117,11 +121,11 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        // "kuma serve: SIP on udp 127.0.0.1:P, HTTP on http://127.0.0.1:Q"
+        // "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q"
         let sip = line
             .split("udp ")
             .nth(1)
-            .and_then(|r| r.split(',').next())
+            .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| panic!("{line}"));
         let http = line
             .split("http://")
@@ -205,24 +209,31 @@ impl Server {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// The outcome and last node of every stored call, oldest first.
-    fn calls(&self) -> Vec<(String, Option<String>)> {
+    /// Rows of a query on the server's database.
+    fn query<T>(&self, sql: &'static str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let pool = sqlx::SqlitePool::connect(&self.database()).await.unwrap();
-            let rows: Vec<(Option<String>, Option<String>)> =
-                sqlx::query_as("SELECT outcome, last_node FROM calls ORDER BY id")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
             pool.close().await;
-            rows.into_iter()
-                .map(|(o, n)| (o.unwrap_or_default(), n))
-                .collect()
+            rows
         })
+    }
+
+    /// The outcome and last node of every stored call, oldest first.
+    fn calls(&self) -> Vec<(String, Option<String>)> {
+        self.query::<(Option<String>, Option<String>)>(
+            "SELECT outcome, last_node FROM calls ORDER BY id",
+        )
+        .into_iter()
+        .map(|(o, n)| (o.unwrap_or_default(), n))
+        .collect()
     }
 
     /// Waits until `n` calls have ended (the store is written after sipp's last step).
@@ -256,23 +267,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn count(r: &serde_json::Value, question: &str, choice: &str) -> u64 {
-    r["questions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == question)
-        .and_then(|q| {
-            q["choices"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["id"] == choice)
-        })
-        .and_then(|c| c["count"].as_u64())
-        .unwrap()
 }
 
 #[test]
@@ -398,19 +392,9 @@ fn a_voice_message_left_with_keys_sent_as_tones() {
         calls,
         [("completed".to_string(), Some("goodbye".to_string()))]
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (file, ms): (String, i64) = rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&k.database()).await.unwrap();
-        let row = sqlx::query_as("SELECT file, duration_ms FROM recordings")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        row
-    });
+    let recordings: Vec<(String, i64)> = k.query("SELECT file, duration_ms FROM recordings");
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let (file, ms) = recordings[0].clone();
     assert!(
         (2500..6000).contains(&ms),
         "about three seconds of speech recorded, got {ms} ms"
@@ -418,4 +402,36 @@ fn a_voice_message_left_with_keys_sent_as_tones() {
     let wav = hound::WavReader::open(&file).unwrap();
     assert_eq!(wav.spec().sample_rate, 8000);
     assert!(wav.duration() >= 20_000, "the file holds the message");
+}
+
+#[test]
+fn a_lost_ack_is_given_up_with_bye() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let out = k.sipp("lost_ack.xml", "2000", &[]);
+    assert!(out.status.success(), "200 OK retransmitted, then BYE");
+    let calls = k.wait_calls(1);
+    assert_eq!(calls.len(), 1);
+    assert!(
+        !calls[0].0.is_empty(),
+        "the call's end is stored: {calls:?}"
+    );
+}
+
+#[test]
+fn a_call_over_tcp() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    // sipp's built-in caller over one TCP connection: INVITE, ACK, BYE after 1 s.
+    let out = k.sipp("uac", "2000", &["-t", "t1", "-d", "1000"]);
+    assert!(out.status.success(), "SIP over TCP");
+    let calls = k.wait_calls(1);
+    assert_eq!(
+        calls,
+        [("caller_hangup".to_string(), Some("welcome".to_string()))]
+    );
 }

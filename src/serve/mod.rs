@@ -18,6 +18,7 @@ mod catalog;
 pub mod config;
 mod http;
 mod sip_shell;
+mod sip_tcp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,9 +72,13 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let sip_addr = sip_socket.local_addr()?;
+    // TCP on the same address and port as UDP (RFC 3261 §18).
+    let sip_tcp = tokio::net::TcpListener::bind(sip_addr)
+        .await
+        .with_context(|| format!("cannot listen for SIP over TCP on {sip_addr}"))?;
     let http_addr = http_listener.local_addr()?;
     // Tests and scripts read this line to find the ports chosen at run time.
-    println!("kuma serve: SIP on udp {sip_addr}, HTTP on http://{http_addr}");
+    println!("kuma serve: SIP on udp {sip_addr} (and tcp), HTTP on http://{http_addr}");
     tracing::info!(%sip_addr, %http_addr, "listening");
 
     let shared = Arc::new(Shared {
@@ -88,7 +93,7 @@ pub async fn run(
     let reload = Arc::clone(&shared);
     let reload_dir = campaigns.clone();
     tokio::spawn(async move { signals(reload, reload_dir, stop_tx).await });
-    sip_shell::run(shared, sip_socket, sip_addr, stop_rx).await
+    sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx).await
 }
 
 /// SIGHUP reloads the campaigns; SIGTERM or SIGINT stops taking calls.

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::Shared;
 use super::call::{self, CallStart};
 use super::http::names;
+use super::sip_tcp;
 use crate::sip::{CallId, Config, Endpoint, Event, Output, Transport};
 
 /// What a call's task asks of the SIP side.
@@ -54,9 +55,14 @@ const MAX_DATAGRAM: usize = 65_536;
 pub async fn run(
     shared: Arc<Shared>,
     socket: UdpSocket,
+    tcp: tokio::net::TcpListener,
     local: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel();
+    let (open_tx, mut open_rx) = mpsc::unbounded_channel();
+    tokio::spawn(sip_tcp::accept(tcp, tcp_tx, open_tx));
+    let mut connections = sip_tcp::Connections::default();
     let mut endpoint = Endpoint::new(
         Config {
             local: shared
@@ -81,6 +87,10 @@ pub async fn run(
                 // ICMP errors from a previous send surface here on some systems.
                 Err(e) => tracing::debug!(error = %e, "SIP receive"),
             },
+            Some(m) = tcp_rx.recv() => {
+                endpoint.handle_input(&m.bytes, m.from, Transport::Tcp, Instant::now().into_std());
+            }
+            Some(o) = open_rx.recv() => connections.opened(o),
             Some(cmd) = cmd_rx.recv() => {
                 let now = Instant::now().into_std();
                 match cmd {
@@ -110,6 +120,15 @@ pub async fn run(
         }
         while let Some(out) = endpoint.poll_output() {
             match out {
+                Output::Transmit {
+                    to,
+                    bytes,
+                    transport: Transport::Tcp,
+                } => {
+                    if !connections.send(to, bytes) {
+                        tracing::debug!(%to, "SIP TCP connection gone");
+                    }
+                }
                 Output::Transmit { to, bytes, .. } => {
                     if let Err(e) = socket.send_to(&bytes, to).await {
                         tracing::debug!(error = %e, %to, "SIP send");
