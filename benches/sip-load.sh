@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Load benchmark of `kuma serve` with sipp on loopback (issue 3).
+#
+# Callers that listen, send speech all along (as a phone does), press keys as RFC
+# 4733 events, answer the whole poll of the example campaign and wait for kuma's
+# goodbye. For each level of concurrent calls it reports: calls set up per second,
+# failed calls, the share of RTP packets kuma sent more than 2 ms after their
+# schedule (from its /metrics), and kuma's own CPU time per call-minute (from
+# /proc/PID/stat, so sipp's CPU is not counted).
+#
+#   benches/sip-load.sh [CONCURRENT_CALLS ...]     (default: 50 100 200)
+#
+# Needs sipp (Debian's sip-tester). Every port is chosen at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+levels=("$@")
+((${#levels[@]})) || levels=(50 100 200)
+command -v sipp >/dev/null || { echo "needs sipp: apt-get install sip-tester" >&2; exit 1; }
+
+cargo build --release --quiet
+kuma=target/release/kuma
+work=$(mktemp -d -t kuma-load.XXXXXX)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+common=(--campaigns campaigns --data "$work/data" --database "sqlite://$work/data/kuma.db")
+"$kuma" audio prepare stop-trafficking-mali "${common[@]}" >/dev/null
+
+# The caller's voice: any French prompt, as raw µ-law.
+"$kuma" audio export stop-trafficking-mali fr welcome --format wav-ulaw -o "$work/speech.wav" "${common[@]}" >/dev/null
+tail -c +59 "$work/speech.wav" >"$work/speech.ulaw"
+cp benches/sipp/load_call.xml "$work/"
+
+"$kuma" serve --sip 127.0.0.1:0 --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 100000 \
+    "${common[@]}" >"$work/serve.out" 2>"$work/serve.err" &
+pid=$!
+for _ in $(seq 1 100); do grep -q "SIP on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+sip=$(grep -o 'udp [0-9.]*:[0-9]*' "$work/serve.out" | cut -d' ' -f2)
+http=$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.out")
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+metric() { curl -s "$http/metrics" | awk -v m="$1" '$1==m {print $2}' | head -1; }
+# The last value of a named column of sipp's statistics file.
+column() { awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } END { print $c + 0 }' "$1"; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+
+printf '%-10s %-10s %-8s %-8s %-10s %-12s %-14s\n' concurrent calls/s ok failed late>2ms late% cpu-ms/call-min
+for n in "${levels[@]}"; do
+    total=$((n * 2))
+    rate=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 16 }')   # a call lasts about 16 s
+    sent0=$(metric kuma_rtp_packets_sent_total); late0=$(metric kuma_rtp_packets_late_total)
+    cpu0=$(cpu_ticks); t0=$(date +%s.%N)
+    (cd "$work" && sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
+        -i 127.0.0.1 -mi 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
+        -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" >/dev/null 2>&1) || true
+    t1=$(date +%s.%N); cpu1=$(cpu_ticks)
+    sent1=$(metric kuma_rtp_packets_sent_total); late1=$(metric kuma_rtp_packets_late_total)
+    ok=$(column "$work/stat-$n.csv" 'SuccessfulCall(C)')
+    failed=$(column "$work/stat-$n.csv" 'FailedCall(C)')
+    awk -v n="$n" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
+        -v l0="${late0:-0}" -v l1="${late1:-0}" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" 'BEGIN {
+        secs = t1 - t0; sent = s1 - s0; late = l1 - l0
+        # call-minutes of audio kuma sent: 50 packets a second per call
+        callmin = sent / 50 / 60
+        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-14.1f\n", n, (ok + failed) / secs, ok, failed, late,
+            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0)
+    }'
+done
