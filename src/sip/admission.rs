@@ -67,6 +67,12 @@ impl Admission {
     /// Whether a new INVITE from this address may start a call; counts it if so.
     pub fn may_invite(&mut self, source: IpAddr, now: Instant) -> Result<(), Refusal> {
         self.may_contact(source)?;
+        // A configured trunk is the station's own gateway: every listener's call
+        // comes from it, hundreds in the minutes after a broadcast. Limiting it
+        // would drop exactly the calls kuma is for.
+        if self.trunks.is_some() {
+            return Ok(());
+        }
         self.sweep(now);
         let window = self.window;
         let entry = self.sources.entry(block(source)).or_insert(Window {
@@ -150,6 +156,20 @@ mod tests {
         );
         let open = Admission::new(None, (10, Duration::from_secs(10)));
         assert_eq!(open.may_contact(ip("198.51.100.7")), Ok(()));
+    }
+
+    #[test]
+    fn a_configured_trunk_is_not_rate_limited() {
+        let trunk = ip("192.0.2.1");
+        let mut a = Admission::new(Some(vec![trunk]), (2, Duration::from_secs(10)));
+        let now = Instant::now();
+        for _ in 0..500 {
+            assert_eq!(a.may_invite(trunk, now), Ok(()));
+        }
+        assert_eq!(
+            a.may_invite(ip("198.51.100.7"), now),
+            Err(Refusal::NotTrunk)
+        );
     }
 
     #[test]
