@@ -435,3 +435,96 @@ fn a_call_over_tcp() {
         [("caller_hangup".to_string(), Some("welcome".to_string()))]
     );
 }
+
+#[test]
+fn the_helpline_transfer_is_a_refer_to_the_gateway() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let out = k.sipp("transfer_refer.xml", "2000", &[]);
+    assert!(
+        out.status.success(),
+        "REFER, 202, NOTIFY 200, then kuma's BYE"
+    );
+    let calls = k.wait_calls(1);
+    assert_eq!(
+        calls,
+        [("transferred".to_string(), Some("helpline".to_string()))]
+    );
+}
+
+#[test]
+fn sigterm_lets_the_call_in_progress_finish_then_stops() {
+    if !have_sipp() {
+        return;
+    }
+    let mut k = Server::start();
+    let sip = k.sip;
+    let dir = k.dir.path().to_path_buf();
+    // A caller who stays 4 s, then hangs up.
+    let caller = std::thread::spawn(move || {
+        Command::new("sipp")
+            .args([
+                "-sn",
+                "uac",
+                &sip.to_string(),
+                "-s",
+                "2000",
+                "-m",
+                "1",
+                "-d",
+                "4000",
+            ])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-p",
+                &free_port().to_string(),
+            ])
+            .args([
+                "-mp",
+                &free_port().to_string(),
+                "-timeout",
+                "30",
+                "-timeout_error",
+                "-nostdin",
+            ])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = k.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = caller.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the call in progress went on to its end"
+    );
+    let until = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = k.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < until,
+            "kuma did not stop after its last call"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+    assert_eq!(
+        k.calls(),
+        [("caller_hangup".to_string(), Some("welcome".to_string()))]
+    );
+}

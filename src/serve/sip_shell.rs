@@ -49,6 +49,9 @@ pub enum Command {
     },
 }
 
+/// How long a stopping server keeps answering retransmissions after its last call.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// The largest datagram read; bigger ones are cut and then fail to parse.
 const MAX_DATAGRAM: usize = 65_536;
 
@@ -79,6 +82,7 @@ pub async fn run(
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stopping = false;
     let mut stop_deadline: Option<Instant> = None;
+    let mut linger: Option<Instant> = None;
     loop {
         let wake = endpoint.poll_timeout().map(Instant::from_std);
         tokio::select! {
@@ -109,6 +113,7 @@ pub async fn run(
                 endpoint.stop_accepting();
                 stop_deadline = Some(Instant::now() + shared.config.drain);
             }
+            _ = sleep_until(linger), if linger.is_some() => {}
             _ = sleep_until(stop_deadline), if stopping => {
                 eprintln!("kuma serve: drain time is over; hanging up {} calls", calls.len());
                 let now = Instant::now().into_std();
@@ -177,7 +182,14 @@ pub async fn run(
             }
         }
         metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
-        if stopping && calls.is_empty() && endpoint.is_idle() {
+        // Once the last call is gone, the endpoint's finished transactions only
+        // absorb retransmissions (up to 64*T1 = 32 s over UDP): a short linger
+        // covers the usual ones without holding a restart for half a minute.
+        if stopping && calls.is_empty() && linger.is_none() {
+            linger = Some(Instant::now() + LINGER);
+        }
+        let lingered = linger.is_some_and(|at| Instant::now() >= at);
+        if stopping && calls.is_empty() && (endpoint.is_idle() || lingered) {
             eprintln!("kuma serve: all calls ended; stopped");
             return Ok(());
         }
