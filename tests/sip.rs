@@ -1,8 +1,8 @@
 //! `kuma serve` answering real SIP peers (sipp) on loopback, with the example
 //! campaign, checked through the store. Every port is chosen at run time.
 //!
-//! Needs `sipp` (Debian's sip-tester); `.ci/run` installs it. Without it, outside CI,
-//! the tests say so and pass.
+//! Needs `sipp` (Debian's sip-tester) and `baresip` (baresip-core); `.ci/run` installs
+//! them. Without them, outside CI, the tests say so and pass.
 
 mod common;
 
@@ -92,6 +92,11 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// With more `kuma serve` flags.
+    fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         copy_dir(prepared_cache(), &data);
@@ -106,6 +111,7 @@ impl Server {
                 "--rtp-ports",
                 "20000-59999",
             ])
+            .args(flags)
             .arg("--campaigns")
             .arg(repo().join("campaigns"))
             .arg("--data")
@@ -527,4 +533,138 @@ fn sigterm_lets_the_call_in_progress_finish_then_stops() {
         k.calls(),
         [("caller_hangup".to_string(), Some("welcome".to_string()))]
     );
+}
+
+fn have_baresip() -> bool {
+    let ok = Command::new("baresip").arg("-h").output().is_ok();
+    if !ok {
+        assert!(std::env::var("CI").is_err(), "CI must install baresip-core");
+        eprintln!("skipped: baresip is not installed");
+    }
+    ok
+}
+
+/// A second, independent SIP stack: baresip (its own SDP with several codecs and
+/// telephone-event rates, its own RFC 4733 sender) answers the whole poll.
+#[test]
+fn baresip_answers_the_poll() {
+    if !have_baresip() {
+        return;
+    }
+    let k = Server::start();
+    let cfg = k.dir.path().join("baresip");
+    std::fs::create_dir_all(&cfg).unwrap();
+    // The caller's microphone: 90 s of French speech at 8 kHz.
+    let speech = std::fs::read(repo().join("src/audio/dtmf/testdata/talkoff-fr-8k.ulaw")).unwrap();
+    let voice = cfg.join("voice.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&voice, spec).unwrap();
+    for s in kuma::audio::g711::ulaw_decode(&speech) {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let console = free_port();
+    let rtp = free_port();
+    std::fs::write(
+        cfg.join("config"),
+        format!(
+            "sip_listen 127.0.0.1:{sip}\naudio_player aufile,{heard}\naudio_source aufile,{voice}\n\
+             audio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\nmodule stdio.so\n\
+             module g711.so\nmodule aufile.so\nmodule cons.so\ncons_listen 127.0.0.1:{console}\n\
+             module_app account.so\nmodule_app menu.so\nrtp_ports {rtp}-{rtp_end}\n",
+            sip = free_port(),
+            heard = cfg.join("heard.wav").display(),
+            voice = voice.display(),
+            rtp_end = rtp.saturating_add(10),
+        ),
+    )
+    .unwrap();
+    std::fs::write(cfg.join("accounts"), "<sip:listener@127.0.0.1>;regint=0\n").unwrap();
+    let mut phone = Command::new("baresip")
+        .arg("-f")
+        .arg(&cfg)
+        .args(["-e", &format!("/dial sip:2000@{}", k.sip), "-t", "40"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // Keys typed on baresip's console, sent by it as RFC 4733 events: French, skip
+    // the welcome, the poll, skip its introduction, five answers, skip the thanks,
+    // goodbye.
+    let keypad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for key in ["2", "9", "2", "9", "1", "2", "1", "1", "3", "9", "0"] {
+        keypad
+            .send_to(key.as_bytes(), ("127.0.0.1", console))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while k.calls().iter().all(|(o, _)| o.is_empty()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = phone.kill();
+    let _ = phone.wait();
+    assert_eq!(
+        k.calls(),
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    assert_eq!(r["languages"]["fr"], 1);
+}
+
+#[test]
+fn hold_and_resume_keep_the_call() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let out = k.sipp("hold_resume.xml", "2000", &[]);
+    assert!(
+        out.status.success(),
+        "re-INVITE sendonly -> 200 recvonly, then sendrecv -> 200 sendrecv"
+    );
+    let calls = k.wait_calls(1);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].0, "caller_hangup",
+        "the call lasted until the caller's BYE"
+    );
+}
+
+#[test]
+fn a_malformed_invite_gets_400() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let out = k.sipp("malformed_invite.xml", "2000", &[]);
+    assert!(
+        out.status.success(),
+        "a Content-Length that is not a number: 400"
+    );
+    assert!(k.http_get("/healthz").ends_with("ok\n"));
+}
+
+#[test]
+fn a_caller_who_gives_up_while_it_rings_is_cancelled() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start_with(&["--answer-after", "3s"]);
+    let out = k.sipp("cancel.xml", "2000", &[]);
+    assert!(
+        out.status.success(),
+        "180, then CANCEL: 200, and 487 for the INVITE"
+    );
+    let calls = k.wait_calls(1);
+    assert_eq!(calls, [("cancelled".to_string(), None)]);
 }
