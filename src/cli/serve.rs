@@ -32,6 +32,9 @@ pub struct Args {
     /// The most calls at once; more get 486 Busy Here [default: 1000]
     #[arg(long, env = "KUMA_MAX_CALLS", value_name = "N")]
     max_calls: Option<usize>,
+    /// Let callers hear ringing this long before kuma answers, e.g. 2s [default: 0]
+    #[arg(long, env = "KUMA_ANSWER_AFTER", value_name = "DURATION")]
+    answer_after: Option<String>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -45,6 +48,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         trunks: args.trunks,
         default_campaign: args.default_campaign,
         max_calls: args.max_calls,
+        answer_after: args.answer_after,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

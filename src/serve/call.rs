@@ -231,6 +231,27 @@ async fn run_call(
             return Ok(());
         }
     };
+    if !shared.config.answer_after.is_zero() {
+        let _ = cmd.send(Command::Ringing { call: id });
+        let ring = tokio::time::sleep(shared.config.answer_after);
+        tokio::pin!(ring);
+        loop {
+            tokio::select! {
+                _ = &mut ring => break,
+                event = events.recv() => match event {
+                    // The caller gave up while it rang (CANCEL), or the SIP side stopped.
+                    Some(SipEvent::Ended { .. }) | None => {
+                        shared
+                            .store
+                            .end_call(store_id, &CallEnd { ended_at: Utc::now(), outcome: "cancelled", last_node: None })
+                            .await?;
+                        return Ok(());
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
     let _ = cmd.send(Command::Accept {
         call: id,
         sdp: answer.sdp,

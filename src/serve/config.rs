@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub max_calls: usize,
     /// How long SIGTERM waits for calls in progress.
     pub drain: Duration,
+    /// Let the caller hear ringing this long before answering (0: answer at once).
+    pub answer_after: Duration,
 }
 
 impl Default for ServeConfig {
@@ -42,6 +44,7 @@ impl Default for ServeConfig {
             default_campaign: None,
             max_calls: 1000,
             drain: Duration::from_secs(600),
+            answer_after: Duration::ZERO,
         }
     }
 }
@@ -58,6 +61,7 @@ pub struct FileConfig {
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
     pub drain: Option<String>,
+    pub answer_after: Option<String>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -75,6 +79,7 @@ pub struct Overrides {
     pub trunks: Option<String>,
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
+    pub answer_after: Option<String>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -132,6 +137,16 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             return Err("max_calls must be at least 1".into());
         }
         c.max_calls = n;
+    }
+    if let Some(d) = pick(&o.answer_after, &file.answer_after) {
+        c.answer_after = if d.trim() == "0" {
+            Duration::ZERO
+        } else {
+            crate::campaign::parse_duration(&d).map_err(|e| format!("answer_after: {e}"))?
+        };
+        if c.answer_after > Duration::from_secs(60) {
+            return Err("answer_after: at most 60s (callers hang up)".into());
+        }
     }
     if let Some(d) = &file.drain {
         c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;

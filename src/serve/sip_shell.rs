@@ -20,6 +20,9 @@ use crate::sip::{CallId, Config, Endpoint, Event, Output, Transport};
 /// What a call's task asks of the SIP side.
 #[derive(Debug)]
 pub enum Command {
+    Ringing {
+        call: CallId,
+    },
     Accept {
         call: CallId,
         sdp: String,
@@ -98,6 +101,7 @@ pub async fn run(
             Some(cmd) = cmd_rx.recv() => {
                 let now = Instant::now().into_std();
                 match cmd {
+                    Command::Ringing { call } => endpoint.ringing(call, now),
                     Command::Accept { call, sdp } => endpoint.accept(call, sdp, now),
                     Command::Reject { call, code } => endpoint.reject(call, code, now),
                     Command::AcceptReinvite { call, sdp } => endpoint.accept_reinvite(call, sdp, now),
