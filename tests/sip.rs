@@ -198,6 +198,14 @@ impl Server {
         out
     }
 
+    /// Runs a scenario that must succeed (`what` says what success means), then
+    /// returns the stored calls once one has ended.
+    fn call(&self, scenario: &str, extra: &[&str], what: &str) -> Vec<(String, Option<String>)> {
+        let out = self.sipp(scenario, "2000", extra);
+        assert!(out.status.success(), "{what}");
+        self.wait_calls(1)
+    }
+
     /// `kuma results --format json`.
     fn results(&self) -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
@@ -281,12 +289,11 @@ fn a_full_poll_answered_with_rfc4733_keys() {
         return;
     }
     let k = Server::start();
-    let out = k.sipp("poll_rfc4733.xml", "2000", &[]);
-    assert!(
-        out.status.success(),
-        "the call went through, and kuma hung up with BYE"
+    let calls = k.call(
+        "poll_rfc4733.xml",
+        &[],
+        "the call went through, and kuma hung up with BYE",
     );
-    let calls = k.wait_calls(1);
     assert_eq!(
         calls,
         [("completed".to_string(), Some("goodbye".to_string()))]
@@ -388,12 +395,11 @@ fn a_voice_message_left_with_keys_sent_as_tones() {
     let k = Server::start();
     let tape = inband_tape(&["2", "9", "3", "9", "speech", "#", "9", "0"]);
     std::fs::write(k.dir.path().join("inband.ulaw"), tape).unwrap();
-    let out = k.sipp("voice_message_inband.xml", "2000", &[]);
-    assert!(
-        out.status.success(),
-        "kuma heard the keys in the audio and hung up after goodbye"
+    let calls = k.call(
+        "voice_message_inband.xml",
+        &[],
+        "kuma heard the keys in the audio and hung up after goodbye",
     );
-    let calls = k.wait_calls(1);
     assert_eq!(
         calls,
         [("completed".to_string(), Some("goodbye".to_string()))]
@@ -416,9 +422,7 @@ fn a_lost_ack_is_given_up_with_bye() {
         return;
     }
     let k = Server::start();
-    let out = k.sipp("lost_ack.xml", "2000", &[]);
-    assert!(out.status.success(), "200 OK retransmitted, then BYE");
-    let calls = k.wait_calls(1);
+    let calls = k.call("lost_ack.xml", &[], "200 OK retransmitted, then BYE");
     assert_eq!(calls.len(), 1);
     assert!(
         !calls[0].0.is_empty(),
@@ -433,9 +437,7 @@ fn a_call_over_tcp() {
     }
     let k = Server::start();
     // sipp's built-in caller over one TCP connection: INVITE, ACK, BYE after 1 s.
-    let out = k.sipp("uac", "2000", &["-t", "t1", "-d", "1000"]);
-    assert!(out.status.success(), "SIP over TCP");
-    let calls = k.wait_calls(1);
+    let calls = k.call("uac", &["-t", "t1", "-d", "1000"], "SIP over TCP");
     assert_eq!(
         calls,
         [("caller_hangup".to_string(), Some("welcome".to_string()))]
@@ -448,12 +450,11 @@ fn the_helpline_transfer_is_a_refer_to_the_gateway() {
         return;
     }
     let k = Server::start();
-    let out = k.sipp("transfer_refer.xml", "2000", &[]);
-    assert!(
-        out.status.success(),
-        "REFER, 202, NOTIFY 200, then kuma's BYE"
+    let calls = k.call(
+        "transfer_refer.xml",
+        &[],
+        "REFER, 202, NOTIFY 200, then kuma's BYE",
     );
-    let calls = k.wait_calls(1);
     assert_eq!(
         calls,
         [("transferred".to_string(), Some("helpline".to_string()))]
@@ -627,12 +628,11 @@ fn hold_and_resume_keep_the_call() {
         return;
     }
     let k = Server::start();
-    let out = k.sipp("hold_resume.xml", "2000", &[]);
-    assert!(
-        out.status.success(),
-        "re-INVITE sendonly -> 200 recvonly, then sendrecv -> 200 sendrecv"
+    let calls = k.call(
+        "hold_resume.xml",
+        &[],
+        "re-INVITE sendonly -> 200 recvonly, then sendrecv -> 200 sendrecv",
     );
-    let calls = k.wait_calls(1);
     assert_eq!(calls.len(), 1);
     assert_eq!(
         calls[0].0, "caller_hangup",
@@ -660,11 +660,10 @@ fn a_caller_who_gives_up_while_it_rings_is_cancelled() {
         return;
     }
     let k = Server::start_with(&["--answer-after", "3s"]);
-    let out = k.sipp("cancel.xml", "2000", &[]);
-    assert!(
-        out.status.success(),
-        "180, then CANCEL: 200, and 487 for the INVITE"
+    let calls = k.call(
+        "cancel.xml",
+        &[],
+        "180, then CANCEL: 200, and 487 for the INVITE",
     );
-    let calls = k.wait_calls(1);
     assert_eq!(calls, [("cancelled".to_string(), None)]);
 }
