@@ -149,6 +149,9 @@ struct Live<'a> {
     source: SocketAddr,
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
     local: LocalMedia,
+    /// Looked up once: a metrics lookup per packet costs more than the packet.
+    packets_sent: metrics::Counter,
+    packets_late: metrics::Counter,
 }
 
 async fn run_call(
@@ -277,6 +280,8 @@ async fn run_call(
         finished: false,
         source,
         local,
+        packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
+        packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
     };
     live.drain_engine().await?;
     let mut buf = vec![0u8; 2048];
@@ -325,9 +330,9 @@ impl Live<'_> {
             match self.pacer.poll(now) {
                 PacerOutput::Transmit(t) => {
                     if now.saturating_duration_since(t.due) > Duration::from_millis(2) {
-                        metrics::counter!(names::RTP_PACKETS_LATE).increment(1);
+                        self.packets_late.increment(1);
                     }
-                    metrics::counter!(names::RTP_PACKETS_SENT).increment(1);
+                    self.packets_sent.increment(1);
                     // A full socket buffer drops the packet rather than delay the
                     // next ones: late audio is worse than a lost frame.
                     if remote.port() != 0 && !remote.ip().is_unspecified() {
@@ -360,14 +365,15 @@ impl Live<'_> {
         let now = Instant::now().into_std();
         let mut pcm: Vec<i16> = Vec::new();
         match self.session.handle_datagram(bytes, from, now) {
-            Some(RtpEvent::Audio(a)) => {
+            // The caller's audio is only decoded when something listens to it.
+            Some(RtpEvent::Audio(a)) if self.detector.is_some() || self.recording.is_some() => {
                 pcm = match self.media.codec {
                     Codec::Pcmu => ulaw_decode(a.payload),
                     Codec::Pcma => alaw_decode(a.payload),
                 };
             }
             Some(RtpEvent::Key(k)) => self.pending.push_back(crate::flow::Event::Digit(k.key)),
-            Some(RtpEvent::MediaTimeout) | None => {}
+            Some(RtpEvent::Audio(_) | RtpEvent::MediaTimeout) | None => {}
         }
         if pcm.is_empty() {
             return Ok(());
