@@ -23,3 +23,4 @@ pub mod serve;
 pub mod simulator;
 pub mod sip;
 pub mod store;
+pub mod web;

@@ -10,6 +10,7 @@ mod check;
 mod results;
 mod serve;
 mod simulate;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -73,6 +74,8 @@ enum Command {
     Audio(audio::Args),
     /// Answer phone calls over SIP with the campaigns (SIGHUP reloads them).
     Serve(serve::Args),
+    /// API bearer tokens: create (printed once), list, revoke.
+    Token(token::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -128,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results(a) => results::run(&env, a).await,
         Command::Audio(a) => audio::run(&env, a),
         Command::Serve(a) => serve::run(&env, a).await,
+        Command::Token(a) => token::run(&env, a).await,
     }
 }
 

@@ -35,6 +35,8 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
 pub async fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
+    shared: std::sync::Arc<super::Shared>,
+    campaigns: std::path::PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -42,7 +44,8 @@ pub async fn serve(
         .route(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
-        );
+        )
+        .merge(crate::web::router(shared, campaigns));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

@@ -89,7 +89,13 @@ pub async fn run(
         catalog: std::sync::RwLock::new(Arc::new(catalog)),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(http::serve(http_listener, metrics, stop_rx.clone()));
+    tokio::spawn(http::serve(
+        http_listener,
+        metrics,
+        Arc::clone(&shared),
+        campaigns.clone(),
+        stop_rx.clone(),
+    ));
     let reload = Arc::clone(&shared);
     let reload_dir = campaigns.clone();
     tokio::spawn(async move { signals(reload, reload_dir, stop_tx).await });

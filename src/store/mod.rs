@@ -30,6 +30,7 @@ mod open;
 mod pseudonym;
 mod reads;
 mod sql;
+mod tokens;
 mod writes;
 
 use std::sync::Arc;

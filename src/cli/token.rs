@@ -1,0 +1,95 @@
+//! `kuma token`: the bearer tokens of the HTTP API (`crate::web`).
+//!
+//! `create` prints a new token once and stores only its SHA-256; `list` shows
+//! names, roles and dates, never a token; `revoke` stops a token at once (the
+//! server looks tokens up on every request).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::Env;
+use crate::web::{Role, new_token, token_hash};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Make a token and print it (once: only its hash is kept).
+    Create {
+        /// What the token may do: analyst (results, exports), broadcaster (also
+        /// campaigns), admin (everything).
+        #[arg(long, value_enum)]
+        role: Role,
+        /// A name to list and revoke it by (who or what uses it).
+        #[arg(long)]
+        name: String,
+    },
+    /// Show every token's name, role, creation and revocation (never the token).
+    List,
+    /// Stop a token from working.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
+}
+
+pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
+    let store = env.store().await?;
+    let code = match args.command {
+        TokenCommand::Create { role, name } => {
+            let name = name.trim();
+            if name.is_empty() {
+                anyhow::bail!("a token needs a non-empty --name");
+            }
+            let token = new_token().context("cannot draw a random token")?;
+            if !store
+                .create_token(name, role.as_str(), &token_hash(&token), Utc::now())
+                .await?
+            {
+                anyhow::bail!("a token named `{name}` exists already (kuma token list)");
+            }
+            println!("{token}");
+            eprintln!(
+                "kuma token: `{name}` ({}) created; this is the only time it is shown",
+                role.as_str()
+            );
+            ExitCode::SUCCESS
+        }
+        TokenCommand::List => {
+            let tokens = store.list_tokens().await?;
+            if tokens.is_empty() {
+                println!("no tokens (kuma token create --role analyst --name NAME)");
+            }
+            for t in tokens {
+                let revoked = t
+                    .revoked_at
+                    .map(|r| format!("revoked {}", r.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_else(|| "active".into());
+                println!(
+                    "{}\t{}\tcreated {}\t{revoked}",
+                    t.name,
+                    t.role,
+                    t.created_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        TokenCommand::Revoke { name } => {
+            if store.revoke_token(&name, Utc::now()).await? {
+                println!("token `{name}` revoked");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("kuma: no active token named `{name}` (kuma token list)");
+                ExitCode::FAILURE
+            }
+        }
+    };
+    store.close().await;
+    Ok(code)
+}

@@ -1,0 +1,129 @@
+//! API bearer tokens: who may read what over HTTP (`kuma token`, `crate::web`).
+//!
+//! Only a token's SHA-256 is stored (hex, in `tokens.hash`); the token itself is
+//! printed once by `kuma token create` and never kept, so a copy of the database
+//! does not hand out access. A revoked token stays in the table (with
+//! `revoked_at`) so that `kuma token list` shows its history. Roles are stored as
+//! their names; `crate::web::Role` gives them meaning.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError, millis, time, with_pool};
+
+/// One token as listed: never the token or its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const INSERT_TOKEN: &str = "\
+    INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (name) DO NOTHING";
+const LIST_TOKENS: &str = "\
+    SELECT name, role, created_at, revoked_at FROM tokens ORDER BY created_at, id";
+const REVOKE_TOKEN: &str = "\
+    UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
+const TOKEN_ROLE: &str = "SELECT role FROM tokens WHERE hash = $1 AND revoked_at IS NULL";
+
+impl Store {
+    /// Stores a token's hash under a name; false (and nothing stored) if a token
+    /// of that name exists already, revoked or not.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(INSERT_TOKEN)
+                .bind(name)
+                .bind(role)
+                .bind(hash)
+                .bind(millis(at))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Every token, oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows: Vec<(String, String, i64, Option<i64>)> = with_pool!(self, |pool| {
+            sqlx::query_as(LIST_TOKENS).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(name, role, created, revoked)| {
+                Ok(TokenInfo {
+                    name,
+                    role,
+                    created_at: time(created)?,
+                    revoked_at: revoked.map(time).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the token of this name; false if there is no such token that still
+    /// works.
+    pub async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = with_pool!(self, |pool| {
+            sqlx::query(REVOKE_TOKEN)
+                .bind(name)
+                .bind(millis(at))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// The role of the unrevoked token with this hash, if any.
+    pub async fn token_role(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as(TOKEN_ROLE)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(role,)| role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_list_revoke_and_look_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kuma.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let t0 = time(1_700_000_000_000).unwrap();
+        assert!(
+            store
+                .create_token("ana", "analyst", "h1", t0)
+                .await
+                .unwrap()
+        );
+        // A name is taken even by a revoked token; the hash is not reused.
+        assert!(!store.create_token("ana", "admin", "h2", t0).await.unwrap());
+        assert_eq!(
+            store.token_role("h1").await.unwrap().as_deref(),
+            Some("analyst")
+        );
+        assert_eq!(store.token_role("h2").await.unwrap(), None);
+        assert!(store.revoke_token("ana", t0).await.unwrap());
+        assert!(!store.revoke_token("ana", t0).await.unwrap());
+        assert_eq!(store.token_role("h1").await.unwrap(), None);
+        let list = store.list_tokens().await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].name, "ana");
+        assert_eq!(list[0].revoked_at, Some(t0));
+        store.close().await;
+    }
+}

@@ -1,0 +1,196 @@
+//! The HTTP JSON API for broadcasters and analysts, mounted by `kuma serve` next to
+//! `/healthz` and `/metrics` (see `openapi.yaml` at the repository root).
+//!
+//! Access is by bearer token (`Authorization: Bearer kuma_…`, made by `kuma token
+//! create`). Only the token's SHA-256 is stored, and a request's token is hashed
+//! and looked up on every request, so a revoked token stops working at once.
+//! Tokens are never logged. Each route names the least [`Role`] it needs:
+//! `analyst` reads results and exports, `broadcaster` also the campaigns, `admin`
+//! everything.
+//!
+//! Errors are JSON, `{"error": "…"}`: 401 without a working token, 403 for a role
+//! too small, 404 for an unknown campaign, 400 for a bad query value (with the same
+//! words as `kuma results`).
+//!
+//! Small groups: in the results JSON served here, every breakdown cell (the `by`
+//! counts of a choice) below [`SMALL_GROUP`] is replaced by the string `"<5"`, so
+//! that a village with two callers cannot be picked out. Totals (`calls`,
+//! `answered`, each choice's `count`) are not masked. The masking is done here, on
+//! the way out, not in [`crate::results::compute`], so `kuma results` on the
+//! server itself still shows the exact numbers.
+//!
+//! Layout: this file holds the router, the roles, tokens and the auth extractor;
+//! `api.rs` holds the handlers.
+
+mod api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+
+use crate::serve::Shared;
+
+/// Breakdown cells below this many callers are shown as `"<5"`.
+pub const SMALL_GROUP: u64 = 5;
+
+/// What a token may do; each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    /// Results and exports.
+    Analyst,
+    /// Also the campaigns (and, later, recordings and the simulator).
+    Broadcaster,
+    /// Everything (later: tokens over HTTP).
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Broadcaster => "broadcaster",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "analyst" => Some(Role::Analyst),
+            "broadcaster" => Some(Role::Broadcaster),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A new random token: `kuma_` and 32 random bytes in hex.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("kuma_{}", hex::encode(bytes)))
+}
+
+/// What the store keeps of a token: its SHA-256, in hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What the API handlers share.
+pub struct ApiState {
+    pub shared: Arc<Shared>,
+    /// The campaigns folder, read for the campaign list and definitions (with the
+    /// problems of the files that do not validate).
+    pub campaigns: PathBuf,
+}
+
+/// The `/api` routes, ready to merge into `kuma serve`'s router.
+pub fn router(shared: Arc<Shared>, campaigns: PathBuf) -> Router {
+    let state = Arc::new(ApiState { shared, campaigns });
+    Router::new()
+        .route("/api/campaigns", get(api::campaigns))
+        .route("/api/campaigns/{id}", get(api::campaign))
+        .route("/api/campaigns/{id}/results", get(api::results))
+        .route("/api/campaigns/{id}/answers.csv", get(api::answers_csv))
+        .with_state(state)
+}
+
+/// An API error: its status and the reason, sent as `{"error": "…"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// The details are logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "API request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let mut response = api::json(status, &serde_json::json!({ "error": self.to_string() }));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"kuma\""),
+            );
+        }
+        response
+    }
+}
+
+/// The role of the request's bearer token, checked against the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Auth(pub Role);
+
+impl Auth {
+    /// Ok if the token's role includes `needed`, else 403.
+    pub fn require(self, needed: Role) -> Result<(), ApiError> {
+        if self.0 >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs a {} token (yours is {})",
+                needed.as_str(),
+                self.0.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<ApiState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized(
+                "missing token: send `Authorization: Bearer TOKEN` (kuma token create)",
+            ))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized(
+                "bad Authorization header: expected `Bearer TOKEN`",
+            ))?;
+        let role = state
+            .shared
+            .store
+            .token_role(&token_hash(token))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        Role::parse(&role)
+            .map(Auth)
+            .ok_or_else(|| ApiError::Internal(format!("stored token has unknown role `{role}`")))
+    }
+}
