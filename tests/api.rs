@@ -384,3 +384,109 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
     assert!(lines.count() > 60);
     assert!(!r.body.contains("+223"), "no phone numbers");
 }
+
+/// GET returning the raw bytes (for audio).
+fn get_bytes(http: SocketAddr, path: &str, token: &str) -> (String, Vec<u8>) {
+    let mut s = TcpStream::connect(http).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase(),
+        raw[split + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn broadcasters_list_and_play_the_voice_messages() {
+    let k = Server::start();
+    // A voice message as kuma serve stores one: a call, its WAV file, its row.
+    let wav = k.data.join("message.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for i in 0..16_000 {
+        w.write_sample(((i % 40) * 400 - 8000) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rid = rt.block_on(async {
+        let store = kuma::store::Store::open(&format!("sqlite://{}/kuma.db", k.data.display()))
+            .await
+            .unwrap();
+        let now = chrono::Utc::now();
+        let call = store
+            .start_call(&kuma::store::NewCall {
+                campaign: "stop-trafficking-mali",
+                caller: "c_0123456789abcdef",
+                channel: "sip",
+                started_at: now,
+                broadcast: None,
+            })
+            .await
+            .unwrap();
+        let file = wav.to_string_lossy().into_owned();
+        store
+            .add_recording(&kuma::store::NewRecording {
+                call,
+                node: "leave_message",
+                file: &file,
+                duration: Duration::from_secs(2),
+                at: now,
+            })
+            .await
+            .unwrap()
+    });
+    let analyst = k.token("analyst", "ana");
+    let broadcaster = k.token("broadcaster", "bea");
+    let list = "/api/campaigns/stop-trafficking-mali/recordings";
+    assert_error(&k.get(list, None), 401, "token");
+    assert_error(&k.get(list, Some(&analyst)), 403, "broadcaster");
+    assert_error(
+        &k.get("/api/campaigns/nope/recordings", Some(&broadcaster)),
+        404,
+        "nope",
+    );
+    let r = k.get(list, Some(&broadcaster));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let items = v["recordings"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], rid);
+    assert_eq!(items[0]["node"], "leave_message");
+    assert_eq!(items[0]["caller"], "c_0123456789abcdef");
+    assert_eq!(items[0]["seconds"], 2.0);
+    assert!(
+        !r.body.contains("message.wav"),
+        "the file path is never sent"
+    );
+    let audio = items[0]["audio"].as_str().unwrap().to_string();
+    assert_error(&k.get(&audio, Some(&analyst)), 403, "broadcaster");
+    let (head, body) = get_bytes(k.http, &audio, &broadcaster);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    assert_eq!(&body[..4], b"RIFF");
+    assert_eq!(body.len() as u64, std::fs::metadata(&wav).unwrap().len());
+    assert_error(
+        &k.get("/api/recordings/999/audio", Some(&broadcaster)),
+        404,
+        "999",
+    );
+    assert_error(
+        &k.get("/api/recordings/abc/audio", Some(&broadcaster)),
+        400,
+        "abc",
+    );
+}

@@ -29,6 +29,7 @@ mod flow;
 mod open;
 mod pseudonym;
 mod reads;
+mod recordings;
 mod sql;
 mod tokens;
 mod writes;

@@ -145,14 +145,14 @@ pub(super) async fn answers_csv(
 }
 
 /// Reads the campaigns folder (off the async threads).
-async fn load(st: &ApiState) -> Result<CampaignSet, ApiError> {
+pub(super) async fn load(st: &ApiState) -> Result<CampaignSet, ApiError> {
     let dir = st.campaigns.clone();
     tokio::task::spawn_blocking(move || load_folder(&dir))
         .await
         .map_err(|e| ApiError::Internal(format!("loading the campaigns: {e}")))
 }
 
-fn find<'a>(set: &'a CampaignSet, id: &str) -> Result<&'a Campaign, ApiError> {
+pub(super) fn find<'a>(set: &'a CampaignSet, id: &str) -> Result<&'a Campaign, ApiError> {
     set.get(id)
         .ok_or_else(|| ApiError::NotFound(format!("unknown campaign `{id}`")))
 }

@@ -23,6 +23,7 @@
 //! `api.rs` holds the handlers.
 
 mod api;
+mod recordings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,6 +99,8 @@ pub fn router(shared: Arc<Shared>, campaigns: PathBuf) -> Router {
         .route("/api/campaigns/{id}", get(api::campaign))
         .route("/api/campaigns/{id}/results", get(api::results))
         .route("/api/campaigns/{id}/answers.csv", get(api::answers_csv))
+        .route("/api/campaigns/{id}/recordings", get(recordings::list))
+        .route("/api/recordings/{rid}/audio", get(recordings::audio))
         .with_state(state)
 }
 

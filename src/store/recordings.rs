@@ -1,0 +1,86 @@
+//! Reading the voice messages callers left: the list a broadcaster picks from, and
+//! one recording's file for playback (`crate::web`). Rows are written by
+//! [`Store::add_recording`](super::Store::add_recording) as the call records.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{CallId, Store, StoreError, time, with_pool};
+
+/// One voice message, with the call's language and pseudonymous caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingInfo {
+    pub id: i64,
+    pub call: CallId,
+    pub campaign: String,
+    pub node: String,
+    /// The caller's pseudonym (never a number).
+    pub caller: String,
+    pub language: Option<String>,
+    pub duration: Duration,
+    pub created_at: DateTime<Utc>,
+    /// Where the WAV file is (served, never shown to API clients).
+    pub file: String,
+}
+
+/// The one SELECT both queries share, with their own WHERE (sqlx takes only
+/// static SQL, so it is put together at compile time).
+macro_rules! select_recordings {
+    ($tail:literal) => {
+        concat!(
+            "SELECT r.id, r.call, r.campaign, r.node, c.caller, c.language, r.duration_ms, r.created_at, r.file \
+             FROM recordings r JOIN calls c ON c.id = r.call ",
+            $tail
+        )
+    };
+}
+
+const LIST: &str =
+    select_recordings!("WHERE r.campaign = $1 ORDER BY r.created_at DESC, r.id DESC");
+const ONE: &str = select_recordings!("WHERE r.id = $1");
+
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    String,
+);
+
+fn info(row: Row) -> Result<RecordingInfo, StoreError> {
+    let (id, call, campaign, node, caller, language, ms, created, file) = row;
+    Ok(RecordingInfo {
+        id,
+        call,
+        campaign,
+        node,
+        caller,
+        language,
+        duration: Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
+        created_at: time(created)?,
+        file,
+    })
+}
+
+impl Store {
+    /// A campaign's voice messages, newest first.
+    pub async fn recordings(&self, campaign: &str) -> Result<Vec<RecordingInfo>, StoreError> {
+        let rows: Vec<Row> = with_pool!(self, |pool| {
+            sqlx::query_as(LIST).bind(campaign).fetch_all(pool).await?
+        });
+        rows.into_iter().map(info).collect()
+    }
+
+    /// One voice message by id.
+    pub async fn recording(&self, id: i64) -> Result<Option<RecordingInfo>, StoreError> {
+        let row: Option<Row> = with_pool!(self, |pool| {
+            sqlx::query_as(ONE).bind(id).fetch_optional(pool).await?
+        });
+        row.map(info).transpose()
+    }
+}
