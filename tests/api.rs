@@ -3,12 +3,16 @@
 //! results compared with `kuma results`. HTTP is spoken by hand over a
 //! `TcpStream` (HTTP/1.1, `Connection: close`): no client crate needed.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
+
+use common::count;
 
 use serde_json::Value;
 
@@ -489,4 +493,60 @@ fn broadcasters_list_and_play_the_voice_messages() {
         400,
         "abc",
     );
+}
+
+/// Reads Server-Sent Events from a stream until one `data:` line arrives.
+fn next_event(reader: &mut BufReader<TcpStream>) -> Value {
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the stream ended");
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
+#[test]
+fn live_results_push_each_new_answer() {
+    let k = Server::start();
+    let analyst = k.token("analyst", "ana");
+    let path = "/api/campaigns/stop-trafficking-mali/results/live";
+    assert_error(&k.get(path, None), 401, "token");
+    assert_error(
+        &k.get(&format!("{path}?by=q_colour"), Some(&analyst)),
+        400,
+        "q_colour",
+    );
+    let mut s = TcpStream::connect(k.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {analyst}\r\n\r\n",
+        k.http
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let first = next_event(&mut reader);
+    assert_eq!(first["calls"], 0);
+    // A listener answers (here through the terminal channel, on the same database).
+    k.kuma(&[
+        "call",
+        "stop-trafficking-mali",
+        "--digits",
+        "2 2 1",
+        "--at",
+        "2026-12-01T19:30",
+    ]);
+    let started = std::time::Instant::now();
+    let mut pushed = next_event(&mut reader);
+    // The call's start and its answer may come as two pushes.
+    while count(&pushed, "q_offered_work", "yes") == 0 {
+        pushed = next_event(&mut reader);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "pushed within seconds"
+    );
+    assert_eq!(pushed["calls"], 1);
 }

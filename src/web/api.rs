@@ -157,7 +157,7 @@ pub(super) fn find<'a>(set: &'a CampaignSet, id: &str) -> Result<&'a Campaign, A
         .ok_or_else(|| ApiError::NotFound(format!("unknown campaign `{id}`")))
 }
 
-fn results_error(e: ResultsError) -> ApiError {
+pub(super) fn results_error(e: ResultsError) -> ApiError {
     match e {
         ResultsError::UnknownQuestion(..) | ResultsError::NoSuchBroadcast(_) => {
             ApiError::BadRequest(e.to_string())
@@ -168,7 +168,7 @@ fn results_error(e: ResultsError) -> ApiError {
 
 /// `by`, `broadcast`, `since`, `until` from the query string, checked as `kuma
 /// results` checks its flags.
-fn query(c: &Campaign, raw: Option<&str>) -> Result<Query, ApiError> {
+pub(super) fn query(c: &Campaign, raw: Option<&str>) -> Result<Query, ApiError> {
     let mut q = Query::default();
     let tz = c
         .schedule
@@ -231,7 +231,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Replaces every `by` cell below [`SMALL_GROUP`] with `"<5"`.
-fn mask_small_groups(results: &mut Value) {
+pub(super) fn mask_small_groups(results: &mut Value) {
     let Some(questions) = results.get_mut("questions").and_then(Value::as_array_mut) else {
         return;
     };

@@ -23,6 +23,7 @@
 //! `api.rs` holds the handlers.
 
 mod api;
+mod live;
 mod recordings;
 
 use std::path::PathBuf;
@@ -98,6 +99,7 @@ pub fn router(shared: Arc<Shared>, campaigns: PathBuf) -> Router {
         .route("/api/campaigns", get(api::campaigns))
         .route("/api/campaigns/{id}", get(api::campaign))
         .route("/api/campaigns/{id}/results", get(api::results))
+        .route("/api/campaigns/{id}/results/live", get(live::results_live))
         .route("/api/campaigns/{id}/answers.csv", get(api::answers_csv))
         .route("/api/campaigns/{id}/recordings", get(recordings::list))
         .route("/api/recordings/{rid}/audio", get(recordings::audio))
