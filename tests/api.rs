@@ -7,62 +7,17 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::count;
+use common::{count, prepared_data, repo};
 
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
 /// Inside the poll window of the Tuesday 1 December 2026 broadcast (19:00 Bamako).
 const DURING_BROADCAST: &str = "2026-12-01T19:30";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The example's prompts prepared once for all the tests of this file (as in
-/// tests/sip.rs); each server starts from a copy.
-fn prepared_cache() -> &'static Path {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
-                .args(["audio", "prepare", CAMPAIGN, "--campaigns"])
-                .arg(repo().join("campaigns"))
-                .arg("--data")
-                .arg(dir.path())
-                .arg("--database")
-                .arg(format!("sqlite://{}/unused.db", dir.path().display()))
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            dir
-        })
-        .path()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// A running `kuma serve`, stopped when dropped.
 struct Server {
@@ -89,8 +44,7 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        copy_dir(prepared_cache(), &data);
-        let _ = std::fs::remove_file(data.join("unused.db"));
+        prepared_data(&data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
             .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .arg("--campaigns")

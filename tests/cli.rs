@@ -7,16 +7,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::count;
+use common::{count, repo};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
 /// Inside the poll window of the Tuesday 1 December 2026 broadcast (19:00 Bamako).
 const DURING_BROADCAST: &str = "2026-12-01T19:30";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A kuma with its own data folder and database.
 struct Kuma {

@@ -8,18 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::count;
+use common::{count, prepared_data, repo};
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn have_sipp() -> bool {
     let ok = Command::new("sipp").arg("-v").output().is_ok();
@@ -31,46 +25,6 @@ fn have_sipp() -> bool {
         eprintln!("skipped: sipp is not installed");
     }
     ok
-}
-
-/// The example's prompts prepared once for all the tests of this file; each server
-/// starts from a copy of that cache, so none decodes the audio again.
-fn prepared_cache() -> &'static Path {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
-                .args(["audio", "prepare", CAMPAIGN, "--campaigns"])
-                .arg(repo().join("campaigns"))
-                .arg("--data")
-                .arg(dir.path())
-                .arg("--database")
-                .arg(format!("sqlite://{}/unused.db", dir.path().display()))
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            dir
-        })
-        .path()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// A free UDP port on loopback, found at run time.
@@ -99,8 +53,7 @@ impl Server {
     fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        copy_dir(prepared_cache(), &data);
-        let _ = std::fs::remove_file(data.join("unused.db"));
+        prepared_data(&data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
             .args([
                 "serve",
