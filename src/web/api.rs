@@ -111,13 +111,24 @@ pub(super) async fn results(
     let set = load(&st).await?;
     let c = find(&set, &id)?;
     let q = query(c, uri.query())?;
-    let r = compute(&st.shared.store, c, &q)
+    let value = masked_results(&st, c, &q).await?;
+    Ok(json(StatusCode::OK, &value))
+}
+
+/// The results JSON as the API shows it: `kuma results`' JSON with small groups
+/// masked. Shared by `/results` and `/results/live`.
+pub(super) async fn masked_results(
+    st: &ApiState,
+    c: &Campaign,
+    q: &Query,
+) -> Result<Value, ApiError> {
+    let r = compute(&st.shared.store, c, q)
         .await
         .map_err(results_error)?;
     let mut value = serde_json::to_value(&r)
-        .map_err(|e| ApiError::Internal(format!("results of `{id}`: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("results of `{}`: {e}", c.id)))?;
     mask_small_groups(&mut value);
-    Ok(json(StatusCode::OK, &value))
+    Ok(value)
 }
 
 /// `GET /api/campaigns/{id}/answers.csv`: one row per answer, pseudonymous callers.

@@ -17,10 +17,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::api::{find, load, mask_small_groups, query, results_error};
+use super::api::{find, load, masked_results, query};
 use super::{ApiError, ApiState, Auth, Role};
 use crate::campaign::Campaign;
-use crate::results::{Query, compute};
+use crate::results::Query;
 
 /// How often a stream looks for new answers.
 const EVERY: Duration = Duration::from_secs(1);
@@ -29,8 +29,14 @@ struct Live {
     st: Arc<ApiState>,
     campaign: Campaign,
     query: Query,
-    last: Option<String>,
-    first: bool,
+    /// The last results sent.
+    last: String,
+    /// Results computed but not sent yet.
+    first: Option<String>,
+}
+
+fn results_event(json: String) -> Event {
+    Event::default().event("results").data(json)
 }
 
 pub(super) async fn results_live(
@@ -43,36 +49,30 @@ pub(super) async fn results_live(
     let set = load(&st).await?;
     let campaign = find(&set, &id)?.clone();
     let query = query(&campaign, uri.query())?;
-    // A bad query must fail now, as a 400, not inside the stream.
-    compute(&st.shared.store, &campaign, &query)
-        .await
-        .map_err(results_error)?;
+    // The first results are computed here, so a bad query fails now as a 400,
+    // not inside the stream; they are also the stream's first event.
+    let first = masked_results(&st, &campaign, &query).await?.to_string();
     let live = Live {
         st,
         campaign,
         query,
-        last: None,
-        first: true,
+        last: first.clone(),
+        first: Some(first),
     };
     let events = stream::unfold(live, |mut live| async move {
+        if let Some(text) = live.first.take() {
+            return Some((Ok::<Event, Infallible>(results_event(text)), live));
+        }
         loop {
-            if !live.first {
-                tokio::time::sleep(EVERY).await;
-            }
-            live.first = false;
-            let Ok(r) = compute(&live.st.shared.store, &live.campaign, &live.query).await else {
-                // The database is busy or gone for a moment: try again next second.
+            tokio::time::sleep(EVERY).await;
+            // The database busy or gone for a moment: try again next second.
+            let Ok(value) = masked_results(&live.st, &live.campaign, &live.query).await else {
                 continue;
             };
-            let Ok(mut value) = serde_json::to_value(&r) else {
-                continue;
-            };
-            mask_small_groups(&mut value);
             let text = value.to_string();
-            if live.last.as_deref() != Some(text.as_str()) {
-                live.last = Some(text.clone());
-                let event = Event::default().event("results").data(text);
-                return Some((Ok::<Event, Infallible>(event), live));
+            if text != live.last {
+                live.last = text.clone();
+                return Some((Ok(results_event(text)), live));
             }
         }
     });
