@@ -862,3 +862,341 @@ fn the_simulator_walks_the_real_flow_and_stores_nothing() {
         "nope",
     );
 }
+
+#[test]
+fn flow_results_follow_the_floip_package_format() {
+    let s = Server::start();
+    let analyst = s.token("analyst", "ana");
+    s.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1 2 1 1 3 0",
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+22370000001",
+    ]);
+    s.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "1 2 3",
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+22370000002",
+    ]);
+    let base = format!("/api/campaigns/{CAMPAIGN}/flow-results");
+    let r = s.get(&base, Some(&analyst));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.json();
+    // The descriptor's required properties (specification.md, "Descriptor").
+    assert_eq!(d["profile"], "flow-results-package");
+    assert_eq!(d["flow_results_specification_version"], "1.0.0-rc1");
+    for key in ["created", "modified"] {
+        let t = d[key].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{key} {t}: {e}"));
+    }
+    let id = d["id"].as_str().unwrap();
+    let parts: Vec<&str> = id.split('-').collect();
+    assert_eq!(
+        parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+        [8, 4, 4, 4, 12],
+        "{id}"
+    );
+    assert!(
+        id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert!(parts[2].starts_with('4'), "version 4: {id}");
+    assert!("89ab".contains(&parts[3][..1]), "RFC 4122 variant: {id}");
+    assert_eq!(s.get(&base, Some(&analyst)).json()["id"], id, "stable");
+    let name = d["name"].as_str().unwrap();
+    assert!(
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    );
+    assert_eq!(d["title"], "Stop human trafficking (Mali)");
+
+    // Exactly one resource, data not inline, the schema inline.
+    let resources = d["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 1);
+    let res = &resources[0];
+    assert!(res.get("data").is_none(), "inline data is forbidden");
+    assert_eq!(res["path"], "flow-results/data");
+    let fields: Vec<&str> = res["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "timestamp",
+            "row_id",
+            "contact_id",
+            "session_id",
+            "question_id",
+            "response",
+            "response_metadata"
+        ]
+    );
+    let questions = res["schema"]["questions"].as_object().unwrap();
+    assert_eq!(
+        questions.keys().collect::<Vec<_>>(),
+        [
+            "q_offered_work",
+            "q_know_signs",
+            "q_would_report",
+            "q_gender",
+            "q_region"
+        ]
+    );
+    let q = &questions["q_offered_work"];
+    assert_eq!(q["type"], "select_one");
+    assert!(q["label"].as_str().unwrap().contains("Question 1"), "{q}");
+    assert_eq!(
+        q["type_options"]["choices"],
+        serde_json::json!(["yes", "no", "not_sure"])
+    );
+
+    // The rows, at the path relative to the descriptor.
+    let r = s.get(&format!("{base}/data"), Some(&analyst));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("22370000001"), "no phone number");
+    let rows = r.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 6, "five answers and one");
+    let mut row_ids = std::collections::HashSet::new();
+    let mut contacts = std::collections::HashSet::new();
+    for row in rows {
+        let row = row.as_array().unwrap();
+        assert_eq!(row.len(), 7, "{row:?}");
+        let t = row[0].as_str().unwrap();
+        assert!(t.ends_with("+00:00"), "UTC as +00:00, not Z: {t}");
+        chrono::DateTime::parse_from_rfc3339(t).unwrap();
+        assert!(
+            row_ids.insert(row[1].as_str().unwrap().to_string()),
+            "unique row ids"
+        );
+        let contact = row[2].as_str().unwrap();
+        assert!(
+            contact.starts_with("c_") && contact.len() == 34,
+            "{contact}"
+        );
+        contacts.insert(contact.to_string());
+        assert!(row[3].is_string());
+        let question = &questions[row[4].as_str().unwrap()];
+        let choices = question["type_options"]["choices"].as_array().unwrap();
+        assert!(choices.contains(&row[5]), "{row:?}");
+        assert!(row[6].is_object());
+    }
+    assert_eq!(contacts.len(), 2);
+    assert_eq!(rows[0][4], "q_offered_work");
+    assert_eq!(rows[0][5], "yes");
+    assert_eq!(rows[0][6]["language"], "fr");
+    let until = s
+        .get(&format!("{base}/data?until=2026-11-30"), Some(&analyst))
+        .json();
+    assert_eq!(until, serde_json::json!([]));
+
+    assert_error(&s.get(&base, None), 401, "token");
+    assert_error(&s.get(&format!("{base}/data"), None), 401, "token");
+    assert_error(
+        &s.get("/api/campaigns/nope/flow-results", Some(&analyst)),
+        404,
+        "nope",
+    );
+    assert_error(
+        &s.get(&format!("{base}/data?by=q_gender"), Some(&analyst)),
+        400,
+        "not by",
+    );
+}
+
+#[test]
+fn prompts_play_without_a_token_with_etags_and_nothing_else_is_served() {
+    let s = Server::start();
+    let wav = "/audio/stop-trafficking-mali/fr/welcome.wav";
+    let (status, head, body) = s.raw("GET", wav, None, &[], None);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    assert!(head.contains("cache-control: public"), "{head}");
+    // 8 kHz mono 16-bit PCM (format 1): what browsers play.
+    assert_eq!(&body[..4], b"RIFF");
+    assert_eq!(&body[8..12], b"WAVE");
+    assert_eq!(u16::from_le_bytes([body[20], body[21]]), 1, "PCM");
+    assert_eq!(u16::from_le_bytes([body[22], body[23]]), 1, "mono");
+    assert_eq!(
+        u32::from_le_bytes([body[24], body[25], body[26], body[27]]),
+        8000
+    );
+    assert_eq!(u16::from_le_bytes([body[34], body[35]]), 16);
+    assert!(body.len() > 8000, "a real prompt");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap_or_else(|| panic!("{head}"))
+        .trim()
+        .to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong: {etag}"
+    );
+    let (status, _, body) = s.raw("GET", wav, None, &[("If-None-Match", &etag)], None);
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+    let (status, _, _) = s.raw("GET", wav, None, &[("If-None-Match", "\"other\"")], None);
+    assert_eq!(status, 200);
+    // Another prompt, another tag.
+    let (_, other, _) = s.raw(
+        "GET",
+        "/audio/stop-trafficking-mali/fr/goodbye.wav",
+        None,
+        &[],
+        None,
+    );
+    assert!(!other.contains(&etag), "{other}");
+
+    let (status, head, mp3) = s.raw(
+        "GET",
+        "/audio/stop-trafficking-mali/bm/welcome.mp3",
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: audio/mpeg"), "{head}");
+    assert_eq!(mp3[0], 0xFF, "an MPEG frame sync");
+    assert_eq!(mp3[1] & 0xE0, 0xE0);
+
+    // Only prompts of loaded campaigns; no way out of them.
+    for path in [
+        "/audio/stop-trafficking-mali/fr/nope.wav",
+        "/audio/stop-trafficking-mali/xx/welcome.wav",
+        "/audio/stop-trafficking-mali/fr/welcome.ogg",
+        "/audio/stop-trafficking-mali/fr/welcome.txt",
+        "/audio/stop-trafficking-mali/fr/welcome",
+        "/audio/nope/fr/welcome.wav",
+        "/audio/stop-trafficking-mali/fr/..%2F..%2F..%2Fcampaigns%2Fstop-trafficking-mali.toml",
+        "/audio/stop-trafficking-mali/fr/..%2Ffr%2Fwelcome.wav",
+        "/audio/stop-trafficking-mali/..%2F..%2Fcampaigns/stop-trafficking-mali.wav",
+        "/audio/..%2Fcampaigns/fr/stop-trafficking-mali.wav",
+        "/audio/stop-trafficking-mali/fr/../../../etc/passwd",
+        "/audio/stop-trafficking-mali/fr/%2Fetc%2Fpasswd.wav",
+    ] {
+        let (status, head, body) = s.raw("GET", path, None, &[], None);
+        assert_eq!(status, 404, "{path}: {head}");
+        assert!(!String::from_utf8_lossy(&body).contains("root:"), "{path}");
+    }
+}
+
+#[test]
+fn admins_manage_tokens_over_http() {
+    let s = Server::start();
+    let admin = s.token("admin", "root");
+    let broadcaster = s.token("broadcaster", "studio");
+    let results = format!("/api/campaigns/{CAMPAIGN}/results");
+
+    let r = s.post(
+        "/api/tokens",
+        Some(&admin),
+        r#"{"name": "analyst laptop", "role": "analyst"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.head.contains("cache-control: no-store"), "{}", r.head);
+    let made = r.json();
+    let token = made["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("kuma_") && token.len() == 69);
+    assert_eq!(made["role"], "analyst");
+    assert_eq!(made["name"], "analyst laptop");
+    // The new token works at once, with its role.
+    assert_eq!(s.get(&results, Some(&token)).status, 200);
+    assert_error(&s.get("/api/campaigns", Some(&token)), 403, "broadcaster");
+
+    // Listed without any token or hash.
+    let r = s.get("/api/tokens", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.body.contains(&token) && !r.body.contains("kuma_"),
+        "{}",
+        r.body
+    );
+    let list = r.json();
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["root", "studio", "analyst laptop"]);
+    assert!(list["tokens"][2]["revoked_at"].is_null());
+    // The CLI sees the same tokens.
+    assert!(s.kuma(&["token", "list"]).contains("analyst laptop"));
+
+    // Mistakes.
+    assert_error(
+        &s.post(
+            "/api/tokens",
+            Some(&admin),
+            r#"{"name": "analyst laptop", "role": "admin"}"#,
+        ),
+        409,
+        "exists already",
+    );
+    assert_error(
+        &s.post(
+            "/api/tokens",
+            Some(&admin),
+            r#"{"name": "x", "role": "king"}"#,
+        ),
+        400,
+        "bad role",
+    );
+    assert_error(
+        &s.post(
+            "/api/tokens",
+            Some(&admin),
+            r#"{"name": "  ", "role": "analyst"}"#,
+        ),
+        400,
+        "name",
+    );
+    assert_error(
+        &s.post("/api/tokens", Some(&admin), "{"),
+        400,
+        "bad request body",
+    );
+
+    // Only admins.
+    let body = r#"{"name": "mine", "role": "admin"}"#;
+    assert_error(
+        &s.post("/api/tokens", Some(&broadcaster), body),
+        403,
+        "admin",
+    );
+    assert_error(&s.get("/api/tokens", Some(&broadcaster)), 403, "admin");
+    assert_error(&s.get("/api/tokens", Some(&token)), 403, "admin");
+    assert_error(&s.get("/api/tokens", None), 401, "token");
+    let delete = |path: &str, t: Option<&str>| s.request("DELETE", path, t, &[], None);
+    assert_error(
+        &delete("/api/tokens/studio", Some(&broadcaster)),
+        403,
+        "admin",
+    );
+
+    // Revoking stops the token at once; twice is 404.
+    let r = delete("/api/tokens/analyst%20laptop", Some(&admin));
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_error(&s.get(&results, Some(&token)), 401, "revoked");
+    assert_error(
+        &delete("/api/tokens/analyst%20laptop", Some(&admin)),
+        404,
+        "analyst laptop",
+    );
+    assert_error(&delete("/api/tokens/nobody", Some(&admin)), 404, "nobody");
+    let list = s.get("/api/tokens", Some(&admin)).json();
+    assert!(list["tokens"][2]["revoked_at"].is_string(), "{list}");
+}
