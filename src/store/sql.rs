@@ -41,6 +41,9 @@ pub const COMPLETE_CALL: &str = "\
 /// $1 call → id
 pub const CALL_EXISTS: &str = "SELECT id FROM calls WHERE id = $1";
 
+/// How the call ended so far (NULLs while it runs). $1 call → outcome, last_node
+pub const CALL_END: &str = "SELECT outcome, last_node FROM calls WHERE id = $1";
+
 /// $1 call, $2 ended_at, $3 outcome, $4 last_node
 pub const END_CALL: &str = "\
     UPDATE calls SET ended_at = $2, outcome = $3, last_node = $4 WHERE id = $1";

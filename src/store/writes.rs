@@ -169,32 +169,46 @@ impl Store {
     }
 
     /// Records how the call ended. A caller who hung up is counted at the node
-    /// the call was at (the funnel's `hung_up`), in the same transaction.
+    /// the call was at (the funnel's `hung_up`), in the same transaction; ending
+    /// a call again (a late report) moves that count, never adds a second one.
     pub async fn end_call(&self, call: CallId, e: &CallEnd<'_>) -> Result<(), StoreError> {
         let ended_at = millis(e.ended_at);
-        let hung_up_at = e
-            .last_node
-            .filter(|_| e.outcome == Outcome::CallerHangup.as_str());
+        let after = hung_up_at(e.outcome, e.last_node);
         write_tx!(self, |tx| {
-            let updated = sqlx::query(sql::END_CALL)
+            tx.lock_call(call).await?;
+            let (outcome, last_node): (Option<String>, Option<String>) =
+                sqlx::query_as(sql::CALL_END)
+                    .bind(call)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::UnknownCall(call))?;
+            let before = outcome
+                .as_deref()
+                .and_then(|o| hung_up_at(o, last_node.as_deref()));
+            sqlx::query(sql::END_CALL)
                 .bind(call)
                 .bind(ended_at)
                 .bind(e.outcome)
                 .bind(e.last_node)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::UnknownCall(call));
-            }
-            if let Some(node) = hung_up_at {
-                sqlx::query(sql::COUNT_NODE)
-                    .bind(call)
-                    .bind(node)
-                    .bind(0_i64)
-                    .bind(1_i64)
-                    .execute(&mut *tx)
-                    .await?;
+                .await?;
+            if before != after {
+                // In one global order (by node), as the answers' counters.
+                let mut changes: Vec<(&str, i64)> = before
+                    .map(|n| (n, -1))
+                    .into_iter()
+                    .chain(after.map(|n| (n, 1)))
+                    .collect();
+                changes.sort();
+                for (node, delta) in changes {
+                    sqlx::query(sql::COUNT_NODE)
+                        .bind(call)
+                        .bind(node)
+                        .bind(0_i64)
+                        .bind(delta)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         })
     }
@@ -243,6 +257,11 @@ impl Store {
         });
         id.ok_or(StoreError::UnknownCall(r.call))
     }
+}
+
+/// The node a call's caller hung up at, if the call ended that way.
+fn hung_up_at<'a>(outcome: &str, last_node: Option<&'a str>) -> Option<&'a str> {
+    last_node.filter(|_| outcome == Outcome::CallerHangup.as_str())
 }
 
 /// Row locks that one backend needs and the other does not.
