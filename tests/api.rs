@@ -1200,3 +1200,64 @@ fn admins_manage_tokens_over_http() {
     let list = s.get("/api/tokens", Some(&admin)).json();
     assert!(list["tokens"][2]["revoked_at"].is_string(), "{list}");
 }
+
+#[test]
+fn the_api_serves_the_loaded_catalog_with_its_problems_and_follows_sighup() {
+    // A campaigns folder of our own: the example, and a file with a mistake.
+    let root = tempfile::tempdir().unwrap();
+    let campaigns = root.path().join("campaigns");
+    std::fs::create_dir(&campaigns).unwrap();
+    std::os::unix::fs::symlink(repo().join("audio"), root.path().join("audio")).unwrap();
+    let example =
+        std::fs::read_to_string(repo().join("campaigns").join(format!("{CAMPAIGN}.toml"))).unwrap();
+    std::fs::write(campaigns.join(format!("{CAMPAIGN}.toml")), &example).unwrap();
+    std::fs::write(
+        campaigns.join("broken.toml"),
+        "title = \"Broken\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let s = Server::start_in(&campaigns, &[]);
+    let broadcaster = s.token("broadcaster", "studio");
+
+    let list = s.get("/api/campaigns", Some(&broadcaster)).json();
+    assert_eq!(list["campaigns"].as_array().unwrap().len(), 1, "{list}");
+    let problems = list["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("broken.toml:")),
+        "{list}"
+    );
+    let second = "/api/campaigns/second";
+    assert_error(&s.get(second, Some(&broadcaster)), 404, "second");
+
+    // A new campaign file is served after SIGHUP, not before: the API reads the
+    // server's catalog, not the folder.
+    std::fs::write(
+        campaigns.join("second.toml"),
+        example.replace("\"2000\"", "\"2001\""),
+    )
+    .unwrap();
+    assert_error(&s.get(second, Some(&broadcaster)), 404, "second");
+    let hup = Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let started = std::time::Instant::now();
+    while s.get(second, Some(&broadcaster)).status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(60), "not reloaded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = s.get("/api/campaigns", Some(&broadcaster)).json();
+    let ids: Vec<&str> = list["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["second", CAMPAIGN]);
+    assert!(!list["problems"].as_array().unwrap().is_empty());
+    let (status, _, _) = s.raw("GET", "/audio/second/fr/welcome.wav", None, &[], None);
+    assert_eq!(status, 200);
+}

@@ -84,6 +84,11 @@ impl Server {
 
     /// With more `kuma serve` flags.
     pub fn start_with(flags: &[&str]) -> Server {
+        Self::start_in(&repo().join("campaigns"), flags)
+    }
+
+    /// On another campaigns folder.
+    pub fn start_in(campaigns: &Path, flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
@@ -99,7 +104,7 @@ impl Server {
             ])
             .args(flags)
             .arg("--campaigns")
-            .arg(repo().join("campaigns"))
+            .arg(campaigns)
             .arg("--data")
             .arg(&data)
             .arg("--database")
