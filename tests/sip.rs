@@ -213,6 +213,10 @@ fn a_caller_who_hangs_up_during_a_prompt_is_stored_with_the_node() {
         calls,
         [("caller_hangup".to_string(), Some("welcome".to_string()))]
     );
+    // The funnel counted it where it happened.
+    let funnel: Vec<(String, i64, i64)> =
+        k.query("SELECT node, reached, hung_up FROM node_counts ORDER BY node");
+    assert_eq!(funnel, [("welcome".to_string(), 1, 1)]);
 }
 
 #[test]
