@@ -1261,3 +1261,53 @@ fn the_api_serves_the_loaded_catalog_with_its_problems_and_follows_sighup() {
     let (status, _, _) = s.raw("GET", "/audio/second/fr/welcome.wav", None, &[], None);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn hundreds_of_live_screens_share_one_poller_and_all_get_each_answer() {
+    let k = Server::start();
+    let analyst = k.token("analyst", "ana");
+    let open = |query: &str| {
+        let s = TcpStream::connect(k.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        write!(
+            w,
+            "GET /api/campaigns/{CAMPAIGN}/results/live{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {analyst}\r\n\r\n",
+            k.http
+        )
+        .unwrap();
+        BufReader::new(s)
+    };
+    let mut screens: Vec<BufReader<TcpStream>> = (0..200).map(|_| open("")).collect();
+    let mut by_gender = open("?by=q_gender");
+    for s in &mut screens {
+        assert_eq!(next_event(s)["calls"], 0);
+    }
+    assert_eq!(next_event(&mut by_gender)["by"]["id"], "q_gender");
+    // Half the screens go away (as closed browser tabs do).
+    screens.truncate(100);
+    // A listener answers meanwhile; every screen still open gets it.
+    k.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    for s in &mut screens {
+        let mut pushed = next_event(s);
+        while count(&pushed, "q_offered_work", "yes") == 0 {
+            pushed = next_event(s);
+        }
+        assert_eq!(pushed["calls"], 1);
+    }
+    let mut pushed = next_event(&mut by_gender);
+    while count(&pushed, "q_offered_work", "yes") == 0 {
+        pushed = next_event(&mut by_gender);
+    }
+    assert_eq!(pushed["by"]["id"], "q_gender");
+    // A new screen joins the running poller and starts from the latest results.
+    let mut late = open("");
+    assert_eq!(next_event(&mut late)["calls"], 1);
+}

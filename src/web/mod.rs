@@ -101,6 +101,8 @@ pub struct ApiState {
     pub shared: Arc<Shared>,
     /// Signs the simulator's sessions; derived from the server secret.
     pub(crate) session_key: simulate::SessionKey,
+    /// The live results pollers, shared by every client of the same results.
+    pub(crate) live: live::Pollers,
 }
 
 impl ApiState {
@@ -117,6 +119,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let state = Arc::new(ApiState {
         shared,
         session_key,
+        live: live::Pollers::default(),
     });
     Router::new()
         .route("/api/campaigns", get(api::campaigns))
