@@ -43,6 +43,7 @@ pub use error::StoreError;
 pub use funnel::FunnelCounts;
 pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};
+pub use reads::AnswerStream;
 pub use tokens::TokenInfo;
 
 /// The id of a stored call.
