@@ -1104,6 +1104,15 @@ fn prompts_play_without_a_token_with_etags_and_nothing_else_is_served() {
     assert!(head.contains("content-type: audio/mpeg"), "{head}");
     assert_eq!(mp3[0], 0xFF, "an MPEG frame sync");
     assert_eq!(mp3[1] & 0xE0, 0xE0);
+    let (_, again, mp3_again) = s.raw(
+        "GET",
+        "/audio/stop-trafficking-mali/bm/welcome.mp3",
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(mp3_again, mp3, "the kept encoding");
+    assert!(again.contains("etag: "), "{again}");
 
     // Only prompts of loaded campaigns; no way out of them.
     for path in [
