@@ -1353,3 +1353,21 @@ fn hundreds_of_live_screens_share_one_poller_and_all_get_each_answer() {
     let mut late = open("");
     assert_eq!(next_event(&mut late)["calls"], 1);
 }
+
+#[test]
+fn every_route_is_in_openapi_yaml() {
+    let router = std::fs::read_to_string(repo().join("src/web/mod.rs")).unwrap();
+    let spec = std::fs::read_to_string(repo().join("openapi.yaml")).unwrap();
+    let routes: Vec<&str> = router
+        .split(".route(")
+        .skip(1)
+        .filter_map(|r| r.trim_start().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert!(routes.len() >= 14, "{routes:?}");
+    for route in routes {
+        assert!(
+            spec.contains(&format!("\n  {route}:\n")),
+            "{route} is not documented in openapi.yaml"
+        );
+    }
+}
