@@ -32,6 +32,7 @@ mod reads;
 mod recordings;
 mod sql;
 mod tokens;
+mod webhooks;
 mod writes;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use chrono::{DateTime, Utc};
 pub use error::StoreError;
 pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};
+pub use webhooks::{PendingFetch, SessionStep, WebhookSession};
 
 /// The id of a stored call.
 pub type CallId = i64;
