@@ -76,6 +76,13 @@ impl Catalog {
         }
     }
 
+    /// A campaign by id (a webhook call continues with the campaign it started on).
+    pub fn campaign(&self, id: &str) -> Option<(Arc<Campaign>, Arc<PromptSet>)> {
+        self.campaigns
+            .get(id)
+            .map(|(c, p)| (Arc::clone(c), Arc::clone(p)))
+    }
+
     /// The campaign a dialled number reaches (or the default campaign).
     pub fn route(
         &self,

@@ -45,10 +45,14 @@ pub async fn serve(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
+        .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
+        .merge(super::prompts_http::router(std::sync::Arc::clone(&shared)))
         .merge(crate::web::router(shared, campaigns));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
+    // The peer's address: the Africa's Talking allowlist checks it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
