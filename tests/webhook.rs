@@ -261,6 +261,25 @@ impl Server {
             })
     }
 
+    /// The provider recordings to fetch: (status, attempts).
+    fn fetches(&self) -> Vec<(String, i64)> {
+        let url = format!("sqlite://{}/kuma.db", self.data.display());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let rows =
+                    sqlx::query_as("SELECT status, attempts FROM recording_fetches ORDER BY id")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                pool.close().await;
+                rows
+            })
+    }
+
     /// Waits for the provider recordings to be fetched: (node, file, duration ms).
     fn recordings(&self, expected: usize) -> Vec<(String, String, i64)> {
         let url = format!("sqlite://{}/kuma.db", self.data.display());
@@ -785,4 +804,51 @@ fn prompts_are_served_with_etags() {
     ] {
         assert_eq!(s.request("GET", &bad, &[], b"").status, 404, "{bad}");
     }
+}
+
+#[test]
+fn a_recording_never_ready_stays_pending_and_is_fetched_after_a_restart() {
+    let s = Server::start(&at_env());
+    // The whole first round of tries fails; the next try works.
+    let (media, hits) = media_server(5, wav_bytes(1.0));
+    let session = ("sessionId", "ATVId_pending");
+    let first = [
+        session,
+        ("isActive", "1"),
+        ("callerNumber", CALLER),
+        ("destinationNumber", "2000"),
+    ];
+    assert_eq!(s.at("", &first).status, 200);
+    s.at(
+        "?step=1",
+        &[session, ("isActive", "1"), ("dtmfDigits", "1")],
+    );
+    let record = s.at(
+        "?step=2",
+        &[session, ("isActive", "1"), ("dtmfDigits", "3")],
+    );
+    assert!(record.text().contains("<Record"), "{}", record.text());
+    let url: &'static str = format!("http://{media}/rec/pending.wav").leak();
+    let r = s.at(
+        "?step=3",
+        &[session, ("isActive", "1"), ("recordingUrl", url)],
+    );
+    assert_eq!(r.status, 200);
+    // Five tries, with growing pauses (1 + 2 + 4 + 8 s), all refused.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.fetches() != vec![("pending".to_string(), 5)] {
+        assert!(Instant::now() < deadline, "{:?}", s.fetches());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 5);
+    assert!(
+        s.recordings(0).is_empty(),
+        "no row before the audio is there"
+    );
+    // kuma restarts: the pending fetch is tried again, and works.
+    let s = s.restart(&at_env());
+    let recs = s.recordings(1);
+    assert_eq!(recs.len(), 1, "{:?}", s.fetches());
+    assert_eq!(recs[0].0, "leave_message");
+    assert_eq!(s.fetches(), vec![("done".to_string(), 6)]);
 }

@@ -3,7 +3,7 @@
 //!
 //! The announcement is stored first (`recording_fetches`, pending), so a message is
 //! never lost: a fetch that keeps failing stays pending and is tried again when
-//! `kuma serve` next starts, up to [`MAX_ATTEMPTS`] tries in all, after which it is
+//! `kuma serve` next starts (and every 15 minutes), up to [`MAX_ATTEMPTS`] tries in all, after which it is
 //! marked failed (its URL and last error stay for an operator). A fetched message
 //! becomes an 8 kHz WAV beside the SIP recordings
 //! (`DATA/recordings/CAMPAIGN/DAY/CALL-HHMMSS-NODE.wav`) and gets its `recordings`
@@ -34,6 +34,8 @@ const MAX_BYTES: usize = 50 * 1024 * 1024;
 const MAX_DURATION: Duration = Duration::from_secs(15 * 60);
 /// Fetches at once.
 const PARALLEL: usize = 4;
+/// How often the fetches left pending are tried again (besides at start-up).
+const SWEEP_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// Starts the fetcher: it retries what was left pending, then fetches each id sent.
 pub fn spawn(shared: Arc<Shared>) -> mpsc::UnboundedSender<i64> {
@@ -56,28 +58,32 @@ pub fn spawn(shared: Arc<Shared>) -> mpsc::UnboundedSender<i64> {
             running: Mutex::new(HashSet::new()),
             slots: Semaphore::new(PARALLEL),
         });
-        match fetcher.shared.store.pending_fetches().await {
-            Ok(pending) => {
-                if !pending.is_empty() {
-                    tracing::info!(
-                        count = pending.len(),
-                        "retrying pending provider recordings"
-                    );
-                }
-                for f in pending {
-                    fetcher.start(f);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read the pending recordings"),
-        }
-        while let Some(id) = rx.recv().await {
-            match fetcher.shared.store.pending_fetches().await {
-                Ok(pending) => {
-                    if let Some(f) = pending.into_iter().find(|f| f.id == id) {
-                        fetcher.start(f);
+        // The first tick is at once: what was left pending is retried at start-up.
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = sweep.tick() => match fetcher.shared.store.pending_fetches().await {
+                    Ok(pending) => {
+                        if !pending.is_empty() {
+                            tracing::info!(count = pending.len(), "retrying pending provider recordings");
+                        }
+                        for f in pending {
+                            fetcher.start(f);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot read the pending recordings"),
+                },
+                id = rx.recv() => {
+                    let Some(id) = id else { break };
+                    match fetcher.shared.store.pending_fetches().await {
+                        Ok(pending) => {
+                            if let Some(f) = pending.into_iter().find(|f| f.id == id) {
+                                fetcher.start(f);
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot read the pending recordings"),
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot read the pending recordings"),
             }
         }
     });
