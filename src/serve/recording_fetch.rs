@@ -175,9 +175,12 @@ impl Fetcher {
 
     /// One GET, then the audio decoded into an 8 kHz WAV: its path and duration.
     async fn try_once(&self, f: &PendingFetch) -> Result<(PathBuf, Duration), String> {
-        let response = self
-            .client
-            .get(&f.url)
+        let mut request = self.client.get(&f.url);
+        let token = self.shared.config.webhooks.twilio_auth_token.as_ref();
+        if let Some((sid, token)) = twilio_credentials(token, f) {
+            request = request.basic_auth(sid, Some(token));
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| format!("request failed: {e}"))?;
@@ -233,6 +236,24 @@ impl Fetcher {
     }
 }
 
+/// Twilio accounts may require HTTP authentication for recordings: the account
+/// SID (from the recording's URL) and the auth token, sent only to Twilio's own
+/// API over HTTPS.
+fn twilio_credentials(
+    token: Option<&super::config::Secret>,
+    f: &PendingFetch,
+) -> Option<(String, String)> {
+    if f.provider != "twilio" {
+        return None;
+    }
+    let token = token?;
+    let rest = f.url.strip_prefix("https://api.twilio.com/")?;
+    let mut parts = rest.split('/');
+    let sid = parts.by_ref().skip_while(|p| *p != "Accounts").nth(1)?;
+    (sid.starts_with("AC") && sid.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| (sid.to_string(), token.0.clone()))
+}
+
 /// The format hint for the decoder, from the content type or the URL.
 fn extension(content_type: Option<&str>, url: &str) -> &'static str {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
@@ -274,6 +295,42 @@ fn store_wav(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn twilio_credentials_go_to_twilio_only() {
+        let token = super::super::config::Secret("tok".into());
+        let fetch = |provider: &str, url: &str| PendingFetch {
+            id: 1,
+            call: 1,
+            campaign: "c".into(),
+            node: "n".into(),
+            url: url.into(),
+            provider: provider.into(),
+            attempts: 0,
+            created_at: Utc::now(),
+        };
+        let url = "https://api.twilio.com/2010-04-01/Accounts/AC123/Recordings/RE1";
+        assert_eq!(
+            twilio_credentials(Some(&token), &fetch("twilio", url)),
+            Some(("AC123".into(), "tok".into()))
+        );
+        assert_eq!(twilio_credentials(None, &fetch("twilio", url)), None);
+        assert_eq!(
+            twilio_credentials(Some(&token), &fetch("africastalking", url)),
+            None
+        );
+        let elsewhere =
+            "https://api.twilio.com.evil.example/2010-04-01/Accounts/AC123/Recordings/RE1";
+        assert_eq!(
+            twilio_credentials(Some(&token), &fetch("twilio", elsewhere)),
+            None
+        );
+        let plain = "http://api.twilio.com/2010-04-01/Accounts/AC123/Recordings/RE1";
+        assert_eq!(
+            twilio_credentials(Some(&token), &fetch("twilio", plain)),
+            None
+        );
+    }
 
     #[test]
     fn the_format_hint() {
