@@ -760,49 +760,52 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(r.status, 200);
 }
 
+/// The paths (under the public URL) of every prompt a reply asks to play.
+fn prompt_paths(xml: &str) -> Vec<String> {
+    xml.split(PUBLIC)
+        .skip(1)
+        .filter_map(|rest| rest.split(['"', '<']).next())
+        .filter(|p| p.starts_with("/audio/"))
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
-fn prompts_are_served_with_etags() {
-    let s = Server::start(&[("KUMA_PUBLIC_URL", PUBLIC)]);
-    let path = format!("/audio/{CAMPAIGN}/fr/main_menu.wav");
-    let r = s.request("GET", &path, &[], b"");
-    assert_eq!(r.status, 200);
-    assert!(r.head.contains("content-type: audio/wav"), "{}", r.head);
-    assert!(r.head.contains("cache-control: public"), "{}", r.head);
-    let etag = r
-        .head
-        .lines()
-        .find_map(|l| l.strip_prefix("etag: "))
-        .unwrap()
-        .to_string();
-    // µ-law WAV (hound reads no G.711): RIFF/WAVE, format 7, mono, 8 kHz.
-    let b = &r.body;
-    assert_eq!((&b[..4], &b[8..12]), (&b"RIFF"[..], &b"WAVE"[..]));
-    assert_eq!(u16::from_le_bytes([b[20], b[21]]), 7);
-    assert_eq!(u16::from_le_bytes([b[22], b[23]]), 1);
-    assert_eq!(u32::from_le_bytes([b[24], b[25], b[26], b[27]]), 8000);
-    assert!(b.len() > 8000, "a real prompt, longer than a second");
-    let again = s.request("GET", &path, &[("If-None-Match", &etag)], b"");
-    assert_eq!(again.status, 304);
-    assert!(again.body.is_empty());
-    let mp3 = s.request(
-        "GET",
-        &format!("/audio/{CAMPAIGN}/fr/main_menu.mp3"),
-        &[],
-        b"",
+fn every_prompt_a_reply_names_is_served() {
+    let s = Server::start(&at_env());
+    let at = s.at(
+        "",
+        &[
+            ("sessionId", "ATVId_prompts"),
+            ("isActive", "1"),
+            ("destinationNumber", "2000"),
+        ],
     );
-    assert_eq!(mp3.status, 200);
-    assert!(mp3.head.contains("content-type: audio/mpeg"));
-    assert!(
-        mp3.body.starts_with(b"ID3") || mp3.body[0] == 0xFF,
-        "an MP3"
+    let tw = s.twilio(
+        "/voice/twilio",
+        &[
+            ("CallSid", "CAprompts"),
+            ("CallStatus", "ringing"),
+            ("To", "2000"),
+        ],
     );
-    for bad in [
-        format!("/audio/{CAMPAIGN}/fr/nope.wav"),
-        format!("/audio/{CAMPAIGN}/xx/main_menu.wav"),
-        "/audio/nope/fr/main_menu.wav".to_string(),
-        format!("/audio/{CAMPAIGN}/fr/main_menu.ogg"),
-    ] {
-        assert_eq!(s.request("GET", &bad, &[], b"").status, 404, "{bad}");
+    let (at, tw) = (prompt_paths(&at.text()), prompt_paths(&tw.text()));
+    assert_eq!(at.len(), 3, "{at:?}");
+    assert_eq!(tw.len(), 3, "{tw:?}");
+    for path in at {
+        assert!(path.ends_with(".mp3"), "{path}");
+        let r = s.request("GET", &path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.head.contains("content-type: audio/mpeg"), "{}", r.head);
+        assert!(r.head.contains("etag: "), "{}", r.head);
+    }
+    for path in tw {
+        assert!(path.ends_with(".wav"), "{path}");
+        let r = s.request("GET", &path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        let wav = hound::WavReader::new(std::io::Cursor::new(&r.body)).unwrap();
+        assert_eq!(wav.spec().sample_rate, 8000);
+        assert!(wav.duration() > 8000, "a real prompt, longer than a second");
     }
 }
 

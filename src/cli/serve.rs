@@ -42,6 +42,10 @@ pub struct Args {
     /// Only these networks may call the Africa's Talking webhook, comma-separated.
     #[arg(long, env = "KUMA_AT_ALLOW", value_name = "CIDR,CIDR")]
     at_allow: Option<String>,
+    /// The web API shows breakdown cells below this many callers as "<N"; 0 or 1
+    /// shows every number [default: 5]
+    #[arg(long, env = "KUMA_SMALL_GROUP", value_name = "N")]
+    small_group: Option<u64>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -62,6 +66,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         // that every user of the machine can read in the process list.
         twilio_auth_token: std::env::var("KUMA_TWILIO_AUTH_TOKEN").ok(),
         at_path_secret: std::env::var("KUMA_AT_PATH_SECRET").ok(),
+        small_group: args.small_group,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

@@ -31,6 +31,9 @@ pub struct ServeConfig {
     pub answer_after: Duration,
     /// The provider webhooks' settings (`crate::serve::webhook`).
     pub webhooks: WebhookConfig,
+    /// The web API shows breakdown cells counting fewer callers than this as
+    /// `"<N"` (0 or 1: no masking).
+    pub small_group: u64,
 }
 
 /// Settings of the voice-provider webhooks.
@@ -74,6 +77,7 @@ impl Default for ServeConfig {
             drain: Duration::from_secs(600),
             answer_after: Duration::ZERO,
             webhooks: WebhookConfig::default(),
+            small_group: crate::web::SMALL_GROUP,
         }
     }
 }
@@ -95,6 +99,7 @@ pub struct FileConfig {
     pub twilio_auth_token: Option<String>,
     pub at_path_secret: Option<String>,
     pub at_allow: Option<Vec<String>>,
+    pub small_group: Option<u64>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -118,6 +123,7 @@ pub struct Overrides {
     pub at_path_secret: Option<String>,
     /// Comma-separated networks (`196.201.214.0/24,…`).
     pub at_allow: Option<String>,
+    pub small_group: Option<u64>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -186,6 +192,9 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         if c.answer_after > Duration::from_secs(60) {
             return Err("answer_after: at most 60s (callers hang up)".into());
         }
+    }
+    if let Some(n) = o.small_group.or(file.small_group) {
+        c.small_group = n;
     }
     if let Some(d) = &file.drain {
         c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;
@@ -294,6 +303,15 @@ mod tests {
         assert_eq!(c.rtp_ports, (30000, 30100));
         assert_eq!(c.trunks, Some(vec!["192.0.2.1".parse().unwrap()]));
         assert_eq!(c.http, ServeConfig::default().http);
+        assert_eq!(c.small_group, 5);
+        std::fs::write(&file, "small_group = 10\n").unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!(c.small_group, 10);
+        let o = Overrides {
+            small_group: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(load(&file, true, &o).unwrap().small_group, 0);
     }
 
     #[test]

@@ -36,7 +36,6 @@ pub async fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
     shared: std::sync::Arc<super::Shared>,
-    campaigns: std::path::PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -46,8 +45,7 @@ pub async fn serve(
             get(move || std::future::ready(metrics.render())),
         )
         .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
-        .merge(super::prompts_http::router(std::sync::Arc::clone(&shared)))
-        .merge(crate::web::router(shared, campaigns));
+        .merge(crate::web::router(shared));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

@@ -14,14 +14,13 @@
 //! - `http`: `/healthz` and Prometheus `/metrics`;
 //! - `webhook`: the voice-provider webhooks (Africa's Talking, Twilio) around the
 //!   pure `crate::webhook` channel, with `recording_fetch` (the provider's
-//!   recordings, fetched with retries) and `prompts_http` (the prompts they play,
-//!   by URL).
+//!   recordings, fetched with retries); the prompts they play are served by
+//!   `crate::web` (`/audio/…`).
 
 mod call;
 mod catalog;
 pub mod config;
 mod http;
-mod prompts_http;
 mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
@@ -100,7 +99,6 @@ pub async fn run(
         http_listener,
         metrics,
         Arc::clone(&shared),
-        campaigns.clone(),
         stop_rx.clone(),
     ));
     let reload = Arc::clone(&shared);

@@ -298,7 +298,7 @@ async fn call(
     }
     let catalog = st.shared.catalog();
     let restored = serde_json::from_str::<Call>(&s.state);
-    let (Some((campaign, _)), Ok(mut engine)) = (catalog.campaign(&s.campaign), restored) else {
+    let (Some((campaign, _)), Ok(mut engine)) = (catalog.get(&s.campaign), restored) else {
         // The campaign was removed (or its state no longer reads): end the call
         // rather than guess.
         tracing::warn!(campaign = %s.campaign, "webhook call ends: its campaign or state is gone");

@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 
-use super::api::{find, load, masked_results, query};
+use super::api::{find, masked_results, query};
 use super::{ApiError, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use crate::results::Query;
@@ -27,7 +27,7 @@ const EVERY: Duration = Duration::from_secs(1);
 
 struct Live {
     st: Arc<ApiState>,
-    campaign: Campaign,
+    campaign: Arc<Campaign>,
     query: Query,
     /// The last results sent.
     last: String,
@@ -46,8 +46,7 @@ pub(super) async fn results_live(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
-    let set = load(&st).await?;
-    let campaign = find(&set, &id)?.clone();
+    let campaign = find(&st, &id)?;
     let query = query(&campaign, uri.query())?;
     // The first results are computed here, so a bad query fails now as a 400,
     // not inside the stream; they are also the stream's first event.

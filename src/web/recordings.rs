@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::api::{find, json, load};
+use super::api::{find, json};
 use super::{ApiError, ApiState, Auth, Role};
 
 #[derive(Serialize)]
@@ -33,8 +33,7 @@ pub(super) async fn list(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
-    let set = load(&st).await?;
-    let c = find(&set, &id)?;
+    let c = find(&st, &id)?;
     let items: Vec<Item> = st
         .shared
         .store

@@ -24,7 +24,7 @@ use super::{
     DialResult, Request, RequestError, Urls, Verb, digits, field, form_pairs, nonempty, seconds,
 };
 
-/// Prompts are served to Twilio as 8 kHz WAV (what it plays without transcoding).
+/// Prompts are served to Twilio as 8 kHz 16-bit WAV.
 pub const PROMPT_EXT: &str = "wav";
 
 /// The signature Twilio sends for `url` and the POST `params`.
