@@ -263,6 +263,35 @@ async fn call(
     callback: String,
     render: Render<'_>,
 ) -> Result<String, Refused> {
+    // A hang-up must not be lost to a step that another request wrote in the
+    // meantime: it is applied again on the newer state.
+    for _ in 0..3 {
+        match call_once(st, provider, &r, &public, &callback, render).await? {
+            Applied::Reply(reply) => return Ok(reply),
+            Applied::Lost(reply) if !r.ended => return Ok(reply),
+            Applied::Lost(_) => continue,
+        }
+    }
+    Ok(render(&[], &urls_for(&public, "", &callback), 0))
+}
+
+/// What became of one try at a request.
+enum Applied {
+    /// Answered (a step written, or nothing to write).
+    Reply(String),
+    /// Another request wrote the step first: its reply.
+    Lost(String),
+}
+
+async fn call_once(
+    st: &WebhookState,
+    provider: Provider,
+    r: &Request,
+    public: &str,
+    callback: &str,
+    render: Render<'_>,
+) -> Result<Applied, Refused> {
+    let (public, callback) = (public.to_string(), callback.to_string());
     let store = &st.shared.store;
     let now = Utc::now();
     let session = store
@@ -274,27 +303,33 @@ async fn call(
     let Some(s) = session else {
         if r.ended {
             // The end of a call kuma never saw (or refused): nothing to keep.
-            return Ok(render(&[], &urls_for(&public, "", &callback), 0));
+            return Ok(Applied::Reply(render(
+                &[],
+                &urls_for(&public, "", &callback),
+                0,
+            )));
         }
         if r.step.is_some() {
             tracing::info!(provider = provider.as_str(), session = %r.session, "request for an unknown call");
-            return Ok(hang_up(""));
+            return Ok(Applied::Reply(hang_up("")));
         }
-        return start(st, provider, &r, &public, &callback, render).await;
+        return start(st, provider, r, &public, &callback, render)
+            .await
+            .map(Applied::Reply);
     };
     let urls = urls_for(&public, &s.campaign, &callback);
     if s.finished {
-        return Ok(if r.ended {
+        return Ok(Applied::Reply(if r.ended {
             render(&[], &urls, 0)
         } else {
             hang_up(&s.campaign)
-        });
+        }));
     }
     if !r.ended && r.step != Some(s.seq) {
         // A replay (the provider did not get our reply) or a request from an
         // older step: nothing is applied twice; the latest reply again.
         tracing::info!(provider = provider.as_str(), session = %r.session, step = ?r.step, seq = s.seq, "stale request: last reply sent again");
-        return Ok(s.reply);
+        return Ok(Applied::Reply(s.reply));
     }
     let catalog = st.shared.catalog();
     let restored = serde_json::from_str::<Call>(&s.state);
@@ -318,9 +353,9 @@ async fn call(
             .advance_webhook_session(provider.as_str(), &r.session, s.seq, &step)
             .await
             .map_err(internal)?;
-        return Ok(reply);
+        return Ok(Applied::Reply(reply));
     };
-    let turn = webhook::run_step(&mut engine, &campaign, &r, now);
+    let turn = webhook::run_step(&mut engine, &campaign, r, now);
     for action in &turn.store {
         record(st, s.call, action, now).await?;
     }
@@ -344,14 +379,16 @@ async fn call(
         .await
         .map_err(internal)?;
     if applied {
-        return Ok(reply);
+        return Ok(Applied::Reply(reply));
     }
     // The same request ran twice at once and the other one won: its reply.
     let now_stored = store
         .webhook_session(provider.as_str(), &r.session)
         .await
         .map_err(internal)?;
-    Ok(now_stored.map_or_else(|| hang_up(&s.campaign), |s| s.reply))
+    Ok(Applied::Lost(
+        now_stored.map_or_else(|| hang_up(&s.campaign), |s| s.reply),
+    ))
 }
 
 /// The first request of a call: route the dialled number, start the flow.
