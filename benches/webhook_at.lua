@@ -31,10 +31,15 @@ local script = {
 
 local threads = {}
 local counter = 0
+-- Session ids must not repeat across runs on the same database: a finished
+-- session answers every later request with a hang-up.
+math.randomseed(os.time())
+run = string.format("%d%06d", os.time(), math.random(0, 999999))
 
 function setup(thread)
   counter = counter + 1
   thread:set("id", counter)
+  thread:set("run", run)
   table.insert(threads, thread)
 end
 
@@ -45,7 +50,7 @@ function init(args)
 end
 
 local function session()
-  return string.format("ATVId_bench_%d_%d", id, calls)
+  return string.format("ATVId_bench_%s_%d_%d", run, id, calls)
 end
 
 function request()

@@ -1,5 +1,6 @@
 //! The HTTP side of `kuma serve`: `/healthz` for supervisors and load balancers,
-//! `/metrics` for Prometheus. (The web app and the provider webhooks will join it.)
+//! `/metrics` for Prometheus, the voice-provider webhooks (`super::webhook`) and the
+//! web API (`crate::web`).
 
 use axum::Router;
 use axum::routing::get;
