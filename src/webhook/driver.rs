@@ -276,6 +276,64 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// One provider request, as a random caller and a random network make them.
+    fn any_request() -> impl proptest::strategy::Strategy<Value = Request> {
+        use proptest::prelude::*;
+        (
+            proptest::option::of("[0-9*#]{0,3}"),
+            proptest::option::of(Just("https://media.example/r".to_string())),
+            proptest::option::of(prop_oneof![
+                Just(DialResult::Connected),
+                Just(DialResult::Failed)
+            ]),
+            proptest::bool::weighted(0.05),
+        )
+            .prop_map(|(digits, recording_url, dial, ended)| Request {
+                session: "s".into(),
+                digits,
+                recording_url,
+                dial,
+                ended,
+                step: Some(1),
+                ..Request::default()
+            })
+    }
+
+    proptest::proptest! {
+        /// Whatever the requests, a call never hangs: every reply to a live call
+        /// asks the provider to do something, a call that the provider ended is
+        /// finished, and the engine never plays without a verb for it.
+        #[test]
+        fn no_request_leaves_a_call_without_a_next_step(
+            requests in proptest::collection::vec(any_request(), 1..40),
+        ) {
+            let c = example();
+            let mut now = t("2026-12-01T19:30:00Z");
+            let mut call = Call::new(EngineOptions::default());
+            let turn = run_start(&mut call, &c, now);
+            proptest::prop_assert!(!turn.verbs.is_empty());
+            for r in &requests {
+                now += chrono::TimeDelta::seconds(7);
+                let was_ended = call.is_ended();
+                let turn = run_step(&mut call, &c, r, now);
+                if r.ended || was_ended {
+                    proptest::prop_assert!(call.is_ended());
+                    proptest::prop_assert!(turn.finished);
+                } else {
+                    proptest::prop_assert!(!turn.verbs.is_empty(), "{turn:?}");
+                }
+                if !call.is_ended() {
+                    proptest::prop_assert!(
+                        call.is_waiting_for_key() || call.is_recording() || call.is_transferring(),
+                        "the engine is left playing"
+                    );
+                }
+                let finished = turn.store.iter().filter(|a| matches!(a, Action::Finished { .. })).count();
+                proptest::prop_assert!(finished <= 1);
+            }
+        }
+    }
+
     #[test]
     fn the_timeout_is_the_nodes() {
         let c = example();

@@ -275,4 +275,31 @@ mod tests {
         assert!(parse(b"CallSid=x&CallStatus=odd", None).is_err());
         assert!(parse(b"CallSid=x&CallStatus=ringing&RecordingDuration=-1", None).is_err());
     }
+
+    const FIELD_NAMES: &str =
+        "(CallSid|CallStatus|From|To|Digits|RecordingUrl|RecordingDuration|DialCallStatus)";
+
+    proptest::proptest! {
+        /// Any body, any step: a request or one clear error, never a panic.
+        #[test]
+        fn any_body_parses_or_is_refused(body in proptest::collection::vec(proptest::num::u8::ANY, 0..600), step in proptest::option::of(0i64..100)) {
+            let _ = parse(&body, step);
+        }
+
+        /// Form-shaped bodies with this dialect's field names.
+        #[test]
+        fn any_form_parses_or_is_refused(fields in proptest::collection::vec((FIELD_NAMES, ".{0,80}"), 0..12)) {
+            let body = fields
+                .iter()
+                .fold(form_urlencoded::Serializer::new(String::new()), |mut s, (k, v)| {
+                    s.append_pair(k, v);
+                    s
+                })
+                .finish();
+            if let Ok(r) = parse(body.as_bytes(), None) {
+                proptest::prop_assert!(!r.session.is_empty());
+                proptest::prop_assert!(r.digits.as_ref().is_none_or(|d| d.len() <= crate::webhook::MAX_DIGITS));
+            }
+        }
+    }
 }
