@@ -245,6 +245,34 @@ mod tests {
     }
 
     #[test]
+    fn a_tel_number_is_dialled_as_a_number_and_text_is_escaped() {
+        let urls = Urls {
+            public: "https://ivr.example.org".into(),
+            campaign: "c".into(),
+            callback: "https://ivr.example.org/voice/twilio".into(),
+        };
+        let xml = render(
+            &[
+                Verb::Dial {
+                    to: "tel:+22320<&>".into(),
+                },
+                Verb::Reject,
+            ],
+            &urls,
+            7,
+        );
+        assert!(
+            xml.contains("<Dial action=\"https://ivr.example.org/voice/twilio?step=7\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<Number>+22320&lt;&amp;&gt;</Number>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<Reject/>"), "{xml}");
+    }
+
+    #[test]
     fn fields_are_read_and_checked() {
         let r = parse(
             b"CallSid=CA1&From=%2B22370000000&To=%2B22320000000&CallStatus=in-progress&Digits=2",
