@@ -24,3 +24,4 @@ pub mod simulator;
 pub mod sip;
 pub mod store;
 pub mod web;
+pub mod webhook;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use kuma::store::{
     AnswerRow, CallEnd, CallId, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall, NewRecording,
-    PairCount, Pseudonymizer, Store, StoreError, redact_url,
+    PairCount, Pseudonymizer, SessionStep, Store, StoreError, redact_url,
 };
 use sqlx::Connection;
 
@@ -153,6 +153,8 @@ on_both_backends!(
     two_stores_on_one_database_write_side_by_side,
     calls_end_and_recordings_are_kept,
     unknown_calls_are_refused,
+    webhook_sessions_apply_each_step_once,
+    provider_recordings_are_kept_until_fetched,
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
 );
 
@@ -1192,4 +1194,181 @@ async fn a_missing_postgres_database_is_one_clear_line() {
     println!("{err}");
     assert!(err.contains("does not exist"), "{err}");
     assert!(!err.contains('\n'), "{err}");
+}
+
+// ---- webhook sessions ------------------------------------------------------------
+
+fn step<'a>(state: &'a str, reply: &'a str, finished: bool) -> SessionStep<'a> {
+    SessionStep {
+        state,
+        reply,
+        finished,
+        at: at(0),
+    }
+}
+
+async fn webhook_sessions_apply_each_step_once(store: Store, _url: String) {
+    let new = NewCall {
+        campaign: CAMPAIGN,
+        caller: "c_at",
+        channel: "africastalking",
+        started_at: at(0),
+        broadcast: None,
+    };
+    // The first request sent twice at once: one call, counted once.
+    let first = step("{}", "<r1/>", false);
+    let (a, b) = tokio::join!(
+        store.start_webhook_call(&new, "africastalking", "S1", &first),
+        store.start_webhook_call(&new, "africastalking", "S1", &first),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_some() != b.is_some(), "{a:?} {b:?}");
+    let id = a.or(b).unwrap();
+    assert_eq!(counts(&store, CountFilter::default()).await.calls, 1);
+    // Another provider may use the same session id.
+    assert!(
+        store
+            .start_webhook_call(&new, "twilio", "S1", &step("{}", "<t/>", false))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let s = store
+        .webhook_session("africastalking", "S1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s.call, s.seq, s.reply.as_str(), s.finished),
+        (id, 1, "<r1/>", false)
+    );
+    // Step 1 applies once; the same step again is refused.
+    assert!(
+        store
+            .advance_webhook_session(
+                "africastalking",
+                "S1",
+                1,
+                &step("{\"x\":1}", "<r2/>", false)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_webhook_session("africastalking", "S1", 1, &step("{}", "<bad/>", false))
+            .await
+            .unwrap()
+    );
+    let s = store
+        .webhook_session("africastalking", "S1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (s.seq, s.state.as_str(), s.reply.as_str()),
+        (2, "{\"x\":1}", "<r2/>")
+    );
+    // Once finished, nothing more applies.
+    assert!(
+        store
+            .advance_webhook_session("africastalking", "S1", 2, &step("{}", "<end/>", true))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .advance_webhook_session("africastalking", "S1", 3, &step("{}", "<more/>", false))
+            .await
+            .unwrap()
+    );
+    let s = store
+        .webhook_session("africastalking", "S1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s.finished);
+    assert_eq!(s.reply, "<end/>");
+    assert!(
+        store
+            .webhook_session("africastalking", "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn provider_recordings_are_kept_until_fetched(store: Store, _url: String) {
+    let id = call(&store, "c_1", at(0), None).await;
+    let f = store
+        .add_recording_fetch(
+            id,
+            "leave_message",
+            "https://media.example/r1",
+            "twilio",
+            at(1),
+        )
+        .await
+        .unwrap();
+    let pending = store.pending_fetches().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].campaign, CAMPAIGN);
+    assert_eq!(pending[0].url, "https://media.example/r1");
+    store
+        .fetch_failed(f, "HTTP 404", false, at(2))
+        .await
+        .unwrap();
+    let pending = store.pending_fetches().await.unwrap();
+    assert_eq!(pending[0].attempts, 1);
+    assert!(store.recordings(CAMPAIGN).await.unwrap().is_empty());
+    let rid = store
+        .fetch_done(
+            f,
+            "leave_message",
+            "/data/r1.wav",
+            Duration::from_millis(2500),
+            at(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.pending_fetches().await.unwrap().is_empty());
+    assert_eq!(
+        store.fetch_status(f).await.unwrap().as_deref(),
+        Some("done")
+    );
+    let recs = store.recordings(CAMPAIGN).await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        (recs[0].id, recs[0].duration),
+        (rid, Duration::from_millis(2500))
+    );
+    // Done is done: a second completion stores nothing.
+    assert_eq!(
+        store
+            .fetch_done(f, "leave_message", "/data/r1.wav", Duration::ZERO, at(4))
+            .await
+            .unwrap(),
+        None
+    );
+    // A fetch that gives up is no longer pending, but its row stays.
+    let g = store
+        .add_recording_fetch(
+            id,
+            "leave_message",
+            "https://media.example/r2",
+            "twilio",
+            at(5),
+        )
+        .await
+        .unwrap();
+    store
+        .fetch_failed(g, "HTTP 500", true, at(6))
+        .await
+        .unwrap();
+    assert!(store.pending_fetches().await.unwrap().is_empty());
+    assert_eq!(
+        store.fetch_status(g).await.unwrap().as_deref(),
+        Some("failed")
+    );
 }

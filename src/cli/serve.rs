@@ -35,6 +35,13 @@ pub struct Args {
     /// Let callers hear ringing this long before kuma answers, e.g. 2s [default: 0]
     #[arg(long, env = "KUMA_ANSWER_AFTER", value_name = "DURATION")]
     answer_after: Option<String>,
+    /// The base URL voice providers reach kuma on, e.g. https://ivr.example.org
+    /// (Africa's Talking and Twilio webhooks; prompt URLs are built from it).
+    #[arg(long, env = "KUMA_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Only these networks may call the Africa's Talking webhook, comma-separated.
+    #[arg(long, env = "KUMA_AT_ALLOW", value_name = "CIDR,CIDR")]
+    at_allow: Option<String>,
     /// The web API shows breakdown cells below this many callers as "<N"; 0 or 1
     /// shows every number [default: 5]
     #[arg(long, env = "KUMA_SMALL_GROUP", value_name = "N")]
@@ -53,6 +60,12 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         default_campaign: args.default_campaign,
         max_calls: args.max_calls,
         answer_after: args.answer_after,
+        public_url: args.public_url,
+        at_allow: args.at_allow,
+        // Secrets come from the environment (or kuma.toml), never from a flag
+        // that every user of the machine can read in the process list.
+        twilio_auth_token: std::env::var("KUMA_TWILIO_AUTH_TOKEN").ok(),
+        at_path_secret: std::env::var("KUMA_AT_PATH_SECRET").ok(),
         small_group: args.small_group,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;

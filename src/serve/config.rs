@@ -29,9 +29,37 @@ pub struct ServeConfig {
     pub drain: Duration,
     /// Let the caller hear ringing this long before answering (0: answer at once).
     pub answer_after: Duration,
+    /// The provider webhooks' settings (`crate::serve::webhook`).
+    pub webhooks: WebhookConfig,
     /// The web API shows breakdown cells counting fewer callers than this as
     /// `"<N"` (0 or 1: no masking).
     pub small_group: u64,
+}
+
+/// Settings of the voice-provider webhooks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookConfig {
+    /// The base URL providers reach kuma on (`https://ivr.example.org`, no
+    /// trailing `/`): prompt and callback URLs are built from it, and Twilio
+    /// signs the URL it called. Without it the webhooks answer 503.
+    pub public_url: Option<String>,
+    /// Twilio's auth token: without one, Twilio requests are refused.
+    pub twilio_auth_token: Option<Secret>,
+    /// A secret path segment for Africa's Talking: the URL becomes
+    /// `/voice/africastalking/SECRET` and the bare path answers 404.
+    pub at_path_secret: Option<Secret>,
+    /// Only these networks may call the Africa's Talking URL (default: any).
+    pub at_allow: Option<Vec<ipnet::IpNet>>,
+}
+
+/// A value never printed (in `Debug`, logs or errors).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 impl Default for ServeConfig {
@@ -48,6 +76,7 @@ impl Default for ServeConfig {
             max_calls: 1000,
             drain: Duration::from_secs(600),
             answer_after: Duration::ZERO,
+            webhooks: WebhookConfig::default(),
             small_group: crate::web::SMALL_GROUP,
         }
     }
@@ -66,6 +95,10 @@ pub struct FileConfig {
     pub max_calls: Option<usize>,
     pub drain: Option<String>,
     pub answer_after: Option<String>,
+    pub public_url: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub at_path_secret: Option<String>,
+    pub at_allow: Option<Vec<String>>,
     pub small_group: Option<u64>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
@@ -85,6 +118,11 @@ pub struct Overrides {
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
     pub answer_after: Option<String>,
+    pub public_url: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub at_path_secret: Option<String>,
+    /// Comma-separated networks (`196.201.214.0/24,…`).
+    pub at_allow: Option<String>,
     pub small_group: Option<u64>,
 }
 
@@ -104,6 +142,7 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => FileConfig::default(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
+    let hooks = webhooks(&file, o)?;
     let mut c = ServeConfig::default();
     let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
     if let Some(s) = pick(&o.sip, &file.sip) {
@@ -160,7 +199,63 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     if let Some(d) = &file.drain {
         c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;
     }
+    c.webhooks = hooks;
     Ok(c)
+}
+
+fn webhooks(file: &FileConfig, o: &Overrides) -> Result<WebhookConfig, String> {
+    let pick = |flag: &Option<String>, file: &Option<String>| {
+        flag.clone()
+            .or_else(|| file.clone())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let mut w = WebhookConfig::default();
+    if let Some(url) = pick(&o.public_url, &file.public_url) {
+        let url = url.trim_end_matches('/').to_string();
+        url.strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .filter(|r| !r.is_empty() && !r.contains(['?', '#', ' ']))
+            .ok_or_else(|| {
+                format!("public_url: `{url}` is not a URL such as https://ivr.example.org")
+            })?;
+        w.public_url = Some(url);
+    }
+    w.twilio_auth_token = pick(&o.twilio_auth_token, &file.twilio_auth_token).map(Secret);
+    if let Some(s) = pick(&o.at_path_secret, &file.at_path_secret) {
+        if s.len() < 16
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(
+                "at_path_secret: at least 16 letters, digits, `-` or `_` (it is a password)".into(),
+            );
+        }
+        w.at_path_secret = Some(Secret(s));
+    }
+    let allow = o
+        .at_allow
+        .as_ref()
+        .map(|t| t.split(',').map(|s| s.trim().to_string()).collect())
+        .or_else(|| file.at_allow.clone());
+    if let Some(list) = allow {
+        let nets: Result<Vec<ipnet::IpNet>, String> = list
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "at_allow: `{s}` is not an address or network such as 196.201.214.0/24"
+                        )
+                    })
+            })
+            .collect();
+        w.at_allow = Some(nets?);
+    }
+    Ok(w)
 }
 
 fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, String> {
@@ -217,6 +312,56 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(load(&file, true, &o).unwrap().small_group, 0);
+    }
+
+    #[test]
+    fn webhook_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(
+            &file,
+            "public_url = \"https://ivr.example.org/\"\nat_allow = [\"192.0.2.0/24\", \"198.51.100.7\"]\n",
+        )
+        .unwrap();
+        let c = load(
+            &file,
+            true,
+            &Overrides {
+                twilio_auth_token: Some("tok".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let w = &c.webhooks;
+        assert_eq!(w.public_url.as_deref(), Some("https://ivr.example.org"));
+        assert_eq!(w.twilio_auth_token, Some(Secret("tok".into())));
+        assert_eq!(w.at_allow.as_ref().map(Vec::len), Some(2));
+        assert!(
+            !format!("{c:?}").contains("tok\""),
+            "the token is never printed"
+        );
+        let bad = |o: Overrides| load(&file, true, &o).unwrap_err();
+        assert!(
+            bad(Overrides {
+                public_url: Some("ivr.example.org".into()),
+                ..Default::default()
+            })
+            .contains("public_url")
+        );
+        assert!(
+            bad(Overrides {
+                at_path_secret: Some("short".into()),
+                ..Default::default()
+            })
+            .contains("at_path_secret")
+        );
+        assert!(
+            bad(Overrides {
+                at_allow: Some("10.0.0.0/33".into()),
+                ..Default::default()
+            })
+            .contains("at_allow")
+        );
     }
 
     #[test]

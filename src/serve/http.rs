@@ -1,5 +1,6 @@
 //! The HTTP side of `kuma serve`: `/healthz` for supervisors and load balancers,
-//! `/metrics` for Prometheus. (The web app and the provider webhooks will join it.)
+//! `/metrics` for Prometheus, the voice-provider webhooks (`super::webhook`) and the
+//! web API (`crate::web`).
 
 use axum::Router;
 use axum::routing::get;
@@ -44,10 +45,13 @@ pub async fn serve(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
+        .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
         .merge(crate::web::router(shared));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
+    // The peer's address: the Africa's Talking allowlist checks it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

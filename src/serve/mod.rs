@@ -11,14 +11,20 @@
 //!   flow engine and the store writes;
 //! - `catalog`: the campaigns and their prepared prompts, swapped as a whole on
 //!   SIGHUP (a call keeps the version it started with);
-//! - `http`: `/healthz` and Prometheus `/metrics`.
+//! - `http`: `/healthz` and Prometheus `/metrics`;
+//! - `webhook`: the voice-provider webhooks (Africa's Talking, Twilio) around the
+//!   pure `crate::webhook` channel, with `recording_fetch` (the provider's
+//!   recordings, fetched with retries); the prompts they play are served by
+//!   `crate::web` (`/audio/…`).
 
 mod call;
 mod catalog;
 pub mod config;
 mod http;
+mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
+mod webhook;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -34,6 +34,7 @@ mod reads;
 mod recordings;
 mod sql;
 mod tokens;
+mod webhooks;
 mod writes;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};
 pub use reads::AnswerStream;
 pub use tokens::TokenInfo;
+pub use webhooks::{PendingFetch, SessionStep, WebhookSession};
 
 /// The id of a stored call.
 pub type CallId = i64;

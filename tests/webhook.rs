@@ -1,0 +1,857 @@
+//! The voice-provider webhooks of `kuma serve` (src/webhook, src/serve/webhook.rs),
+//! against the real binary: whole calls replayed request by request as Africa's
+//! Talking and Twilio send them, every reply compared with a snapshot under
+//! `tests/fixtures/webhook/` (`KUMA_UPDATE_SNAPSHOTS=1` rewrites them), then the
+//! stored results read back with `kuma results` and from the database.
+//!
+//! The campaign is the example campaign, copied without its `[schedule]` (and the
+//! `poll_closed` node only the schedule leads to) so that its poll is open
+//! whatever day the tests run. Provider recordings are served by
+//! a small HTTP server the test starts on a port chosen at run time.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{count, prepared_data, repo};
+use serde_json::Value;
+
+const CAMPAIGN: &str = "stop-trafficking-mali";
+const PUBLIC: &str = "https://ivr.example.test";
+const AT_SECRET: &str = "at-secret-0123456789";
+const TWILIO_TOKEN: &str = "twilio-test-token";
+const CALLER: &str = "+22370000001";
+
+/// A running `kuma serve`, stopped when dropped.
+struct Server {
+    child: Child,
+    http: SocketAddr,
+    data: PathBuf,
+    campaigns: PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// The example campaign without its schedule, its audio where it is.
+fn campaigns_folder(dir: &Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo().join("campaigns").join(format!("{CAMPAIGN}.toml"))).unwrap();
+    let start = text.find("[schedule]").unwrap();
+    let end = text.find("[defaults]").unwrap();
+    let audio = repo().join("audio").join(CAMPAIGN);
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    // Its `closed` node is unreachable without the schedule.
+    let closed = text.find("[[node]]\nid = \"poll_closed\"").unwrap();
+    let after = closed + text[closed + 1..].find("[[node]]").unwrap() + 1;
+    let text = format!("{}{}", &text[..closed], &text[after..]).replace(
+        "audio = \"../audio/stop-trafficking-mali\"",
+        &format!("audio = {:?}", audio.display().to_string()),
+    );
+    let folder = dir.join("campaigns");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(format!("{CAMPAIGN}.toml")), text).unwrap();
+    folder
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Server {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let data = dir.path().join("data");
+        prepared_data(&data);
+        let campaigns = campaigns_folder(dir.path());
+        Server::start_on(dir, data, campaigns, env)
+    }
+
+    /// Another server on the same data and database (a restart).
+    fn restart(self, env: &[(&str, &str)]) -> Server {
+        let (dir, data, campaigns) = (
+            Arc::clone(&self._dir),
+            self.data.clone(),
+            self.campaigns.clone(),
+        );
+        drop(self);
+        Server::start_on(dir, data, campaigns, env)
+    }
+
+    fn start_on(
+        dir: Arc<tempfile::TempDir>,
+        data: PathBuf,
+        campaigns: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuma"));
+        cmd.args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .arg("--campaigns")
+            .arg(&campaigns)
+            .arg("--data")
+            .arg(&data)
+            .arg("--database")
+            .arg(format!("sqlite://{}/kuma.db", data.display()));
+        for var in [
+            "KUMA_CONFIG",
+            "KUMA_PUBLIC_URL",
+            "KUMA_TWILIO_AUTH_TOKEN",
+            "KUMA_AT_PATH_SECRET",
+            "KUMA_AT_ALLOW",
+        ] {
+            cmd.env_remove(var);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let http = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        Server {
+            http: http.trim().parse().unwrap(),
+            child,
+            data,
+            campaigns,
+            _dir: dir,
+        }
+    }
+
+    fn kuma(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(args)
+            .arg("--campaigns")
+            .arg(&self.campaigns)
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--database")
+            .arg(format!("sqlite://{}/kuma.db", self.data.display()))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kuma {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn results(&self) -> Value {
+        serde_json::from_str(&self.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap()
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut s = TcpStream::connect(self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.http,
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        // A server may refuse a huge body before reading it all.
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&raw)));
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{head}"));
+        Reply {
+            status,
+            head,
+            body: raw[split + 4..].to_vec(),
+        }
+    }
+
+    /// A form POST.
+    fn post(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Reply {
+        let body = encode(form);
+        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        h.extend_from_slice(headers);
+        self.request("POST", path, &h, body.as_bytes())
+    }
+
+    /// A POST as Africa's Talking sends it, to the secret path.
+    fn at(&self, query: &str, form: &[(&str, &str)]) -> Reply {
+        self.post(
+            &format!("/voice/africastalking/{AT_SECRET}{query}"),
+            form,
+            &[],
+        )
+    }
+
+    /// A POST as Twilio sends it, signed with the token over the public URL.
+    fn twilio(&self, path_and_query: &str, form: &[(&str, &str)]) -> Reply {
+        let params: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let sig = kuma::webhook::twilio::signature(
+            TWILIO_TOKEN,
+            &format!("{PUBLIC}{path_and_query}"),
+            &params,
+        )
+        .unwrap();
+        self.post(path_and_query, form, &[("X-Twilio-Signature", &sig)])
+    }
+
+    /// Rows of the calls table, read from the database itself.
+    fn calls(&self) -> Vec<HashMap<String, String>> {
+        let url = format!("sqlite://{}/kuma.db", self.data.display());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Row;
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let rows = sqlx::query(
+                    "SELECT channel, caller, COALESCE(outcome, ''), COALESCE(language, ''), completed FROM calls ORDER BY id",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                let out = rows
+                    .iter()
+                    .map(|r| {
+                        let mut m = HashMap::new();
+                        m.insert("channel".into(), r.get::<String, _>(0));
+                        m.insert("caller".into(), r.get::<String, _>(1));
+                        m.insert("outcome".into(), r.get::<String, _>(2));
+                        m.insert("language".into(), r.get::<String, _>(3));
+                        m.insert("completed".into(), r.get::<bool, _>(4).to_string());
+                        m
+                    })
+                    .collect();
+                pool.close().await;
+                out
+            })
+    }
+
+    /// The provider recordings to fetch: (status, attempts).
+    fn fetches(&self) -> Vec<(String, i64)> {
+        let url = format!("sqlite://{}/kuma.db", self.data.display());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let rows =
+                    sqlx::query_as("SELECT status, attempts FROM recording_fetches ORDER BY id")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                pool.close().await;
+                rows
+            })
+    }
+
+    /// Waits for the provider recordings to be fetched: (node, file, duration ms).
+    fn recordings(&self, expected: usize) -> Vec<(String, String, i64)> {
+        let url = format!("sqlite://{}/kuma.db", self.data.display());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let url = url.clone();
+            let rows: Vec<(String, String, i64)> = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move {
+                    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                    let rows = sqlx::query_as(
+                        "SELECT node, file, duration_ms FROM recordings ORDER BY id",
+                    )
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                    pool.close().await;
+                    rows
+                });
+            if rows.len() >= expected || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn encode(form: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+/// Compares a reply with its snapshot (or writes it with `KUMA_UPDATE_SNAPSHOTS=1`).
+fn snapshot(name: &str, r: &Reply) {
+    assert_eq!(r.status, 200, "{name}: {}", r.text());
+    assert!(r.head.contains("content-type: text/xml"), "{}", r.head);
+    let file = repo()
+        .join("tests/fixtures/webhook")
+        .join(format!("{name}.xml"));
+    let got = r.text();
+    if std::env::var_os("KUMA_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (KUMA_UPDATE_SNAPSHOTS=1 writes it)",
+            file.display()
+        )
+    });
+    assert_eq!(got, want, "reply {name} differs from {}", file.display());
+}
+
+/// A one-second 8 kHz WAV of a tone, as a provider's recording.
+fn wav_bytes(seconds: f64) -> Vec<u8> {
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for i in 0..(8000.0 * seconds) as u32 {
+        let s = (f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin() * 8000.0;
+        w.write_sample(s as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    cursor.into_inner()
+}
+
+/// A provider's media server: 404 for the first `fail` requests (the recording is
+/// "not ready"), then the WAV. Counts the requests.
+fn media_server(fail: usize, wav: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            if n < fail {
+                let _ = s.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            } else {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: audio/x-wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    wav.len()
+                );
+                let _ = s.write_all(&wav);
+            }
+        }
+    });
+    (addr, hits)
+}
+
+fn at_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("KUMA_PUBLIC_URL", PUBLIC),
+        ("KUMA_AT_PATH_SECRET", AT_SECRET),
+        ("KUMA_TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+    ]
+}
+
+#[test]
+fn africas_talking_runs_the_example_campaign_end_to_end() {
+    let s = Server::start(&at_env());
+    let (media, hits) = media_server(2, wav_bytes(1.5));
+    let session = [("sessionId", "ATVId_e2e"), ("isActive", "1")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut f = session.to_vec();
+        f.extend_from_slice(extra);
+        f
+    };
+
+    // With a secret path, the bare path does not exist.
+    let bare = s.post(
+        "/voice/africastalking",
+        &with(&[("callerNumber", CALLER), ("destinationNumber", "2000")]),
+        &[],
+    );
+    assert_eq!(bare.status, 404);
+    assert!(s.calls().is_empty());
+
+    let first = with(&[
+        ("direction", "Inbound"),
+        ("callerNumber", CALLER),
+        ("destinationNumber", "2000"),
+    ]);
+    snapshot("at-01-start", &s.at("", &first));
+    // The first request again (a provider retry): the same reply, one call.
+    snapshot("at-01-start", &s.at("", &first));
+    // French.
+    snapshot(
+        "at-02-french",
+        &s.at("?step=1", &with(&[("dtmfDigits", "2")])),
+    );
+    // No key at the menu: the GetDigits timed out, the Redirect came.
+    snapshot(
+        "at-03-no-input",
+        &s.at("?step=2", &[session[0], session[1]]),
+    );
+    // The poll.
+    snapshot(
+        "at-04-poll",
+        &s.at("?step=3", &with(&[("dtmfDigits", "2")])),
+    );
+    let q1 = s.at("?step=4", &with(&[("dtmfDigits", "1")]));
+    snapshot("at-05-answer", &q1);
+    // The same callback replayed with another key: nothing changes, same reply.
+    let replay = s.at("?step=4", &with(&[("dtmfDigits", "2")]));
+    assert_eq!(replay.text(), q1.text());
+    // An invalid key, then the answers.
+    snapshot(
+        "at-06-invalid",
+        &s.at("?step=5", &with(&[("dtmfDigits", "9")])),
+    );
+    for (step, key) in [(6, "2"), (7, "3"), (8, "1"), (9, "1")] {
+        let r = s.at(&format!("?step={step}"), &with(&[("dtmfDigits", key)]));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Back at the menu after the poll: leave a message.
+    snapshot(
+        "at-07-record",
+        &s.at("?step=10", &with(&[("dtmfDigits", "3")])),
+    );
+    let recording_url: &'static str = format!("http://{media}/recordings/ATVId_e2e.wav").leak();
+    let after = s.at("?step=11", &with(&[("recordingUrl", recording_url)]));
+    snapshot("at-08-recorded", &after);
+    // Goodbye: the document ends, and so does the call.
+    snapshot(
+        "at-09-goodbye",
+        &s.at("?step=12", &with(&[("dtmfDigits", "0")])),
+    );
+    let end = s.at(
+        "",
+        &[
+            ("sessionId", "ATVId_e2e"),
+            ("isActive", "0"),
+            ("durationInSeconds", "95"),
+            ("amount", "0.0"),
+            ("currencyCode", "KES"),
+        ],
+    );
+    assert_eq!(end.status, 200);
+    // A late callback for the finished call: a graceful end, nothing stored.
+    snapshot(
+        "at-10-finished",
+        &s.at("?step=12", &with(&[("dtmfDigits", "1")])),
+    );
+
+    let r = s.results();
+    assert_eq!(r["calls"], 1, "{r}");
+    assert_eq!(r["completed"], 1, "{r}");
+    assert_eq!(r["languages"]["fr"], 1, "{r}");
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+    assert_eq!(count(&r, "q_would_report", "not_sure"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "bamako"), 1);
+    let calls = s.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["channel"], "africastalking");
+    assert_eq!(calls[0]["outcome"], "completed");
+    assert!(calls[0]["caller"].starts_with("c_"), "{:?}", calls[0]);
+    assert!(!calls[0]["caller"].contains("70000001"));
+
+    // The recording: not ready twice, then fetched, decoded, stored with its length.
+    let recs = s.recordings(1);
+    assert_eq!(recs.len(), 1, "the recording was not fetched");
+    let (node, file, ms) = &recs[0];
+    assert_eq!(node, "leave_message");
+    assert!((1400..=1600).contains(ms), "{ms} ms");
+    assert!(
+        Path::new(file).starts_with(s.data.join("recordings")),
+        "{file}"
+    );
+    let wav = hound::WavReader::open(file).unwrap();
+    assert_eq!(wav.spec().sample_rate, 8000);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn twilio_runs_the_example_campaign_end_to_end() {
+    let s = Server::start(&at_env());
+    let (media, _) = media_server(0, wav_bytes(2.0));
+    let sid = ("CallSid", "CA0123456789abcdef0123456789abcdef");
+    let live = |extra: &[(&'static str, &'static str)]| {
+        let mut f = vec![sid, ("CallStatus", "in-progress")];
+        f.extend_from_slice(extra);
+        f
+    };
+
+    // Unsigned, or signed with another token: refused before anything is read.
+    let start = [
+        sid,
+        ("AccountSid", "AC0"),
+        ("From", CALLER),
+        ("To", "2000"),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ];
+    assert_eq!(s.post("/voice/twilio", &start, &[]).status, 403);
+    let forged = s.post(
+        "/voice/twilio",
+        &start,
+        &[("X-Twilio-Signature", "GvWf1cFY/Q7PnoempGyD5oXAezc=")],
+    );
+    assert_eq!(forged.status, 403);
+    assert!(s.calls().is_empty());
+
+    snapshot("twilio-01-start", &s.twilio("/voice/twilio", &start));
+    // Bambara, then the helpline.
+    snapshot(
+        "twilio-02-bambara",
+        &s.twilio("/voice/twilio?step=1", &live(&[("Digits", "1")])),
+    );
+    snapshot(
+        "twilio-03-dial",
+        &s.twilio("/voice/twilio?step=2", &live(&[("Digits", "4")])),
+    );
+    // The helpline is busy: on_fail, back to the menu.
+    snapshot(
+        "twilio-04-busy",
+        &s.twilio("/voice/twilio?step=3", &live(&[("DialCallStatus", "busy")])),
+    );
+    // The poll, every question answered.
+    s.twilio("/voice/twilio?step=4", &live(&[("Digits", "2")]));
+    for (step, key) in [(5, "2"), (6, "1"), (7, "1"), (8, "2"), (9, "7")] {
+        let r = s.twilio(
+            &format!("/voice/twilio?step={step}"),
+            &live(&[("Digits", key)]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // A message.
+    snapshot(
+        "twilio-05-record",
+        &s.twilio("/voice/twilio?step=10", &live(&[("Digits", "3")])),
+    );
+    let recording_url: &'static str =
+        format!("http://{media}/2010-04-01/Accounts/AC0/Recordings/RE1").leak();
+    snapshot(
+        "twilio-06-recorded",
+        &s.twilio(
+            "/voice/twilio?step=11",
+            &live(&[
+                ("RecordingUrl", recording_url),
+                ("RecordingDuration", "2"),
+                ("Digits", "#"),
+            ]),
+        ),
+    );
+    // The caller hangs up at the menu: the status callback ends the call.
+    let end = s.twilio(
+        "/voice/twilio/status",
+        &[sid, ("CallStatus", "completed"), ("CallDuration", "120")],
+    );
+    assert_eq!(end.status, 200, "{}", end.text());
+    // Late: the Gather's empty result after the hang-up.
+    snapshot(
+        "twilio-07-finished",
+        &s.twilio("/voice/twilio?step=12", &live(&[])),
+    );
+
+    let r = s.results();
+    assert_eq!(r["calls"], 1, "{r}");
+    assert_eq!(r["completed"], 0, "{r}");
+    assert_eq!(r["languages"]["bm"], 1, "{r}");
+    assert_eq!(count(&r, "q_offered_work", "no"), 1);
+    assert_eq!(count(&r, "q_know_signs", "yes"), 1);
+    assert_eq!(count(&r, "q_would_report", "yes"), 1);
+    assert_eq!(count(&r, "q_gender", "man"), 1);
+    assert_eq!(count(&r, "q_region", "other"), 1);
+    let calls = s.calls();
+    assert_eq!(calls[0]["channel"], "twilio");
+    assert_eq!(calls[0]["outcome"], "caller_hangup");
+    assert!(calls[0]["caller"].starts_with("c_"));
+    let recs = s.recordings(1);
+    assert_eq!(recs.len(), 1);
+    assert!((1900..=2100).contains(&recs[0].2), "{:?}", recs[0]);
+}
+
+#[test]
+fn a_call_continues_on_a_restarted_server() {
+    let s = Server::start(&at_env());
+    let first = [
+        ("sessionId", "ATVId_restart"),
+        ("isActive", "1"),
+        ("callerNumber", CALLER),
+        ("destinationNumber", "2000"),
+    ];
+    assert_eq!(s.at("", &first).status, 200);
+    let s = s.restart(&at_env());
+    let r = s.at(
+        "?step=1",
+        &[
+            ("sessionId", "ATVId_restart"),
+            ("isActive", "1"),
+            ("dtmfDigits", "3"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .contains("/audio/stop-trafficking-mali/snk/welcome.mp3"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.results()["languages"]["snk"], 1);
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    let s = Server::start(&at_env());
+    let at = |form: &[(&str, &str)]| s.at("", form);
+    // Missing fields, bad values, a 500-key string.
+    let r = at(&[("isActive", "1")]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("sessionId"), "{}", r.text());
+    assert_eq!(at(&[("sessionId", "x"), ("isActive", "maybe")]).status, 400);
+    let keys = "1".repeat(500);
+    let r = at(&[("sessionId", "x"), ("isActive", "1"), ("dtmfDigits", &keys)]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("dtmfDigits"));
+    assert_eq!(
+        s.at("?step=zz", &[("sessionId", "x"), ("isActive", "1")])
+            .status,
+        400
+    );
+    // A huge body.
+    let huge = vec![b'a'; 1024 * 1024];
+    let r = s.request(
+        "POST",
+        &format!("/voice/africastalking/{AT_SECRET}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &huge,
+    );
+    assert_eq!(r.status, 413);
+    // A wrong secret.
+    assert_eq!(
+        s.post(
+            "/voice/africastalking/wrong-secret-0000000",
+            &[("sessionId", "x"), ("isActive", "1")],
+            &[]
+        )
+        .status,
+        404
+    );
+    // A number no campaign lists: rejected.
+    snapshot(
+        "at-unknown-number",
+        &at(&[
+            ("sessionId", "x1"),
+            ("isActive", "1"),
+            ("destinationNumber", "9999"),
+        ]),
+    );
+    // A callback for a call never started: a graceful end.
+    snapshot(
+        "twilio-unknown-session",
+        &s.twilio(
+            "/voice/twilio?step=3",
+            &[
+                ("CallSid", "CAnever"),
+                ("CallStatus", "in-progress"),
+                ("Digits", "1"),
+            ],
+        ),
+    );
+    let r = s.twilio(
+        "/voice/twilio",
+        &[("CallSid", "CA1"), ("CallStatus", "odd")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(s.calls().is_empty());
+    assert_eq!(s.results()["calls"], 0);
+
+    // Without a token, Twilio is refused; without a public URL, everything waits.
+    let s = Server::start(&[("KUMA_PUBLIC_URL", PUBLIC)]);
+    let r = s.post(
+        "/voice/twilio",
+        &[("CallSid", "CA1"), ("CallStatus", "ringing")],
+        &[],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("KUMA_TWILIO_AUTH_TOKEN"));
+    let s = Server::start(&[]);
+    let r = s.post(
+        "/voice/africastalking",
+        &[("sessionId", "x"), ("isActive", "1")],
+        &[],
+    );
+    assert_eq!(r.status, 503);
+    assert!(r.text().contains("KUMA_PUBLIC_URL"));
+    // An allowlist that does not hold the loopback address.
+    let s = Server::start(&[
+        ("KUMA_PUBLIC_URL", PUBLIC),
+        ("KUMA_AT_ALLOW", "192.0.2.0/24"),
+    ]);
+    let r = s.post(
+        "/voice/africastalking",
+        &[("sessionId", "x"), ("isActive", "1")],
+        &[],
+    );
+    assert_eq!(r.status, 403);
+    let s = Server::start(&[
+        ("KUMA_PUBLIC_URL", PUBLIC),
+        ("KUMA_AT_ALLOW", "127.0.0.0/8"),
+    ]);
+    let r = s.post(
+        "/voice/africastalking",
+        &[
+            ("sessionId", "x"),
+            ("isActive", "1"),
+            ("destinationNumber", "2000"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200);
+}
+
+/// The paths (under the public URL) of every prompt a reply asks to play.
+fn prompt_paths(xml: &str) -> Vec<String> {
+    xml.split(PUBLIC)
+        .skip(1)
+        .filter_map(|rest| rest.split(['"', '<']).next())
+        .filter(|p| p.starts_with("/audio/"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_prompt_a_reply_names_is_served() {
+    let s = Server::start(&at_env());
+    let at = s.at(
+        "",
+        &[
+            ("sessionId", "ATVId_prompts"),
+            ("isActive", "1"),
+            ("destinationNumber", "2000"),
+        ],
+    );
+    let tw = s.twilio(
+        "/voice/twilio",
+        &[
+            ("CallSid", "CAprompts"),
+            ("CallStatus", "ringing"),
+            ("To", "2000"),
+        ],
+    );
+    let (at, tw) = (prompt_paths(&at.text()), prompt_paths(&tw.text()));
+    assert_eq!(at.len(), 3, "{at:?}");
+    assert_eq!(tw.len(), 3, "{tw:?}");
+    for path in at {
+        assert!(path.ends_with(".mp3"), "{path}");
+        let r = s.request("GET", &path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.head.contains("content-type: audio/mpeg"), "{}", r.head);
+        assert!(r.head.contains("etag: "), "{}", r.head);
+    }
+    for path in tw {
+        assert!(path.ends_with(".wav"), "{path}");
+        let r = s.request("GET", &path, &[], b"");
+        assert_eq!(r.status, 200, "{path}");
+        let wav = hound::WavReader::new(std::io::Cursor::new(&r.body)).unwrap();
+        assert_eq!(wav.spec().sample_rate, 8000);
+        assert!(wav.duration() > 8000, "a real prompt, longer than a second");
+    }
+}
+
+#[test]
+fn a_recording_never_ready_stays_pending_and_is_fetched_after_a_restart() {
+    let s = Server::start(&at_env());
+    // The whole first round of tries fails; the next try works.
+    let (media, hits) = media_server(5, wav_bytes(1.0));
+    let session = ("sessionId", "ATVId_pending");
+    let first = [
+        session,
+        ("isActive", "1"),
+        ("callerNumber", CALLER),
+        ("destinationNumber", "2000"),
+    ];
+    assert_eq!(s.at("", &first).status, 200);
+    s.at(
+        "?step=1",
+        &[session, ("isActive", "1"), ("dtmfDigits", "1")],
+    );
+    let record = s.at(
+        "?step=2",
+        &[session, ("isActive", "1"), ("dtmfDigits", "3")],
+    );
+    assert!(record.text().contains("<Record"), "{}", record.text());
+    let url: &'static str = format!("http://{media}/rec/pending.wav").leak();
+    let r = s.at(
+        "?step=3",
+        &[session, ("isActive", "1"), ("recordingUrl", url)],
+    );
+    assert_eq!(r.status, 200);
+    // Five tries, with growing pauses (1 + 2 + 4 + 8 s), all refused.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.fetches() != vec![("pending".to_string(), 5)] {
+        assert!(Instant::now() < deadline, "{:?}", s.fetches());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 5);
+    assert!(
+        s.recordings(0).is_empty(),
+        "no row before the audio is there"
+    );
+    // kuma restarts: the pending fetch is tried again, and works.
+    let s = s.restart(&at_env());
+    let recs = s.recordings(1);
+    assert_eq!(recs.len(), 1, "{:?}", s.fetches());
+    assert_eq!(recs[0].0, "leave_message");
+    assert_eq!(s.fetches(), vec![("done".to_string(), 6)]);
+}
