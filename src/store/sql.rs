@@ -181,3 +181,10 @@ pub const BROADCASTS: &str = "\
     ) t \
     GROUP BY t.broadcast HAVING SUM(t.calls) > 0 OR SUM(t.answers) > 0 \
     ORDER BY t.broadcast";
+
+/// Calls started in [$2, $3), per hour (the hour's start, unix ms; integer
+/// division in both backends). Hours without calls are absent. $1 campaign
+pub const CALLS_PER_HOUR: &str = "\
+    SELECT (started_at / 3600000) * 3600000 AS hour, COUNT(*) FROM calls \
+    WHERE campaign = $1 AND started_at >= $2 AND started_at < $3 \
+    GROUP BY (started_at / 3600000) * 3600000 ORDER BY hour";

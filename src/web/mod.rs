@@ -24,6 +24,7 @@
 
 mod api;
 mod live;
+pub mod pages;
 mod recordings;
 
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use sha2::{Digest, Sha256};
 
 use crate::serve::Shared;
@@ -103,6 +104,8 @@ pub fn router(shared: Arc<Shared>, campaigns: PathBuf) -> Router {
         .route("/api/campaigns/{id}/answers.csv", get(api::answers_csv))
         .route("/api/campaigns/{id}/recordings", get(recordings::list))
         .route("/api/recordings/{rid}/audio", get(recordings::audio))
+        .route("/api/recordings/{rid}", put(recordings::put_note))
+        .merge(pages::routes())
         .with_state(state)
 }
 
@@ -164,19 +167,13 @@ impl Auth {
     }
 }
 
-impl FromRequestParts<Arc<ApiState>> for Auth {
-    type Rejection = ApiError;
+/// The cookie the web pages keep the token in (set by `POST /login`).
+pub const TOKEN_COOKIE: &str = "kuma_token";
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<ApiState>,
-    ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized(
-                "missing token: send `Authorization: Bearer TOKEN` (kuma token create)",
-            ))?;
+/// The request's token: the bearer header first, else the login cookie (the
+/// pages, and `EventSource`, which cannot send headers). `Ok(None)`: neither.
+pub(crate) fn request_token(parts: &Parts) -> Result<Option<(String, bool)>, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
             .ok()
@@ -187,15 +184,88 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
             .ok_or(ApiError::Unauthorized(
                 "bad Authorization header: expected `Bearer TOKEN`",
             ))?;
-        let role = state
-            .shared
-            .store
-            .token_role(&token_hash(token))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+        return Ok(Some((token.to_string(), false)));
+    }
+    Ok(cookie(parts, TOKEN_COOKIE)
+        .filter(|t| !t.is_empty())
+        .map(|t| (t.to_string(), true)))
+}
+
+/// The value of cookie `name`, if the request has it.
+pub(crate) fn cookie<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// Cross-site request forgery guard for requests that change something and are
+/// authenticated by the cookie alone. The cookie is `SameSite=Strict`, so
+/// browsers do not send it with requests started by another site; on top of
+/// that, such a request must carry an `Origin` header naming this very host
+/// (browsers send it with every `fetch` PUT/POST and form POST). Bearer-token
+/// requests cannot be forged by a page, so they are not checked.
+pub(crate) fn same_origin(parts: &Parts) -> bool {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|h| h.to_str().ok());
+    match (host, origin) {
+        (Some(host), Some(origin)) => origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|o| o.eq_ignore_ascii_case(host)),
+        _ => false,
+    }
+}
+
+/// The role of a token, or None if unknown or revoked.
+pub(crate) async fn token_role(st: &ApiState, token: &str) -> Result<Option<Role>, ApiError> {
+    let role = st
+        .shared
+        .store
+        .token_role(&token_hash(token))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match role {
+        None => Ok(None),
+        Some(role) => Role::parse(&role)
+            .map(Some)
+            .ok_or_else(|| ApiError::Internal(format!("stored token has unknown role `{role}`"))),
+    }
+}
+
+impl FromRequestParts<Arc<ApiState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, from_cookie) = request_token(parts)?.ok_or(ApiError::Unauthorized(
+            "missing token: send `Authorization: Bearer TOKEN` (kuma token create)",
+        ))?;
+        let role = token_role(state, &token)
+            .await?
             .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
-        Role::parse(&role)
-            .map(Auth)
-            .ok_or_else(|| ApiError::Internal(format!("stored token has unknown role `{role}`")))
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+        );
+        if from_cookie && !safe && !same_origin(parts) {
+            return Err(ApiError::Forbidden(
+                "a request that changes something must come from kuma's own pages (Origin) or carry a bearer token".into(),
+            ));
+        }
+        Ok(Auth(role))
     }
 }
