@@ -52,8 +52,9 @@ fn api_query(raw: Option<&str>, page_keys: &[&str]) -> String {
     raw.unwrap_or("")
         .split('&')
         .filter(|p| {
-            let key = p.split('=').next().unwrap_or("");
-            !p.is_empty() && !page_keys.contains(&key)
+            // An empty value is a form's "none" (`broadcast=`): not a filter.
+            let (key, value) = p.split_once('=').unwrap_or((p, ""));
+            !value.is_empty() && !page_keys.contains(&key)
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -141,7 +142,7 @@ fn poll_line(ctx: &Ctx, c: &Campaign, now: DateTime<Utc>) -> Markup {
                 Poll::Closed => span.badge { (t.poll_closed) },
             }
             @if let Some(at) = next.first() {
-                " · " (t.next_broadcasts) " : " (ctx.lang.date_time(*at))
+                " · " (t.next_broadcasts) (t.colon) (ctx.lang.date_time(*at))
             }
         }
     }
@@ -184,8 +185,8 @@ pub(super) async fn page(
         h1 { (c.title) }
         (poll_line(&ctx, c, Utc::now()))
         p.totals {
-            (t.calls) " : " strong #calls data-count=(n(&r["calls"])) { (ctx.lang.number(n(&r["calls"]))) }
-            " · " (t.completed) " : " strong #completed data-count=(n(&r["completed"])) { (ctx.lang.number(n(&r["completed"]))) }
+            (t.calls) (t.colon) strong #calls data-count=(n(&r["calls"])) { (ctx.lang.number(n(&r["calls"]))) }
+            " · " (t.completed) (t.colon) strong #completed data-count=(n(&r["completed"])) { (ctx.lang.number(n(&r["completed"]))) }
         }
         nav.actions {
             a.button href={ "/campaigns/" (c.id) "/board" } { (t.on_air_board) }
@@ -412,7 +413,7 @@ pub(super) async fn board(
                     }
                 }
             }
-            p.total { (t.answered) " : " span #answered data-count=(answered) { (ctx.lang.number(answered)) }
+            p.total { (t.answered) (t.colon) span #answered data-count=(answered) { (ctx.lang.number(answered)) }
                 " · " span #live-status { "…" } }
             script #board-labels type="application/json" { (script_json(&labels)) }
         }
@@ -442,6 +443,7 @@ mod tests {
             api_query(Some("by=q_gender&lang=fr&broadcast=1"), &["lang"]),
             "by=q_gender&broadcast=1"
         );
+        assert_eq!(api_query(Some("by=&broadcast=2"), &["lang"]), "broadcast=2");
         assert_eq!(api_query(None, &["lang"]), "");
         assert_eq!(param(Some("q=q_region&lang=fr"), "q"), Some("q_region"));
         assert_eq!(param(Some("q="), "q"), None);

@@ -93,6 +93,8 @@ impl Lang {
 pub struct Strings {
     pub days: [&'static str; 7],
     pub months: [&'static str; 12],
+    /// Between a label and its value (French puts a space before the colon).
+    pub colon: &'static str,
     pub campaigns: &'static str,
     pub log_in: &'static str,
     pub log_out: &'static str,
@@ -147,6 +149,15 @@ pub struct Strings {
     pub call_ended: &'static str,
     pub no_answer_key: &'static str,
     pub question: &'static str,
+    pub needs_js: &'static str,
+    pub sim_at: &'static str,
+    pub skip: &'static str,
+    pub sim_answer: &'static str,
+    pub sim_transfer: &'static str,
+    pub sim_helpline_answers: &'static str,
+    pub sim_helpline_fails: &'static str,
+    pub sim_recording: &'static str,
+    pub sim_stop_recording: &'static str,
 }
 
 pub static EN: Strings = Strings {
@@ -173,6 +184,7 @@ pub static EN: Strings = Strings {
         "November",
         "December",
     ],
+    colon: ": ",
     campaigns: "Campaigns",
     log_in: "Log in",
     log_out: "Log out",
@@ -227,6 +239,15 @@ pub static EN: Strings = Strings {
     call_ended: "The call ended",
     no_answer_key: "Wait (no key)",
     question: "Question",
+    needs_js: "The simulator needs JavaScript.",
+    sim_at: "Pretend the call happens at (empty: now)",
+    skip: "Skip",
+    sim_answer: "answer (not stored)",
+    sim_transfer: "transfer to",
+    sim_helpline_answers: "The helpline answers",
+    sim_helpline_fails: "No answer",
+    sim_recording: "Recording your message…",
+    sim_stop_recording: "Stop recording",
 };
 
 pub static FR: Strings = Strings {
@@ -247,6 +268,7 @@ pub static FR: Strings = Strings {
         "novembre",
         "décembre",
     ],
+    colon: "\u{a0}: ",
     campaigns: "Campagnes",
     log_in: "Se connecter",
     log_out: "Se déconnecter",
@@ -301,6 +323,15 @@ pub static FR: Strings = Strings {
     call_ended: "L'appel est terminé",
     no_answer_key: "Attendre (aucune touche)",
     question: "Question",
+    needs_js: "Le simulateur a besoin de JavaScript.",
+    sim_at: "Faire comme si l'appel avait lieu le (vide : maintenant)",
+    skip: "Passer",
+    sim_answer: "réponse (non enregistrée)",
+    sim_transfer: "transfert vers",
+    sim_helpline_answers: "La ligne d'aide répond",
+    sim_helpline_fails: "Pas de réponse",
+    sim_recording: "Enregistrement de votre message…",
+    sim_stop_recording: "Arrêter l'enregistrement",
 };
 
 #[cfg(test)]

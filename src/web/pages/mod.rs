@@ -28,6 +28,7 @@ mod campaign;
 mod chart;
 mod i18n;
 mod recordings;
+mod simulator;
 
 use std::sync::{Arc, OnceLock};
 
@@ -67,6 +68,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
             "/campaigns/{id}/recordings",
             get(recordings::page).post(recordings::save),
         )
+        .route("/campaigns/{id}/simulator", get(simulator::page))
 }
 
 /// What every page handler knows of its request: the language, who is asking,

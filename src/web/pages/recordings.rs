@@ -52,7 +52,7 @@ pub(super) async fn page(
                 li.recording #{ "r" (r.id) } data-recording=(r.id) {
                     p {
                         strong { (ctx.lang.date_time(r.created_at.with_timezone(&tz))) }
-                        " · " (t.language) " : " (r.language.as_deref().unwrap_or("–"))
+                        " · " (t.language) (t.colon) (r.language.as_deref().unwrap_or("–"))
                         " · " (format!("{:.0}", r.duration.as_secs_f64())) " " (t.seconds)
                         " · " span.muted { (words(&r.node)) " · " (r.caller) }
                         @if r.picked { " " span.badge.open { "★ " (t.picked) } }
