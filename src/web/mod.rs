@@ -269,3 +269,54 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
         Ok(Auth(role))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut b = axum::http::Request::builder().method("PUT").uri("/api/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_comes_from_the_header_first_then_the_cookie() {
+        let p = parts(&[("cookie", "kuma_lang=fr; kuma_token=kuma_c")]);
+        assert_eq!(request_token(&p).unwrap(), Some(("kuma_c".into(), true)));
+        let p = parts(&[
+            ("authorization", "Bearer kuma_h"),
+            ("cookie", "kuma_token=kuma_c"),
+        ]);
+        assert_eq!(request_token(&p).unwrap(), Some(("kuma_h".into(), false)));
+        assert_eq!(
+            request_token(&parts(&[("cookie", "kuma_token=")])).unwrap(),
+            None
+        );
+        assert!(request_token(&parts(&[("authorization", "Basic x")])).is_err());
+    }
+
+    #[test]
+    fn only_an_origin_naming_this_host_is_the_same_origin() {
+        let ok = parts(&[
+            ("host", "radio.example:8080"),
+            ("origin", "http://radio.example:8080"),
+        ]);
+        assert!(same_origin(&ok));
+        let https = parts(&[
+            ("host", "radio.example"),
+            ("origin", "https://radio.example"),
+        ]);
+        assert!(same_origin(&https));
+        let other = parts(&[("host", "radio.example"), ("origin", "http://evil.example")]);
+        assert!(!same_origin(&other));
+        let prefix = parts(&[
+            ("host", "radio.example"),
+            ("origin", "http://radio.example.evil"),
+        ]);
+        assert!(!same_origin(&prefix));
+        assert!(!same_origin(&parts(&[("host", "radio.example")])));
+    }
+}

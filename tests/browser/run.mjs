@@ -178,6 +178,9 @@ try {
   const answers = results.questions.reduce((s, q) => s + q.answered, 0);
   assert.equal(csv.trim().split("\n").length - 1, answers, "one CSV row per answer");
 
+  step("an unknown campaign is a 404 page");
+  await open("/campaigns/no-such-campaign", 404);
+
   step("an analyst gets a 403 page for voice messages and the simulator");
   await open(`/campaigns/${campaign}/recordings`, 403);
   await shot("forbidden");
@@ -231,6 +234,21 @@ try {
     data: { note: "forged", picked: false },
   });
   assert.equal(forged.status(), 403);
+  const notJson = await fetch(`${base}/api/recordings/${listed.recordings[0].id}`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${broadcaster}`, "Content-Type": "text/plain" },
+    body: "note",
+  });
+  assert.equal(notJson.status, 400, "a note must be JSON");
+  const byApi = await fetch(`${base}/api/recordings/${listed.recordings[0].id}`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${broadcaster}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ note: "Kayes", picked: false }),
+  });
+  assert.equal(byApi.status, 200);
+  const relisted = await (await api(`/api/campaigns/${campaign}/recordings`, broadcaster)).json();
+  assert.equal(relisted.recordings[0].note, "Kayes");
+  assert.equal(relisted.recordings[0].picked, false);
 
   if (process.env.KUMA_SIMULATOR_TEST === "1") { // until the simulate API lands
     step("a broadcaster walks one simulated call with the keypad");

@@ -309,7 +309,18 @@ struct LoginForm {
 }
 
 /// `POST /login`: a working token becomes the login cookie.
-async fn login(ctx: Ctx, State(st): State<Arc<ApiState>>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    ctx: Ctx,
+    headers: HeaderMap,
+    State(st): State<Arc<ApiState>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    // Another site must not log this browser in with its own token.
+    if headers.contains_key(header::ORIGIN) && !ctx.same_origin {
+        return ctx
+            .error(ApiError::Forbidden("cross-site login".into()))
+            .into_response();
+    }
     let token = form.token.trim();
     // Tokens are `kuma_` and hex: anything else cannot be one, and must not
     // reach a Set-Cookie header.
