@@ -93,8 +93,8 @@ async function login(token) {
 }
 
 try {
-  step("without a login, pages send you to the login page");
-  await page.goto(base + "/");
+  step("without a login, pages send you to the login page, and back after it");
+  await page.goto(`${base}/campaigns/${campaign}?by=q_gender`);
   assert.equal(new URL(page.url()).pathname, "/login");
   await shot("login");
 
@@ -104,8 +104,11 @@ try {
   assert.match(await page.textContent("p.error"), /unknown|revoked/);
 
   step("an analyst logs in and sees the campaign list");
-  await login(analyst);
-  assert.equal(new URL(page.url()).pathname, "/");
+  await page.fill("#token", analyst);
+  await Promise.all([page.waitForNavigation(), page.click("form.login button[type=submit]")]);
+  const back = new URL(page.url());
+  assert.equal(back.pathname + back.search, `/campaigns/${campaign}?by=q_gender`);
+  await open("/");
   await page.waitForSelector(`[data-campaign="${campaign}"]`);
   const cookies = await context.cookies(base);
   const login_cookie = cookies.find((c) => c.name === "kuma_token");

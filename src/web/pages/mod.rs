@@ -109,7 +109,11 @@ impl FromRequestParts<Arc<ApiState>> for Ctx {
                     .and_then(Lang::from_accept_language)
             })
             .unwrap_or(Lang::En);
-        let fail = |e: ApiError| PageError { lang, error: e };
+        let fail = |e: ApiError| PageError {
+            lang,
+            error: e,
+            here: String::new(),
+        };
         let role = match request_token(parts).map_err(fail)? {
             Some((token, _)) => token_role(state, &token).await.map_err(fail)?,
             None => None,
@@ -148,6 +152,7 @@ impl Ctx {
         PageError {
             lang: self.lang,
             error,
+            here: self.here.clone(),
         }
     }
 
@@ -227,12 +232,8 @@ impl Ctx {
 pub struct PageError {
     lang: Lang,
     error: ApiError,
-}
-
-impl From<(Lang, ApiError)> for PageError {
-    fn from((lang, error): (Lang, ApiError)) -> Self {
-        PageError { lang, error }
-    }
+    /// The page asked for, to come back to after logging in.
+    here: String,
 }
 
 impl IntoResponse for PageError {
@@ -240,7 +241,10 @@ impl IntoResponse for PageError {
         let t = self.lang.t();
         let (status, text) = match &self.error {
             ApiError::Unauthorized(_) => {
-                return see_other("/login");
+                return see_other(&match safe_next(&self.here) {
+                    Some(next) => format!("/login?next={}", percent_encode(next)),
+                    None => "/login".to_string(),
+                });
             }
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, t.forbidden.to_string()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, t.not_found.to_string()),
@@ -281,11 +285,43 @@ pub fn see_other(to: &str) -> Response {
     r
 }
 
-async fn login_page(ctx: Ctx) -> Response {
-    login_form(&ctx, StatusCode::OK, None)
+/// `next` if it is a path on this site (never `//host` or a full URL: no open
+/// redirect).
+fn safe_next(next: &str) -> Option<&str> {
+    (next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && next != "/")
+        .then_some(next)
 }
 
-fn login_form(ctx: &Ctx, status: StatusCode, problem: Option<&str>) -> Response {
+/// Percent-encodes everything but unreserved characters and `/`.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(
+    ctx: Ctx,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Response {
+    login_form(&ctx, StatusCode::OK, None, q.next.as_deref())
+}
+
+fn login_form(
+    ctx: &Ctx,
+    status: StatusCode,
+    problem: Option<&str>,
+    next: Option<&str>,
+) -> Response {
     let t = ctx.lang.t();
     ctx.page(
         status,
@@ -296,6 +332,9 @@ fn login_form(ctx: &Ctx, status: StatusCode, problem: Option<&str>) -> Response 
             form.login method="post" action="/login" {
                 label for="token" { (t.token) }
                 input #token name="token" type="password" autocomplete="off" required;
+                @if let Some(next) = next.and_then(safe_next) {
+                    input type="hidden" name="next" value=(next);
+                }
                 p.help { (t.token_help) }
                 button type="submit" { (t.log_in) }
             }
@@ -306,6 +345,7 @@ fn login_form(ctx: &Ctx, status: StatusCode, problem: Option<&str>) -> Response 
 #[derive(Deserialize)]
 struct LoginForm {
     token: String,
+    next: Option<String>,
 }
 
 /// `POST /login`: a working token becomes the login cookie.
@@ -337,14 +377,19 @@ async fn login(
         None
     };
     if role.is_none() {
-        return login_form(&ctx, StatusCode::UNAUTHORIZED, Some(ctx.lang.t().bad_token));
+        return login_form(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            Some(ctx.lang.t().bad_token),
+            form.next.as_deref(),
+        );
     }
     let secure = if ctx.https { "; Secure" } else { "" };
     let cookie = format!(
         "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         u64::from(LOGIN_DAYS) * 86_400
     );
-    let mut r = see_other("/");
+    let mut r = see_other(form.next.as_deref().and_then(safe_next).unwrap_or("/"));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -418,6 +463,18 @@ pub fn script_json(v: &serde_json::Value) -> PreEscaped<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next("/campaigns/x?by=q"), Some("/campaigns/x?by=q"));
+        assert_eq!(safe_next("//evil.example/"), None);
+        assert_eq!(safe_next("/\\evil.example/"), None);
+        assert_eq!(safe_next("https://evil.example/"), None);
+        assert_eq!(
+            percent_encode("/c/x?by=q&lang=fr"),
+            "/c/x%3Fby%3Dq%26lang%3Dfr"
+        );
+    }
 
     #[test]
     fn ids_read_as_words() {
