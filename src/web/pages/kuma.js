@@ -115,11 +115,13 @@ window.kumaSimulator = function (root) {
     waiting = r.waiting_for;
     ended = r.ended;
     root.dataset.node = r.node || "";
+    var fresh = false; // a new `play`: otherwise the current one goes on
     r.actions.forEach(function (a) {
       switch (a.type) {
         case "enter": say("[" + a.node + "]", "muted"); break;
         case "play":
           silence();
+          fresh = true;
           queue = a.prompts.slice();
           a.prompts.forEach(function (p) {
             say("▶ " + p.language + "/" + p.name + (p.transcript ? " : " + p.transcript : ""));
@@ -134,7 +136,7 @@ window.kumaSimulator = function (root) {
       }
     });
     if (ended) silence();
-    else if (waiting === "prompt") playNext();
+    else if (waiting === "prompt") { if (fresh) playNext(); }
     else if (waiting === "key" && r.deadline) {
       timer = setTimeout(function () { send({ type: "timeout" }); },
         Math.max(0, Date.parse(r.deadline) - Date.parse(r.at)));
