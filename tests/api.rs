@@ -7,25 +7,16 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{count, prepared_data, repo};
+use common::{Server, count, repo};
 
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
 /// Inside the poll window of the Tuesday 1 December 2026 broadcast (19:00 Bamako).
 const DURING_BROADCAST: &str = "2026-12-01T19:30";
-
-/// A running `kuma serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    http: SocketAddr,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
-}
 
 /// One HTTP response.
 struct Reply {
@@ -41,39 +32,6 @@ impl Reply {
 }
 
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        prepared_data(&data);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
-            .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .arg("--campaigns")
-            .arg(repo().join("campaigns"))
-            .arg("--data")
-            .arg(&data)
-            .arg("--database")
-            .arg(format!("sqlite://{}/kuma.db", data.display()))
-            .env_remove("KUMA_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        // "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q"
-        let http = line
-            .split("http://")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{line}"));
-        Server {
-            http: http.trim().parse().unwrap(),
-            child,
-            data,
-            _dir: dir,
-        }
-    }
-
     /// Runs `kuma` on the server's database and data folder; its stdout.
     fn kuma(&self, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
@@ -103,37 +61,72 @@ impl Server {
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request("GET", path, token, &[], None)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &str) -> Reply {
+        self.request("POST", path, token, &[], Some(body.as_bytes()))
+    }
+
+    /// One request; the body as text (lossy: use `raw` for audio).
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let (status, head, body) = self.raw(method, path, token, headers, body);
+        Reply {
+            status,
+            head,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// One request: status, lowercased head, body bytes.
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(self.http).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
-            self.http
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.http);
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                b.len()
+            ));
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body.unwrap_or_default());
+        s.write_all(&bytes).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(raw.len());
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
         let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{raw}"));
-        Reply {
-            status,
-            head: head.to_ascii_lowercase(),
-            body: body.to_string(),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .unwrap_or_else(|| panic!("{head}"));
+        let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+        (status, head, body)
     }
 }
 
@@ -503,4 +496,818 @@ fn live_results_push_each_new_answer() {
         "pushed within seconds"
     );
     assert_eq!(pushed["calls"], 1);
+}
+
+/// The funnel of `?query` as (node, reached, hung_up), in the reply's order.
+fn funnel(s: &Server, token: &str, query: &str) -> (Value, Vec<(String, Value, Value)>) {
+    let r = s.get(
+        &format!("/api/campaigns/{CAMPAIGN}/funnel{query}"),
+        Some(token),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let nodes = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap().to_string(),
+                n["reached"].clone(),
+                n["hung_up"].clone(),
+            )
+        })
+        .collect();
+    (v, nodes)
+}
+
+#[test]
+fn the_funnel_counts_where_callers_go_and_where_they_hang_up() {
+    // Small groups off: the exact numbers of three calls.
+    let s = Server::start_with(&["--small-group", "0"]);
+    let analyst = s.token("analyst", "ana");
+    let at = ["--at", DURING_BROADCAST];
+    // French, the poll, one answer, then hangs up at the second question.
+    s.kuma(&[&["call", CAMPAIGN, "--digits", "2 2 1"][..], &at].concat());
+    // Bambara, goodbye: completed.
+    s.kuma(&[&["call", CAMPAIGN, "--digits", "1 0"][..], &at].concat());
+    // Hangs up at the language menu.
+    s.kuma(&[&["call", CAMPAIGN, "--digits", ""][..], &at].concat());
+
+    let (v, nodes) = funnel(&s, &analyst, "");
+    assert_eq!(v["campaign"], CAMPAIGN);
+    assert_eq!(v["calls"], 3);
+    assert_eq!(v["completed"], 1);
+    let order: Vec<&str> = nodes.iter().map(|n| n.0.as_str()).collect();
+    assert_eq!(
+        order[..4],
+        ["welcome", "intro", "menu", "awareness"],
+        "file order"
+    );
+    assert_eq!(v["nodes"][0]["kind"], "language");
+    let at_node = |id: &str| {
+        let n = nodes.iter().find(|n| n.0 == id).unwrap();
+        (n.1.as_u64().unwrap(), n.2.as_u64().unwrap())
+    };
+    assert_eq!(at_node("welcome"), (3, 1));
+    assert_eq!(at_node("intro"), (2, 0));
+    assert_eq!(at_node("menu"), (2, 0));
+    assert_eq!(at_node("poll"), (1, 0));
+    assert_eq!(at_node("q_offered_work"), (1, 0));
+    assert_eq!(at_node("q_know_signs"), (1, 1));
+    assert_eq!(
+        at_node("goodbye"),
+        (1, 0),
+        "a completed call did not hang up"
+    );
+    assert_eq!(at_node("awareness"), (0, 0), "unreached nodes are listed");
+
+    // The same from the calls in a time range, and for the broadcast.
+    let (_, ranged) = funnel(&s, &analyst, "?since=2026-12-01T19%3A00&until=2026-12-02");
+    assert_eq!(ranged, nodes);
+    let (_, one) = funnel(&s, &analyst, "?broadcast=1");
+    assert_eq!(one, nodes);
+    let (before, _) = funnel(&s, &analyst, "?until=2026-11-30");
+    assert_eq!(before["calls"], 0);
+    assert!(
+        before["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["reached"] == 0)
+    );
+
+    // Small groups off: results with a breakdown are exact too.
+    let api = s
+        .get(
+            &format!("/api/campaigns/{CAMPAIGN}/results?by=q_gender"),
+            Some(&analyst),
+        )
+        .json();
+    let cli: Value = serde_json::from_str(
+        &s.kuma(&["results", CAMPAIGN, "--format", "json", "--by", "q_gender"]),
+    )
+    .unwrap();
+    assert_eq!(api, cli);
+
+    // Errors.
+    let path = format!("/api/campaigns/{CAMPAIGN}/funnel");
+    assert_error(&s.get(&path, None), 401, "token");
+    assert_error(
+        &s.get("/api/campaigns/nope/funnel", Some(&analyst)),
+        404,
+        "nope",
+    );
+    assert_error(
+        &s.get(&format!("{path}?by=q_gender"), Some(&analyst)),
+        400,
+        "not by",
+    );
+    assert_error(
+        &s.get(&format!("{path}?since=soon"), Some(&analyst)),
+        400,
+        "bad since",
+    );
+    assert_error(
+        &s.get(&format!("{path}?broadcast=4"), Some(&analyst)),
+        400,
+        "broadcast 4",
+    );
+}
+
+#[test]
+fn the_funnel_masks_small_groups_by_default_and_counts_many_calls() {
+    let s = Server::start();
+    let analyst = s.token("analyst", "ana");
+    s.kuma(&[
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "40",
+        "--concurrency",
+        "4",
+        "--seed",
+        "3",
+        "--at",
+        "2026-12-05T12:00",
+    ]);
+    let (v, nodes) = funnel(&s, &analyst, "");
+    assert_eq!(v["calls"], 40);
+    let welcome = &nodes[0];
+    assert_eq!(welcome.0, "welcome");
+    assert_eq!(welcome.1, 40, "every call reaches the first node");
+    let mut masked = 0;
+    for (_, reached, hung_up) in &nodes {
+        for cell in [reached, hung_up] {
+            match cell {
+                Value::String(s) => {
+                    assert_eq!(s, "<5");
+                    masked += 1;
+                }
+                n => assert!(n.as_u64().unwrap() >= 5, "{n}"),
+            }
+        }
+    }
+    assert!(masked > 0, "{v}");
+    // Every call that did not complete ended somewhere: hang-ups add up.
+    let hung: u64 = nodes.iter().filter_map(|n| n.2.as_u64()).sum();
+    assert!(hung <= 40);
+}
+
+/// One simulator step; the reply's JSON.
+fn step(s: &Server, token: &str, session: &Value, event: Value) -> Value {
+    let body = serde_json::json!({ "session": session, "event": event }).to_string();
+    let r = s.post(
+        &format!("/api/campaigns/{CAMPAIGN}/simulate"),
+        Some(token),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn the_simulator_walks_the_real_flow_and_stores_nothing() {
+    let s = Server::start();
+    let broadcaster = s.token("broadcaster", "studio");
+    let analyst = s.token("analyst", "ana");
+    let path = format!("/api/campaigns/{CAMPAIGN}/simulate");
+    let start = serde_json::json!({ "type": "start", "at": "2026-12-01T19:30:00+00:00" });
+
+    // A whole call, as `kuma call --digits "2 2 1 2 1 1 3 0"` makes it.
+    let mut keys = ["2", "2", "1", "2", "1", "1", "3", "0"].into_iter();
+    let mut r = step(&s, &broadcaster, &Value::Null, start.clone());
+    assert_eq!(r["node"], "welcome");
+    let mut answers = Vec::new();
+    let mut played = Vec::new();
+    for _ in 0..200 {
+        for a in r["actions"].as_array().unwrap() {
+            match a["type"].as_str().unwrap() {
+                "answer" => answers.push((
+                    a["question"].clone(),
+                    a["choice"].clone(),
+                    a["broadcast"].clone(),
+                )),
+                "play" => played.extend(a["prompts"].as_array().unwrap().iter().cloned()),
+                _ => {}
+            }
+        }
+        if r["ended"] == true {
+            break;
+        }
+        let session = r["session"].clone();
+        let event = match r["waiting_for"].as_str().unwrap() {
+            "prompt" => serde_json::json!({ "type": "prompt_finished" }),
+            "key" => serde_json::json!({ "type": "key", "key": keys.next().unwrap() }),
+            other => panic!("unexpected wait for {other}: {r}"),
+        };
+        r = step(&s, &broadcaster, &session, event);
+    }
+    assert_eq!(r["ended"], true, "{r}");
+    assert_eq!(r["waiting_for"], Value::Null);
+    let last = r["actions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "finished");
+    assert_eq!(last["outcome"], "completed");
+    assert_eq!(last["last_node"], "goodbye");
+    assert_eq!(keys.next(), None, "every key was used");
+    let ids: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|(q, c, _)| (q.as_str().unwrap(), c.as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("q_offered_work", "yes"),
+            ("q_know_signs", "no"),
+            ("q_would_report", "yes"),
+            ("q_gender", "woman"),
+            ("q_region", "koulikoro"),
+        ]
+    );
+    assert!(
+        answers.iter().all(|a| a.2.is_string()),
+        "inside the poll window"
+    );
+
+    // French prompts with their transcripts and a URL that plays without a token.
+    let welcome = played
+        .iter()
+        .find(|p| p["name"] == "welcome")
+        .unwrap_or_else(|| panic!("{played:?}"));
+    assert_eq!(welcome["language"], "fr");
+    assert_eq!(
+        welcome["url"],
+        "/audio/stop-trafficking-mali/fr/welcome.wav"
+    );
+    assert!(welcome["transcript"].as_str().unwrap().len() > 10);
+    let (status, head, body) = s.raw("GET", welcome["url"].as_str().unwrap(), None, &[], None);
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(&body[..4], b"RIFF");
+
+    // Nothing was stored: results stay empty.
+    let results = s
+        .get(
+            &format!("/api/campaigns/{CAMPAIGN}/results"),
+            Some(&analyst),
+        )
+        .json();
+    assert_eq!(results["calls"], 0);
+    assert_eq!(count(&results, "q_offered_work", "yes"), 0);
+
+    // A silence: `timeout` at once moves the clock to the deadline; the menu
+    // is played again.
+    let r = step(&s, &broadcaster, &Value::Null, start.clone());
+    let r = step(
+        &s,
+        &broadcaster,
+        &r["session"],
+        serde_json::json!({"type": "prompt_finished"}),
+    );
+    assert_eq!(r["waiting_for"], "key");
+    assert_eq!(r["timeout_ms"], 6000);
+    let again = step(
+        &s,
+        &broadcaster,
+        &r["session"],
+        serde_json::json!({"type": "timeout"}),
+    );
+    assert_eq!(again["actions"][0]["type"], "play", "{again}");
+    assert_eq!(again["waiting_for"], "prompt");
+    // A hang-up ends it; nothing more is accepted.
+    let gone = step(
+        &s,
+        &broadcaster,
+        &again["session"],
+        serde_json::json!({"type": "hangup"}),
+    );
+    assert_eq!(gone["ended"], true);
+    assert_eq!(gone["actions"][0]["outcome"], "caller_hangup");
+    let body =
+        serde_json::json!({"session": gone["session"], "event": {"type": "key", "key": "1"}});
+    assert_error(
+        &s.post(&path, Some(&broadcaster), &body.to_string()),
+        400,
+        "ended",
+    );
+
+    // A forged session: 400. Flip one hex digit of the state.
+    let session = r["session"].as_str().unwrap();
+    let i = session.find('.').unwrap() / 2;
+    let flipped = if &session[i..i + 1] == "0" { "1" } else { "0" };
+    let forged = format!("{}{flipped}{}", &session[..i], &session[i + 1..]);
+    let body = serde_json::json!({"session": forged, "event": {"type": "key", "key": "1"}});
+    assert_error(
+        &s.post(&path, Some(&broadcaster), &body.to_string()),
+        400,
+        "session is not valid",
+    );
+    let body = serde_json::json!({"session": "abc", "event": {"type": "timeout"}});
+    assert_error(
+        &s.post(&path, Some(&broadcaster), &body.to_string()),
+        400,
+        "session is not valid",
+    );
+
+    // Bad events, roles, campaigns.
+    let key = |k: &str| {
+        serde_json::json!({"session": session, "event": {"type": "key", "key": k}}).to_string()
+    };
+    assert_error(
+        &s.post(&path, Some(&broadcaster), &key("x")),
+        400,
+        "bad key",
+    );
+    assert_error(
+        &s.post(&path, Some(&broadcaster), &key("12")),
+        400,
+        "bad key",
+    );
+    assert_error(
+        &s.post(
+            &path,
+            Some(&broadcaster),
+            "{\"event\": {\"type\": \"dance\"}}",
+        ),
+        400,
+        "bad request body",
+    );
+    assert_error(
+        &s.post(&path, Some(&broadcaster), "not json"),
+        400,
+        "bad request body",
+    );
+    assert_error(
+        &s.post(
+            &path,
+            Some(&broadcaster),
+            "{\"session\": null, \"event\": {\"type\": \"timeout\"}}",
+        ),
+        400,
+        "start a call first",
+    );
+    let start_body = serde_json::json!({"session": null, "event": start}).to_string();
+    assert_error(
+        &s.post(&path, Some(&analyst), &start_body),
+        403,
+        "broadcaster",
+    );
+    assert_error(&s.post(&path, None, &start_body), 401, "token");
+    assert_error(
+        &s.post(
+            "/api/campaigns/nope/simulate",
+            Some(&broadcaster),
+            &start_body,
+        ),
+        404,
+        "nope",
+    );
+}
+
+#[test]
+fn flow_results_follow_the_floip_package_format() {
+    let s = Server::start();
+    let analyst = s.token("analyst", "ana");
+    s.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1 2 1 1 3 0",
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+22370000001",
+    ]);
+    s.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "1 2 3",
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+22370000002",
+    ]);
+    let base = format!("/api/campaigns/{CAMPAIGN}/flow-results");
+    let r = s.get(&base, Some(&analyst));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = r.json();
+    // The descriptor's required properties (specification.md, "Descriptor").
+    assert_eq!(d["profile"], "flow-results-package");
+    assert_eq!(d["flow_results_specification_version"], "1.0.0-rc1");
+    for key in ["created", "modified"] {
+        let t = d[key].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{key} {t}: {e}"));
+    }
+    let id = d["id"].as_str().unwrap();
+    let parts: Vec<&str> = id.split('-').collect();
+    assert_eq!(
+        parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+        [8, 4, 4, 4, 12],
+        "{id}"
+    );
+    assert!(
+        id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert!(parts[2].starts_with('4'), "version 4: {id}");
+    assert!("89ab".contains(&parts[3][..1]), "RFC 4122 variant: {id}");
+    assert_eq!(s.get(&base, Some(&analyst)).json()["id"], id, "stable");
+    let name = d["name"].as_str().unwrap();
+    assert!(
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    );
+    assert_eq!(d["title"], "Stop human trafficking (Mali)");
+
+    // Exactly one resource, data not inline, the schema inline.
+    let resources = d["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 1);
+    let res = &resources[0];
+    assert!(res.get("data").is_none(), "inline data is forbidden");
+    assert_eq!(res["path"], "flow-results/data");
+    let fields: Vec<&str> = res["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "timestamp",
+            "row_id",
+            "contact_id",
+            "session_id",
+            "question_id",
+            "response",
+            "response_metadata"
+        ]
+    );
+    let questions = res["schema"]["questions"].as_object().unwrap();
+    assert_eq!(
+        questions.keys().collect::<Vec<_>>(),
+        [
+            "q_offered_work",
+            "q_know_signs",
+            "q_would_report",
+            "q_gender",
+            "q_region"
+        ]
+    );
+    let q = &questions["q_offered_work"];
+    assert_eq!(q["type"], "select_one");
+    assert!(q["label"].as_str().unwrap().contains("Question 1"), "{q}");
+    assert_eq!(
+        q["type_options"]["choices"],
+        serde_json::json!(["yes", "no", "not_sure"])
+    );
+
+    // The rows, at the path relative to the descriptor.
+    let r = s.get(&format!("{base}/data"), Some(&analyst));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("22370000001"), "no phone number");
+    let rows = r.json();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 6, "five answers and one");
+    let mut row_ids = std::collections::HashSet::new();
+    let mut contacts = std::collections::HashSet::new();
+    for row in rows {
+        let row = row.as_array().unwrap();
+        assert_eq!(row.len(), 7, "{row:?}");
+        let t = row[0].as_str().unwrap();
+        assert!(t.ends_with("+00:00"), "UTC as +00:00, not Z: {t}");
+        chrono::DateTime::parse_from_rfc3339(t).unwrap();
+        assert!(
+            row_ids.insert(row[1].as_str().unwrap().to_string()),
+            "unique row ids"
+        );
+        let contact = row[2].as_str().unwrap();
+        assert!(
+            contact.starts_with("c_") && contact.len() == 34,
+            "{contact}"
+        );
+        contacts.insert(contact.to_string());
+        assert!(row[3].is_string());
+        let question = &questions[row[4].as_str().unwrap()];
+        let choices = question["type_options"]["choices"].as_array().unwrap();
+        assert!(choices.contains(&row[5]), "{row:?}");
+        assert!(row[6].is_object());
+    }
+    assert_eq!(contacts.len(), 2);
+    assert_eq!(rows[0][4], "q_offered_work");
+    assert_eq!(rows[0][5], "yes");
+    assert_eq!(rows[0][6]["language"], "fr");
+    let until = s
+        .get(&format!("{base}/data?until=2026-11-30"), Some(&analyst))
+        .json();
+    assert_eq!(until, serde_json::json!([]));
+
+    assert_error(&s.get(&base, None), 401, "token");
+    assert_error(&s.get(&format!("{base}/data"), None), 401, "token");
+    assert_error(
+        &s.get("/api/campaigns/nope/flow-results", Some(&analyst)),
+        404,
+        "nope",
+    );
+    assert_error(
+        &s.get(&format!("{base}/data?by=q_gender"), Some(&analyst)),
+        400,
+        "not by",
+    );
+}
+
+#[test]
+fn prompts_play_without_a_token_with_etags_and_nothing_else_is_served() {
+    let s = Server::start();
+    let wav = "/audio/stop-trafficking-mali/fr/welcome.wav";
+    let (status, head, body) = s.raw("GET", wav, None, &[], None);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: audio/wav"), "{head}");
+    assert!(head.contains("cache-control: public"), "{head}");
+    // 8 kHz mono 16-bit PCM (format 1): what browsers play.
+    assert_eq!(&body[..4], b"RIFF");
+    assert_eq!(&body[8..12], b"WAVE");
+    assert_eq!(u16::from_le_bytes([body[20], body[21]]), 1, "PCM");
+    assert_eq!(u16::from_le_bytes([body[22], body[23]]), 1, "mono");
+    assert_eq!(
+        u32::from_le_bytes([body[24], body[25], body[26], body[27]]),
+        8000
+    );
+    assert_eq!(u16::from_le_bytes([body[34], body[35]]), 16);
+    assert!(body.len() > 8000, "a real prompt");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap_or_else(|| panic!("{head}"))
+        .trim()
+        .to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong: {etag}"
+    );
+    let (status, _, body) = s.raw("GET", wav, None, &[("If-None-Match", &etag)], None);
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+    let (status, _, _) = s.raw("GET", wav, None, &[("If-None-Match", "\"other\"")], None);
+    assert_eq!(status, 200);
+    // Another prompt, another tag.
+    let (_, other, _) = s.raw(
+        "GET",
+        "/audio/stop-trafficking-mali/fr/goodbye.wav",
+        None,
+        &[],
+        None,
+    );
+    assert!(!other.contains(&etag), "{other}");
+
+    let (status, head, mp3) = s.raw(
+        "GET",
+        "/audio/stop-trafficking-mali/bm/welcome.mp3",
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: audio/mpeg"), "{head}");
+    assert_eq!(mp3[0], 0xFF, "an MPEG frame sync");
+    assert_eq!(mp3[1] & 0xE0, 0xE0);
+
+    // Only prompts of loaded campaigns; no way out of them.
+    for path in [
+        "/audio/stop-trafficking-mali/fr/nope.wav",
+        "/audio/stop-trafficking-mali/xx/welcome.wav",
+        "/audio/stop-trafficking-mali/fr/welcome.ogg",
+        "/audio/stop-trafficking-mali/fr/welcome.txt",
+        "/audio/stop-trafficking-mali/fr/welcome",
+        "/audio/nope/fr/welcome.wav",
+        "/audio/stop-trafficking-mali/fr/..%2F..%2F..%2Fcampaigns%2Fstop-trafficking-mali.toml",
+        "/audio/stop-trafficking-mali/fr/..%2Ffr%2Fwelcome.wav",
+        "/audio/stop-trafficking-mali/..%2F..%2Fcampaigns/stop-trafficking-mali.wav",
+        "/audio/..%2Fcampaigns/fr/stop-trafficking-mali.wav",
+        "/audio/stop-trafficking-mali/fr/../../../etc/passwd",
+        "/audio/stop-trafficking-mali/fr/%2Fetc%2Fpasswd.wav",
+    ] {
+        let (status, head, body) = s.raw("GET", path, None, &[], None);
+        assert_eq!(status, 404, "{path}: {head}");
+        assert!(!String::from_utf8_lossy(&body).contains("root:"), "{path}");
+    }
+}
+
+#[test]
+fn admins_manage_tokens_over_http() {
+    let s = Server::start();
+    let admin = s.token("admin", "root");
+    let broadcaster = s.token("broadcaster", "studio");
+    let results = format!("/api/campaigns/{CAMPAIGN}/results");
+
+    let r = s.post(
+        "/api/tokens",
+        Some(&admin),
+        r#"{"name": "analyst laptop", "role": "analyst"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.head.contains("cache-control: no-store"), "{}", r.head);
+    let made = r.json();
+    let token = made["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("kuma_") && token.len() == 69);
+    assert_eq!(made["role"], "analyst");
+    assert_eq!(made["name"], "analyst laptop");
+    // The new token works at once, with its role.
+    assert_eq!(s.get(&results, Some(&token)).status, 200);
+    assert_error(&s.get("/api/campaigns", Some(&token)), 403, "broadcaster");
+
+    // Listed without any token or hash.
+    let r = s.get("/api/tokens", Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.body.contains(&token) && !r.body.contains("kuma_"),
+        "{}",
+        r.body
+    );
+    let list = r.json();
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["root", "studio", "analyst laptop"]);
+    assert!(list["tokens"][2]["revoked_at"].is_null());
+    // The CLI sees the same tokens.
+    assert!(s.kuma(&["token", "list"]).contains("analyst laptop"));
+
+    // Mistakes.
+    assert_error(
+        &s.post(
+            "/api/tokens",
+            Some(&admin),
+            r#"{"name": "analyst laptop", "role": "admin"}"#,
+        ),
+        409,
+        "exists already",
+    );
+    assert_error(
+        &s.post(
+            "/api/tokens",
+            Some(&admin),
+            r#"{"name": "x", "role": "king"}"#,
+        ),
+        400,
+        "bad role",
+    );
+    assert_error(
+        &s.post(
+            "/api/tokens",
+            Some(&admin),
+            r#"{"name": "  ", "role": "analyst"}"#,
+        ),
+        400,
+        "name",
+    );
+    assert_error(
+        &s.post("/api/tokens", Some(&admin), "{"),
+        400,
+        "bad request body",
+    );
+
+    // Only admins.
+    let body = r#"{"name": "mine", "role": "admin"}"#;
+    assert_error(
+        &s.post("/api/tokens", Some(&broadcaster), body),
+        403,
+        "admin",
+    );
+    assert_error(&s.get("/api/tokens", Some(&broadcaster)), 403, "admin");
+    assert_error(&s.get("/api/tokens", Some(&token)), 403, "admin");
+    assert_error(&s.get("/api/tokens", None), 401, "token");
+    let delete = |path: &str, t: Option<&str>| s.request("DELETE", path, t, &[], None);
+    assert_error(
+        &delete("/api/tokens/studio", Some(&broadcaster)),
+        403,
+        "admin",
+    );
+
+    // Revoking stops the token at once; twice is 404.
+    let r = delete("/api/tokens/analyst%20laptop", Some(&admin));
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_error(&s.get(&results, Some(&token)), 401, "revoked");
+    assert_error(
+        &delete("/api/tokens/analyst%20laptop", Some(&admin)),
+        404,
+        "analyst laptop",
+    );
+    assert_error(&delete("/api/tokens/nobody", Some(&admin)), 404, "nobody");
+    let list = s.get("/api/tokens", Some(&admin)).json();
+    assert!(list["tokens"][2]["revoked_at"].is_string(), "{list}");
+}
+
+#[test]
+fn the_api_serves_the_loaded_catalog_with_its_problems_and_follows_sighup() {
+    // A campaigns folder of our own: the example, and a file with a mistake.
+    let root = tempfile::tempdir().unwrap();
+    let campaigns = root.path().join("campaigns");
+    std::fs::create_dir(&campaigns).unwrap();
+    std::os::unix::fs::symlink(repo().join("audio"), root.path().join("audio")).unwrap();
+    let example =
+        std::fs::read_to_string(repo().join("campaigns").join(format!("{CAMPAIGN}.toml"))).unwrap();
+    std::fs::write(campaigns.join(format!("{CAMPAIGN}.toml")), &example).unwrap();
+    std::fs::write(
+        campaigns.join("broken.toml"),
+        "title = \"Broken\"\ncolour = \"red\"\n",
+    )
+    .unwrap();
+    let s = Server::start_in(&campaigns, &[]);
+    let broadcaster = s.token("broadcaster", "studio");
+
+    let list = s.get("/api/campaigns", Some(&broadcaster)).json();
+    assert_eq!(list["campaigns"].as_array().unwrap().len(), 1, "{list}");
+    let problems = list["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("broken.toml:")),
+        "{list}"
+    );
+    let second = "/api/campaigns/second";
+    assert_error(&s.get(second, Some(&broadcaster)), 404, "second");
+
+    // A new campaign file is served after SIGHUP, not before: the API reads the
+    // server's catalog, not the folder.
+    std::fs::write(
+        campaigns.join("second.toml"),
+        example.replace("\"2000\"", "\"2001\""),
+    )
+    .unwrap();
+    assert_error(&s.get(second, Some(&broadcaster)), 404, "second");
+    let hup = Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let started = std::time::Instant::now();
+    while s.get(second, Some(&broadcaster)).status != 200 {
+        assert!(started.elapsed() < Duration::from_secs(60), "not reloaded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list = s.get("/api/campaigns", Some(&broadcaster)).json();
+    let ids: Vec<&str> = list["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["second", CAMPAIGN]);
+    assert!(!list["problems"].as_array().unwrap().is_empty());
+    let (status, _, _) = s.raw("GET", "/audio/second/fr/welcome.wav", None, &[], None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn hundreds_of_live_screens_share_one_poller_and_all_get_each_answer() {
+    let k = Server::start();
+    let analyst = k.token("analyst", "ana");
+    let open = |query: &str| {
+        let s = TcpStream::connect(k.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        write!(
+            w,
+            "GET /api/campaigns/{CAMPAIGN}/results/live{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {analyst}\r\n\r\n",
+            k.http
+        )
+        .unwrap();
+        BufReader::new(s)
+    };
+    let mut screens: Vec<BufReader<TcpStream>> = (0..200).map(|_| open("")).collect();
+    let mut by_gender = open("?by=q_gender");
+    for s in &mut screens {
+        assert_eq!(next_event(s)["calls"], 0);
+    }
+    assert_eq!(next_event(&mut by_gender)["by"]["id"], "q_gender");
+    // Half the screens go away (as closed browser tabs do).
+    screens.truncate(100);
+    // A listener answers meanwhile; every screen still open gets it.
+    k.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    for s in &mut screens {
+        let mut pushed = next_event(s);
+        while count(&pushed, "q_offered_work", "yes") == 0 {
+            pushed = next_event(s);
+        }
+        assert_eq!(pushed["calls"], 1);
+    }
+    let mut pushed = next_event(&mut by_gender);
+    while count(&pushed, "q_offered_work", "yes") == 0 {
+        pushed = next_event(&mut by_gender);
+    }
+    assert_eq!(pushed["by"]["id"], "q_gender");
+    // A new screen joins the running poller and starts from the latest results.
+    let mut late = open("");
+    assert_eq!(next_event(&mut late)["calls"], 1);
 }

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{count, prepared_data, repo};
+use common::{Server, count, repo};
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
 
@@ -36,68 +35,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A running `kuma serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    sip: SocketAddr,
-    http: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
 impl Server {
-    fn start() -> Server {
-        Self::start_with(&[])
-    }
-
-    /// With more `kuma serve` flags.
-    fn start_with(flags: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        prepared_data(&data);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
-            .args([
-                "serve",
-                "--sip",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-                "--rtp-ports",
-                "20000-59999",
-            ])
-            .args(flags)
-            .arg("--campaigns")
-            .arg(repo().join("campaigns"))
-            .arg("--data")
-            .arg(&data)
-            .arg("--database")
-            .arg(format!("sqlite://{}/kuma.db", data.display()))
-            .env("KUMA_CONFIG", dir.path().join("none.toml"))
-            .env_remove("KUMA_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        // "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q"
-        let sip = line
-            .split("udp ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{line}"));
-        let http = line
-            .split("http://")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{line}"));
-        Server {
-            sip: sip.trim().parse().unwrap(),
-            http: http.trim().parse().unwrap(),
-            child,
-            dir,
-        }
-    }
-
     fn database(&self) -> String {
         format!("sqlite://{}/data/kuma.db", self.dir.path().display())
     }
@@ -229,13 +167,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_full_poll_answered_with_rfc4733_keys() {
     if !have_sipp() {
@@ -282,6 +213,10 @@ fn a_caller_who_hangs_up_during_a_prompt_is_stored_with_the_node() {
         calls,
         [("caller_hangup".to_string(), Some("welcome".to_string()))]
     );
+    // The funnel counted it where it happened.
+    let funnel: Vec<(String, i64, i64)> =
+        k.query("SELECT node, reached, hung_up FROM node_counts ORDER BY node");
+    assert_eq!(funnel, [("welcome".to_string(), 1, 1)]);
 }
 
 #[test]

@@ -155,6 +155,7 @@ on_both_backends!(
     recording_notes_are_kept,
     calls_per_hour_in_a_range,
     unknown_calls_are_refused,
+    the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
 );
 
 // ---- helpers -------------------------------------------------------------------
@@ -989,6 +990,121 @@ async fn unknown_calls_are_refused(store: Store, _url: String) {
     assert_eq!(
         counts(&store, CountFilter::default()).await,
         Counts::default()
+    );
+}
+
+fn end(outcome: &'static str, node: &'static str, when: DateTime<Utc>) -> CallEnd<'static> {
+    CallEnd {
+        ended_at: when,
+        outcome,
+        last_node: Some(node),
+    }
+}
+
+async fn the_funnel_counts_each_node_once_and_hang_ups_where_they_happen(
+    store: Store,
+    _url: String,
+) {
+    let b = Some(at(0));
+    let (a, c) = (
+        call(&store, "c_a", at(5), b).await,
+        call(&store, "c_b", day(3), None).await,
+    );
+    for (id, node) in [
+        (a, "welcome"),
+        (a, "menu"),
+        (a, "welcome"),
+        (a, "story"),
+        (c, "welcome"),
+    ] {
+        store.visit_node(id, node).await.unwrap();
+    }
+    store
+        .end_call(a, &end("caller_hangup", "story", at(9)))
+        .await
+        .unwrap();
+    store
+        .end_call(c, &end("completed", "welcome", day(3)))
+        .await
+        .unwrap();
+    let all = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!((all.calls, all.completed), (2, 0));
+    let nodes: Vec<(&str, (u64, u64))> = all.nodes.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        nodes,
+        [("menu", (1, 0)), ("story", (1, 1)), ("welcome", (2, 0))],
+        "a second visit does not count; a completed call did not hang up"
+    );
+    // Ending the call again moves its hang-up; it never counts twice.
+    store
+        .end_call(a, &end("caller_hangup", "menu", at(10)))
+        .await
+        .unwrap();
+    store
+        .end_call(a, &end("caller_hangup", "menu", at(11)))
+        .await
+        .unwrap();
+    let all = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.nodes["menu"], (1, 1));
+    assert_eq!(all.nodes["story"], (1, 0));
+
+    // By broadcast (counters) and by time range (rows) agree.
+    let one = CountFilter {
+        broadcast: b,
+        ..Default::default()
+    };
+    let by_broadcast = store.funnel(CAMPAIGN, &one).await.unwrap();
+    assert_eq!(by_broadcast.calls, 1);
+    assert_eq!(by_broadcast.nodes.len(), 3);
+    assert_eq!(by_broadcast.nodes["welcome"], (1, 0));
+    let range = CountFilter {
+        since: Some(at(0)),
+        until: Some(day(1)),
+        ..Default::default()
+    };
+    assert_eq!(store.funnel(CAMPAIGN, &range).await.unwrap(), by_broadcast);
+    let later = CountFilter {
+        since: Some(day(2)),
+        ..Default::default()
+    };
+    let later = store.funnel(CAMPAIGN, &later).await.unwrap();
+    assert_eq!(later.calls, 1);
+    assert_eq!(later.nodes["welcome"], (1, 0));
+    assert_eq!(later.nodes.len(), 1);
+
+    // Through `record`, as every channel stores the engine's actions.
+    let d = call(&store, "c_d", at(20), b).await;
+    store
+        .record(
+            d,
+            &kuma::flow::Action::Enter {
+                node: "welcome".into(),
+            },
+            at(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.funnel(CAMPAIGN, &one).await.unwrap().nodes["welcome"],
+        (2, 0)
+    );
+    assert!(matches!(
+        store.visit_node(424_242, "welcome").await.unwrap_err(),
+        StoreError::UnknownCall(424_242)
+    ));
+    assert!(
+        store
+            .funnel("other", &CountFilter::default())
+            .await
+            .unwrap()
+            .nodes
+            .is_empty()
     );
 }
 

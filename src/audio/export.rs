@@ -136,6 +136,31 @@ fn write_pcm_wav(path: &Path, pcm: &[i16]) -> Result<(), ExportError> {
     w.finalize().map_err(wav_err)
 }
 
+/// An 8 kHz 16-bit mono PCM WAV file's bytes (for serving over HTTP).
+pub fn pcm_wav_bytes(pcm: &[i16]) -> Result<Vec<u8>, ExportError> {
+    let wav_err = |source| ExportError::Wav {
+        path: "(memory)".into(),
+        source,
+    };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: TELEPHONE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = io::Cursor::new(Vec::with_capacity(44 + pcm.len() * 2));
+    {
+        let mut w = hound::WavWriter::new(&mut out, spec).map_err(wav_err)?;
+        let mut samples = w.get_i16_writer(pcm.len() as u32);
+        for &s in pcm {
+            samples.write_sample(s);
+        }
+        samples.flush().map_err(wav_err)?;
+        w.finalize().map_err(wav_err)?;
+    }
+    Ok(out.into_inner())
+}
+
 /// An MP3 (8 kHz mono, 32 kbit/s) of 8 kHz linear samples.
 pub fn encode_mp3(pcm: &[i16]) -> Result<Vec<u8>, ExportError> {
     use mp3lame_encoder::{Bitrate, Builder, FlushGap, MonoPcm, Quality};

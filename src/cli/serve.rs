@@ -35,6 +35,10 @@ pub struct Args {
     /// Let callers hear ringing this long before kuma answers, e.g. 2s [default: 0]
     #[arg(long, env = "KUMA_ANSWER_AFTER", value_name = "DURATION")]
     answer_after: Option<String>,
+    /// The web API shows breakdown cells below this many callers as "<N"; 0 or 1
+    /// shows every number [default: 5]
+    #[arg(long, env = "KUMA_SMALL_GROUP", value_name = "N")]
+    small_group: Option<u64>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -49,6 +53,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         default_campaign: args.default_campaign,
         max_calls: args.max_calls,
         answer_after: args.answer_after,
+        small_group: args.small_group,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

@@ -190,6 +190,16 @@ async fn filter<'q>(
     Ok((f, broadcasts))
 }
 
+/// The store filter for a query (its broadcast resolved, `by` checked), for
+/// readers other than [`compute`] such as the web funnel.
+pub async fn count_filter<'q>(
+    store: &Store,
+    c: &Campaign,
+    q: &'q Query,
+) -> Result<CountFilter<'q>, ResultsError> {
+    filter(store, c, q).await.map(|(f, _)| f)
+}
+
 /// Reads the counts for a campaign and lays them out in the campaign's order, with
 /// zero counts shown.
 pub async fn compute(store: &Store, c: &Campaign, q: &Query) -> Result<Results, ResultsError> {

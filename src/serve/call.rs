@@ -470,7 +470,11 @@ impl Live<'_> {
     async fn perform(&mut self, action: Action) -> anyhow::Result<()> {
         let store = &self.shared.store;
         match action {
-            Action::Enter { node } => tracing::debug!(%node, "node"),
+            Action::Enter { ref node } => {
+                tracing::debug!(%node, "node");
+                // The funnel counts the nodes calls reach.
+                store.record(self.store_id, &action, Utc::now()).await?;
+            }
             Action::Play { prompts, .. } => {
                 self.pacer.stop();
                 self.waiting_for = None;

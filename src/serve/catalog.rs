@@ -76,6 +76,29 @@ impl Catalog {
         }
     }
 
+    /// A served campaign by id, with its prepared prompts.
+    pub fn get(&self, id: &str) -> Option<(Arc<Campaign>, Arc<PromptSet>)> {
+        self.campaigns
+            .get(id)
+            .map(|(c, p)| (Arc::clone(c), Arc::clone(p)))
+    }
+
+    /// Every served campaign, sorted by id.
+    pub fn campaigns(&self) -> Vec<Arc<Campaign>> {
+        let mut list: Vec<Arc<Campaign>> = self
+            .campaigns
+            .values()
+            .map(|(c, _)| Arc::clone(c))
+            .collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    /// Why files or campaigns are not served (`FILE:LINE: …`, as `kuma check`).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
     /// The campaign a dialled number reaches (or the default campaign).
     pub fn route(
         &self,

@@ -29,6 +29,9 @@ pub struct ServeConfig {
     pub drain: Duration,
     /// Let the caller hear ringing this long before answering (0: answer at once).
     pub answer_after: Duration,
+    /// The web API shows breakdown cells counting fewer callers than this as
+    /// `"<N"` (0 or 1: no masking).
+    pub small_group: u64,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +48,7 @@ impl Default for ServeConfig {
             max_calls: 1000,
             drain: Duration::from_secs(600),
             answer_after: Duration::ZERO,
+            small_group: crate::web::SMALL_GROUP,
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct FileConfig {
     pub max_calls: Option<usize>,
     pub drain: Option<String>,
     pub answer_after: Option<String>,
+    pub small_group: Option<u64>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -80,6 +85,7 @@ pub struct Overrides {
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
     pub answer_after: Option<String>,
+    pub small_group: Option<u64>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -148,6 +154,9 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             return Err("answer_after: at most 60s (callers hang up)".into());
         }
     }
+    if let Some(n) = o.small_group.or(file.small_group) {
+        c.small_group = n;
+    }
     if let Some(d) = &file.drain {
         c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;
     }
@@ -199,6 +208,15 @@ mod tests {
         assert_eq!(c.rtp_ports, (30000, 30100));
         assert_eq!(c.trunks, Some(vec!["192.0.2.1".parse().unwrap()]));
         assert_eq!(c.http, ServeConfig::default().http);
+        assert_eq!(c.small_group, 5);
+        std::fs::write(&file, "small_group = 10\n").unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!(c.small_group, 10);
+        let o = Overrides {
+            small_group: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(load(&file, true, &o).unwrap().small_group, 0);
     }
 
     #[test]

@@ -36,7 +36,6 @@ pub async fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
     shared: std::sync::Arc<super::Shared>,
-    campaigns: std::path::PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -45,7 +44,7 @@ pub async fn serve(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
-        .merge(crate::web::router(shared, campaigns));
+        .merge(crate::web::router(shared));
     let shutdown = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

@@ -93,7 +93,6 @@ pub async fn run(
         http_listener,
         metrics,
         Arc::clone(&shared),
-        campaigns.clone(),
         stop_rx.clone(),
     ));
     let reload = Arc::clone(&shared);

@@ -142,7 +142,10 @@ pub async fn run_call(
                         next = Some(Event::TransferFailed);
                     }
                 }
-                Action::SetLanguage { .. } | Action::StoreAnswer { .. } | Action::Completed => {
+                Action::Enter { .. }
+                | Action::SetLanguage { .. }
+                | Action::StoreAnswer { .. }
+                | Action::Completed => {
                     if store.record(id, action, now).await? {
                         answers += 1;
                     }
@@ -156,10 +159,7 @@ pub async fn run_call(
                         ended_at: now,
                     });
                 }
-                Action::Enter { .. }
-                | Action::StopPlayback
-                | Action::StopRecording
-                | Action::HangUp => {}
+                Action::StopPlayback | Action::StopRecording | Action::HangUp => {}
             }
         }
     }

@@ -8,8 +8,8 @@ use super::{CallEnd, CallId, NewAnswer, Store, StoreError};
 use crate::flow::Action;
 
 impl Store {
-    /// Stores what `action` asks to store (a language, an answer, completion, the
-    /// call's end) for call `call` at `at`; other actions store nothing. Returns
+    /// Stores what `action` asks to store (a node entered, a language, an answer,
+    /// completion, the call's end) for call `call` at `at`; other actions store nothing. Returns
     /// true when an answer was stored.
     pub async fn record(
         &self,
@@ -18,6 +18,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         match action {
+            Action::Enter { node } => self.visit_node(call, node).await?,
             Action::SetLanguage { language } => self.set_language(call, language).await?,
             Action::StoreAnswer {
                 question,

@@ -21,11 +21,12 @@
 //!
 //! Layout: `open.rs` turns a URL into connected, migrated pools (and its errors into
 //! one readable line); `writes.rs` records calls, answers and recordings; `reads.rs`
-//! answers counts, broadcasts and the CSV export; `sql.rs` holds the statements;
+//! answers counts, broadcasts and the CSV export; `funnel.rs` the funnel; `sql.rs` holds the statements;
 //! `pseudonym.rs` turns phone numbers into pseudonyms.
 
 mod error;
 mod flow;
+mod funnel;
 mod open;
 mod pseudonym;
 mod reads;
@@ -39,8 +40,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
+pub use funnel::FunnelCounts;
 pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};
+pub use tokens::TokenInfo;
 
 /// The id of a stored call.
 pub type CallId = i64;

@@ -55,6 +55,18 @@ impl Pseudonymizer {
         let digest = mac.finalize().into_bytes();
         format!("c_{}", hex::encode(&digest[..PSEUDONYM_BYTES]))
     }
+
+    /// A key for another purpose (e.g. signing the web simulator's sessions),
+    /// derived from the same secret, so there is one secret to keep. The input
+    /// starts with capitals, which a normalised number never holds (numbers
+    /// without digits are lowercased), so no pseudonym ever reveals part of a
+    /// derived key.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(b"KUMA-DERIVED-KEY\n");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 /// The number as the pseudonym sees it: no URI scheme or host, no punctuation,

@@ -40,14 +40,14 @@ const FROM_RANGE: CountQueries = CountQueries {
 /// A filter in the form the statements take it: `$1` campaign, `$2` broadcast
 /// (NULL: all), then for range statements `$3` since and `$4` until.
 #[derive(Clone, Copy)]
-struct Bound<'a> {
+pub(super) struct Bound<'a> {
     campaign: &'a str,
     broadcast: Option<i64>,
-    range: Option<(i64, i64)>,
+    pub(super) range: Option<(i64, i64)>,
 }
 
 impl<'a> Bound<'a> {
-    fn new(campaign: &'a str, f: &CountFilter<'_>) -> Self {
+    pub(super) fn new(campaign: &'a str, f: &CountFilter<'_>) -> Self {
         let range = (f.since.is_some() || f.until.is_some()).then(|| {
             (
                 f.since.map_or(i64::MIN, millis),
@@ -62,14 +62,14 @@ impl<'a> Bound<'a> {
     }
 
     /// For the export, which always takes a range (everything when none is given).
-    fn with_range(self) -> Self {
+    pub(super) fn with_range(self) -> Self {
         Bound {
             range: Some(self.range.unwrap_or((i64::MIN, i64::MAX))),
             ..self
         }
     }
 
-    fn bind<'q, DB, O>(
+    pub(super) fn bind<'q, DB, O>(
         self,
         query: QueryAs<'q, DB, O, DB::Arguments>,
     ) -> QueryAs<'q, DB, O, DB::Arguments>

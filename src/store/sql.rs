@@ -41,6 +41,9 @@ pub const COMPLETE_CALL: &str = "\
 /// $1 call → id
 pub const CALL_EXISTS: &str = "SELECT id FROM calls WHERE id = $1";
 
+/// How the call ended so far (NULLs while it runs). $1 call → outcome, last_node
+pub const CALL_END: &str = "SELECT outcome, last_node FROM calls WHERE id = $1";
+
 /// $1 call, $2 ended_at, $3 outcome, $4 last_node
 pub const END_CALL: &str = "\
     UPDATE calls SET ended_at = $2, outcome = $3, last_node = $4 WHERE id = $1";
@@ -181,6 +184,46 @@ pub const BROADCASTS: &str = "\
     ) t \
     GROUP BY t.broadcast HAVING SUM(t.calls) > 0 OR SUM(t.answers) > 0 \
     ORDER BY t.broadcast";
+
+// ---- the funnel (nodes reached, where callers hung up) -------------------------
+
+/// The call entered node $2; no row when it had already (or the call is unknown).
+/// $1 call, $2 node
+pub const VISIT_NODE: &str = "\
+    INSERT INTO call_nodes (call, node) SELECT id, $2 FROM calls WHERE id = $1 \
+    ON CONFLICT (call, node) DO NOTHING";
+
+/// Adds to node $2's counters, under call $1's campaign and broadcast.
+/// $1 call, $2 node, $3 reached delta, $4 hung_up delta
+pub const COUNT_NODE: &str = "\
+    INSERT INTO node_counts (campaign, broadcast, node, reached, hung_up) \
+    SELECT campaign, COALESCE(broadcast, 0), $2, $3, $4 FROM calls WHERE id = $1 \
+    ON CONFLICT (campaign, broadcast, node) DO UPDATE SET \
+        reached = node_counts.reached + excluded.reached, \
+        hung_up = node_counts.hung_up + excluded.hung_up";
+
+/// $1 campaign, $2 broadcast key or NULL for all → node, reached, hung_up
+pub const COUNTED_NODES: &str = "\
+    SELECT node, CAST(SUM(reached) AS BIGINT), CAST(SUM(hung_up) AS BIGINT) \
+    FROM node_counts WHERE campaign = $1 AND ($2 IS NULL OR broadcast = $2) \
+    GROUP BY node ORDER BY node";
+
+/// Calls started in [$3, $4) per node entered.
+/// $1 campaign, $2 broadcast or NULL, $3 since, $4 until → node, reached
+pub const RANGE_NODES_REACHED: &str = "\
+    SELECT n.node, COUNT(*) FROM calls c JOIN call_nodes n ON n.call = c.id \
+    WHERE c.campaign = $1 AND c.started_at >= $3 AND c.started_at < $4 \
+      AND ($2 IS NULL OR c.broadcast = $2) \
+    GROUP BY n.node ORDER BY n.node";
+
+/// Calls started in [$3, $4) whose caller hung up, per node they were at.
+/// $1 campaign, $2 broadcast or NULL, $3 since, $4 until → node, hung_up
+pub const RANGE_NODES_HUNG_UP: &str = "\
+    SELECT last_node, COUNT(*) FROM calls \
+    WHERE campaign = $1 AND started_at >= $3 AND started_at < $4 \
+      AND ($2 IS NULL OR broadcast = $2) \
+      AND outcome = 'caller_hangup' AND last_node IS NOT NULL \
+    GROUP BY last_node ORDER BY last_node";
 
 /// Calls started in [$2, $3), per hour (the hour's start, unix ms; integer
 /// division in both backends). Hours without calls are absent. $1 campaign

@@ -4,6 +4,8 @@
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
+use crate::flow::Outcome;
+
 use super::{
     CallEnd, CallId, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, millis,
     sql, with_pool, write_tx,
@@ -166,23 +168,77 @@ impl Store {
         })
     }
 
-    /// Records how the call ended.
+    /// Records how the call ended. A caller who hung up is counted at the node
+    /// the call was at (the funnel's `hung_up`), in the same transaction; ending
+    /// a call again (a late report) moves that count, never adds a second one.
     pub async fn end_call(&self, call: CallId, e: &CallEnd<'_>) -> Result<(), StoreError> {
         let ended_at = millis(e.ended_at);
-        let updated = with_pool!(self, |pool| {
+        let after = hung_up_at(e.outcome, e.last_node);
+        write_tx!(self, |tx| {
+            tx.lock_call(call).await?;
+            let (outcome, last_node): (Option<String>, Option<String>) =
+                sqlx::query_as(sql::CALL_END)
+                    .bind(call)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::UnknownCall(call))?;
+            let before = outcome
+                .as_deref()
+                .and_then(|o| hung_up_at(o, last_node.as_deref()));
             sqlx::query(sql::END_CALL)
                 .bind(call)
                 .bind(ended_at)
                 .bind(e.outcome)
                 .bind(e.last_node)
-                .execute(pool)
+                .execute(&mut *tx)
+                .await?;
+            if before != after {
+                // In one global order (by node), as the answers' counters.
+                let mut changes: Vec<(&str, i64)> = before
+                    .map(|n| (n, -1))
+                    .into_iter()
+                    .chain(after.map(|n| (n, 1)))
+                    .collect();
+                changes.sort();
+                for (node, delta) in changes {
+                    sqlx::query(sql::COUNT_NODE)
+                        .bind(call)
+                        .bind(node)
+                        .bind(0_i64)
+                        .bind(delta)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        })
+    }
+
+    /// The call entered `node`: counted once per call and node (the funnel's
+    /// `reached`), however often the call comes back to it.
+    pub async fn visit_node(&self, call: CallId, node: &str) -> Result<(), StoreError> {
+        write_tx!(self, |tx| {
+            let first = sqlx::query(sql::VISIT_NODE)
+                .bind(call)
+                .bind(node)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
-        });
-        if updated == 0 {
-            return Err(StoreError::UnknownCall(call));
-        }
-        Ok(())
+                .rows_affected();
+            if first == 1 {
+                sqlx::query(sql::COUNT_NODE)
+                    .bind(call)
+                    .bind(node)
+                    .bind(1_i64)
+                    .bind(0_i64)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                let known: Option<CallId> = sqlx::query_scalar(sql::CALL_EXISTS)
+                    .bind(call)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                known.ok_or(StoreError::UnknownCall(call))?;
+            }
+        })
     }
 
     /// Stores a voice message's metadata (the audio itself is a file); returns its id.
@@ -201,6 +257,11 @@ impl Store {
         });
         id.ok_or(StoreError::UnknownCall(r.call))
     }
+}
+
+/// The node a call's caller hung up at, if the call ended that way.
+fn hung_up_at<'a>(outcome: &str, last_node: Option<&'a str>) -> Option<&'a str> {
+    last_node.filter(|_| outcome == Outcome::CallerHangup.as_str())
 }
 
 /// Row locks that one backend needs and the other does not.

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiState, Auth, Role, SMALL_GROUP};
-use crate::campaign::{Campaign, CampaignSet, load_folder};
+use super::{ApiError, ApiState, Auth, Role};
+use crate::campaign::Campaign;
 use crate::results::{BroadcastSel, Query, ResultsError, compute, write_csv};
 use crate::schedule::{Poll, describe};
 
@@ -53,12 +53,11 @@ pub(super) async fn campaigns(
     State(st): State<Arc<ApiState>>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
-    let set = load(&st).await?;
+    let catalog = st.shared.catalog();
     let now = Utc::now();
-    let mut list: Vec<&Campaign> = set.campaigns.iter().collect();
-    list.sort_by(|a, b| a.id.cmp(&b.id));
-    let campaigns: Vec<Value> = list
-        .into_iter()
+    let campaigns: Vec<Value> = catalog
+        .campaigns()
+        .iter()
         .map(|c| {
             serde_json::json!({
                 "id": c.id,
@@ -70,7 +69,7 @@ pub(super) async fn campaigns(
             })
         })
         .collect();
-    let problems: Vec<String> = set.problems.iter().map(|p| p.to_string()).collect();
+    let problems = catalog.problems();
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "campaigns": campaigns, "problems": problems }),
@@ -84,17 +83,16 @@ pub(super) async fn campaign(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
-    let set = load(&st).await?;
-    let c = find(&set, &id)?;
+    let c = find(&st, &id)?;
     let now = Utc::now();
-    let definition =
-        serde_json::to_value(c).map_err(|e| ApiError::Internal(format!("campaign `{id}`: {e}")))?;
+    let definition = serde_json::to_value(&*c)
+        .map_err(|e| ApiError::Internal(format!("campaign `{id}`: {e}")))?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
             "campaign": definition,
-            "next_broadcasts": next_broadcasts(c, now),
-            "poll": poll(c, now),
+            "next_broadcasts": next_broadcasts(&c, now),
+            "poll": poll(&c, now),
         }),
     ))
 }
@@ -108,10 +106,9 @@ pub(super) async fn results(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
-    let set = load(&st).await?;
-    let c = find(&set, &id)?;
-    let q = query(c, uri.query())?;
-    let value = masked_results(&st, c, &q).await?;
+    let c = find(&st, &id)?;
+    let q = query(&c, uri.query())?;
+    let value = masked_results(&st, &c, &q).await?;
     Ok(json(StatusCode::OK, &value))
 }
 
@@ -127,7 +124,7 @@ pub(super) async fn masked_results(
         .map_err(results_error)?;
     let mut value = serde_json::to_value(&r)
         .map_err(|e| ApiError::Internal(format!("results of `{}`: {e}", c.id)))?;
-    mask_small_groups(&mut value);
+    mask_small_groups(&mut value, st.small_group());
     Ok(value)
 }
 
@@ -139,11 +136,10 @@ pub(super) async fn answers_csv(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
-    let set = load(&st).await?;
-    let c = find(&set, &id)?;
-    let q = query(c, uri.query())?;
+    let c = find(&st, &id)?;
+    let q = query(&c, uri.query())?;
     let mut out = Vec::new();
-    write_csv(&st.shared.store, c, &q, &mut out)
+    write_csv(&st.shared.store, &c, &q, &mut out)
         .await
         .map_err(results_error)?;
     let mut response = typed(StatusCode::OK, "text/csv; charset=utf-8", out);
@@ -155,17 +151,21 @@ pub(super) async fn answers_csv(
     Ok(response)
 }
 
-/// Reads the campaigns folder (off the async threads).
-pub(super) async fn load(st: &ApiState) -> Result<CampaignSet, ApiError> {
-    let dir = st.campaigns.clone();
-    tokio::task::spawn_blocking(move || load_folder(&dir))
-        .await
-        .map_err(|e| ApiError::Internal(format!("loading the campaigns: {e}")))
+/// A campaign the server has loaded (from the catalog that SIGHUP swaps), or 404.
+pub(super) fn find(st: &ApiState, id: &str) -> Result<Arc<Campaign>, ApiError> {
+    st.shared
+        .catalog()
+        .get(id)
+        .map(|(c, _)| c)
+        .ok_or_else(|| ApiError::NotFound(format!("unknown campaign `{id}`")))
 }
 
-pub(super) fn find<'a>(set: &'a CampaignSet, id: &str) -> Result<&'a Campaign, ApiError> {
-    set.get(id)
-        .ok_or_else(|| ApiError::NotFound(format!("unknown campaign `{id}`")))
+/// The transcript beside a prompt's recording (`<prompt>.txt`), if there is one.
+pub(super) async fn transcript(c: &Campaign, language: &str, prompt: &str) -> Option<String> {
+    let file = c.audio_dir.join(language).join(format!("{prompt}.txt"));
+    let text = tokio::fs::read_to_string(file).await.ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 pub(super) fn results_error(e: ResultsError) -> ApiError {
@@ -241,12 +241,22 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Replaces every `by` cell below [`SMALL_GROUP`] with `"<5"`.
-pub(super) fn mask_small_groups(results: &mut Value) {
+/// A count as the API shows it: the number, or `"<N"` below the small-group
+/// threshold `small` (0 and 1 mask nothing).
+pub(super) fn masked(n: u64, small: u64) -> Value {
+    // With 1, only zero would be "<1": a zero identifies nobody.
+    if small > 1 && n < small {
+        Value::String(format!("<{small}"))
+    } else {
+        Value::from(n)
+    }
+}
+
+/// Replaces every `by` cell below `small` with `"<small>"`.
+pub(super) fn mask_small_groups(results: &mut Value, small: u64) {
     let Some(questions) = results.get_mut("questions").and_then(Value::as_array_mut) else {
         return;
     };
-    let label = format!("<{SMALL_GROUP}");
     for question in questions {
         let Some(choices) = question.get_mut("choices").and_then(Value::as_array_mut) else {
             continue;
@@ -256,8 +266,8 @@ pub(super) fn mask_small_groups(results: &mut Value) {
                 continue;
             };
             for cell in by.values_mut() {
-                if cell.as_u64().is_some_and(|n| n < SMALL_GROUP) {
-                    *cell = Value::String(label.clone());
+                if let Some(n) = cell.as_u64() {
+                    *cell = masked(n, small);
                 }
             }
         }
@@ -309,13 +319,20 @@ mod tests {
                 {"id": "yes", "digit": "1", "count": 3, "by": {"f": 2, "m": 5, "x": 0}}
             ]}]
         });
-        mask_small_groups(&mut v);
+        let mut off = v.clone();
+        mask_small_groups(&mut v, 5);
         let c = &v["questions"][0]["choices"][0];
         assert_eq!(c["count"], 3);
         assert_eq!(c["by"]["f"], "<5");
         assert_eq!(c["by"]["m"], 5);
         assert_eq!(c["by"]["x"], "<5");
         assert_eq!(v["calls"], 3);
+        // 0 turns masking off; another threshold shows in the label.
+        mask_small_groups(&mut off, 0);
+        assert_eq!(off["questions"][0]["choices"][0]["by"]["x"], 0);
+        assert_eq!(masked(9, 10), "<10");
+        assert_eq!(masked(10, 10), 10);
+        assert_eq!(masked(0, 1), 0);
     }
 
     #[test]

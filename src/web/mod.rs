@@ -12,22 +12,30 @@
 //! too small, 404 for an unknown campaign, 400 for a bad query value (with the same
 //! words as `kuma results`).
 //!
-//! Small groups: in the results JSON served here, every breakdown cell (the `by`
-//! counts of a choice) below [`SMALL_GROUP`] is replaced by the string `"<5"`, so
-//! that a village with two callers cannot be picked out. Totals (`calls`,
-//! `answered`, each choice's `count`) are not masked. The masking is done here, on
-//! the way out, not in [`crate::results::compute`], so `kuma results` on the
-//! server itself still shows the exact numbers.
+//! Small groups: in the results JSON served here (and live), every breakdown cell
+//! (the `by` counts of a choice) and every funnel count below the threshold
+//! (`small_group` in kuma.toml, default [`SMALL_GROUP`]; 0 or 1 turns it off) is
+//! replaced by the string `"<5"`, so that a village with two callers cannot be
+//! picked out. Totals (`calls`, `answered`, each choice's `count`) are not masked.
+//! The masking is done here, on the way out, not in [`crate::results::compute`],
+//! so `kuma results` on the server itself still shows the exact numbers.
 //!
 //! Layout: this file holds the router, the roles, tokens and the auth extractor;
-//! `api.rs` holds the handlers.
+//! `api.rs` the campaigns, results and the CSV export; `funnel.rs`,
+//! `flow_results.rs` (the FLOIP export), `simulate.rs` (the browser's call
+//! simulator), `audio.rs` (prompts for browsers and voice providers),
+//! `recordings.rs`, `live.rs` and `tokens.rs` one route family each.
 
 mod api;
+mod audio;
+mod flow_results;
+mod funnel;
 mod live;
 pub mod pages;
 mod recordings;
+mod simulate;
+mod tokens;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,12 +43,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, post, put};
 use sha2::{Digest, Sha256};
 
 use crate::serve::Shared;
 
-/// Breakdown cells below this many callers are shown as `"<5"`.
+/// Breakdown cells below this many callers are shown as `"<5"`, unless
+/// `small_group` in kuma.toml (or `KUMA_SMALL_GROUP`) says otherwise.
 pub const SMALL_GROUP: u64 = 5;
 
 /// What a token may do; each role includes the ones before it.
@@ -48,9 +57,9 @@ pub const SMALL_GROUP: u64 = 5;
 pub enum Role {
     /// Results and exports.
     Analyst,
-    /// Also the campaigns (and, later, recordings and the simulator).
+    /// Also the campaigns, recordings and the simulator.
     Broadcaster,
-    /// Everything (later: tokens over HTTP).
+    /// Everything, including tokens over HTTP.
     Admin,
 }
 
@@ -87,23 +96,53 @@ pub fn token_hash(token: &str) -> String {
 
 /// What the API handlers share.
 pub struct ApiState {
+    /// The store, the settings and the campaign catalog of `kuma serve` (the
+    /// campaigns are read from the catalog, which SIGHUP swaps, never from disk
+    /// per request).
     pub shared: Arc<Shared>,
-    /// The campaigns folder, read for the campaign list and definitions (with the
-    /// problems of the files that do not validate).
-    pub campaigns: PathBuf,
+    /// Signs the simulator's sessions; derived from the server secret.
+    pub(crate) session_key: simulate::SessionKey,
+    /// The live results pollers, shared by every client of the same results.
+    pub(crate) live: live::Pollers,
 }
 
-/// The `/api` routes, ready to merge into `kuma serve`'s router.
-pub fn router(shared: Arc<Shared>, campaigns: PathBuf) -> Router {
-    let state = Arc::new(ApiState { shared, campaigns });
+impl ApiState {
+    /// Breakdown cells below this are masked (0 or 1: nothing is).
+    pub fn small_group(&self) -> u64 {
+        self.shared.config.small_group
+    }
+}
+
+/// The `/api` routes and the prompt audio, ready to merge into `kuma serve`'s
+/// router.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let session_key = simulate::SessionKey::derive(&shared.pseudonyms);
+    let state = Arc::new(ApiState {
+        shared,
+        session_key,
+        live: live::Pollers::default(),
+    });
     Router::new()
         .route("/api/campaigns", get(api::campaigns))
         .route("/api/campaigns/{id}", get(api::campaign))
         .route("/api/campaigns/{id}/results", get(api::results))
         .route("/api/campaigns/{id}/results/live", get(live::results_live))
         .route("/api/campaigns/{id}/answers.csv", get(api::answers_csv))
+        .route("/api/campaigns/{id}/funnel", get(funnel::funnel))
+        .route(
+            "/api/campaigns/{id}/flow-results",
+            get(flow_results::descriptor),
+        )
+        .route(
+            "/api/campaigns/{id}/flow-results/data",
+            get(flow_results::data),
+        )
+        .route("/api/campaigns/{id}/simulate", post(simulate::simulate))
         .route("/api/campaigns/{id}/recordings", get(recordings::list))
         .route("/api/recordings/{rid}/audio", get(recordings::audio))
+        .route("/api/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/tokens/{name}", delete(tokens::revoke))
+        .route("/audio/{campaign}/{lang}/{file}", get(audio::prompt))
         .route("/api/recordings/{rid}", put(recordings::put_note))
         .merge(pages::routes())
         .with_state(state)
@@ -120,6 +159,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
     /// The details are logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -132,6 +173,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "API request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

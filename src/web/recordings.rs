@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::api::{find, json, load};
+use super::api::{find, json};
 use super::{ApiError, ApiState, Auth, Role};
 
 #[derive(Serialize)]
@@ -40,8 +40,7 @@ pub(super) async fn list(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
-    let set = load(&st).await?;
-    let c = find(&set, &id)?;
+    let c = find(&st, &id)?;
     let items: Vec<Item> = st
         .shared
         .store

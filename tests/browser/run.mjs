@@ -62,6 +62,10 @@ await context.route("**/*", (route) => {
 const page = context.pages()[0] ?? (await context.newPage());
 const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(e.message));
+const prompts = [];
+page.on("response", (r) => {
+  if (new URL(r.url()).pathname.startsWith("/audio/")) prompts.push(r.status());
+});
 
 async function shot(name) {
   await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
@@ -135,6 +139,13 @@ try {
     const shown = await page.getAttribute(`svg g[data-key="${lang}"]`, "data-value");
     assert.equal(Number(shown), n, `language ${lang}`);
   }
+  const funnel = await (await api(`/api/campaigns/${campaign}/funnel`, analyst)).json();
+  for (const node of funnel.nodes) {
+    const text = await page.textContent(`#funnel g[data-key="${node.node}"] text.n`);
+    assert.ok(text.startsWith(`${node.reached} · ${node.hung_up} `), `funnel ${node.node}: ${text}`);
+  }
+  assert.ok(funnel.nodes.some((x) => x.reached === "<5"), "some node is reached by fewer than 5 calls");
+  assert.ok(await page.$(`a[href="/api/campaigns/${campaign}/flow-results"]`), "a FLOIP button");
   const hourly = await page.$$eval("section.hourly svg g", (gs) =>
     gs.reduce((sum, g) => sum + Number(g.dataset.value), 0),
   );
@@ -253,7 +264,7 @@ try {
   assert.equal(relisted.recordings[0].note, "Kayes");
   assert.equal(relisted.recordings[0].picked, false);
 
-  if (process.env.KUMA_SIMULATOR_TEST === "1") { // until the simulate API lands
+  {
     step("a broadcaster walks one simulated call with the keypad");
     await open(`/campaigns/${campaign}/simulator`);
     await page.fill("#sim-at", at);
@@ -279,6 +290,7 @@ try {
     await page.waitForSelector("#sim-screen .answer");
     assert.match(await page.textContent("#sim-screen"), /q_offered_work = yes/);
     assert.ok((await page.textContent("#sim-screen")).includes("▶ fr/"), "prompts are played in French");
+    assert.ok(prompts.length > 0 && prompts.every((s) => s === 200 || s === 206 || s === 304), `prompt audio: ${prompts}`);
     await shot("simulator");
     await page.click("#sim-hangup");
     await page.waitForSelector("#sim-screen .ended");

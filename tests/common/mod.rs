@@ -15,8 +15,10 @@ pub fn count(r: &Value, question: &str, choice: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {question}/{choice} in {r}"))
 }
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 /// The repository (the example campaign and its audio live there).
@@ -61,5 +63,83 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(e.path(), target).unwrap();
         }
+    }
+}
+
+/// A running `kuma serve` on the example campaign, with its own data folder and
+/// SQLite database, on ports chosen at run time; stopped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    /// The temporary folder (the data folder is `data` inside it).
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// With more `kuma serve` flags.
+    pub fn start_with(flags: &[&str]) -> Server {
+        Self::start_in(&repo().join("campaigns"), flags)
+    }
+
+    /// On another campaigns folder.
+    pub fn start_in(campaigns: &Path, flags: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        prepared_data(&data);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args([
+                "serve",
+                "--sip",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--rtp-ports",
+                "20000-59999",
+            ])
+            .args(flags)
+            .arg("--campaigns")
+            .arg(campaigns)
+            .arg("--data")
+            .arg(&data)
+            .arg("--database")
+            .arg(format!("sqlite://{}/kuma.db", data.display()))
+            .env_remove("KUMA_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        // "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q"
+        let sip = line
+            .split("udp ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{line}"));
+        let http = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        Server {
+            sip: sip.parse().unwrap(),
+            http: http.trim().parse().unwrap(),
+            child,
+            dir,
+            data,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

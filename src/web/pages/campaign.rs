@@ -15,10 +15,11 @@ use serde_json::Value;
 
 use super::chart::{self, Bar, Column};
 use super::{Ctx, Lang, PageError, script_json, words};
-use crate::campaign::{Campaign, CampaignSet};
+use crate::campaign::Campaign;
 use crate::results::Query;
 use crate::schedule::Poll;
-use crate::web::api::{find, load, masked_results, query};
+use crate::web::api::{find, masked_results, query, transcript};
+use crate::web::funnel::funnel_value;
 use crate::web::{ApiError, ApiState, Role};
 
 /// How many of the latest broadcasts get a calls-per-hour chart.
@@ -69,10 +70,6 @@ fn param<'q>(raw: Option<&'q str>, key: &str) -> Option<&'q str> {
         .filter(|v| !v.is_empty())
 }
 
-async fn campaigns(ctx: &Ctx, st: &ApiState) -> Result<CampaignSet, PageError> {
-    load(st).await.map_err(|e| ctx.error(e))
-}
-
 /// What a question says, in the page's language if the campaign has that
 /// language: the transcript beside the question's first prompt.
 async fn question_text(c: &Campaign, lang: Lang, prompt: Option<&String>) -> Option<String> {
@@ -80,8 +77,7 @@ async fn question_text(c: &Campaign, lang: Lang, prompt: Option<&String>) -> Opt
     if !c.languages.iter().any(|l| l == lang.code()) {
         return None;
     }
-    let path = c.audio_dir.join(lang.code()).join(format!("{prompt}.txt"));
-    let text = tokio::fs::read_to_string(path).await.ok()?;
+    let text = transcript(c, lang.code(), prompt).await?;
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     Some(line.to_string())
 }
@@ -89,14 +85,15 @@ async fn question_text(c: &Campaign, lang: Lang, prompt: Option<&String>) -> Opt
 /// `GET /`: the campaigns this token may read.
 pub(super) async fn list(ctx: Ctx, State(st): State<Arc<ApiState>>) -> Result<Response, PageError> {
     let role = ctx.require(Role::Analyst)?;
-    let set = campaigns(&ctx, &st).await?;
+    let catalog = st.shared.catalog();
+    let list = catalog.campaigns();
     let t = ctx.lang.t();
     let now = Utc::now();
     let body = html! {
         h1 { (t.campaigns) }
-        @if set.campaigns.is_empty() { p { (t.no_campaign) } }
+        @if list.is_empty() { p { (t.no_campaign) } }
         ul.cards {
-            @for c in &set.campaigns {
+            @for c in &list {
                 li.card data-campaign=(c.id) {
                     h2 { a href={ "/campaigns/" (c.id) } { (c.title) } }
                     p.muted { (c.id) " · " (c.languages.join(", ")) }
@@ -115,9 +112,9 @@ pub(super) async fn list(ctx: Ctx, State(st): State<Arc<ApiState>>) -> Result<Re
                 }
             }
         }
-        @if role >= Role::Broadcaster && !set.problems.is_empty() {
+        @if role >= Role::Broadcaster && !catalog.problems().is_empty() {
             h2 { (t.problems) }
-            ul.problems { @for p in &set.problems { li { code { (p.to_string()) } } } }
+            ul.problems { @for p in catalog.problems() { li { code { (p) } } } }
         }
     };
     Ok(ctx.page(StatusCode::OK, t.campaigns, body))
@@ -156,8 +153,8 @@ pub(super) async fn page(
     uri: Uri,
 ) -> Result<Response, PageError> {
     let role = ctx.require(Role::Analyst)?;
-    let set = campaigns(&ctx, &st).await?;
-    let c = find(&set, &id).map_err(|e| ctx.error(e))?;
+    let c = find(&st, &id).map_err(|e| ctx.error(e))?;
+    let c = &*c;
     let raw = api_query(uri.query(), &["lang"]);
     let q = query(c, Some(&raw)).map_err(|e| ctx.error(e))?;
     let r = masked_results(&st, c, &q).await.map_err(|e| ctx.error(e))?;
@@ -168,6 +165,10 @@ pub(super) async fn page(
         texts.push(question_text(c, ctx.lang, node.prompts.first()).await);
     }
     let hourly = hourly(&st, c, &r).await.map_err(|e| ctx.error(e))?;
+    let funnel = funnel_section(&ctx, &st, c, &q)
+        .await
+        .map_err(|e| ctx.error(e))?;
+    let small = st.small_group();
     let suffix = if raw.is_empty() {
         String::new()
     } else {
@@ -222,9 +223,10 @@ pub(super) async fn page(
         section.downloads {
             h2 { (t.download) }
             a.button download href={ "/api/campaigns/" (c.id) "/answers.csv" (suffix) } { (t.download_csv) }
+            a.button download href={ "/api/campaigns/" (c.id) "/flow-results" } { (t.download_floip) }
         }
         h2 { (t.results) }
-        @if q.by.is_some() { p.help { (t.small_group_note) } }
+        @if q.by.is_some() && small > 1 { p.help { (t.small_group_note.replace("{n}", &small.to_string())) } }
         @for (i, question) in questions.iter().enumerate() {
             @let qid = question["id"].as_str().unwrap_or("");
             @let answered = n(&question["answered"]);
@@ -286,14 +288,60 @@ pub(super) async fn page(
                 (chart::columns(t.calls_per_hour, cols))
             }
         }
-        (funnel_section(&ctx, &st, c).await)
+        (funnel)
     };
     Ok(ctx.page(StatusCode::OK, &c.title, body))
 }
 
-/// The funnel, once the API has it; nothing yet.
-async fn funnel_section(_ctx: &Ctx, _st: &ApiState, _c: &Campaign) -> Markup {
-    html! {}
+/// Where callers stop: per node, the calls that reached it and the callers who
+/// hung up there, from the API's funnel JSON (masked cells shown as such, with
+/// no bar, since a bar's length would tell the number).
+async fn funnel_section(
+    ctx: &Ctx,
+    st: &ApiState,
+    c: &Campaign,
+    q: &Query,
+) -> Result<Markup, ApiError> {
+    let q = Query {
+        by: None,
+        ..q.clone()
+    };
+    let f = funnel_value(st, c, &q).await?;
+    let t = ctx.lang.t();
+    let shown = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        v => ctx.lang.number(n(v)),
+    };
+    let bars: Vec<Bar> = f["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|node| Bar {
+                    label: format!(
+                        "{} ({})",
+                        words(node["node"].as_str().unwrap_or("")),
+                        node["kind"].as_str().unwrap_or("")
+                    ),
+                    value: n(&node["reached"]),
+                    text: format!(
+                        "{} · {} {}",
+                        shown(&node["reached"]),
+                        shown(&node["hung_up"]),
+                        t.hung_up_here
+                    ),
+                    key: node["node"].as_str().unwrap_or("").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(html! {
+        section #funnel {
+            h2 { (t.funnel) }
+            p.help { (t.funnel_help) }
+            (chart::bars(t.funnel, &bars))
+        }
+    })
 }
 
 /// Calls per hour around the latest broadcasts with calls, newest first.
@@ -362,8 +410,8 @@ pub(super) async fn board(
     uri: Uri,
 ) -> Result<Response, PageError> {
     ctx.require(Role::Analyst)?;
-    let set = campaigns(&ctx, &st).await?;
-    let c = find(&set, &id).map_err(|e| ctx.error(e))?;
+    let c = find(&st, &id).map_err(|e| ctx.error(e))?;
+    let c = &*c;
     let t = ctx.lang.t();
     let raw = api_query(uri.query(), &["lang", "q"]);
     let q: Query = query(c, Some(&raw)).map_err(|e| ctx.error(e))?;

@@ -137,9 +137,9 @@ window.kumaSimulator = function (root) {
     });
     if (ended) silence();
     else if (waiting === "prompt") { if (fresh) playNext(); }
-    else if (waiting === "key" && r.deadline) {
-      timer = setTimeout(function () { send({ type: "timeout" }); },
-        Math.max(0, Date.parse(r.deadline) - Date.parse(r.at)));
+    else if (waiting === "key" && (r.timeout_ms != null || r.deadline)) {
+      var wait = r.timeout_ms != null ? r.timeout_ms : Date.parse(r.deadline) - Date.parse(r.at);
+      timer = setTimeout(function () { send({ type: "timeout" }); }, Math.max(0, wait));
     } else if (waiting === "record") {
       recordStart = Date.now();
       button(labels.stop_recording, stopRecording);

@@ -13,7 +13,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{Ctx, PageError, see_other, words};
-use crate::web::api::{find, load};
+use crate::web::api::find;
 use crate::web::recordings::{NOTE_MAX_CHARS, save_note};
 use crate::web::{ApiError, ApiState, Role};
 
@@ -24,8 +24,7 @@ pub(super) async fn page(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     ctx.require(Role::Broadcaster)?;
-    let set = load(&st).await.map_err(|e| ctx.error(e))?;
-    let c = find(&set, &id).map_err(|e| ctx.error(e))?;
+    let c = find(&st, &id).map_err(|e| ctx.error(e))?;
     let list = st
         .shared
         .store
@@ -97,8 +96,7 @@ pub(super) async fn save(
     if !ctx.same_origin {
         return Err(ctx.error(ApiError::Forbidden("cross-site form".into())));
     }
-    let set = load(&st).await.map_err(|e| ctx.error(e))?;
-    let c = find(&set, &id).map_err(|e| ctx.error(e))?;
+    let c = find(&st, &id).map_err(|e| ctx.error(e))?;
     let belongs = st
         .shared
         .store

@@ -12,7 +12,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::{Ctx, PageError, script_json};
-use crate::web::api::{find, load};
+use crate::web::api::find;
 use crate::web::{ApiState, Role};
 
 /// `GET /campaigns/{id}/simulator`.
@@ -22,8 +22,7 @@ pub(super) async fn page(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     ctx.require(Role::Broadcaster)?;
-    let set = load(&st).await.map_err(|e| ctx.error(e))?;
-    let c = find(&set, &id).map_err(|e| ctx.error(e))?;
+    let c = find(&st, &id).map_err(|e| ctx.error(e))?;
     let t = ctx.lang.t();
     let labels = serde_json::json!({
         "ended": t.call_ended,
@@ -48,7 +47,7 @@ pub(super) async fn page(
                 }
             }
             p {
-                button #sim-start type="button" { "📞 " (t.start_call) }
+                button #sim-start type="button" { (t.start_call) }
                 button #sim-hangup type="button" disabled { (t.hang_up) }
                 button #sim-skip type="button" disabled { (t.skip) " ▶▶" }
                 button #sim-wait type="button" disabled { (t.no_answer_key) }

@@ -1,0 +1,70 @@
+//! `GET /api/campaigns/{id}/funnel`: for every node, how many calls reached it and
+//! how many callers hung up there. Where listeners give up tells a broadcaster
+//! which message is too long or which menu confuses.
+//!
+//! The store counts both as calls go (`Store::visit_node`, `Store::end_call`);
+//! this only lays the counts out in the campaign's file order, with zeros for the
+//! nodes nobody reached, and masks small groups.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Value, json as json_value};
+
+use super::api::{find, json, masked, query, results_error};
+use super::{ApiError, ApiState, Auth, Role};
+use crate::results::count_filter;
+
+pub(super) async fn funnel(
+    auth: Auth,
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    auth.require(Role::Analyst)?;
+    let c = find(&st, &id)?;
+    let q = query(&c, uri.query())?;
+    if q.by.is_some() {
+        return Err(ApiError::BadRequest(
+            "the funnel takes broadcast, since and until, not by".into(),
+        ));
+    }
+    Ok(json(StatusCode::OK, &funnel_value(&st, &c, &q).await?))
+}
+
+/// The funnel JSON of `GET /api/campaigns/{id}/funnel`, small groups masked; the
+/// campaign page draws the same.
+pub(super) async fn funnel_value(
+    st: &ApiState,
+    c: &crate::campaign::Campaign,
+    q: &crate::results::Query,
+) -> Result<Value, ApiError> {
+    let store = &st.shared.store;
+    let f = count_filter(store, c, q).await.map_err(results_error)?;
+    let counts = store
+        .funnel(&c.id, &f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let small = st.small_group();
+    let nodes: Vec<Value> = c
+        .nodes
+        .iter()
+        .map(|n| {
+            let (reached, hung_up) = counts.nodes.get(&n.id).copied().unwrap_or_default();
+            json_value!({
+                "node": n.id,
+                "kind": n.kind.name(),
+                "reached": masked(reached, small),
+                "hung_up": masked(hung_up, small),
+            })
+        })
+        .collect();
+    Ok(json_value!({
+        "campaign": c.id,
+        "calls": counts.calls,
+        "completed": counts.completed,
+        "nodes": nodes,
+    }))
+}
