@@ -1,8 +1,11 @@
 //! The HTTP JSON API for broadcasters and analysts, mounted by `kuma serve` next to
-//! `/healthz` and `/metrics` (see `openapi.yaml` at the repository root).
+//! `/healthz` and `/metrics` (see `openapi.yaml` at the repository root), and the
+//! web pages built on it (`pages/`).
 //!
 //! Access is by bearer token (`Authorization: Bearer kuma_…`, made by `kuma token
-//! create`). Only the token's SHA-256 is stored, and a request's token is hashed
+//! create`), or the same token in the pages' login cookie (`kuma_token`,
+//! `HttpOnly`, `SameSite=Strict`; a request that changes something with the
+//! cookie alone must also carry a same-host `Origin`). Only the token's SHA-256 is stored, and a request's token is hashed
 //! and looked up on every request, so a revoked token stops working at once.
 //! Tokens are never logged. Each route names the least [`Role`] it needs:
 //! `analyst` reads results and exports, `broadcaster` also the campaigns, `admin`

@@ -177,6 +177,11 @@ window.kumaSimulator = function (root) {
 document.addEventListener("DOMContentLoaded", function () {
   var board = document.getElementById("board");
   if (board) onAirBoard(board);
+  // The results filters apply as soon as they change (the button stays for
+  // browsers without JavaScript).
+  document.querySelectorAll("form.filters select").forEach(function (s) {
+    s.addEventListener("change", function () { s.form.submit(); });
+  });
   var sim = document.getElementById("simulator");
   if (sim && window.kumaSimulator) window.kumaSimulator(sim);
 });
