@@ -3,6 +3,9 @@
 //! - `store_answer/<backend>`: answers recorded per second by `Store::store_answer`
 //!   (each one its own committed transaction, counters included), from one caller
 //!   at a time and from 8 concurrent callers;
+//! - `visit_node/<backend>`: nodes entered per second by `Store::visit_node` (the
+//!   funnel's count, one committed transaction per first visit: every channel
+//!   stores one per node a call enters), from 1 and 8 concurrent callers;
 //! - `counts/<backend>`: time of `Store::counts()` with no filter, with a `by`
 //!   cross-tab, and over one broadcast's day (raw rows), at 10^4, 10^5 and 10^6
 //!   stored answers. The first two read only counters and should not grow with
@@ -259,6 +262,83 @@ fn bench_store_answer(c: &mut Criterion) {
     }
 }
 
+/// Nodes of a walk through the example campaign, visited in turn by each call.
+const NODES: [&str; 8] = [
+    "welcome",
+    "intro",
+    "menu",
+    "poll",
+    "q_offered_work",
+    "q_know_signs",
+    "q_would_report",
+    "goodbye",
+];
+
+/// Records `n` first node visits from `callers` concurrent tasks; returns the
+/// time spent in `visit_node` alone (calls are started beforehand, untimed).
+async fn timed_visits(store: &Store, first_call: u64, n: u64, callers: u64) -> Duration {
+    let mut plans = Vec::new();
+    let mut next = first_call;
+    for c in 0..callers {
+        let visits = n / callers + if c == 0 { n % callers } else { 0 };
+        let mut calls = Vec::new();
+        for _ in 0..visits.div_ceil(NODES.len() as u64) {
+            calls.push(start_call(store, next).await.0);
+            next += 1;
+        }
+        plans.push((visits, calls));
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = plans
+        .into_iter()
+        .map(|(visits, calls)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut left = visits;
+                for call in calls {
+                    for node in NODES {
+                        if left == 0 {
+                            break;
+                        }
+                        store.visit_node(call, node).await.expect("visit_node");
+                        left -= 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a visiting task");
+    }
+    start.elapsed()
+}
+
+fn bench_visit_node(c: &mut Criterion) {
+    let rt = runtime();
+    for target in targets(&rt) {
+        let mut group = c.benchmark_group(format!("visit_node/{}", target.name));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5))
+            .throughput(Throughput::Elements(1));
+        let mut next_call = 1u64 << 41;
+        for callers in [1u64, 8] {
+            let store = target.store.clone();
+            group.bench_function(BenchmarkId::new("callers", callers), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let store = store.clone();
+                    let first = next_call;
+                    next_call += iters + callers;
+                    async move { timed_visits(&store, first, iters, callers).await }
+                })
+            });
+        }
+        group.finish();
+        finish(&rt, target);
+    }
+}
+
 fn bench_counts(c: &mut Criterion) {
     let rt = runtime();
     let max = std::env::var("KUMA_BENCH_MAX_ANSWERS")
@@ -317,5 +397,5 @@ fn bench_counts(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_store_answer, bench_counts);
+criterion_group!(benches, bench_store_answer, bench_visit_node, bench_counts);
 criterion_main!(benches);

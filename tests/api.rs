@@ -125,8 +125,31 @@ impl Server {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("{head}"));
-        let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+        let mut body = raw.get(split + 4..).unwrap_or_default().to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
         (status, head, body)
+    }
+}
+
+/// The body of a chunked response (RFC 9112 §7.1); panics on a cut transfer.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line");
+        let size = std::str::from_utf8(&raw[..line_end]).unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        assert_eq!(&raw[size..size + 2], b"\r\n");
+        raw = &raw[size + 2..];
     }
 }
 
@@ -616,14 +639,14 @@ fn the_funnel_counts_where_callers_go_and_where_they_hang_up() {
 }
 
 #[test]
-fn the_funnel_masks_small_groups_by_default_and_counts_many_calls() {
+fn many_calls_funnel_masked_and_export_streamed() {
     let s = Server::start();
     let analyst = s.token("analyst", "ana");
     s.kuma(&[
         "simulate",
         CAMPAIGN,
         "--calls",
-        "40",
+        "1500",
         "--concurrency",
         "4",
         "--seed",
@@ -632,10 +655,10 @@ fn the_funnel_masks_small_groups_by_default_and_counts_many_calls() {
         "2026-12-05T12:00",
     ]);
     let (v, nodes) = funnel(&s, &analyst, "");
-    assert_eq!(v["calls"], 40);
+    assert_eq!(v["calls"], 1500);
     let welcome = &nodes[0];
     assert_eq!(welcome.0, "welcome");
-    assert_eq!(welcome.1, 40, "every call reaches the first node");
+    assert_eq!(welcome.1, 1500, "every call reaches the first node");
     let mut masked = 0;
     for (_, reached, hung_up) in &nodes {
         for cell in [reached, hung_up] {
@@ -651,7 +674,17 @@ fn the_funnel_masks_small_groups_by_default_and_counts_many_calls() {
     assert!(masked > 0, "{v}");
     // Every call that did not complete ended somewhere: hang-ups add up.
     let hung: u64 = nodes.iter().filter_map(|n| n.2.as_u64()).sum();
-    assert!(hung <= 40);
+    assert!(hung <= 1500);
+
+    // An export of several chunks streams the same bytes as `kuma results`.
+    let r = s.get(
+        &format!("/api/campaigns/{CAMPAIGN}/answers.csv"),
+        Some(&analyst),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.head.contains("transfer-encoding: chunked"), "{}", r.head);
+    assert!(r.body.len() > 200_000, "{}", r.body.len());
+    assert_eq!(r.body, s.kuma(&["results", CAMPAIGN, "--format", "csv"]));
 }
 
 /// One simulator step; the reply's JSON.
@@ -1071,6 +1104,15 @@ fn prompts_play_without_a_token_with_etags_and_nothing_else_is_served() {
     assert!(head.contains("content-type: audio/mpeg"), "{head}");
     assert_eq!(mp3[0], 0xFF, "an MPEG frame sync");
     assert_eq!(mp3[1] & 0xE0, 0xE0);
+    let (_, again, mp3_again) = s.raw(
+        "GET",
+        "/audio/stop-trafficking-mali/bm/welcome.mp3",
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(mp3_again, mp3, "the kept encoding");
+    assert!(again.contains("etag: "), "{again}");
 
     // Only prompts of loaded campaigns; no way out of them.
     for path in [
@@ -1310,4 +1352,22 @@ fn hundreds_of_live_screens_share_one_poller_and_all_get_each_answer() {
     // A new screen joins the running poller and starts from the latest results.
     let mut late = open("");
     assert_eq!(next_event(&mut late)["calls"], 1);
+}
+
+#[test]
+fn every_route_is_in_openapi_yaml() {
+    let router = std::fs::read_to_string(repo().join("src/web/mod.rs")).unwrap();
+    let spec = std::fs::read_to_string(repo().join("openapi.yaml")).unwrap();
+    let routes: Vec<&str> = router
+        .split(".route(")
+        .skip(1)
+        .filter_map(|r| r.trim_start().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert!(routes.len() >= 14, "{routes:?}");
+    for route in routes {
+        assert!(
+            spec.contains(&format!("\n  {route}:\n")),
+            "{route} is not documented in openapi.yaml"
+        );
+    }
 }

@@ -283,6 +283,32 @@ pub async fn compute(store: &Store, c: &Campaign, q: &Query) -> Result<Results, 
     })
 }
 
+/// The columns of the answers CSV.
+pub const CSV_HEADER: [&str; 8] = [
+    "call",
+    "caller",
+    "language",
+    "question",
+    "choice",
+    "digit",
+    "answered_at",
+    "broadcast",
+];
+
+/// One answer as a CSV record under [`CSV_HEADER`].
+pub fn csv_record(r: AnswerRow) -> [String; 8] {
+    [
+        r.call.to_string(),
+        r.caller,
+        r.language.unwrap_or_default(),
+        r.question,
+        r.choice,
+        r.digit,
+        r.answered_at.to_rfc3339(),
+        r.broadcast.map(|b| b.to_rfc3339()).unwrap_or_default(),
+    ]
+}
+
 /// Streams the answers as CSV rows (pseudonymous callers only).
 pub async fn write_csv<W: std::io::Write + Send>(
     store: &Store,
@@ -293,30 +319,10 @@ pub async fn write_csv<W: std::io::Write + Send>(
     let (f, _) = filter(store, c, q).await?;
     let mut w = csv::Writer::from_writer(out);
     let export = |e: csv::Error| StoreError::Export(Box::new(e));
-    w.write_record([
-        "call",
-        "caller",
-        "language",
-        "question",
-        "choice",
-        "digit",
-        "answered_at",
-        "broadcast",
-    ])
-    .map_err(export)?;
+    w.write_record(CSV_HEADER).map_err(export)?;
     let written = store
         .for_each_answer(&c.id, &f, |r: AnswerRow| {
-            w.write_record([
-                r.call.to_string(),
-                r.caller,
-                r.language.unwrap_or_default(),
-                r.question,
-                r.choice,
-                r.digit,
-                r.answered_at.to_rfc3339(),
-                r.broadcast.map(|b| b.to_rfc3339()).unwrap_or_default(),
-            ])
-            .map_err(export)
+            w.write_record(csv_record(r)).map_err(export)
         })
         .await
         .and_then(|()| w.flush().map_err(|e| StoreError::Export(Box::new(e))));

@@ -9,8 +9,9 @@ use crate::flow::Action;
 
 impl Store {
     /// Stores what `action` asks to store (a node entered, a language, an answer,
-    /// completion, the call's end) for call `call` at `at`; other actions store nothing. Returns
-    /// true when an answer was stored.
+    /// completion, the call's end) for call `call` at `at`; other actions store
+    /// nothing. Returns true when an answer was stored. Channels pass `Enter` too:
+    /// the funnel counts the nodes calls reach.
     pub async fn record(
         &self,
         call: CallId,

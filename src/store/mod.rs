@@ -20,9 +20,10 @@
 //! Callers are stored as pseudonyms ([`Pseudonymizer`]), never as phone numbers.
 //!
 //! Layout: `open.rs` turns a URL into connected, migrated pools (and its errors into
-//! one readable line); `writes.rs` records calls, answers and recordings; `reads.rs`
-//! answers counts, broadcasts and the CSV export; `funnel.rs` the funnel; `sql.rs` holds the statements;
-//! `pseudonym.rs` turns phone numbers into pseudonyms.
+//! one readable line); `writes.rs` records calls, answers, recordings and the nodes
+//! calls reach; `reads.rs` answers counts, broadcasts and the CSV export;
+//! `funnel.rs` reads the funnel; `sql.rs` holds the statements; `pseudonym.rs`
+//! turns phone numbers into pseudonyms (and derives other keys from the secret).
 
 mod error;
 mod flow;
@@ -43,6 +44,7 @@ pub use error::StoreError;
 pub use funnel::FunnelCounts;
 pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};
+pub use reads::AnswerStream;
 pub use tokens::TokenInfo;
 
 /// The id of a stored call.

@@ -223,6 +223,26 @@ mod tests {
     }
 
     #[test]
+    fn derived_keys_depend_on_purpose_and_secret_and_no_pseudonym_shows_them() {
+        let p = Pseudonymizer::new(SECRET);
+        let k = p.derive_key("simulator session");
+        assert_eq!(k, p.derive_key("simulator session"));
+        assert_ne!(k, p.derive_key("flow-results package id"));
+        assert_ne!(
+            k,
+            Pseudonymizer::new(b"another secret, long").derive_key("simulator session")
+        );
+        // Whatever a caller ID says, its pseudonym is not a piece of a derived key.
+        for caller in [
+            "KUMA-DERIVED-KEY\nsimulator session",
+            "kuma-derived-key\nsimulator session",
+        ] {
+            let shown = p.pseudonym(caller);
+            assert_ne!(&shown[2..], hex::encode(&k[..PSEUDONYM_BYTES]));
+        }
+    }
+
+    #[test]
     fn spellings_of_one_number_share_a_pseudonym() {
         let p = Pseudonymizer::new(SECRET);
         let expected = p.pseudonym("+22370000000");

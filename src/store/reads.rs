@@ -212,6 +212,26 @@ impl Store {
     }
 }
 
+/// Answer rows as a stream, for a consumer that must await between rows (the
+/// HTTP export, which waits for a slow client instead of holding the rows).
+pub type AnswerStream<'a> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<AnswerRow, StoreError>> + Send + 'a>>;
+
+impl Store {
+    /// The rows of [`Store::for_each_answer`], as a stream (`by` is ignored).
+    pub fn answers<'a>(&'a self, campaign: &'a str, f: &CountFilter<'_>) -> AnswerStream<'a> {
+        let bound = Bound::new(campaign, f).with_range();
+        with_pool!(self, |pool| {
+            let rows = bound
+                .bind(sqlx::query_as::<_, ExportRow>(sql::EXPORT_ANSWERS))
+                .fetch(pool)
+                .map_err(StoreError::from)
+                .and_then(|row| std::future::ready(answer_row(row)));
+            Box::pin(rows) as AnswerStream<'a>
+        })
+    }
+}
+
 /// call, caller, language, question, choice, digit, answered_at, broadcast
 type ExportRow = (
     i64,

@@ -1,8 +1,9 @@
 //! The API handlers: campaigns, results and the answers export.
 //!
-//! Results and the export go through [`crate::results::compute`] and
-//! [`crate::results::write_csv`], the same code as `kuma results`; this file only
-//! parses the query string, checks the role and masks small groups.
+//! Results and the export go through [`crate::results::compute`] and the CSV
+//! columns of [`crate::results::write_csv`], the same code as `kuma results`; this
+//! file only parses the query string, checks the role, masks small groups and
+//! streams the export.
 
 use std::sync::Arc;
 
@@ -16,8 +17,16 @@ use serde_json::Value;
 
 use super::{ApiError, ApiState, Auth, Role};
 use crate::campaign::Campaign;
-use crate::results::{BroadcastSel, Query, ResultsError, compute, write_csv};
+use futures_util::StreamExt;
+
+use crate::results::{
+    BroadcastSel, CSV_HEADER, Query, ResultsError, compute, count_filter, csv_record,
+};
 use crate::schedule::{Poll, describe};
+use crate::store::CountFilter;
+
+/// The CSV export is sent in chunks of about this many bytes.
+const CSV_CHUNK: usize = 64 * 1024;
 
 /// How many upcoming broadcasts the campaign routes show.
 const NEXT_BROADCASTS: usize = 3;
@@ -129,6 +138,13 @@ pub(super) async fn masked_results(
 }
 
 /// `GET /api/campaigns/{id}/answers.csv`: one row per answer, pseudonymous callers.
+///
+/// Streamed: a task reads the rows from the store and sends them in chunks
+/// through a small channel, so a large export holds a few chunks in memory, and a
+/// slow client slows the reading rather than filling memory. A bad query is a
+/// 400 before the first byte; a store failure half-way cuts the transfer short
+/// (the status has gone out already), which the client sees as an incomplete
+/// response, never as a complete file.
 pub(super) async fn answers_csv(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
@@ -138,11 +154,65 @@ pub(super) async fn answers_csv(
     auth.require(Role::Analyst)?;
     let c = find(&st, &id)?;
     let q = query(&c, uri.query())?;
-    let mut out = Vec::new();
-    write_csv(&st.shared.store, &c, &q, &mut out)
+    let f = count_filter(&st.shared.store, &c, &q)
         .await
         .map_err(results_error)?;
-    let mut response = typed(StatusCode::OK, "text/csv; charset=utf-8", out);
+    let (broadcast, since, until) = (f.broadcast, f.since, f.until);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let store = st.shared.store.clone();
+    let campaign = c.id.clone();
+    tokio::spawn(async move {
+        let f = CountFilter {
+            broadcast,
+            since,
+            until,
+            by: None,
+        };
+        let mut rows = store.answers(&campaign, &f);
+        let mut w = csv::Writer::from_writer(Vec::with_capacity(CSV_CHUNK + 1024));
+        let mut failed = w.write_record(CSV_HEADER).err().map(|e| e.to_string());
+        while failed.is_none() {
+            match rows.next().await {
+                Some(Ok(row)) => {
+                    if let Err(e) = w.write_record(csv_record(row)) {
+                        failed = Some(e.to_string());
+                    } else if w.get_ref().len() >= CSV_CHUNK {
+                        let full = std::mem::replace(&mut w, csv::Writer::from_writer(Vec::new()));
+                        match full.into_inner() {
+                            Ok(chunk) => {
+                                if tx.send(Ok(chunk)).await.is_err() {
+                                    return; // The client went away.
+                                }
+                            }
+                            Err(e) => failed = Some(e.to_string()),
+                        }
+                    }
+                }
+                Some(Err(e)) => failed = Some(e.to_string()),
+                None => break,
+            }
+        }
+        if let Some(e) = failed {
+            tracing::error!(error = %e, "answers export stopped");
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
+            return;
+        }
+        match w.into_inner() {
+            Ok(rest) if !rest.is_empty() => {
+                let _ = tx.send(Ok(rest)).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}-answers.csv\"")) {
         response
             .headers_mut()

@@ -12,11 +12,12 @@
 //! MP3 (8 kHz mono, for providers that take MP3) by `crate::audio::export`.
 //! The strong `ETag` is a hash of those frames and the format, so it changes
 //! exactly when the prepared prompt does (after an edit and a SIGHUP);
-//! `If-None-Match` gets a 304 without any encoding.
+//! `If-None-Match` gets a 304 without any encoding. Encoded MP3s are kept in
+//! memory by ETag (a few dozen kilobytes each).
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -30,6 +31,12 @@ use crate::audio::g711::ulaw_decode;
 /// Browsers and providers may keep a prompt this long before asking again (with
 /// its ETag).
 const CACHE_CONTROL: &str = "public, max-age=300";
+
+/// How many encoded MP3s are kept before the cache starts again.
+const MP3_CACHE_ENTRIES: usize = 2000;
+
+/// Encoded MP3s by ETag.
+pub(crate) type Mp3Cache = std::sync::Mutex<std::collections::HashMap<String, Bytes>>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -57,7 +64,34 @@ pub(super) async fn prompt(
         set_cache_headers(&mut r, &tag);
         return Ok(r);
     }
-    // Encoding an MP3 takes a few milliseconds of CPU: off the async threads.
+    let cached = (format == Format::Mp3)
+        .then(|| st.mp3.lock().ok().and_then(|m| m.get(&tag).cloned()))
+        .flatten();
+    let bytes = match cached {
+        Some(b) => b,
+        None => encode(&st, prompt, format, &tag).await?,
+    };
+    let mut r = Response::new(Body::from(bytes));
+    let content_type = match format {
+        Format::Wav => "audio/wav",
+        Format::Mp3 => "audio/mpeg",
+    };
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    set_cache_headers(&mut r, &tag);
+    Ok(r)
+}
+
+/// The prompt as a file. MP3s are kept (by ETag): encoding one costs tens of
+/// milliseconds of CPU, and this route needs no token, so nobody may make the
+/// server encode the same prompt again and again. WAVs are a cheap decode.
+async fn encode(
+    st: &ApiState,
+    prompt: Prompt,
+    format: Format,
+    tag: &str,
+) -> Result<Bytes, ApiError> {
+    // Off the async threads: the calls' tasks run there.
     let bytes = tokio::task::spawn_blocking(move || {
         let pcm = ulaw_decode(&prompt.ulaw());
         match format {
@@ -68,15 +102,17 @@ pub(super) async fn prompt(
     .await
     .map_err(|e| ApiError::Internal(format!("prompt audio: {e}")))?
     .map_err(|e| ApiError::Internal(format!("prompt audio: {e}")))?;
-    let mut r = Response::new(Body::from(bytes));
-    let content_type = match format {
-        Format::Wav => "audio/wav",
-        Format::Mp3 => "audio/mpeg",
-    };
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    set_cache_headers(&mut r, &tag);
-    Ok(r)
+    let bytes = Bytes::from(bytes);
+    if format == Format::Mp3
+        && let Ok(mut cache) = st.mp3.lock()
+    {
+        // Old versions of edited prompts pile up only across many reloads.
+        if cache.len() >= MP3_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(tag.to_string(), bytes.clone());
+    }
+    Ok(bytes)
 }
 
 fn set_cache_headers(r: &mut Response, tag: &str) {

@@ -107,6 +107,8 @@ pub struct ApiState {
     pub(crate) session_key: simulate::SessionKey,
     /// The live results pollers, shared by every client of the same results.
     pub(crate) live: live::Pollers,
+    /// Prompts already encoded to MP3.
+    pub(crate) mp3: audio::Mp3Cache,
 }
 
 impl ApiState {
@@ -124,6 +126,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         shared,
         session_key,
         live: live::Pollers::default(),
+        mp3: audio::Mp3Cache::default(),
     });
     Router::new()
         .route("/api/campaigns", get(api::campaigns))
