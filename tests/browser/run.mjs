@@ -118,6 +118,8 @@ try {
   const login_cookie = cookies.find((c) => c.name === "kuma_token");
   assert.ok(login_cookie?.httpOnly, "the login cookie is HttpOnly");
   assert.equal(login_cookie.sameSite, "Strict");
+  const csp = (await context.request.get(base + "/")).headers()["content-security-policy"];
+  assert.match(csp, /script-src 'self'/);
   console.log(`  campaign list: ${await weight(base + "/")} bytes`);
   await shot("campaigns");
 
@@ -220,6 +222,10 @@ try {
   );
   console.log(`  on-air board: ${await weight(page.url())} bytes`);
   await shot("board-after");
+  // As on the studio's screen.
+  await page.setViewportSize({ width: 1920, height: 1080 });
+  await shot("board-studio");
+  await page.setViewportSize({ width: 412, height: 915 });
 
   step("a broadcaster listens to a voice message and notes it");
   await page.click("form[action='/logout'] button");

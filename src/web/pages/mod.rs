@@ -199,9 +199,28 @@ impl Ctx {
             .into_response();
         // Results and voice messages are not for shared caches or the back button
         // of a studio computer after logout.
-        response.headers_mut().insert(
+        let h = response.headers_mut();
+        h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("private, no-store"),
+        );
+        // Defence in depth behind maud's escaping: only kuma's own script runs,
+        // nothing is loaded from elsewhere, and no other site can frame a page.
+        // (Inline style attributes stay allowed: the board's bars use them.)
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
         );
         if self.remember_lang {
             let c = format!(
