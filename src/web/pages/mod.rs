@@ -364,6 +364,7 @@ fn login_form(
 
 #[derive(Deserialize)]
 struct LoginForm {
+    #[serde(default)]
     token: String,
     next: Option<String>,
 }

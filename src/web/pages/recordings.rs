@@ -90,9 +90,10 @@ pub(super) async fn save(
     ctx: Ctx,
     State(st): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    Form(form): Form<NoteForm>,
+    form: Result<Form<NoteForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     ctx.require(Role::Broadcaster)?;
+    let Form(form) = form.map_err(|e| ctx.error(ApiError::BadRequest(e.body_text())))?;
     if !ctx.same_origin {
         return Err(ctx.error(ApiError::Forbidden("cross-site form".into())));
     }
