@@ -101,6 +101,7 @@ try {
   await page.goto(`${base}/campaigns/${campaign}?by=q_gender`);
   assert.equal(new URL(page.url()).pathname, "/login");
   await shot("login");
+  console.log(`  login page: ${await weight(page.url())} bytes`);
 
   step("a wrong token is refused");
   await page.fill("#token", "kuma_" + "0".repeat(64));
@@ -172,6 +173,7 @@ try {
     }
   }
   assert.ok(masked > 0, "60 callers over 7 regions leave some groups under 5");
+  console.log(`  campaign page by gender: ${await weight(page.url())} bytes`);
   await shot("campaign-by-gender");
 
   step("the page speaks French with ?lang=fr, and remembers it");
