@@ -145,7 +145,7 @@ try {
   const funnel = await (await api(`/api/campaigns/${campaign}/funnel`, analyst)).json();
   for (const node of funnel.nodes) {
     const text = await page.textContent(`#funnel g[data-key="${node.node}"] text.n`);
-    assert.ok(text.startsWith(`${node.reached} · ${node.hung_up} `), `funnel ${node.node}: ${text}`);
+    assert.equal(text, `${node.reached} · ✕ ${node.hung_up}`, `funnel ${node.node}`);
   }
   assert.ok(funnel.nodes.some((x) => x.reached === "<5"), "some node is reached by fewer than 5 calls");
   assert.ok(await page.$(`a[href="/api/campaigns/${campaign}/flow-results"]`), "a FLOIP button");
@@ -183,6 +183,7 @@ try {
   await open(`/campaigns/${campaign}`);
   assert.equal(await page.getAttribute("html", "lang"), "fr");
   await shot("campaign-fr");
+  await page.locator("#funnel").screenshot({ path: path.join(shots, "funnel-fr.png") });
   await open(`/campaigns/${campaign}?lang=en`);
   assert.equal(await page.getAttribute("html", "lang"), "en");
 

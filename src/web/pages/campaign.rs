@@ -324,11 +324,12 @@ async fn funnel_section(
                         node["kind"].as_str().unwrap_or("")
                     ),
                     value: n(&node["reached"]),
+                    // Short, so that it fits beside the longest bar; the help
+                    // line says what ✕ is.
                     text: format!(
-                        "{} · {} {}",
+                        "{} · ✕ {}",
                         shown(&node["reached"]),
-                        shown(&node["hung_up"]),
-                        t.hung_up_here
+                        shown(&node["hung_up"])
                     ),
                     key: node["node"].as_str().unwrap_or("").to_string(),
                 })

@@ -17,7 +17,7 @@ pub struct Bar {
 }
 
 const WIDTH: u32 = 320;
-const BAR_MAX: u32 = 230;
+const BAR_MAX: u32 = 220;
 const ROW: u32 = 34;
 
 /// Horizontal bars, the label above each bar and the text after it.
@@ -110,8 +110,8 @@ mod tests {
             ],
         )
         .into_string();
-        assert!(svg.contains("width=\"230\""), "{svg}");
-        assert!(svg.contains("width=\"23\""), "{svg}");
+        assert!(svg.contains("width=\"220\""), "{svg}");
+        assert!(svg.contains("width=\"22\""), "{svg}");
         assert!(svg.contains("&lt;b&gt;yes"), "{svg}");
         assert!(!svg.contains("<b>"), "{svg}");
     }
