@@ -472,8 +472,11 @@ impl Live<'_> {
         match action {
             Action::Enter { ref node } => {
                 tracing::debug!(%node, "node");
-                // The funnel counts the nodes calls reach.
-                store.record(self.store_id, &action, Utc::now()).await?;
+                // The funnel counts the nodes calls reach. A count the database
+                // could not take is not worth dropping the caller for.
+                if let Err(e) = store.record(self.store_id, &action, Utc::now()).await {
+                    tracing::warn!(error = %e, %node, "node visit not stored");
+                }
             }
             Action::Play { prompts, .. } => {
                 self.pacer.stop();
