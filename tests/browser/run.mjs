@@ -72,16 +72,22 @@ async function shot(name) {
 }
 
 /// The bytes a page costs on a first visit: its HTML and every stylesheet and
-/// script it links (audio is fetched only when played).
+/// script it links (audio is fetched only when played), unpacked; and what goes
+/// over the line (gzip).
 async function weight(url) {
-  const html = await (await context.request.get(url)).body();
   const assets = await page.evaluate(() =>
     [...document.querySelectorAll('link[rel=stylesheet], script[src]')].map((e) => e.href || e.src),
   );
-  let total = html.length;
-  for (const a of assets) total += (await (await context.request.get(a)).body()).length;
+  let total = 0;
+  let wire = 0;
+  for (const u of [url, ...assets]) {
+    const res = await context.request.get(u);
+    assert.equal(res.headers()["content-encoding"], "gzip", `${u} is sent gzipped`);
+    total += (await res.body()).length;
+    wire += Number(res.headers()["content-length"]);
+  }
   assert.ok(total < PAGE_BUDGET, `${url} weighs ${total} bytes with its assets (budget ${PAGE_BUDGET})`);
-  return total;
+  return `${total} bytes (${wire} over the line)`;
 }
 
 async function open(pathname, status = 200) {
@@ -101,7 +107,7 @@ try {
   await page.goto(`${base}/campaigns/${campaign}?by=q_gender`);
   assert.equal(new URL(page.url()).pathname, "/login");
   await shot("login");
-  console.log(`  login page: ${await weight(page.url())} bytes`);
+  console.log(`  login page: ${await weight(page.url())}`);
 
   step("a wrong token is refused");
   await page.fill("#token", "kuma_" + "0".repeat(64));
@@ -121,7 +127,7 @@ try {
   assert.equal(login_cookie.sameSite, "Strict");
   const csp = (await context.request.get(base + "/")).headers()["content-security-policy"];
   assert.match(csp, /script-src 'self'/);
-  console.log(`  campaign list: ${await weight(base + "/")} bytes`);
+  console.log(`  campaign list: ${await weight(base + "/")}`);
   await shot("campaigns");
 
   step("the campaign page shows the API's numbers");
@@ -153,7 +159,7 @@ try {
     gs.reduce((sum, g) => sum + Number(g.dataset.value), 0),
   );
   assert.ok(hourly >= results.broadcasts.at(-1).calls, `calls per hour ${hourly}`);
-  console.log(`  campaign page: ${await weight(page.url())} bytes`);
+  console.log(`  campaign page: ${await weight(page.url())}`);
   await shot("campaign");
 
   step("a breakdown by gender shows <5 where the API does");
@@ -173,7 +179,7 @@ try {
     }
   }
   assert.ok(masked > 0, "60 callers over 7 regions leave some groups under 5");
-  console.log(`  campaign page by gender: ${await weight(page.url())} bytes`);
+  console.log(`  campaign page by gender: ${await weight(page.url())}`);
   await shot("campaign-by-gender");
 
   step("the page speaks French with ?lang=fr, and remembers it");
@@ -223,7 +229,7 @@ try {
     [yes, before + 1],
     { timeout: 15000 },
   );
-  console.log(`  on-air board: ${await weight(page.url())} bytes`);
+  console.log(`  on-air board: ${await weight(page.url())}`);
   await shot("board-after");
   // As on the studio's screen.
   await page.setViewportSize({ width: 1920, height: 1080 });
@@ -249,7 +255,7 @@ try {
   const listed = await (await api(`/api/campaigns/${campaign}/recordings`, broadcaster)).json();
   assert.equal(listed.recordings[0].note, "Une auditrice de Kayes raconte une offre de travail.");
   assert.equal(listed.recordings[0].picked, true);
-  console.log(`  voice messages: ${await weight(page.url())} bytes`);
+  console.log(`  voice messages: ${await weight(page.url())}`);
   await shot("recordings");
 
   step("a cookie-authenticated write from another origin is refused");
@@ -307,7 +313,7 @@ try {
     const after = await (await api(`/api/campaigns/${campaign}/results`, broadcaster)).json();
     const yesAfter = after.questions.find((x) => x.id === "q_offered_work").choices.find((c) => c.id === "yes").count;
     assert.equal(yesAfter, before + 1, "a simulated call stores nothing");
-    console.log(`  simulator: ${await weight(page.url())} bytes`);
+    console.log(`  simulator: ${await weight(page.url())}`);
   }
 
   assert.deepEqual(foreign, [], "pages loaded something from outside kuma");
