@@ -83,7 +83,10 @@ async function weight(url) {
   for (const u of [url, ...assets]) {
     const res = await context.request.get(u);
     assert.equal(res.headers()["content-encoding"], "gzip", `${u} is sent gzipped`);
-    total += (await res.body()).length;
+    const body = await res.body();
+    if (u.includes("/assets/kuma.js")) assert.ok(body.includes("kumaSimulator"), `${u} is the script`);
+    if (u.includes("/assets/kuma.css")) assert.ok(body.includes("box-sizing"), `${u} is the stylesheet`);
+    total += body.length;
     wire += Number(res.headers()["content-length"]);
   }
   assert.ok(total < PAGE_BUDGET, `${url} weighs ${total} bytes with its assets (budget ${PAGE_BUDGET})`);

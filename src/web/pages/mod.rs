@@ -170,8 +170,8 @@ impl Ctx {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · kuma" }
-                    link rel="stylesheet" href={ "/assets/kuma.css?v=" (asset_version(CSS)) };
-                    script src={ "/assets/kuma.js?v=" (asset_version(JS)) } defer {}
+                    link rel="stylesheet" href={ "/assets/kuma.css?v=" (CSS_ASSET.version()) };
+                    script src={ "/assets/kuma.js?v=" (JS_ASSET.version()) } defer {}
                 }
                 body {
                     header {
@@ -447,29 +447,42 @@ async fn logout() -> Response {
     r
 }
 
-/// A short hash of an asset, for its URL and ETag: a new binary with a changed
-/// asset gets a new URL, so browsers can keep the old one for long.
-fn asset_version(body: &'static str) -> &'static str {
-    static CSS_V: OnceLock<String> = OnceLock::new();
-    static JS_V: OnceLock<String> = OnceLock::new();
-    let slot = if std::ptr::eq(body, CSS) {
-        &CSS_V
-    } else {
-        &JS_V
-    };
-    slot.get_or_init(|| hex::encode(&Sha256::digest(body.as_bytes())[..6]))
+/// One of the two assets, with what is derived from it once per process.
+/// (Each is a `static`, so each has one address and its own cells.)
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    version: OnceLock<String>,
+    gzipped: OnceLock<Option<Vec<u8>>>,
 }
 
-/// An asset gzipped, once per process.
-fn asset_gzip(body: &'static str) -> Option<&'static [u8]> {
-    static CSS_GZ: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-    static JS_GZ: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-    let slot = if std::ptr::eq(body, CSS) {
-        &CSS_GZ
-    } else {
-        &JS_GZ
-    };
-    slot.get_or_init(|| gzip(body.as_bytes())).as_deref()
+static CSS_ASSET: Asset = Asset {
+    body: CSS,
+    content_type: "text/css; charset=utf-8",
+    version: OnceLock::new(),
+    gzipped: OnceLock::new(),
+};
+
+static JS_ASSET: Asset = Asset {
+    body: JS,
+    content_type: "text/javascript; charset=utf-8",
+    version: OnceLock::new(),
+    gzipped: OnceLock::new(),
+};
+
+impl Asset {
+    /// A short hash of the asset, for its URL and ETag: a new binary with a
+    /// changed asset gets a new URL, so browsers can keep the old one for long.
+    fn version(&self) -> &str {
+        self.version
+            .get_or_init(|| hex::encode(&Sha256::digest(self.body.as_bytes())[..6]))
+    }
+
+    fn gzipped(&self) -> Option<&[u8]> {
+        self.gzipped
+            .get_or_init(|| gzip(self.body.as_bytes()))
+            .as_deref()
+    }
 }
 
 /// `bytes` gzipped; None if compression failed (then they go out as they are).
@@ -500,25 +513,25 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-fn asset(headers: &HeaderMap, body: &'static str, content_type: &'static str) -> Response {
-    let etag = format!("\"{}\"", asset_version(body));
+fn asset(headers: &HeaderMap, a: &'static Asset) -> Response {
+    let etag = format!("\"{}\"", a.version());
     let mut r = if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim() == etag))
     {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if let Some(gz) = asset_gzip(body).filter(|_| accepts_gzip(headers)) {
+    } else if let Some(gz) = a.gzipped().filter(|_| accepts_gzip(headers)) {
         (
             [
-                (header::CONTENT_TYPE, content_type),
+                (header::CONTENT_TYPE, a.content_type),
                 (header::CONTENT_ENCODING, "gzip"),
             ],
             gz,
         )
             .into_response()
     } else {
-        ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        ([(header::CONTENT_TYPE, a.content_type)], a.body).into_response()
     };
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -533,11 +546,11 @@ fn asset(headers: &HeaderMap, body: &'static str, content_type: &'static str) ->
 }
 
 async fn css(headers: HeaderMap) -> Response {
-    asset(&headers, CSS, "text/css; charset=utf-8")
+    asset(&headers, &CSS_ASSET)
 }
 
 async fn js(headers: HeaderMap) -> Response {
-    asset(&headers, JS, "text/javascript; charset=utf-8")
+    asset(&headers, &JS_ASSET)
 }
 
 /// A question or choice id as words: `q_offered_work` → "offered work".
@@ -586,6 +599,18 @@ mod tests {
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back)
             .unwrap();
         assert_eq!(back, page);
+    }
+
+    #[test]
+    fn each_asset_is_served_as_itself() {
+        assert_ne!(CSS_ASSET.version(), JS_ASSET.version());
+        let unzip = |gz: &[u8]| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut s).unwrap();
+            s
+        };
+        assert_eq!(unzip(CSS_ASSET.gzipped().unwrap()), CSS);
+        assert_eq!(unzip(JS_ASSET.gzipped().unwrap()), JS);
     }
 
     #[test]
