@@ -185,6 +185,10 @@ try {
   console.log(`  campaign page by gender: ${await weight(page.url())}`);
   await shot("campaign-by-gender");
 
+  step("a French browser gets French pages");
+  const fr = await (await fetch(`${base}/login`, { headers: { "Accept-Language": "fr-ML,fr;q=0.9,en;q=0.5" } })).text();
+  assert.ok(fr.includes('<html lang="fr">') && fr.includes("Se connecter"), "French by Accept-Language");
+
   step("the page speaks French with ?lang=fr, and remembers it");
   await open(`/campaigns/${campaign}?lang=fr`);
   assert.equal(await page.getAttribute("html", "lang"), "fr");
