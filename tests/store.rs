@@ -152,6 +152,8 @@ on_both_backends!(
     concurrent_writers_lose_nothing,
     two_stores_on_one_database_write_side_by_side,
     calls_end_and_recordings_are_kept,
+    recording_notes_are_kept,
+    calls_per_hour_in_a_range,
     unknown_calls_are_refused,
     webhook_sessions_apply_each_step_once,
     provider_recordings_are_kept_until_fetched,
@@ -877,6 +879,71 @@ async fn calls_end_and_recordings_are_kept(store: Store, _url: String) {
         .await
         .unwrap();
     assert_eq!(counts(&store, CountFilter::default()).await.calls, 1);
+}
+
+async fn recording_notes_are_kept(store: Store, _url: String) {
+    let id = call(&store, "c_1", at(0), None).await;
+    let rec = store
+        .add_recording(&NewRecording {
+            call: id,
+            node: "leave_message",
+            file: "recordings/1.wav",
+            duration: Duration::from_secs(4),
+            at: at(1),
+        })
+        .await
+        .unwrap();
+    let fresh = store.recording(rec).await.unwrap().unwrap();
+    assert_eq!((fresh.note.as_str(), fresh.picked), ("", false));
+    assert!(
+        store
+            .set_recording_note(rec, "Une offre de travail à Kayes", true, at(5))
+            .await
+            .unwrap()
+    );
+    let noted = &store.recordings(CAMPAIGN).await.unwrap()[0];
+    assert_eq!(noted.note, "Une offre de travail à Kayes");
+    assert!(noted.picked);
+    // Unpicking keeps working; an unknown recording is reported, not created.
+    assert!(
+        store
+            .set_recording_note(rec, "", false, at(6))
+            .await
+            .unwrap()
+    );
+    assert!(!store.recording(rec).await.unwrap().unwrap().picked);
+    assert!(
+        !store
+            .set_recording_note(9_999, "x", true, at(6))
+            .await
+            .unwrap()
+    );
+}
+
+async fn calls_per_hour_in_a_range(store: Store, _url: String) {
+    // at(0) is 19:00 UTC: two calls in the 19:00 hour, one at 21:59, one at
+    // 22:00 (outside the range's end), one the day before (outside its start).
+    for (caller, minute) in [
+        ("c_1", 0),
+        ("c_2", 59),
+        ("c_3", 179),
+        ("c_4", 180),
+        ("c_5", -1440),
+    ] {
+        call(&store, caller, at(minute), None).await;
+    }
+    let hours = store
+        .calls_per_hour(CAMPAIGN, at(-60), at(180))
+        .await
+        .unwrap();
+    assert_eq!(hours, vec![(at(0), 2), (at(120), 1)]);
+    assert!(
+        store
+            .calls_per_hour("another", at(-60), at(180))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn unknown_calls_are_refused(store: Store, _url: String) {

@@ -1,9 +1,11 @@
 //! Reading results: counts (from the counter tables, or from raw rows when a time
-//! range is asked for), the list of broadcasts, and the streamed answer export.
+//! range is asked for), the list of broadcasts, calls per hour (for the hours
+//! around a broadcast), and the streamed answer export.
 
 use sqlx::query::QueryAs;
 use sqlx::{Database, Encode, Type};
 
+use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 
 use super::{
@@ -162,6 +164,28 @@ impl Store {
                     answers: count(answers),
                 })
             })
+            .collect()
+    }
+
+    /// Calls started per hour in `[since, until)`, oldest first, as (the hour's
+    /// start, calls); hours without calls are left out. Reads the calls through
+    /// their (campaign, started_at) index, so the cost follows the range.
+    pub async fn calls_per_hour(
+        &self,
+        campaign: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(sql::CALLS_PER_HOUR)
+                .bind(campaign)
+                .bind(millis(since))
+                .bind(millis(until))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(hour, n)| Ok((time(hour)?, count(n))))
             .collect()
     }
 

@@ -224,3 +224,10 @@ pub const RANGE_NODES_HUNG_UP: &str = "\
       AND ($2 IS NULL OR broadcast = $2) \
       AND outcome = 'caller_hangup' AND last_node IS NOT NULL \
     GROUP BY last_node ORDER BY last_node";
+
+/// Calls started in [$2, $3), per hour (the hour's start, unix ms; integer
+/// division in both backends). Hours without calls are absent. $1 campaign
+pub const CALLS_PER_HOUR: &str = "\
+    SELECT (started_at / 3600000) * 3600000 AS hour, COUNT(*) FROM calls \
+    WHERE campaign = $1 AND started_at >= $2 AND started_at < $3 \
+    GROUP BY (started_at / 3600000) * 3600000 ORDER BY hour";

@@ -31,8 +31,18 @@ pub(super) async fn funnel(
             "the funnel takes broadcast, since and until, not by".into(),
         ));
     }
+    Ok(json(StatusCode::OK, &funnel_value(&st, &c, &q).await?))
+}
+
+/// The funnel JSON of `GET /api/campaigns/{id}/funnel`, small groups masked; the
+/// campaign page draws the same.
+pub(super) async fn funnel_value(
+    st: &ApiState,
+    c: &crate::campaign::Campaign,
+    q: &crate::results::Query,
+) -> Result<Value, ApiError> {
     let store = &st.shared.store;
-    let f = count_filter(store, &c, &q).await.map_err(results_error)?;
+    let f = count_filter(store, c, q).await.map_err(results_error)?;
     let counts = store
         .funnel(&c.id, &f)
         .await
@@ -51,13 +61,10 @@ pub(super) async fn funnel(
             })
         })
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &json_value!({
-            "campaign": c.id,
-            "calls": counts.calls,
-            "completed": counts.completed,
-            "nodes": nodes,
-        }),
-    ))
+    Ok(json_value!({
+        "campaign": c.id,
+        "calls": counts.calls,
+        "completed": counts.completed,
+        "nodes": nodes,
+    }))
 }

@@ -1,8 +1,11 @@
 //! The HTTP JSON API for broadcasters and analysts, mounted by `kuma serve` next to
-//! `/healthz` and `/metrics` (see `openapi.yaml` at the repository root).
+//! `/healthz` and `/metrics` (see `openapi.yaml` at the repository root), and the
+//! web pages built on it (`pages/`).
 //!
 //! Access is by bearer token (`Authorization: Bearer kuma_…`, made by `kuma token
-//! create`). Only the token's SHA-256 is stored, and a request's token is hashed
+//! create`), or the same token in the pages' login cookie (`kuma_token`,
+//! `HttpOnly`, `SameSite=Strict`; a request that changes something with the
+//! cookie alone must also carry a same-host `Origin`). Only the token's SHA-256 is stored, and a request's token is hashed
 //! and looked up on every request, so a revoked token stops working at once.
 //! Tokens are never logged. Each route names the least [`Role`] it needs:
 //! `analyst` reads results and exports, `broadcaster` also the campaigns, `admin`
@@ -31,6 +34,7 @@ mod audio;
 mod flow_results;
 mod funnel;
 mod live;
+pub mod pages;
 mod recordings;
 mod simulate;
 mod tokens;
@@ -42,7 +46,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use sha2::{Digest, Sha256};
 
 use crate::serve::Shared;
@@ -145,6 +149,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{name}", delete(tokens::revoke))
         .route("/audio/{campaign}/{lang}/{file}", get(audio::prompt))
+        .route("/api/recordings/{rid}", put(recordings::put_note))
+        .merge(pages::routes())
         .with_state(state)
 }
 
@@ -209,19 +215,13 @@ impl Auth {
     }
 }
 
-impl FromRequestParts<Arc<ApiState>> for Auth {
-    type Rejection = ApiError;
+/// The cookie the web pages keep the token in (set by `POST /login`).
+pub const TOKEN_COOKIE: &str = "kuma_token";
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<ApiState>,
-    ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized(
-                "missing token: send `Authorization: Bearer TOKEN` (kuma token create)",
-            ))?;
+/// The request's token: the bearer header first, else the login cookie (the
+/// pages, and `EventSource`, which cannot send headers). `Ok(None)`: neither.
+pub(crate) fn request_token(parts: &Parts) -> Result<Option<(String, bool)>, ApiError> {
+    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
         let token = value
             .to_str()
             .ok()
@@ -232,15 +232,139 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
             .ok_or(ApiError::Unauthorized(
                 "bad Authorization header: expected `Bearer TOKEN`",
             ))?;
-        let role = state
-            .shared
-            .store
-            .token_role(&token_hash(token))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
+        return Ok(Some((token.to_string(), false)));
+    }
+    Ok(cookie(parts, TOKEN_COOKIE)
+        .filter(|t| !t.is_empty())
+        .map(|t| (t.to_string(), true)))
+}
+
+/// The value of cookie `name`, if the request has it.
+pub(crate) fn cookie<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// Cross-site request forgery guard for requests that change something and are
+/// authenticated by the cookie alone. The cookie is `SameSite=Strict`, so
+/// browsers do not send it with requests started by another site; on top of
+/// that, such a request must carry an `Origin` header naming this very host
+/// (browsers send it with every `fetch` PUT/POST and form POST). Bearer-token
+/// requests cannot be forged by a page, so they are not checked.
+pub(crate) fn same_origin(parts: &Parts) -> bool {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|h| h.to_str().ok());
+    match (host, origin) {
+        (Some(host), Some(origin)) => origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|o| o.eq_ignore_ascii_case(host)),
+        _ => false,
+    }
+}
+
+/// The role of a token, or None if unknown or revoked.
+pub(crate) async fn token_role(st: &ApiState, token: &str) -> Result<Option<Role>, ApiError> {
+    let role = st
+        .shared
+        .store
+        .token_role(&token_hash(token))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    match role {
+        None => Ok(None),
+        Some(role) => Role::parse(&role)
+            .map(Some)
+            .ok_or_else(|| ApiError::Internal(format!("stored token has unknown role `{role}`"))),
+    }
+}
+
+impl FromRequestParts<Arc<ApiState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, from_cookie) = request_token(parts)?.ok_or(ApiError::Unauthorized(
+            "missing token: send `Authorization: Bearer TOKEN` (kuma token create)",
+        ))?;
+        let role = token_role(state, &token)
+            .await?
             .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
-        Role::parse(&role)
-            .map(Auth)
-            .ok_or_else(|| ApiError::Internal(format!("stored token has unknown role `{role}`")))
+        let safe = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+        );
+        if from_cookie && !safe && !same_origin(parts) {
+            return Err(ApiError::Forbidden(
+                "a request that changes something must come from kuma's own pages (Origin) or carry a bearer token".into(),
+            ));
+        }
+        Ok(Auth(role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut b = axum::http::Request::builder().method("PUT").uri("/api/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_token_comes_from_the_header_first_then_the_cookie() {
+        let p = parts(&[("cookie", "kuma_lang=fr; kuma_token=kuma_c")]);
+        assert_eq!(request_token(&p).unwrap(), Some(("kuma_c".into(), true)));
+        let p = parts(&[
+            ("authorization", "Bearer kuma_h"),
+            ("cookie", "kuma_token=kuma_c"),
+        ]);
+        assert_eq!(request_token(&p).unwrap(), Some(("kuma_h".into(), false)));
+        assert_eq!(
+            request_token(&parts(&[("cookie", "kuma_token=")])).unwrap(),
+            None
+        );
+        assert!(request_token(&parts(&[("authorization", "Basic x")])).is_err());
+    }
+
+    #[test]
+    fn only_an_origin_naming_this_host_is_the_same_origin() {
+        let ok = parts(&[
+            ("host", "radio.example:8080"),
+            ("origin", "http://radio.example:8080"),
+        ]);
+        assert!(same_origin(&ok));
+        let https = parts(&[
+            ("host", "radio.example"),
+            ("origin", "https://radio.example"),
+        ]);
+        assert!(same_origin(&https));
+        let other = parts(&[("host", "radio.example"), ("origin", "http://evil.example")]);
+        assert!(!same_origin(&other));
+        let prefix = parts(&[
+            ("host", "radio.example"),
+            ("origin", "http://radio.example.evil"),
+        ]);
+        assert!(!same_origin(&prefix));
+        assert!(!same_origin(&parts(&[("host", "radio.example")])));
     }
 }
