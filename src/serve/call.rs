@@ -448,7 +448,11 @@ impl Live<'_> {
                 self.finish_recording().await?;
                 self.pending.push_back(crate::flow::Event::HungUp);
             }
-            SipEvent::Established { .. } | SipEvent::Answer { .. } | SipEvent::Incoming { .. } => {}
+            SipEvent::Established { .. }
+            | SipEvent::Answer { .. }
+            | SipEvent::Incoming { .. }
+            | SipEvent::Ringing { .. }
+            | SipEvent::Answered { .. } => {}
         }
         Ok(())
     }

@@ -208,7 +208,9 @@ fn event_call(e: &Event) -> CallId {
         | Event::Reoffer { call, .. }
         | Event::Key { call, .. }
         | Event::TransferResult { call, .. }
-        | Event::Ended { call, .. } => *call,
+        | Event::Ended { call, .. }
+        | Event::Ringing { call }
+        | Event::Answered { call, .. } => *call,
     }
 }
 
