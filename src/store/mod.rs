@@ -22,8 +22,10 @@
 //! Layout: `open.rs` turns a URL into connected, migrated pools (and its errors into
 //! one readable line); `writes.rs` records calls, answers and recordings; `reads.rs`
 //! answers counts, broadcasts and the CSV export; `sql.rs` holds the statements;
-//! `pseudonym.rs` turns phone numbers into pseudonyms.
+//! `pseudonym.rs` turns phone numbers into pseudonyms; `callbacks.rs` keeps the
+//! call-back queue.
 
+mod callbacks;
 mod error;
 mod flow;
 mod open;
@@ -38,6 +40,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use callbacks::{CallbackRow, Claimed, NewCallback};
 pub use error::StoreError;
 pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};
