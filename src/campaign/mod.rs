@@ -67,6 +67,9 @@ pub struct Campaign {
     #[serde(skip)]
     pub audio_dir: PathBuf,
     pub numbers: Vec<String>,
+    /// Dialled numbers that are never answered: kuma refuses the call (so it costs
+    /// the caller nothing) and calls the caller back.
+    pub callback_numbers: Vec<String>,
     pub start: String,
     pub schedule: Option<Schedule>,
     pub nodes: Vec<Node>,

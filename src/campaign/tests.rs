@@ -609,3 +609,50 @@ fn a_missing_folder_is_one_clear_problem() {
             .starts_with("/nonexistent/campaigns: cannot read the campaigns folder")
     );
 }
+
+#[test]
+fn callback_numbers_are_read_and_may_not_be_answered_numbers_too() {
+    let fx = Fixture::new(
+        "t",
+        &GOOD.replace(
+            "numbers = [\"2000\"]",
+            "numbers = [\"2000\"]\ncallback_numbers = [\"2001\", \"2001\"]",
+        ),
+    );
+    let c = fx.campaign();
+    assert_eq!(c.callback_numbers, ["2001"]);
+    one_problem(
+        &GOOD.replace(
+            "numbers = [\"2000\"]",
+            "numbers = [\"2000\"]\ncallback_numbers = [\"2000\"]",
+        ),
+        5,
+        &["`callback_numbers`: `2000` is also in `numbers`"],
+    );
+    one_problem(
+        &GOOD.replace(
+            "numbers = [\"2000\"]",
+            "numbers = [\"2000\"]\ncallback_numbers = 2001",
+        ),
+        5,
+        &["`callback_numbers`", "a list of texts"],
+    );
+}
+
+#[test]
+fn a_callback_number_of_one_campaign_is_no_other_campaigns_number() {
+    let fx = Fixture::new("a", &GOOD.replace("../audio/t", "../audio/a"));
+    let dir = fx.file.parent().unwrap();
+    let b = GOOD.replace("../audio/t", "../audio/a").replace(
+        "numbers = [\"2000\"]",
+        "numbers = [\"3000\"]\ncallback_numbers = [\"2000\"]",
+    );
+    std::fs::write(dir.join("b.toml"), b).unwrap();
+    let set = load_folder(dir);
+    let p: Vec<String> = set.problems.iter().map(|d| d.to_string()).collect();
+    assert!(
+        p.iter()
+            .any(|p| p.contains("b.toml: number `2000` already belongs to campaign `a`")),
+        "{p:#?}"
+    );
+}

@@ -6,6 +6,7 @@
 
 mod audio;
 mod call;
+mod callbacks;
 mod check;
 mod results;
 mod serve;
@@ -76,6 +77,8 @@ enum Command {
     Serve(serve::Args),
     /// API bearer tokens: create (printed once), list, revoke.
     Token(token::Args),
+    /// The call-back queue: pseudonyms, status, attempts, next try (never a number).
+    Callbacks(callbacks::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -132,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audio(a) => audio::run(&env, a),
         Command::Serve(a) => serve::run(&env, a).await,
         Command::Token(a) => token::run(&env, a).await,
+        Command::Callbacks(a) => callbacks::run(&env, a).await,
     }
 }
 

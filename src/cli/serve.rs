@@ -35,6 +35,23 @@ pub struct Args {
     /// Let callers hear ringing this long before kuma answers, e.g. 2s [default: 0]
     #[arg(long, env = "KUMA_ANSWER_AFTER", value_name = "DURATION")]
     answer_after: Option<String>,
+    /// The SIP trunk call-backs go through, sip:HOST:PORT
+    #[arg(long, env = "KUMA_TRUNK", value_name = "URI")]
+    trunk: Option<String>,
+    /// The account on the trunk.
+    #[arg(long, env = "KUMA_TRUNK_USER", value_name = "USER")]
+    trunk_user: Option<String>,
+    /// Its password (better given as KUMA_TRUNK_PASSWORD than on the command line).
+    #[arg(
+        long,
+        env = "KUMA_TRUNK_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    trunk_password: Option<String>,
+    /// From a missed call to its call-back, e.g. 20s; 0 calls back at once [default: 20s]
+    #[arg(long, env = "KUMA_CALLBACK_DELAY", value_name = "DURATION")]
+    callback_delay: Option<String>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -49,16 +66,23 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         default_campaign: args.default_campaign,
         max_calls: args.max_calls,
         answer_after: args.answer_after,
+        trunk: args.trunk,
+        trunk_user: args.trunk_user,
+        trunk_password: args.trunk_password,
+        callback_delay: args.callback_delay,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;
-    let pseudonyms = env.pseudonymizer()?;
+    let secret = crate::store::load_or_create_secret(&env.data)?;
+    let pseudonyms = crate::store::Pseudonymizer::new(&secret);
+    let sealer = crate::outbound::sealed::Sealer::new(&secret);
     crate::serve::run(
         config,
         env.campaigns.clone(),
         env.data.clone(),
         store.clone(),
         pseudonyms,
+        sealer,
     )
     .await?;
     store.close().await;

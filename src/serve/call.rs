@@ -79,7 +79,7 @@ fn beep() -> Prompt {
 
 /// Binds a UDP socket on a free port of the configured range (even ports, as RTP
 /// customarily uses, leaving the odd one for RTCP).
-async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
+pub async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
     let span = u32::from(hi - lo) + 1;
     for _ in 0..64 {
         let port = lo + (rand::random::<u32>() % span) as u16;
@@ -102,7 +102,7 @@ async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket
 
 /// The local address of the route towards `peer`: what to announce when no public
 /// address is configured.
-fn route_ip(peer: SocketAddr) -> IpAddr {
+pub fn route_ip(peer: SocketAddr) -> IpAddr {
     let any: SocketAddr = if peer.is_ipv6() {
         "[::]:0".parse()
     } else {
@@ -259,8 +259,52 @@ async fn run_call(
         call: id,
         sdp: answer.sdp,
     });
+    let talk = Talk {
+        id,
+        campaign,
+        prompts,
+        store_id,
+        socket,
+        media: answer.media,
+        local,
+        source,
+    };
+    converse(shared, talk, events, cmd).await
+}
+
+/// An answered call, either way: what [`converse`] needs.
+pub struct Talk {
+    pub id: CallId,
+    pub campaign: Arc<Campaign>,
+    pub prompts: Arc<PromptSet>,
+    /// The call's row in the store.
+    pub store_id: crate::store::CallId,
+    pub socket: UdpSocket,
+    pub media: Media,
+    pub local: LocalMedia,
+    /// The far end's SIP address (a `tel:` transfer goes back there).
+    pub source: SocketAddr,
+}
+
+/// Runs the campaign's flow on an answered call until it ends: prompts out, keys
+/// and voice in, answers stored.
+pub async fn converse(
+    shared: &Shared,
+    talk: Talk,
+    mut events: mpsc::UnboundedReceiver<SipEvent>,
+    cmd: &mpsc::UnboundedSender<Command>,
+) -> anyhow::Result<()> {
+    let Talk {
+        id,
+        campaign,
+        prompts,
+        store_id,
+        socket,
+        media,
+        local,
+        source,
+    } = talk;
     let now = Instant::now().into_std();
-    let media = answer.media;
     let mut live = Live {
         shared,
         id,

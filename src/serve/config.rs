@@ -29,6 +29,63 @@ pub struct ServeConfig {
     pub drain: Duration,
     /// Let the caller hear ringing this long before answering (0: answer at once).
     pub answer_after: Duration,
+    /// The trunk kuma places calls through (call-backs); `None`: no call-backs.
+    pub trunk: Option<TrunkConfig>,
+    /// The call-back rules.
+    pub callback: crate::outbound::Policy,
+}
+
+/// `[trunk]`: where outbound calls go.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Host (an IP address or a name, resolved when `kuma serve` starts) and port.
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `HOST:PORT` every outbound request goes through, if the provider wants one.
+    pub outbound_proxy: Option<String>,
+    /// The most outbound calls at once on this trunk.
+    pub max_calls: usize,
+}
+
+impl std::fmt::Debug for TrunkConfig {
+    // The password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("max_calls", &self.max_calls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[trunk]` in `kuma.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkFile {
+    pub uri: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub outbound_proxy: Option<String>,
+    pub max_calls: Option<usize>,
+}
+
+/// `[callback]` in `kuma.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackFile {
+    pub delay: Option<String>,
+    pub per_caller_per_day: Option<u32>,
+    pub per_campaign_per_day: Option<u32>,
+    pub min_interval: Option<String>,
+    pub retries: Option<u32>,
+    pub retry_after: Option<String>,
+    pub ring_timeout: Option<String>,
+    /// Pseudonyms (`c_…`) that never get a call-back.
+    pub blocked: Option<Vec<String>>,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +102,8 @@ impl Default for ServeConfig {
             max_calls: 1000,
             drain: Duration::from_secs(600),
             answer_after: Duration::ZERO,
+            trunk: None,
+            callback: crate::outbound::Policy::default(),
         }
     }
 }
@@ -62,6 +121,8 @@ pub struct FileConfig {
     pub max_calls: Option<usize>,
     pub drain: Option<String>,
     pub answer_after: Option<String>,
+    pub trunk: Option<TrunkFile>,
+    pub callback: Option<CallbackFile>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -80,6 +141,11 @@ pub struct Overrides {
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
     pub answer_after: Option<String>,
+    /// `sip:HOST:PORT` (`KUMA_TRUNK`).
+    pub trunk: Option<String>,
+    pub trunk_user: Option<String>,
+    pub trunk_password: Option<String>,
+    pub callback_delay: Option<String>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -151,7 +217,89 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     if let Some(d) = &file.drain {
         c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;
     }
+    let trunk_file = file.trunk.unwrap_or_default();
+    if let Some(uri) = pick(&o.trunk, &trunk_file.uri) {
+        let (host, port) = parse_trunk_uri(&uri)?;
+        let max_calls = trunk_file.max_calls.unwrap_or(10);
+        if max_calls == 0 {
+            return Err("trunk.max_calls must be at least 1".into());
+        }
+        c.trunk = Some(TrunkConfig {
+            host,
+            port,
+            user: pick(&o.trunk_user, &trunk_file.user),
+            password: pick(&o.trunk_password, &trunk_file.password),
+            outbound_proxy: trunk_file.outbound_proxy,
+            max_calls,
+        });
+    }
+    let cb = file.callback.unwrap_or_default();
+    let p = &mut c.callback;
+    if let Some(d) = pick(&o.callback_delay, &cb.delay) {
+        p.delay = duration_or_zero(&d, "callback.delay")?;
+    }
+    if let Some(d) = &cb.min_interval {
+        p.min_interval = duration_or_zero(d, "callback.min_interval")?;
+    }
+    if let Some(d) = &cb.retry_after {
+        p.retry_after =
+            crate::campaign::parse_duration(d).map_err(|e| format!("callback.retry_after: {e}"))?;
+    }
+    if let Some(d) = &cb.ring_timeout {
+        p.ring_timeout = crate::campaign::parse_duration(d)
+            .map_err(|e| format!("callback.ring_timeout: {e}"))?;
+    }
+    p.per_caller_per_day = cb.per_caller_per_day.unwrap_or(p.per_caller_per_day);
+    p.per_campaign_per_day = cb.per_campaign_per_day.unwrap_or(p.per_campaign_per_day);
+    p.retries = cb.retries.unwrap_or(p.retries);
+    if let Some(blocked) = cb.blocked {
+        if let Some(bad) = blocked.iter().find(|b| !b.starts_with("c_")) {
+            return Err(format!(
+                "callback.blocked: `{bad}` is not a pseudonym (c_…); list pseudonyms, never numbers (`kuma callbacks` shows them)"
+            ));
+        }
+        p.blocked = blocked;
+    }
     Ok(c)
+}
+
+/// `sip:HOST:PORT` (or `sip:HOST`, port 5060; `HOST:PORT` is accepted too).
+pub fn parse_trunk_uri(uri: &str) -> Result<(String, u16), String> {
+    let err = || format!("trunk: `{uri}` is not a SIP address such as sip:192.0.2.1:5060");
+    let rest = uri.trim();
+    let rest = rest
+        .strip_prefix("sip:")
+        .or_else(|| rest.strip_prefix("SIP:"))
+        .unwrap_or(rest);
+    let rest = rest.split(';').next().unwrap_or("");
+    if rest.is_empty() || rest.contains('@') {
+        return Err(err());
+    }
+    if let Ok(addr) = rest.parse::<std::net::SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    if let Ok(ip) = rest.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok((ip.to_string(), 5060));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| err())?),
+        None => (rest, 5060),
+    };
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !valid || port == 0 {
+        return Err(err());
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn duration_or_zero(d: &str, what: &str) -> Result<Duration, String> {
+    if d.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    crate::campaign::parse_duration(d).map_err(|e| format!("{what}: {e}"))
 }
 
 fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, String> {
@@ -199,6 +347,52 @@ mod tests {
         assert_eq!(c.rtp_ports, (30000, 30100));
         assert_eq!(c.trunks, Some(vec!["192.0.2.1".parse().unwrap()]));
         assert_eq!(c.http, ServeConfig::default().http);
+    }
+
+    #[test]
+    fn trunk_and_callback_settings_with_their_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(
+            &file,
+            "[trunk]\nuri = \"sip:trunk.example.org\"\nuser = \"kuma\"\npassword = \"pw\"\nmax_calls = 4\n\
+             [callback]\ndelay = \"30s\"\nretries = 1\nretry_after = \"10m\"\nblocked = [\"c_00\"]\n",
+        )
+        .unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        let t = c.trunk.unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.max_calls),
+            ("trunk.example.org", 5060, 4)
+        );
+        assert_eq!(t.password.as_deref(), Some("pw"));
+        assert_eq!(c.callback.delay, Duration::from_secs(30));
+        assert_eq!(c.callback.retries, 1);
+        assert_eq!(c.callback.retry_after, Duration::from_secs(600));
+        let o = Overrides {
+            trunk: Some("sip:127.0.0.1:5070".into()),
+            trunk_password: Some("env".into()),
+            callback_delay: Some("0".into()),
+            ..Default::default()
+        };
+        let c = load(&file, true, &o).unwrap();
+        let t = c.trunk.unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 5070));
+        assert_eq!(t.password.as_deref(), Some("env"));
+        assert_eq!(c.callback.delay, Duration::ZERO);
+        assert!(parse_trunk_uri("sip:+223@host").is_err());
+        assert!(parse_trunk_uri("sip:host:x").is_err());
+        assert_eq!(
+            parse_trunk_uri("sip:[::1]:5080").unwrap(),
+            ("::1".to_string(), 5080)
+        );
+        std::fs::write(&file, "[callback]\nblocked = [\"+22370123456\"]\n").unwrap();
+        assert!(
+            load(&file, true, &Overrides::default())
+                .unwrap_err()
+                .contains("not a pseudonym")
+        );
+        assert!(ServeConfig::default().trunk.is_none());
     }
 
     #[test]
