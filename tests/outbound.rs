@@ -16,10 +16,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{count, prepared_data, repo};
+use kuma::outbound::Policy;
+use kuma::store::{NewCallback, Store};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
-const LISTENER: &str = "+22370123456";
+/// The listener's number without its last digit: sipp appends the call's number.
+const LISTENER: &str = "+2237012345";
 
 fn have_sipp() -> bool {
     let ok = Command::new("sipp").arg("-v").output().is_ok();
@@ -66,14 +69,24 @@ struct Server {
     sip: SocketAddr,
     dir: tempfile::TempDir,
     campaigns: PathBuf,
+    database: String,
 }
 
 impl Server {
     fn start(trunk_port: u16, callback: &str) -> Server {
+        Self::start_on(trunk_port, callback, None)
+    }
+
+    /// On this database (a fresh SQLite file in its folder by default).
+    fn start_on(trunk_port: u16, callback: &str, database: Option<&str>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
         let campaigns = campaigns(dir.path());
+        let database = database.map_or_else(
+            || format!("sqlite://{}/kuma.db", data.display()),
+            str::to_owned,
+        );
         let config = dir.path().join("kuma.toml");
         std::fs::write(
             &config,
@@ -82,7 +95,14 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        let mut kuma = Command::new(env!("CARGO_BIN_EXE_kuma"));
+        // Call back at once unless the test sets a delay in kuma.toml.
+        if callback.contains("delay") {
+            kuma.env_remove("KUMA_CALLBACK_DELAY");
+        } else {
+            kuma.env("KUMA_CALLBACK_DELAY", "0");
+        }
+        let mut child = kuma
             .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(["--rtp-ports", "20000-59999", "--config"])
             .arg(&config)
@@ -91,12 +111,11 @@ impl Server {
             .arg("--data")
             .arg(&data)
             .arg("--database")
-            .arg(format!("sqlite://{}/kuma.db", data.display()))
+            .arg(&database)
             .env("KUMA_TRUNK_PASSWORD", "s3cret")
-            .env("KUMA_CALLBACK_DELAY", "0")
             .env("KUMA_LOG", "kuma=info")
+            .env("KUMA_SECRET", "one secret shared by every kuma")
             .env_remove("KUMA_TRUNK")
-            .env_remove("KUMA_SECRET")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("kuma.log")).unwrap())
             .spawn()
@@ -114,6 +133,7 @@ impl Server {
             child,
             dir,
             campaigns,
+            database,
         }
     }
 
@@ -121,16 +141,12 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("kuma.log")).unwrap_or_default()
     }
 
-    fn database(&self) -> String {
-        format!("sqlite://{}/data/kuma.db", self.dir.path().display())
-    }
-
     fn kuma(&self, args: &[&str]) -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
             .args(args)
             .arg("--campaigns")
             .arg(&self.campaigns)
-            .args(["--database", &self.database(), "--data"])
+            .args(["--database", &self.database, "--data"])
             .arg(self.dir.path().join("data"))
             .output()
             .unwrap();
@@ -173,11 +189,17 @@ impl Server {
 
     /// The listener beeps the call-back number from `caller`.
     fn missed_call(&self, caller: &str) -> Output {
+        self.missed_calls(caller, 1)
+    }
+
+    /// `n` listeners beep, from `caller` followed by 1, 2… n.
+    fn missed_calls(&self, caller: &str, n: u32) -> Output {
         let out = sipp(self.dir.path())
             .arg("-sf")
             .arg(repo().join("tests/sipp/missed_call.xml"))
             .arg(self.sip.to_string())
-            .args(["-s", "2001", "-key", "caller", caller, "-m", "1"])
+            .args(["-s", "2001", "-key", "caller", caller])
+            .args(["-m", &n.to_string()])
             .args(["-p", &free_port().to_string()])
             .output()
             .unwrap();
@@ -330,4 +352,171 @@ fn a_phone_that_is_never_picked_up_is_cancelled_and_recorded_no_answer() {
     wait_ok(phone, "kuma cancelled the ringing call", &k);
     let list = k.wait_statuses(&["no_answer"]);
     assert_eq!(list[0]["attempts"], 1);
+}
+
+// ---- several processes, one PostgreSQL database --------------------------------
+
+/// The admin URL of the test PostgreSQL server (`.ci/start-postgres`), or `None`
+/// to skip (a failure under CI).
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("KUMA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("KUMA_TEST_POSTGRES_URL is not set: under CI the PostgreSQL tests must run")
+        }
+        _ => {
+            eprintln!("skipped: KUMA_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+fn pg(admin: &str, statement: &str) {
+    let out = Command::new("psql")
+        .args([admin, "-Atqc", statement])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pg_rows(url: &str, query: &str) -> Vec<String> {
+    let out = Command::new("psql")
+        .args([url, "-Atqc", query])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A fresh database on the test server, dropped at the end.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn new(admin: &str) -> PgDatabase {
+        let name = format!(
+            "kuma_outbound_{:08x}",
+            std::process::id() ^ free_port() as u32
+        );
+        pg(admin, &format!("CREATE DATABASE {name}"));
+        let (scheme, rest) = admin.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        PgDatabase {
+            url: format!("{scheme}://{authority}/{name}"),
+            admin: admin.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+#[test]
+fn two_kuma_processes_on_one_postgresql_dial_each_call_back_once() {
+    if !have_sipp() {
+        return;
+    }
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let db = PgDatabase::new(&admin);
+    let trunk = free_port();
+    // The call-backs wait 3 s, so that both processes see them due and race for
+    // them; busy is final at once (no retries).
+    let settings = "delay = \"3s\"\nretries = 0";
+    let a = Server::start_on(trunk, settings, Some(&db.url));
+    let b = Server::start_on(trunk, settings, Some(&db.url));
+    const N: u32 = 12;
+    let phone = phone(a.dir.path(), trunk, "callback_busy.xml", N, &[]);
+    a.missed_calls(LISTENER, N / 2);
+    b.missed_calls("+2237099999", N / 2);
+    wait_ok(
+        phone,
+        "exactly one INVITE per call-back reached the trunk",
+        &a,
+    );
+    let list = a.wait_statuses(&["busy"; N as usize]);
+    assert!(list.iter().all(|c| c["attempts"] == 1), "{list:#?}");
+    let attempts = pg_rows(
+        &db.url,
+        "SELECT callback, COUNT(*) FROM callback_attempts GROUP BY callback HAVING COUNT(*) <> 1",
+    );
+    assert!(attempts.is_empty(), "dialled twice: {attempts:?}");
+    let workers = pg_rows(&db.url, "SELECT DISTINCT claimed_by FROM callbacks");
+    eprintln!("dialled by {workers:?}");
+    assert!(!workers.is_empty());
+    // Nothing is left queued or dialled again a moment later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.callbacks().iter().all(|c| c["attempts"] == 1));
+}
+
+/// Many dialers in two "processes" (two stores, two connection pools) claiming
+/// one queue as fast as they can: every call-back is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let db = PgDatabase::new(&admin);
+    let a = Store::open(&db.url).await.unwrap();
+    let b = Store::open(&db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    const N: usize = 300;
+    for i in 0..N {
+        let caller = format!("c_{i:032x}");
+        let new = NewCallback {
+            campaign: CAMPAIGN,
+            caller: &caller,
+            sealed: b"sealed",
+            at: now,
+            due: now,
+        };
+        let (_, queued) = a.queue_callback(&new, &Policy::default()).await.unwrap();
+        assert_eq!(queued, Ok(()));
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = if w % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let stale = now - chrono::Duration::hours(1);
+            let worker = format!("w{w}");
+            while let Some(c) = store.claim_callback(&worker, now, stale).await.unwrap() {
+                mine.push(c.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(claimed, all.len(), "a call-back was claimed twice");
+    assert_eq!(all.len(), N, "every call-back was claimed");
+    a.close().await;
+    b.close().await;
 }

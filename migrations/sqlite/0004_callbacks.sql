@@ -18,7 +18,7 @@ CREATE TABLE callbacks (
     next_at    BIGINT,                    -- when a queued call-back is dialled next
     created_at BIGINT  NOT NULL,
     updated_at BIGINT  NOT NULL,
-    claimed_by TEXT,                      -- the kuma process dialling it
+    claimed_by TEXT,                      -- the kuma process that dialled it last
     call       BIGINT                     -- the answered call (calls.id)
 );
 CREATE INDEX callbacks_due ON callbacks (status, next_at);

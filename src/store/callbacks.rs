@@ -27,13 +27,15 @@ const INSERT: &str = "\
     INSERT INTO callbacks (campaign, caller, number, status, note, next_at, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id";
 /// The next due call-back (or a stale claim), PostgreSQL: skip rows another
-/// process is claiming right now.
+/// process is claiming right now. The outer condition is checked again on the
+/// row once it is locked, so a row taken meanwhile is never taken twice.
 const CLAIM_PG: &str = "\
     UPDATE callbacks SET status = 'dialing', claimed_by = $1, updated_at = $2, \
       attempts = attempts + 1, next_at = NULL \
     WHERE id = (SELECT id FROM callbacks \
       WHERE (status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3) \
       ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+    AND ((status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3)) \
     RETURNING id, campaign, caller, number, attempts";
 /// The same on SQLite, where the write transaction is the lock.
 const CLAIM_SQLITE: &str = "\
@@ -42,6 +44,7 @@ const CLAIM_SQLITE: &str = "\
     WHERE id = (SELECT id FROM callbacks \
       WHERE (status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3) \
       ORDER BY next_at, id LIMIT 1) \
+    AND ((status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3)) \
     RETURNING id, campaign, caller, number, attempts";
 const INSERT_ATTEMPT: &str = "\
     INSERT INTO callback_attempts (callback, attempt, started_at, status) VALUES ($1, $2, $3, 'dialing') \
@@ -53,10 +56,10 @@ const END_ATTEMPT: &str = "\
     WHERE callback = $1 AND attempt = $2";
 const FINAL: &str = "\
     UPDATE callbacks SET status = $2, note = $3, updated_at = $4, number = NULL, \
-      claimed_by = NULL, next_at = NULL, call = COALESCE($5, call) WHERE id = $1";
+      next_at = NULL, call = COALESCE($5, call) WHERE id = $1";
 const RETRY: &str = "\
-    UPDATE callbacks SET status = 'queued', note = $2, updated_at = $3, claimed_by = NULL, \
-      next_at = $4 WHERE id = $1";
+    UPDATE callbacks SET status = 'queued', note = $2, updated_at = $3, next_at = $4 \
+    WHERE id = $1";
 const LIST: &str = "\
     SELECT id, campaign, caller, status, note, attempts, next_at, created_at, updated_at, call \
     FROM callbacks ORDER BY id";
