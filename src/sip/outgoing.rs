@@ -48,8 +48,8 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// A call to place.
-#[derive(Debug, Clone)]
+/// A call to place. Its `Debug` leaves out the target: it holds a phone number.
+#[derive(Clone)]
 pub struct Dial {
     /// The Request-URI: `sip:NUMBER@TRUNK`. Privacy sensitive (a phone number).
     pub target: String,
@@ -66,6 +66,18 @@ pub struct Dial {
     pub ring_timeout: Duration,
     /// kuma's address for Via and Contact.
     pub local: SocketAddr,
+}
+
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dial")
+            .field("next_hop", &self.next_hop)
+            .field("proxy", &self.proxy)
+            .field("credentials", &self.credentials)
+            .field("ring_timeout", &self.ring_timeout)
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What happened, for the call.
