@@ -19,11 +19,15 @@ CREATE TABLE callbacks (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     claimed_by TEXT,                      -- the kuma process that dialled it last
-    call       BIGINT                     -- the answered call (calls.id)
+    call       BIGINT,                    -- the answered call (calls.id)
+    broadcast  BIGINT                     -- a call to a subscriber: the broadcast it follows
 );
 CREATE INDEX callbacks_due ON callbacks (status, next_at);
 CREATE INDEX callbacks_by_caller ON callbacks (caller, created_at);
 CREATE INDEX callbacks_by_campaign ON callbacks (campaign, created_at);
+-- A subscriber is queued once per broadcast, however many processes try (NULL
+-- broadcasts, the missed calls, are all distinct).
+CREATE UNIQUE INDEX callbacks_once_per_broadcast ON callbacks (campaign, caller, broadcast);
 
 -- Every dialling attempt and how it ended: ringing while it rings, then answered,
 -- busy, no_answer, failed or cancelled.
@@ -35,4 +39,14 @@ CREATE TABLE callback_attempts (
     status     TEXT   NOT NULL,
     sip_code   BIGINT,
     PRIMARY KEY (callback, attempt)
+);
+
+-- Listeners who asked to be called after each broadcast (a question's `subscribe`
+-- choice). The number is sealed like a call-back's; unsubscribing deletes the row.
+CREATE TABLE subscribers (
+    campaign      TEXT   NOT NULL,
+    caller        TEXT   NOT NULL,        -- the pseudonym
+    number        BYTEA  NOT NULL,       -- sealed
+    subscribed_at BIGINT NOT NULL,
+    PRIMARY KEY (campaign, caller)
 );

@@ -17,6 +17,10 @@
 //!   not change (403, 404, 484, 604) is final at once, so a misconfigured trunk
 //!   causes no retry storm.
 //!
+//! - when calls to subscribers go out after a broadcast: `after_broadcast` past
+//!   its start, moved out of the quiet hours ([`QuietHours`], in the campaign's
+//!   time zone) like their retries.
+//!
 //! The queue itself is in the database (`crate::store`, `callbacks` table), and
 //! the numbers in it are sealed ([`sealed`]). The dialer in `crate::serve` claims
 //! due call-backs, places the calls and records each attempt.
@@ -25,7 +29,8 @@ pub mod sealed;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use crate::sip::EndReason;
 
@@ -109,6 +114,54 @@ pub struct Policy {
     /// Pseudonyms of numbers that never get a call-back (the block list is kept as
     /// pseudonyms so that `kuma.toml` holds no phone number either).
     pub blocked: Vec<String>,
+    /// Subscribers are called this long after a broadcast starts.
+    pub after_broadcast: Duration,
+    /// No call to a subscriber in these hours (local time of the campaign).
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// Hours of the day when subscribers are not called, e.g. `21:00-07:00`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: NaiveTime,
+    pub to: NaiveTime,
+}
+
+impl QuietHours {
+    /// `HH:MM-HH:MM`; the range may cross midnight.
+    pub fn parse(s: &str) -> Result<QuietHours, String> {
+        let err = || format!("`{s}` is not a range of hours such as \"21:00-07:00\"");
+        let (a, b) = s.split_once('-').ok_or_else(err)?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| err());
+        let (from, to) = (time(a)?, time(b)?);
+        if from == to {
+            return Err(err());
+        }
+        Ok(QuietHours { from, to })
+    }
+
+    fn contains(&self, t: NaiveTime) -> bool {
+        if self.from < self.to {
+            self.from <= t && t < self.to
+        } else {
+            t >= self.from || t < self.to
+        }
+    }
+
+    /// `at`, or the end of the quiet hours it falls in (in `tz`).
+    pub fn next_allowed(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        let local = at.with_timezone(&tz);
+        if !self.contains(local.time()) {
+            return at;
+        }
+        let mut day = local.date_naive();
+        if local.time() >= self.to {
+            day = day.succ_opt().unwrap_or(day);
+        }
+        tz.from_local_datetime(&day.and_time(self.to))
+            .earliest()
+            .map_or(at + chrono::Duration::hours(1), |t| t.with_timezone(&Utc))
+    }
 }
 
 impl Default for Policy {
@@ -122,6 +175,8 @@ impl Default for Policy {
             retry_after: Duration::from_secs(60 * 60),
             ring_timeout: Duration::from_secs(45),
             blocked: Vec::new(),
+            after_broadcast: Duration::from_secs(60 * 60),
+            quiet_hours: None,
         }
     }
 }
@@ -332,6 +387,36 @@ mod tests {
             Err(Refusal::Closed)
         );
         assert_eq!(screen(&p, "+22370123456", "c_x", true), Ok(()));
+    }
+
+    #[test]
+    fn quiet_hours_push_calls_to_their_end_in_the_campaigns_zone() {
+        let q = QuietHours::parse("21:00-07:00").unwrap();
+        let tz: Tz = "Africa/Bamako".parse().unwrap();
+        let evening = at("2026-12-01T19:30:00Z");
+        assert_eq!(q.next_allowed(evening, tz), evening);
+        assert_eq!(
+            q.next_allowed(at("2026-12-01T22:10:00Z"), tz),
+            at("2026-12-02T07:00:00Z")
+        );
+        assert_eq!(
+            q.next_allowed(at("2026-12-02T03:00:00Z"), tz),
+            at("2026-12-02T07:00:00Z")
+        );
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(
+            q.next_allowed(at("2026-12-01T21:30:00Z"), paris),
+            at("2026-12-02T06:00:00Z"),
+            "07:00 in Paris"
+        );
+        let lunch = QuietHours::parse("12:00-14:00").unwrap();
+        assert_eq!(
+            lunch.next_allowed(at("2026-12-01T13:00:00Z"), tz),
+            at("2026-12-01T14:00:00Z")
+        );
+        assert!(QuietHours::parse("21:00").is_err());
+        assert!(QuietHours::parse("25:00-07:00").is_err());
+        assert!(QuietHours::parse("07:00-07:00").is_err());
     }
 
     #[test]

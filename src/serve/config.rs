@@ -86,6 +86,10 @@ pub struct CallbackFile {
     pub ring_timeout: Option<String>,
     /// Pseudonyms (`c_…`) that never get a call-back.
     pub blocked: Option<Vec<String>>,
+    /// Subscribers are called this long after each broadcast starts.
+    pub after_broadcast: Option<String>,
+    /// `HH:MM-HH:MM`, local time of each campaign: no call to subscribers then.
+    pub quiet_hours: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -249,6 +253,15 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         p.ring_timeout = crate::campaign::parse_duration(d)
             .map_err(|e| format!("callback.ring_timeout: {e}"))?;
     }
+    if let Some(d) = &cb.after_broadcast {
+        p.after_broadcast = duration_or_zero(d, "callback.after_broadcast")?;
+    }
+    if let Some(q) = &cb.quiet_hours {
+        p.quiet_hours = Some(
+            crate::outbound::QuietHours::parse(q)
+                .map_err(|e| format!("callback.quiet_hours: {e}"))?,
+        );
+    }
     p.per_caller_per_day = cb.per_caller_per_day.unwrap_or(p.per_caller_per_day);
     p.per_campaign_per_day = cb.per_campaign_per_day.unwrap_or(p.per_campaign_per_day);
     p.retries = cb.retries.unwrap_or(p.retries);
@@ -356,7 +369,8 @@ mod tests {
         std::fs::write(
             &file,
             "[trunk]\nuri = \"sip:trunk.example.org\"\nuser = \"kuma\"\npassword = \"pw\"\nmax_calls = 4\n\
-             [callback]\ndelay = \"30s\"\nretries = 1\nretry_after = \"10m\"\nblocked = [\"c_00\"]\n",
+             [callback]\ndelay = \"30s\"\nretries = 1\nretry_after = \"10m\"\nblocked = [\"c_00\"]\n\
+             quiet_hours = \"21:00-07:00\"\nafter_broadcast = \"30m\"\n",
         )
         .unwrap();
         let c = load(&file, true, &Overrides::default()).unwrap();
@@ -369,6 +383,8 @@ mod tests {
         assert_eq!(c.callback.delay, Duration::from_secs(30));
         assert_eq!(c.callback.retries, 1);
         assert_eq!(c.callback.retry_after, Duration::from_secs(600));
+        assert_eq!(c.callback.after_broadcast, Duration::from_secs(1800));
+        assert!(c.callback.quiet_hours.is_some());
         let o = Overrides {
             trunk: Some("sip:127.0.0.1:5070".into()),
             trunk_password: Some("env".into()),

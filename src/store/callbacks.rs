@@ -36,7 +36,7 @@ const CLAIM_PG: &str = "\
       WHERE (status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3) \
       ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
     AND ((status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3)) \
-    RETURNING id, campaign, caller, number, attempts";
+    RETURNING id, campaign, caller, number, attempts, broadcast";
 /// The same on SQLite, where the write transaction is the lock.
 const CLAIM_SQLITE: &str = "\
     UPDATE callbacks SET status = 'dialing', claimed_by = $1, updated_at = $2, \
@@ -45,7 +45,7 @@ const CLAIM_SQLITE: &str = "\
       WHERE (status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3) \
       ORDER BY next_at, id LIMIT 1) \
     AND ((status = 'queued' AND next_at <= $2) OR (status = 'dialing' AND updated_at < $3)) \
-    RETURNING id, campaign, caller, number, attempts";
+    RETURNING id, campaign, caller, number, attempts, broadcast";
 const INSERT_ATTEMPT: &str = "\
     INSERT INTO callback_attempts (callback, attempt, started_at, status) VALUES ($1, $2, $3, 'dialing') \
     ON CONFLICT (callback, attempt) DO UPDATE SET started_at = $3, status = 'dialing', ended_at = NULL, sip_code = NULL";
@@ -61,8 +61,8 @@ const RETRY: &str = "\
     UPDATE callbacks SET status = 'queued', note = $2, updated_at = $3, next_at = $4 \
     WHERE id = $1";
 const LIST: &str = "\
-    SELECT id, campaign, caller, status, note, attempts, next_at, created_at, updated_at, call \
-    FROM callbacks ORDER BY id";
+    SELECT id, campaign, caller, status, note, attempts, next_at, created_at, updated_at, call, \
+      broadcast FROM callbacks ORDER BY id";
 const HAS_NUMBER: &str = "SELECT COUNT(*) FROM callbacks WHERE id = $1 AND number IS NOT NULL";
 const ATTEMPTS: &str = "\
     SELECT attempt, status, sip_code FROM callback_attempts WHERE callback = $1 ORDER BY attempt";
@@ -90,6 +90,8 @@ pub struct Claimed {
     pub sealed: Option<Vec<u8>>,
     /// This attempt's number, from 1.
     pub attempt: u32,
+    /// A call to a subscriber: the broadcast it follows (quiet hours apply).
+    pub broadcast: Option<DateTime<Utc>>,
 }
 
 /// One call-back as `kuma callbacks` lists it: never a number.
@@ -105,10 +107,12 @@ pub struct CallbackRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub call: Option<CallId>,
+    /// A call to a subscriber: the broadcast it follows.
+    pub broadcast: Option<DateTime<Utc>>,
 }
 
-/// id, campaign, caller, sealed number, attempts.
-type ClaimRow = (i64, String, String, Option<Vec<u8>>, i64);
+/// id, campaign, caller, sealed number, attempts, broadcast.
+type ClaimRow = (i64, String, String, Option<Vec<u8>>, i64, Option<i64>);
 
 type ListRow = (
     i64,
@@ -121,9 +125,105 @@ type ListRow = (
     i64,
     i64,
     Option<i64>,
+    Option<i64>,
 );
 
+const SUBSCRIBE: &str = "\
+    INSERT INTO subscribers (campaign, caller, number, subscribed_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (campaign, caller) DO UPDATE SET number = $3";
+const UNSUBSCRIBE: &str = "DELETE FROM subscribers WHERE campaign = $1 AND caller = $2";
+/// An unsubscribed listener's calls still waiting are cancelled, their number erased.
+const CANCEL_SUBSCRIBER_CALLS: &str = "\
+    UPDATE callbacks SET status = 'cancelled', number = NULL, next_at = NULL, updated_at = $3, \
+      note = 'unsubscribed' \
+    WHERE campaign = $1 AND caller = $2 AND broadcast IS NOT NULL AND status = 'queued'";
+const SUBSCRIBERS: &str = "SELECT COUNT(*) FROM subscribers WHERE campaign = $1";
+/// Every subscriber of the campaign, once per broadcast (`WHERE` also keeps
+/// SQLite's parser from reading `ON CONFLICT` as a join constraint).
+const QUEUE_BROADCAST: &str = "\
+    INSERT INTO callbacks (campaign, caller, number, status, next_at, created_at, updated_at, broadcast) \
+    SELECT campaign, caller, number, 'queued', $3, $4, $4, $2 FROM subscribers WHERE campaign = $1 \
+    ON CONFLICT (campaign, caller, broadcast) DO NOTHING";
+
 impl Store {
+    /// Keeps a listener's sealed number to call them after each broadcast.
+    pub async fn subscribe(
+        &self,
+        campaign: &str,
+        caller: &str,
+        sealed: &[u8],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(SUBSCRIBE)
+                .bind(campaign)
+                .bind(caller)
+                .bind(sealed)
+                .bind(millis(at))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Erases a subscriber and cancels their calls still waiting; false if they
+    /// were not subscribed.
+    pub async fn unsubscribe(
+        &self,
+        campaign: &str,
+        caller: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let gone = sqlx::query(UNSUBSCRIBE)
+                .bind(campaign)
+                .bind(caller)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(CANCEL_SUBSCRIBER_CALLS)
+                .bind(campaign)
+                .bind(caller)
+                .bind(millis(at))
+                .execute(&mut *tx)
+                .await?;
+            gone > 0
+        })
+    }
+
+    pub async fn subscriber_count(&self, campaign: &str) -> Result<u64, StoreError> {
+        let n: i64 = with_pool!(self, |pool| {
+            sqlx::query_scalar(SUBSCRIBERS)
+                .bind(campaign)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Queues a call to every subscriber of the campaign after `broadcast`, due at
+    /// `due`; a subscriber already queued for it is left alone (so every process
+    /// may try). Returns how many were queued now.
+    pub async fn queue_broadcast(
+        &self,
+        campaign: &str,
+        broadcast: DateTime<Utc>,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let n = with_pool!(self, |pool| {
+            sqlx::query(QUEUE_BROADCAST)
+                .bind(campaign)
+                .bind(millis(broadcast))
+                .bind(millis(due))
+                .bind(millis(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n)
+    }
+
     /// Queues a call-back if the quotas allow (checked in the same transaction as
     /// the insert); otherwise stores the missed call as refused, without the
     /// number. Returns the row id and whether it was queued.
@@ -209,7 +309,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             match row {
-                Some((id, campaign, caller, sealed, attempts)) => {
+                Some((id, campaign, caller, sealed, attempts, broadcast)) => {
                     sqlx::query(INSERT_ATTEMPT)
                         .bind(id)
                         .bind(attempts)
@@ -222,6 +322,7 @@ impl Store {
                         caller,
                         sealed,
                         attempt: u32::try_from(attempts).unwrap_or(u32::MAX),
+                        broadcast: broadcast.map(time).transpose()?,
                     })
                 }
                 None => None,
@@ -310,6 +411,7 @@ impl Store {
                     created_at: time(r.7)?,
                     updated_at: time(r.8)?,
                     call: r.9,
+                    broadcast: r.10.map(time).transpose()?,
                 })
             })
             .collect()
@@ -537,6 +639,45 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn subscribers_are_queued_once_per_broadcast_and_erased_when_they_leave() {
+        let (_d, s) = store().await;
+        let t0 = at("2026-12-01T19:00:00Z");
+        s.subscribe("c", "c_a", b"sealed-a", t0).await.unwrap();
+        s.subscribe("c", "c_b", b"sealed-b", t0).await.unwrap();
+        s.subscribe("c", "c_b", b"sealed-b2", t0).await.unwrap();
+        s.subscribe("other", "c_a", b"sealed-a", t0).await.unwrap();
+        assert_eq!(s.subscriber_count("c").await.unwrap(), 2);
+        let due = t0 + chrono::Duration::hours(1);
+        assert_eq!(s.queue_broadcast("c", t0, due, t0).await.unwrap(), 2);
+        assert_eq!(
+            s.queue_broadcast("c", t0, due, t0).await.unwrap(),
+            0,
+            "once per broadcast"
+        );
+        // The listener presses the key that unsubscribes: erased, their call cancelled.
+        assert!(s.unsubscribe("c", "c_a", t0).await.unwrap());
+        assert!(!s.unsubscribe("c", "c_a", t0).await.unwrap());
+        assert_eq!(s.subscriber_count("c").await.unwrap(), 1);
+        let list = s.list_callbacks(Some("c")).await.unwrap();
+        let rows: Vec<_> = list
+            .iter()
+            .map(|r| (r.caller.as_str(), r.status.as_str(), r.broadcast))
+            .collect();
+        assert_eq!(
+            rows,
+            [("c_a", "cancelled", Some(t0)), ("c_b", "queued", Some(t0))]
+        );
+        assert!(!s.callback_has_number(list[0].id).await.unwrap());
+        let c = s.claim_callback("w", due, t0).await.unwrap().unwrap();
+        assert_eq!((c.caller.as_str(), c.broadcast), ("c_b", Some(t0)));
+        assert_eq!(c.sealed.as_deref(), Some(&b"sealed-b2"[..]));
+        // The next broadcast queues the remaining subscriber again.
+        let t1 = t0 + chrono::Duration::days(4);
+        assert_eq!(s.queue_broadcast("c", t1, t1, t1).await.unwrap(), 1);
         s.close().await;
     }
 
