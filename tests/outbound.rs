@@ -17,10 +17,13 @@ use std::time::{Duration, Instant};
 
 use common::{count, prepared_data, repo};
 use kuma::outbound::Policy;
-use kuma::store::{NewCallback, Store};
+use kuma::outbound::sealed::Sealer;
+use kuma::store::{NewCallback, Pseudonymizer, Store};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
+const SECRET: &str = "one secret shared by every kuma";
+
 /// The listener's number without its last digit: sipp appends the call's number.
 const LISTENER: &str = "+2237012345";
 
@@ -45,8 +48,10 @@ fn free_port() -> u16 {
 }
 
 /// The example campaign, with its poll open whenever the campaign runs (so the
-/// test does not depend on the day it runs), in a folder of its own.
-fn campaigns(dir: &Path) -> PathBuf {
+/// test does not depend on the day it runs), answering "yes" to q_would_report
+/// subscribing the caller to calls after each broadcast, in a folder of its own.
+/// `broadcasts` replaces the schedule's broadcasts when given.
+fn campaigns(dir: &Path, broadcasts: Option<&str>) -> PathBuf {
     let folder = dir.join("campaigns");
     std::fs::create_dir_all(&folder).unwrap();
     let text = std::fs::read_to_string(repo().join("campaigns").join(format!("{CAMPAIGN}.toml")))
@@ -58,7 +63,19 @@ fn campaigns(dir: &Path) -> PathBuf {
                 repo().join("audio/stop-trafficking-mali").display()
             ),
         )
-        .replace("poll_window = \"48h\"\n", "");
+        .replace("poll_window = \"48h\"\n", "")
+        .replace(
+            "prompt = \"q_would_report\"\n",
+            "prompt = \"q_would_report\"\nsubscribe = \"yes\"\n",
+        );
+    let text = match broadcasts {
+        Some(b) => text.replace(
+            "broadcasts = [\"0 0 19 * * Tue\", \"0 30 8 * * Sat\"]",
+            &format!("broadcasts = [\"{b}\"]"),
+        ),
+        None => text,
+    };
+    assert!(text.contains("subscribe = \"yes\""));
     std::fs::write(folder.join(format!("{CAMPAIGN}.toml")), text).unwrap();
     folder
 }
@@ -79,10 +96,19 @@ impl Server {
 
     /// On this database (a fresh SQLite file in its folder by default).
     fn start_on(trunk_port: u16, callback: &str, database: Option<&str>) -> Server {
+        Self::start_with(trunk_port, callback, database, None)
+    }
+
+    fn start_with(
+        trunk_port: u16,
+        callback: &str,
+        database: Option<&str>,
+        broadcasts: Option<&str>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
-        let campaigns = campaigns(dir.path());
+        let campaigns = campaigns(dir.path(), broadcasts);
         let database = database.map_or_else(
             || format!("sqlite://{}/kuma.db", data.display()),
             str::to_owned,
@@ -114,7 +140,7 @@ impl Server {
             .arg(&database)
             .env("KUMA_TRUNK_PASSWORD", "s3cret")
             .env("KUMA_LOG", "kuma=info")
-            .env("KUMA_SECRET", "one secret shared by every kuma")
+            .env("KUMA_SECRET", SECRET)
             .env_remove("KUMA_TRUNK")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.path().join("kuma.log")).unwrap())
@@ -156,6 +182,20 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Rows of (text, integer) from the server's SQLite database.
+    fn query(&self, sql: &'static str) -> Vec<(String, i64)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&self.database).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        })
     }
 
     fn results(&self) -> Value {
@@ -261,7 +301,8 @@ fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
         return;
     }
     let trunk = free_port();
-    let k = Server::start(trunk, "");
+    // No call after a broadcast here: that is the next test's.
+    let k = Server::start(trunk, "after_broadcast = \"30d\"");
     let phone = phone(k.dir.path(), trunk, "callback_answer.xml", 1, &[]);
     k.missed_call(LISTENER);
     wait_ok(
@@ -289,6 +330,10 @@ fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
     assert_eq!(count(&r, "q_would_report", "yes"), 1);
     assert_eq!(count(&r, "q_gender", "woman"), 1);
     assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    // "Yes" to q_would_report subscribed the listener: their number is kept, sealed.
+    let subscribers = k.query("SELECT caller, length(number) FROM subscribers");
+    assert_eq!(subscribers.len(), 1, "{subscribers:?}");
+    assert_eq!(subscribers[0].0, list[0]["caller"].as_str().unwrap());
 
     // The listener beeps again at once: too soon for another call-back.
     k.missed_call(LISTENER);
@@ -305,6 +350,58 @@ fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
     assert!(!log.contains("70123456"), "{log}");
     let shown = serde_json::to_string(&k.callbacks()).unwrap();
     assert!(!shown.contains("70123456"));
+}
+
+#[test]
+fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
+    if !have_sipp() {
+        return;
+    }
+    // A daily broadcast that started a minute ago (the campaign's zone is UTC+0).
+    let b = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let cron = b.format("%S %M %H * * *").to_string();
+    let trunk = free_port();
+    let k = Server::start_with(
+        trunk,
+        "after_broadcast = \"0\"\nretries = 1\nretry_after = \"1s\"",
+        None,
+        Some(&cron),
+    );
+    assert!(k.callbacks().is_empty(), "nobody subscribed yet");
+    let phone = phone(k.dir.path(), trunk, "callback_busy.xml", 2, &[]);
+    // A listener subscribed on an earlier call (as the previous test does by
+    // answering the question).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym("+22370123456");
+    rt.block_on(async {
+        let store = Store::open(&k.database).await.unwrap();
+        let sealed = Sealer::new(SECRET.as_bytes())
+            .seal("+22370123456", &caller)
+            .unwrap();
+        store
+            .subscribe(CAMPAIGN, &caller, &sealed, chrono::Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    wait_ok(
+        phone,
+        "the subscriber was called, busy, and called again",
+        &k,
+    );
+    let list = k.wait_statuses(&["busy"]);
+    assert_eq!(list[0]["attempts"], 2);
+    assert_eq!(list[0]["caller"], caller.as_str());
+    assert!(
+        k.log()
+            .contains("calls to subscribers queued after the broadcast")
+    );
+    // The subscriber stays subscribed for the next broadcast; this one is done.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(k.callbacks().len(), 1);
 }
 
 #[test]

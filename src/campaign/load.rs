@@ -188,7 +188,7 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "language" | "message" => &["next"],
         "menu" => &["options", "on_fail"],
-        "question" => &["choices", "next", "on_fail"],
+        "question" => &["choices", "next", "on_fail", "subscribe"],
         "record" => &["max", "next"],
         "transfer" => &["to", "on_fail"],
         _ => &[],
@@ -937,11 +937,25 @@ impl<'t> Cx<'t> {
                     }
                     seen.push(&c.target);
                 }
+                // The choice that asks for calls after each broadcast; any other
+                // answer to the question unsubscribes.
+                let subscribe = match t.get("subscribe") {
+                    Some(sv) => {
+                        let choice = self.non_empty_string(&format!("{place}: `subscribe`"), sv)?;
+                        if !seen.contains(&choice.as_str()) {
+                            self.error(sv.span(), format!("{place}: `subscribe` = `{choice}` is not one of this question's choices ({})", seen.join(", ")));
+                            return None;
+                        }
+                        Some(choice)
+                    }
+                    None => None,
+                };
                 let choices = choices.into_iter().map(|(c, _)| c).collect();
                 next.map(|next| NodeKind::Question {
                     choices,
                     next,
                     on_fail,
+                    subscribe,
                 })
             }
             "record" => {

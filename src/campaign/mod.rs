@@ -206,6 +206,10 @@ pub enum NodeKind {
         choices: Vec<Choice>,
         next: String,
         on_fail: Option<String>,
+        /// The choice that subscribes the caller to calls after each broadcast
+        /// (any other answer unsubscribes them).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subscribe: Option<String>,
     },
     Record {
         #[serde(serialize_with = "serialize_duration")]

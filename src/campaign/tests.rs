@@ -656,3 +656,28 @@ fn a_callback_number_of_one_campaign_is_no_other_campaigns_number() {
         "{p:#?}"
     );
 }
+
+#[test]
+fn a_question_may_subscribe_callers_with_one_of_its_choices() {
+    let fx = Fixture::new(
+        "t",
+        &GOOD.replace(
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }",
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nsubscribe = \"yes\"",
+        ),
+    );
+    let c = fx.campaign();
+    let subscribe = c.questions().find_map(|(n, _)| match &n.kind {
+        NodeKind::Question { subscribe, .. } => subscribe.clone(),
+        _ => None,
+    });
+    assert_eq!(subscribe.as_deref(), Some("yes"));
+    has_problem(
+        &GOOD.replace(
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }",
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nsubscribe = \"oui\"",
+        ),
+        42,
+        &["`subscribe` = `oui` is not one of this question's choices (yes, no, not_sure)"],
+    );
+}

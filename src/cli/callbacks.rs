@@ -1,5 +1,6 @@
 //! `kuma callbacks`: the call-back queue as analysts and operators see it: who
-//! (pseudonyms, never a number), the status, attempts and the next try.
+//! (pseudonyms, never a number), why (a missed call, or the broadcast a
+//! subscriber is called after), the status, attempts and the next try.
 
 use std::process::ExitCode;
 
@@ -41,6 +42,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                         "created_at": r.created_at.to_rfc3339(),
                         "updated_at": r.updated_at.to_rfc3339(),
                         "call": r.call,
+                        "broadcast": r.broadcast.map(|t| t.to_rfc3339()),
                     })
                 })
                 .collect();
@@ -64,10 +66,15 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             );
             for r in &rows {
                 println!(
-                    "{:>5}  {:<22} {:<34} {:<10} {:<16} {:>8}  {:<19}  {:<19}",
+                    "{:>5}  {:<22} {:<34} {:<11} {:<10} {:<16} {:>8}  {:<19}  {:<19}",
                     r.id,
                     r.campaign,
                     r.caller,
+                    if r.broadcast.is_some() {
+                        "broadcast"
+                    } else {
+                        "missed call"
+                    },
                     r.status,
                     r.note.as_deref().unwrap_or("-"),
                     r.attempts,

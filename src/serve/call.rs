@@ -149,6 +149,8 @@ struct Live<'a> {
     source: SocketAddr,
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
     local: LocalMedia,
+    caller: String,
+    sealed: Option<Vec<u8>>,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
     packets_late: metrics::Counter,
@@ -168,7 +170,13 @@ async fn run_call(
         campaign,
         prompts,
     } = start;
-    let caller = shared.pseudonyms.pseudonym(&caller);
+    let number = caller;
+    let caller = shared.pseudonyms.pseudonym(&number);
+    // Kept (sealed) only if the caller may ask to be called after each broadcast.
+    let sealed = (has_subscribe(&campaign) && crate::outbound::callable(number.trim()))
+        .then(|| shared.sealer.seal(number.trim(), &caller).ok())
+        .flatten();
+    drop(number);
     let started = Utc::now();
     let broadcast = campaign
         .schedule
@@ -268,6 +276,8 @@ async fn run_call(
         media: answer.media,
         local,
         source,
+        caller,
+        sealed,
     };
     converse(shared, talk, events, cmd).await
 }
@@ -284,6 +294,24 @@ pub struct Talk {
     pub local: LocalMedia,
     /// The far end's SIP address (a `tel:` transfer goes back there).
     pub source: SocketAddr,
+    /// The listener's pseudonym.
+    pub caller: String,
+    /// Their number, sealed, when they may subscribe (see [`has_subscribe`]).
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// Whether a question of the campaign subscribes callers to calls after each
+/// broadcast.
+pub fn has_subscribe(c: &Campaign) -> bool {
+    c.nodes.iter().any(|n| {
+        matches!(
+            &n.kind,
+            crate::campaign::NodeKind::Question {
+                subscribe: Some(_),
+                ..
+            }
+        )
+    })
 }
 
 /// Runs the campaign's flow on an answered call until it ends: prompts out, keys
@@ -303,6 +331,8 @@ pub async fn converse(
         media,
         local,
         source,
+        caller,
+        sealed,
     } = talk;
     let now = Instant::now().into_std();
     let mut live = Live {
@@ -324,6 +354,8 @@ pub async fn converse(
         finished: false,
         source,
         local,
+        caller,
+        sealed,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
     };
@@ -582,6 +614,12 @@ impl Live<'_> {
                 if store.record(self.store_id, &action, Utc::now()).await? {
                     metrics::counter!(names::ANSWERS_TOTAL).increment(1);
                 }
+                if let Action::StoreAnswer {
+                    question, choice, ..
+                } = &action
+                {
+                    self.subscription(question, choice).await?;
+                }
             }
             Action::HangUp => {
                 self.finish_recording().await?;
@@ -596,6 +634,39 @@ impl Live<'_> {
                 }
                 self.finished = true;
             }
+        }
+        Ok(())
+    }
+
+    /// A question with `subscribe`: its choice subscribes the caller to calls
+    /// after each broadcast, any other answer unsubscribes (and erases) them.
+    async fn subscription(&mut self, question: &str, choice: &str) -> anyhow::Result<()> {
+        let Some(crate::campaign::NodeKind::Question {
+            subscribe: Some(yes),
+            ..
+        }) = self.campaign.node(question).map(|n| &n.kind)
+        else {
+            return Ok(());
+        };
+        let store = &self.shared.store;
+        let campaign = &self.campaign.id;
+        if choice == yes {
+            match &self.sealed {
+                Some(sealed) => {
+                    store
+                        .subscribe(campaign, &self.caller, sealed, Utc::now())
+                        .await?;
+                    tracing::info!(caller = %self.caller, "subscribed to calls after each broadcast");
+                }
+                None => {
+                    tracing::info!(caller = %self.caller, "cannot subscribe: no callable number")
+                }
+            }
+        } else if store
+            .unsubscribe(campaign, &self.caller, Utc::now())
+            .await?
+        {
+            tracing::info!(caller = %self.caller, "unsubscribed: number erased");
         }
         Ok(())
     }

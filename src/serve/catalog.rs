@@ -55,6 +55,14 @@ impl Catalog {
         }
     }
 
+    /// Every campaign served.
+    pub fn campaigns(&self) -> Vec<Arc<Campaign>> {
+        self.campaigns
+            .values()
+            .map(|(c, _)| Arc::clone(c))
+            .collect()
+    }
+
     /// Whether some campaign has call-back numbers.
     pub fn has_callbacks(&self) -> bool {
         self.campaigns

@@ -91,6 +91,70 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
     }
 }
 
+/// After each broadcast (`after_broadcast` past its start), queues a call to every
+/// subscriber of the campaign, at once or at the end of the quiet hours. Every
+/// process may do it: the store queues a subscriber once per broadcast. A
+/// broadcast more than a day past (a server started long after it) is not
+/// followed up. Listeners who subscribe while it is followed up are queued too
+/// (the work is redone only when the number of subscribers changes).
+pub async fn follow_broadcasts(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut done: std::collections::HashMap<String, (chrono::DateTime<Utc>, u64)> =
+        std::collections::HashMap::new();
+    let policy = &shared.config.callback;
+    let after = chrono::Duration::from_std(policy.after_broadcast).unwrap_or_default();
+    loop {
+        let now = Utc::now();
+        for campaign in shared.catalog().campaigns() {
+            let Some(schedule) = campaign.schedule.as_ref() else {
+                continue;
+            };
+            if !call::has_subscribe(&campaign) {
+                continue;
+            }
+            let Some(broadcast) = schedule.last_broadcast(now) else {
+                continue;
+            };
+            let start = broadcast + after;
+            if now < start || now > start + chrono::Duration::days(1) {
+                continue;
+            }
+            let subscribers = match shared.store.subscriber_count(&campaign.id).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(campaign = %campaign.id, error = %e, "cannot count the subscribers");
+                    continue;
+                }
+            };
+            if subscribers == 0 || done.get(&campaign.id) == Some(&(broadcast, subscribers)) {
+                continue;
+            }
+            let due = policy
+                .quiet_hours
+                .map_or(now, |q| q.next_allowed(now, schedule.timezone));
+            match shared
+                .store
+                .queue_broadcast(&campaign.id, broadcast, due, now)
+                .await
+            {
+                Ok(n) => {
+                    done.insert(campaign.id.clone(), (broadcast, subscribers));
+                    if n > 0 {
+                        tracing::info!(campaign = %campaign.id, %broadcast, subscribers = n, %due, "calls to subscribers queued after the broadcast");
+                        shared.callbacks_queued.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(campaign = %campaign.id, error = %e, "cannot queue the calls to subscribers")
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Claims due call-backs and places them (see the module doc).
 pub struct Dialer {
     shared: Arc<Shared>,
@@ -315,7 +379,16 @@ impl Dialer {
                     Some(EndReason::Declined(code)) => Some(code),
                     _ => None,
                 };
-                let next = after_attempt(policy, attempt, c.attempt, Utc::now());
+                let mut next = after_attempt(policy, attempt, c.attempt, Utc::now());
+                // A call to a subscriber is not retried in the quiet hours either.
+                if let (Next::Retry(at), Some(_), Some(quiet), Some(schedule)) = (
+                    next,
+                    c.broadcast,
+                    policy.quiet_hours,
+                    campaign.schedule.as_ref(),
+                ) {
+                    next = Next::Retry(quiet.next_allowed(at, schedule.timezone));
+                }
                 tracing::info!(
                     status = attempt.status().as_str(),
                     code,
@@ -379,6 +452,8 @@ impl Dialer {
             media,
             local: local_media,
             source: self.next_hop,
+            caller: c.caller.clone(),
+            sealed: c.sealed.clone(),
         };
         if let Err(e) = call::converse(shared, talk, events, &self.cmd).await {
             tracing::warn!(call = %id, error = %e, "call-back failed");

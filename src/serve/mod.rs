@@ -116,6 +116,10 @@ pub async fn run(
         let dialer =
             dialer::Dialer::new(Arc::clone(&shared), &trunk, sip_addr, commands.0.clone()).await?;
         tokio::spawn(dialer.run(stop_rx.clone()));
+        tokio::spawn(dialer::follow_broadcasts(
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        ));
     } else if catalog_has_callbacks(&shared) {
         eprintln!(
             "kuma serve: no [trunk] configured (KUMA_TRUNK): missed calls are queued, but nobody is called back"
