@@ -350,6 +350,23 @@ fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
     assert!(!log.contains("70123456"), "{log}");
     let shown = serde_json::to_string(&k.callbacks()).unwrap();
     assert!(!shown.contains("70123456"));
+    let table = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["callbacks", CAMPAIGN, "--campaigns"])
+        .arg(&k.campaigns)
+        .args(["--database", &k.database])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and three call-backs:\n{table}"
+    );
+    assert!(
+        table.contains("missed call") && table.contains("too_soon"),
+        "{table}"
+    );
+    assert!(!table.contains("70123456"), "{table}");
 }
 
 #[test]

@@ -339,3 +339,53 @@ fn an_answer_that_crosses_the_cancel_is_acked_and_ended_with_bye() {
     );
     h.assert_idle_after_a_while();
 }
+
+#[test]
+fn an_outbound_proxy_carries_every_request_and_the_route_set_is_reversed() {
+    let mut h = Harness::new();
+    let proxy: SocketAddr = "192.0.2.70:5060".parse().unwrap();
+    let via_proxy = Dial {
+        next_hop: proxy,
+        proxy: Some(proxy),
+        ..dial(None)
+    };
+    let call = h.ep.dial(&via_proxy, h.now);
+    let invite = h.one_sent();
+    assert_eq!(invite.to, proxy);
+    assert!(
+        invite
+            .text
+            .starts_with(&format!("INVITE sip:+22370123456@{TRUNK} SIP/2.0"))
+    );
+    let ok = reply(
+        &invite,
+        200,
+        "pt",
+        &format!(
+            "Contact: <sip:phone@{PHONE}>\r\nRecord-Route: <sip:192.0.2.71;lr>, <sip:192.0.2.70;lr>\r\n"
+        ),
+        SDP,
+    );
+    h.input(&ok, proxy, Transport::Udp);
+    assert!(matches!(
+        h.take_events().as_slice(),
+        [Event::Answered { .. }]
+    ));
+    let ack = h.one_sent();
+    assert_eq!(ack.to, proxy);
+    let first = ack.text.find("Route: <sip:192.0.2.70;lr>").unwrap();
+    let second = ack.text.find("Route: <sip:192.0.2.71;lr>").unwrap();
+    assert!(
+        first < second,
+        "the UAC's route set is the Record-Route reversed"
+    );
+    h.ep.hang_up(call, h.now);
+    let bye = h.one_sent();
+    assert_eq!((bye.method(), bye.to), (Some("BYE"), proxy));
+    assert!(
+        bye.text
+            .starts_with(&format!("BYE sip:phone@{PHONE} SIP/2.0"))
+    );
+    h.input(&bye.answer(200, "OK"), proxy, Transport::Udp);
+    h.assert_idle_after_a_while();
+}
