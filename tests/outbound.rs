@@ -84,6 +84,7 @@ fn campaigns(dir: &Path, broadcasts: Option<&str>) -> PathBuf {
 struct Server {
     child: Child,
     sip: SocketAddr,
+    http: SocketAddr,
     dir: tempfile::TempDir,
     campaigns: PathBuf,
     database: String,
@@ -154,13 +155,31 @@ impl Server {
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| panic!("{line}"));
+        let http = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
         Server {
             sip: sip.trim().parse().unwrap(),
+            http: http.trim().parse().unwrap(),
             child,
             dir,
             campaigns,
             database,
         }
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: kuma\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
     }
 
     fn log(&self) -> String {
@@ -434,6 +453,15 @@ fn a_busy_phone_is_tried_again_then_the_call_back_ends_busy() {
     let list = k.wait_statuses(&["busy"]);
     assert_eq!(list[0]["attempts"], 2);
     assert_eq!(list[0]["note"], "sip 486");
+    let metrics = k.metrics();
+    assert!(
+        metrics.contains("kuma_callback_attempts_total{status=\"busy\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kuma_missed_calls_total{outcome=\"queued\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

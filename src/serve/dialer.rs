@@ -22,6 +22,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::call::{self, Talk};
 use super::config::TrunkConfig;
+use super::http::names;
 use super::sip_shell::Command;
 use crate::campaign::Campaign;
 use crate::outbound::{Attempt, Next, Status, after_attempt, screen};
@@ -75,16 +76,20 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
     };
     match outcome {
         Ok((id, Ok(()))) => {
+            metrics::counter!(names::MISSED_CALLS, "outcome" => "queued").increment(1);
             tracing::info!(callback = id, campaign = %campaign.id, %caller, "missed call: call-back queued");
             shared.callbacks_queued.notify_one();
         }
-        Ok((id, Err(refusal))) => tracing::info!(
-            callback = id,
-            campaign = %campaign.id,
-            %caller,
-            reason = refusal.as_str(),
-            "missed call: no call-back"
-        ),
+        Ok((id, Err(refusal))) => {
+            metrics::counter!(names::MISSED_CALLS, "outcome" => refusal.as_str()).increment(1);
+            tracing::info!(
+                callback = id,
+                campaign = %campaign.id,
+                %caller,
+                reason = refusal.as_str(),
+                "missed call: no call-back"
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, campaign = %campaign.id, %caller, "cannot queue a call-back")
         }
@@ -389,6 +394,8 @@ impl Dialer {
                 ) {
                     next = Next::Retry(quiet.next_allowed(at, schedule.timezone));
                 }
+                metrics::counter!(names::CALLBACK_ATTEMPTS, "status" => attempt.status().as_str())
+                    .increment(1);
                 tracing::info!(
                     status = attempt.status().as_str(),
                     code,
@@ -442,6 +449,7 @@ impl Dialer {
         store
             .finish_attempt(c.id, c.attempt, s, None, next, Some(store_id), Utc::now())
             .await?;
+        metrics::counter!(names::CALLBACK_ATTEMPTS, "status" => "answered").increment(1);
         tracing::info!(call = %id, "call-back answered");
         let talk = Talk {
             id,
