@@ -659,6 +659,19 @@ async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
     all.dedup();
     assert_eq!(claimed, all.len(), "a call-back was claimed twice");
     assert_eq!(all.len(), N, "every call-back was claimed");
+
+    // Subscribers on PostgreSQL: queued once per broadcast, whichever process tries.
+    for caller in ["c_s1", "c_s2"] {
+        a.subscribe(CAMPAIGN, caller, b"sealed", now).await.unwrap();
+    }
+    let b1 = now - chrono::Duration::hours(1);
+    let (qa, qb) = tokio::join!(
+        a.queue_broadcast(CAMPAIGN, b1, now, now),
+        b.queue_broadcast(CAMPAIGN, b1, now, now)
+    );
+    assert_eq!(qa.unwrap() + qb.unwrap(), 2);
+    assert!(b.unsubscribe(CAMPAIGN, "c_s1", now).await.unwrap());
+    assert_eq!(a.subscriber_count(CAMPAIGN).await.unwrap(), 1);
     a.close().await;
     b.close().await;
 }
