@@ -2,7 +2,8 @@
 //! in-band keys, the caller's voice for record nodes), the flow engine, and the
 //! store writes. Everything protocol-shaped is a sans-IO machine; this task only
 //! moves bytes, sleeps until the earliest deadline, and performs the engine's
-//! actions.
+//! actions. [`converse`] is the answered part, shared with the calls kuma places
+//! (`super::dialer`).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

@@ -3,7 +3,8 @@
 //!
 //! Inputs: [`Endpoint::handle_input`] (a datagram, or a framed TCP message, with its
 //! source and `now`), [`Endpoint::handle_timeout`], and the commands
-//! ([`Endpoint::accept`], [`Endpoint::reject`], [`Endpoint::hang_up`]…). Outputs:
+//! ([`Endpoint::accept`], [`Endpoint::reject`], [`Endpoint::hang_up`]…, and
+//! [`Endpoint::dial`] for a call kuma places, see [`crate::sip::outgoing`]). Outputs:
 //! [`Endpoint::poll_output`] gives [`Output::Transmit`] and [`Output::Event`] in
 //! order; [`Endpoint::poll_timeout`] says when to call back. The shell that owns the
 //! sockets is described in [`crate::sip`].
