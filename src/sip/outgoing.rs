@@ -7,8 +7,9 @@
 //!   INVITE sent again with a new branch, the next CSeq and an `Authorization` /
 //!   `Proxy-Authorization` answering the challenge ([`crate::sip::digest`]); a
 //!   second challenge in a row means the credentials are wrong: the call fails.
-//! - **1xx**: the phone rings (reported as [`crate::sip::Event::Ringing`] for 180/183). A CANCEL is only
-//!   sent once a provisional response came (§9.1).
+//! - **1xx**: the phone rings (180/183 are reported as
+//!   [`crate::sip::Event::Ringing`]). A CANCEL is only sent once a provisional
+//!   response came (§9.1).
 //! - **2xx**: the dialog is made from it (remote tag, Contact, Record-Route), the
 //!   ACK is sent as a transaction of its own (§13.2.2.4) and sent again for every
 //!   retransmitted 2xx while the INVITE transaction stays Accepted (RFC 6026).
