@@ -368,7 +368,11 @@ impl Dialer {
         tracing::info!(call = %id, "calling back");
         let answer = loop {
             match events.recv().await {
-                Some(Event::Ringing { .. }) => store.callback_ringing(c.id, c.attempt).await?,
+                Some(Event::Ringing { .. }) => {
+                    if let Err(e) = store.callback_ringing(c.id, c.attempt).await {
+                        tracing::warn!(error = %e, "cannot record that the call-back rings");
+                    }
+                }
                 Some(Event::Answered { sdp, .. }) => break Ok(sdp),
                 Some(Event::Ended { reason, .. }) => break Err(Some(reason)),
                 Some(_) => {}
@@ -429,26 +433,39 @@ impl Dialer {
                 return Ok(());
             }
         };
-        let started = Utc::now();
-        let broadcast = campaign
-            .schedule
-            .as_ref()
-            .and_then(|s| s.broadcast_of(started));
-        let store_id = store
-            .start_call(&NewCall {
-                campaign: &campaign.id,
-                caller: &c.caller,
-                channel: "callback",
-                started_at: started,
-                broadcast,
-            })
-            .await?;
-        // The listener is reached: the call-back is over and its number erased
-        // before the conversation, whatever happens in it.
-        let (s, next) = final_status(Status::Answered);
-        store
-            .finish_attempt(c.id, c.attempt, s, None, next, Some(store_id), Utc::now())
-            .await?;
+        // The answered call is this task's to end, whatever fails from here on.
+        let stored = async {
+            let started = Utc::now();
+            let broadcast = campaign
+                .schedule
+                .as_ref()
+                .and_then(|s| s.broadcast_of(started));
+            let store_id = store
+                .start_call(&NewCall {
+                    campaign: &campaign.id,
+                    caller: &c.caller,
+                    channel: "callback",
+                    started_at: started,
+                    broadcast,
+                })
+                .await?;
+            // The listener is reached: the call-back is over and its number erased
+            // before the conversation, whatever happens in it.
+            let (s, next) = final_status(Status::Answered);
+            store
+                .finish_attempt(c.id, c.attempt, s, None, next, Some(store_id), Utc::now())
+                .await?;
+            Ok::<_, crate::store::StoreError>(store_id)
+        }
+        .await;
+        let store_id = match stored {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = self.cmd.send(Command::HangUp { call: id });
+                let _ = self.cmd.send(Command::Gone { call: id });
+                return Err(e.into());
+            }
+        };
         metrics::counter!(names::CALLBACK_ATTEMPTS, "status" => "answered").increment(1);
         tracing::info!(call = %id, "call-back answered");
         let talk = Talk {
