@@ -470,13 +470,22 @@ fn a_trunk_that_refuses_with_403_is_not_tried_again() {
         return;
     }
     let trunk = free_port();
-    let k = Server::start(trunk, "retries = 3\nretry_after = \"1s\"");
+    // The block list names pseudonyms: this one is +22370999991's.
+    let blocked = Pseudonymizer::new(SECRET.as_bytes()).pseudonym("+22370999991");
+    let k = Server::start(
+        trunk,
+        &format!("retries = 3\nretry_after = \"1s\"\nblocked = [\"{blocked}\"]"),
+    );
     let phone = phone(k.dir.path(), trunk, "callback_forbidden.xml", 1, &[]);
     k.missed_call(LISTENER);
     wait_ok(phone, "one attempt, refused", &k);
     let list = k.wait_statuses(&["failed"]);
     assert_eq!(list[0]["attempts"], 1);
     assert_eq!(list[0]["note"], "sip 403");
+    // A blocked number is never called back.
+    k.missed_call("+2237099999");
+    let list = k.wait_statuses(&["failed", "refused"]);
+    assert_eq!(list[1]["note"], "blocked");
     // No retry storm: still one attempt a few retry periods later.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(k.callbacks()[0]["attempts"], 1);
