@@ -262,9 +262,17 @@ impl Uac {
             }
             200..=299 => {
                 if self.answered {
-                    // A retransmitted 2xx: its ACK was lost.
-                    if let Some((ack, to)) = &self.ack_2xx {
-                        ctx.send(*to, dialog.transport(), ack.clone());
+                    let tag = message::header(&response.headers, &Name::TO)
+                        .and_then(|to| message::header_param(to, "tag"));
+                    if tag == Some(dialog.remote_tag.as_str()) {
+                        // A retransmitted 2xx: its ACK was lost.
+                        if let Some((ack, to)) = &self.ack_2xx {
+                            ctx.send(*to, dialog.transport(), ack.clone());
+                        }
+                    } else {
+                        // A second phone answered a forked INVITE: kuma keeps the
+                        // first; that one gives up on its 2xx after 64·T1.
+                        tracing::info!("a second answer to one call (forked), ignored");
                     }
                     return UacStep::Nothing;
                 }

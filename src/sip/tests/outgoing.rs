@@ -389,3 +389,23 @@ fn an_outbound_proxy_carries_every_request_and_the_route_set_is_reversed() {
     h.input(&bye.answer(200, "OK"), proxy, Transport::Udp);
     h.assert_idle_after_a_while();
 }
+
+#[test]
+fn a_second_answer_from_a_fork_is_not_acked_as_if_it_were_the_first() {
+    let mut h = Harness::new();
+    h.ep.dial(&dial(None), h.now);
+    let invite = h.one_sent();
+    h.input(&ok_with_sdp(&invite), trunk(), Transport::Udp);
+    h.take_events();
+    assert_eq!(h.one_sent().method(), Some("ACK"));
+    let other = reply(
+        &invite,
+        200,
+        "other-phone",
+        &format!("Contact: <sip:phone@{PHONE}>\r\n"),
+        SDP,
+    );
+    h.input(&other, trunk(), Transport::Udp);
+    assert!(h.take_sent().is_empty());
+    assert!(h.take_events().is_empty());
+}
