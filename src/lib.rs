@@ -7,6 +7,8 @@
 //! - [`campaign`] loads and validates the campaign files broadcasters write;
 //! - [`schedule`] says when the programme airs and whether the poll is open;
 //! - [`flow`] is one call's state machine: events and time in, actions out, no IO;
+//! - [`outbound`] decides which missed calls are called back, and what happens
+//!   after each attempt (quotas, retries), and seals the numbers it must keep;
 //! - [`store`] keeps calls, answers and recordings (SQLite or PostgreSQL);
 //! - [`results`] turns stored counts into the results JSON, tables and CSV;
 //! - [`cli`] is the `kuma` command; each channel (the terminal today, SIP and the
@@ -16,6 +18,7 @@ pub mod audio;
 pub mod campaign;
 pub mod cli;
 pub mod flow;
+pub mod outbound;
 pub mod results;
 pub mod rtp;
 pub mod schedule;

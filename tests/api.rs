@@ -1277,7 +1277,10 @@ fn the_api_serves_the_loaded_catalog_with_its_problems_and_follows_sighup() {
     // server's catalog, not the folder.
     std::fs::write(
         campaigns.join("second.toml"),
-        example.replace("\"2000\"", "\"2001\""),
+        // Numbers of its own: two campaigns may not share one.
+        example
+            .replace("\"2000\"", "\"2100\"")
+            .replace("\"2001\"", "\"2101\""),
     )
     .unwrap();
     assert_error(&s.get(second, Some(&broadcaster)), 404, "second");

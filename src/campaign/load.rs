@@ -64,7 +64,7 @@ pub fn load_folder(dir: &Path) -> CampaignSet {
         match load_campaign(file) {
             Ok(c) => {
                 let mut clash = Vec::new();
-                for n in &c.numbers {
+                for n in c.numbers.iter().chain(&c.callback_numbers) {
                     if let Some(other) = numbers.get(n) {
                         clash.push(Diagnostic {
                             file: file.clone(),
@@ -76,7 +76,7 @@ pub fn load_folder(dir: &Path) -> CampaignSet {
                     }
                 }
                 if clash.is_empty() {
-                    for n in &c.numbers {
+                    for n in c.numbers.iter().chain(&c.callback_numbers) {
                         numbers.insert(n.clone(), c.id.clone());
                     }
                     set.campaigns.push(c);
@@ -162,6 +162,7 @@ const TOP_KEYS: &[&str] = &[
     "languages",
     "audio",
     "numbers",
+    "callback_numbers",
     "start",
     "schedule",
     "defaults",
@@ -187,7 +188,7 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "language" | "message" => &["next"],
         "menu" => &["options", "on_fail"],
-        "question" => &["choices", "next", "on_fail"],
+        "question" => &["choices", "next", "on_fail", "subscribe"],
         "record" => &["max", "next"],
         "transfer" => &["to", "on_fail"],
         _ => &[],
@@ -527,6 +528,26 @@ impl<'t> Cx<'t> {
                 .map(|ns| ns.into_iter().map(|(n, _)| n).collect()),
             None => Some(Vec::new()),
         };
+        // Numbers that are never answered: a call to one is refused (free for the
+        // caller) and called back (`crate::outbound`).
+        let callback_numbers = match get("callback_numbers") {
+            Some(v) => self.strings("`callback_numbers`", v, false).map(|ns| {
+                let answered: Vec<String> = numbers.clone().unwrap_or_default();
+                let mut out: Vec<String> = Vec::new();
+                for (n, line) in ns {
+                    if answered.contains(&n) {
+                        self.error_at(
+                            line,
+                            format!("`callback_numbers`: `{n}` is also in `numbers`; a number is either answered or called back"),
+                        );
+                    } else if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+                out
+            }),
+            None => Some(Vec::new()),
+        };
         let start = match get("start") {
             Some(v) => self.non_empty_string("`start`", v).map(|s| {
                 located
@@ -568,6 +589,7 @@ impl<'t> Cx<'t> {
         let (title, languages, (audio, audio_line), numbers, start, _defaults, schedule, nodes) = (
             title?, languages?, audio?, numbers?, start?, defaults?, schedule?, nodes?,
         );
+        let callback_numbers = callback_numbers?;
         let base = self.file.parent().unwrap_or(Path::new("."));
         located.audio_line = audio_line;
         let start = start.unwrap_or_else(|| nodes[0].id.clone());
@@ -578,6 +600,7 @@ impl<'t> Cx<'t> {
             languages,
             audio_dir: base.join(audio),
             numbers,
+            callback_numbers,
             start,
             schedule,
             nodes,
@@ -914,11 +937,25 @@ impl<'t> Cx<'t> {
                     }
                     seen.push(&c.target);
                 }
+                // The choice that asks for calls after each broadcast; any other
+                // answer to the question unsubscribes.
+                let subscribe = match t.get("subscribe") {
+                    Some(sv) => {
+                        let choice = self.non_empty_string(&format!("{place}: `subscribe`"), sv)?;
+                        if !seen.contains(&choice.as_str()) {
+                            self.error(sv.span(), format!("{place}: `subscribe` = `{choice}` is not one of this question's choices ({})", seen.join(", ")));
+                            return None;
+                        }
+                        Some(choice)
+                    }
+                    None => None,
+                };
                 let choices = choices.into_iter().map(|(c, _)| c).collect();
                 next.map(|next| NodeKind::Question {
                     choices,
                     next,
                     on_fail,
+                    subscribe,
                 })
             }
             "record" => {

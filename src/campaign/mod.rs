@@ -67,6 +67,9 @@ pub struct Campaign {
     #[serde(skip)]
     pub audio_dir: PathBuf,
     pub numbers: Vec<String>,
+    /// Dialled numbers that are never answered: kuma refuses the call (so it costs
+    /// the caller nothing) and calls the caller back.
+    pub callback_numbers: Vec<String>,
     pub start: String,
     pub schedule: Option<Schedule>,
     pub nodes: Vec<Node>,
@@ -203,6 +206,10 @@ pub enum NodeKind {
         choices: Vec<Choice>,
         next: String,
         on_fail: Option<String>,
+        /// The choice that subscribes the caller to calls after each broadcast
+        /// (any other answer unsubscribes them).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subscribe: Option<String>,
     },
     Record {
         #[serde(serialize_with = "serialize_duration")]

@@ -609,3 +609,75 @@ fn a_missing_folder_is_one_clear_problem() {
             .starts_with("/nonexistent/campaigns: cannot read the campaigns folder")
     );
 }
+
+#[test]
+fn callback_numbers_are_read_and_may_not_be_answered_numbers_too() {
+    let fx = Fixture::new(
+        "t",
+        &GOOD.replace(
+            "numbers = [\"2000\"]",
+            "numbers = [\"2000\"]\ncallback_numbers = [\"2001\", \"2001\"]",
+        ),
+    );
+    let c = fx.campaign();
+    assert_eq!(c.callback_numbers, ["2001"]);
+    one_problem(
+        &GOOD.replace(
+            "numbers = [\"2000\"]",
+            "numbers = [\"2000\"]\ncallback_numbers = [\"2000\"]",
+        ),
+        5,
+        &["`callback_numbers`: `2000` is also in `numbers`"],
+    );
+    one_problem(
+        &GOOD.replace(
+            "numbers = [\"2000\"]",
+            "numbers = [\"2000\"]\ncallback_numbers = 2001",
+        ),
+        5,
+        &["`callback_numbers`", "a list of texts"],
+    );
+}
+
+#[test]
+fn a_callback_number_of_one_campaign_is_no_other_campaigns_number() {
+    let fx = Fixture::new("a", &GOOD.replace("../audio/t", "../audio/a"));
+    let dir = fx.file.parent().unwrap();
+    let b = GOOD.replace("../audio/t", "../audio/a").replace(
+        "numbers = [\"2000\"]",
+        "numbers = [\"3000\"]\ncallback_numbers = [\"2000\"]",
+    );
+    std::fs::write(dir.join("b.toml"), b).unwrap();
+    let set = load_folder(dir);
+    let p: Vec<String> = set.problems.iter().map(|d| d.to_string()).collect();
+    assert!(
+        p.iter()
+            .any(|p| p.contains("b.toml: number `2000` already belongs to campaign `a`")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn a_question_may_subscribe_callers_with_one_of_its_choices() {
+    let fx = Fixture::new(
+        "t",
+        &GOOD.replace(
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }",
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nsubscribe = \"yes\"",
+        ),
+    );
+    let c = fx.campaign();
+    let subscribe = c.questions().find_map(|(n, _)| match &n.kind {
+        NodeKind::Question { subscribe, .. } => subscribe.clone(),
+        _ => None,
+    });
+    assert_eq!(subscribe.as_deref(), Some("yes"));
+    has_problem(
+        &GOOD.replace(
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }",
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nsubscribe = \"oui\"",
+        ),
+        42,
+        &["`subscribe` = `oui` is not one of this question's choices (yes, no, not_sure)"],
+    );
+}

@@ -104,6 +104,12 @@ pub fn summary(c: &Campaign, now: chrono::DateTime<Utc>) -> String {
     if !c.numbers.is_empty() {
         line(format!("  numbers:   {}", c.numbers.join(", ")));
     }
+    if !c.callback_numbers.is_empty() {
+        line(format!(
+            "  call-back: {} (refused and called back)",
+            c.callback_numbers.join(", ")
+        ));
+    }
     line(format!(
         "  nodes ({}), starting at `{}`:",
         c.nodes.len(),

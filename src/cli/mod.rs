@@ -6,6 +6,7 @@
 
 mod audio;
 mod call;
+mod callbacks;
 mod check;
 mod results;
 mod serve;
@@ -73,9 +74,11 @@ enum Command {
     /// Prepare recordings as telephone audio (with a per-file report), or export a prompt.
     Audio(audio::Args),
     /// Answer phone calls over SIP with the campaigns (SIGHUP reloads them).
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// API bearer tokens: create (printed once), list, revoke.
     Token(token::Args),
+    /// The call-back queue: pseudonyms, status, attempts, next try (never a number).
+    Callbacks(callbacks::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -130,8 +133,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(a) => simulate::run(&env, a).await,
         Command::Results(a) => results::run(&env, a).await,
         Command::Audio(a) => audio::run(&env, a),
-        Command::Serve(a) => serve::run(&env, a).await,
+        Command::Serve(a) => serve::run(&env, *a).await,
         Command::Token(a) => token::run(&env, a).await,
+        Command::Callbacks(a) => callbacks::run(&env, a).await,
     }
 }
 

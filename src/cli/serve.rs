@@ -46,6 +46,23 @@ pub struct Args {
     /// shows every number [default: 5]
     #[arg(long, env = "KUMA_SMALL_GROUP", value_name = "N")]
     small_group: Option<u64>,
+    /// The SIP trunk call-backs go through, sip:HOST:PORT
+    #[arg(long, env = "KUMA_TRUNK", value_name = "URI")]
+    trunk: Option<String>,
+    /// The account on the trunk.
+    #[arg(long, env = "KUMA_TRUNK_USER", value_name = "USER")]
+    trunk_user: Option<String>,
+    /// Its password (better given as KUMA_TRUNK_PASSWORD than on the command line).
+    #[arg(
+        long,
+        env = "KUMA_TRUNK_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    trunk_password: Option<String>,
+    /// From a missed call to its call-back, e.g. 20s; 0 calls back at once [default: 20s]
+    #[arg(long, env = "KUMA_CALLBACK_DELAY", value_name = "DURATION")]
+    callback_delay: Option<String>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -67,16 +84,23 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         twilio_auth_token: std::env::var("KUMA_TWILIO_AUTH_TOKEN").ok(),
         at_path_secret: std::env::var("KUMA_AT_PATH_SECRET").ok(),
         small_group: args.small_group,
+        trunk: args.trunk,
+        trunk_user: args.trunk_user,
+        trunk_password: args.trunk_password,
+        callback_delay: args.callback_delay,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;
-    let pseudonyms = env.pseudonymizer()?;
+    let secret = crate::store::load_or_create_secret(&env.data)?;
+    let pseudonyms = crate::store::Pseudonymizer::new(&secret);
+    let sealer = crate::outbound::sealed::Sealer::new(&secret);
     crate::serve::run(
         config,
         env.campaigns.clone(),
         env.data.clone(),
         store.clone(),
         pseudonyms,
+        sealer,
     )
     .await?;
     store.close().await;

@@ -2,7 +2,8 @@
 //! in-band keys, the caller's voice for record nodes), the flow engine, and the
 //! store writes. Everything protocol-shaped is a sans-IO machine; this task only
 //! moves bytes, sleeps until the earliest deadline, and performs the engine's
-//! actions.
+//! actions. [`converse`] is the answered part, shared with the calls kuma places
+//! (`super::dialer`).
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -79,7 +80,7 @@ fn beep() -> Prompt {
 
 /// Binds a UDP socket on a free port of the configured range (even ports, as RTP
 /// customarily uses, leaving the odd one for RTCP).
-async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
+pub async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
     let span = u32::from(hi - lo) + 1;
     for _ in 0..64 {
         let port = lo + (rand::random::<u32>() % span) as u16;
@@ -102,7 +103,7 @@ async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket
 
 /// The local address of the route towards `peer`: what to announce when no public
 /// address is configured.
-fn route_ip(peer: SocketAddr) -> IpAddr {
+pub fn route_ip(peer: SocketAddr) -> IpAddr {
     let any: SocketAddr = if peer.is_ipv6() {
         "[::]:0".parse()
     } else {
@@ -149,6 +150,8 @@ struct Live<'a> {
     source: SocketAddr,
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
     local: LocalMedia,
+    caller: String,
+    sealed: Option<Vec<u8>>,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
     packets_late: metrics::Counter,
@@ -168,7 +171,13 @@ async fn run_call(
         campaign,
         prompts,
     } = start;
-    let caller = shared.pseudonyms.pseudonym(&caller);
+    let number = caller;
+    let caller = shared.pseudonyms.pseudonym(&number);
+    // Kept (sealed) only if the caller may ask to be called after each broadcast.
+    let sealed = (has_subscribe(&campaign) && crate::outbound::callable(number.trim()))
+        .then(|| shared.sealer.seal(number.trim(), &caller).ok())
+        .flatten();
+    drop(number);
     let started = Utc::now();
     let broadcast = campaign
         .schedule
@@ -259,8 +268,74 @@ async fn run_call(
         call: id,
         sdp: answer.sdp,
     });
+    let talk = Talk {
+        id,
+        campaign,
+        prompts,
+        store_id,
+        socket,
+        media: answer.media,
+        local,
+        source,
+        caller,
+        sealed,
+    };
+    converse(shared, talk, events, cmd).await
+}
+
+/// An answered call, either way: what [`converse`] needs.
+pub struct Talk {
+    pub id: CallId,
+    pub campaign: Arc<Campaign>,
+    pub prompts: Arc<PromptSet>,
+    /// The call's row in the store.
+    pub store_id: crate::store::CallId,
+    pub socket: UdpSocket,
+    pub media: Media,
+    pub local: LocalMedia,
+    /// The far end's SIP address (a `tel:` transfer goes back there).
+    pub source: SocketAddr,
+    /// The listener's pseudonym.
+    pub caller: String,
+    /// Their number, sealed, when they may subscribe (see [`has_subscribe`]).
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// Whether a question of the campaign subscribes callers to calls after each
+/// broadcast.
+pub fn has_subscribe(c: &Campaign) -> bool {
+    c.nodes.iter().any(|n| {
+        matches!(
+            &n.kind,
+            crate::campaign::NodeKind::Question {
+                subscribe: Some(_),
+                ..
+            }
+        )
+    })
+}
+
+/// Runs the campaign's flow on an answered call until it ends: prompts out, keys
+/// and voice in, answers stored.
+pub async fn converse(
+    shared: &Shared,
+    talk: Talk,
+    mut events: mpsc::UnboundedReceiver<SipEvent>,
+    cmd: &mpsc::UnboundedSender<Command>,
+) -> anyhow::Result<()> {
+    let Talk {
+        id,
+        campaign,
+        prompts,
+        store_id,
+        socket,
+        media,
+        local,
+        source,
+        caller,
+        sealed,
+    } = talk;
     let now = Instant::now().into_std();
-    let media = answer.media;
     let mut live = Live {
         shared,
         id,
@@ -280,6 +355,8 @@ async fn run_call(
         finished: false,
         source,
         local,
+        caller,
+        sealed,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
     };
@@ -448,7 +525,11 @@ impl Live<'_> {
                 self.finish_recording().await?;
                 self.pending.push_back(crate::flow::Event::HungUp);
             }
-            SipEvent::Established { .. } | SipEvent::Answer { .. } | SipEvent::Incoming { .. } => {}
+            SipEvent::Established { .. }
+            | SipEvent::Answer { .. }
+            | SipEvent::Incoming { .. }
+            | SipEvent::Ringing { .. }
+            | SipEvent::Answered { .. } => {}
         }
         Ok(())
     }
@@ -541,6 +622,12 @@ impl Live<'_> {
                 if store.record(self.store_id, &action, Utc::now()).await? {
                     metrics::counter!(names::ANSWERS_TOTAL).increment(1);
                 }
+                if let Action::StoreAnswer {
+                    question, choice, ..
+                } = &action
+                {
+                    self.subscription(question, choice).await?;
+                }
             }
             Action::HangUp => {
                 self.finish_recording().await?;
@@ -555,6 +642,39 @@ impl Live<'_> {
                 }
                 self.finished = true;
             }
+        }
+        Ok(())
+    }
+
+    /// A question with `subscribe`: its choice subscribes the caller to calls
+    /// after each broadcast, any other answer unsubscribes (and erases) them.
+    async fn subscription(&mut self, question: &str, choice: &str) -> anyhow::Result<()> {
+        let Some(crate::campaign::NodeKind::Question {
+            subscribe: Some(yes),
+            ..
+        }) = self.campaign.node(question).map(|n| &n.kind)
+        else {
+            return Ok(());
+        };
+        let store = &self.shared.store;
+        let campaign = &self.campaign.id;
+        if choice == yes {
+            match &self.sealed {
+                Some(sealed) => {
+                    store
+                        .subscribe(campaign, &self.caller, sealed, Utc::now())
+                        .await?;
+                    tracing::info!(caller = %self.caller, "subscribed to calls after each broadcast");
+                }
+                None => {
+                    tracing::info!(caller = %self.caller, "cannot subscribe: no callable number")
+                }
+            }
+        } else if store
+            .unsubscribe(campaign, &self.caller, Utc::now())
+            .await?
+        {
+            tracing::info!(caller = %self.caller, "unsubscribed: number erased");
         }
         Ok(())
     }

@@ -43,7 +43,7 @@ impl Catalog {
                 ));
                 continue;
             }
-            for n in &c.numbers {
+            for n in c.numbers.iter().chain(&c.callback_numbers) {
                 by_number.insert(n.clone(), c.id.clone());
             }
             campaigns.insert(c.id.clone(), (Arc::new(c), Arc::new(prompts)));
@@ -53,6 +53,13 @@ impl Catalog {
             by_number,
             problems,
         }
+    }
+
+    /// Whether some campaign has call-back numbers.
+    pub fn has_callbacks(&self) -> bool {
+        self.campaigns
+            .values()
+            .any(|(c, _)| !c.callback_numbers.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,8 +75,13 @@ impl Catalog {
         ids.sort();
         for id in ids {
             let (c, prompts) = &self.campaigns[id];
+            let callback = if c.callback_numbers.is_empty() {
+                String::new()
+            } else {
+                format!(", call-back numbers [{}]", c.callback_numbers.join(", "))
+            };
             eprintln!(
-                "kuma serve: campaign `{id}` on numbers [{}], {} prompts ready",
+                "kuma serve: campaign `{id}` on numbers [{}]{callback}, {} prompts ready",
                 c.numbers.join(", "),
                 prompts.len()
             );

@@ -34,6 +34,10 @@ pub struct ServeConfig {
     /// The web API shows breakdown cells counting fewer callers than this as
     /// `"<N"` (0 or 1: no masking).
     pub small_group: u64,
+    /// The trunk kuma places calls through (call-backs); `None`: no call-backs.
+    pub trunk: Option<TrunkConfig>,
+    /// The call-back rules.
+    pub callback: crate::outbound::Policy,
 }
 
 /// Settings of the voice-provider webhooks.
@@ -62,6 +66,63 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// `[trunk]`: where outbound calls go.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Host (an IP address or a name, resolved when `kuma serve` starts) and port.
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `HOST:PORT` every outbound request goes through, if the provider wants one.
+    pub outbound_proxy: Option<String>,
+    /// The most outbound calls at once on this trunk.
+    pub max_calls: usize,
+}
+
+impl std::fmt::Debug for TrunkConfig {
+    // The password never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("max_calls", &self.max_calls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[trunk]` in `kuma.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkFile {
+    pub uri: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub outbound_proxy: Option<String>,
+    pub max_calls: Option<usize>,
+}
+
+/// `[callback]` in `kuma.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackFile {
+    pub delay: Option<String>,
+    pub per_caller_per_day: Option<u32>,
+    pub per_campaign_per_day: Option<u32>,
+    pub min_interval: Option<String>,
+    pub retries: Option<u32>,
+    pub retry_after: Option<String>,
+    pub ring_timeout: Option<String>,
+    /// Pseudonyms (`c_…`) that never get a call-back.
+    pub blocked: Option<Vec<String>>,
+    /// Subscribers are called this long after each broadcast starts.
+    pub after_broadcast: Option<String>,
+    /// `HH:MM-HH:MM`, local time of each campaign: no call to subscribers then.
+    pub quiet_hours: Option<String>,
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
@@ -78,6 +139,8 @@ impl Default for ServeConfig {
             answer_after: Duration::ZERO,
             webhooks: WebhookConfig::default(),
             small_group: crate::web::SMALL_GROUP,
+            trunk: None,
+            callback: crate::outbound::Policy::default(),
         }
     }
 }
@@ -100,6 +163,8 @@ pub struct FileConfig {
     pub at_path_secret: Option<String>,
     pub at_allow: Option<Vec<String>>,
     pub small_group: Option<u64>,
+    pub trunk: Option<TrunkFile>,
+    pub callback: Option<CallbackFile>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -124,6 +189,11 @@ pub struct Overrides {
     /// Comma-separated networks (`196.201.214.0/24,…`).
     pub at_allow: Option<String>,
     pub small_group: Option<u64>,
+    /// `sip:HOST:PORT` (`KUMA_TRUNK`).
+    pub trunk: Option<String>,
+    pub trunk_user: Option<String>,
+    pub trunk_password: Option<String>,
+    pub callback_delay: Option<String>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -200,6 +270,58 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;
     }
     c.webhooks = hooks;
+    let trunk_file = file.trunk.unwrap_or_default();
+    if let Some(uri) = pick(&o.trunk, &trunk_file.uri) {
+        let (host, port) = parse_trunk_uri(&uri)?;
+        let max_calls = trunk_file.max_calls.unwrap_or(10);
+        if max_calls == 0 {
+            return Err("trunk.max_calls must be at least 1".into());
+        }
+        c.trunk = Some(TrunkConfig {
+            host,
+            port,
+            user: pick(&o.trunk_user, &trunk_file.user),
+            password: pick(&o.trunk_password, &trunk_file.password),
+            outbound_proxy: trunk_file.outbound_proxy,
+            max_calls,
+        });
+    }
+    let cb = file.callback.unwrap_or_default();
+    let p = &mut c.callback;
+    if let Some(d) = pick(&o.callback_delay, &cb.delay) {
+        p.delay = duration_or_zero(&d, "callback.delay")?;
+    }
+    if let Some(d) = &cb.min_interval {
+        p.min_interval = duration_or_zero(d, "callback.min_interval")?;
+    }
+    if let Some(d) = &cb.retry_after {
+        p.retry_after =
+            crate::campaign::parse_duration(d).map_err(|e| format!("callback.retry_after: {e}"))?;
+    }
+    if let Some(d) = &cb.ring_timeout {
+        p.ring_timeout = crate::campaign::parse_duration(d)
+            .map_err(|e| format!("callback.ring_timeout: {e}"))?;
+    }
+    if let Some(d) = &cb.after_broadcast {
+        p.after_broadcast = duration_or_zero(d, "callback.after_broadcast")?;
+    }
+    if let Some(q) = &cb.quiet_hours {
+        p.quiet_hours = Some(
+            crate::outbound::QuietHours::parse(q)
+                .map_err(|e| format!("callback.quiet_hours: {e}"))?,
+        );
+    }
+    p.per_caller_per_day = cb.per_caller_per_day.unwrap_or(p.per_caller_per_day);
+    p.per_campaign_per_day = cb.per_campaign_per_day.unwrap_or(p.per_campaign_per_day);
+    p.retries = cb.retries.unwrap_or(p.retries);
+    if let Some(blocked) = cb.blocked {
+        if let Some(bad) = blocked.iter().find(|b| !b.starts_with("c_")) {
+            return Err(format!(
+                "callback.blocked: `{bad}` is not a pseudonym (c_…); list pseudonyms, never numbers (`kuma callbacks` shows them)"
+            ));
+        }
+        p.blocked = blocked;
+    }
     Ok(c)
 }
 
@@ -256,6 +378,45 @@ fn webhooks(file: &FileConfig, o: &Overrides) -> Result<WebhookConfig, String> {
         w.at_allow = Some(nets?);
     }
     Ok(w)
+}
+
+/// `sip:HOST:PORT` (or `sip:HOST`, port 5060; `HOST:PORT` is accepted too).
+pub fn parse_trunk_uri(uri: &str) -> Result<(String, u16), String> {
+    let err = || format!("trunk: `{uri}` is not a SIP address such as sip:192.0.2.1:5060");
+    let rest = uri.trim();
+    let rest = rest
+        .strip_prefix("sip:")
+        .or_else(|| rest.strip_prefix("SIP:"))
+        .unwrap_or(rest);
+    let rest = rest.split(';').next().unwrap_or("");
+    if rest.is_empty() || rest.contains('@') {
+        return Err(err());
+    }
+    if let Ok(addr) = rest.parse::<std::net::SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    if let Ok(ip) = rest.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok((ip.to_string(), 5060));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| err())?),
+        None => (rest, 5060),
+    };
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !valid || port == 0 {
+        return Err(err());
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn duration_or_zero(d: &str, what: &str) -> Result<Duration, String> {
+    if d.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    crate::campaign::parse_duration(d).map_err(|e| format!("{what}: {e}"))
 }
 
 fn parse_addr(s: &str, what: &str) -> Result<SocketAddr, String> {
@@ -362,6 +523,55 @@ mod tests {
             })
             .contains("at_allow")
         );
+    }
+
+    #[test]
+    fn trunk_and_callback_settings_with_their_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(
+            &file,
+            "[trunk]\nuri = \"sip:trunk.example.org\"\nuser = \"kuma\"\npassword = \"pw\"\nmax_calls = 4\n\
+             [callback]\ndelay = \"30s\"\nretries = 1\nretry_after = \"10m\"\nblocked = [\"c_00\"]\n\
+             quiet_hours = \"21:00-07:00\"\nafter_broadcast = \"30m\"\n",
+        )
+        .unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        let t = c.trunk.unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.max_calls),
+            ("trunk.example.org", 5060, 4)
+        );
+        assert_eq!(t.password.as_deref(), Some("pw"));
+        assert_eq!(c.callback.delay, Duration::from_secs(30));
+        assert_eq!(c.callback.retries, 1);
+        assert_eq!(c.callback.retry_after, Duration::from_secs(600));
+        assert_eq!(c.callback.after_broadcast, Duration::from_secs(1800));
+        assert!(c.callback.quiet_hours.is_some());
+        let o = Overrides {
+            trunk: Some("sip:127.0.0.1:5070".into()),
+            trunk_password: Some("env".into()),
+            callback_delay: Some("0".into()),
+            ..Default::default()
+        };
+        let c = load(&file, true, &o).unwrap();
+        let t = c.trunk.unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 5070));
+        assert_eq!(t.password.as_deref(), Some("env"));
+        assert_eq!(c.callback.delay, Duration::ZERO);
+        assert!(parse_trunk_uri("sip:+223@host").is_err());
+        assert!(parse_trunk_uri("sip:host:x").is_err());
+        assert_eq!(
+            parse_trunk_uri("sip:[::1]:5080").unwrap(),
+            ("::1".to_string(), 5080)
+        );
+        std::fs::write(&file, "[callback]\nblocked = [\"+22370123456\"]\n").unwrap();
+        assert!(
+            load(&file, true, &Overrides::default())
+                .unwrap_err()
+                .contains("not a pseudonym")
+        );
+        assert!(ServeConfig::default().trunk.is_none());
     }
 
     #[test]

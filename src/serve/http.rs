@@ -15,6 +15,8 @@ pub mod names {
     pub const ANSWERS_TOTAL: &str = "kuma_answers_total";
     pub const RTP_PACKETS_SENT: &str = "kuma_rtp_packets_sent_total";
     pub const RTP_PACKETS_LATE: &str = "kuma_rtp_packets_late_total";
+    pub const MISSED_CALLS: &str = "kuma_missed_calls_total";
+    pub const CALLBACK_ATTEMPTS: &str = "kuma_callback_attempts_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -28,6 +30,14 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         names::RTP_PACKETS_LATE,
         "RTP packets sent more than 2 ms after their time"
+    );
+    metrics::describe_counter!(
+        names::MISSED_CALLS,
+        "calls to a call-back number, by what became of them (queued, or the refusal)"
+    );
+    metrics::describe_counter!(
+        names::CALLBACK_ATTEMPTS,
+        "call-back and subscriber calls placed, by how they ended"
     );
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     Ok(handle)

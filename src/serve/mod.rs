@@ -9,6 +9,9 @@
 //!   call's task;
 //! - `call`: one task per call owns its RTP socket, the pacer, the receiver, the
 //!   flow engine and the store writes;
+//! - `dialer`: missed calls to a call-back number become queued call-backs; the
+//!   dialer claims the due ones from the store and places them through the trunk;
+//!   an answered call-back runs like any call;
 //! - `catalog`: the campaigns and their prepared prompts, swapped as a whole on
 //!   SIGHUP (a call keeps the version it started with);
 //! - `http`: `/healthz` and Prometheus `/metrics`;
@@ -20,6 +23,7 @@
 mod call;
 mod catalog;
 pub mod config;
+mod dialer;
 mod http;
 mod recording_fetch;
 mod sip_shell;
@@ -35,6 +39,7 @@ use tokio::sync::watch;
 pub use catalog::Catalog;
 pub use config::ServeConfig;
 
+use crate::outbound::sealed::Sealer;
 use crate::store::{Pseudonymizer, Store};
 
 /// What every call shares.
@@ -42,6 +47,10 @@ pub struct Shared {
     pub config: ServeConfig,
     pub store: Store,
     pub pseudonyms: Pseudonymizer,
+    /// Seals the numbers of queued call-backs.
+    pub sealer: Sealer,
+    /// Wakes the dialer when a call-back was queued.
+    pub callbacks_queued: tokio::sync::Notify,
     pub data: PathBuf,
     pub catalog: std::sync::RwLock<Arc<Catalog>>,
 }
@@ -63,6 +72,7 @@ pub async fn run(
     data: PathBuf,
     store: Store,
     pseudonyms: Pseudonymizer,
+    sealer: Sealer,
 ) -> anyhow::Result<()> {
     let (dir, cache) = (campaigns.clone(), data.clone());
     let catalog = tokio::task::spawn_blocking(move || Catalog::load(&dir, &cache)).await?;
@@ -91,6 +101,8 @@ pub async fn run(
         config,
         store,
         pseudonyms,
+        sealer,
+        callbacks_queued: tokio::sync::Notify::new(),
         data,
         catalog: std::sync::RwLock::new(Arc::new(catalog)),
     });
@@ -104,7 +116,25 @@ pub async fn run(
     let reload = Arc::clone(&shared);
     let reload_dir = campaigns.clone();
     tokio::spawn(async move { signals(reload, reload_dir, stop_tx).await });
-    sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx).await
+    let commands = tokio::sync::mpsc::unbounded_channel();
+    if let Some(trunk) = shared.config.trunk.clone() {
+        let dialer =
+            dialer::Dialer::new(Arc::clone(&shared), &trunk, sip_addr, commands.0.clone()).await?;
+        tokio::spawn(dialer.run(stop_rx.clone()));
+        tokio::spawn(dialer::follow_broadcasts(
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        ));
+    } else if catalog_has_callbacks(&shared) {
+        eprintln!(
+            "kuma serve: no [trunk] configured (KUMA_TRUNK): missed calls are queued, but nobody is called back"
+        );
+    }
+    sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await
+}
+
+fn catalog_has_callbacks(shared: &Shared) -> bool {
+    shared.catalog().has_callbacks()
 }
 
 /// SIGHUP reloads the campaigns; SIGTERM or SIGINT stops taking calls.

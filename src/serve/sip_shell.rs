@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::Shared;
 use super::call::{self, CallStart};
+use super::dialer;
 use super::http::names;
 use super::sip_tcp;
-use crate::sip::{CallId, Config, Endpoint, Event, Output, Transport};
+use crate::sip::{CallId, Config, Dial, Endpoint, Event, Output, Transport};
 
 /// What a call's task asks of the SIP side.
 #[derive(Debug)]
@@ -50,6 +51,12 @@ pub enum Command {
     Gone {
         call: CallId,
     },
+    /// Place a call; its events go to `events`, its id comes back on `placed`.
+    Dial {
+        dial: Box<Dial>,
+        events: mpsc::UnboundedSender<Event>,
+        placed: oneshot::Sender<CallId>,
+    },
 }
 
 /// How long a stopping server keeps answering retransmissions after its last call.
@@ -64,6 +71,10 @@ pub async fn run(
     tcp: tokio::net::TcpListener,
     local: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    (cmd_tx, mut cmd_rx): (
+        mpsc::UnboundedSender<Command>,
+        mpsc::UnboundedReceiver<Command>,
+    ),
 ) -> anyhow::Result<()> {
     let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel();
     let (open_tx, mut open_rx) = mpsc::unbounded_channel();
@@ -80,7 +91,6 @@ pub async fn run(
         },
         rand::random(),
     );
-    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Command>();
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<Event>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stopping = false;
@@ -109,6 +119,11 @@ pub async fn run(
                     Command::HangUp { call } => endpoint.hang_up(call, now),
                     Command::Refer { call, target } => endpoint.refer(call, &target, now),
                     Command::Gone { call } => { calls.remove(&call); }
+                    Command::Dial { dial, events, placed } => {
+                        let call = endpoint.dial(&dial, now);
+                        calls.insert(call, events);
+                        let _ = placed.send(call);
+                    }
                 }
             }
             _ = sleep_until(wake) => endpoint.handle_timeout(Instant::now().into_std()),
@@ -163,6 +178,13 @@ pub async fn run(
                         endpoint.reject(call, 404, now);
                         continue;
                     };
+                    if campaign.callback_numbers.contains(&dialled) {
+                        // Never answered, so the listener pays nothing: refused
+                        // at once, and called back.
+                        endpoint.reject(call, 486, now);
+                        tokio::spawn(dialer::missed_call(Arc::clone(&shared), campaign, caller));
+                        continue;
+                    }
                     let (tx, rx) = mpsc::unbounded_channel();
                     calls.insert(call, tx);
                     metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
@@ -208,7 +230,9 @@ fn event_call(e: &Event) -> CallId {
         | Event::Reoffer { call, .. }
         | Event::Key { call, .. }
         | Event::TransferResult { call, .. }
-        | Event::Ended { call, .. } => *call,
+        | Event::Ended { call, .. }
+        | Event::Ringing { call }
+        | Event::Answered { call, .. } => *call,
     }
 }
 

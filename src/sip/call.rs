@@ -37,9 +37,11 @@ use ezk_sip_types::Name;
 use crate::sip::dialog::Dialog;
 use crate::sip::endpoint::{Config, Event, Output};
 use crate::sip::ids::Rng;
+use crate::sip::message::Response;
 use crate::sip::message::{
     self, Body, Method, Request, RequestInfo, ResponseBase, Status, Transport,
 };
+use crate::sip::outgoing::{Dial, Uac, UacStep};
 use crate::sip::transaction::{InviteServer, NonInviteClient, TxKey, TxTimeout};
 
 /// The methods kuma serves, for Allow (RFC 3261 §20.5).
@@ -72,6 +74,13 @@ pub enum EndReason {
     HungUp,
     /// The application neither answered nor rejected within the ring timeout (480).
     NotAnswered,
+    /// A call kuma placed was refused with this final response (486 busy, 403,
+    /// 503…).
+    Declined(u16),
+    /// A call kuma placed got no response at all (timer B: the trunk is down).
+    NoResponse,
+    /// A call kuma placed rang until its ring timeout: kuma cancelled it.
+    RingTimeout,
 }
 
 /// What a call needs from the endpoint while it runs.
@@ -134,6 +143,8 @@ struct AwaitingAck {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// kuma placed the call; no answer yet.
+    Dialing,
     /// The initial INVITE is unanswered.
     Ringing,
     /// The 2xx is sent; no ACK yet.
@@ -171,6 +182,11 @@ pub(crate) struct Call {
     /// endpoint to forget when the call is removed.
     pub invite_keys: Vec<TxKey>,
     pub client_branches: Vec<String>,
+    /// The dialling side of a call kuma placed.
+    uac: Option<Uac>,
+    /// The dialog was just made (a call kuma placed was answered): the endpoint
+    /// indexes it and clears this.
+    pub new_dialog: bool,
 }
 
 impl Call {
@@ -205,6 +221,8 @@ impl Call {
             transfer: Transfer::None,
             invite_keys: vec![key.clone()],
             client_branches: Vec::new(),
+            uac: None,
+            new_dialog: false,
         };
         let offer = offer_of(request);
         call.invites.push(InviteTx {
@@ -233,9 +251,74 @@ impl Call {
         call
     }
 
+    /// A call kuma places: sends the INVITE (see [`crate::sip::outgoing`]).
+    pub fn dial(id: CallId, dial: &Dial, ctx: &mut Ctx<'_>) -> Call {
+        let call_id = format!("{}@{}", ctx.rng.tag(), dial.local.ip());
+        let mut dialog = Dialog::outgoing(
+            call_id,
+            ctx.rng.tag(),
+            format!("<{}>", dial.from),
+            dial.target.clone(),
+            dial.next_hop,
+            dial.proxy,
+            Transport::Udp,
+            dial.local,
+        );
+        let uac = Uac::start(dial, &mut dialog, ctx);
+        Call {
+            id,
+            dialog,
+            phase: Phase::Dialing,
+            ended: false,
+            invites: Vec::new(),
+            pending: None,
+            awaiting_ack: None,
+            ring_deadline: None,
+            bye_after_ack: false,
+            bye: None,
+            refer: None,
+            transfer: Transfer::None,
+            invite_keys: Vec::new(),
+            client_branches: ctx.new_branches.clone(),
+            uac: Some(uac),
+            new_dialog: false,
+        }
+    }
+
+    /// What the dialling side reported.
+    fn on_uac_step(&mut self, step: UacStep, ctx: &mut Ctx<'_>) {
+        for b in &ctx.new_branches {
+            if !self.client_branches.contains(b) {
+                self.client_branches.push(b.clone());
+            }
+        }
+        match step {
+            UacStep::Nothing => {}
+            UacStep::Ringing => {
+                if !self.ended {
+                    ctx.event(Event::Ringing { call: self.id });
+                }
+            }
+            UacStep::Answered(sdp) => {
+                self.phase = Phase::Confirmed;
+                self.new_dialog = true;
+                if self.ended {
+                    // The answer crossed kuma's CANCEL or hang-up (§15): end it.
+                    self.send_bye(ctx);
+                } else {
+                    ctx.event(Event::Answered { call: self.id, sdp });
+                }
+            }
+            UacStep::Failed(Some(code)) => self.end(EndReason::Declined(code), ctx),
+            UacStep::Failed(None) => self.end(EndReason::NoResponse, ctx),
+            UacStep::RingTimeout => self.end(EndReason::RingTimeout, ctx),
+        }
+    }
+
     /// Whether nothing is left to do: ended, and every transaction finished.
     pub fn is_done(&self) -> bool {
         self.ended
+            && self.uac.as_ref().is_none_or(Uac::is_done)
             && self.invites.is_empty()
             && self.awaiting_ack.is_none()
             && self.bye.is_none()
@@ -396,6 +479,11 @@ impl Call {
             return;
         }
         match self.phase {
+            Phase::Dialing => {
+                if let Some(uac) = &mut self.uac {
+                    uac.cancel(&self.dialog, ctx);
+                }
+            }
             Phase::Ringing => {
                 self.respond_pending(Status::of(480), &[], None, ctx);
             }
@@ -695,7 +783,16 @@ impl Call {
     }
 
     /// A final response to a request kuma sent (matched by branch).
-    pub fn on_response(&mut self, branch: &str, code: u16, ctx: &mut Ctx<'_>) {
+    pub fn on_response(&mut self, branch: &str, response: &Response, ctx: &mut Ctx<'_>) {
+        let code = response.code;
+        if let Some(uac) = &mut self.uac {
+            let method = message::cseq(&response.headers).map(|c| c.method);
+            if matches!(method, Some(Method::Invite | Method::Cancel)) {
+                let step = uac.on_response(branch, response, &mut self.dialog, ctx);
+                self.on_uac_step(step, ctx);
+                return;
+            }
+        }
         if let Some((b, tx, _)) = &mut self.bye
             && b == branch
         {
@@ -718,6 +815,9 @@ impl Call {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next = self.ring_deadline;
+        if let Some(t) = self.uac.as_ref().and_then(Uac::poll_timeout) {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -741,6 +841,10 @@ impl Call {
     pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now;
         let transport = self.dialog.transport();
+        if let Some(uac) = &mut self.uac {
+            let step = uac.handle_timeout(&self.dialog, ctx);
+            self.on_uac_step(step, ctx);
+        }
 
         let mut i = 0;
         while i < self.invites.len() {

@@ -49,6 +49,8 @@ pub struct Dialog {
     transport: Transport,
     /// kuma's address, for Via and Contact.
     local: SocketAddr,
+    /// An outbound proxy every request of a call kuma placed goes through.
+    proxy: Option<SocketAddr>,
 }
 
 impl Dialog {
@@ -83,9 +85,80 @@ impl Dialog {
             source,
             transport,
             local,
+            proxy: None,
         };
         dialog.refresh_target(request);
         dialog
+    }
+
+    /// The dialog of a call kuma places (§12.1.2), before the answer: kuma's tag is
+    /// in From, the remote tag comes with the answer ([`Dialog::confirm`]). `target`
+    /// is the Request-URI (`sip:NUMBER@trunk`); `next_hop` where the INVITE goes
+    /// (the trunk, or the outbound proxy when `proxy` is set).
+    #[allow(clippy::too_many_arguments)]
+    pub fn outgoing(
+        call_id: String,
+        local_tag: String,
+        from_uri: String,
+        target: String,
+        next_hop: SocketAddr,
+        proxy: Option<SocketAddr>,
+        transport: Transport,
+        local: SocketAddr,
+    ) -> Dialog {
+        Dialog {
+            call_id,
+            local_tag,
+            remote_tag: String::new(),
+            local_uri: from_uri,
+            remote_uri: format!("<{target}>"),
+            remote_target: target,
+            route_set: Vec::new(),
+            local_cseq: 0,
+            remote_cseq: 0,
+            source: next_hop,
+            transport,
+            local,
+            proxy,
+        }
+    }
+
+    /// The 2xx to kuma's INVITE made the dialog (§12.1.2): the remote tag and the
+    /// To value from it, the remote target from its Contact, the route set from its
+    /// Record-Route in reverse order.
+    pub fn confirm(&mut self, headers: &ezk_sip_types::Headers) {
+        if let Some(to) = message::header(headers, &Name::TO) {
+            self.remote_tag = message::header_param(to, "tag")
+                .unwrap_or_default()
+                .to_owned();
+            self.remote_uri = to.to_owned();
+        }
+        if let Some(contact) = message::header(headers, &Name::CONTACT)
+            .and_then(|c| {
+                message::split_list(c)
+                    .first()
+                    .map(|c| message::uri_text(c).to_owned())
+            })
+            .filter(|c| !c.is_empty())
+        {
+            self.remote_target = contact;
+        }
+        let mut routes: Vec<String> = message::header_all(headers, &Name::RECORD_ROUTE)
+            .flat_map(message::split_list)
+            .map(str::to_owned)
+            .collect();
+        routes.reverse();
+        self.route_set = routes;
+    }
+
+    /// The Request-URI of requests in this dialog (the remote target).
+    pub fn request_uri(&self) -> &str {
+        &self.remote_target
+    }
+
+    /// The CSeq number of kuma's last request.
+    pub fn local_cseq(&self) -> u32 {
+        self.local_cseq
     }
 
     pub fn key(&self) -> DialogKey {
@@ -147,6 +220,43 @@ impl Dialog {
         user_agent: &str,
     ) -> (Vec<u8>, SocketAddr) {
         self.local_cseq += 1;
+        self.write(
+            method,
+            self.local_cseq,
+            branch,
+            None,
+            extra,
+            body,
+            user_agent,
+        )
+    }
+
+    /// An ACK or CANCEL for kuma's INVITE number `cseq`: the ACK to a 2xx is sent
+    /// in the dialog with a new branch (§13.2.2.4); the ACK to a failure and the
+    /// CANCEL reuse the INVITE's branch, with the failure's To for the ACK
+    /// (§17.1.1.3, §9.1). No new CSeq either way.
+    pub fn ack_or_cancel(
+        &self,
+        method: &Method,
+        cseq: u32,
+        branch: &str,
+        to: Option<&str>,
+        user_agent: &str,
+    ) -> (Vec<u8>, SocketAddr) {
+        self.write(method, cseq, branch, to, &[], None, user_agent)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        method: &Method,
+        cseq: u32,
+        branch: &str,
+        to: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Option<Body<'_>>,
+        user_agent: &str,
+    ) -> (Vec<u8>, SocketAddr) {
         let (request_uri, routes): (String, Vec<String>) = match self.route_set.split_first() {
             // A strict router (no `lr`): its URI is the Request-URI, and the remote
             // target goes last in Route.
@@ -161,7 +271,7 @@ impl Dialog {
             .route_set
             .first()
             .map_or(self.remote_target.as_str(), |r| message::uri_text(r));
-        let destination = self.destination(first_hop);
+        let destination = self.proxy.unwrap_or_else(|| self.destination(first_hop));
 
         let via = format!(
             "SIP/2.0/{} {};branch={branch};rport",
@@ -169,7 +279,7 @@ impl Dialog {
             self.local
         );
         let from = format!("{};tag={}", self.local_uri, self.local_tag);
-        let cseq = format!("{} {method}", self.local_cseq);
+        let cseq = format!("{cseq} {method}");
         let contact = self.contact();
         let mut headers: Vec<(&str, &str)> = vec![("Via", &via), ("Max-Forwards", "70")];
         for route in &routes {
@@ -177,12 +287,14 @@ impl Dialog {
         }
         headers.extend([
             ("From", from.as_str()),
-            ("To", self.remote_uri.as_str()),
+            ("To", to.unwrap_or(self.remote_uri.as_str())),
             ("Call-ID", self.call_id.as_str()),
             ("CSeq", cseq.as_str()),
-            ("Contact", contact.as_str()),
-            ("User-Agent", user_agent),
         ]);
+        if !matches!(method, Method::Ack | Method::Cancel) {
+            headers.push(("Contact", contact.as_str()));
+        }
+        headers.push(("User-Agent", user_agent));
         headers.extend_from_slice(extra);
         (
             message::encode_request(method, &request_uri, &headers, body),

@@ -3,7 +3,8 @@
 //!
 //! Inputs: [`Endpoint::handle_input`] (a datagram, or a framed TCP message, with its
 //! source and `now`), [`Endpoint::handle_timeout`], and the commands
-//! ([`Endpoint::accept`], [`Endpoint::reject`], [`Endpoint::hang_up`]…). Outputs:
+//! ([`Endpoint::accept`], [`Endpoint::reject`], [`Endpoint::hang_up`]…, and
+//! [`Endpoint::dial`] for a call kuma places, see [`crate::sip::outgoing`]). Outputs:
 //! [`Endpoint::poll_output`] gives [`Output::Transmit`] and [`Output::Event`] in
 //! order; [`Endpoint::poll_timeout`] says when to call back. The shell that owns the
 //! sockets is described in [`crate::sip`].
@@ -127,6 +128,11 @@ pub enum Event {
     TransferResult { call: CallId, ok: bool },
     /// The call is over; reported exactly once per call.
     Ended { call: CallId, reason: EndReason },
+    /// A call kuma placed ([`Endpoint::dial`]) rings (180/183).
+    Ringing { call: CallId },
+    /// A call kuma placed was answered; `sdp` is the answer to kuma's offer. The
+    /// ACK is sent: media flows.
+    Answered { call: CallId, sdp: Vec<u8> },
 }
 
 /// What the endpoint dropped or answered on its own, for metrics.
@@ -397,6 +403,34 @@ impl Endpoint {
     }
 
     /// Blind transfer (RFC 3515): REFER to `target` (a SIP URI); the outcome comes as
+    /// Places a call (see [`crate::sip::outgoing`]): the INVITE goes out now; the
+    /// call then reports [`Event::Ringing`], [`Event::Answered`] or
+    /// [`Event::Ended`] (with [`EndReason::Declined`], [`EndReason::NoResponse`] or
+    /// [`EndReason::RingTimeout`]). `hang_up` before the answer cancels it.
+    pub fn dial(&mut self, dial: &crate::sip::outgoing::Dial, now: Instant) -> CallId {
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        let mut ctx = Ctx {
+            now,
+            out: &mut self.out,
+            rng: &mut self.rng,
+            config: &self.config,
+            new_branches: Vec::new(),
+        };
+        let call = Call::dial(id, dial, &mut ctx);
+        let branches = ctx.new_branches;
+        tracing::debug!(call = %id, "outgoing call");
+        self.calls.insert(
+            id,
+            CallSlot {
+                call,
+                scheduled: None,
+            },
+        );
+        self.after_call(id, branches);
+        id
+    }
+
     /// [`Event::TransferResult`]. The flow hangs up when it is told the transfer
     /// succeeded (or the transferee hangs up first).
     pub fn refer(&mut self, call: CallId, target: &str, now: Instant) {
@@ -696,7 +730,7 @@ impl Endpoint {
             self.stats.stray_responses += 1;
             return;
         };
-        self.with_call(id, now, |c, ctx| c.on_response(&branch, response.code, ctx));
+        self.with_call(id, now, |c, ctx| c.on_response(&branch, &response, ctx));
     }
 
     /// A request that could be read but not served: answered statelessly when it
@@ -853,6 +887,9 @@ impl Endpoint {
         let Some(slot) = self.calls.get_mut(&id) else {
             return;
         };
+        if std::mem::take(&mut slot.call.new_dialog) {
+            self.dialogs.insert(slot.call.dialog.key(), id);
+        }
         if slot.call.is_done() {
             if let Some(slot) = self.calls.remove(&id) {
                 for key in &slot.call.invite_keys {

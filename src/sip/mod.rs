@@ -30,6 +30,9 @@
 //!   requests kuma sends in one (BYE, REFER);
 //! - [`call`]: one call seen from the UAS side: the INVITE, its 100/180/200, the 2xx
 //!   retransmitted until the ACK, CANCEL, BYE both ways, re-INVITE, INFO keys, REFER;
+//! - [`outgoing`]: a call kuma places (the UAC side: INVITE through the trunk,
+//!   [`digest`] authentication, CANCEL on ring timeout), which becomes an ordinary
+//!   dialog once answered;
 //! - [`admission`]: who may call: the trunk allow-list and the INVITE rate limit;
 //! - [`endpoint`]: ties them together and answers the stateless cases (OPTIONS
 //!   keep-alives, 405, 501, 400, 481);
@@ -39,10 +42,12 @@ pub mod sdp;
 pub mod admission;
 pub mod call;
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 mod ids;
 pub mod message;
+pub mod outgoing;
 pub mod transaction;
 
 #[cfg(test)]
@@ -51,4 +56,5 @@ mod tests;
 pub use call::{CallId, EndReason};
 pub use endpoint::{Config, Endpoint, Event, Output, Stats};
 pub use message::Transport;
+pub use outgoing::{Credentials, Dial};
 pub use transaction::Timers;

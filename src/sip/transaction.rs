@@ -422,6 +422,127 @@ impl NonInviteClient {
     }
 }
 
+/// States of the INVITE client transaction (RFC 3261 Figure 5, RFC 6026 Figure 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteClientState {
+    Calling,
+    Proceeding,
+    /// A final failure came: its ACK is sent, retransmissions of it are answered
+    /// with the ACK again until timer D.
+    Completed,
+    /// A 2xx came (RFC 6026): 2xx retransmissions go to the call until timer M.
+    Accepted,
+    Terminated,
+}
+
+/// What the INVITE client transaction makes of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteClientVerdict {
+    /// For the call: a provisional, the first final failure, or any 2xx (the call
+    /// ACKs every 2xx itself, §13.2.2.4).
+    Pass,
+    /// A retransmitted failure: send the ACK again.
+    ResendAck,
+    /// Nothing to do.
+    Absorb,
+}
+
+/// The INVITE client transaction: kuma's INVITE to a trunk, retransmitted by timer
+/// A (T1 doubling, UDP only) until a response, given up after timer B (64·T1).
+#[derive(Debug, Clone)]
+pub struct InviteClient {
+    state: InviteClientState,
+    reliable: bool,
+    timers: Timers,
+    request: Vec<u8>,
+    timer_a: Option<(Instant, Duration)>,
+    /// Timer B (Calling), D (Completed) or M (Accepted).
+    end: Option<Instant>,
+}
+
+impl InviteClient {
+    /// Starts the transaction; the caller sends `request` once now.
+    pub fn new(request: Vec<u8>, reliable: bool, timers: Timers, now: Instant) -> Self {
+        InviteClient {
+            state: InviteClientState::Calling,
+            reliable,
+            timers,
+            timer_a: (!reliable).then(|| (now + timers.t1, timers.t1)),
+            end: Some(now + timers.t64()),
+            request,
+        }
+    }
+
+    pub fn state(&self) -> InviteClientState {
+        self.state
+    }
+
+    pub fn is_terminated(&self) -> bool {
+        self.state == InviteClientState::Terminated
+    }
+
+    pub fn on_response(&mut self, code: u16, now: Instant) -> InviteClientVerdict {
+        use InviteClientState as S;
+        match (self.state, code) {
+            (S::Calling | S::Proceeding, 100..=199) => {
+                self.state = S::Proceeding;
+                self.timer_a = None;
+                // §17.1.1.2: timer B only runs in Calling; a ringing phone may ring
+                // as long as the call allows (its own ring timeout).
+                self.end = None;
+                InviteClientVerdict::Pass
+            }
+            (S::Calling | S::Proceeding, 200..=299) => {
+                self.state = S::Accepted;
+                self.timer_a = None;
+                self.end = Some(now + self.timers.t64());
+                InviteClientVerdict::Pass
+            }
+            (S::Calling | S::Proceeding, _) => {
+                self.state = S::Completed;
+                self.timer_a = None;
+                // Timer D: at least 32 s over UDP, zero over TCP.
+                self.end = Some(if self.reliable {
+                    now
+                } else {
+                    now + self.timers.t64()
+                });
+                InviteClientVerdict::Pass
+            }
+            (S::Accepted, 200..=299) => InviteClientVerdict::Pass,
+            (S::Completed, 300..) => InviteClientVerdict::ResendAck,
+            _ => InviteClientVerdict::Absorb,
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.timer_a, self.end) {
+            (Some((a, _)), Some(end)) => Some(a.min(end)),
+            (Some((a, _)), None) => Some(a),
+            (None, end) => end,
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) -> TxTimeout {
+        if self.end.is_some_and(|end| now >= end) {
+            let timed_out = self.state == InviteClientState::Calling;
+            self.state = InviteClientState::Terminated;
+            self.timer_a = None;
+            self.end = None;
+            return TxTimeout::Terminated { timed_out };
+        }
+        if let Some((at, interval)) = self.timer_a
+            && now >= at
+        {
+            // Timer A doubles without the T2 cap (§17.1.1.2).
+            let next = interval * 2;
+            self.timer_a = Some((now + next, next));
+            return TxTimeout::Retransmit(self.request.clone());
+        }
+        TxTimeout::Nothing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,5 +711,45 @@ mod tests {
         assert_eq!(timers.t64(), ms(640));
         assert_eq!(timers.backoff(ms(40)), ms(80));
         assert_eq!(timers.backoff(ms(80)), ms(80));
+    }
+    #[test]
+    fn invite_client_timer_a_doubles_until_timer_b() {
+        let t0 = Instant::now();
+        let tx = InviteClient::new(b"INVITE".to_vec(), false, Timers::default(), t0);
+        let cell = std::cell::RefCell::new(tx);
+        let (sent, end) = run(
+            t0,
+            || cell.borrow().poll_timeout(),
+            |at| cell.borrow_mut().handle_timeout(at),
+        );
+        assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
+        assert_eq!(end, TxTimeout::Terminated { timed_out: true });
+    }
+
+    #[test]
+    fn invite_client_provisional_stops_timers_failure_is_acked_again() {
+        let t0 = Instant::now();
+        let mut tx = InviteClient::new(b"INVITE".to_vec(), false, Timers::default(), t0);
+        assert_eq!(tx.on_response(180, t0 + ms(100)), InviteClientVerdict::Pass);
+        assert_eq!(tx.poll_timeout(), None, "a ringing phone rings on");
+        assert_eq!(tx.on_response(486, t0 + ms(200)), InviteClientVerdict::Pass);
+        assert_eq!(tx.state(), InviteClientState::Completed);
+        assert_eq!(
+            tx.on_response(486, t0 + ms(300)),
+            InviteClientVerdict::ResendAck
+        );
+        assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_200)), "timer D");
+        let mut ok = InviteClient::new(b"INVITE".to_vec(), true, Timers::default(), t0);
+        assert_eq!(
+            ok.poll_timeout(),
+            Some(t0 + ms(32_000)),
+            "no timer A on TCP"
+        );
+        assert_eq!(ok.on_response(200, t0), InviteClientVerdict::Pass);
+        assert_eq!(ok.on_response(200, t0), InviteClientVerdict::Pass);
+        assert_eq!(
+            ok.handle_timeout(t0 + ms(32_000)),
+            TxTimeout::Terminated { timed_out: false }
+        );
     }
 }

@@ -23,8 +23,10 @@
 //! one readable line); `writes.rs` records calls, answers, recordings and the nodes
 //! calls reach; `reads.rs` answers counts, broadcasts and the CSV export;
 //! `funnel.rs` reads the funnel; `sql.rs` holds the statements; `pseudonym.rs`
-//! turns phone numbers into pseudonyms (and derives other keys from the secret).
+//! turns phone numbers into pseudonyms (and derives other keys from the secret);
+//! `callbacks.rs` keeps the call-back queue; `webhooks.rs` the provider calls' state.
 
+mod callbacks;
 mod error;
 mod flow;
 mod funnel;
@@ -41,6 +43,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use callbacks::{CallbackRow, Claimed, NewCallback};
 pub use error::StoreError;
 pub use funnel::FunnelCounts;
 pub use open::redact_url;

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod calls;
+mod outgoing;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,0 +1,686 @@
+//! Missed-call call-backs end to end: a real `kuma serve`, sipp as the listener who
+//! beeps the call-back number, and sipp again as the trunk and the listener's phone
+//! (answering after a digest challenge and pressing keys, busy, refusing, never
+//! answering). Checked through `kuma results` and `kuma callbacks`. Every port is
+//! chosen at run time.
+//!
+//! Needs `sipp` (Debian's sip-tester); `.ci/run` installs it. Without it, outside
+//! CI, the tests say so and pass.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{count, prepared_data, repo};
+use kuma::outbound::Policy;
+use kuma::outbound::sealed::Sealer;
+use kuma::store::{NewCallback, Pseudonymizer, Store};
+use serde_json::Value;
+
+const CAMPAIGN: &str = "stop-trafficking-mali";
+const SECRET: &str = "one secret shared by every kuma";
+
+/// The listener's number without its last digit: sipp appends the call's number.
+const LISTENER: &str = "+2237012345";
+
+fn have_sipp() -> bool {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install sipp (sip-tester)"
+        );
+        eprintln!("skipped: sipp is not installed");
+    }
+    ok
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The example campaign, with its poll open whenever the campaign runs (so the
+/// test does not depend on the day it runs), answering "yes" to q_would_report
+/// subscribing the caller to calls after each broadcast, in a folder of its own.
+/// `broadcasts` replaces the schedule's broadcasts when given.
+fn campaigns(dir: &Path, broadcasts: Option<&str>) -> PathBuf {
+    let folder = dir.join("campaigns");
+    std::fs::create_dir_all(&folder).unwrap();
+    let text = std::fs::read_to_string(repo().join("campaigns").join(format!("{CAMPAIGN}.toml")))
+        .unwrap()
+        .replace(
+            "audio = \"../audio/stop-trafficking-mali\"",
+            &format!(
+                "audio = \"{}\"",
+                repo().join("audio/stop-trafficking-mali").display()
+            ),
+        )
+        .replace("poll_window = \"48h\"\n", "")
+        .replace(
+            "prompt = \"q_would_report\"\n",
+            "prompt = \"q_would_report\"\nsubscribe = \"yes\"\n",
+        );
+    let text = match broadcasts {
+        Some(b) => text.replace(
+            "broadcasts = [\"0 0 19 * * Tue\", \"0 30 8 * * Sat\"]",
+            &format!("broadcasts = [\"{b}\"]"),
+        ),
+        None => text,
+    };
+    assert!(text.contains("subscribe = \"yes\""));
+    std::fs::write(folder.join(format!("{CAMPAIGN}.toml")), text).unwrap();
+    folder
+}
+
+/// A `kuma serve` whose trunk is a sipp on `trunk_port`, stopped when dropped.
+struct Server {
+    child: Child,
+    sip: SocketAddr,
+    http: SocketAddr,
+    dir: tempfile::TempDir,
+    campaigns: PathBuf,
+    database: String,
+}
+
+impl Server {
+    fn start(trunk_port: u16, callback: &str) -> Server {
+        Self::start_on(trunk_port, callback, None)
+    }
+
+    /// On this database (a fresh SQLite file in its folder by default).
+    fn start_on(trunk_port: u16, callback: &str, database: Option<&str>) -> Server {
+        Self::start_with(trunk_port, callback, database, None)
+    }
+
+    fn start_with(
+        trunk_port: u16,
+        callback: &str,
+        database: Option<&str>,
+        broadcasts: Option<&str>,
+    ) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        prepared_data(&data);
+        let campaigns = campaigns(dir.path(), broadcasts);
+        let database = database.map_or_else(
+            || format!("sqlite://{}/kuma.db", data.display()),
+            str::to_owned,
+        );
+        let config = dir.path().join("kuma.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\nuser = \"kuma\"\n\n[callback]\n{callback}\n"
+            ),
+        )
+        .unwrap();
+        let mut kuma = Command::new(env!("CARGO_BIN_EXE_kuma"));
+        // Call back at once unless the test sets a delay in kuma.toml.
+        if callback.contains("delay") {
+            kuma.env_remove("KUMA_CALLBACK_DELAY");
+        } else {
+            kuma.env("KUMA_CALLBACK_DELAY", "0");
+        }
+        let mut child = kuma
+            .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--rtp-ports", "20000-59999", "--config"])
+            .arg(&config)
+            .arg("--campaigns")
+            .arg(&campaigns)
+            .arg("--data")
+            .arg(&data)
+            .arg("--database")
+            .arg(&database)
+            .env("KUMA_TRUNK_PASSWORD", "s3cret")
+            .env("KUMA_LOG", "kuma=info")
+            .env("KUMA_SECRET", SECRET)
+            .env_remove("KUMA_TRUNK")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("kuma.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let sip = line
+            .split("udp ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{line}"));
+        let http = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line}"));
+        Server {
+            sip: sip.trim().parse().unwrap(),
+            http: http.trim().parse().unwrap(),
+            child,
+            dir,
+            campaigns,
+            database,
+        }
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: kuma\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kuma.log")).unwrap_or_default()
+    }
+
+    fn kuma(&self, args: &[&str]) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(args)
+            .arg("--campaigns")
+            .arg(&self.campaigns)
+            .args(["--database", &self.database, "--data"])
+            .arg(self.dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Rows of (text, integer) from the server's SQLite database.
+    fn query(&self, sql: &'static str) -> Vec<(String, i64)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&self.database).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        })
+    }
+
+    fn results(&self) -> Value {
+        self.kuma(&["results", CAMPAIGN, "--format", "json"])
+    }
+
+    fn callbacks(&self) -> Vec<Value> {
+        self.kuma(&["callbacks", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Waits until the call-backs' statuses are `want` (oldest first).
+    fn wait_statuses(&self, want: &[&str]) -> Vec<Value> {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = self.callbacks();
+            let statuses: Vec<&str> = list.iter().map(|c| c["status"].as_str().unwrap()).collect();
+            if statuses == want {
+                return list;
+            }
+            assert!(
+                Instant::now() < until,
+                "statuses {statuses:?}, expected {want:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The listener beeps the call-back number from `caller`.
+    fn missed_call(&self, caller: &str) -> Output {
+        self.missed_calls(caller, 1)
+    }
+
+    /// `n` listeners beep, from `caller` followed by 1, 2… n.
+    fn missed_calls(&self, caller: &str, n: u32) -> Output {
+        let out = sipp(self.dir.path())
+            .arg("-sf")
+            .arg(repo().join("tests/sipp/missed_call.xml"))
+            .arg(self.sip.to_string())
+            .args(["-s", "2001", "-key", "caller", caller])
+            .args(["-m", &n.to_string()])
+            .args(["-p", &free_port().to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the missed call was refused with 486: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// sipp with the options every run here shares (one call unless `-m` follows).
+fn sipp(dir: &Path) -> Command {
+    let mut cmd = Command::new("sipp");
+    cmd.args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-mp", &free_port().to_string()])
+        .args(["-timeout", "60", "-timeout_error", "-nostdin"])
+        .arg("-trace_err")
+        .arg("-error_file")
+        .arg(dir.join(format!("sipp-{}.log", free_port())))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    cmd
+}
+
+/// sipp as the trunk and phone: `scenario` on `port`, for `calls` calls.
+fn phone(dir: &Path, port: u16, scenario: &str, calls: u32, extra: &[&str]) -> Child {
+    sipp(dir)
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .args(["-p", &port.to_string(), "-m", &calls.to_string()])
+        .args(extra)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ok(mut child: Child, what: &str, server: &Server) {
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut out);
+    }
+    assert!(status.success(), "{what}\n{out}\n{}", server.log());
+}
+
+#[test]
+fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
+    if !have_sipp() {
+        return;
+    }
+    let trunk = free_port();
+    // No call after a broadcast here: that is the next test's.
+    let k = Server::start(trunk, "after_broadcast = \"30d\"");
+    let phone = phone(k.dir.path(), trunk, "callback_answer.xml", 1, &[]);
+    k.missed_call(LISTENER);
+    wait_ok(
+        phone,
+        "kuma authenticated, the phone answered the poll, and kuma hung up with BYE",
+        &k,
+    );
+    let list = k.wait_statuses(&["answered"]);
+    assert_eq!(list[0]["attempts"], 1);
+    assert!(list[0]["caller"].as_str().unwrap().starts_with("c_"));
+    assert!(!list[0]["call"].is_null());
+    let until = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let r = k.results();
+        if r["completed"] == 1 || Instant::now() > until {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r["calls"], 1, "{r}");
+    assert_eq!(r["completed"], 1);
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+    assert_eq!(count(&r, "q_would_report", "yes"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    // "Yes" to q_would_report subscribed the listener: their number is kept, sealed.
+    let subscribers = k.query("SELECT caller, length(number) FROM subscribers");
+    assert_eq!(subscribers.len(), 1, "{subscribers:?}");
+    assert_eq!(subscribers[0].0, list[0]["caller"].as_str().unwrap());
+
+    // The listener beeps again at once: too soon for another call-back.
+    k.missed_call(LISTENER);
+    let list = k.wait_statuses(&["answered", "refused"]);
+    assert_eq!(list[1]["note"], "too_soon");
+    // A withheld number is never called back.
+    k.missed_call("anonymous");
+    let list = k.wait_statuses(&["answered", "refused", "refused"]);
+    assert_eq!(list[2]["note"], "withheld_number");
+
+    // The number is nowhere: not in the log, not in what analysts see.
+    let log = k.log();
+    assert!(log.contains("call-back answered"), "{log}");
+    assert!(!log.contains("70123456"), "{log}");
+    let shown = serde_json::to_string(&k.callbacks()).unwrap();
+    assert!(!shown.contains("70123456"));
+    let table = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["callbacks", CAMPAIGN, "--campaigns"])
+        .arg(&k.campaigns)
+        .args(["--database", &k.database])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and three call-backs:\n{table}"
+    );
+    assert!(
+        table.contains("missed call") && table.contains("too_soon"),
+        "{table}"
+    );
+    assert!(!table.contains("70123456"), "{table}");
+}
+
+#[test]
+fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
+    if !have_sipp() {
+        return;
+    }
+    // A daily broadcast that started a minute ago (the campaign's zone is UTC+0).
+    let b = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let cron = b.format("%S %M %H * * *").to_string();
+    let trunk = free_port();
+    let k = Server::start_with(
+        trunk,
+        "after_broadcast = \"0\"\nretries = 1\nretry_after = \"1s\"",
+        None,
+        Some(&cron),
+    );
+    assert!(k.callbacks().is_empty(), "nobody subscribed yet");
+    let phone = phone(k.dir.path(), trunk, "callback_busy.xml", 2, &[]);
+    // A listener subscribed on an earlier call (as the previous test does by
+    // answering the question).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym("+22370123456");
+    rt.block_on(async {
+        let store = Store::open(&k.database).await.unwrap();
+        let sealed = Sealer::new(SECRET.as_bytes())
+            .seal("+22370123456", &caller)
+            .unwrap();
+        store
+            .subscribe(CAMPAIGN, &caller, &sealed, chrono::Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    wait_ok(
+        phone,
+        "the subscriber was called, busy, and called again",
+        &k,
+    );
+    let list = k.wait_statuses(&["busy"]);
+    assert_eq!(list[0]["attempts"], 2);
+    assert_eq!(list[0]["caller"], caller.as_str());
+    assert!(
+        k.log()
+            .contains("calls to subscribers queued after the broadcast")
+    );
+    // The subscriber stays subscribed for the next broadcast; this one is done.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(k.callbacks().len(), 1);
+}
+
+#[test]
+fn a_busy_phone_is_tried_again_then_the_call_back_ends_busy() {
+    if !have_sipp() {
+        return;
+    }
+    let trunk = free_port();
+    let k = Server::start(trunk, "retries = 1\nretry_after = \"1s\"");
+    let phone = phone(k.dir.path(), trunk, "callback_busy.xml", 2, &[]);
+    k.missed_call(LISTENER);
+    wait_ok(phone, "two attempts, both busy", &k);
+    let list = k.wait_statuses(&["busy"]);
+    assert_eq!(list[0]["attempts"], 2);
+    assert_eq!(list[0]["note"], "sip 486");
+    let metrics = k.metrics();
+    assert!(
+        metrics.contains("kuma_callback_attempts_total{status=\"busy\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kuma_missed_calls_total{outcome=\"queued\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_trunk_that_refuses_with_403_is_not_tried_again() {
+    if !have_sipp() {
+        return;
+    }
+    let trunk = free_port();
+    // The block list names pseudonyms: this one is +22370999991's.
+    let blocked = Pseudonymizer::new(SECRET.as_bytes()).pseudonym("+22370999991");
+    let k = Server::start(
+        trunk,
+        &format!("retries = 3\nretry_after = \"1s\"\nblocked = [\"{blocked}\"]"),
+    );
+    let phone = phone(k.dir.path(), trunk, "callback_forbidden.xml", 1, &[]);
+    k.missed_call(LISTENER);
+    wait_ok(phone, "one attempt, refused", &k);
+    let list = k.wait_statuses(&["failed"]);
+    assert_eq!(list[0]["attempts"], 1);
+    assert_eq!(list[0]["note"], "sip 403");
+    // A blocked number is never called back.
+    k.missed_call("+2237099999");
+    let list = k.wait_statuses(&["failed", "refused"]);
+    assert_eq!(list[1]["note"], "blocked");
+    // No retry storm: still one attempt a few retry periods later.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(k.callbacks()[0]["attempts"], 1);
+}
+
+#[test]
+fn a_phone_that_is_never_picked_up_is_cancelled_and_recorded_no_answer() {
+    if !have_sipp() {
+        return;
+    }
+    let trunk = free_port();
+    let k = Server::start(trunk, "retries = 0\nring_timeout = \"2s\"");
+    let phone = phone(k.dir.path(), trunk, "callback_no_answer.xml", 1, &[]);
+    k.missed_call(LISTENER);
+    wait_ok(phone, "kuma cancelled the ringing call", &k);
+    let list = k.wait_statuses(&["no_answer"]);
+    assert_eq!(list[0]["attempts"], 1);
+}
+
+// ---- several processes, one PostgreSQL database --------------------------------
+
+/// The admin URL of the test PostgreSQL server (`.ci/start-postgres`), or `None`
+/// to skip (a failure under CI).
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("KUMA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("KUMA_TEST_POSTGRES_URL is not set: under CI the PostgreSQL tests must run")
+        }
+        _ => {
+            eprintln!("skipped: KUMA_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+fn pg(admin: &str, statement: &str) {
+    let out = Command::new("psql")
+        .args([admin, "-Atqc", statement])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn pg_rows(url: &str, query: &str) -> Vec<String> {
+    let out = Command::new("psql")
+        .args([url, "-Atqc", query])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A fresh database on the test server, dropped at the end.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn new(admin: &str) -> PgDatabase {
+        let name = format!(
+            "kuma_outbound_{:08x}",
+            std::process::id() ^ free_port() as u32
+        );
+        pg(admin, &format!("CREATE DATABASE {name}"));
+        let (scheme, rest) = admin.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        PgDatabase {
+            url: format!("{scheme}://{authority}/{name}"),
+            admin: admin.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+#[test]
+fn two_kuma_processes_on_one_postgresql_dial_each_call_back_once() {
+    if !have_sipp() {
+        return;
+    }
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let db = PgDatabase::new(&admin);
+    let trunk = free_port();
+    // The call-backs wait 3 s, so that both processes see them due and race for
+    // them; busy is final at once (no retries).
+    let settings = "delay = \"3s\"\nretries = 0";
+    let a = Server::start_on(trunk, settings, Some(&db.url));
+    let b = Server::start_on(trunk, settings, Some(&db.url));
+    const N: u32 = 12;
+    let phone = phone(a.dir.path(), trunk, "callback_busy.xml", N, &[]);
+    a.missed_calls(LISTENER, N / 2);
+    b.missed_calls("+2237099999", N / 2);
+    wait_ok(
+        phone,
+        "exactly one INVITE per call-back reached the trunk",
+        &a,
+    );
+    let list = a.wait_statuses(&["busy"; N as usize]);
+    assert!(list.iter().all(|c| c["attempts"] == 1), "{list:#?}");
+    let attempts = pg_rows(
+        &db.url,
+        "SELECT callback, COUNT(*) FROM callback_attempts GROUP BY callback HAVING COUNT(*) <> 1",
+    );
+    assert!(attempts.is_empty(), "dialled twice: {attempts:?}");
+    let workers = pg_rows(&db.url, "SELECT DISTINCT claimed_by FROM callbacks");
+    eprintln!("dialled by {workers:?}");
+    assert!(!workers.is_empty());
+    // Nothing is left queued or dialled again a moment later.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.callbacks().iter().all(|c| c["attempts"] == 1));
+}
+
+/// Many dialers in two "processes" (two stores, two connection pools) claiming
+/// one queue as fast as they can: every call-back is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let db = PgDatabase::new(&admin);
+    let a = Store::open(&db.url).await.unwrap();
+    let b = Store::open(&db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    const N: usize = 300;
+    for i in 0..N {
+        let caller = format!("c_{i:032x}");
+        let new = NewCallback {
+            campaign: CAMPAIGN,
+            caller: &caller,
+            sealed: b"sealed",
+            at: now,
+            due: now,
+        };
+        let (_, queued) = a.queue_callback(&new, &Policy::default()).await.unwrap();
+        assert_eq!(queued, Ok(()));
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = if w % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let stale = now - chrono::Duration::hours(1);
+            let worker = format!("w{w}");
+            while let Some(c) = store.claim_callback(&worker, now, stale).await.unwrap() {
+                mine.push(c.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(claimed, all.len(), "a call-back was claimed twice");
+    assert_eq!(all.len(), N, "every call-back was claimed");
+
+    // Subscribers on PostgreSQL: queued once per broadcast, whichever process tries.
+    for caller in ["c_s1", "c_s2"] {
+        a.subscribe(CAMPAIGN, caller, b"sealed", now).await.unwrap();
+    }
+    let b1 = now - chrono::Duration::hours(1);
+    let (qa, qb) = tokio::join!(
+        a.queue_broadcast(CAMPAIGN, b1, now, now),
+        b.queue_broadcast(CAMPAIGN, b1, now, now)
+    );
+    assert_eq!(qa.unwrap() + qb.unwrap(), 2);
+    assert!(b.unsubscribe(CAMPAIGN, "c_s1", now).await.unwrap());
+    assert_eq!(a.subscriber_count(CAMPAIGN).await.unwrap(), 1);
+    a.close().await;
+    b.close().await;
+}
