@@ -585,3 +585,31 @@ fn audio_dtmf_prints_the_keys_heard_as_tones() {
     let bad = k.run(&["audio", "dtmf", "/nonexistent.wav"]);
     fails_with(&bad, "/nonexistent.wav");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `kuma check | head -c 1`: the reader goes away after one byte, long before
+    // kuma has checked the audio and printed the rest.
+    use std::io::Read;
+    use std::process::Stdio;
+    let k = Kuma::sqlite();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .arg("check")
+        .arg("--campaigns")
+        .arg(repo().join("campaigns"))
+        .arg("--database")
+        .arg(&k.database)
+        .arg("--data")
+        .arg(k.data())
+        .env_remove("KUMA_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is closed here, as `head` closes it.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -95,6 +95,9 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    if !matches!(cli.command, Command::Serve(_)) {
+        die_quietly_on_closed_pipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUMA_LOG")
@@ -118,6 +121,17 @@ pub fn main() -> ExitCode {
             eprintln!("kuma: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `kuma results … | head` must end quietly when `head` has read enough, as Unix
+/// tools do, instead of panicking in `println!` on the broken pipe (Rust ignores
+/// SIGPIPE, so every write would fail with EPIPE). `kuma serve` keeps ignoring
+/// it: a reader that goes away must never stop the calls in progress.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: called before any thread is started; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
