@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,15 +68,9 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let http = line
-            .split("http://")
-            .nth(1)
-            .unwrap_or_else(|| panic!("kuma serve did not start: {line}"));
+        let (_, http) = common::serve_addresses(&mut child);
         Server {
-            http: http.trim().parse().unwrap(),
+            http,
             child,
             data,
             _dir: dir,

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -147,21 +146,10 @@ impl Server {
             .stderr(std::fs::File::create(dir.path().join("kuma.log")).unwrap())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let sip = line
-            .split("udp ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{line}"));
-        let http = line
-            .split("http://")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{line}"));
+        let (sip, http) = common::serve_addresses(&mut child);
         Server {
-            sip: sip.trim().parse().unwrap(),
-            http: http.trim().parse().unwrap(),
+            sip,
+            http,
             child,
             dir,
             campaigns,

@@ -81,17 +81,11 @@ pub async fn run(
         anyhow::bail!("no campaign can take calls: fix the problems above (kuma check)");
     }
     let metrics = http::install_metrics()?;
-    let sip_socket = tokio::net::UdpSocket::bind(config.sip)
-        .await
-        .with_context(|| format!("cannot listen for SIP on {}", config.sip))?;
+    let (sip_socket, sip_tcp) = bind_sip(config.sip).await?;
     let http_listener = tokio::net::TcpListener::bind(config.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let sip_addr = sip_socket.local_addr()?;
-    // TCP on the same address and port as UDP (RFC 3261 §18).
-    let sip_tcp = tokio::net::TcpListener::bind(sip_addr)
-        .await
-        .with_context(|| format!("cannot listen for SIP over TCP on {sip_addr}"))?;
     let http_addr = http_listener.local_addr()?;
     // Tests and scripts read this line to find the ports chosen at run time.
     println!("kuma serve: SIP on udp {sip_addr} (and tcp), HTTP on http://{http_addr}");
@@ -137,6 +131,38 @@ fn catalog_has_callbacks(shared: &Shared) -> bool {
     shared.catalog().has_callbacks()
 }
 
+/// The SIP sockets: UDP, and TCP on the same address and port (RFC 3261 §18).
+///
+/// With port 0 the system picks a free UDP port, but its TCP twin may be taken,
+/// for instance as the local end of some outgoing TCP connection (they share the
+/// ephemeral range): then another port is tried, instead of failing at start-up.
+async fn bind_sip(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    const TRIES: usize = 20;
+    for attempt in 1..=TRIES {
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for SIP on {addr}"))?;
+        let bound = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e)
+                if addr.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < TRIES =>
+            {
+                tracing::debug!(%bound, "TCP twin of the SIP port is taken; trying another port");
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot listen for SIP over TCP on {bound}")));
+            }
+        }
+    }
+    anyhow::bail!("cannot find a port free for SIP over both UDP and TCP on {addr}")
+}
+
 /// SIGHUP reloads the campaigns; SIGTERM or SIGINT stops taking calls.
 async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -174,4 +200,31 @@ async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bo
     }
     eprintln!("kuma serve: stopping: no new calls; waiting for the calls in progress");
     let _ = stop.send(true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind_sip;
+
+    #[tokio::test]
+    async fn sip_listens_on_one_port_for_udp_and_tcp() {
+        let (udp, tcp) = bind_sip("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert_eq!(udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_named_port_whose_tcp_twin_is_taken_is_one_clear_error() {
+        // Take a TCP port, then ask for SIP on that port number: UDP binds, TCP
+        // cannot, and a port the user named is never swapped for another.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        if std::net::UdpSocket::bind(addr).is_err() {
+            return; // someone else holds the UDP twin: nothing to learn here
+        }
+        let err = bind_sip(addr).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!("SIP over TCP on {addr}")),
+            "{err:#}"
+        );
+    }
 }

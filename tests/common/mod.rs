@@ -21,6 +21,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+/// The SIP and HTTP addresses a starting `kuma serve` prints on its first line of
+/// standard output (the ports are chosen at run time):
+/// "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q".
+pub fn serve_addresses(child: &mut Child) -> (SocketAddr, SocketAddr) {
+    let stdout = child
+        .stdout
+        .take()
+        .expect("kuma serve's stdout must be piped");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let sip = line
+        .split("udp ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok());
+    let http = line
+        .split("http://")
+        .nth(1)
+        .and_then(|a| a.trim().parse().ok());
+    match (sip, http) {
+        (Some(sip), Some(http)) => (sip, http),
+        _ => panic!(
+            "kuma serve did not start: {line:?} ({:?}); its stderr says why",
+            child.wait()
+        ),
+    }
+}
+
 /// The repository (the example campaign and its audio live there).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -114,22 +142,10 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        // "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q"
-        let sip = line
-            .split("udp ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{line}"));
-        let http = line
-            .split("http://")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{line}"));
+        let (sip, http) = serve_addresses(&mut child);
         Server {
-            sip: sip.parse().unwrap(),
-            http: http.trim().parse().unwrap(),
+            sip,
+            http,
             child,
             dir,
             data,
