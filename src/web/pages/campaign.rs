@@ -32,7 +32,7 @@ const HOURS_AFTER: i64 = 22;
 /// How many of the latest call-backs the page lists (the API lists more).
 const LATEST_CALLBACKS: u32 = 10;
 /// How much of a pseudonym (`c_` and hex) the call-back table shows.
-const PSEUDONYM_SHOWN: usize = 10;
+const PSEUDONYM_SHOWN: usize = 8;
 
 fn tz(c: &Campaign) -> Tz {
     c.schedule
@@ -392,7 +392,7 @@ async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Mar
                 div.scroll {
                     table.callbacks {
                         thead { tr {
-                            th { (t.caller) } th { (t.status) } th { (t.attempts) } th { (t.next_try) }
+                            th { (t.caller) } th { (t.status) } th { (t.tries) } th { (t.next_try) }
                         } }
                         tbody {
                             @for e in &q.callbacks {
@@ -400,10 +400,15 @@ async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Mar
                                     td title=(e.caller) { code { (short_pseudonym(&e.caller)) } }
                                     td {
                                         (Status::parse(&e.status).map_or(e.status.as_str(), |st| t.status(st)))
-                                        @if let Some(note) = &e.note { " " span.muted { "(" (note) ")" } }
+                                        @if let Some(note) = &e.note { " " span.muted { "(" (note.replace('_', " ")) ")" } }
                                     }
                                     td { (e.attempts) }
-                                    td { (e.next_at.map(|at| at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "–".into())) }
+                                    td {
+                                        @if let Some(at) = e.next_at.map(|at| at.with_timezone(&tz)) {
+                                            // Date and time on two lines: the table fits a phone.
+                                            (at.format("%Y-%m-%d")) br; (at.format("%H:%M"))
+                                        } @else { "–" }
+                                    }
                                 }
                             }
                         }
@@ -568,7 +573,7 @@ mod tests {
 
     #[test]
     fn pseudonyms_are_shortened_for_the_table() {
-        assert_eq!(short_pseudonym("c_0123456789abcdef"), "c_01234567…");
+        assert_eq!(short_pseudonym("c_0123456789abcdef"), "c_012345…");
         assert_eq!(short_pseudonym("c_01"), "c_01");
     }
 

@@ -173,6 +173,8 @@ pub struct Strings {
     pub caller: &'static str,
     pub status: &'static str,
     pub next_try: &'static str,
+    /// The attempts column's heading.
+    pub tries: &'static str,
     /// A call-back's status, in the order of [`Strings::status`].
     pub statuses: [&'static str; 8],
 }
@@ -294,6 +296,7 @@ pub static EN: Strings = Strings {
     caller: "Listener",
     status: "Status",
     next_try: "Next try",
+    tries: "Tries",
     statuses: [
         "queued",
         "dialling",
@@ -399,6 +402,7 @@ pub static FR: Strings = Strings {
     caller: "Auditeur",
     status: "État",
     next_try: "Prochain essai",
+    tries: "Essais",
     statuses: [
         "en attente",
         "appel en cours",
