@@ -1563,6 +1563,22 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
         .collect();
     assert_eq!(ids, [&list[0]["id"], &list[3]["id"]]);
     assert_eq!(queued["summary"], *summary);
+    let cli: Value = serde_json::from_str(&s.kuma(&[
+        "callbacks",
+        CAMPAIGN,
+        "--format",
+        "json",
+        "--status",
+        "queued",
+        "--limit",
+        "1",
+    ]))
+    .unwrap();
+    assert_eq!(
+        cli,
+        serde_json::json!([list[0].clone()]),
+        "kuma callbacks filters alike"
+    );
     let one = s.get(&format!("{path}?limit=1"), Some(&analyst)).json();
     assert_eq!(one["callbacks"], serde_json::json!([list[0].clone()]));
     let none = s
