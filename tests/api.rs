@@ -1374,3 +1374,263 @@ fn every_route_is_in_openapi_yaml() {
         );
     }
 }
+
+/// Fills the call-back queue through the store, as `kuma serve` leaves it (this
+/// server has no trunk, so nothing dials meanwhile): a missed call busy once and
+/// queued again, one answered, one refused, a subscriber queued after a
+/// broadcast, and one call-back of another campaign. The sealed numbers are the
+/// raw numbers here, so that a leak of the sealed column would show as a number.
+fn fill_callbacks(s: &Server) {
+    use kuma::outbound::{Attempt, Next, Policy, Refusal, Status, after_attempt};
+    use kuma::store::{NewCallback, Store};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open(&format!("sqlite://{}/kuma.db", s.data.display()))
+            .await
+            .unwrap();
+        let p = Policy::default();
+        let t0: chrono::DateTime<chrono::Utc> = "2026-12-01T19:00:00Z".parse().unwrap();
+        let secs = chrono::Duration::seconds;
+        let missed = |caller: &'static str, number: &'static str, at, due| NewCallback {
+            campaign: CAMPAIGN,
+            caller,
+            sealed: number.as_bytes(),
+            at,
+            due,
+        };
+        let (busy, ok) = store
+            .queue_callback(
+                &missed("c_busy0000000001", "+22370000001", t0, t0 + secs(20)),
+                &p,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok, Ok(()));
+        let t = t0 + secs(20);
+        assert_eq!(
+            store.claim_callback("w", t, t0).await.unwrap().unwrap().id,
+            busy
+        );
+        store.callback_ringing(busy, 1).await.unwrap();
+        let next = after_attempt(&p, Attempt::Busy, 1, t);
+        assert!(matches!(next, Next::Retry(_)));
+        store
+            .finish_attempt(busy, 1, Status::Busy, Some(486), next, None, t)
+            .await
+            .unwrap();
+        let t1 = t0 + secs(60);
+        let (answered, _) = store
+            .queue_callback(
+                &missed("c_answ0000000002", "+22370000002", t1, t1 + secs(20)),
+                &p,
+            )
+            .await
+            .unwrap();
+        let t = t1 + secs(60);
+        assert_eq!(
+            store.claim_callback("w", t, t0).await.unwrap().unwrap().id,
+            answered
+        );
+        store
+            .finish_attempt(
+                answered,
+                1,
+                Status::Answered,
+                None,
+                Next::Final(Status::Answered),
+                None,
+                t,
+            )
+            .await
+            .unwrap();
+        store
+            .refuse_callback(CAMPAIGN, "c_anon0000000003", Refusal::Withheld, t1)
+            .await
+            .unwrap();
+        let later = t0 + chrono::Duration::days(1);
+        let mut other = missed("c_othr0000000004", "+22370000004", t1, later);
+        other.campaign = "another-campaign";
+        assert_eq!(store.queue_callback(&other, &p).await.unwrap().1, Ok(()));
+        store
+            .subscribe(CAMPAIGN, "c_subs0000000005", b"+22370000005", t1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .queue_broadcast(CAMPAIGN, t0, later, t1)
+                .await
+                .unwrap(),
+            1
+        );
+        store.close().await;
+    });
+}
+
+#[test]
+fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
+    let s = Server::start();
+    let path = format!("/api/campaigns/{CAMPAIGN}/callbacks");
+    assert_error(&s.get(&path, None), 401, "missing token");
+    assert_error(&s.get(&path, Some("kuma_nonsense")), 401, "unknown");
+    let analyst = s.token("analyst", "ana");
+    let empty = s.get(&path, Some(&analyst));
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    let empty = empty.json();
+    assert_eq!(empty["callbacks"], serde_json::json!([]));
+    assert_eq!(empty["summary"]["callbacks"], 0);
+    assert_eq!(empty["summary"]["by_status"]["queued"], 0);
+
+    fill_callbacks(&s);
+    let r = s.get(&path, Some(&analyst));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.head.contains("content-type: application/json"),
+        "{}",
+        r.head
+    );
+    assert!(
+        !r.body.contains("2237000000"),
+        "no number, sealed or not: {}",
+        r.body
+    );
+    let q = r.json();
+    assert_eq!(q["campaign"], CAMPAIGN);
+    let list = q["callbacks"].as_array().unwrap();
+    let rows: Vec<(&str, &str, &str, u64)> = list
+        .iter()
+        .map(|c| {
+            (
+                c["caller"].as_str().unwrap(),
+                c["kind"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["attempts"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("c_subs0000000005", "broadcast", "queued", 0),
+            ("c_anon0000000003", "missed_call", "refused", 0),
+            ("c_answ0000000002", "missed_call", "answered", 1),
+            ("c_busy0000000001", "missed_call", "queued", 1),
+        ],
+        "newest first, this campaign only"
+    );
+    let busy = &list[3];
+    assert_eq!(busy["note"], "sip 486");
+    assert_eq!(busy["next_try"], "2026-12-01T20:00:20+00:00");
+    assert_eq!(
+        busy["tries"],
+        serde_json::json!([{"attempt": 1, "status": "busy", "sip_code": 486}])
+    );
+    assert_eq!(list[1]["note"], "withheld_number");
+    assert_eq!(list[0]["broadcast"], "2026-12-01T19:00:00+00:00");
+
+    // The same rows and keys as `kuma callbacks --format json` (oldest first there).
+    let cli: Value =
+        serde_json::from_str(&s.kuma(&["callbacks", CAMPAIGN, "--format", "json"])).unwrap();
+    let mut newest_first = cli.as_array().unwrap().clone();
+    newest_first.reverse();
+    assert_eq!(&newest_first, list);
+
+    let summary = &q["summary"];
+    assert_eq!(summary["callbacks"], 4);
+    assert_eq!(summary["attempts"], 2);
+    assert_eq!(
+        summary["by_status"],
+        serde_json::json!({"queued": 2, "dialing": 0, "answered": 1, "busy": 0,
+            "no_answer": 0, "failed": 0, "cancelled": 0, "refused": 1})
+    );
+    assert_eq!(
+        summary["by_kind"],
+        serde_json::json!({"missed_call": {"callbacks": 3, "attempts": 2},
+            "broadcast": {"callbacks": 1, "attempts": 0}})
+    );
+
+    // Filters pick rows; the summary stays the whole queue's.
+    let queued = s
+        .get(&format!("{path}?status=queued"), Some(&analyst))
+        .json();
+    let ids: Vec<&Value> = queued["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["id"])
+        .collect();
+    assert_eq!(ids, [&list[0]["id"], &list[3]["id"]]);
+    assert_eq!(queued["summary"], *summary);
+    let cli: Value = serde_json::from_str(&s.kuma(&[
+        "callbacks",
+        CAMPAIGN,
+        "--format",
+        "json",
+        "--status",
+        "queued",
+        "--limit",
+        "1",
+    ]))
+    .unwrap();
+    assert_eq!(
+        cli,
+        serde_json::json!([list[0].clone()]),
+        "kuma callbacks filters alike"
+    );
+    let one = s.get(&format!("{path}?limit=1"), Some(&analyst)).json();
+    assert_eq!(one["callbacks"], serde_json::json!([list[0].clone()]));
+    let none = s
+        .get(&format!("{path}?status=no_answer"), Some(&analyst))
+        .json();
+    assert_eq!(none["callbacks"], serde_json::json!([]));
+
+    assert_error(
+        &s.get(&format!("{path}?status=late"), Some(&analyst)),
+        400,
+        "bad status `late`",
+    );
+    assert_error(
+        &s.get(&format!("{path}?limit=0"), Some(&analyst)),
+        400,
+        "1 to 1000",
+    );
+    assert_error(
+        &s.get(&format!("{path}?limit=1001"), Some(&analyst)),
+        400,
+        "1 to 1000",
+    );
+    assert_error(
+        &s.get(&format!("{path}?by=q_gender"), Some(&analyst)),
+        400,
+        "unknown query parameter",
+    );
+    assert_error(
+        &s.get("/api/campaigns/no-such-campaign/callbacks", Some(&analyst)),
+        404,
+        "unknown campaign",
+    );
+    // Every role includes the analyst's.
+    let broadcaster = s.token("broadcaster", "studio");
+    assert_eq!(s.get(&path, Some(&broadcaster)).json(), q);
+
+    // The campaign page shows the same counts and the latest call-backs.
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}?lang=en"), Some(&analyst));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("2237000000"));
+    assert!(
+        page.body
+            .contains(r#"id="callbacks" data-total="4" data-attempts="2""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"data-status="queued" data-count="2""#));
+    assert!(
+        page.body
+            .contains(r#"data-status="refused" data-count="1""#)
+    );
+    assert!(page.body.contains("c_busy00…"));
+    // The busy one's retry, 20:00:20 UTC, is 20:00 in Bamako (UTC+0).
+    assert!(page.body.contains("2026-12-01<br>20:00"), "{}", page.body);
+}

@@ -2,7 +2,8 @@
 //! playwright-core (`tests/browser/run.mjs`) against a real `kuma serve` started
 //! here on run-time ports with a fresh data folder. Tokens come from `kuma token
 //! create`, answers from `kuma simulate` and `kuma call`, one voice message from
-//! the store's own `add_recording` (as a SIP call would leave it).
+//! the store's own `add_recording` (as a SIP call would leave it), call-backs
+//! from the store's `queue_callback`.
 //!
 //! Needs `chromium` (Debian package) and `npm ci --prefix tests/browser`; `.ci/run`
 //! does both. Screenshots of every page are left in `target/browser-screenshots/`.
@@ -174,6 +175,41 @@ fn leave_voice_message(server: &Server) {
     });
 }
 
+/// Call-backs as `kuma serve` leaves them (this server has no trunk, so nothing
+/// dials them meanwhile): two queued for tomorrow, one refused.
+fn queue_callbacks(server: &Server) {
+    use kuma::outbound::{Policy, Refusal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = kuma::store::Store::open(&server.database()).await.unwrap();
+        let at = chrono::Utc::now();
+        for caller in ["c_callback0000001", "c_callback0000002"] {
+            let (_, queued) = store
+                .queue_callback(
+                    &kuma::store::NewCallback {
+                        campaign: CAMPAIGN,
+                        caller,
+                        sealed: b"sealed",
+                        at,
+                        due: at + chrono::Duration::days(1),
+                    },
+                    &Policy::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(queued, Ok(()));
+        }
+        store
+            .refuse_callback(CAMPAIGN, "c_callback0000003", Refusal::Withheld, at)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+}
+
 #[test]
 fn the_web_app_in_chromium() {
     let chromium = chromium();
@@ -192,6 +228,7 @@ fn the_web_app_in_chromium() {
         DURING_BROADCAST,
     ]);
     leave_voice_message(&server);
+    queue_callbacks(&server);
 
     let screenshots = repo().join("target/browser-screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();

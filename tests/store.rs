@@ -158,6 +158,7 @@ on_both_backends!(
     webhook_sessions_apply_each_step_once,
     provider_recordings_are_kept_until_fetched,
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
+    callbacks_are_listed_filtered_and_counted,
 );
 
 // ---- helpers -------------------------------------------------------------------
@@ -1107,6 +1108,121 @@ async fn the_funnel_counts_each_node_once_and_hang_ups_where_they_happen(
             .unwrap()
             .nodes
             .is_empty()
+    );
+}
+
+/// The call-back queue as `kuma callbacks` and the API read it: one campaign's,
+/// newest first, by status, limited, each with its attempts; and its counts.
+async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
+    use kuma::outbound::{Next, Policy, Refusal, Status};
+    use kuma::store::{CallbackFilter, NewCallback};
+    let p = Policy::default();
+    let missed = |campaign, caller, t: DateTime<Utc>| NewCallback {
+        campaign,
+        caller,
+        sealed: b"sealed",
+        at: t,
+        due: t,
+    };
+    let (a, _) = store
+        .queue_callback(&missed(CAMPAIGN, "c_a", at(0)), &p)
+        .await
+        .unwrap();
+    let claimed = store.claim_callback("w", at(1), at(0)).await.unwrap();
+    assert_eq!(claimed.map(|c| c.id), Some(a));
+    store.callback_ringing(a, 1).await.unwrap();
+    store
+        .finish_attempt(
+            a,
+            1,
+            Status::NoAnswer,
+            Some(480),
+            Next::Retry(at(60)),
+            None,
+            at(2),
+        )
+        .await
+        .unwrap();
+    let (_, other) = store
+        .queue_callback(&missed("other", "c_o", at(3)), &p)
+        .await
+        .unwrap();
+    assert_eq!(other, Ok(()));
+    store
+        .refuse_callback(CAMPAIGN, "c_r", Refusal::Blocked, at(4))
+        .await
+        .unwrap();
+    store
+        .subscribe(CAMPAIGN, "c_s", b"sealed", at(5))
+        .await
+        .unwrap();
+    store
+        .queue_broadcast(CAMPAIGN, at(0), day(1), at(5))
+        .await
+        .unwrap();
+
+    let filter = |status, limit| CallbackFilter {
+        campaign: Some(CAMPAIGN),
+        status,
+        limit,
+    };
+    let list = store.list_callbacks(&filter(None, None)).await.unwrap();
+    let rows: Vec<_> = list
+        .iter()
+        .map(|r| {
+            (
+                r.caller.as_str(),
+                r.status.as_str(),
+                r.attempts,
+                r.broadcast.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("c_s", "queued", 0, true),
+            ("c_r", "refused", 0, false),
+            ("c_a", "queued", 1, false)
+        ]
+    );
+    assert_eq!(list[2].note.as_deref(), Some("sip 480"));
+    assert_eq!(list[2].next_at, Some(at(60)));
+    let tries: Vec<_> = list[2]
+        .tries
+        .iter()
+        .map(|t| (t.attempt, t.status.as_str(), t.sip_code))
+        .collect();
+    assert_eq!(tries, [(1, "no_answer", Some(480))]);
+    let queued = store
+        .list_callbacks(&filter(Some(Status::Queued), Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].caller, "c_s");
+    assert_eq!(
+        store
+            .list_callbacks(&CallbackFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+
+    let counts: Vec<_> = store
+        .callback_counts(CAMPAIGN)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.status, c.broadcast, c.callbacks, c.attempts))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("queued".to_string(), false, 1, 1),
+            ("queued".to_string(), true, 1, 0),
+            ("refused".to_string(), false, 1, 0)
+        ]
     );
 }
 

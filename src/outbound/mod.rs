@@ -22,9 +22,11 @@
 //!   time zone) like their retries.
 //!
 //! The queue itself is in the database (`crate::store`, `callbacks` table), and
-//! the numbers in it are sealed ([`sealed`]). The dialer in `crate::serve` claims
+//! the numbers in it are sealed ([`sealed`]); [`listing`] is how people read it
+//! (the CLI, the API and the web page). The dialer in `crate::serve` claims
 //! due call-backs, places the calls and records each attempt.
 
+pub mod listing;
 pub mod sealed;
 
 use std::time::Duration;

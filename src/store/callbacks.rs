@@ -60,9 +60,25 @@ const FINAL: &str = "\
 const RETRY: &str = "\
     UPDATE callbacks SET status = 'queued', note = $2, updated_at = $3, next_at = $4 \
     WHERE id = $1";
+/// The newest call-backs first; `''` for "any" campaign or status (static SQL with
+/// typed parameters works the same on both databases, where `$1 IS NULL` would
+/// leave PostgreSQL guessing the parameter's type).
 const LIST: &str = "\
     SELECT id, campaign, caller, status, note, attempts, next_at, created_at, updated_at, call, \
-      broadcast FROM callbacks ORDER BY id";
+      broadcast FROM callbacks WHERE ($1 = '' OR campaign = $1) AND ($2 = '' OR status = $2) \
+    ORDER BY id DESC LIMIT $3";
+/// The attempts of the call-backs [`LIST`] returns for the same parameters, in
+/// one statement rather than one per call-back.
+const LIST_ATTEMPTS: &str = "\
+    SELECT callback, attempt, status, sip_code FROM callback_attempts WHERE callback IN \
+      (SELECT id FROM callbacks WHERE ($1 = '' OR campaign = $1) AND ($2 = '' OR status = $2) \
+       ORDER BY id DESC LIMIT $3) \
+    ORDER BY callback, attempt";
+/// Call-backs and attempts per status and kind (1: a call after a broadcast).
+const SUMMARY: &str = "\
+    SELECT status, CAST(CASE WHEN broadcast IS NULL THEN 0 ELSE 1 END AS BIGINT) AS kind, \
+      COUNT(*), CAST(COALESCE(SUM(attempts), 0) AS BIGINT) \
+    FROM callbacks WHERE campaign = $1 GROUP BY status, kind ORDER BY status, kind";
 const HAS_NUMBER: &str = "SELECT COUNT(*) FROM callbacks WHERE id = $1 AND number IS NOT NULL";
 const ATTEMPTS: &str = "\
     SELECT attempt, status, sip_code FROM callback_attempts WHERE callback = $1 ORDER BY attempt";
@@ -109,6 +125,40 @@ pub struct CallbackRow {
     pub call: Option<CallId>,
     /// A call to a subscriber: the broadcast it follows.
     pub broadcast: Option<DateTime<Utc>>,
+    /// Every attempt so far, first to last.
+    pub tries: Vec<AttemptRow>,
+}
+
+/// One dialling attempt of a call-back and how it ended (`ringing` while it rings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// From 1.
+    pub attempt: u32,
+    pub status: String,
+    /// The SIP final response that ended it, if any.
+    pub sip_code: Option<u16>,
+}
+
+/// Which call-backs [`Store::list_callbacks`] returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallbackFilter<'a> {
+    /// Only this campaign's.
+    pub campaign: Option<&'a str>,
+    /// Only those with this status.
+    pub status: Option<Status>,
+    /// Only the newest this many.
+    pub limit: Option<u32>,
+}
+
+/// How many call-backs of a campaign have one status and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackCount {
+    pub status: String,
+    /// Calls to subscribers after a broadcast (else missed calls).
+    pub broadcast: bool,
+    pub callbacks: u64,
+    /// Dialling attempts made for them.
+    pub attempts: u64,
 }
 
 /// id, campaign, caller, sealed number, attempts, broadcast.
@@ -127,6 +177,9 @@ type ListRow = (
     Option<i64>,
     Option<i64>,
 );
+
+/// callback, attempt, status, SIP code.
+type AttemptListRow = (i64, i64, String, Option<i64>);
 
 const SUBSCRIBE: &str = "\
     INSERT INTO subscribers (campaign, caller, number, subscribed_at) VALUES ($1, $2, $3, $4) \
@@ -390,15 +443,39 @@ impl Store {
         })
     }
 
-    /// Every call-back, oldest first (of one campaign, if given).
+    /// The call-backs `filter` picks, newest first, each with its attempts.
     pub async fn list_callbacks(
         &self,
-        campaign: Option<&str>,
+        filter: &CallbackFilter<'_>,
     ) -> Result<Vec<CallbackRow>, StoreError> {
-        let rows: Vec<ListRow> =
-            with_pool!(self, |pool| sqlx::query_as(LIST).fetch_all(pool).await?);
+        let campaign = filter.campaign.unwrap_or("");
+        let status = filter.status.map_or("", Status::as_str);
+        let limit = filter.limit.map_or(i64::MAX, i64::from);
+        let (rows, attempts): (Vec<ListRow>, Vec<AttemptListRow>) = with_pool!(self, |pool| {
+            let rows = sqlx::query_as(LIST)
+                .bind(campaign)
+                .bind(status)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let attempts = sqlx::query_as(LIST_ATTEMPTS)
+                .bind(campaign)
+                .bind(status)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            (rows, attempts)
+        });
+        let mut tries: std::collections::HashMap<i64, Vec<AttemptRow>> =
+            std::collections::HashMap::new();
+        for (callback, attempt, status, sip_code) in attempts {
+            tries.entry(callback).or_default().push(AttemptRow {
+                attempt: u32::try_from(attempt).unwrap_or(0),
+                status,
+                sip_code: sip_code.and_then(|c| u16::try_from(c).ok()),
+            });
+        }
         rows.into_iter()
-            .filter(|r| campaign.is_none_or(|c| c == r.1))
             .map(|r| {
                 Ok(CallbackRow {
                     id: r.0,
@@ -412,9 +489,29 @@ impl Store {
                     updated_at: time(r.8)?,
                     call: r.9,
                     broadcast: r.10.map(time).transpose()?,
+                    tries: tries.remove(&r.0).unwrap_or_default(),
                 })
             })
             .collect()
+    }
+
+    /// A campaign's call-backs counted per status and kind, with their attempts.
+    pub async fn callback_counts(&self, campaign: &str) -> Result<Vec<CallbackCount>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(SUMMARY)
+                .bind(campaign)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(status, kind, n, attempts)| CallbackCount {
+                status,
+                broadcast: kind != 0,
+                callbacks: u64::try_from(n).unwrap_or(0),
+                attempts: u64::try_from(attempts).unwrap_or(0),
+            })
+            .collect())
     }
 
     /// The attempts of one call-back: (attempt, status, SIP code).
@@ -462,6 +559,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/kuma.db", dir.path().display());
         (dir, Store::open(&url).await.unwrap())
+    }
+
+    async fn oldest_first(s: &Store, campaign: Option<&str>) -> Vec<CallbackRow> {
+        let filter = CallbackFilter {
+            campaign,
+            ..CallbackFilter::default()
+        };
+        let mut list = s.list_callbacks(&filter).await.unwrap();
+        list.reverse();
+        list
     }
 
     fn missed<'a>(caller: &'a str, t: DateTime<Utc>) -> NewCallback<'a> {
@@ -557,7 +664,7 @@ mod tests {
         s.refuse_callback("c", "c_anon", Refusal::Withheld, t40)
             .await
             .unwrap();
-        let list = s.list_callbacks(Some("c")).await.unwrap();
+        let list = oldest_first(&s, Some("c")).await;
         let notes: Vec<_> = list
             .iter()
             .map(|r| (r.status.as_str(), r.note.as_deref()))
@@ -602,7 +709,7 @@ mod tests {
         s.finish_attempt(id, 1, Status::Busy, Some(486), next, None, t)
             .await
             .unwrap();
-        let row = &s.list_callbacks(None).await.unwrap()[0];
+        let row = &oldest_first(&s, None).await[0];
         assert_eq!((row.status.as_str(), row.attempts), ("queued", 1));
         assert_eq!(row.next_at, Some(t + chrono::Duration::hours(1)));
         assert!(
@@ -662,7 +769,7 @@ mod tests {
         assert!(s.unsubscribe("c", "c_a", t0).await.unwrap());
         assert!(!s.unsubscribe("c", "c_a", t0).await.unwrap());
         assert_eq!(s.subscriber_count("c").await.unwrap(), 1);
-        let list = s.list_callbacks(Some("c")).await.unwrap();
+        let list = oldest_first(&s, Some("c")).await;
         let rows: Vec<_> = list
             .iter()
             .map(|r| (r.caller.as_str(), r.status.as_str(), r.broadcast))
@@ -699,6 +806,124 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((c.id, c.attempt), (id, 2));
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn lists_filter_newest_first_with_attempts_and_counts_add_up() {
+        let (_d, s) = store().await;
+        let p = Policy::default();
+        let t0 = at("2026-12-01T19:00:00Z");
+        let (a, _) = s.queue_callback(&missed("c_a", t0), &p).await.unwrap();
+        let (b, _) = s
+            .queue_callback(&missed("c_b", t0 + chrono::Duration::hours(3)), &p)
+            .await
+            .unwrap();
+        s.refuse_callback("c", "c_anon", Refusal::Withheld, t0)
+            .await
+            .unwrap();
+        s.refuse_callback("other", "c_x", Refusal::Withheld, t0)
+            .await
+            .unwrap();
+        s.subscribe("c", "c_s", b"sealed-s", t0).await.unwrap();
+        let due = t0 + chrono::Duration::days(1);
+        s.queue_broadcast("c", t0, due, t0).await.unwrap();
+        // `a` is busy once, then answered; `b` is not due yet.
+        let t = t0 + chrono::Duration::seconds(20);
+        let c = s.claim_callback("w", t, t0).await.unwrap().unwrap();
+        assert_eq!(c.id, a);
+        s.callback_ringing(a, 1).await.unwrap();
+        let next = crate::outbound::after_attempt(&p, Attempt::Busy, 1, t);
+        s.finish_attempt(a, 1, Status::Busy, Some(486), next, None, t)
+            .await
+            .unwrap();
+        let t2 = t + chrono::Duration::hours(1);
+        let c = s.claim_callback("w", t2, t0).await.unwrap().unwrap();
+        assert_eq!(c.id, a);
+        s.finish_attempt(
+            a,
+            2,
+            Status::Answered,
+            None,
+            Next::Final(Status::Answered),
+            Some(3),
+            t2,
+        )
+        .await
+        .unwrap();
+
+        let all = |status, limit| CallbackFilter {
+            campaign: Some("c"),
+            status,
+            limit,
+        };
+        let list = s.list_callbacks(&all(None, None)).await.unwrap();
+        let ids: Vec<_> = list
+            .iter()
+            .map(|r| (r.caller.as_str(), r.status.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("c_s", "queued"),
+                ("c_anon", "refused"),
+                ("c_b", "queued"),
+                ("c_a", "answered")
+            ],
+            "newest first, only this campaign"
+        );
+        let answered = &list[3];
+        assert_eq!(
+            answered.tries,
+            [
+                AttemptRow {
+                    attempt: 1,
+                    status: "busy".into(),
+                    sip_code: Some(486)
+                },
+                AttemptRow {
+                    attempt: 2,
+                    status: "answered".into(),
+                    sip_code: None
+                }
+            ]
+        );
+        assert!(list[..3].iter().all(|r| r.tries.is_empty()));
+        let two = s.list_callbacks(&all(None, Some(2))).await.unwrap();
+        assert_eq!(two, list[..2]);
+        let queued = s
+            .list_callbacks(&all(Some(Status::Queued), None))
+            .await
+            .unwrap();
+        assert_eq!(
+            queued.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [list[0].id, b]
+        );
+        // The limit picks the newest answered one with its attempts, not older rows'.
+        let one = s
+            .list_callbacks(&all(Some(Status::Answered), Some(1)))
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].tries.len(), 2);
+        let everyone = s.list_callbacks(&CallbackFilter::default()).await.unwrap();
+        assert_eq!(everyone.len(), 5);
+
+        let counts = s.callback_counts("c").await.unwrap();
+        let got: Vec<_> = counts
+            .iter()
+            .map(|c| (c.status.as_str(), c.broadcast, c.callbacks, c.attempts))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("answered", false, 1, 2),
+                ("queued", false, 1, 0),
+                ("queued", true, 1, 0),
+                ("refused", false, 1, 0)
+            ]
+        );
+        assert!(s.callback_counts("nobody").await.unwrap().is_empty());
         s.close().await;
     }
 }

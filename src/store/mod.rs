@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use callbacks::{CallbackRow, Claimed, NewCallback};
+pub use callbacks::{AttemptRow, CallbackCount, CallbackFilter, CallbackRow, Claimed, NewCallback};
 pub use error::StoreError;
 pub use funnel::FunnelCounts;
 pub use open::redact_url;

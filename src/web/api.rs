@@ -286,7 +286,7 @@ pub(super) fn query(c: &Campaign, raw: Option<&str>) -> Result<Query, ApiError> 
 }
 
 /// Decodes `%XX` and `+` in a query value; None if malformed or not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -25,12 +25,14 @@
 //!
 //! Layout: this file holds the router, the roles, tokens and the auth extractor;
 //! `api.rs` the campaigns, results and the CSV export; `funnel.rs`,
-//! `flow_results.rs` (the FLOIP export), `simulate.rs` (the browser's call
-//! simulator), `audio.rs` (prompts for browsers and voice providers),
-//! `recordings.rs`, `live.rs` and `tokens.rs` one route family each.
+//! `flow_results.rs` (the FLOIP export), `callbacks.rs` (the call-back queue),
+//! `simulate.rs` (the browser's call simulator), `audio.rs` (prompts for
+//! browsers and voice providers), `recordings.rs`, `live.rs` and `tokens.rs` one
+//! route family each.
 
 mod api;
 mod audio;
+mod callbacks;
 mod flow_results;
 mod funnel;
 mod live;
@@ -135,6 +137,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/campaigns/{id}/results/live", get(live::results_live))
         .route("/api/campaigns/{id}/answers.csv", get(api::answers_csv))
         .route("/api/campaigns/{id}/funnel", get(funnel::funnel))
+        .route("/api/campaigns/{id}/callbacks", get(callbacks::list))
         .route(
             "/api/campaigns/{id}/flow-results",
             get(flow_results::descriptor),

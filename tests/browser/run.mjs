@@ -162,8 +162,18 @@ try {
     gs.reduce((sum, g) => sum + Number(g.dataset.value), 0),
   );
   assert.ok(hourly >= results.broadcasts.at(-1).calls, `calls per hour ${hourly}`);
+  const cb = await (await api(`/api/campaigns/${campaign}/callbacks`, analyst)).json();
+  assert.ok(cb.summary.callbacks > 0, "the test queued call-backs");
+  assert.equal(Number(await page.getAttribute("#callbacks", "data-total")), cb.summary.callbacks);
+  for (const [status, n] of Object.entries(cb.summary.by_status)) {
+    const shown = await page.getAttribute(`#callbacks li[data-status="${status}"]`, "data-count");
+    assert.equal(Number(shown), n, `call-backs ${status}`);
+  }
+  const rows = await page.$$eval("#callbacks tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
+  assert.deepEqual(rows, cb.callbacks.slice(0, 10).map((c) => c.id), "the latest call-backs");
   console.log(`  campaign page: ${await weight(page.url())}`);
   await shot("campaign");
+  await page.locator("#callbacks").screenshot({ path: path.join(shots, "callbacks.png") });
 
   step("a breakdown by gender shows <5 where the API does");
   const by = await (await api(`/api/campaigns/${campaign}/results?by=q_gender`, analyst)).json();

@@ -16,9 +16,11 @@ use serde_json::Value;
 use super::chart::{self, Bar, Column};
 use super::{Ctx, Lang, PageError, script_json, words};
 use crate::campaign::Campaign;
+use crate::outbound::Status;
 use crate::results::Query;
 use crate::schedule::Poll;
 use crate::web::api::{find, masked_results, query, transcript};
+use crate::web::callbacks::queue;
 use crate::web::funnel::funnel_value;
 use crate::web::{ApiError, ApiState, Role};
 
@@ -27,6 +29,10 @@ const HOURLY_BROADCASTS: usize = 3;
 /// The hours shown around a broadcast: from 2 before to 22 after its start.
 const HOURS_BEFORE: i64 = 2;
 const HOURS_AFTER: i64 = 22;
+/// How many of the latest call-backs the page lists (the API lists more).
+const LATEST_CALLBACKS: u32 = 10;
+/// How much of a pseudonym (`c_` and hex) the call-back table shows.
+const PSEUDONYM_SHOWN: usize = 8;
 
 fn tz(c: &Campaign) -> Tz {
     c.schedule
@@ -168,6 +174,9 @@ pub(super) async fn page(
     let funnel = funnel_section(&ctx, &st, c, &q)
         .await
         .map_err(|e| ctx.error(e))?;
+    let callbacks = callbacks_section(&ctx, &st, c)
+        .await
+        .map_err(|e| ctx.error(e))?;
     let small = st.small_group();
     let suffix = if raw.is_empty() {
         String::new()
@@ -289,6 +298,7 @@ pub(super) async fn page(
             }
         }
         (funnel)
+        (callbacks)
     };
     Ok(ctx.page(StatusCode::OK, &c.title, body))
 }
@@ -343,6 +353,81 @@ async fn funnel_section(
             (chart::bars(t.funnel, &bars))
         }
     })
+}
+
+/// Who is called back and how it went: the counts of the whole queue and the
+/// latest call-backs, from the same [`queue`] as `GET
+/// /api/campaigns/{id}/callbacks`. Nothing for a campaign that has no call-back
+/// number and never called anyone.
+async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Markup, ApiError> {
+    let q = queue(st, &c.id, None, LATEST_CALLBACKS).await?;
+    let s = &q.summary;
+    if c.callback_numbers.is_empty() && s.callbacks == 0 {
+        return Ok(html! {});
+    }
+    let t = ctx.lang.t();
+    let lang = ctx.lang;
+    let tz = tz(c);
+    Ok(html! {
+        section #callbacks data-total=(s.callbacks) data-attempts=(s.attempts) {
+            h2 { (t.callbacks) }
+            p.help { (t.callbacks_help.replace("{tz}", tz.name())) }
+            p.totals {
+                (t.callbacks_total) (t.colon) strong { (lang.number(s.callbacks)) }
+                " · " (lang.number(s.attempts)) " " (t.attempts)
+                " · " (lang.number(s.by_kind.missed_call.callbacks)) " " (t.missed_calls)
+                " · " (lang.number(s.by_kind.broadcast.callbacks)) " " (t.after_broadcast)
+            }
+            ul.statuses {
+                @for (status, n) in s.by_status.pairs() {
+                    li data-status=(status.as_str()) data-count=(n) class=[(n == 0).then_some("muted")] {
+                        (t.status(status)) (t.colon) strong { (lang.number(n)) }
+                    }
+                }
+            }
+            @if q.callbacks.is_empty() {
+                p { (t.no_callbacks) }
+            } @else {
+                h3 { (t.latest_callbacks.replace("{n}", &q.callbacks.len().to_string())) }
+                div.scroll {
+                    table.callbacks {
+                        thead { tr {
+                            th { (t.caller) } th { (t.status) } th { (t.tries) } th { (t.next_try) }
+                        } }
+                        tbody {
+                            @for e in &q.callbacks {
+                                tr data-id=(e.id) data-status=(e.status) {
+                                    td title=(e.caller) { code { (short_pseudonym(&e.caller)) } }
+                                    td {
+                                        (Status::parse(&e.status).map_or(e.status.as_str(), |st| t.status(st)))
+                                        @if let Some(note) = &e.note { " " span.muted { "(" (note.replace('_', " ")) ")" } }
+                                    }
+                                    td { (e.attempts) }
+                                    td {
+                                        @if let Some(at) = e.next_at.map(|at| at.with_timezone(&tz)) {
+                                            // Date and time on two lines: the table fits a phone.
+                                            (at.format("%Y-%m-%d")) br; (at.format("%H:%M"))
+                                        } @else { "–" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A pseudonym short enough for a phone's screen: its first characters, as a
+/// git hash is shortened (the title keeps the whole).
+fn short_pseudonym(p: &str) -> String {
+    if p.chars().count() <= PSEUDONYM_SHOWN {
+        return p.to_string();
+    }
+    let mut short: String = p.chars().take(PSEUDONYM_SHOWN).collect();
+    short.push('…');
+    short
 }
 
 /// Calls per hour around the latest broadcasts with calls, newest first.
@@ -484,6 +569,12 @@ mod tests {
         assert_eq!(percent(1, 3), "33%");
         assert_eq!(percent(2, 3), "67%");
         assert_eq!(percent(0, 0), "–");
+    }
+
+    #[test]
+    fn pseudonyms_are_shortened_for_the_table() {
+        assert_eq!(short_pseudonym("c_0123456789abcdef"), "c_012345…");
+        assert_eq!(short_pseudonym("c_01"), "c_01");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
 
+use crate::outbound::Status;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     En,
@@ -158,6 +160,41 @@ pub struct Strings {
     pub sim_helpline_fails: &'static str,
     pub sim_recording: &'static str,
     pub sim_stop_recording: &'static str,
+    pub callbacks: &'static str,
+    /// `{tz}`: the campaign's time zone.
+    pub callbacks_help: &'static str,
+    pub callbacks_total: &'static str,
+    pub attempts: &'static str,
+    pub missed_calls: &'static str,
+    pub after_broadcast: &'static str,
+    pub no_callbacks: &'static str,
+    /// `{n}`: how many are shown.
+    pub latest_callbacks: &'static str,
+    pub caller: &'static str,
+    pub status: &'static str,
+    pub next_try: &'static str,
+    /// The attempts column's heading.
+    pub tries: &'static str,
+    /// A call-back's status, in the order of [`Strings::status`].
+    pub statuses: [&'static str; 8],
+}
+
+impl Strings {
+    /// A call-back's status in words.
+    pub fn status(&self, s: Status) -> &'static str {
+        let i = match s {
+            Status::Queued => 0,
+            // A call-back is never "ringing" (its attempt is): dialling it is.
+            Status::Dialing | Status::Ringing => 1,
+            Status::Answered => 2,
+            Status::Busy => 3,
+            Status::NoAnswer => 4,
+            Status::Failed => 5,
+            Status::Cancelled => 6,
+            Status::Refused => 7,
+        };
+        self.statuses[i]
+    }
 }
 
 pub static EN: Strings = Strings {
@@ -248,6 +285,28 @@ pub static EN: Strings = Strings {
     sim_helpline_fails: "No answer",
     sim_recording: "Recording your message…",
     sim_stop_recording: "Stop recording",
+    callbacks: "Call-backs",
+    callbacks_help: "Listeners who beep the call-back number, and subscribers after a broadcast, are called back; after a busy line, no answer or a failure kuma tries again later. Listeners are shown by pseudonym; times are in the campaign's time zone ({tz}).",
+    callbacks_total: "Call-backs",
+    attempts: "attempts",
+    missed_calls: "missed calls",
+    after_broadcast: "after a broadcast",
+    no_callbacks: "No call-back yet.",
+    latest_callbacks: "The latest {n}",
+    caller: "Listener",
+    status: "Status",
+    next_try: "Next try",
+    tries: "Tries",
+    statuses: [
+        "queued",
+        "dialling",
+        "answered",
+        "busy",
+        "no answer",
+        "failed",
+        "cancelled",
+        "refused",
+    ],
 };
 
 pub static FR: Strings = Strings {
@@ -332,6 +391,28 @@ pub static FR: Strings = Strings {
     sim_helpline_fails: "Pas de réponse",
     sim_recording: "Enregistrement de votre message…",
     sim_stop_recording: "Arrêter l'enregistrement",
+    callbacks: "Rappels",
+    callbacks_help: "Les auditeurs qui bipent le numéro de rappel, et les abonnés après une émission, sont rappelés ; si la ligne est occupée, sans réponse ou en échec, kuma réessaie plus tard. Les auditeurs sont désignés par un pseudonyme ; les heures sont celles de la campagne ({tz}).",
+    callbacks_total: "Rappels",
+    attempts: "tentatives",
+    missed_calls: "appels manqués",
+    after_broadcast: "après une émission",
+    no_callbacks: "Pas encore de rappel.",
+    latest_callbacks: "Les {n} derniers",
+    caller: "Auditeur",
+    status: "État",
+    next_try: "Prochain essai",
+    tries: "Essais",
+    statuses: [
+        "en attente",
+        "appel en cours",
+        "répondu",
+        "occupé",
+        "pas de réponse",
+        "échec",
+        "annulé",
+        "refusé",
+    ],
 };
 
 #[cfg(test)]
