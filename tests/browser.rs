@@ -61,15 +61,16 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
+        let (stderr, log) = common::stderr_log(dir.path());
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
             .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(common_args(&data))
             .env_remove("KUMA_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
-        let (_, http) = common::serve_addresses(&mut child);
+        let (_, http) = common::serve_addresses(&mut child, &log);
         Server {
             http,
             child,

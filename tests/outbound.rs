@@ -121,6 +121,7 @@ impl Server {
             ),
         )
         .unwrap();
+        let log = dir.path().join("kuma.log");
         let mut kuma = Command::new(env!("CARGO_BIN_EXE_kuma"));
         // Call back at once unless the test sets a delay in kuma.toml.
         if callback.contains("delay") {
@@ -143,10 +144,10 @@ impl Server {
             .env("KUMA_SECRET", SECRET)
             .env_remove("KUMA_TRUNK")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("kuma.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let (sip, http) = common::serve_addresses(&mut child);
+        let (sip, http) = common::serve_addresses(&mut child, &log);
         Server {
             sip,
             http,

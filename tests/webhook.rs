@@ -117,12 +117,9 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (_, http) = common::serve_addresses(&mut child);
+        let (stderr, log) = common::stderr_log(dir.path());
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+        let (_, http) = common::serve_addresses(&mut child, &log);
         Server {
             http,
             child,

@@ -24,7 +24,9 @@ use std::sync::OnceLock;
 /// The SIP and HTTP addresses a starting `kuma serve` prints on its first line of
 /// standard output (the ports are chosen at run time):
 /// "kuma serve: SIP on udp 127.0.0.1:P (and tcp), HTTP on http://127.0.0.1:Q".
-pub fn serve_addresses(child: &mut Child) -> (SocketAddr, SocketAddr) {
+/// `log` is where its standard error goes (see [`stderr_log`]): when it does not
+/// start, the panic shows the end of it.
+pub fn serve_addresses(child: &mut Child, log: &Path) -> (SocketAddr, SocketAddr) {
     let stdout = child
         .stdout
         .take()
@@ -42,11 +44,28 @@ pub fn serve_addresses(child: &mut Child) -> (SocketAddr, SocketAddr) {
         .and_then(|a| a.trim().parse().ok());
     match (sip, http) {
         (Some(sip), Some(http)) => (sip, http),
-        _ => panic!(
-            "kuma serve did not start: {line:?} ({:?}); its stderr says why",
-            child.wait()
-        ),
+        _ => {
+            let status = child.wait();
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "kuma serve did not start: {line:?} ({status:?}); its stderr ends:\n{}",
+                tail.join("\n")
+            )
+        }
     }
+}
+
+/// A new file in `dir` for the standard error of a `kuma serve` about to start,
+/// and that file's path (for [`serve_addresses`]).
+pub fn stderr_log(dir: &Path) -> (Stdio, PathBuf) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static STARTS: AtomicUsize = AtomicUsize::new(0);
+    let n = STARTS.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("kuma-serve-{n}.log"));
+    let file = std::fs::File::create(&path).unwrap();
+    (Stdio::from(file), path)
 }
 
 /// The repository (the example campaign and its audio live there).
@@ -120,6 +139,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
+        let (stderr, log) = stderr_log(dir.path());
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
             .args([
                 "serve",
@@ -139,10 +159,10 @@ impl Server {
             .arg(format!("sqlite://{}/kuma.db", data.display()))
             .env_remove("KUMA_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
-        let (sip, http) = serve_addresses(&mut child);
+        let (sip, http) = serve_addresses(&mut child, &log);
         Server {
             sip,
             http,
