@@ -16,10 +16,11 @@
 use std::io;
 
 use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::events::BytesText;
 
 use super::{
-    DialResult, Request, RequestError, Urls, Verb, digits, field, form_pairs, nonempty, seconds,
+    DialResult, Request, RequestError, Urls, Verb, digits, field, form_pairs, nonempty,
+    response_xml, seconds,
 };
 
 /// Prompts are served to Africa's Talking as MP3 (they accept MP3 and WAV; MP3 is a
@@ -59,69 +60,61 @@ pub fn parse(body: &[u8], step: Option<i64>) -> Result<Request, RequestError> {
 
 /// The XML document for `verbs`, made at step `step`.
 pub fn render(verbs: &[Verb], urls: &Urls, step: i64) -> String {
-    // Writing into a Vec cannot fail; an error would be a bug in the writer.
-    write(verbs, urls, step).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "writing XML failed");
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response/>")
-    })
-}
-
-fn write(verbs: &[Verb], urls: &Urls, step: i64) -> io::Result<String> {
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let callback = urls.step(step);
-    w.create_element("Response").write_inner_content(|w| {
-        for verb in verbs {
-            match verb {
-                Verb::Play(prompts) => play(w, urls, prompts)?,
-                Verb::Collect {
-                    prompts,
-                    bargein,
-                    timeout,
-                } => {
-                    if !bargein {
-                        play(w, urls, prompts)?;
+    response_xml(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response/>",
+        |w| {
+            for verb in verbs {
+                match verb {
+                    Verb::Play(prompts) => play(w, urls, prompts)?,
+                    Verb::Collect {
+                        prompts,
+                        bargein,
+                        timeout,
+                    } => {
+                        if !bargein {
+                            play(w, urls, prompts)?;
+                        }
+                        let el = w
+                            .create_element("GetDigits")
+                            .with_attribute(("timeout", seconds(*timeout).to_string().as_str()))
+                            .with_attribute(("finishOnKey", "#"))
+                            .with_attribute(("numDigits", "1"))
+                            .with_attribute(("callbackUrl", callback.as_str()));
+                        if *bargein && !prompts.is_empty() {
+                            el.write_inner_content(|w| play(w, urls, prompts))?;
+                        } else {
+                            el.write_empty()?;
+                        }
+                        // Reached only when no key came: the no-input callback.
+                        w.create_element("Redirect")
+                            .write_text_content(BytesText::new(&callback))?;
                     }
-                    let el = w
-                        .create_element("GetDigits")
-                        .with_attribute(("timeout", seconds(*timeout).to_string().as_str()))
-                        .with_attribute(("finishOnKey", "#"))
-                        .with_attribute(("numDigits", "1"))
-                        .with_attribute(("callbackUrl", callback.as_str()));
-                    if *bargein && !prompts.is_empty() {
-                        el.write_inner_content(|w| play(w, urls, prompts))?;
-                    } else {
-                        el.write_empty()?;
+                    Verb::Record { max } => {
+                        w.create_element("Record")
+                            .with_attribute(("finishOnKey", "#"))
+                            .with_attribute(("maxLength", seconds(*max).to_string().as_str()))
+                            .with_attribute(("trimSilence", "true"))
+                            .with_attribute(("playBeep", "true"))
+                            .with_attribute(("callbackUrl", callback.as_str()))
+                            .write_empty()?;
                     }
-                    // Reached only when no key came: the no-input callback.
-                    w.create_element("Redirect")
-                        .write_text_content(BytesText::new(&callback))?;
-                }
-                Verb::Record { max } => {
-                    w.create_element("Record")
-                        .with_attribute(("finishOnKey", "#"))
-                        .with_attribute(("maxLength", seconds(*max).to_string().as_str()))
-                        .with_attribute(("trimSilence", "true"))
-                        .with_attribute(("playBeep", "true"))
-                        .with_attribute(("callbackUrl", callback.as_str()))
-                        .write_empty()?;
-                }
-                Verb::Dial { to } => {
-                    let number = to.strip_prefix("tel:").unwrap_or(to);
-                    w.create_element("Dial")
-                        .with_attribute(("phoneNumbers", number))
-                        .write_empty()?;
-                }
-                // The call ends where the document ends.
-                Verb::HangUp => {}
-                Verb::Reject => {
-                    w.create_element("Reject").write_empty()?;
+                    Verb::Dial { to } => {
+                        let number = to.strip_prefix("tel:").unwrap_or(to);
+                        w.create_element("Dial")
+                            .with_attribute(("phoneNumbers", number))
+                            .write_empty()?;
+                    }
+                    // The call ends where the document ends.
+                    Verb::HangUp => {}
+                    Verb::Reject => {
+                        w.create_element("Reject").write_empty()?;
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
-    String::from_utf8(w.into_inner()).map_err(io::Error::other)
+            Ok(())
+        },
+    )
 }
 
 fn play(w: &mut Writer<Vec<u8>>, urls: &Urls, prompts: &[crate::flow::Prompt]) -> io::Result<()> {

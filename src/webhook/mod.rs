@@ -29,6 +29,11 @@ pub mod at;
 pub mod driver;
 pub mod twilio;
 
+use std::io;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, Event};
+
 use std::time::Duration;
 
 use crate::flow::Prompt;
@@ -150,6 +155,26 @@ impl Urls {
 }
 
 /// A URL path segment: everything but the unreserved characters is escaped.
+/// One reply document, `<?xml …?>` and a `<Response>` whose content `verbs`
+/// writes (each dialect its own elements). Writing into memory cannot fail; were
+/// the writer ever to err, the dialect's `fallback`, a document that ends the
+/// call, is sent instead.
+fn response_xml(
+    fallback: &str,
+    verbs: impl FnOnce(&mut Writer<Vec<u8>>) -> io::Result<()>,
+) -> String {
+    let write = || -> io::Result<String> {
+        let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        w.create_element("Response").write_inner_content(verbs)?;
+        String::from_utf8(w.into_inner()).map_err(io::Error::other)
+    };
+    write().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "writing XML failed");
+        fallback.to_string()
+    })
+}
+
 fn segment(s: &str) -> String {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')

@@ -17,11 +17,12 @@ use std::time::Duration;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use quick_xml::Writer;
-use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::events::BytesText;
 use sha1::Sha1;
 
 use super::{
-    DialResult, Request, RequestError, Urls, Verb, digits, field, form_pairs, nonempty, seconds,
+    DialResult, Request, RequestError, Urls, Verb, digits, field, form_pairs, nonempty,
+    response_xml, seconds,
 };
 
 /// Prompts are served to Twilio as 8 kHz 16-bit WAV.
@@ -117,76 +118,69 @@ pub fn parse_pairs(pairs: &[(String, String)], step: Option<i64>) -> Result<Requ
 
 /// The TwiML document for `verbs`, made at step `step`.
 pub fn render(verbs: &[Verb], urls: &Urls, step: i64) -> String {
-    write(verbs, urls, step).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "writing XML failed");
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>")
-    })
-}
-
-fn write(verbs: &[Verb], urls: &Urls, step: i64) -> io::Result<String> {
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let action = urls.step(step);
-    w.create_element("Response").write_inner_content(|w| {
-        for verb in verbs {
-            match verb {
-                Verb::Play(prompts) => play(w, urls, prompts)?,
-                Verb::Collect {
-                    prompts,
-                    bargein,
-                    timeout,
-                } => {
-                    if !bargein {
-                        play(w, urls, prompts)?;
+    response_xml(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Hangup/></Response>",
+        |w| {
+            for verb in verbs {
+                match verb {
+                    Verb::Play(prompts) => play(w, urls, prompts)?,
+                    Verb::Collect {
+                        prompts,
+                        bargein,
+                        timeout,
+                    } => {
+                        if !bargein {
+                            play(w, urls, prompts)?;
+                        }
+                        let el = w
+                            .create_element("Gather")
+                            .with_attribute(("input", "dtmf"))
+                            .with_attribute(("numDigits", "1"))
+                            .with_attribute(("timeout", seconds(*timeout).to_string().as_str()))
+                            .with_attribute(("action", action.as_str()))
+                            .with_attribute(("actionOnEmptyResult", "true"));
+                        if *bargein && !prompts.is_empty() {
+                            el.write_inner_content(|w| play(w, urls, prompts))?;
+                        } else {
+                            el.write_empty()?;
+                        }
                     }
-                    let el = w
-                        .create_element("Gather")
-                        .with_attribute(("input", "dtmf"))
-                        .with_attribute(("numDigits", "1"))
-                        .with_attribute(("timeout", seconds(*timeout).to_string().as_str()))
-                        .with_attribute(("action", action.as_str()))
-                        .with_attribute(("actionOnEmptyResult", "true"));
-                    if *bargein && !prompts.is_empty() {
-                        el.write_inner_content(|w| play(w, urls, prompts))?;
-                    } else {
-                        el.write_empty()?;
+                    Verb::Record { max } => {
+                        w.create_element("Record")
+                            .with_attribute(("action", action.as_str()))
+                            .with_attribute(("maxLength", seconds(*max).to_string().as_str()))
+                            .with_attribute(("finishOnKey", "#"))
+                            .with_attribute(("playBeep", "true"))
+                            .with_attribute(("trim", "trim-silence"))
+                            .write_empty()?;
                     }
-                }
-                Verb::Record { max } => {
-                    w.create_element("Record")
-                        .with_attribute(("action", action.as_str()))
-                        .with_attribute(("maxLength", seconds(*max).to_string().as_str()))
-                        .with_attribute(("finishOnKey", "#"))
-                        .with_attribute(("playBeep", "true"))
-                        .with_attribute(("trim", "trim-silence"))
-                        .write_empty()?;
-                }
-                Verb::Dial { to } => {
-                    w.create_element("Dial")
-                        .with_attribute(("action", action.as_str()))
-                        .write_inner_content(|w| {
-                            match to.strip_prefix("tel:") {
-                                Some(number) => w
-                                    .create_element("Number")
-                                    .write_text_content(BytesText::new(number))?,
-                                None => w
-                                    .create_element("Sip")
-                                    .write_text_content(BytesText::new(to))?,
-                            };
-                            Ok(())
-                        })?;
-                }
-                Verb::HangUp => {
-                    w.create_element("Hangup").write_empty()?;
-                }
-                Verb::Reject => {
-                    w.create_element("Reject").write_empty()?;
+                    Verb::Dial { to } => {
+                        w.create_element("Dial")
+                            .with_attribute(("action", action.as_str()))
+                            .write_inner_content(|w| {
+                                match to.strip_prefix("tel:") {
+                                    Some(number) => w
+                                        .create_element("Number")
+                                        .write_text_content(BytesText::new(number))?,
+                                    None => w
+                                        .create_element("Sip")
+                                        .write_text_content(BytesText::new(to))?,
+                                };
+                                Ok(())
+                            })?;
+                    }
+                    Verb::HangUp => {
+                        w.create_element("Hangup").write_empty()?;
+                    }
+                    Verb::Reject => {
+                        w.create_element("Reject").write_empty()?;
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
-    String::from_utf8(w.into_inner()).map_err(io::Error::other)
+            Ok(())
+        },
+    )
 }
 
 fn play(w: &mut Writer<Vec<u8>>, urls: &Urls, prompts: &[crate::flow::Prompt]) -> io::Result<()> {
