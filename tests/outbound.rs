@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{count, prepared_data, repo};
+use common::{count, free_port, have_sipp, prepared_data, repo};
 use kuma::outbound::Policy;
 use kuma::outbound::sealed::Sealer;
 use kuma::store::{NewCallback, Pseudonymizer, Store};
@@ -25,26 +25,6 @@ const SECRET: &str = "one secret shared by every kuma";
 
 /// The listener's number without its last digit: sipp appends the call's number.
 const LISTENER: &str = "+2237012345";
-
-fn have_sipp() -> bool {
-    let ok = Command::new("sipp").arg("-v").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install sipp (sip-tester)"
-        );
-        eprintln!("skipped: sipp is not installed");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The example campaign, with its poll open whenever the campaign runs (so the
 /// test does not depend on the day it runs), answering "yes" to q_would_report

@@ -10,30 +10,9 @@ use std::net::UdpSocket;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, count, repo};
+use common::{Server, count, free_port, have_sipp, repo};
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
-
-fn have_sipp() -> bool {
-    let ok = Command::new("sipp").arg("-v").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install sipp (sip-tester)"
-        );
-        eprintln!("skipped: sipp is not installed");
-    }
-    ok
-}
-
-/// A free UDP port on loopback, found at run time.
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 impl Server {
     fn database(&self) -> String {

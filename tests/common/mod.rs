@@ -68,6 +68,29 @@ pub fn stderr_log(dir: &Path) -> (Stdio, PathBuf) {
     (Stdio::from(file), path)
 }
 
+/// Whether sipp (Debian's sip-tester) is here; without it the SIP tests are
+/// skipped, except under CI, which must install it.
+pub fn have_sipp() -> bool {
+    let ok = Command::new("sipp").arg("-v").output().is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install sipp (sip-tester)"
+        );
+        eprintln!("skipped: sipp is not installed");
+    }
+    ok
+}
+
+/// A free UDP port on loopback, found at run time.
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The repository (the example campaign and its audio live there).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
