@@ -366,8 +366,10 @@ pub fn parse(data: Bytes, transport: Transport) -> Result<Message, Malformed> {
             if !version_ok {
                 return Err(partial(ParseError::BadVersion, headers));
             }
+            // `get`, not `uri[..4]`: the fourth byte may fall inside a multibyte
+            // character (`sipé`), and one datagram must never panic the server.
             let scheme_ok = uri.len() > 4
-                && (uri[..4].eq_ignore_ascii_case("sip:")
+                && (uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
                     || uri
                         .get(..5)
                         .is_some_and(|s| s.eq_ignore_ascii_case("sips:")));

@@ -570,3 +570,37 @@ proptest! {
         exercise(&data);
     }
 }
+
+/// A scanner's datagram with a multibyte character where the scheme's colon would
+/// be once stopped the whole server (`uri[..4]` cut inside `é`).
+#[test]
+fn a_multibyte_request_uri_is_refused_not_a_panic() {
+    for line in ["OPTIONS sipé SIP/2.0", "OPTIONS sié: SIP/2.0", "INVITE ééé SIP/2.0"] {
+        let data = format!(
+            "{line}\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1\r\nFrom: <sip:b@192.0.2.2>;tag=1\r\n\
+             To: <sip:a@192.0.2.1>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
+        );
+        assert!(parse(Bytes::from(data), Transport::Udp).is_err(), "{line}");
+        exercise(line.as_bytes());
+    }
+}
+
+/// Every byte position of a valid request, with a multibyte character, an invalid
+/// UTF-8 byte, a NUL or a line break put in there, parses or is refused.
+#[test]
+fn bytes_inserted_at_every_offset_never_panic() {
+    let valid = CORPUS
+        .iter()
+        .find(|(name, _)| *name == "sipp-uac-invite")
+        .map(|(_, bytes)| *bytes)
+        .unwrap();
+    for at in 0..=valid.len() {
+        for insert in [&b"\xc3\xa9"[..], b"\xff", b"\0", b"\r\n", b"\xe2\x82"] {
+            let mut data = valid[..at].to_vec();
+            data.extend_from_slice(insert);
+            data.extend_from_slice(&valid[at..]);
+            exercise(&data);
+        }
+        exercise(&valid[..at]);
+    }
+}
