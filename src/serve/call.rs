@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::http::names;
+use super::isolation::CallGuard;
 use super::sip_shell::Command;
 use crate::audio::dtmf::{DtmfDetector, KeyEvent};
 use crate::audio::g711::{alaw_decode, ulaw_decode};
@@ -52,7 +53,12 @@ pub async fn run(
     cmd: mpsc::UnboundedSender<Command>,
 ) {
     let id = start.call;
-    let span = tracing::info_span!("call", call = %id, campaign = %start.campaign.id);
+    let span = tracing::info_span!(
+        "call",
+        call = %id,
+        campaign = %start.campaign.id,
+        caller = tracing::field::Empty
+    );
     if let Err(e) = run_call(&shared, start, events, &cmd)
         .instrument(span)
         .await
@@ -152,6 +158,7 @@ struct Live<'a> {
     local: LocalMedia,
     caller: String,
     sealed: Option<Vec<u8>>,
+    guard: CallGuard,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
     packets_late: metrics::Counter,
@@ -171,8 +178,10 @@ async fn run_call(
         campaign,
         prompts,
     } = start;
+    let mut guard = CallGuard::new(cmd, id, &shared.store);
     let number = caller;
     let caller = shared.pseudonyms.pseudonym(&number);
+    tracing::Span::current().record("caller", caller.as_str());
     // Kept (sealed) only if the caller may ask to be called after each broadcast.
     let sealed = (has_subscribe(&campaign) && crate::outbound::callable(number.trim()))
         .then(|| shared.sealer.seal(number.trim(), &caller).ok())
@@ -193,6 +202,7 @@ async fn run_call(
             broadcast,
         })
         .await?;
+    guard.row(store_id);
     let reject = |code: u16, outcome: &str| {
         let _ = cmd.send(Command::Reject { call: id, code });
         let outcome = outcome.to_string();
@@ -214,6 +224,7 @@ async fn run_call(
     // ACK; gateways and trunks send offers, so such a call is refused.
     let Some(offer) = offer else {
         reject(488, "rejected").await?;
+        guard.done();
         return Ok(());
     };
     let bind_ip: IpAddr = if source.is_ipv6() {
@@ -226,6 +237,7 @@ async fn run_call(
         Err(e) => {
             tracing::error!(error = %e, "no RTP port");
             reject(503, "failed").await?;
+            guard.done();
             return Ok(());
         }
     };
@@ -240,6 +252,7 @@ async fn run_call(
         Err(e) => {
             tracing::info!(error = %e, "offer refused");
             reject(e.sip_status(), "rejected").await?;
+            guard.done();
             return Ok(());
         }
     };
@@ -257,6 +270,7 @@ async fn run_call(
                             .store
                             .end_call(store_id, &CallEnd { ended_at: Utc::now(), outcome: "cancelled", last_node: None })
                             .await?;
+                        guard.done();
                         return Ok(());
                     }
                     Some(_) => {}
@@ -279,6 +293,7 @@ async fn run_call(
         source,
         caller,
         sealed,
+        guard,
     };
     converse(shared, talk, events, cmd).await
 }
@@ -299,6 +314,8 @@ pub struct Talk {
     pub caller: String,
     /// Their number, sealed, when they may subscribe (see [`has_subscribe`]).
     pub sealed: Option<Vec<u8>>,
+    /// Ends the call if this task stops before the call's end is stored.
+    pub guard: CallGuard,
 }
 
 /// Whether a question of the campaign subscribes callers to calls after each
@@ -334,6 +351,7 @@ pub async fn converse(
         source,
         caller,
         sealed,
+        guard,
     } = talk;
     let now = Instant::now().into_std();
     let mut live = Live {
@@ -357,6 +375,7 @@ pub async fn converse(
         local,
         caller,
         sealed,
+        guard,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
     };
@@ -636,6 +655,7 @@ impl Live<'_> {
             Action::Finished { outcome, .. } => {
                 self.finish_recording().await?;
                 store.record(self.store_id, &action, Utc::now()).await?;
+                self.guard.done();
                 metrics::counter!(names::CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
                 if outcome == Outcome::Error {
                     tracing::warn!("call ended on an engine error");

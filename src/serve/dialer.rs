@@ -272,7 +272,16 @@ impl Dialer {
     }
 
     async fn attempt(self: Arc<Self>, claimed: Claimed, _slot: OwnedSemaphorePermit) {
-        if let Err(e) = self.try_attempt(&claimed).await {
+        // Its own task: a bug that panics in it still marks the attempt failed,
+        // instead of leaving the call-back "dialing" until it goes stale.
+        let (me, c) = (Arc::clone(&self), claimed.clone());
+        let tried = tokio::spawn(
+            async move { me.try_attempt(&c).await }.instrument(tracing::Span::current()),
+        )
+        .await
+        // Not the JoinError's text: it quotes the panic's message.
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the attempt's task stopped (a bug)")));
+        if let Err(e) = tried {
             tracing::warn!(error = %e, "call-back attempt failed");
             let policy = &self.shared.config.callback;
             let next = after_attempt(policy, Attempt::Failed, claimed.attempt, Utc::now());
@@ -466,6 +475,8 @@ impl Dialer {
                 return Err(e.into());
             }
         };
+        let mut guard = super::isolation::CallGuard::new(&self.cmd, id, store);
+        guard.row(store_id);
         metrics::counter!(names::CALLBACK_ATTEMPTS, "status" => "answered").increment(1);
         tracing::info!(call = %id, "call-back answered");
         let talk = Talk {
@@ -479,6 +490,7 @@ impl Dialer {
             source: self.next_hop,
             caller: c.caller.clone(),
             sealed: c.sealed.clone(),
+            guard,
         };
         if let Err(e) = call::converse(shared, talk, events, &self.cmd).await {
             tracing::warn!(call = %id, error = %e, "call-back failed");

@@ -17,6 +17,7 @@ pub mod names {
     pub const RTP_PACKETS_LATE: &str = "kuma_rtp_packets_late_total";
     pub const MISSED_CALLS: &str = "kuma_missed_calls_total";
     pub const CALLBACK_ATTEMPTS: &str = "kuma_callback_attempts_total";
+    pub const PANICS: &str = "kuma_panics_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -38,6 +39,10 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         names::CALLBACK_ATTEMPTS,
         "call-back and subscriber calls placed, by how they ended"
+    );
+    metrics::describe_counter!(
+        names::PANICS,
+        "bugs caught: a SIP message dropped (where=sip) or a call hung up (where=call) after a panic"
     );
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     Ok(handle)

@@ -25,6 +25,7 @@ mod catalog;
 pub mod config;
 mod dialer;
 mod http;
+mod isolation;
 mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
@@ -75,6 +76,7 @@ pub async fn run(
     sealer: Sealer,
 ) -> anyhow::Result<()> {
     let (dir, cache) = (campaigns.clone(), data.clone());
+    isolation::install_panic_hook();
     let catalog = tokio::task::spawn_blocking(move || Catalog::load(&dir, &cache)).await?;
     catalog.report();
     if catalog.is_empty() {

@@ -15,6 +15,7 @@ use super::Shared;
 use super::call::{self, CallStart};
 use super::dialer;
 use super::http::names;
+use super::isolation::{first_line, guarded};
 use super::sip_tcp;
 use crate::sip::{CallId, Config, Dial, Endpoint, Event, Output, Transport};
 
@@ -59,6 +60,23 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The command's name, for a log line.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Ringing { .. } => "Ringing",
+            Command::Accept { .. } => "Accept",
+            Command::Reject { .. } => "Reject",
+            Command::AcceptReinvite { .. } => "AcceptReinvite",
+            Command::RejectReinvite { .. } => "RejectReinvite",
+            Command::HangUp { .. } => "HangUp",
+            Command::Refer { .. } => "Refer",
+            Command::Gone { .. } => "Gone",
+            Command::Dial { .. } => "Dial",
+        }
+    }
+}
+
 /// How long a stopping server keeps answering retransmissions after its last call.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -100,17 +118,27 @@ pub async fn run(
         let wake = endpoint.poll_timeout().map(Instant::from_std);
         tokio::select! {
             got = socket.recv_from(&mut buf) => match got {
-                Ok((n, from)) => endpoint.handle_input(&buf[..n], from, Transport::Udp, Instant::now().into_std()),
+                Ok((n, from)) => {
+                    let datagram = buf.get(..n).unwrap_or_default();
+                    guarded(
+                        || first_line(datagram),
+                        || endpoint.handle_input(datagram, from, Transport::Udp, Instant::now().into_std()),
+                    );
+                }
                 // ICMP errors from a previous send surface here on some systems.
                 Err(e) => tracing::debug!(error = %e, "SIP receive"),
             },
             Some(m) = tcp_rx.recv() => {
-                endpoint.handle_input(&m.bytes, m.from, Transport::Tcp, Instant::now().into_std());
+                guarded(
+                    || first_line(&m.bytes),
+                    || endpoint.handle_input(&m.bytes, m.from, Transport::Tcp, Instant::now().into_std()),
+                );
             }
             Some(o) = open_rx.recv() => connections.opened(o),
             Some(cmd) = cmd_rx.recv() => {
                 let now = Instant::now().into_std();
-                match cmd {
+                let name = cmd.name();
+                guarded(|| format!("the command {name}"), || match cmd {
                     Command::Ringing { call } => endpoint.ringing(call, now),
                     Command::Accept { call, sdp } => endpoint.accept(call, sdp, now),
                     Command::Reject { call, code } => endpoint.reject(call, code, now),
@@ -124,9 +152,11 @@ pub async fn run(
                         calls.insert(call, events);
                         let _ = placed.send(call);
                     }
-                }
+                });
             }
-            _ = sleep_until(wake) => endpoint.handle_timeout(Instant::now().into_std()),
+            _ = sleep_until(wake) => {
+                guarded(|| "a timer".into(), || endpoint.handle_timeout(Instant::now().into_std()));
+            }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 endpoint.stop_accepting();
@@ -142,7 +172,9 @@ pub async fn run(
                 stop_deadline = Some(Instant::now() + Duration::from_secs(2));
             }
         }
-        while let Some(out) = endpoint.poll_output() {
+        while let Some(out) =
+            guarded(|| "the next output".into(), || endpoint.poll_output()).flatten()
+        {
             match out {
                 Output::Transmit {
                     to,

@@ -189,6 +189,17 @@ impl Store {
             .collect()
     }
 
+    /// How a call ended (`None` while it is in progress or unknown).
+    pub async fn call_outcome(&self, call: super::CallId) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> = with_pool!(self, |pool| {
+            sqlx::query_as("SELECT outcome FROM calls WHERE id = $1")
+                .bind(call)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.and_then(|(outcome,)| outcome))
+    }
+
     /// Calls `each` with every answer that passes the filter (`by` is ignored), in
     /// the order they were given. Rows are streamed from the database, so an
     /// export of millions of answers holds one at a time. An error from `each`
