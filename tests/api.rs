@@ -823,6 +823,17 @@ fn the_simulator_walks_the_real_flow_and_stores_nothing() {
         "ended",
     );
 
+    // A start time far away (chrono would overflow adding a timeout to it): 400.
+    for at in [
+        "+262000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "1900-01-01T00:00:00Z",
+    ] {
+        let body = serde_json::json!({"session": null, "event": {"type": "start", "at": at}});
+        let r = s.post(&path, Some(&broadcaster), &body.to_string());
+        assert_eq!(r.status, 400, "{at}: {}", r.body);
+    }
+
     // A forged session: 400. Flip one hex digit of the state.
     let session = r["session"].as_str().unwrap();
     let i = session.find('.').unwrap() / 2;

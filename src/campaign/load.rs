@@ -14,7 +14,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::validate::{self, Located};
-use super::{Campaign, Choice, Diagnostic, InputSettings, Node, NodeKind, parse_duration};
+use super::{
+    Campaign, Choice, Diagnostic, InputSettings, Node, NodeKind, format_duration, limits,
+    parse_duration,
+};
 use crate::schedule::{self, Broadcast, Schedule};
 
 /// Every campaign of a folder, and what is wrong with the ones that failed.
@@ -275,6 +278,19 @@ impl<'t> Cx<'t> {
         Some(s)
     }
 
+    /// A list of at least one string.
+    fn non_empty_strings(&mut self, what: &str, v: &Value<'_>) -> Option<Vec<(String, usize)>> {
+        let list = self.strings(what, v, false)?;
+        if list.is_empty() {
+            self.error(
+                v.span(),
+                format!("{what} is an empty list; list at least one, or remove the key"),
+            );
+            return None;
+        }
+        Some(list)
+    }
+
     /// A list of strings; with `one_or_many`, a single string is a list of one.
     fn strings(
         &mut self,
@@ -308,11 +324,29 @@ impl<'t> Cx<'t> {
         }
     }
 
-    fn duration(&mut self, what: &str, v: &Value<'_>) -> Option<std::time::Duration> {
+    /// A duration longer than zero and at most `max`: a typo such as `60h` for a
+    /// keypad timeout would otherwise hold a silent line open for days.
+    fn duration(
+        &mut self,
+        what: &str,
+        v: &Value<'_>,
+        max: std::time::Duration,
+    ) -> Option<std::time::Duration> {
         let s = self.string(what, v)?;
         match parse_duration(&s) {
             Ok(d) if d.is_zero() => {
                 self.error(v.span(), format!("{what} must be longer than zero"));
+                None
+            }
+            Ok(d) if d > max => {
+                self.error(
+                    v.span(),
+                    format!(
+                        "{what}: `{}` is longer than the most allowed, {}",
+                        s.trim(),
+                        format_duration(max)
+                    ),
+                );
                 None
             }
             Ok(d) => Some(d),
@@ -434,7 +468,7 @@ impl<'t> Cx<'t> {
             let what = format!("{place}: `{key}`");
             let line = self.line_of(&v.span());
             match key {
-                "timeout" => match self.duration(&what, v) {
+                "timeout" => match self.duration(&what, v, limits::MAX_TIMEOUT) {
                     Some(d) => s.timeout = d,
                     None => ok = false,
                 },
@@ -524,14 +558,14 @@ impl<'t> Cx<'t> {
         };
         let numbers = match get("numbers") {
             Some(v) => self
-                .strings("`numbers`", v, false)
+                .non_empty_strings("`numbers`", v)
                 .map(|ns| ns.into_iter().map(|(n, _)| n).collect()),
             None => Some(Vec::new()),
         };
         // Numbers that are never answered: a call to one is refused (free for the
         // caller) and called back (`crate::outbound`).
         let callback_numbers = match get("callback_numbers") {
-            Some(v) => self.strings("`callback_numbers`", v, false).map(|ns| {
+            Some(v) => self.non_empty_strings("`callback_numbers`", v).map(|ns| {
                 let answered: Vec<String> = numbers.clone().unwrap_or_default();
                 let mut out: Vec<String> = Vec::new();
                 for (n, line) in ns {
@@ -592,7 +626,7 @@ impl<'t> Cx<'t> {
         let callback_numbers = callback_numbers?;
         let base = self.file.parent().unwrap_or(Path::new("."));
         located.audio_line = audio_line;
-        let start = start.unwrap_or_else(|| nodes[0].id.clone());
+        let start = start.or_else(|| nodes.first().map(|n| n.id.clone()))?;
         let mut campaign = Campaign {
             id,
             file: self.file.clone(),
@@ -661,7 +695,7 @@ impl<'t> Cx<'t> {
         };
         let mut broadcasts = Vec::new();
         if let Some(bv) = t.get("broadcasts") {
-            match self.strings("[schedule] `broadcasts`", bv, false) {
+            match self.non_empty_strings("[schedule] `broadcasts`", bv) {
                 Some(list) => {
                     for (expr, line) in list {
                         match Broadcast::parse(&expr) {
@@ -677,13 +711,15 @@ impl<'t> Cx<'t> {
             }
         }
         let poll_window = match t.get("poll_window") {
-            Some(v) => match self.duration("[schedule] `poll_window`", v) {
-                Some(d) => Some(d),
-                None => {
-                    ok = false;
-                    None
+            Some(v) => {
+                match self.duration("[schedule] `poll_window`", v, limits::MAX_POLL_WINDOW) {
+                    Some(d) => Some(d),
+                    None => {
+                        ok = false;
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         if poll_window.is_some() && broadcasts.is_empty() && ok {
@@ -703,6 +739,7 @@ impl<'t> Cx<'t> {
                         _ => self.string(&what, v),
                     }?;
                     schedule::parse_day(&text)
+                        .and_then(limits::plausible_day)
                         .map(Some)
                         .map_err(|e| self.error(v.span(), format!("{what}: {e}")))
                         .ok()
@@ -756,6 +793,14 @@ impl<'t> Cx<'t> {
                 return None;
             }
         };
+        if items.is_empty() {
+            self.error(
+                v.span(),
+                "`node` is an empty list: a campaign needs at least one [[node]] (the voice menu)"
+                    .into(),
+            );
+            return None;
+        }
         let mut nodes = Vec::new();
         let mut ok = true;
         for item in items.iter() {
@@ -961,7 +1006,7 @@ impl<'t> Cx<'t> {
             "record" => {
                 let next = target(self, "next", true)?;
                 let max = match t.get("max") {
-                    Some(mv) => self.duration(&format!("{place}: `max`"), mv),
+                    Some(mv) => self.duration(&format!("{place}: `max`"), mv, limits::MAX_RECORD),
                     None => {
                         self.error(
                             v.span(),

@@ -9,6 +9,7 @@
 mod duration;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod limits;
 mod load;
 #[cfg(test)]
 mod tests;

@@ -681,3 +681,57 @@ fn a_question_may_subscribe_callers_with_one_of_its_choices() {
         &["`subscribe` = `oui` is not one of this question's choices (yes, no, not_sure)"],
     );
 }
+
+/// Absurd durations, empty lists and far-away days are `FILE:LINE` errors.
+#[test]
+fn absurd_durations_empty_lists_and_far_days_are_refused() {
+    let with = |from: &str, to: &str| {
+        assert!(GOOD.contains(from), "{from}");
+        GOOD.replacen(from, to, 1)
+    };
+    one_problem(
+        &with("timeout = \"6s\"", "timeout = \"60h\""),
+        13,
+        &["`timeout`", "`60h`", "longer than the most allowed, 10m"],
+    );
+    one_problem(
+        &with("poll_window = \"48h\"", "poll_window = \"400d\""),
+        9,
+        &["`poll_window`", "31d"],
+    );
+    one_problem(&with("max = \"2m\"", "max = \"3h\""), 55, &["`max`", "1h"]);
+    one_problem(
+        &with("numbers = [\"2000\"]", "numbers = []"),
+        4,
+        &["`numbers` is an empty list"],
+    );
+    one_problem(
+        &with("broadcasts = [\"0 0 19 * * Tue\"]", "broadcasts = []"),
+        8,
+        &["`broadcasts` is an empty list"],
+    );
+    one_problem(
+        &with(
+            "closed = \"closed\"",
+            "closed = \"closed\"\nfrom = \"2206-12-01\"",
+        ),
+        11,
+        &["`from`", "too far"],
+    );
+    one_problem(
+        &with(
+            "closed = \"closed\"",
+            "closed = \"closed\"\nuntil = 1900-01-01",
+        ),
+        11,
+        &["`until`", "too far"],
+    );
+    // A file with `node = []` and nothing else wrong: one problem, no panic.
+    let head = GOOD.split("[[node]]").next().unwrap();
+    let empty = format!("node = []\n{}", head.replace("closed = \"closed\"\n", ""));
+    let p = problems(&empty);
+    assert!(
+        p.iter().any(|m| m.contains("`node` is an empty list")),
+        "{p:#?}"
+    );
+}

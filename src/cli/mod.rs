@@ -57,6 +57,17 @@ pub struct Cli {
     )]
     data: PathBuf,
 
+    /// Log lines as text (for people) or JSON objects, one per line (for log
+    /// shippers). Text has colours only when standard error is a terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "KUMA_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -98,13 +109,7 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         die_quietly_on_closed_pipe();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KUMA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,6 +126,33 @@ pub fn main() -> ExitCode {
             eprintln!("kuma: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to standard error, filtered by `KUMA_LOG` (default `warn`). A log file
+/// or a journal gets no ANSI colour codes; JSON lines carry the fields of the
+/// spans they are in (a call's id and the caller's pseudonym).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUMA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 

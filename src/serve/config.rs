@@ -267,7 +267,11 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         c.small_group = n;
     }
     if let Some(d) = &file.drain {
-        c.drain = crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?;
+        c.drain = at_most(
+            crate::campaign::parse_duration(d).map_err(|e| format!("drain: {e}"))?,
+            "drain",
+            Duration::from_secs(24 * 3600),
+        )?;
     }
     c.webhooks = hooks;
     let trunk_file = file.trunk.unwrap_or_default();
@@ -289,21 +293,40 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     let cb = file.callback.unwrap_or_default();
     let p = &mut c.callback;
     if let Some(d) = pick(&o.callback_delay, &cb.delay) {
-        p.delay = duration_or_zero(&d, "callback.delay")?;
+        p.delay = at_most(
+            duration_or_zero(&d, "callback.delay")?,
+            "callback.delay",
+            WEEK,
+        )?;
     }
     if let Some(d) = &cb.min_interval {
-        p.min_interval = duration_or_zero(d, "callback.min_interval")?;
+        p.min_interval = at_most(
+            duration_or_zero(d, "callback.min_interval")?,
+            "callback.min_interval",
+            WEEK,
+        )?;
     }
     if let Some(d) = &cb.retry_after {
-        p.retry_after =
-            crate::campaign::parse_duration(d).map_err(|e| format!("callback.retry_after: {e}"))?;
+        p.retry_after = at_most(
+            crate::campaign::parse_duration(d).map_err(|e| format!("callback.retry_after: {e}"))?,
+            "callback.retry_after",
+            WEEK,
+        )?;
     }
     if let Some(d) = &cb.ring_timeout {
-        p.ring_timeout = crate::campaign::parse_duration(d)
-            .map_err(|e| format!("callback.ring_timeout: {e}"))?;
+        p.ring_timeout = at_most(
+            crate::campaign::parse_duration(d)
+                .map_err(|e| format!("callback.ring_timeout: {e}"))?,
+            "callback.ring_timeout",
+            Duration::from_secs(300),
+        )?;
     }
     if let Some(d) = &cb.after_broadcast {
-        p.after_broadcast = duration_or_zero(d, "callback.after_broadcast")?;
+        p.after_broadcast = at_most(
+            duration_or_zero(d, "callback.after_broadcast")?,
+            "callback.after_broadcast",
+            WEEK,
+        )?;
     }
     if let Some(q) = &cb.quiet_hours {
         p.quiet_hours = Some(
@@ -410,6 +433,22 @@ pub fn parse_trunk_uri(uri: &str) -> Result<(String, u16), String> {
         return Err(err());
     }
     Ok((host.to_owned(), port))
+}
+
+/// Call-back delays and intervals: a week at most (a typo such as `20d` for `20s`
+/// would hold every call-back for weeks).
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `d` if it is at most `max`; else one line saying so.
+fn at_most(d: Duration, what: &str, max: Duration) -> Result<Duration, String> {
+    if d > max {
+        return Err(format!(
+            "{what}: `{}` is longer than the most allowed, {}",
+            crate::campaign::format_duration(d),
+            crate::campaign::format_duration(max)
+        ));
+    }
+    Ok(d)
 }
 
 fn duration_or_zero(d: &str, what: &str) -> Result<Duration, String> {
@@ -559,6 +598,15 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 5070));
         assert_eq!(t.password.as_deref(), Some("env"));
         assert_eq!(c.callback.delay, Duration::ZERO);
+        let absurd = Overrides {
+            callback_delay: Some("20d".into()),
+            ..Default::default()
+        };
+        let err = load(&file, true, &absurd).unwrap_err();
+        assert!(
+            err.contains("callback.delay") && err.contains("7d"),
+            "{err}"
+        );
         assert!(parse_trunk_uri("sip:+223@host").is_err());
         assert!(parse_trunk_uri("sip:host:x").is_err());
         assert_eq!(

@@ -130,6 +130,10 @@ pub(super) async fn simulate(
     let (mut session, event, now) = match (req.session, req.event) {
         (None, SimEvent::Start { at }) => {
             let at = at.unwrap_or(real);
+            // The engine adds timeouts to this time: a year far away would
+            // overflow chrono's range.
+            crate::campaign::limits::plausible_day(at.date_naive())
+                .map_err(|e| ApiError::BadRequest(format!("`at`: {e}")))?;
             let session = Session {
                 campaign: c.id.clone(),
                 call: Call::new(EngineOptions::default()),
@@ -156,7 +160,10 @@ pub(super) async fn simulate(
                 ));
             }
             let elapsed = (real - session.real).max(chrono::TimeDelta::zero());
-            let mut now = session.at + elapsed;
+            let mut now = session
+                .at
+                .checked_add_signed(elapsed)
+                .ok_or_else(|| ApiError::BadRequest("the session's time is out of range".into()))?;
             let event = engine_event(event)?;
             if event == Event::Timeout
                 && let Some(deadline) = session.call.next_deadline()
