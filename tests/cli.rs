@@ -144,6 +144,56 @@ fn check_reports_every_problem_as_file_line_and_exits_1() {
     assert!(stdout(&out).contains("0 campaigns ok, 1 with problems"));
 }
 
+/// A campaign with absurd durations and empty lists: `FILE:LINE` errors from
+/// `kuma check`, and `kuma serve` starts with the other campaigns.
+#[test]
+fn absurd_durations_and_empty_lists_are_file_line_errors_and_serve_goes_on() {
+    let k = Kuma::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo().join("campaigns/stop-trafficking-mali.toml"))
+        .unwrap()
+        .replace("../audio", &format!("{}/audio", repo().display()));
+    std::fs::write(dir.path().join("stop-trafficking-mali.toml"), &example).unwrap();
+    let absurd = example
+        .replace("numbers = [\"2000\"]", "numbers = [\"3000\"]")
+        .replace("callback_numbers = [\"2001\"]", "callback_numbers = []")
+        .replace("timeout = \"6s\"", "timeout = \"60h\"")
+        .replace("poll_window = \"48h\"", "poll_window = \"3650d\"")
+        .replace("from = \"2026-11-01\"", "from = \"2206-11-01\"");
+    let file = dir.path().join("absurd.toml");
+    std::fs::write(&file, &absurd).unwrap();
+    let line_of = |needle: &str| absurd.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let out = k.run_in(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for (needle, says) in [
+        ("callback_numbers = []", "is an empty list"),
+        ("timeout = \"60h\"", "longer than the most allowed, 10m"),
+        (
+            "poll_window = \"3650d\"",
+            "longer than the most allowed, 31d",
+        ),
+        ("from = \"2206-11-01\"", "too far in the past or the future"),
+    ] {
+        let at = format!("{}:{}: ", file.display(), line_of(needle));
+        assert!(
+            err.lines().any(|l| l.starts_with(&at) && l.contains(says)),
+            "{at} {says}:\n{err}"
+        );
+    }
+    assert!(
+        stdout(&out).contains("1 campaigns ok, 1 with problems")
+            || stdout(&out).contains("1 campaign ok, 1 with problems"),
+        "{}",
+        stdout(&out)
+    );
+
+    let mut server = common::Server::start_in(dir.path(), &[]);
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("absurd.toml:"), "{log}");
+    assert!(matches!(server.child.try_wait(), Ok(None)), "{log}");
+}
+
 #[test]
 fn a_call_saves_each_answer_and_results_count_them() {
     let k = Kuma::sqlite();
@@ -500,12 +550,7 @@ fn a_data_folder_that_cannot_be_written_is_one_clear_line() {
 
 #[test]
 fn the_same_commands_work_on_postgresql() {
-    let Ok(admin) = std::env::var("KUMA_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must set KUMA_TEST_POSTGRES_URL"
-        );
-        eprintln!("skipped: KUMA_TEST_POSTGRES_URL is not set");
+    let Some(admin) = common::postgres_admin_url() else {
         return;
     };
     let name = format!("kuma_cli_{}", std::process::id());

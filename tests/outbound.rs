@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{count, free_port, have_sipp, prepared_data, repo};
+use common::{count, free_port, have_sipp, postgres_admin_url, prepared_data, repo};
 use kuma::outbound::Policy;
 use kuma::outbound::sealed::Sealer;
 use kuma::store::{NewCallback, Pseudonymizer, Store};
@@ -475,21 +475,6 @@ fn a_phone_that_is_never_picked_up_is_cancelled_and_recorded_no_answer() {
 }
 
 // ---- several processes, one PostgreSQL database --------------------------------
-
-/// The admin URL of the test PostgreSQL server (`.ci/start-postgres`), or `None`
-/// to skip (a failure under CI).
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("KUMA_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("KUMA_TEST_POSTGRES_URL is not set: under CI the PostgreSQL tests must run")
-        }
-        _ => {
-            eprintln!("skipped: KUMA_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
-}
 
 fn pg(admin: &str, statement: &str) {
     let out = Command::new("psql")

@@ -1,8 +1,8 @@
 //! `kuma serve` answering real SIP peers (sipp) on loopback, with the example
 //! campaign, checked through the store. Every port is chosen at run time.
 //!
-//! Needs `sipp` (Debian's sip-tester) and `baresip` (baresip-core); `.ci/run` installs
-//! them. Without them, outside CI, the tests say so and pass.
+//! Needs `sipp` (Debian's sip-tester) and `baresip` (baresip-core); `./test` installs
+//! them. Without them the tests fail, saying so (see `common::peer_missing`).
 
 mod common;
 
@@ -130,6 +130,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Whether the `kuma serve` process is still running.
+    fn child_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn http_get(&self, path: &str) -> String {
@@ -404,12 +409,8 @@ fn sigterm_lets_the_call_in_progress_finish_then_stops() {
 }
 
 fn have_baresip() -> bool {
-    let ok = Command::new("baresip").arg("-h").output().is_ok();
-    if !ok {
-        assert!(std::env::var("CI").is_err(), "CI must install baresip-core");
-        eprintln!("skipped: baresip is not installed");
-    }
-    ok
+    Command::new("baresip").arg("-h").output().is_ok()
+        || common::peer_missing("baresip (baresip-core)")
 }
 
 /// A second, independent SIP stack: baresip (its own SDP with several codecs and
@@ -533,4 +534,229 @@ fn a_caller_who_gives_up_while_it_rings_is_cancelled() {
         "180, then CANCEL: 200, and 487 for the INVITE",
     );
     assert_eq!(calls, [("cancelled".to_string(), None)]);
+}
+
+/// A valid request from `me` (responses come back to it: `rport`), its SDP
+/// pointing at `media`, a socket of this test's.
+fn hostile_template(
+    method: &str,
+    to: std::net::SocketAddr,
+    me: std::net::SocketAddr,
+    media: u16,
+    n: u32,
+) -> Vec<u8> {
+    let sdp = if method == "INVITE" {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {media} RTP/AVP 0 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n",
+            ip = me.ip()
+        )
+    } else {
+        String::new()
+    };
+    let ct = if sdp.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:2000@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bK-hostile-{n}\r\n\
+         From: \"Awa\" <sip:+22376000000@{ip}>;tag=h{n}\r\nTo: <sip:2000@{to}>\r\nCall-ID: hostile-{n}@{ip}\r\n\
+         CSeq: {n} {method}\r\nContact: <sip:awa@{me}>\r\nMax-Forwards: 70\r\n{ct}Content-Length: {len}\r\n\r\n{sdp}",
+        ip = me.ip(),
+        len = sdp.len()
+    )
+    .into_bytes()
+}
+
+/// Every byte offset of `valid` with a multibyte character, an invalid UTF-8 byte,
+/// a NUL, or line breaks inserted there, and `valid` cut there.
+fn byte_mutations(valid: &[u8]) -> Vec<Vec<u8>> {
+    let inserts: [&[u8]; 6] = [b"\xc3\xa9", b"\xff", b"\0", b"\r\n", b"\r", b"\n"];
+    let mut out = Vec::new();
+    for at in 0..=valid.len() {
+        let (head, tail) = valid.split_at(at);
+        for insert in inserts {
+            out.push([head, insert, tail].concat());
+        }
+        out.push(head.to_vec());
+    }
+    out
+}
+
+/// Huge and negative numbers where SIP and SDP expect small ones.
+fn huge_numbers(valid: &[u8]) -> Vec<Vec<u8>> {
+    let text = String::from_utf8_lossy(valid).into_owned();
+    let mut out = Vec::new();
+    for (from, to) in [
+        ("Content-Length: ", "Content-Length: 18446744073709551616"),
+        ("Content-Length: ", "Content-Length: -1"),
+        ("CSeq: ", "CSeq: 99999999999999999999999"),
+        ("Max-Forwards: 70", "Max-Forwards: 4294967296"),
+        ("m=audio ", "m=audio 99999999999 "),
+        ("a=ptime:20", "a=ptime:18446744073709551615"),
+        (
+            "o=- 1 1",
+            "o=- 99999999999999999999999 99999999999999999999999",
+        ),
+        (
+            "\r\n\r\n",
+            "\r\nExpires: 340282366920938463463374607431768211456\r\n\r\n",
+        ),
+    ] {
+        if text.contains(from) {
+            out.push(text.replacen(from, to, 1).into_bytes());
+        }
+    }
+    out
+}
+
+/// Sends `request` from a fresh socket and waits for its response's status line.
+fn sip_status(to: std::net::SocketAddr, method: &str, n: u32) -> Option<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let me = s.local_addr().unwrap();
+    let req = hostile_template(method, to, me, 9, n);
+    let mut buf = [0u8; 4096];
+    for _ in 0..6 {
+        s.send_to(&req, to).unwrap();
+        if let Ok((len, _)) = s.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            return text.lines().next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// `OPTIONS sipé SIP/2.0` once stopped the whole server. That line, then every
+/// byte-by-byte mutation of a valid INVITE and OPTIONS (multibyte, invalid UTF-8,
+/// NUL, CR/LF, cut short) and huge numbers, over UDP and TCP, to a real `kuma
+/// serve`: afterwards it still answers OPTIONS and a sipp call completes.
+#[test]
+fn hostile_datagrams_and_streams_never_stop_the_server() {
+    use std::io::Write;
+    if !have_sipp() {
+        return;
+    }
+    let mut k = Server::start();
+    // From another loopback address than sipp's: the INVITEs that parse are
+    // calls, and the flood guard limits them by source.
+    let attacker = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let media = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let (me, media_port) = (
+        attacker.local_addr().unwrap(),
+        media.local_addr().unwrap().port(),
+    );
+    let first = b"OPTIONS sip\xc3\xa9 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:9;rport;branch=z9hG4bK-1\r\n\
+                  From: <sip:a@127.0.0.2>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    attacker.send_to(first, k.sip).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(k.child_alive(), "kuma serve stopped on one datagram");
+    assert_eq!(
+        sip_status(k.sip, "OPTIONS", 1).as_deref(),
+        Some("SIP/2.0 200 OK"),
+        "kuma serve answers OPTIONS after `OPTIONS sipé SIP/2.0`"
+    );
+
+    let mut battery = Vec::new();
+    for (i, method) in ["INVITE", "OPTIONS"].into_iter().enumerate() {
+        let valid = hostile_template(method, k.sip, me, media_port, 100 + i as u32);
+        battery.extend(byte_mutations(&valid));
+        battery.extend(huge_numbers(&valid));
+    }
+    for (i, m) in battery.iter().enumerate() {
+        attacker.send_to(m, k.sip).unwrap();
+        // Paced, so that the socket buffer does not drop what is being tested.
+        if i % 32 == 31 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // The same over TCP, one stream after another: a stream kuma cannot frame is
+    // closed, and the next message goes on a new connection.
+    let mut tcp: Option<std::net::TcpStream> = None;
+    let mut connections = 0;
+    for m in battery.iter().step_by(3) {
+        if tcp.is_none() {
+            tcp = std::net::TcpStream::connect(k.sip).ok();
+            connections += 1;
+        }
+        if let Some(s) = tcp.as_mut()
+            && s.write_all(m).is_err()
+        {
+            tcp = None;
+        }
+    }
+    drop(tcp);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        k.child_alive(),
+        "kuma serve stopped during the battery of {} messages",
+        battery.len()
+    );
+    eprintln!(
+        "sent {} mutated messages over UDP, a third of them over {connections} TCP connections",
+        battery.len()
+    );
+    assert_eq!(
+        sip_status(k.sip, "OPTIONS", 2).as_deref(),
+        Some("SIP/2.0 200 OK")
+    );
+    assert!(
+        k.sipp("options.xml", "2000", &["-t", "t1"])
+            .status
+            .success(),
+        "OPTIONS over TCP"
+    );
+    let before = k.calls().len();
+    assert!(
+        k.sipp("poll_rfc4733.xml", "2000", &[]).status.success(),
+        "a whole call still completes"
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while k.calls().len() <= before && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = k.results();
+    assert!(count(&r, "q_region", "koulikoro") >= 1, "{r}");
+    assert!(k.http_get("/healthz").ends_with("ok\n"));
+}
+
+/// Logs for a file or a shipper: no colour codes when standard error is not a
+/// terminal, one JSON object a line with `--log-format json`, and every line of a
+/// call with its call id and the caller's pseudonym, never the number.
+#[test]
+fn call_logs_carry_the_call_and_the_pseudonym_never_the_number() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start_with_env(
+        &repo().join("campaigns"),
+        &["--log-format", "json"],
+        &[("KUMA_LOG", "kuma=debug")],
+    );
+    assert!(k.sipp("poll_rfc4733.xml", "2000", &[]).status.success());
+    k.wait_calls(1);
+    let log = std::fs::read_to_string(&k.log).unwrap();
+    assert!(!log.contains('\u{1b}'), "no ANSI escape codes");
+    assert!(
+        !log.contains("22370123456"),
+        "the caller's number is in the log"
+    );
+    let mut call_lines = 0;
+    for line in log.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["span"]["name"] == "call" {
+            call_lines += 1;
+            assert!(v["span"]["call"].is_string(), "{line}");
+            assert!(
+                v["span"]["caller"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("c_")),
+                "{line}"
+            );
+        }
+    }
+    assert!(call_lines >= 5, "{call_lines} lines of the call in:\n{log}");
 }

@@ -4,12 +4,13 @@
 //! to open a second store on the same database), and runs twice: on SQLite, in a
 //! fresh file in a temporary folder, and on PostgreSQL, in a fresh database made
 //! on the server named by `KUMA_TEST_POSTGRES_URL` (an admin URL, such as the one
-//! `.ci/start-postgres` prints) and dropped afterwards. Without that variable the
-//! PostgreSQL runs say they were skipped and pass — except under CI (`CI` set),
-//! where that is a failure.
+//! `.ci/start-postgres` prints, and `./test` sets) and dropped afterwards. Without
+//! that variable the PostgreSQL runs fail, saying so, unless
+//! `KUMA_TEST_SKIP_MISSING=1` (see `common::peer_missing`).
+
+mod common;
 
 use std::future::Future;
-use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -34,17 +35,8 @@ const POSTGRES_ENV: &str = "KUMA_TEST_POSTGRES_URL";
 fn postgres_admin_url(test: &str) -> Option<String> {
     match std::env::var(POSTGRES_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "{POSTGRES_ENV} is not set: under CI the PostgreSQL tests must run \
-             (start a server with .ci/start-postgres)"
-        ),
         _ => {
-            // Straight to stderr: the test harness does not capture that, so the
-            // skip shows in every run, not only with --nocapture.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped {test} on PostgreSQL: {POSTGRES_ENV} is not set"
-            );
+            common::peer_missing(&format!("PostgreSQL ({POSTGRES_ENV}) for {test}"));
             None
         }
     }

@@ -68,18 +68,39 @@ pub fn stderr_log(dir: &Path) -> (Stdio, PathBuf) {
     (Stdio::from(file), path)
 }
 
-/// Whether sipp (Debian's sip-tester) is here; without it the SIP tests are
-/// skipped, except under CI, which must install it.
-pub fn have_sipp() -> bool {
-    let ok = Command::new("sipp").arg("-v").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install sipp (sip-tester)"
+/// A peer a test needs (sipp, baresip, PostgreSQL…) is not there: the test fails
+/// with one line saying how to get it (`./test` installs and starts them all), so
+/// that no test passes without having run. With `KUMA_TEST_SKIP_MISSING=1` such
+/// tests are skipped instead, and say so; the answer is then `false`.
+pub fn peer_missing(peer: &str) -> bool {
+    if std::env::var_os("KUMA_TEST_SKIP_MISSING").is_some_and(|v| v == "1") {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("skipped: {peer} is not available (KUMA_TEST_SKIP_MISSING=1)\n").as_bytes(),
         );
-        eprintln!("skipped: sipp is not installed");
+        return false;
     }
-    ok
+    panic!(
+        "{peer} is not available: run ./test, which installs and starts what the tests \
+         need, or set KUMA_TEST_SKIP_MISSING=1 to skip the tests that need it"
+    )
+}
+
+/// Whether sipp (Debian's sip-tester) is here: see [`peer_missing`].
+pub fn have_sipp() -> bool {
+    Command::new("sipp").arg("-v").output().is_ok() || peer_missing("sipp (Debian's sip-tester)")
+}
+
+/// The admin URL of the test PostgreSQL server (`KUMA_TEST_POSTGRES_URL`, which
+/// `./test` sets after starting one with `.ci/start-postgres`): see [`peer_missing`].
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("KUMA_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            peer_missing("PostgreSQL (KUMA_TEST_POSTGRES_URL)");
+            None
+        }
+    }
 }
 
 /// A free UDP port on loopback, found at run time.
@@ -145,6 +166,8 @@ pub struct Server {
     /// The temporary folder (the data folder is `data` inside it).
     pub dir: tempfile::TempDir,
     pub data: PathBuf,
+    /// Where its standard error goes.
+    pub log: PathBuf,
 }
 
 impl Server {
@@ -159,6 +182,11 @@ impl Server {
 
     /// On another campaigns folder.
     pub fn start_in(campaigns: &Path, flags: &[&str]) -> Server {
+        Self::start_with_env(campaigns, flags, &[])
+    }
+
+    /// With environment variables too (`KUMA_LOG`…).
+    pub fn start_with_env(campaigns: &Path, flags: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
@@ -181,6 +209,7 @@ impl Server {
             .arg("--database")
             .arg(format!("sqlite://{}/kuma.db", data.display()))
             .env_remove("KUMA_CONFIG")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -192,6 +221,7 @@ impl Server {
             child,
             dir,
             data,
+            log,
         }
     }
 }
