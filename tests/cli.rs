@@ -48,6 +48,8 @@ impl Kuma {
             .env_remove("KUMA_SECRET")
             .env_remove("KUMA_DATABASE_URL")
             .env_remove("KUMA_CAMPAIGNS")
+            .env_remove("KUMA_CONFIG")
+            .env_remove("KUMA_TRUNKS")
             .output()
             .unwrap()
     }
@@ -110,6 +112,11 @@ fn check_prints_the_campaign_and_its_next_broadcasts_in_words() {
     );
     assert!(
         out.contains("poll: open now, for the broadcast of Saturday 28 November 2026 at 08:30"),
+        "{out}"
+    );
+    // The example has a call-back number, and no kuma.toml names a trunk here.
+    assert!(
+        out.contains("warning: call-backs are off: no `trunks` configured"),
         "{out}"
     );
     assert!(!k.data().exists(), "check writes nothing");

@@ -85,6 +85,24 @@ impl Server {
         database: Option<&str>,
         broadcasts: Option<&str>,
     ) -> Server {
+        // Missed calls are only called back when they come from a trunk: sipp, here.
+        Self::start_full(
+            trunk_port,
+            "trunks = [\"127.0.0.1\"]",
+            callback,
+            database,
+            broadcasts,
+        )
+    }
+
+    /// With `top` as kuma.toml's top-level settings.
+    fn start_full(
+        trunk_port: u16,
+        top: &str,
+        callback: &str,
+        database: Option<&str>,
+        broadcasts: Option<&str>,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
@@ -97,7 +115,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\nuser = \"kuma\"\n\n[callback]\n{callback}\n"
+                "{top}\n[trunk]\nuri = \"sip:127.0.0.1:{trunk_port}\"\nuser = \"kuma\"\n\n[callback]\n{callback}\n"
             ),
         )
         .unwrap();
@@ -290,7 +308,7 @@ fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
     }
     let trunk = free_port();
     // No call after a broadcast here: that is the next test's.
-    let k = Server::start(trunk, "after_broadcast = \"30d\"");
+    let k = Server::start(trunk, "after_broadcast = \"7d\"");
     let phone = phone(k.dir.path(), trunk, "callback_answer.xml", 1, &[]);
     k.missed_call(LISTENER);
     wait_ok(
@@ -355,6 +373,64 @@ fn a_missed_call_is_called_back_through_the_trunk_and_its_answers_counted() {
         "{table}"
     );
     assert!(!table.contains("70123456"), "{table}");
+}
+
+/// The trunk's port, held by this test: what kuma sends there within `wait`.
+fn trunk_hears(trunk: &std::net::UdpSocket, wait: Duration) -> Option<String> {
+    trunk.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 4096];
+    trunk.recv_from(&mut buf).ok().map(|(n, _)| {
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    })
+}
+
+/// Without `trunks`, anyone who reaches the SIP port could make kuma dial the
+/// number they put in `From`: a missed call is refused and nothing is queued or
+/// dialled; kuma serve says so at start-up.
+#[test]
+fn a_missed_call_without_trunks_configured_queues_nothing_and_dials_nothing() {
+    if !have_sipp() {
+        return;
+    }
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = trunk.local_addr().unwrap().port();
+    let k = Server::start_full(port, "", "", None, None);
+    k.missed_call(LISTENER);
+    assert_eq!(trunk_hears(&trunk, Duration::from_secs(3)), None);
+    assert!(k.callbacks().is_empty(), "{:?}", k.callbacks());
+    let log = k.log();
+    assert!(log.contains("call-backs are off"), "{log}");
+    assert!(log.contains("missed call refused"), "{log}");
+    assert!(
+        k.metrics()
+            .contains("kuma_missed_calls_total{outcome=\"untrusted_source\"} 1"),
+        "{}",
+        k.metrics()
+    );
+}
+
+/// A `From` outside `[callback] prefixes` (a premium or foreign number) is refused
+/// `number_not_allowed`, and the trunk hears nothing.
+#[test]
+fn a_number_outside_the_prefixes_is_refused_number_not_allowed() {
+    if !have_sipp() {
+        return;
+    }
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = trunk.local_addr().unwrap().port();
+    let k = Server::start(
+        port,
+        "prefixes = [\"+22376\", \"+22366\"]\ncountry_code = \"223\"",
+    );
+    k.missed_call(LISTENER);
+    let list = k.wait_statuses(&["refused"]);
+    assert_eq!(list[0]["note"], "number_not_allowed");
+    assert_eq!(trunk_hears(&trunk, Duration::from_secs(2)), None);
+    assert!(!k.log().contains("call-backs may go to any number"));
 }
 
 #[test]

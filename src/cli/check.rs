@@ -29,6 +29,7 @@ pub fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut bad = 0;
     let mut good = 0;
+    let mut settings = None;
     for file in set
         .files
         .iter()
@@ -46,6 +47,12 @@ pub fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                     None => Utc::now(),
                 };
                 print!("{}", summary(c, now));
+                if !c.callback_numbers.is_empty() {
+                    let config = settings.get_or_insert_with(serve_settings);
+                    for w in config.iter().flat_map(crate::serve::callback_warnings) {
+                        println!("  warning: {w}");
+                    }
+                }
                 // Every recording through the prompt pipeline: each file's problems
                 // with its path; an unusable recording makes the campaign bad.
                 let (audio_line, audio_problems) = super::audio::check_campaign(env, c);
@@ -90,6 +97,22 @@ pub fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The station's settings as `kuma serve` reads them (`KUMA_CONFIG` or
+/// `kuma.toml`, `KUMA_TRUNKS`), for the call-back warnings; `None` when they do
+/// not load (`kuma serve` says why).
+fn serve_settings() -> Option<crate::serve::ServeConfig> {
+    use crate::serve::config::{Overrides, load};
+    let named = std::env::var_os("KUMA_CONFIG").map(std::path::PathBuf::from);
+    let file = named
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("kuma.toml"));
+    let overrides = Overrides {
+        trunks: std::env::var("KUMA_TRUNKS").ok(),
+        ..Default::default()
+    };
+    load(&file, named.is_some(), &overrides).ok()
 }
 
 /// What `kuma check` prints about a valid campaign.

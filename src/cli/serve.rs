@@ -52,14 +52,6 @@ pub struct Args {
     /// The account on the trunk.
     #[arg(long, env = "KUMA_TRUNK_USER", value_name = "USER")]
     trunk_user: Option<String>,
-    /// Its password (better given as KUMA_TRUNK_PASSWORD than on the command line).
-    #[arg(
-        long,
-        env = "KUMA_TRUNK_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
-    trunk_password: Option<String>,
     /// From a missed call to its call-back, e.g. 20s; 0 calls back at once [default: 20s]
     #[arg(long, env = "KUMA_CALLBACK_DELAY", value_name = "DURATION")]
     callback_delay: Option<String>,
@@ -86,7 +78,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         small_group: args.small_group,
         trunk: args.trunk,
         trunk_user: args.trunk_user,
-        trunk_password: args.trunk_password,
+        trunk_password: std::env::var("KUMA_TRUNK_PASSWORD").ok(),
         callback_delay: args.callback_delay,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;

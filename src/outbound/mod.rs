@@ -120,6 +120,12 @@ pub struct Policy {
     pub after_broadcast: Duration,
     /// No call to a subscriber in these hours (local time of the campaign).
     pub quiet_hours: Option<QuietHours>,
+    /// Where call-backs may go: E.164 prefixes (`+22376`…); `None`: anywhere the
+    /// trunk carries (premium and international numbers included).
+    pub prefixes: Option<Vec<String>>,
+    /// The country code of numbers the gateway writes without one (`76123456`
+    /// is `+22376123456` with `223`), so that they can be matched to `prefixes`.
+    pub country_code: Option<String>,
 }
 
 /// Hours of the day when subscribers are not called, e.g. `21:00-07:00`.
@@ -179,6 +185,8 @@ impl Default for Policy {
             blocked: Vec::new(),
             after_broadcast: Duration::from_secs(60 * 60),
             quiet_hours: None,
+            prefixes: None,
+            country_code: None,
         }
     }
 }
@@ -195,6 +203,8 @@ pub enum Refusal {
     CampaignQuota,
     TooSoon,
     AlreadyQueued,
+    /// Outside the `prefixes` kuma may call.
+    NumberNotAllowed,
 }
 
 impl Refusal {
@@ -207,6 +217,7 @@ impl Refusal {
             Refusal::CampaignQuota => "campaign_quota",
             Refusal::TooSoon => "too_soon",
             Refusal::AlreadyQueued => "already_queued",
+            Refusal::NumberNotAllowed => "number_not_allowed",
         }
     }
 }
@@ -254,6 +265,9 @@ pub fn screen(policy: &Policy, number: &str, caller: &str, open: bool) -> Result
     if !callable(number) {
         return Err(Refusal::Withheld);
     }
+    if !allowed(policy, number) {
+        return Err(Refusal::NumberNotAllowed);
+    }
     if policy.blocked.iter().any(|b| b == caller) {
         return Err(Refusal::Blocked);
     }
@@ -261,6 +275,34 @@ pub fn screen(policy: &Policy, number: &str, caller: &str, open: bool) -> Result
         return Err(Refusal::Closed);
     }
     Ok(())
+}
+
+/// Whether `number` (callable) is one kuma may call: inside `prefixes` once
+/// written in E.164, or anywhere when no prefixes are set.
+pub fn allowed(policy: &Policy, number: &str) -> bool {
+    let Some(prefixes) = &policy.prefixes else {
+        return true;
+    };
+    e164(number, policy.country_code.as_deref())
+        .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
+}
+
+/// A caller ID in E.164 (`+22376123456`), from the forms gateways send: `+…`,
+/// `00…` (international prefix), or a national number (a leading trunk `0`
+/// dropped) to which `country_code` is added. `None` when it cannot be told.
+pub fn e164(number: &str, country_code: Option<&str>) -> Option<String> {
+    let n = number.trim();
+    let international = n
+        .strip_prefix('+')
+        .or_else(|| n.strip_prefix("00"))
+        .map(str::to_owned)
+        .or_else(|| {
+            let national = n.strip_prefix('0').unwrap_or(n);
+            country_code.map(|cc| format!("{}{national}", cc.trim_start_matches('+')))
+        })?;
+    let ok = (4..=15).contains(&international.len())
+        && international.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| format!("+{international}"))
 }
 
 /// Whether a caller ID is a number kuma can call back: digits, with at most a
@@ -389,6 +431,48 @@ mod tests {
             Err(Refusal::Closed)
         );
         assert_eq!(screen(&p, "+22370123456", "c_x", true), Ok(()));
+    }
+
+    #[test]
+    fn numbers_outside_the_prefixes_are_not_allowed() {
+        let p = Policy {
+            prefixes: Some(vec!["+22376".into(), "+22366".into()]),
+            country_code: Some("223".into()),
+            ..Policy::default()
+        };
+        for ok in ["+22376123456", "0022366123456", "76123456", "076123456"] {
+            assert_eq!(screen(&p, ok, "c_x", true), Ok(()), "{ok}");
+        }
+        for premium in [
+            "+22389123456",
+            "+447700900123",
+            "0044770090012",
+            "89123456",
+            "+1900",
+        ] {
+            assert_eq!(
+                screen(&p, premium, "c_x", true),
+                Err(Refusal::NumberNotAllowed),
+                "{premium}"
+            );
+        }
+        assert_eq!(Refusal::NumberNotAllowed.as_str(), "number_not_allowed");
+        // Without a country code, a national number cannot be placed: refused.
+        let no_cc = Policy {
+            country_code: None,
+            ..p.clone()
+        };
+        assert_eq!(
+            screen(&no_cc, "76123456", "c_x", true),
+            Err(Refusal::NumberNotAllowed)
+        );
+        // Without prefixes, anywhere the trunk carries.
+        assert_eq!(
+            screen(&Policy::default(), "+447700900123", "c_x", true),
+            Ok(())
+        );
+        assert_eq!(e164("+22376123456", None).as_deref(), Some("+22376123456"));
+        assert_eq!(e164("+2237612345678901234", None), None);
     }
 
     #[test]

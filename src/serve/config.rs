@@ -121,6 +121,10 @@ pub struct CallbackFile {
     pub after_broadcast: Option<String>,
     /// `HH:MM-HH:MM`, local time of each campaign: no call to subscribers then.
     pub quiet_hours: Option<String>,
+    /// E.164 prefixes call-backs may go to (`["+22376", "+22366"]`).
+    pub prefixes: Option<Vec<String>>,
+    /// The country code of the numbers the gateway sends without one (`"223"`).
+    pub country_code: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -333,6 +337,26 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             crate::outbound::QuietHours::parse(q)
                 .map_err(|e| format!("callback.quiet_hours: {e}"))?,
         );
+    }
+    if let Some(prefixes) = cb.prefixes {
+        if let Some(bad) = prefixes.iter().find(|p| {
+            let digits = p.strip_prefix('+').unwrap_or("");
+            !(1..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit())
+        }) {
+            return Err(format!(
+                "callback.prefixes: `{bad}` is not an E.164 prefix such as \"+22376\""
+            ));
+        }
+        p.prefixes = Some(prefixes);
+    }
+    if let Some(cc) = cb.country_code {
+        let digits = cc.trim_start_matches('+');
+        if !(1..=3).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "callback.country_code: `{cc}` is not a country calling code such as \"223\""
+            ));
+        }
+        p.country_code = Some(digits.to_owned());
     }
     p.per_caller_per_day = cb.per_caller_per_day.unwrap_or(p.per_caller_per_day);
     p.per_campaign_per_day = cb.per_campaign_per_day.unwrap_or(p.per_campaign_per_day);
@@ -572,10 +596,16 @@ mod tests {
             &file,
             "[trunk]\nuri = \"sip:trunk.example.org\"\nuser = \"kuma\"\npassword = \"pw\"\nmax_calls = 4\n\
              [callback]\ndelay = \"30s\"\nretries = 1\nretry_after = \"10m\"\nblocked = [\"c_00\"]\n\
-             quiet_hours = \"21:00-07:00\"\nafter_broadcast = \"30m\"\n",
+             quiet_hours = \"21:00-07:00\"\nafter_broadcast = \"30m\"\n\
+             prefixes = [\"+22376\", \"+22366\"]\ncountry_code = \"223\"\n",
         )
         .unwrap();
         let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.callback.prefixes,
+            Some(vec!["+22376".to_string(), "+22366".to_string()])
+        );
+        assert_eq!(c.callback.country_code.as_deref(), Some("223"));
         let t = c.trunk.unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.max_calls),
@@ -613,6 +643,15 @@ mod tests {
             parse_trunk_uri("sip:[::1]:5080").unwrap(),
             ("::1".to_string(), 5080)
         );
+        for (bad, says) in [
+            ("prefixes = [\"22376\"]", "callback.prefixes"),
+            ("prefixes = [\"+2237x\"]", "callback.prefixes"),
+            ("country_code = \"2233\"", "callback.country_code"),
+        ] {
+            std::fs::write(&file, format!("[callback]\n{bad}\n")).unwrap();
+            let err = load(&file, true, &Overrides::default()).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
         std::fs::write(&file, "[callback]\nblocked = [\"+22370123456\"]\n").unwrap();
         assert!(
             load(&file, true, &Overrides::default())

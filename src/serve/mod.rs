@@ -126,7 +126,30 @@ pub async fn run(
             "kuma serve: no [trunk] configured (KUMA_TRUNK): missed calls are queued, but nobody is called back"
         );
     }
+    if catalog_has_callbacks(&shared) {
+        for line in callback_warnings(&shared.config) {
+            eprintln!("kuma serve: {line}");
+        }
+    }
     sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await
+}
+
+/// What a station with call-back numbers should know of its settings: without
+/// `trunks` no call-back is made (any source could have kuma dial a number it
+/// chooses); without `prefixes`, a call-back may go to any number the trunk carries.
+pub fn callback_warnings(config: &ServeConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if config.trunks.is_none() {
+        out.push(
+            "call-backs are off: no `trunks` configured (KUMA_TRUNKS, --trunks); only missed calls from a configured trunk are called back".into(),
+        );
+    }
+    if config.callback.prefixes.is_none() {
+        out.push(
+            "call-backs may go to any number the trunk carries (premium and international included): set [callback] prefixes = [\"+22376\", …]".into(),
+        );
+    }
+    out
 }
 
 fn catalog_has_callbacks(shared: &Shared) -> bool {

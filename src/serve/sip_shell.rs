@@ -214,7 +214,20 @@ pub async fn run(
                         // Never answered, so the listener pays nothing: refused
                         // at once, and called back.
                         endpoint.reject(call, 486, now);
-                        tokio::spawn(dialer::missed_call(Arc::clone(&shared), campaign, caller));
+                        // Only a configured trunk may make kuma call (the endpoint
+                        // already turns away every other source when `trunks` is
+                        // set): anyone else could have kuma dial numbers they choose.
+                        if shared.config.trunks.is_some() {
+                            tokio::spawn(dialer::missed_call(
+                                Arc::clone(&shared),
+                                campaign,
+                                caller,
+                            ));
+                        } else {
+                            metrics::counter!(names::MISSED_CALLS, "outcome" => "untrusted_source")
+                                .increment(1);
+                            tracing::info!(%source, %call, "missed call refused: call-backs need `trunks` (no call-back)");
+                        }
                         continue;
                     }
                     let (tx, rx) = mpsc::unbounded_channel();
