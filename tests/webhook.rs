@@ -111,6 +111,8 @@ impl Server {
             "KUMA_TWILIO_AUTH_TOKEN",
             "KUMA_AT_PATH_SECRET",
             "KUMA_AT_ALLOW",
+            "KUMA_AT_OPEN",
+            "KUMA_RECORDING_HOSTS",
         ] {
             cmd.env_remove(var);
         }
@@ -385,6 +387,14 @@ fn media_server(fail: usize, wav: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, hits)
 }
 
+/// `at_env()`, and the test's media server trusted as a whole origin (a media
+/// server on loopback is refused otherwise).
+fn media_env(media: SocketAddr) -> Vec<(&'static str, &'static str)> {
+    let mut env = at_env();
+    env.push(("KUMA_RECORDING_HOSTS", format!("http://{media}").leak()));
+    env
+}
+
 fn at_env() -> Vec<(&'static str, &'static str)> {
     vec![
         ("KUMA_PUBLIC_URL", PUBLIC),
@@ -395,8 +405,8 @@ fn at_env() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn africas_talking_runs_the_example_campaign_end_to_end() {
-    let s = Server::start(&at_env());
     let (media, hits) = media_server(2, wav_bytes(1.5));
+    let s = Server::start(&media_env(media));
     let session = [("sessionId", "ATVId_e2e"), ("isActive", "1")];
     let with = |extra: &[(&'static str, &'static str)]| {
         let mut f = session.to_vec();
@@ -513,8 +523,8 @@ fn africas_talking_runs_the_example_campaign_end_to_end() {
 
 #[test]
 fn twilio_runs_the_example_campaign_end_to_end() {
-    let s = Server::start(&at_env());
     let (media, _) = media_server(0, wav_bytes(2.0));
+    let s = Server::start(&media_env(media));
     let sid = ("CallSid", "CA0123456789abcdef0123456789abcdef");
     let live = |extra: &[(&'static str, &'static str)]| {
         let mut f = vec![sid, ("CallStatus", "in-progress")];
@@ -707,16 +717,30 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(s.calls().is_empty());
     assert_eq!(s.results()["calls"], 0);
 
-    // Without a token, Twilio is refused; without a public URL, everything waits.
+    // Closed by default: without a token the Twilio routes do not exist, nor the
+    // Africa's Talking one without a secret path or at_open.
     let s = Server::start(&[("KUMA_PUBLIC_URL", PUBLIC)]);
-    let r = s.post(
+    for path in [
         "/voice/twilio",
-        &[("CallSid", "CA1"), ("CallStatus", "ringing")],
-        &[],
-    );
-    assert_eq!(r.status, 403);
-    assert!(r.text().contains("KUMA_TWILIO_AUTH_TOKEN"));
-    let s = Server::start(&[]);
+        "/voice/twilio/status",
+        "/voice/africastalking",
+    ] {
+        let r = s.post(
+            path,
+            &[
+                ("CallSid", "CA1"),
+                ("CallStatus", "ringing"),
+                ("sessionId", "x"),
+                ("isActive", "1"),
+                ("destinationNumber", "2000"),
+            ],
+            &[],
+        );
+        assert_eq!(r.status, 404, "{path}");
+    }
+    assert!(s.calls().is_empty());
+    // Opened on purpose: said at start-up; without a public URL, everything waits.
+    let s = Server::start(&[("KUMA_AT_OPEN", "true")]);
     let r = s.post(
         "/voice/africastalking",
         &[("sessionId", "x"), ("isActive", "1")],
@@ -727,6 +751,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     // An allowlist that does not hold the loopback address.
     let s = Server::start(&[
         ("KUMA_PUBLIC_URL", PUBLIC),
+        ("KUMA_AT_OPEN", "true"),
         ("KUMA_AT_ALLOW", "192.0.2.0/24"),
     ]);
     let r = s.post(
@@ -737,6 +762,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(r.status, 403);
     let s = Server::start(&[
         ("KUMA_PUBLIC_URL", PUBLIC),
+        ("KUMA_AT_OPEN", "true"),
         ("KUMA_AT_ALLOW", "127.0.0.0/8"),
     ]);
     let r = s.post(
@@ -802,9 +828,9 @@ fn every_prompt_a_reply_names_is_served() {
 
 #[test]
 fn a_recording_never_ready_stays_pending_and_is_fetched_after_a_restart() {
-    let s = Server::start(&at_env());
     // The whole first round of tries fails; the next try works.
     let (media, hits) = media_server(5, wav_bytes(1.0));
+    let s = Server::start(&media_env(media));
     let session = ("sessionId", "ATVId_pending");
     let first = [
         session,
@@ -840,9 +866,101 @@ fn a_recording_never_ready_stays_pending_and_is_fetched_after_a_restart() {
         "no row before the audio is there"
     );
     // kuma restarts: the pending fetch is tried again, and works.
-    let s = s.restart(&at_env());
+    let s = s.restart(&media_env(media));
     let recs = s.recordings(1);
     assert_eq!(recs.len(), 1, "{:?}", s.fetches());
     assert_eq!(recs[0].0, "leave_message");
     assert_eq!(s.fetches(), vec![("done".to_string(), 6)]);
+}
+
+/// A listener that counts the connections made to it, and answers each with
+/// `reply`.
+fn listener(reply: String) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (addr, hits)
+}
+
+/// A forged `recordingUrl` must never make kuma fetch an address of the station's
+/// network: loopback, a private address, a host not in `recording_hosts`, or an
+/// allowed origin that redirects to loopback. None is requested (the listeners
+/// see no connection) and each fetch is marked failed at once, not retried.
+#[test]
+fn a_recording_url_on_loopback_private_or_redirecting_there_is_never_requested() {
+    let (inside, inside_hits) =
+        listener("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into());
+    let (redirector, redirector_hits) = listener(format!(
+        "HTTP/1.1 302 Found\r\nLocation: http://{inside}/rec.wav\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ));
+    // The redirecting server is trusted as a whole origin; the inside one is not.
+    let s = Server::start(&media_env(redirector));
+    let urls: Vec<&'static str> = vec![
+        format!("http://{inside}/rec.wav").leak(),
+        format!("https://{inside}/rec.wav").leak(),
+        format!("http://localhost:{}/rec.wav", inside.port()).leak(),
+        "https://10.0.0.1/rec.wav",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://evil.example/rec.wav",
+        format!("http://{redirector}/redirect.wav").leak(),
+    ];
+    for (i, url) in urls.iter().enumerate() {
+        let session: &'static str = format!("ATVId_forged_{i}").leak();
+        let session = ("sessionId", session);
+        let first = [
+            session,
+            ("isActive", "1"),
+            ("callerNumber", CALLER),
+            ("destinationNumber", "2000"),
+        ];
+        assert_eq!(s.at("", &first).status, 200);
+        s.at(
+            "?step=1",
+            &[session, ("isActive", "1"), ("dtmfDigits", "1")],
+        );
+        let record = s.at(
+            "?step=2",
+            &[session, ("isActive", "1"), ("dtmfDigits", "3")],
+        );
+        assert!(record.text().contains("<Record"), "{}", record.text());
+        let r = s.at(
+            "?step=3",
+            &[session, ("isActive", "1"), ("recordingUrl", url)],
+        );
+        assert_eq!(r.status, 200, "{url}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = |f: &Vec<(String, i64)>| f.iter().filter(|(st, _)| st == "failed").count();
+    while failed(&s.fetches()) < urls.len() {
+        assert!(Instant::now() < deadline, "{:?}", s.fetches());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        inside_hits.load(Ordering::SeqCst),
+        0,
+        "the inside server was requested"
+    );
+    assert!(
+        redirector_hits.load(Ordering::SeqCst) >= 1,
+        "the allowed origin was asked (and its redirect refused)"
+    );
+    assert!(s.recordings(0).is_empty());
+    let metrics = s.request("GET", "/metrics", &[], b"");
+    assert!(
+        metrics
+            .text()
+            .contains("kuma_recording_fetches_refused_total 7"),
+        "{}",
+        metrics.text()
+    );
 }

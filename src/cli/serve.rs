@@ -71,6 +71,11 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         answer_after: args.answer_after,
         public_url: args.public_url,
         at_allow: args.at_allow,
+        at_open: match std::env::var("KUMA_AT_OPEN") {
+            Ok(v) => Some(matches!(v.trim(), "1" | "true" | "yes")),
+            Err(_) => None,
+        },
+        recording_hosts: std::env::var("KUMA_RECORDING_HOSTS").ok(),
         // Secrets come from the environment (or kuma.toml), never from a flag
         // that every user of the machine can read in the process list.
         twilio_auth_token: std::env::var("KUMA_TWILIO_AUTH_TOKEN").ok(),

@@ -54,6 +54,11 @@ pub struct WebhookConfig {
     pub at_path_secret: Option<Secret>,
     /// Only these networks may call the Africa's Talking URL (default: any).
     pub at_allow: Option<Vec<ipnet::IpNet>>,
+    /// `at_open = true`: the bare `/voice/africastalking` answers without a secret
+    /// path (anyone who finds it may post calls; kuma warns at start-up).
+    pub at_open: bool,
+    /// Where provider recordings may be fetched from (`recording_hosts`).
+    pub recording_hosts: super::fetch_policy::FetchPolicy,
 }
 
 /// A value never printed (in `Debug`, logs or errors).
@@ -166,6 +171,8 @@ pub struct FileConfig {
     pub twilio_auth_token: Option<String>,
     pub at_path_secret: Option<String>,
     pub at_allow: Option<Vec<String>>,
+    pub at_open: Option<bool>,
+    pub recording_hosts: Option<Vec<String>>,
     pub small_group: Option<u64>,
     pub trunk: Option<TrunkFile>,
     pub callback: Option<CallbackFile>,
@@ -192,6 +199,10 @@ pub struct Overrides {
     pub at_path_secret: Option<String>,
     /// Comma-separated networks (`196.201.214.0/24,…`).
     pub at_allow: Option<String>,
+    /// `KUMA_AT_OPEN=true`.
+    pub at_open: Option<bool>,
+    /// Comma-separated (`KUMA_RECORDING_HOSTS`).
+    pub recording_hosts: Option<String>,
     pub small_group: Option<u64>,
     /// `sip:HOST:PORT` (`KUMA_TRUNK`).
     pub trunk: Option<String>,
@@ -402,6 +413,15 @@ fn webhooks(file: &FileConfig, o: &Overrides) -> Result<WebhookConfig, String> {
             );
         }
         w.at_path_secret = Some(Secret(s));
+    }
+    w.at_open = o.at_open.or(file.at_open).unwrap_or(false);
+    let hosts: Option<Vec<String>> = o
+        .recording_hosts
+        .as_ref()
+        .map(|t| t.split(',').map(|s| s.trim().to_string()).collect())
+        .or_else(|| file.recording_hosts.clone());
+    if let Some(hosts) = hosts {
+        w.recording_hosts = super::fetch_policy::FetchPolicy::parse(&hosts)?;
     }
     let allow = o
         .at_allow

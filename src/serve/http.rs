@@ -18,6 +18,7 @@ pub mod names {
     pub const MISSED_CALLS: &str = "kuma_missed_calls_total";
     pub const CALLBACK_ATTEMPTS: &str = "kuma_callback_attempts_total";
     pub const PANICS: &str = "kuma_panics_total";
+    pub const RECORDINGS_REFUSED: &str = "kuma_recording_fetches_refused_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -43,6 +44,10 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         names::PANICS,
         "bugs caught: a SIP message dropped (where=sip) or a call hung up (where=call) after a panic"
+    );
+    metrics::describe_counter!(
+        names::RECORDINGS_REFUSED,
+        "provider recording URLs never fetched: not HTTPS, not in recording_hosts, or not public"
     );
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     Ok(handle)

@@ -24,6 +24,7 @@ mod call;
 mod catalog;
 pub mod config;
 mod dialer;
+pub mod fetch_policy;
 mod http;
 mod isolation;
 mod recording_fetch;
@@ -124,6 +125,12 @@ pub async fn run(
     } else if catalog_has_callbacks(&shared) {
         eprintln!(
             "kuma serve: no [trunk] configured (KUMA_TRUNK): missed calls are queued, but nobody is called back"
+        );
+    }
+    let hooks = &shared.config.webhooks;
+    if hooks.at_open && hooks.at_path_secret.is_none() {
+        eprintln!(
+            "kuma serve: at_open = true: /voice/africastalking takes calls and answers from anyone who finds it; set KUMA_AT_PATH_SECRET instead"
         );
     }
     if catalog_has_callbacks(&shared) {

@@ -41,11 +41,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(15 * 60);
 pub fn spawn(shared: Arc<Shared>) -> mpsc::UnboundedSender<i64> {
     let (tx, mut rx) = mpsc::unbounded_channel::<i64>();
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-        {
+        let policy = Arc::new(shared.config.webhooks.recording_hosts.clone());
+        let client = match policy.client() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "no HTTP client: provider recordings stay pending");
@@ -55,6 +52,7 @@ pub fn spawn(shared: Arc<Shared>) -> mpsc::UnboundedSender<i64> {
         let fetcher = Arc::new(Fetcher {
             shared,
             client,
+            policy,
             running: Mutex::new(HashSet::new()),
             slots: Semaphore::new(PARALLEL),
         });
@@ -93,6 +91,8 @@ pub fn spawn(shared: Arc<Shared>) -> mpsc::UnboundedSender<i64> {
 struct Fetcher {
     shared: Arc<Shared>,
     client: reqwest::Client,
+    /// Where recordings may come from: a URL outside it is never requested.
+    policy: Arc<super::fetch_policy::FetchPolicy>,
     /// Fetches in progress, so one is never run twice at once.
     running: Mutex<HashSet<i64>>,
     slots: Semaphore,
@@ -120,6 +120,9 @@ impl Fetcher {
 
     /// Up to [`TRIES_PER_ROUND`] tries, pausing longer after each failure.
     async fn round(&self, f: PendingFetch) {
+        if let Err(why) = self.policy.check(&f.url) {
+            return self.refuse(&f, &why).await;
+        }
         let mut pause = FIRST_PAUSE;
         for attempt in 0..TRIES_PER_ROUND {
             let outcome = {
@@ -154,7 +157,8 @@ impl Fetcher {
                     }
                     return;
                 }
-                Err(error) => {
+                Err(Failure::Refused(why)) => return self.refuse(&f, &why).await,
+                Err(Failure::Failed(error)) => {
                     let tries = f.attempts + i64::from(attempt) + 1;
                     let give_up = tries >= MAX_ATTEMPTS;
                     tracing::warn!(fetch = f.id, call = f.call, tries, %error, "provider recording not fetched yet");
@@ -173,26 +177,45 @@ impl Fetcher {
         }
     }
 
+    /// A URL the policy refuses (at once, on a redirect, or by its address): never
+    /// requested (or not followed), marked failed, and not tried again.
+    async fn refuse(&self, f: &PendingFetch, why: &str) {
+        metrics::counter!(super::http::names::RECORDINGS_REFUSED).increment(1);
+        tracing::warn!(fetch = f.id, call = f.call, reason = %why, "provider recording refused: not fetched (recording_hosts)");
+        let error = format!("refused: {why}");
+        if let Err(e) = self
+            .shared
+            .store
+            .fetch_failed(f.id, &error, true, Utc::now())
+            .await
+        {
+            tracing::error!(fetch = f.id, error = %e, "cannot mark the refused fetch");
+        }
+    }
+
     /// One GET, then the audio decoded into an 8 kHz WAV: its path and duration.
-    async fn try_once(&self, f: &PendingFetch) -> Result<(PathBuf, Duration), String> {
+    async fn try_once(&self, f: &PendingFetch) -> Result<(PathBuf, Duration), Failure> {
         let mut request = self.client.get(&f.url);
         let token = self.shared.config.webhooks.twilio_auth_token.as_ref();
         if let Some((sid, token)) = twilio_credentials(token, f) {
             request = request.basic_auth(sid, Some(token));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {e}"))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_redirect() || super::fetch_policy::refused_address(&e) {
+                Failure::Refused(super::fetch_policy::error_chain(&e))
+            } else {
+                Failure::Failed(format!("request failed: {e}"))
+            }
+        })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("HTTP {status}"));
+            return Err(format!("HTTP {status}").into());
         }
         if response
             .content_length()
             .is_some_and(|n| n > MAX_BYTES as u64)
         {
-            return Err(format!("larger than {MAX_BYTES} bytes"));
+            return Err(format!("larger than {MAX_BYTES} bytes").into());
         }
         let ext = extension(
             response
@@ -209,12 +232,12 @@ impl Fetcher {
             .map_err(|e| format!("download failed: {e}"))?
         {
             if bytes.len() + chunk.len() > MAX_BYTES {
-                return Err(format!("larger than {MAX_BYTES} bytes"));
+                return Err(format!("larger than {MAX_BYTES} bytes").into());
             }
             bytes.extend_from_slice(&chunk);
         }
         if bytes.is_empty() {
-            return Err("empty file".into());
+            return Err(Failure::Failed("empty file".into()));
         }
         let day = f.created_at.format("%Y-%m-%d").to_string();
         let dir = self
@@ -233,6 +256,21 @@ impl Fetcher {
         tokio::task::spawn_blocking(move || store_wav(&dir, &name, id, ext, &bytes))
             .await
             .map_err(|e| format!("decoder task failed: {e}"))?
+            .map_err(Failure::Failed)
+    }
+}
+
+/// Why a try did not bring the recording.
+enum Failure {
+    /// The policy refuses it (a redirect elsewhere, no public address): final.
+    Refused(String),
+    /// Worth another try (not ready yet, a network error, a bad file).
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Failure {
+        Failure::Failed(s)
     }
 }
 
