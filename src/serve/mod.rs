@@ -25,6 +25,7 @@ mod catalog;
 pub mod config;
 mod dialer;
 mod http;
+mod quiet;
 mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
@@ -90,6 +91,12 @@ pub async fn run(
     // Tests and scripts read this line to find the ports chosen at run time.
     println!("kuma serve: SIP on udp {sip_addr} (and tcp), HTTP on http://{http_addr}");
     tracing::info!(%sip_addr, %http_addr, "listening");
+    let (lo, hi) = config.rtp_ports;
+    eprintln!(
+        "kuma serve: up to {} calls at once; RTP ports {lo}-{hi} allow {} (two ports a call)",
+        config.max_calls,
+        config::rtp_calls(config.rtp_ports)
+    );
 
     let shared = Arc::new(Shared {
         config,
