@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::config::Limits;
@@ -102,6 +102,7 @@ impl Connections {
                 calls: o.calls,
             },
         );
+        let _ = o.known.send(());
     }
 
     /// `call` came over the connection with `peer` (if it is one): the connection
@@ -131,6 +132,9 @@ pub struct Opened {
     pub from: SocketAddr,
     pub writer: mpsc::Sender<Vec<u8>>,
     calls: Arc<AtomicUsize>,
+    /// Fired once the shell knows the connection: its task reads nothing before,
+    /// or the answer to a first message could find no connection to go on.
+    known: oneshot::Sender<()>,
 }
 
 /// The connections open now, in all and by source address.
@@ -233,10 +237,12 @@ pub async fn accept(
         };
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let calls = Arc::new(AtomicUsize::new(0));
+        let (known, shell_knows) = oneshot::channel();
         let o = Opened {
             from,
             writer: tx,
             calls: Arc::clone(&calls),
+            known,
         };
         if opened.send(o).is_err() {
             return;
@@ -249,7 +255,11 @@ pub async fn accept(
             idle: limits.sip_tcp_idle_timeout,
             _place: place,
         };
-        tokio::spawn(conn.run(stream));
+        tokio::spawn(async move {
+            if shell_knows.await.is_ok() {
+                conn.run(stream).await;
+            }
+        });
     }
 }
 
