@@ -14,7 +14,12 @@
 //!   an answered call-back runs like any call;
 //! - `catalog`: the campaigns and their prepared prompts, swapped as a whole on
 //!   SIGHUP (a call keeps the version it started with);
-//! - `http`: `/healthz` and Prometheus `/metrics`;
+//! - `sip_tcp`: SIP over TCP, one task per connection, within the connection,
+//!   idle and size limits of `config::Limits`;
+//! - `http`: `/healthz` and Prometheus `/metrics`, and the HTTP accept loop with
+//!   its limits (connections, header size and time, body size);
+//! - `quiet`: a log line that stays one line when its cause repeats thousands of
+//!   times (refused connections);
 //! - `webhook`: the voice-provider webhooks (Africa's Talking, Twilio) around the
 //!   pure `crate::webhook` channel, with `recording_fetch` (the provider's
 //!   recordings, fetched with retries); the prompts they play are served by
