@@ -327,7 +327,16 @@ fn idle_and_trickling_tcp_connections_are_closed_but_not_those_of_a_call() {
         within(trickling_closed_at),
         "trickling: {trickling_closed_at:?}"
     );
+    // (`closed` reads and drops what came: the pongs so far.)
     assert!(!closed(&mut pinging), "keep-alives did not keep it");
+    // A ping gets its pong (RFC 5626 §4.4.1).
+    pinging
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    pinging.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    pinging.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"\r\n");
     assert!(metric(k.http, "kuma_sip_tcp_closed_total{reason=\"idle\"}") >= 2.0);
 
     // A call over TCP says nothing for three times the idle time, then hangs up

@@ -10,6 +10,7 @@
 //!   left in the kernel's backlog, where it would hold a place a caller's gateway
 //!   needs), counted in `kuma_sip_tcp_refused_total`, and logged at most once per
 //!   `super::quiet::EVERY` however many there are;
+//! - a double-CRLF ping is answered with a CRLF pong (RFC 5626 §4.4.1);
 //! - a connection that brings neither a complete message nor a keep-alive for
 //!   `sip_tcp_idle_timeout` is closed, so half a message trickled in never holds
 //!   one forever; while a call uses the connection (the shell [`Connections::hold`]s
@@ -314,6 +315,15 @@ impl Connection {
                     // Nothing half-read: a whole message or a keep-alive came.
                     if framer.buffered() == 0 {
                         deadline = Instant::now() + self.idle;
+                    }
+                    let pongs = b"\r\n".repeat(framer.take_pings());
+                    if !pongs.is_empty()
+                        && !matches!(
+                            tokio::time::timeout(self.idle, stream.write_all(&pongs)).await,
+                            Ok(Ok(()))
+                        )
+                    {
+                        return;
                     }
                 }
                 out = self.outgoing.recv() => {

@@ -3,7 +3,8 @@
 //!
 //! The shell keeps one [`StreamFramer`] per connection, pushes whatever it reads,
 //! and passes each complete message to [`crate::sip::Endpoint::handle_input`].
-//! CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped. A header
+//! CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped, and the
+//! double-CRLF pings among them counted, for the shell to answer each with a pong. A header
 //! section longer than [`MAX_HEAD`] or a body longer than [`MAX_BODY`] is an error:
 //! the shell hands [`StreamFramer::take_rejected`] to the endpoint, which answers
 //! 513 or 400 naming the problem when the head holds what a response copies, and
@@ -33,6 +34,10 @@ pub struct StreamFramer {
     scanned: usize,
     /// After an error: how much of `buf` the endpoint needs to answer it.
     rejected: usize,
+    /// How much of a CRLF CRLF ping has been seen between messages (0 to 3).
+    ping_seen: u8,
+    /// Pings not yet answered.
+    pings: usize,
 }
 
 impl StreamFramer {
@@ -59,12 +64,25 @@ impl StreamFramer {
             .position(|b| !matches!(b, b'\r' | b'\n'))
             .unwrap_or(self.buf.len());
         if skip > 0 {
-            self.buf.drain(..skip);
+            for b in self.buf.drain(..skip) {
+                // A double CRLF, however it was split across reads, is a ping.
+                self.ping_seen = match (self.ping_seen, b) {
+                    (0 | 2, b'\r') => self.ping_seen + 1,
+                    (1, b'\n') => 2,
+                    (3, b'\n') => {
+                        self.pings += 1;
+                        0
+                    }
+                    (_, b'\r') => 1,
+                    _ => 0,
+                };
+            }
             self.scanned = 0;
         }
         if self.buf.is_empty() {
             return Ok(None);
         }
+        self.ping_seen = 0;
         // One byte past MAX_HEAD: the parser then knows the head was cut.
         let cut = MAX_HEAD + 1;
         let Some(head_end) = self.find_head_end() else {
@@ -91,6 +109,13 @@ impl StreamFramer {
         let message = std::mem::replace(&mut self.buf, rest);
         self.scanned = 0;
         Ok(Some(message))
+    }
+
+    /// How many double-CRLF pings came since the last call: each is answered
+    /// with a CRLF pong (RFC 5626 §4.4.1), which tells the peer the connection
+    /// still works.
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
     }
 
     /// After [`Self::next_message`] failed: the start of the message that broke the
@@ -239,6 +264,26 @@ mod tests {
         assert_eq!(answer(big_body.as_bytes()), (ParseError::BodyTooLarge, 513));
         let bad = head("Content-Length: twelve\r\n\r\n");
         assert_eq!(answer(bad.as_bytes()), (ParseError::BadContentLength, 400));
+    }
+
+    #[test]
+    fn double_crlf_pings_are_counted_however_they_are_split() {
+        let mut framer = StreamFramer::new();
+        for chunk in [&b"\r\n\r"[..], b"\n", b"\r\n\r\n\r\n"] {
+            framer.push(chunk);
+            assert_eq!(framer.next_message(), Ok(None));
+        }
+        // Two pings and half of a third.
+        assert_eq!(framer.take_pings(), 2);
+        assert_eq!(framer.take_pings(), 0);
+        // A message cuts the half ping; a lone line end is no ping.
+        framer.push(OPTIONS);
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_message(), Ok(Some(OPTIONS.to_vec())));
+        assert_eq!(framer.next_message(), Ok(None));
+        framer.push(b"\n\n\r\n");
+        assert_eq!(framer.next_message(), Ok(None));
+        assert_eq!(framer.take_pings(), 0);
     }
 
     #[test]
