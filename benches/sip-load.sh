@@ -29,8 +29,9 @@ common=(--campaigns campaigns --data "$work/data" --database "sqlite://$work/dat
 tail -c +59 "$work/speech.wav" >"$work/speech.ulaw"
 cp benches/sipp/load_call.xml "$work/"
 
-# sipp is the station's gateway: a trunk, so its calls are not rate-limited.
-"$kuma" serve --sip 127.0.0.1:0 --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 100000 --trunks 127.0.0.1 \
+# sipp is the station's gateway: a trunk, so its calls are not rate-limited;
+# --max-calls as high as the RTP range allows (two ports a call).
+"$kuma" serve --sip 127.0.0.1:0 --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 20000 --trunks 127.0.0.1 \
     "${common[@]}" >"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "SIP on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done

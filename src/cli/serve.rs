@@ -55,6 +55,25 @@ pub struct Args {
     /// From a missed call to its call-back, e.g. 20s; 0 calls back at once [default: 20s]
     #[arg(long, env = "KUMA_CALLBACK_DELAY", value_name = "DURATION")]
     callback_delay: Option<String>,
+    /// SIP over TCP: connections open at once, in all [default: 1024]
+    #[arg(long, env = "KUMA_SIP_TCP_MAX_CONNECTIONS", value_name = "N")]
+    sip_tcp_max_connections: Option<usize>,
+    /// SIP over TCP: connections open at once from one IP address [default: 32]
+    #[arg(long, env = "KUMA_SIP_TCP_MAX_PER_SOURCE", value_name = "N")]
+    sip_tcp_max_per_source: Option<usize>,
+    /// SIP over TCP: close a connection silent this long (no call on it) [default: 120s]
+    #[arg(long, env = "KUMA_SIP_TCP_IDLE_TIMEOUT", value_name = "DURATION")]
+    sip_tcp_idle_timeout: Option<String>,
+    /// HTTP: connections open at once; more get 503 [default: 512]
+    #[arg(long, env = "KUMA_HTTP_MAX_CONNECTIONS", value_name = "N")]
+    http_max_connections: Option<usize>,
+    /// HTTP: time a client has to send a request's headers, from connecting or
+    /// from its previous response (so also the idle keep-alive time) [default: 15s]
+    #[arg(long, env = "KUMA_HTTP_HEADER_TIMEOUT", value_name = "DURATION")]
+    http_header_timeout: Option<String>,
+    /// HTTP: the largest request body, in bytes; larger get 413 [default: 1048576]
+    #[arg(long, env = "KUMA_HTTP_MAX_BODY", value_name = "BYTES")]
+    http_max_body: Option<usize>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -85,6 +104,12 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         trunk_user: args.trunk_user,
         trunk_password: std::env::var("KUMA_TRUNK_PASSWORD").ok(),
         callback_delay: args.callback_delay,
+        sip_tcp_max_connections: args.sip_tcp_max_connections,
+        sip_tcp_max_per_source: args.sip_tcp_max_per_source,
+        sip_tcp_idle_timeout: args.sip_tcp_idle_timeout,
+        http_max_connections: args.http_max_connections,
+        http_header_timeout: args.http_header_timeout,
+        http_max_body: args.http_max_body,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

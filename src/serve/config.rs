@@ -38,6 +38,42 @@ pub struct ServeConfig {
     pub trunk: Option<TrunkConfig>,
     /// The call-back rules.
     pub callback: crate::outbound::Policy,
+    /// Bounds on what peers may hold open (SIP over TCP, HTTP).
+    pub limits: Limits,
+}
+
+/// How much of kuma a peer may hold: connections, their idle time, request sizes.
+/// Over a bound, a peer is refused or closed, and kuma goes on for everybody else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// SIP over TCP: connections open at once, from everybody.
+    pub sip_tcp_max_connections: usize,
+    /// SIP over TCP: connections open at once from one IP address.
+    pub sip_tcp_max_per_source: usize,
+    /// SIP over TCP: a connection that carries neither a message nor a keep-alive
+    /// for this long is closed, unless a call in progress uses it.
+    pub sip_tcp_idle_timeout: Duration,
+    /// HTTP: connections open at once; more get 503.
+    pub http_max_connections: usize,
+    /// HTTP: a client must send a request's whole header section within this of
+    /// connecting or of its previous response (slow clients, "slowloris"); a
+    /// kept-alive connection with no new request for this long is closed too.
+    pub http_header_timeout: Duration,
+    /// HTTP: the largest request body on any route (413 above).
+    pub http_max_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            sip_tcp_max_connections: 1024,
+            sip_tcp_max_per_source: 32,
+            sip_tcp_idle_timeout: Duration::from_secs(120),
+            http_max_connections: 512,
+            http_header_timeout: Duration::from_secs(15),
+            http_max_body: 1024 * 1024,
+        }
+    }
 }
 
 /// Settings of the voice-provider webhooks.
@@ -150,6 +186,7 @@ impl Default for ServeConfig {
             small_group: crate::web::SMALL_GROUP,
             trunk: None,
             callback: crate::outbound::Policy::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -176,6 +213,12 @@ pub struct FileConfig {
     pub small_group: Option<u64>,
     pub trunk: Option<TrunkFile>,
     pub callback: Option<CallbackFile>,
+    pub sip_tcp_max_connections: Option<usize>,
+    pub sip_tcp_max_per_source: Option<usize>,
+    pub sip_tcp_idle_timeout: Option<String>,
+    pub http_max_connections: Option<usize>,
+    pub http_header_timeout: Option<String>,
+    pub http_max_body: Option<usize>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -209,6 +252,12 @@ pub struct Overrides {
     pub trunk_user: Option<String>,
     pub trunk_password: Option<String>,
     pub callback_delay: Option<String>,
+    pub sip_tcp_max_connections: Option<usize>,
+    pub sip_tcp_max_per_source: Option<usize>,
+    pub sip_tcp_idle_timeout: Option<String>,
+    pub http_max_connections: Option<usize>,
+    pub http_header_timeout: Option<String>,
+    pub http_max_body: Option<usize>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -228,6 +277,7 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     let hooks = webhooks(&file, o)?;
+    let limits = limits(&file, o)?;
     let mut c = ServeConfig::default();
     let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
     if let Some(s) = pick(&o.sip, &file.sip) {
@@ -278,6 +328,16 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             return Err("answer_after: at most 60s (callers hang up)".into());
         }
     }
+    let calls = rtp_calls(c.rtp_ports);
+    // Checked here, once both are known, so `kuma serve` refuses to start rather
+    // than refusing calls later for want of ports.
+    if calls < c.max_calls {
+        let (lo, hi) = c.rtp_ports;
+        return Err(format!(
+            "rtp_ports {lo}-{hi} allow {calls} calls (two ports a call), fewer than max_calls {}: widen the range or lower max_calls",
+            c.max_calls
+        ));
+    }
     if let Some(n) = o.small_group.or(file.small_group) {
         c.small_group = n;
     }
@@ -289,6 +349,7 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         )?;
     }
     c.webhooks = hooks;
+    c.limits = limits;
     let trunk_file = file.trunk.unwrap_or_default();
     if let Some(uri) = pick(&o.trunk, &trunk_file.uri) {
         let (host, port) = parse_trunk_uri(&uri)?;
@@ -381,6 +442,72 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         p.blocked = blocked;
     }
     Ok(c)
+}
+
+/// How many calls an RTP port range allows: each call takes an even port for RTP
+/// and leaves the odd one after it for RTCP (`super::call::bind_rtp`).
+pub fn rtp_calls((lo, hi): (u16, u16)) -> usize {
+    (usize::from(hi) + 1).saturating_sub(usize::from(lo)) / 2
+}
+
+fn limits(file: &FileConfig, o: &Overrides) -> Result<Limits, String> {
+    let mut l = Limits::default();
+    let count = |flag: Option<usize>, file: Option<usize>, what: &str, into: &mut usize| {
+        if let Some(n) = flag.or(file) {
+            if n == 0 {
+                return Err(format!("{what} must be at least 1"));
+            }
+            *into = n;
+        }
+        Ok(())
+    };
+    let time = |flag: &Option<String>, file: &Option<String>, what: &str, into: &mut Duration| {
+        if let Some(d) = flag.clone().or_else(|| file.clone()) {
+            let d = crate::campaign::parse_duration(&d).map_err(|e| format!("{what}: {e}"))?;
+            if d.is_zero() {
+                return Err(format!("{what} must be longer than 0"));
+            }
+            *into = d;
+        }
+        Ok::<(), String>(())
+    };
+    count(
+        o.sip_tcp_max_connections,
+        file.sip_tcp_max_connections,
+        "sip_tcp_max_connections",
+        &mut l.sip_tcp_max_connections,
+    )?;
+    count(
+        o.sip_tcp_max_per_source,
+        file.sip_tcp_max_per_source,
+        "sip_tcp_max_per_source",
+        &mut l.sip_tcp_max_per_source,
+    )?;
+    count(
+        o.http_max_connections,
+        file.http_max_connections,
+        "http_max_connections",
+        &mut l.http_max_connections,
+    )?;
+    count(
+        o.http_max_body,
+        file.http_max_body,
+        "http_max_body",
+        &mut l.http_max_body,
+    )?;
+    time(
+        &o.sip_tcp_idle_timeout,
+        &file.sip_tcp_idle_timeout,
+        "sip_tcp_idle_timeout",
+        &mut l.sip_tcp_idle_timeout,
+    )?;
+    time(
+        &o.http_header_timeout,
+        &file.http_header_timeout,
+        "http_header_timeout",
+        &mut l.http_header_timeout,
+    )?;
+    Ok(l)
 }
 
 fn webhooks(file: &FileConfig, o: &Overrides) -> Result<WebhookConfig, String> {
@@ -531,7 +658,7 @@ mod tests {
         let file = dir.path().join("kuma.toml");
         std::fs::write(
             &file,
-            "sip = \"127.0.0.1:5070\"\nrtp_ports = \"30000-30100\"\ntrunks = [\"192.0.2.1\"]\n",
+            "sip = \"127.0.0.1:5070\"\nrtp_ports = \"30000-30100\"\nmax_calls = 50\ntrunks = [\"192.0.2.1\"]\n",
         )
         .unwrap();
         let c = load(
@@ -679,6 +806,67 @@ mod tests {
                 .contains("not a pseudonym")
         );
         assert!(ServeConfig::default().trunk.is_none());
+    }
+
+    #[test]
+    fn limits_and_the_rtp_range_against_max_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(
+            &file,
+            "sip_tcp_max_connections = 10\nsip_tcp_idle_timeout = \"5s\"\nhttp_max_body = 100\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            sip_tcp_max_connections: Some(20),
+            http_header_timeout: Some("2s".into()),
+            ..Default::default()
+        };
+        let l = load(&file, true, &o).unwrap().limits;
+        assert_eq!(l.sip_tcp_max_connections, 20);
+        assert_eq!(
+            l.sip_tcp_max_per_source,
+            Limits::default().sip_tcp_max_per_source
+        );
+        assert_eq!(l.sip_tcp_idle_timeout, Duration::from_secs(5));
+        assert_eq!(l.http_header_timeout, Duration::from_secs(2));
+        assert_eq!(l.http_max_body, 100);
+        let bad = |o: Overrides| load(&file, true, &o).unwrap_err();
+        assert!(
+            bad(Overrides {
+                sip_tcp_max_per_source: Some(0),
+                ..Default::default()
+            })
+            .contains("sip_tcp_max_per_source must be at least 1")
+        );
+        assert!(
+            bad(Overrides {
+                http_header_timeout: Some("0s".into()),
+                ..Default::default()
+            })
+            .contains("http_header_timeout must be longer than 0")
+        );
+
+        // Two ports a call: the defaults fit, a range one call short does not.
+        let d = ServeConfig::default();
+        assert_eq!(rtp_calls(d.rtp_ports), 5000);
+        assert!(rtp_calls(d.rtp_ports) >= d.max_calls);
+        assert_eq!(rtp_calls((10000, 10001)), 1);
+        assert_eq!(rtp_calls((10000, 10000)), 0);
+        let short = Overrides {
+            rtp_ports: Some("10000-10009".into()),
+            max_calls: Some(6),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad(short.clone()),
+            "rtp_ports 10000-10009 allow 5 calls (two ports a call), fewer than max_calls 6: widen the range or lower max_calls"
+        );
+        let fits = Overrides {
+            max_calls: Some(5),
+            ..short
+        };
+        assert!(load(&file, true, &fits).is_ok());
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub mod names {
     pub const CALLBACK_ATTEMPTS: &str = "kuma_callback_attempts_total";
     pub const PANICS: &str = "kuma_panics_total";
     pub const RECORDINGS_REFUSED: &str = "kuma_recording_fetches_refused_total";
+    pub const SIP_TCP_CONNECTIONS: &str = "kuma_sip_tcp_connections";
+    pub const SIP_TCP_REFUSED: &str = "kuma_sip_tcp_refused_total";
+    pub const SIP_TCP_CLOSED: &str = "kuma_sip_tcp_closed_total";
+    pub const HTTP_CONNECTIONS: &str = "kuma_http_connections";
+    pub const HTTP_REFUSED: &str = "kuma_http_refused_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -49,16 +54,41 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         names::RECORDINGS_REFUSED,
         "provider recording URLs never fetched: not HTTPS, not in recording_hosts, or not public"
     );
+    metrics::describe_gauge!(names::SIP_TCP_CONNECTIONS, "SIP TCP connections open");
+    metrics::describe_counter!(
+        names::SIP_TCP_REFUSED,
+        "SIP TCP connections closed at once, over the limit in all or per source"
+    );
+    metrics::describe_counter!(
+        names::SIP_TCP_CLOSED,
+        "SIP TCP connections closed by kuma: idle, unframeable, or not reading"
+    );
+    metrics::describe_gauge!(names::HTTP_CONNECTIONS, "HTTP connections open");
+    metrics::describe_counter!(
+        names::HTTP_REFUSED,
+        "HTTP connections answered 503, over the connection limit"
+    );
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
+    metrics::gauge!(names::SIP_TCP_CONNECTIONS).set(0.0);
+    metrics::gauge!(names::HTTP_CONNECTIONS).set(0.0);
     Ok(handle)
 }
+
+/// The largest request head (request line and headers): 431 above. Browsers'
+/// cookies and a proxy's `Forwarded` lines fit many times over.
+pub const MAX_HEAD: usize = 32 * 1024;
+
+/// Connections over the limit are answered 503 by at most this many tasks at
+/// once; beyond that they are closed without a word.
+const MAX_REFUSING: usize = 64;
 
 pub async fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
     shared: std::sync::Arc<super::Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    let limits = shared.config.limits.clone();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
@@ -66,16 +96,153 @@ pub async fn serve(
             get(move || std::future::ready(metrics.render())),
         )
         .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
-        .merge(crate::web::router(shared));
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    // The peer's address: the Africa's Talking allowlist checks it.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server stopped");
+        .merge(crate::web::router(shared))
+        // Every extractor that reads a body (`Bytes`, `Json`, `Form`) stops at
+        // this; the webhooks read theirs with their own, smaller bound.
+        .layer(axum::extract::DefaultBodyLimit::max(limits.http_max_body))
+        .layer(axum::middleware::map_response(json_refusals));
+    accept(listener, app, &limits, stop).await;
+}
+
+/// The accept loop, instead of `axum::serve`, for what that does not bound: the
+/// connections open at once (a semaphore), the time a client may take to send a
+/// request head or leave a kept-alive connection idle (hyper's header read
+/// timeout, which also runs between requests), and the size of a head.
+async fn accept(
+    listener: TcpListener,
+    app: Router,
+    limits: &super::config::Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::Arc;
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.http_max_connections));
+    let refusing = Arc::new(tokio::sync::Semaphore::new(MAX_REFUSING));
+    let mut refused = super::quiet::QuietLog::new("HTTP connections refused");
+    let mut failed = super::quiet::QuietLog::new("HTTP accept failed");
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_HEAD + 8 * 1024);
+    let builder = Arc::new(builder);
+    loop {
+        let (stream, peer) = tokio::select! {
+            got = listener.accept() => match got {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, typically: retrying at once would spin.
+                    failed.note(&e);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            metrics::counter!(names::HTTP_REFUSED).increment(1);
+            refused.note(&format_args!(
+                "{} open, the limit; the last from {peer}",
+                limits.http_max_connections
+            ));
+            if let Ok(p) = Arc::clone(&refusing).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(p);
+                });
+            }
+            continue;
+        };
+        metrics::gauge!(names::HTTP_CONNECTIONS)
+            .set((limits.http_max_connections - open.available_permits()) as f64);
+        // The peer's address: the Africa's Talking allowlist checks it.
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req.map(axum::body::Body::new)
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let builder = Arc::clone(&builder);
+        let mut stop = stop.clone();
+        let open = Arc::clone(&open);
+        let max = limits.http_max_connections;
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!(%peer, error = %e, "HTTP connection");
+                    }
+                }
+                () = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+            metrics::gauge!(names::HTTP_CONNECTIONS).set((max - open.available_permits()) as f64);
+        });
     }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Answers a connection over the limit with 503 and closes it. What the client
+/// sent is read and dropped for a moment after the answer, so that closing with
+/// unread data does not reset the connection before the client has read it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "{\"error\": \"too many connections; try again later\"}\n";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let linger = async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), linger).await;
+}
+
+/// Refusals of a body too large (413: axum's extractors, the webhooks) may be
+/// plain text: here they become the JSON error every other answer of the API is,
+/// with the same words.
+async fn json_refusals(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let text = if text.is_empty() {
+        "the request body is too large".to_string()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = format!("{}\n", serde_json::json!({ "error": text }));
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }

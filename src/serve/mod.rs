@@ -14,7 +14,12 @@
 //!   an answered call-back runs like any call;
 //! - `catalog`: the campaigns and their prepared prompts, swapped as a whole on
 //!   SIGHUP (a call keeps the version it started with);
-//! - `http`: `/healthz` and Prometheus `/metrics`;
+//! - `sip_tcp`: SIP over TCP, one task per connection, within the connection,
+//!   idle and size limits of `config::Limits`;
+//! - `http`: `/healthz` and Prometheus `/metrics`, and the HTTP accept loop with
+//!   its limits (connections, header size and time, body size);
+//! - `quiet`: a log line that stays one line when its cause repeats thousands of
+//!   times (refused connections);
 //! - `webhook`: the voice-provider webhooks (Africa's Talking, Twilio) around the
 //!   pure `crate::webhook` channel, with `recording_fetch` (the provider's
 //!   recordings, fetched with retries); the prompts they play are served by
@@ -27,6 +32,7 @@ mod dialer;
 pub mod fetch_policy;
 mod http;
 mod isolation;
+mod quiet;
 mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
@@ -93,6 +99,12 @@ pub async fn run(
     // Tests and scripts read this line to find the ports chosen at run time.
     println!("kuma serve: SIP on udp {sip_addr} (and tcp), HTTP on http://{http_addr}");
     tracing::info!(%sip_addr, %http_addr, "listening");
+    let (lo, hi) = config.rtp_ports;
+    eprintln!(
+        "kuma serve: up to {} calls at once; RTP ports {lo}-{hi} allow {} (two ports a call)",
+        config.max_calls,
+        config::rtp_calls(config.rtp_ports)
+    );
 
     let shared = Arc::new(Shared {
         config,

@@ -94,9 +94,10 @@ pub async fn run(
         mpsc::UnboundedReceiver<Command>,
     ),
 ) -> anyhow::Result<()> {
-    let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel();
+    let (tcp_tx, mut tcp_rx) = mpsc::channel(sip_tcp::QUEUE);
     let (open_tx, mut open_rx) = mpsc::unbounded_channel();
-    tokio::spawn(sip_tcp::accept(tcp, tcp_tx, open_tx));
+    let limits = shared.config.limits.clone();
+    tokio::spawn(sip_tcp::accept(tcp, limits, tcp_tx, open_tx));
     let mut connections = sip_tcp::Connections::default();
     let mut endpoint = Endpoint::new(
         Config {
@@ -146,7 +147,10 @@ pub async fn run(
                     Command::RejectReinvite { call, code } => endpoint.reject_reinvite(call, code, now),
                     Command::HangUp { call } => endpoint.hang_up(call, now),
                     Command::Refer { call, target } => endpoint.refer(call, &target, now),
-                    Command::Gone { call } => { calls.remove(&call); }
+                    Command::Gone { call } => {
+                        calls.remove(&call);
+                        connections.release(call);
+                    }
                     Command::Dial { dial, events, placed } => {
                         let call = endpoint.dial(&dial, now);
                         calls.insert(call, events);
@@ -232,6 +236,7 @@ pub async fn run(
                     }
                     let (tx, rx) = mpsc::unbounded_channel();
                     calls.insert(call, tx);
+                    connections.hold(call, source);
                     metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
                     let start = CallStart {
                         call,

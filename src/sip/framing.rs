@@ -3,9 +3,13 @@
 //!
 //! The shell keeps one [`StreamFramer`] per connection, pushes whatever it reads,
 //! and passes each complete message to [`crate::sip::Endpoint::handle_input`].
-//! CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped. A header
+//! CRLF keep-alives between messages (RFC 5626 §3.5.1) are skipped, and the
+//! double-CRLF pings among them counted, for the shell to answer each with a pong. A header
 //! section longer than [`MAX_HEAD`] or a body longer than [`MAX_BODY`] is an error:
-//! the shell closes the connection, as nothing after it can be framed.
+//! the shell hands [`StreamFramer::take_rejected`] to the endpoint, which answers
+//! 513 or 400 naming the problem when the head holds what a response copies, and
+//! closes the connection, as nothing after it can be framed. So a connection never
+//! holds more than `MAX_HEAD + MAX_BODY` bytes and a read.
 
 use thiserror::Error;
 
@@ -28,6 +32,12 @@ pub struct StreamFramer {
     buf: Vec<u8>,
     /// How far the search for the end of the header section got.
     scanned: usize,
+    /// After an error: how much of `buf` the endpoint needs to answer it.
+    rejected: usize,
+    /// How much of a CRLF CRLF ping has been seen between messages (0 to 3).
+    ping_seen: u8,
+    /// Pings not yet answered.
+    pings: usize,
 }
 
 impl StreamFramer {
@@ -54,21 +64,39 @@ impl StreamFramer {
             .position(|b| !matches!(b, b'\r' | b'\n'))
             .unwrap_or(self.buf.len());
         if skip > 0 {
-            self.buf.drain(..skip);
+            for b in self.buf.drain(..skip) {
+                // A double CRLF, however it was split across reads, is a ping.
+                self.ping_seen = match (self.ping_seen, b) {
+                    (0 | 2, b'\r') => self.ping_seen + 1,
+                    (1, b'\n') => 2,
+                    (3, b'\n') => {
+                        self.pings += 1;
+                        0
+                    }
+                    (_, b'\r') => 1,
+                    _ => 0,
+                };
+            }
             self.scanned = 0;
         }
         if self.buf.is_empty() {
             return Ok(None);
         }
+        self.ping_seen = 0;
+        // One byte past MAX_HEAD: the parser then knows the head was cut.
+        let cut = MAX_HEAD + 1;
         let Some(head_end) = self.find_head_end() else {
             if self.buf.len() > MAX_HEAD {
+                self.rejected = cut;
                 return Err(FramingError::HeadTooLarge);
             }
             return Ok(None);
         };
         if head_end > MAX_HEAD {
+            self.rejected = cut;
             return Err(FramingError::HeadTooLarge);
         }
+        self.rejected = head_end;
         let body_len = content_length(&self.buf[..head_end])?;
         if body_len > MAX_BODY {
             return Err(FramingError::BodyTooLarge);
@@ -81,6 +109,25 @@ impl StreamFramer {
         let message = std::mem::replace(&mut self.buf, rest);
         self.scanned = 0;
         Ok(Some(message))
+    }
+
+    /// How many double-CRLF pings came since the last call: each is answered
+    /// with a CRLF pong (RFC 5626 §4.4.1), which tells the peer the connection
+    /// still works.
+    pub fn take_pings(&mut self) -> usize {
+        std::mem::take(&mut self.pings)
+    }
+
+    /// After [`Self::next_message`] failed: the start of the message that broke the
+    /// stream (its head, or the first `MAX_HEAD + 1` bytes of a head too long), for
+    /// [`crate::sip::message::parse`] to name the problem in a response. The framer
+    /// is empty afterwards.
+    pub fn take_rejected(&mut self) -> Vec<u8> {
+        let mut head = std::mem::take(&mut self.buf);
+        head.truncate(self.rejected);
+        self.scanned = 0;
+        self.rejected = 0;
+        head
     }
 
     /// The index just past the blank line ending the header section (CRLF CRLF, or
@@ -185,6 +232,58 @@ mod tests {
         let mut framer = StreamFramer::new();
         framer.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n");
         assert_eq!(framer.next_message(), Err(FramingError::BadContentLength));
+    }
+
+    #[test]
+    fn what_broke_the_stream_is_answered_with_its_name() {
+        use crate::sip::Transport;
+        use crate::sip::message::{ParseError, parse};
+        let head = |extra: &str| {
+            format!(
+                "OPTIONS sip:kuma@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.9;branch=z9hG4bKo1\r\n\
+                 From: <sip:gw@192.0.2.9>;tag=1\r\nTo: <sip:kuma@192.0.2.1>\r\n\
+                 Call-ID: o1\r\nCSeq: 1 OPTIONS\r\n{extra}"
+            )
+        };
+        let answer = |stream: &[u8]| {
+            let mut framer = StreamFramer::new();
+            framer.push(stream);
+            framer.next_message().unwrap_err();
+            let rejected = framer.take_rejected();
+            assert!(rejected.len() <= MAX_HEAD + 1);
+            assert_eq!(framer.buffered(), 0);
+            let e = parse(bytes::Bytes::from(rejected), Transport::Tcp).unwrap_err();
+            assert!(e.partial.is_some(), "{e}: nothing to answer with");
+            (e.error, e.error.status())
+        };
+        let endless = format!("{}X-Pad: {}", head(""), "a".repeat(MAX_HEAD));
+        assert_eq!(answer(endless.as_bytes()), (ParseError::HeadTooLarge, 513));
+        let long = format!("{}X-Pad: {}\r\n\r\n", head(""), "a".repeat(MAX_HEAD));
+        assert_eq!(answer(long.as_bytes()), (ParseError::HeadTooLarge, 513));
+        let big_body = head("Content-Length: 99999999\r\n\r\nv=0");
+        assert_eq!(answer(big_body.as_bytes()), (ParseError::BodyTooLarge, 513));
+        let bad = head("Content-Length: twelve\r\n\r\n");
+        assert_eq!(answer(bad.as_bytes()), (ParseError::BadContentLength, 400));
+    }
+
+    #[test]
+    fn double_crlf_pings_are_counted_however_they_are_split() {
+        let mut framer = StreamFramer::new();
+        for chunk in [&b"\r\n\r"[..], b"\n", b"\r\n\r\n\r\n"] {
+            framer.push(chunk);
+            assert_eq!(framer.next_message(), Ok(None));
+        }
+        // Two pings and half of a third.
+        assert_eq!(framer.take_pings(), 2);
+        assert_eq!(framer.take_pings(), 0);
+        // A message cuts the half ping; a lone line end is no ping.
+        framer.push(OPTIONS);
+        framer.push(b"\r\n");
+        assert_eq!(framer.next_message(), Ok(Some(OPTIONS.to_vec())));
+        assert_eq!(framer.next_message(), Ok(None));
+        framer.push(b"\n\n\r\n");
+        assert_eq!(framer.next_message(), Ok(None));
+        assert_eq!(framer.take_pings(), 0);
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub enum Message {
 }
 
 /// Why a message could not be read. The text is the reason phrase of the 400 (or
-/// 416, 505) sent back when the request can still be answered.
+/// 416, 505, 513) sent back when the request can still be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum ParseError {
     /// Nothing but line ends: a keep-alive (RFC 5626 §3.5.1), not an error.
@@ -209,6 +209,8 @@ impl ParseError {
         match self {
             ParseError::UnsupportedScheme => 416,
             ParseError::BadVersion => 505,
+            // RFC 3261 §21.5.14.
+            ParseError::HeadTooLarge | ParseError::BodyTooLarge => 513,
             _ => 400,
         }
     }
@@ -322,12 +324,12 @@ pub fn parse(data: Bytes, transport: Transport) -> Result<Message, Malformed> {
         }
     };
     if !complete {
-        let error = if window_end < data.len() {
-            ParseError::HeadTooLarge
-        } else {
-            ParseError::Unterminated
-        };
-        return Err(error.into());
+        if window_end < data.len() {
+            // The headers read before the cut usually hold what a 513 copies, so
+            // the sender learns why instead of retransmitting into silence.
+            return Err(partial(ParseError::HeadTooLarge, headers));
+        }
+        return Err(ParseError::Unterminated.into());
     }
     let head_end = lines.head_end();
     if let Some(error) = header_error {
