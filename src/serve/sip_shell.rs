@@ -98,17 +98,15 @@ pub async fn run(
     let (open_tx, mut open_rx) = mpsc::unbounded_channel();
     tokio::spawn(sip_tcp::accept(tcp, tcp_tx, open_tx));
     let mut connections = sip_tcp::Connections::default();
-    let mut endpoint = Endpoint::new(
-        Config {
-            local: shared
-                .config
-                .public_ip
-                .map_or(local, |ip| SocketAddr::new(ip, local.port())),
-            trunks: shared.config.trunks.clone(),
-            ..Config::default()
-        },
-        rand::random(),
-    );
+    let mut endpoint = Endpoint::new(Config {
+        local: shared
+            .config
+            .public_ip
+            .map_or(local, |ip| SocketAddr::new(ip, local.port())),
+        trunks: shared.config.trunks.clone(),
+        ..Config::default()
+    })
+    .map_err(|e| anyhow::anyhow!("no entropy from the operating system for SIP tags: {e}"))?;
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<Event>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stopping = false;
