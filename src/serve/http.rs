@@ -18,6 +18,7 @@ pub mod names {
     pub const MISSED_CALLS: &str = "kuma_missed_calls_total";
     pub const CALLBACK_ATTEMPTS: &str = "kuma_callback_attempts_total";
     pub const PANICS: &str = "kuma_panics_total";
+    pub const SIP_REFUSED: &str = "kuma_sip_refused_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -43,6 +44,10 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         names::PANICS,
         "bugs caught: a SIP message dropped (where=sip) or a call hung up (where=call) after a panic"
+    );
+    metrics::describe_counter!(
+        names::SIP_REFUSED,
+        "SIP messages refused or dropped by the endpoint, by reason (see sip::Stats)"
     );
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     Ok(handle)

@@ -166,6 +166,23 @@ pub struct Stats {
     pub no_dialog: u64,
 }
 
+impl Stats {
+    /// Every count of something refused, dropped or answered for want of a
+    /// transaction, with its reason as the metric `kuma_sip_refused_total` and the
+    /// log lines name it.
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
+        [
+            ("garbage", self.garbage),
+            ("malformed", self.malformed),
+            ("not_trunk", self.not_trunk),
+            ("rate_limited", self.rate_limited),
+            ("stray_response", self.stray_responses),
+            ("response_from_elsewhere", self.responses_from_elsewhere),
+            ("no_dialog", self.no_dialog),
+        ]
+    }
+}
+
 /// A server transaction not tied to a call: a non-INVITE request's, or an INVITE
 /// answered at once with an error.
 #[derive(Debug)]
