@@ -267,6 +267,7 @@ pub struct Endpoint {
     timers: BinaryHeap<Reverse<Scheduled>>,
     next_call: u64,
     stats: Stats,
+    warned_elsewhere: Throttle,
 }
 
 impl Endpoint {
@@ -299,6 +300,7 @@ impl Endpoint {
             timers: BinaryHeap::new(),
             next_call: 1,
             stats: Stats::default(),
+            warned_elsewhere: Throttle::default(),
         }
     }
 
@@ -784,13 +786,28 @@ impl Endpoint {
         };
         if !client.sent_to(from, transport) {
             self.stats.responses_from_elsewhere += 1;
-            tracing::warn!(
-                %from,
-                ?transport,
-                expected = %client.to,
-                reason = "response_from_elsewhere",
-                "ignored a SIP response: it did not come from where the request went"
-            );
+            // A warning for the operator (a forgery, or a trunk answering from an
+            // address it was not asked at: every call would fail), at most one
+            // every WARN_EVERY; the rest at debug, so a flood fills no disk.
+            let since = self.warned_elsewhere.note(now);
+            if let Some(more) = since {
+                tracing::warn!(
+                    %from,
+                    ?transport,
+                    expected = %client.to,
+                    reason = "response_from_elsewhere",
+                    since_last_warning = more,
+                    "ignored a SIP response: it did not come from where the request went"
+                );
+            } else {
+                tracing::debug!(
+                    %from,
+                    ?transport,
+                    expected = %client.to,
+                    reason = "response_from_elsewhere",
+                    "ignored a SIP response: it did not come from where the request went"
+                );
+            }
             return;
         }
         self.with_call(client.call, now, |c, ctx| {
@@ -1009,6 +1026,29 @@ impl Endpoint {
     }
 }
 
+/// At most one warning every [`WARN_EVERY`] for a refusal that may repeat without
+/// end, on the endpoint's own clock (`now`).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Throttle {
+    next: Option<Instant>,
+    quiet: u64,
+}
+
+impl Throttle {
+    /// One more; `Some(n)` when it is time to warn, `n` being how many were
+    /// quiet since the last warning.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        if self.next.is_some_and(|next| now < next) {
+            self.quiet += 1;
+            return None;
+        }
+        self.next = Some(now + WARN_EVERY);
+        Some(std::mem::take(&mut self.quiet))
+    }
+}
+
 /// A client transaction's entry: its call, and where its request went.
 #[derive(Debug, Clone, Copy)]
 struct Client {
@@ -1058,4 +1098,21 @@ fn is_plain_sdp(headers: &Headers) -> bool {
     let encoded = message::header(headers, &Name::CONTENT_ENCODING)
         .is_some_and(|enc| !enc.trim().eq_ignore_ascii_case("identity"));
     sdp && !encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_warning_comes_once_per_period_with_the_count_between() {
+        let t0 = Instant::now();
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.note(t0), Some(0));
+        for ms in 1..=5 {
+            assert_eq!(throttle.note(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(throttle.note(t0 + WARN_EVERY), Some(5));
+        assert_eq!(throttle.note(t0 + WARN_EVERY), None);
+    }
 }
