@@ -35,9 +35,10 @@
 //!
 //! Bookkeeping: calls by [`CallId`], INVITE transactions and dialogs pointing at
 //! their call, other server transactions on their own, client transactions by
-//! branch with the address their request went to. Everything is removed when its transaction or call is over; one heap of
-//! deadlines drives every timer (entries made stale by a change are skipped when
-//! they come up, so [`Endpoint::poll_timeout`] may wake the shell early, harmlessly).
+//! branch with the address their request went to. Everything is removed when its
+//! transaction or call is over; one heap of deadlines drives every timer (entries
+//! made stale by a change are skipped when they come up, so
+//! [`Endpoint::poll_timeout`] may wake the shell early, harmlessly).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -168,8 +169,8 @@ pub struct Stats {
 
 impl Stats {
     /// Every count of something refused, dropped or answered for want of a
-    /// transaction, with its reason as the metric `kuma_sip_refused_total` and the
-    /// log lines name it.
+    /// transaction, with its reason as the metric `kuma_sip_refused_total{reason}`
+    /// names it (and the log lines, where there are any).
     pub fn by_reason(&self) -> [(&'static str, u64); 7] {
         [
             ("garbage", self.garbage),
