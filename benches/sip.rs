@@ -75,7 +75,7 @@ fn calls(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let from: SocketAddr = "127.0.1.1:5061".parse().unwrap();
     group.bench_function("call", |b| {
-        let mut ep = Endpoint::new(
+        let mut ep = Endpoint::with_seed(
             Config {
                 local: "127.0.0.1:5060".parse().unwrap(),
                 invite_rate: (u32::MAX, Duration::from_secs(1)),
@@ -107,7 +107,7 @@ fn calls(c: &mut Criterion) {
         })
     });
     group.bench_function("options", |b| {
-        let mut ep = Endpoint::new(Config::default(), 7);
+        let mut ep = Endpoint::with_seed(Config::default(), 7);
         let mut now = Instant::now();
         let mut n = 0u64;
         b.iter(|| {

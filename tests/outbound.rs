@@ -714,3 +714,78 @@ async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
     a.close().await;
     b.close().await;
 }
+
+/// Someone who learnt the branch of kuma's call-back INVITE answers it first, from
+/// another address, with a 404 that would end the call-back and erase the number.
+/// kuma ignores it, counts it and logs its source; the trunk's own 486 decides.
+/// The trunk here is a plain socket, so the test knows the branch as a watcher of
+/// the traffic would.
+#[test]
+fn a_forged_answer_from_another_address_does_not_decide_a_call_back() {
+    if !have_sipp() {
+        return;
+    }
+    let Ok(forger) = std::net::UdpSocket::bind("127.0.0.2:0") else {
+        eprintln!("cannot bind 127.0.0.2 here: skipped");
+        return;
+    };
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    trunk
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let k = Server::start(trunk.local_addr().unwrap().port(), "retries = 0");
+    k.missed_call(LISTENER);
+
+    let mut buf = vec![0u8; 65_536];
+    let (n, kuma) = trunk.recv_from(&mut buf).unwrap();
+    let invite = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(invite.starts_with("INVITE "), "{invite}");
+    let header = |name: &str| -> String {
+        invite
+            .lines()
+            .find(|l| {
+                l.get(..name.len() + 1)
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&format!("{name}:")))
+            })
+            .unwrap_or_else(|| panic!("no {name} in {invite}"))
+            .to_owned()
+    };
+    let response = |code: u16, reason: &str| {
+        format!(
+            "SIP/2.0 {code} {reason}\r\n{}\r\n{}\r\n{};tag=t1\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+            header("Via"),
+            header("From"),
+            header("To"),
+            header("Call-ID"),
+            header("CSeq"),
+        )
+    };
+    forger
+        .send_to(response(404, "Not Found").as_bytes(), kuma)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    trunk
+        .send_to(response(486, "Busy Here").as_bytes(), kuma)
+        .unwrap();
+    // kuma ACKs the trunk's 486 (INVITE retransmissions may come first).
+    loop {
+        let (n, _) = trunk.recv_from(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if got.starts_with("ACK ") {
+            break;
+        }
+        assert!(got.starts_with("INVITE "), "{got}");
+    }
+    let list = k.wait_statuses(&["busy"]);
+    assert_eq!(list[0]["note"], "sip 486");
+    let metrics = k.metrics();
+    assert!(
+        metrics.contains("kuma_sip_refused_total{reason=\"response_from_elsewhere\"} 1"),
+        "{metrics}"
+    );
+    let log = k.log();
+    assert!(
+        log.contains("did not come from where the request went") && log.contains("127.0.0.2"),
+        "{log}"
+    );
+}

@@ -24,6 +24,7 @@ pub mod names {
     pub const SIP_TCP_CLOSED: &str = "kuma_sip_tcp_closed_total";
     pub const HTTP_CONNECTIONS: &str = "kuma_http_connections";
     pub const HTTP_REFUSED: &str = "kuma_http_refused_total";
+    pub const SIP_REFUSED: &str = "kuma_sip_refused_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -67,6 +68,10 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         names::HTTP_REFUSED,
         "HTTP connections answered 503, over the connection limit"
+    );
+    metrics::describe_counter!(
+        names::SIP_REFUSED,
+        "SIP messages refused or dropped by the endpoint, by reason (see sip::Stats)"
     );
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     metrics::gauge!(names::SIP_TCP_CONNECTIONS).set(0.0);

@@ -17,7 +17,7 @@ use super::dialer;
 use super::http::names;
 use super::isolation::{first_line, guarded};
 use super::sip_tcp;
-use crate::sip::{CallId, Config, Dial, Endpoint, Event, Output, Transport};
+use crate::sip::{CallId, Config, Dial, Endpoint, Event, Output, Stats, Transport};
 
 /// What a call's task asks of the SIP side.
 #[derive(Debug)]
@@ -99,18 +99,17 @@ pub async fn run(
     let limits = shared.config.limits.clone();
     tokio::spawn(sip_tcp::accept(tcp, limits, tcp_tx, open_tx));
     let mut connections = sip_tcp::Connections::default();
-    let mut endpoint = Endpoint::new(
-        Config {
-            local: shared
-                .config
-                .public_ip
-                .map_or(local, |ip| SocketAddr::new(ip, local.port())),
-            trunks: shared.config.trunks.clone(),
-            ..Config::default()
-        },
-        rand::random(),
-    );
+    let mut endpoint = Endpoint::new(Config {
+        local: shared
+            .config
+            .public_ip
+            .map_or(local, |ip| SocketAddr::new(ip, local.port())),
+        trunks: shared.config.trunks.clone(),
+        ..Config::default()
+    })
+    .map_err(|e| anyhow::anyhow!("no entropy from the operating system for SIP tags: {e}"))?;
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<Event>> = HashMap::new();
+    let mut exported = Stats::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut stopping = false;
     let mut stop_deadline: Option<Instant> = None;
@@ -258,6 +257,7 @@ pub async fn run(
             }
         }
         metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
+        export_refusals(&mut exported, endpoint.stats());
         // Once the last call is gone, the endpoint's finished transactions only
         // absorb retransmissions (up to 64*T1 = 32 s over UDP): a short linger
         // covers the usual ones without holding a restart for half a minute.
@@ -270,6 +270,16 @@ pub async fn run(
             return Ok(());
         }
     }
+}
+
+/// Adds what the endpoint refused since the last look to `kuma_sip_refused_total`.
+fn export_refusals(exported: &mut Stats, now: Stats) {
+    for ((reason, before), (_, after)) in exported.by_reason().into_iter().zip(now.by_reason()) {
+        if let Some(more) = after.checked_sub(before).filter(|&n| n > 0) {
+            metrics::counter!(names::SIP_REFUSED, "reason" => reason).increment(more);
+        }
+    }
+    *exported = now;
 }
 
 fn event_call(e: &Event) -> CallId {

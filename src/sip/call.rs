@@ -36,7 +36,7 @@ use ezk_sip_types::Name;
 
 use crate::sip::dialog::Dialog;
 use crate::sip::endpoint::{Config, Event, Output};
-use crate::sip::ids::Rng;
+use crate::sip::ids::Ids;
 use crate::sip::message::Response;
 use crate::sip::message::{
     self, Body, Method, Request, RequestInfo, ResponseBase, Status, Transport,
@@ -87,10 +87,20 @@ pub enum EndReason {
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
     pub out: &'a mut VecDeque<Output>,
-    pub rng: &'a mut Rng,
+    pub ids: &'a mut Ids,
     pub config: &'a Config,
-    /// Branches of client transactions started, for the endpoint to index.
-    pub new_branches: Vec<String>,
+    /// Client transactions started, for the endpoint to index.
+    pub new_branches: Vec<ClientTx>,
+}
+
+/// A client transaction a call started: its branch, and where its request went.
+/// Responses are taken only from there (over TCP: on the connection to there);
+/// anyone else who learnt the branch could otherwise answer for the trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientTx {
+    pub branch: String,
+    pub to: SocketAddr,
+    pub transport: Transport,
 }
 
 impl Ctx<'_> {
@@ -104,6 +114,16 @@ impl Ctx<'_> {
 
     pub fn event(&mut self, event: Event) {
         self.out.push_back(Output::Event(event));
+    }
+
+    /// A client transaction's request was sent: the endpoint routes the responses
+    /// from `to` with this branch to the call.
+    pub fn client_started(&mut self, branch: &str, to: SocketAddr, transport: Transport) {
+        self.new_branches.push(ClientTx {
+            branch: branch.to_owned(),
+            to,
+            transport,
+        });
     }
 }
 
@@ -203,7 +223,7 @@ impl Call {
         local: SocketAddr,
         ctx: &mut Ctx<'_>,
     ) -> Call {
-        let local_tag = ctx.rng.tag();
+        let local_tag = ctx.ids.tag();
         let dialog = Dialog::from_invite(request, info, local_tag, source, transport, local);
         let target = info.via.response_target(source, transport);
         let mut call = Call {
@@ -253,10 +273,10 @@ impl Call {
 
     /// A call kuma places: sends the INVITE (see [`crate::sip::outgoing`]).
     pub fn dial(id: CallId, dial: &Dial, ctx: &mut Ctx<'_>) -> Call {
-        let call_id = format!("{}@{}", ctx.rng.tag(), dial.local.ip());
+        let call_id = format!("{}@{}", ctx.ids.call_id(), dial.local.ip());
         let mut dialog = Dialog::outgoing(
             call_id,
-            ctx.rng.tag(),
+            ctx.ids.tag(),
             format!("<{}>", dial.from),
             dial.target.clone(),
             dial.next_hop,
@@ -279,7 +299,7 @@ impl Call {
             refer: None,
             transfer: Transfer::None,
             invite_keys: Vec::new(),
-            client_branches: ctx.new_branches.clone(),
+            client_branches: ctx.new_branches.iter().map(|c| c.branch.clone()).collect(),
             uac: Some(uac),
             new_dialog: false,
         }
@@ -287,9 +307,9 @@ impl Call {
 
     /// What the dialling side reported.
     fn on_uac_step(&mut self, step: UacStep, ctx: &mut Ctx<'_>) {
-        for b in &ctx.new_branches {
-            if !self.client_branches.contains(b) {
-                self.client_branches.push(b.clone());
+        for c in &ctx.new_branches {
+            if !self.client_branches.contains(&c.branch) {
+                self.client_branches.push(c.branch.clone());
             }
         }
         match step {
@@ -512,7 +532,7 @@ impl Call {
             target.trim().trim_start_matches('<').trim_end_matches('>')
         );
         let referred_by = format!("<sip:kuma@{}>", self.dialog.local());
-        let branch = ctx.rng.branch();
+        let branch = ctx.ids.branch();
         let (bytes, to) = self.dialog.request(
             &Method::Refer,
             &branch,
@@ -527,7 +547,7 @@ impl Call {
             ctx.now,
         );
         ctx.send(to, self.dialog.transport(), bytes);
-        ctx.new_branches.push(branch.clone());
+        ctx.client_started(&branch, to, self.dialog.transport());
         self.client_branches.push(branch.clone());
         self.refer = Some((branch, tx, to));
         self.transfer = Transfer::Requested;
@@ -538,7 +558,7 @@ impl Call {
             return;
         }
         self.awaiting_ack = None;
-        let branch = ctx.rng.branch();
+        let branch = ctx.ids.branch();
         let (bytes, to) =
             self.dialog
                 .request(&Method::Bye, &branch, &[], None, &ctx.config.user_agent);
@@ -549,7 +569,7 @@ impl Call {
             ctx.now,
         );
         ctx.send(to, self.dialog.transport(), bytes);
-        ctx.new_branches.push(branch.clone());
+        ctx.client_started(&branch, to, self.dialog.transport());
         self.client_branches.push(branch.clone());
         self.bye = Some((branch, tx, to));
     }
@@ -658,7 +678,7 @@ impl Call {
         } else if self.pending.is_some() || self.awaiting_ack.is_some() {
             // §14.2: an INVITE before the previous one is answered: 500, Retry-After
             // 0–10 s.
-            Some((Status::of(500), Some(ctx.rng.below(11).to_string())))
+            Some((Status::of(500), Some(ctx.ids.below(11).to_string())))
         } else {
             None
         };

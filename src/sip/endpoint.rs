@@ -20,8 +20,14 @@
 //!   it has what a response needs (Via, From, To, Call-ID, CSeq); 416 for a
 //!   Request-URI that is not `sip:`/`sips:`, 505 for another SIP version; an INVITE
 //!   with a body that is not SDP: 415; one requiring an extension: 420 (§8.2.2.3);
-//! - a request for a dialog or transaction that does not exist: 481;
-//! - garbage, responses to nothing, keep-alives: dropped, and counted in [`Stats`].
+//! - a request for a dialog or transaction that does not exist: 481 (to a CANCEL,
+//!   without a To tag: kuma's tags are for its dialogs, not for whoever asks);
+//! - garbage, responses to nothing, keep-alives: dropped, and counted in [`Stats`];
+//! - a response with the branch of one of kuma's requests that comes from anywhere
+//!   but where that request went (another address or port, another transport):
+//!   dropped, counted, and logged with its source, since only someone who
+//!   watched kuma's traffic knows the branch, or a trunk that answers from an
+//!   address it was not asked at.
 //!
 //! Before a new call or any other request outside a call is served, the source must
 //! pass [`crate::sip::admission`] (trunk allow-list, INVITE rate limit); requests
@@ -29,9 +35,10 @@
 //!
 //! Bookkeeping: calls by [`CallId`], INVITE transactions and dialogs pointing at
 //! their call, other server transactions on their own, client transactions by
-//! branch. Everything is removed when its transaction or call is over; one heap of
-//! deadlines drives every timer (entries made stale by a change are skipped when
-//! they come up, so [`Endpoint::poll_timeout`] may wake the shell early, harmlessly).
+//! branch with the address their request went to. Everything is removed when its
+//! transaction or call is over; one heap of deadlines drives every timer (entries
+//! made stale by a change are skipped when they come up, so
+//! [`Endpoint::poll_timeout`] may wake the shell early, harmlessly).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -42,9 +49,9 @@ use bytes::Bytes;
 use ezk_sip_types::{Headers, Name};
 
 use crate::sip::admission::{Admission, Refusal};
-use crate::sip::call::{ACCEPT, ALLOW, Call, CallId, Ctx, EndReason};
+use crate::sip::call::{ACCEPT, ALLOW, Call, CallId, ClientTx, Ctx, EndReason};
 use crate::sip::dialog::DialogKey;
-use crate::sip::ids::Rng;
+use crate::sip::ids::Ids;
 use crate::sip::message::{
     self, Malformed, Message, Method, ParseError, Request, RequestInfo, Response, ResponseBase,
     Status, Transport,
@@ -152,8 +159,29 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Responses matching no transaction: dropped.
     pub stray_responses: u64,
+    /// Responses with the branch of one of kuma's requests that came from another
+    /// address (or another transport) than the one the request went to: dropped
+    /// (a forgery, or a trunk answering from an address it was not asked at).
+    pub responses_from_elsewhere: u64,
     /// Requests for a dialog or transaction that does not exist (481).
     pub no_dialog: u64,
+}
+
+impl Stats {
+    /// Every count of something refused, dropped or answered for want of a
+    /// transaction, with its reason as the metric `kuma_sip_refused_total{reason}`
+    /// names it (and the log lines, where there are any).
+    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
+        [
+            ("garbage", self.garbage),
+            ("malformed", self.malformed),
+            ("not_trunk", self.not_trunk),
+            ("rate_limited", self.rate_limited),
+            ("stray_response", self.stray_responses),
+            ("response_from_elsewhere", self.responses_from_elsewhere),
+            ("no_dialog", self.no_dialog),
+        ]
+    }
 }
 
 /// A server transaction not tied to a call: a non-INVITE request's, or an INVITE
@@ -228,7 +256,7 @@ impl Ord for Scheduled {
 #[derive(Debug)]
 pub struct Endpoint {
     config: Config,
-    rng: Rng,
+    ids: Ids,
     admission: Admission,
     accepting: bool,
     out: VecDeque<Output>,
@@ -236,20 +264,33 @@ pub struct Endpoint {
     invites: HashMap<TxKey, CallId>,
     dialogs: HashMap<DialogKey, CallId>,
     servers: HashMap<TxKey, ServerEntry>,
-    clients: HashMap<String, CallId>,
+    clients: HashMap<String, Client>,
     timers: BinaryHeap<Reverse<Scheduled>>,
     next_call: u64,
     stats: Stats,
+    warned_elsewhere: Throttle,
 }
 
 impl Endpoint {
-    /// A new endpoint. `seed` makes tags and branches (draw it from the operating
-    /// system; tests fix it).
-    pub fn new(config: Config, seed: u64) -> Self {
+    /// A new endpoint, its tags, branches and Call-IDs drawn from a generator keyed
+    /// by the operating system (see [`crate::sip::ids`]). Fails only when the
+    /// operating system has no entropy to give.
+    pub fn new(config: Config) -> Result<Self, rand::rngs::SysError> {
+        Ok(Endpoint::with_ids(config, Ids::from_os()?))
+    }
+
+    /// A new endpoint whose tags, branches and Call-IDs follow from `seed`:
+    /// reproducible, and therefore predictable by anyone who knows the seed. For
+    /// tests, fuzzing and benchmarks; never for a server facing a network.
+    pub fn with_seed(config: Config, seed: u64) -> Self {
+        Endpoint::with_ids(config, Ids::seeded(seed))
+    }
+
+    fn with_ids(config: Config, ids: Ids) -> Self {
         Endpoint {
             admission: Admission::new(config.trunks.clone(), config.invite_rate),
             config,
-            rng: Rng::new(seed),
+            ids,
             accepting: true,
             out: VecDeque::new(),
             calls: HashMap::new(),
@@ -260,6 +301,7 @@ impl Endpoint {
             timers: BinaryHeap::new(),
             next_call: 1,
             stats: Stats::default(),
+            warned_elsewhere: Throttle::default(),
         }
     }
 
@@ -313,7 +355,7 @@ impl Endpoint {
     ) {
         match message::parse(Bytes::copy_from_slice(data), transport) {
             Ok(Message::Request(request)) => self.on_request(request, from, transport, now),
-            Ok(Message::Response(response)) => self.on_response(response, now),
+            Ok(Message::Response(response)) => self.on_response(response, from, transport, now),
             Err(Malformed {
                 error: ParseError::Empty,
                 ..
@@ -402,7 +444,6 @@ impl Endpoint {
         self.with_call(call, now, |c, ctx| c.hang_up(ctx));
     }
 
-    /// Blind transfer (RFC 3515): REFER to `target` (a SIP URI); the outcome comes as
     /// Places a call (see [`crate::sip::outgoing`]): the INVITE goes out now; the
     /// call then reports [`Event::Ringing`], [`Event::Answered`] or
     /// [`Event::Ended`] (with [`EndReason::Declined`], [`EndReason::NoResponse`] or
@@ -413,7 +454,7 @@ impl Endpoint {
         let mut ctx = Ctx {
             now,
             out: &mut self.out,
-            rng: &mut self.rng,
+            ids: &mut self.ids,
             config: &self.config,
             new_branches: Vec::new(),
         };
@@ -431,6 +472,7 @@ impl Endpoint {
         id
     }
 
+    /// Blind transfer (RFC 3515): REFER to `target` (a SIP URI); the outcome comes as
     /// [`Event::TransferResult`]. The flow hangs up when it is told the transfer
     /// succeeded (or the transferee hangs up first).
     pub fn refer(&mut self, call: CallId, target: &str, now: Instant) {
@@ -533,7 +575,7 @@ impl Endpoint {
             self.refused(refusal, from, &request.method);
             return;
         }
-        let tag = self.rng.tag();
+        let tag = self.ids.tag();
         let reply = |code| Reply {
             status: Status::of(code),
             to_tag: Some(tag.clone()),
@@ -575,7 +617,7 @@ impl Endpoint {
             return;
         }
         let target = info.via.response_target(from, transport);
-        let tag = self.rng.tag();
+        let tag = self.ids.tag();
         let reply = |code| Reply {
             status: Status::of(code),
             to_tag: Some(tag.clone()),
@@ -616,7 +658,7 @@ impl Endpoint {
         let mut ctx = Ctx {
             now,
             out: &mut self.out,
-            rng: &mut self.rng,
+            ids: &mut self.ids,
             config: &self.config,
             new_branches: Vec::new(),
         };
@@ -716,21 +758,62 @@ impl Endpoint {
                 self.with_call(id, now, |c, ctx| c.on_cancel(&invite, ctx));
             }
             None => {
+                // §9.2: 481. Without a To tag: no dialog exists or will, and a
+                // CANCEL is answered hop by hop; kuma's tags are for its dialogs, not
+                // for whoever asks.
                 self.stats.no_dialog += 1;
-                let reply = Reply::new(481, target, transport).tagged(self.rng.tag());
+                tracing::debug!(%from, reason = "cancel_without_transaction", "481 to a CANCEL");
+                let reply = Reply::new(481, target, transport);
                 self.respond(key, &base, false, reply, &[], now);
             }
         }
     }
 
-    fn on_response(&mut self, response: Response, now: Instant) {
+    /// A response: to the client transaction with its branch, when it comes from
+    /// where that transaction's request went (§17.1.3 matches by branch alone,
+    /// which lets anyone who learnt a branch answer for the trunk).
+    fn on_response(
+        &mut self,
+        response: Response,
+        from: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) {
         let branch = message::top_via(&response.headers).and_then(|via| via.branch);
-        let Some((branch, id)) = branch.and_then(|b| self.clients.get(&b).map(|&id| (b, id)))
+        let Some((branch, client)) = branch.and_then(|b| self.clients.get(&b).map(|&c| (b, c)))
         else {
             self.stats.stray_responses += 1;
             return;
         };
-        self.with_call(id, now, |c, ctx| c.on_response(&branch, &response, ctx));
+        if !client.sent_to(from, transport) {
+            self.stats.responses_from_elsewhere += 1;
+            // A warning for the operator (a forgery, or a trunk answering from an
+            // address it was not asked at: every call would fail), at most one
+            // every WARN_EVERY; the rest at debug, so a flood fills no disk.
+            let since = self.warned_elsewhere.note(now);
+            if let Some(more) = since {
+                tracing::warn!(
+                    %from,
+                    ?transport,
+                    expected = %client.to,
+                    reason = "response_from_elsewhere",
+                    since_last_warning = more,
+                    "ignored a SIP response: it did not come from where the request went"
+                );
+            } else {
+                tracing::debug!(
+                    %from,
+                    ?transport,
+                    expected = %client.to,
+                    reason = "response_from_elsewhere",
+                    "ignored a SIP response: it did not come from where the request went"
+                );
+            }
+            return;
+        }
+        self.with_call(client.call, now, |c, ctx| {
+            c.on_response(&branch, &response, ctx)
+        });
     }
 
     /// A request that could be read but not served: answered statelessly when it
@@ -762,7 +845,7 @@ impl Endpoint {
         }
         self.stats.malformed += 1;
         tracing::debug!(%from, reason = status.reason, "answered a malformed request");
-        let tag = self.rng.tag();
+        let tag = self.ids.tag();
         let server = [("Server", self.config.user_agent.as_str())];
         let bytes = base.encode(status, Some(&tag), &server, None, false);
         self.transmit(via.response_target(from, transport), transport, bytes);
@@ -871,7 +954,7 @@ impl Endpoint {
         let mut ctx = Ctx {
             now,
             out: &mut self.out,
-            rng: &mut self.rng,
+            ids: &mut self.ids,
             config: &self.config,
             new_branches: Vec::new(),
         };
@@ -880,9 +963,14 @@ impl Endpoint {
         self.after_call(id, branches);
     }
 
-    fn after_call(&mut self, id: CallId, branches: Vec<String>) {
-        for branch in branches {
-            self.clients.insert(branch, id);
+    fn after_call(&mut self, id: CallId, started: Vec<ClientTx>) {
+        for c in started {
+            let client = Client {
+                call: id,
+                to: c.to,
+                transport: c.transport,
+            };
+            self.clients.insert(c.branch, client);
         }
         let Some(slot) = self.calls.get_mut(&id) else {
             return;
@@ -939,6 +1027,49 @@ impl Endpoint {
     }
 }
 
+/// At most one warning every [`WARN_EVERY`] for a refusal that may repeat without
+/// end, on the endpoint's own clock (`now`).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Throttle {
+    next: Option<Instant>,
+    quiet: u64,
+}
+
+impl Throttle {
+    /// One more; `Some(n)` when it is time to warn, `n` being how many were
+    /// quiet since the last warning.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        if self.next.is_some_and(|next| now < next) {
+            self.quiet += 1;
+            return None;
+        }
+        self.next = Some(now + WARN_EVERY);
+        Some(std::mem::take(&mut self.quiet))
+    }
+}
+
+/// A client transaction's entry: its call, and where its request went.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    call: CallId,
+    to: SocketAddr,
+    transport: Transport,
+}
+
+impl Client {
+    /// Whether a response arriving from `from` over `transport` comes from where
+    /// the request went. Over TCP, `from` is the connection's peer, so this also
+    /// means "on the connection to there". A dual-stack socket sees an IPv4 peer as
+    /// an IPv4-mapped IPv6 address: both are compared as IPv4.
+    fn sent_to(&self, from: SocketAddr, transport: Transport) -> bool {
+        transport == self.transport
+            && from.port() == self.to.port()
+            && message::canonical_ip(from.ip()) == message::canonical_ip(self.to.ip())
+    }
+}
+
 /// How to send one response.
 struct Reply {
     status: Status<'static>,
@@ -956,11 +1087,6 @@ impl Reply {
             transport,
         }
     }
-
-    fn tagged(mut self, tag: String) -> Reply {
-        self.to_tag = Some(tag);
-        self
-    }
 }
 
 /// Whether a body is SDP kuma can read: `application/sdp`, not encoded.
@@ -973,4 +1099,21 @@ fn is_plain_sdp(headers: &Headers) -> bool {
     let encoded = message::header(headers, &Name::CONTENT_ENCODING)
         .is_some_and(|enc| !enc.trim().eq_ignore_ascii_case("identity"));
     sdp && !encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throttled_warning_comes_once_per_period_with_the_count_between() {
+        let t0 = Instant::now();
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.note(t0), Some(0));
+        for ms in 1..=5 {
+            assert_eq!(throttle.note(t0 + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(throttle.note(t0 + WARN_EVERY), Some(5));
+        assert_eq!(throttle.note(t0 + WARN_EVERY), None);
+    }
 }

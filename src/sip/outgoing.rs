@@ -143,7 +143,7 @@ impl Uac {
     }
 
     fn send_invite(&mut self, dialog: &mut Dialog, auth: Option<(&str, &str)>, ctx: &mut Ctx<'_>) {
-        let branch = ctx.rng.branch();
+        let branch = ctx.ids.branch();
         let mut extra: Vec<(&str, &str)> = vec![("Allow", crate::sip::call::ALLOW)];
         if let Some(header) = auth {
             extra.push(header);
@@ -162,7 +162,7 @@ impl Uac {
         let reliable = dialog.transport().is_reliable();
         let tx = InviteClient::new(bytes.clone(), reliable, ctx.config.timers, ctx.now);
         ctx.send(to, dialog.transport(), bytes);
-        ctx.new_branches.push(branch.clone());
+        ctx.client_started(&branch, to, dialog.transport());
         self.provisional = false;
         self.invites.push(ClientInvite {
             branch,
@@ -211,6 +211,8 @@ impl Uac {
             ctx.config.timers,
             ctx.now,
         );
+        // Same branch, same destination as the INVITE (§9.1): the endpoint's entry
+        // for the INVITE also admits the CANCEL's responses, from there only.
         ctx.send(to, dialog.transport(), bytes);
         self.cancel = Some((current.branch.clone(), tx, to));
     }
@@ -279,7 +281,7 @@ impl Uac {
                 self.answered = true;
                 self.ring_deadline = None;
                 dialog.confirm(&response.headers);
-                let ack_branch = ctx.rng.branch();
+                let ack_branch = ctx.ids.branch();
                 let (ack, to) = dialog.ack_or_cancel(
                     &Method::Ack,
                     self.invites[i].cseq,
@@ -352,7 +354,7 @@ impl Uac {
         for value in message::header_all(&response.headers, &name) {
             match Challenge::parse(value) {
                 Ok(challenge) => {
-                    let cnonce = ctx.rng.tag();
+                    let cnonce = ctx.ids.tag();
                     return Some(challenge.answer(
                         &credentials.user,
                         &credentials.password,

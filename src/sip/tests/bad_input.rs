@@ -310,3 +310,135 @@ proptest! {
         prop_assert!(h.ep.is_idle());
     }
 }
+
+/// §9.2: a CANCEL that matches no transaction gets 481. It is answered hop by hop and
+/// starts no dialog, so the 481 carries the request's To as it was: kuma hands out
+/// no tag to whoever asks.
+#[test]
+fn cancel_for_an_unknown_transaction_gets_481_without_a_to_tag() {
+    let mut h = Harness::new();
+    let stranger = Caller::new("192.0.2.63:5060", "x1");
+    let cancel = stranger.request("CANCEL", 1, "z9hG4bKnosuchinvite", "", "");
+    h.from(&stranger, &cancel);
+    let r = h.one_sent();
+    assert_eq!(r.status(), Some(481));
+    assert_eq!(r.to, stranger.addr);
+    assert_eq!(r.to_tag(), None, "{}", r.text);
+    assert_eq!(r.header("To"), Some(stranger.to()));
+    assert_eq!(h.ep.stats().no_dialog, 1);
+    // Its retransmission gets the same 481, still without a tag.
+    h.from(&stranger, &cancel);
+    assert_eq!(h.one_sent().text, r.text);
+    assert!(h.take_events().is_empty());
+    h.assert_idle_after_a_while();
+}
+
+/// The tag of an OPTIONS response (anyone may ask for one) outside a dialog.
+fn options_tag(h: &mut Harness, n: u32) -> String {
+    let asker = Caller::new("192.0.2.64:5060", &format!("o{n}"));
+    let options = asker.request("OPTIONS", 1, &format!("z9hG4bKo{n}"), "", "");
+    h.from(&asker, &options);
+    let r = h.one_sent();
+    assert_eq!(r.status(), Some(200));
+    r.to_tag().unwrap()
+}
+
+/// The next output of SplitMix64 from one output: its mixing function can be
+/// undone, so one tag gives the whole state away.
+fn splitmix_next(output: u64) -> u64 {
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+    const M1: u64 = 0xBF58_476D_1CE4_E5B9;
+    const M2: u64 = 0x94D0_49BB_1331_11EB;
+    fn unxorshift(y: u64, s: u32) -> u64 {
+        let mut x = y;
+        for _ in 0..64 / s + 1 {
+            x = y ^ (x >> s);
+        }
+        x
+    }
+    fn inverse(a: u64) -> u64 {
+        // Newton's iteration: each step doubles the correct low bits.
+        let mut x = a;
+        for _ in 0..6 {
+            x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        }
+        x
+    }
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(M1);
+        z = (z ^ (z >> 27)).wrapping_mul(M2);
+        z ^ (z >> 31)
+    }
+    let mut z = unxorshift(output, 31).wrapping_mul(inverse(M2));
+    z = unxorshift(z, 27).wrapping_mul(inverse(M1));
+    let state = unxorshift(z, 30);
+    debug_assert_eq!(mix(state), output);
+    mix(state.wrapping_add(GAMMA))
+}
+
+#[test]
+fn one_tag_seen_does_not_predict_the_next() {
+    // The predictor works: on SplitMix64 (kuma's generator before), it is exact.
+    let mut state = 0x1234_5678_u64;
+    let mut splitmix = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let (a, b) = (splitmix(), splitmix());
+    assert_eq!(splitmix_next(a), b);
+
+    // kuma's tags: one seen, the next one is not what it would give.
+    let mut h = Harness::new();
+    for n in 0..100 {
+        let seen = u64::from_str_radix(&options_tag(&mut h, 2 * n), 16).unwrap();
+        let next = u64::from_str_radix(&options_tag(&mut h, 2 * n + 1), 16).unwrap();
+        assert_ne!(splitmix_next(seen), next);
+    }
+}
+
+#[test]
+fn two_endpoints_made_alike_give_different_tags_branches_and_call_ids() {
+    let config = || Config {
+        local: "127.0.0.1:5060".parse().unwrap(),
+        ..Config::default()
+    };
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let mut h = Harness::new();
+        h.ep = Endpoint::new(config()).unwrap();
+        let tag = options_tag(&mut h, 1);
+        let dial = crate::sip::Dial {
+            target: "sip:+22370123456@192.0.2.50".into(),
+            from: "sip:2001@192.0.2.50".into(),
+            next_hop: "192.0.2.50:5060".parse().unwrap(),
+            proxy: None,
+            credentials: None,
+            offer: ANSWER.to_owned(),
+            ring_timeout: Duration::from_secs(30),
+            local: "127.0.0.1:5060".parse().unwrap(),
+        };
+        h.ep.dial(&dial, h.now);
+        let invite = h.one_sent();
+        let from_tag = message::header_param(&invite.header("From").unwrap(), "tag")
+            .unwrap()
+            .to_owned();
+        made.push((
+            tag,
+            from_tag,
+            invite.branch().unwrap(),
+            invite.header("Call-ID").unwrap(),
+        ));
+    }
+    let [a, b] = made.as_slice() else {
+        unreachable!()
+    };
+    assert_ne!(a.0, b.0, "To tags");
+    assert_ne!(a.1, b.1, "From tags");
+    assert_ne!(a.2, b.2, "branches");
+    assert_ne!(a.3, b.3, "Call-IDs");
+    let local = a.3.split('@').next().unwrap();
+    assert_eq!(local.len(), 32, "128 bits in the Call-ID: {}", a.3);
+}

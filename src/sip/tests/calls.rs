@@ -766,3 +766,59 @@ fn thousands_of_calls_leave_nothing_behind() {
     assert!(h.ep.is_idle(), "{} calls left", h.ep.calls());
     assert_eq!(h.ep.poll_timeout(), None, "no timer left either");
 }
+
+/// kuma's BYE and REFER are client transactions too: a forged answer from another
+/// address neither stops the BYE's retransmissions nor decides the transfer.
+#[test]
+fn forged_answers_to_kumas_bye_and_refer_from_another_address_are_ignored() {
+    let forger: SocketAddr = "192.0.2.66:5061".parse().unwrap();
+    let mut h = Harness::new();
+    let mut caller = Caller::new("127.0.1.1:5061", "c30");
+    let call = established(&mut h, &mut caller);
+
+    h.ep.refer(call, "sip:helpline@192.0.2.80", h.now);
+    let refer = h.one_sent();
+    h.input(&refer.answer(603, "Decline"), forger, Transport::Udp);
+    assert!(
+        h.take_events().is_empty(),
+        "the transfer is not failed by a forgery"
+    );
+    h.input(&refer.answer(202, "Accepted"), caller.addr, Transport::Udp);
+    assert!(h.take_events().is_empty());
+    assert!(h.take_sent().is_empty());
+
+    h.ep.hang_up(call, h.now);
+    h.take_events();
+    let bye = h.one_sent();
+    assert_eq!(bye.method(), Some("BYE"));
+    h.input(&bye.answer(200, "OK"), forger, Transport::Udp);
+    h.input(&bye.answer(200, "OK"), caller.addr, Transport::Tcp);
+    h.advance(ms(500));
+    assert_eq!(h.one_sent().text, bye.text, "still retransmitted (timer E)");
+    assert_eq!(h.ep.stats().responses_from_elsewhere, 3);
+    h.input(&bye.answer(200, "OK"), caller.addr, Transport::Udp);
+    h.advance(ms(5000));
+    assert!(h.take_sent().is_empty());
+    h.assert_idle_after_a_while();
+}
+
+/// Over TCP, a response must come on the connection to the address the request
+/// went to: the same address over UDP is someone else.
+#[test]
+fn over_tcp_a_response_to_kumas_refer_counts_only_on_the_connection() {
+    let mut h = Harness::new();
+    let mut caller = Caller::new("127.0.1.1:40002", "c31");
+    caller.transport = Transport::Tcp;
+    let call = established(&mut h, &mut caller);
+    h.ep.refer(call, "sip:helpline@192.0.2.80", h.now);
+    let refer = h.one_sent();
+    assert_eq!((refer.to, refer.transport), (caller.addr, Transport::Tcp));
+    h.input(&refer.answer(603, "Decline"), caller.addr, Transport::Udp);
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.ep.stats().responses_from_elsewhere, 1);
+    h.input(&refer.answer(603, "Decline"), caller.addr, Transport::Tcp);
+    assert_eq!(
+        h.take_events(),
+        vec![Event::TransferResult { call, ok: false }]
+    );
+}

@@ -259,7 +259,7 @@ impl Harness {
     pub fn with(config: Config) -> Harness {
         let t0 = Instant::now();
         Harness {
-            ep: Endpoint::new(config, 42),
+            ep: Endpoint::with_seed(config, 42),
             t0,
             now: t0,
             sent: Vec::new(),

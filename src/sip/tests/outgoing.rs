@@ -409,3 +409,80 @@ fn a_second_answer_from_a_fork_is_not_acked_as_if_it_were_the_first() {
     assert!(h.take_sent().is_empty());
     assert!(h.take_events().is_empty());
 }
+
+/// An attacker who learnt the INVITE's branch (on the path, or by guessing) answers
+/// before the trunk: from another host, from another port of the trunk's host, over
+/// another transport. None of it counts; the trunk's own answer does.
+#[test]
+fn forged_answers_to_a_call_back_from_another_address_are_ignored() {
+    let mut h = Harness::new();
+    let call = h.ep.dial(&dial(None), h.now);
+    let invite = h.one_sent();
+    let elsewhere: [(SocketAddr, Transport); 3] = [
+        ("192.0.2.66:5060".parse().unwrap(), Transport::Udp),
+        ("192.0.2.50:5061".parse().unwrap(), Transport::Udp),
+        (trunk(), Transport::Tcp),
+    ];
+    for (from, transport) in elsewhere {
+        // A forged 404 would erase the number; a forged 200 would take the call.
+        h.input(&reply(&invite, 404, "forged", "", ""), from, transport);
+        h.input(&ok_with_sdp(&invite), from, transport);
+        h.input(&reply(&invite, 180, "forged", "", ""), from, transport);
+    }
+    assert!(
+        h.take_events().is_empty(),
+        "no Ended, no Answered, no Ringing"
+    );
+    assert!(h.take_sent().is_empty(), "no ACK to a forgery");
+    assert_eq!(h.ep.stats().responses_from_elsewhere, 9);
+    h.advance(ms(500));
+    assert_eq!(
+        h.one_sent().text,
+        invite.text,
+        "the INVITE is still waiting for the trunk (timer A)"
+    );
+
+    // The trunk itself, seen by a dual-stack socket as an IPv4-mapped address.
+    let mapped: SocketAddr = "[::ffff:192.0.2.50]:5060".parse().unwrap();
+    h.input(&reply(&invite, 180, "pt", "", ""), mapped, Transport::Udp);
+    assert_eq!(h.take_events(), [Event::Ringing { call }]);
+    h.input(&ok_with_sdp(&invite), trunk(), Transport::Udp);
+    assert_eq!(
+        h.take_events(),
+        [Event::Answered {
+            call,
+            sdp: SDP.as_bytes().to_vec()
+        }]
+    );
+    assert_eq!(h.one_sent().method(), Some("ACK"));
+    assert_eq!(h.ep.stats().responses_from_elsewhere, 9);
+}
+
+/// kuma's CANCEL (ring timeout) shares the INVITE's branch: a forged 200 to it, or
+/// a forged 487 to the INVITE, from elsewhere, changes nothing.
+#[test]
+fn forged_answers_to_kumas_cancel_from_another_address_are_ignored() {
+    let mut h = Harness::new();
+    let call = h.ep.dial(&dial(None), h.now);
+    let invite = h.one_sent();
+    h.input(&reply(&invite, 180, "pt", "", ""), trunk(), Transport::Udp);
+    assert_eq!(h.take_events(), [Event::Ringing { call }]);
+    h.advance(Duration::from_secs(30));
+    let cancel = h.one_sent();
+    assert_eq!(cancel.method(), Some("CANCEL"));
+    let forger: SocketAddr = "192.0.2.66:5060".parse().unwrap();
+    h.input(&cancel.answer(200, "OK"), forger, Transport::Udp);
+    h.input(&reply(&invite, 487, "pt", "", ""), forger, Transport::Udp);
+    assert!(h.take_sent().is_empty(), "no ACK to the forged 487");
+    h.advance(ms(500));
+    assert_eq!(
+        h.one_sent().text,
+        cancel.text,
+        "the CANCEL is still retransmitted (timer E)"
+    );
+    assert_eq!(h.ep.stats().responses_from_elsewhere, 2);
+    h.input(&cancel.answer(200, "OK"), trunk(), Transport::Udp);
+    h.input(&reply(&invite, 487, "pt", "", ""), trunk(), Transport::Udp);
+    assert_eq!(h.one_sent().method(), Some("ACK"));
+    h.assert_idle_after_a_while();
+}
