@@ -286,6 +286,13 @@ fn a_voice_message_left_with_keys_sent_as_tones() {
     let wav = hound::WavReader::open(&file).unwrap();
     assert_eq!(wav.spec().sample_rate, 8000);
     assert!(wav.duration() >= 20_000, "the file holds the message");
+    // A caller's voice, the database and the secret are the owner's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(std::path::Path::new(&file)), 0o600, "{file}");
+    assert_eq!(mode(&k.data.join("kuma.db")), 0o600);
+    assert_eq!(mode(&k.data), 0o700);
+    assert_eq!(mode(std::path::Path::new(&file).parent().unwrap()), 0o700);
 }
 
 #[test]
@@ -759,4 +766,34 @@ fn call_logs_carry_the_call_and_the_pseudonym_never_the_number() {
         }
     }
     assert!(call_lines >= 5, "{call_lines} lines of the call in:\n{log}");
+}
+
+/// `/metrics` tells how a station's line is used: with a token set, only
+/// requests that carry it get it.
+#[test]
+fn metrics_need_their_token_when_one_is_set() {
+    use std::io::{Read, Write};
+    let k = Server::start_with_env(
+        &repo().join("campaigns"),
+        &[],
+        &[("KUMA_METRICS_TOKEN", "m3trics-t0ken-for-tests")],
+    );
+    let get = |auth: &str| {
+        let mut s = std::net::TcpStream::connect(k.http).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: kuma\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    assert!(get("").starts_with("HTTP/1.1 403"), "{}", get(""));
+    assert!(get("Authorization: Bearer wrong\r\n").starts_with("HTTP/1.1 403"));
+    let ok = get("Authorization: Bearer m3trics-t0ken-for-tests\r\n");
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains("kuma_calls_active"),
+        "{ok}"
+    );
 }

@@ -109,6 +109,12 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         die_quietly_on_closed_pipe();
     }
+    // What kuma writes (the database, recordings of callers' voices, the secret,
+    // the audio cache) is for the account that runs it alone.
+    // SAFETY: umask only sets the process's file mode mask; no thread runs yet.
+    unsafe {
+        libc::umask(0o077);
+    }
     init_logs(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -95,6 +95,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             Err(_) => None,
         },
         recording_hosts: std::env::var("KUMA_RECORDING_HOSTS").ok(),
+        metrics_token: std::env::var("KUMA_METRICS_TOKEN").ok(),
         // Secrets come from the environment (or kuma.toml), never from a flag
         // that every user of the machine can read in the process list.
         twilio_auth_token: std::env::var("KUMA_TWILIO_AUTH_TOKEN").ok(),

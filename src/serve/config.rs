@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub callback: crate::outbound::Policy,
     /// Bounds on what peers may hold open (SIP over TCP, HTTP).
     pub limits: Limits,
+    /// A bearer token `/metrics` asks for; without one, only local requests.
+    pub metrics_token: Option<Secret>,
 }
 
 /// How much of kuma a peer may hold: connections, their idle time, request sizes.
@@ -187,6 +189,7 @@ impl Default for ServeConfig {
             trunk: None,
             callback: crate::outbound::Policy::default(),
             limits: Limits::default(),
+            metrics_token: None,
         }
     }
 }
@@ -210,6 +213,7 @@ pub struct FileConfig {
     pub at_allow: Option<Vec<String>>,
     pub at_open: Option<bool>,
     pub recording_hosts: Option<Vec<String>>,
+    pub metrics_token: Option<String>,
     pub small_group: Option<u64>,
     pub trunk: Option<TrunkFile>,
     pub callback: Option<CallbackFile>,
@@ -246,6 +250,8 @@ pub struct Overrides {
     pub at_open: Option<bool>,
     /// Comma-separated (`KUMA_RECORDING_HOSTS`).
     pub recording_hosts: Option<String>,
+    /// `KUMA_METRICS_TOKEN`.
+    pub metrics_token: Option<String>,
     pub small_group: Option<u64>,
     /// `sip:HOST:PORT` (`KUMA_TRUNK`).
     pub trunk: Option<String>,
@@ -349,6 +355,7 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
         )?;
     }
     c.webhooks = hooks;
+    c.metrics_token = pick(&o.metrics_token, &file.metrics_token).map(Secret);
     c.limits = limits;
     let trunk_file = file.trunk.unwrap_or_default();
     if let Some(uri) = pick(&o.trunk, &trunk_file.uri) {

@@ -98,7 +98,12 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
-            get(move || std::future::ready(metrics.render())),
+            get({
+                let token = shared.config.metrics_token.clone();
+                move |req: axum::extract::Request| {
+                    std::future::ready(metrics_page(&metrics, token.as_ref(), &req))
+                }
+            }),
         )
         .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
         .merge(crate::web::router(shared))
@@ -107,6 +112,42 @@ pub async fn serve(
         .layer(axum::extract::DefaultBodyLimit::max(limits.http_max_body))
         .layer(axum::middleware::map_response(json_refusals));
     accept(listener, app, &limits, stop).await;
+}
+
+/// `/metrics`: with `metrics_token` set, for requests that carry it as a bearer
+/// token; without, for requests from this machine only (a Prometheus beside
+/// kuma, or through an SSH tunnel). Counts of calls and refusals tell an outsider
+/// how a station's line is used and whether its defences fire.
+fn metrics_page(
+    metrics: &PrometheusHandle,
+    token: Option<&super::config::Secret>,
+    req: &axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let allowed = match token {
+        Some(token) => req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| super::webhook::constant_time_eq(given.as_bytes(), token.0.as_bytes())),
+        None => req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .is_some_and(|peer| {
+                let ip = peer.0.ip();
+                ip.is_loopback() || matches!(ip, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+            }),
+    };
+    if !allowed {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            r#"{"error": "metrics need the metrics token (KUMA_METRICS_TOKEN), or a request from this machine"}"#,
+        )
+            .into_response();
+    }
+    metrics.render().into_response()
 }
 
 /// The accept loop, instead of `axum::serve`, for what that does not bound: the

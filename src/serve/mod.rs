@@ -84,6 +84,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (dir, cache) = (campaigns.clone(), data.clone());
     isolation::install_panic_hook();
+    let private = data.clone();
+    match tokio::task::spawn_blocking(move || make_private(&private)).await? {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "kuma serve: {n} files and folders in {} were readable by others: now the owner's only",
+            data.display()
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot restrict the data folder"),
+    }
     let catalog = tokio::task::spawn_blocking(move || Catalog::load(&dir, &cache)).await?;
     catalog.report();
     if catalog.is_empty() {
@@ -151,6 +160,31 @@ pub async fn run(
         }
     }
     sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await
+}
+
+/// Folders 0700 and files 0600 under `dir` (kuma's umask makes new ones so; this
+/// mends what an older kuma or a copy left open). The count of those changed.
+fn make_private(dir: &std::path::Path) -> std::io::Result<usize> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut changed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        if meta.permissions().mode() & 0o777 != want {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))?;
+            changed += 1;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// What a station with call-back numbers should know of its settings: without
@@ -249,6 +283,39 @@ async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bo
 #[cfg(test)]
 mod tests {
     use super::bind_sip;
+
+    #[test]
+    fn the_data_folder_is_made_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("recordings/c")).unwrap();
+        std::fs::write(data.join("recordings/c/1.wav"), b"x").unwrap();
+        std::fs::write(data.join("kuma.db"), b"x").unwrap();
+        for p in ["", "recordings", "recordings/c"] {
+            std::fs::set_permissions(data.join(p), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for p in ["recordings/c/1.wav", "kuma.db"] {
+            std::fs::set_permissions(data.join(p), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert_eq!(super::make_private(&data).unwrap(), 5);
+        let mode = |p: &str| {
+            std::fs::metadata(data.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(""), 0o700);
+        assert_eq!(mode("recordings/c"), 0o700);
+        assert_eq!(mode("recordings/c/1.wav"), 0o600);
+        assert_eq!(mode("kuma.db"), 0o600);
+        assert_eq!(
+            super::make_private(&data).unwrap(),
+            0,
+            "nothing left to change"
+        );
+    }
 
     #[tokio::test]
     async fn sip_listens_on_one_port_for_udp_and_tcp() {

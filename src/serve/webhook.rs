@@ -152,7 +152,7 @@ async fn at_secret(
 }
 
 /// Compares without leaking, through timing, how much of a secret was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     // Hashing first makes the lengths equal and the comparison's time fixed.
     let (x, y) = (Sha256::digest(a), Sha256::digest(b));
