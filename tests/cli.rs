@@ -665,3 +665,45 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A kuma started on a database with another secret stops with one line,
+/// instead of giving every caller a new pseudonym.
+#[test]
+fn a_different_secret_stops_kuma_serve_with_one_line() {
+    let k = Kuma::sqlite();
+    common::prepared_data(&k.data());
+    let serve = |secret: &str| {
+        let (stderr, log) = common::stderr_log(k.dir.path());
+        let child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--rtp-ports", "20000-59999", "--campaigns"])
+            .arg(repo().join("campaigns"))
+            .args(["--database", &k.database, "--data"])
+            .arg(k.data())
+            .env("KUMA_SECRET", secret)
+            .env_remove("KUMA_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        (child, log)
+    };
+    let (mut first, log) = serve("the first secret, long enough");
+    common::serve_addresses(&mut first, &log);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (second, log) = serve("another secret, long enough too");
+    let out = second.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = std::fs::read_to_string(&log).unwrap();
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("kuma: this database was written with another secret"),
+        "{err}"
+    );
+    // The first secret still works.
+    let (mut again, log) = serve("the first secret, long enough");
+    common::serve_addresses(&mut again, &log);
+    again.kill().unwrap();
+    again.wait().unwrap();
+}

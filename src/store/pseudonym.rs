@@ -56,6 +56,12 @@ impl Pseudonymizer {
         format!("c_{}", hex::encode(&digest[..PSEUDONYM_BYTES]))
     }
 
+    /// A fingerprint of the secret (hex, 16 bytes of a derived key): it tells two
+    /// secrets apart without saying anything about either.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.derive_key("secret fingerprint")[..16])
+    }
+
     /// A key for another purpose (e.g. signing the web simulator's sessions),
     /// derived from the same secret, so there is one secret to keep. The input
     /// starts with capitals, which a normalised number never holds (numbers
