@@ -667,11 +667,13 @@ fn hostile_datagrams_and_streams_never_stop_the_server() {
     );
 
     let mut battery = Vec::new();
+    let mut huge = Vec::new();
     for (i, method) in ["INVITE", "OPTIONS"].into_iter().enumerate() {
         let valid = hostile_template(method, k.sip, me, media_port, 100 + i as u32);
         battery.extend(byte_mutations(&valid));
-        battery.extend(huge_numbers(&valid));
+        huge.extend(huge_numbers(&valid));
     }
+    battery.extend(huge.iter().cloned());
     for (i, m) in battery.iter().enumerate() {
         attacker.send_to(m, k.sip).unwrap();
         // Paced, so that the socket buffer does not drop what is being tested.
@@ -695,6 +697,29 @@ fn hostile_datagrams_and_streams_never_stop_the_server() {
         }
     }
     drop(tcp);
+    // Huge numbers each on a stream of its own: an unframeable one is closed.
+    let mut closed = 0;
+    for m in &huge {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(k.sip).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(m);
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(
+        closed >= 2,
+        "the bad Content-Lengths closed their streams ({closed})"
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         k.child_alive(),
