@@ -63,6 +63,10 @@ pub struct Args {
     /// From a missed call to its call-back, e.g. 20s; 0 calls back at once [default: 20s]
     #[arg(long, env = "KUMA_CALLBACK_DELAY", value_name = "DURATION")]
     callback_delay: Option<String>,
+    /// The most writes kept on disk while the database is away; when full, new
+    /// calls are refused [default: 100000]
+    #[arg(long, env = "KUMA_SPOOL_MAX_RECORDS", value_name = "N")]
+    spool_max_records: Option<u64>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -88,6 +92,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         trunk_user: args.trunk_user,
         trunk_password: args.trunk_password,
         callback_delay: args.callback_delay,
+        spool_max_records: args.spool_max_records,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

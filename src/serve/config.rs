@@ -38,6 +38,9 @@ pub struct ServeConfig {
     pub trunk: Option<TrunkConfig>,
     /// The call-back rules.
     pub callback: crate::outbound::Policy,
+    /// How much the spool may hold while the database is away
+    /// (`crate::store::spool`); when full, new calls are refused.
+    pub spool: crate::store::spool::SpoolLimits,
 }
 
 /// Settings of the voice-provider webhooks.
@@ -141,6 +144,7 @@ impl Default for ServeConfig {
             small_group: crate::web::SMALL_GROUP,
             trunk: None,
             callback: crate::outbound::Policy::default(),
+            spool: crate::store::spool::SpoolLimits::default(),
         }
     }
 }
@@ -165,6 +169,8 @@ pub struct FileConfig {
     pub small_group: Option<u64>,
     pub trunk: Option<TrunkFile>,
     pub callback: Option<CallbackFile>,
+    pub spool_max_records: Option<u64>,
+    pub spool_max_bytes: Option<u64>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -194,6 +200,7 @@ pub struct Overrides {
     pub trunk_user: Option<String>,
     pub trunk_password: Option<String>,
     pub callback_delay: Option<String>,
+    pub spool_max_records: Option<u64>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -285,6 +292,18 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             outbound_proxy: trunk_file.outbound_proxy,
             max_calls,
         });
+    }
+    if let Some(n) = o.spool_max_records.or(file.spool_max_records) {
+        if n == 0 {
+            return Err("spool_max_records must be at least 1".into());
+        }
+        c.spool.max_records = n;
+    }
+    if let Some(n) = file.spool_max_bytes {
+        if n < 64 * 1024 {
+            return Err("spool_max_bytes must be at least 65536".into());
+        }
+        c.spool.max_bytes = n;
     }
     let cb = file.callback.unwrap_or_default();
     let p = &mut c.callback;

@@ -39,8 +39,45 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         names::CALLBACK_ATTEMPTS,
         "call-back and subscriber calls placed, by how they ended"
     );
+    use crate::store::spool::metric;
+    metrics::describe_counter!(
+        metric::SPOOLED,
+        "writes kept in the spool because the database was away"
+    );
+    metrics::describe_counter!(metric::REPLAYED, "spooled writes applied to the database");
+    metrics::describe_counter!(
+        metric::REJECTED,
+        "spooled writes set aside in rejected.jsonl (the database refuses them)"
+    );
+    metrics::describe_gauge!(metric::PENDING, "writes waiting in the spool");
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     Ok(handle)
+}
+
+/// `ok` (200) while the database takes the writes; otherwise 503 with what is
+/// wrong, so that a load balancer sends new calls elsewhere:
+/// `{"status":"degraded","database":"unreachable"|"reachable","spooled":N}`
+/// (reachable with writes still spooled: the spool is being applied).
+async fn health(
+    axum::extract::State(shared): axum::extract::State<std::sync::Arc<super::Shared>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let s = shared.writes.status();
+    if s.database_reachable && s.pending == 0 {
+        return "ok\n".into_response();
+    }
+    let body = serde_json::json!({
+        "status": "degraded",
+        "database": if s.database_reachable { "reachable" } else { "unreachable" },
+        "spooled": s.pending,
+        "spool_full": s.full,
+    });
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
 }
 
 pub async fn serve(
@@ -50,11 +87,12 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
+        .with_state(std::sync::Arc::clone(&shared))
         .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
         .merge(crate::web::router(shared));
     let shutdown = async move {

@@ -14,7 +14,10 @@
 //!   an answered call-back runs like any call;
 //! - `catalog`: the campaigns and their prepared prompts, swapped as a whole on
 //!   SIGHUP (a call keeps the version it started with);
-//! - `http`: `/healthz` and Prometheus `/metrics`;
+//! - `http`: `/healthz` (503 while the database is away or the spool is not yet
+//!   applied) and Prometheus `/metrics`;
+//! - calls write through [`SpooledStore`]: straight to the database, or to the
+//!   spool in `DATA/spool` while the database is away (`crate::store::spool`);
 //! - `webhook`: the voice-provider webhooks (Africa's Talking, Twilio) around the
 //!   pure `crate::webhook` channel, with `recording_fetch` (the provider's
 //!   recordings, fetched with retries); the prompts they play are served by
@@ -40,12 +43,16 @@ pub use catalog::Catalog;
 pub use config::ServeConfig;
 
 use crate::outbound::sealed::Sealer;
+use crate::store::spool::SpooledStore;
 use crate::store::{Pseudonymizer, Store};
 
 /// What every call shares.
 pub struct Shared {
     pub config: ServeConfig,
     pub store: Store,
+    /// What calls in progress write through: the store, or the spool while the
+    /// database is away.
+    pub writes: Arc<SpooledStore>,
     pub pseudonyms: Pseudonymizer,
     /// Seals the numbers of queued call-backs.
     pub sealer: Sealer,
@@ -91,9 +98,16 @@ pub async fn run(
     println!("kuma serve: SIP on udp {sip_addr} (and tcp), HTTP on http://{http_addr}");
     tracing::info!(%sip_addr, %http_addr, "listening");
 
+    let writes = Arc::new(
+        SpooledStore::open(store.clone(), &data.join("spool"), config.spool.clone())
+            .context("cannot open the spool")?,
+    );
+    let replay = Arc::clone(&writes);
+    tokio::spawn(async move { replay.replay().await });
     let shared = Arc::new(Shared {
         config,
         store,
+        writes,
         pseudonyms,
         sealer,
         callbacks_queued: tokio::sync::Notify::new(),
