@@ -160,6 +160,7 @@ on_both_backends!(
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
+    the_spool_is_applied_in_order_once_the_database_answers,
 );
 
 // ---- helpers -------------------------------------------------------------------
@@ -979,6 +980,84 @@ async fn spooled_writes_applied_again_count_once(store: Store, _url: String) {
         op.apply(&store).await.unwrap();
     }
     assert_eq!(snapshot(&store).await, once);
+}
+
+/// Writes made while the database is away wait in the spool, survive a restart
+/// (a process killed before it could apply them), and are applied once.
+async fn the_spool_is_applied_in_order_once_the_database_answers(store: Store, _url: String) {
+    use kuma::store::spool::{SpoolLimits, SpooledStore};
+    let dir = tempfile::tempdir().unwrap();
+    let id = call(&store, "c_1", at(0), None).await;
+    let answer = |question: &str, choice: &str, minute| WriteOp::Answer {
+        call: id,
+        question: question.into(),
+        choice: choice.into(),
+        digit: "1".into(),
+        at: at(minute),
+        broadcast: None,
+    };
+    let writes = [
+        answer("q_offered_work", "yes", 1),
+        answer("q_gender", "woman", 2),
+        // Asked again: the last answer counts, so the order matters.
+        answer("q_offered_work", "no", 3),
+        WriteOp::End {
+            call: id,
+            at: at(4),
+            outcome: "completed".into(),
+            last_node: Some("goodbye".into()),
+        },
+    ];
+    {
+        let spooled =
+            SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap();
+        spooled.database_unreachable(&"test");
+        assert!(spooled.refuses_new_calls());
+        for w in &writes {
+            spooled.write(w.clone()).await.unwrap();
+        }
+        assert_eq!(spooled.status().pending, 4);
+        // Killed here: nothing applied yet.
+    }
+    assert_eq!(counts(&store, CountFilter::default()).await.answers, []);
+    let spooled = std::sync::Arc::new(
+        SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap(),
+    );
+    assert_eq!(spooled.status().pending, 4);
+    let replay = tokio::spawn({
+        let spooled = std::sync::Arc::clone(&spooled);
+        async move { spooled.replay().await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while spooled.status().pending > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(spooled.status().pending, 0);
+    assert!(spooled.status().database_reachable);
+    assert_eq!(
+        counts(&store, CountFilter::default()).await.answers,
+        [
+            choice("q_gender", "woman", 1),
+            choice("q_offered_work", "no", 1)
+        ]
+    );
+    // Normal operation again: straight to the database, the spool stays empty.
+    spooled.write(answer("q_gender", "man", 5)).await.unwrap();
+    assert_eq!(spooled.status().pending, 0);
+    assert_eq!(
+        counts(&store, CountFilter::default()).await.answers,
+        [
+            choice("q_gender", "man", 1),
+            choice("q_offered_work", "no", 1)
+        ]
+    );
+    replay.abort();
+    assert_eq!(
+        std::fs::metadata(dir.path().join("spool.jsonl"))
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 async fn recording_notes_are_kept(store: Store, _url: String) {

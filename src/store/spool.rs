@@ -218,6 +218,10 @@ impl Spool {
                 out.push((at + used as u64, decode(&text).ok_or(text.into_owned())));
             }
             if used == 0 {
+                if want < chunk.len() {
+                    // Cannot happen (only whole lines are counted in `len`); never loop.
+                    break;
+                }
                 // One record longer than the chunk: read it whole.
                 chunk.resize(chunk.len() * 2, 0);
                 continue;
