@@ -594,6 +594,30 @@ mod tests {
     }
 
     #[test]
+    fn spool_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        let c = load(&file, false, &Overrides::default()).unwrap();
+        assert_eq!(c.spool, crate::store::spool::SpoolLimits::default());
+        std::fs::write(
+            &file,
+            "spool_max_records = 500\nspool_max_bytes = 1048576\n",
+        )
+        .unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!((c.spool.max_records, c.spool.max_bytes), (500, 1 << 20));
+        let o = Overrides {
+            spool_max_records: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(load(&file, true, &o).unwrap().spool.max_records, 7);
+        std::fs::write(&file, "spool_max_records = 0\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
+        std::fs::write(&file, "spool_max_bytes = 10\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kuma.toml");
