@@ -138,7 +138,15 @@ pub async fn run(
             "kuma serve: no [trunk] configured (KUMA_TRUNK): missed calls are queued, but nobody is called back"
         );
     }
-    sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await
+    let writes = Arc::clone(&shared.writes);
+    let out = sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await;
+    let left = writes.status().pending;
+    if left > 0 {
+        eprintln!(
+            "kuma serve: {left} writes wait in the spool (the database is away); they are applied at the next start"
+        );
+    }
+    out
 }
 
 fn catalog_has_callbacks(shared: &Shared) -> bool {
