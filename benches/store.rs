@@ -3,6 +3,12 @@
 //! - `store_answer/<backend>`: answers recorded per second by `Store::store_answer`
 //!   (each one its own committed transaction, counters included), from one caller
 //!   at a time and from 8 concurrent callers;
+//! - `spooled_answer/<backend>`: the same answers through `kuma serve`'s write
+//!   path, `SpooledStore::write` (straight to the database while it answers; the
+//!   spool stays empty): the spool's cost in normal operation, beside
+//!   `store_answer`;
+//! - `spool_append/<backend>`: answers while the database is away (marked
+//!   unreachable): each one appended to the spool file and synced to disk;
 //! - `visit_node/<backend>`: nodes entered per second by `Store::visit_node` (the
 //!   funnel's count, one committed transaction per first visit: every channel
 //!   stores one per node a call enters), from 1 and 8 concurrent callers;
@@ -21,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kuma::store::{CountFilter, NewAnswer, NewCall, Store};
+use kuma::store::spool::{SpoolLimits, SpooledStore};
+use kuma::store::{CountFilter, NewAnswer, NewCall, Store, WriteOp};
 use sqlx::Connection;
 use tokio::runtime::Runtime;
 
@@ -157,8 +164,15 @@ fn answer(call: (i64, DateTime<Utc>, DateTime<Utc>), n: u64, q: usize) -> NewAns
 }
 
 /// Stores `n` answers (5 per call) from `callers` concurrent tasks and returns the
-/// time spent in `store_answer` alone (calls are started beforehand, untimed).
-async fn timed_answers(store: &Store, first_call: u64, n: u64, callers: u64) -> Duration {
+/// time spent in `store_answer` alone (calls are started beforehand, untimed);
+/// through `spooled` when given.
+async fn timed_answers(
+    store: &Store,
+    first_call: u64,
+    n: u64,
+    callers: u64,
+    spooled: Option<std::sync::Arc<SpooledStore>>,
+) -> Duration {
     let per_caller = n / callers;
     let mut plans = Vec::new();
     let mut next = first_call;
@@ -176,6 +190,7 @@ async fn timed_answers(store: &Store, first_call: u64, n: u64, callers: u64) -> 
         .into_iter()
         .map(|(answers, calls)| {
             let store = store.clone();
+            let spooled = spooled.clone();
             tokio::spawn(async move {
                 let mut left = answers;
                 for (n, call) in calls {
@@ -183,10 +198,21 @@ async fn timed_answers(store: &Store, first_call: u64, n: u64, callers: u64) -> 
                         if left == 0 {
                             break;
                         }
-                        store
-                            .store_answer(&answer(call, n, q))
-                            .await
-                            .expect("store_answer");
+                        let a = answer(call, n, q);
+                        match &spooled {
+                            None => store.store_answer(&a).await.expect("store_answer"),
+                            Some(s) => s
+                                .write(WriteOp::Answer {
+                                    call: a.call,
+                                    question: a.question.into(),
+                                    choice: a.choice.into(),
+                                    digit: a.digit.into(),
+                                    at: a.at,
+                                    broadcast: a.broadcast,
+                                })
+                                .await
+                                .expect("a spooled write"),
+                        }
                         left -= 1;
                     }
                 }
@@ -253,11 +279,62 @@ fn bench_store_answer(c: &mut Criterion) {
                     let store = store.clone();
                     let first = next_call;
                     next_call += iters + callers;
-                    async move { timed_answers(&store, first, iters, callers).await }
+                    async move { timed_answers(&store, first, iters, callers, None).await }
                 })
             });
         }
         group.finish();
+        finish(&rt, target);
+    }
+}
+
+/// `store_answer` again, through `SpooledStore::write`: in normal operation
+/// (`spooled_answer`) and with the database marked away (`spool_append`).
+fn bench_spooled_answer(c: &mut Criterion) {
+    let rt = runtime();
+    for target in targets(&rt) {
+        for away in [false, true] {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let limits = SpoolLimits {
+                max_records: u64::MAX,
+                max_bytes: u64::MAX,
+            };
+            let spooled = std::sync::Arc::new(
+                SpooledStore::open(target.store.clone(), dir.path(), limits).expect("a spool"),
+            );
+            if away {
+                // Nothing replays it: every write goes to the file.
+                spooled.database_unreachable(&"benchmark");
+            }
+            let name = if away {
+                "spool_append"
+            } else {
+                "spooled_answer"
+            };
+            let mut group = c.benchmark_group(format!("{name}/{}", target.name));
+            group
+                .sample_size(10)
+                .warm_up_time(Duration::from_secs(1))
+                .measurement_time(Duration::from_secs(5))
+                .throughput(Throughput::Elements(1));
+            let mut next_call = (1u64 << 41) + if away { 1 << 39 } else { 0 };
+            for callers in [1u64, 8] {
+                let store = target.store.clone();
+                let spooled = std::sync::Arc::clone(&spooled);
+                group.bench_function(BenchmarkId::new("callers", callers), |b| {
+                    b.to_async(&rt).iter_custom(|iters| {
+                        let store = store.clone();
+                        let spooled = std::sync::Arc::clone(&spooled);
+                        let first = next_call;
+                        next_call += iters + callers;
+                        async move {
+                            timed_answers(&store, first, iters, callers, Some(spooled)).await
+                        }
+                    })
+                });
+            }
+            group.finish();
+        }
         finish(&rt, target);
     }
 }
@@ -397,5 +474,11 @@ fn bench_counts(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_store_answer, bench_visit_node, bench_counts);
+criterion_group!(
+    benches,
+    bench_store_answer,
+    bench_spooled_answer,
+    bench_visit_node,
+    bench_counts
+);
 criterion_main!(benches);

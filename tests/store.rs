@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use kuma::store::{
     AnswerRow, CallEnd, CallId, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall, NewRecording,
-    PairCount, Pseudonymizer, SessionStep, Store, StoreError, redact_url,
+    PairCount, Pseudonymizer, SessionStep, Store, StoreError, WriteOp, redact_url,
 };
 use sqlx::Connection;
 
@@ -151,6 +151,8 @@ on_both_backends!(
     provider_recordings_are_kept_until_fetched,
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
     callbacks_are_listed_filtered_and_counted,
+    spooled_writes_applied_again_count_once,
+    the_spool_is_applied_in_order_once_the_database_answers,
 );
 
 // ---- helpers -------------------------------------------------------------------
@@ -872,6 +874,182 @@ async fn calls_end_and_recordings_are_kept(store: Store, _url: String) {
         .await
         .unwrap();
     assert_eq!(counts(&store, CountFilter::default()).await.calls, 1);
+}
+
+/// Everything a call's writes can change, as one comparable value.
+async fn snapshot(store: &Store) -> String {
+    let f = CountFilter {
+        by: Some("q_gender"),
+        ..CountFilter::default()
+    };
+    let recordings: Vec<(i64, String, String)> = store
+        .recordings(CAMPAIGN)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.call, r.node, r.file))
+        .collect();
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        counts(store, f).await,
+        store.funnel(CAMPAIGN, &f).await.unwrap(),
+        export(store, f).await,
+        recordings,
+        store.subscriber_count(CAMPAIGN).await.unwrap(),
+    )
+}
+
+/// The spool's exactly-once rests on this: a write applied again (one, or a
+/// call's whole sequence, as a replay after a crash does) counts nothing twice.
+async fn spooled_writes_applied_again_count_once(store: Store, _url: String) {
+    let a = call(&store, "c_1", at(0), Some(at(-10))).await;
+    let b = call(&store, "c_2", at(1), None).await;
+    let answer = |call, question: &str, choice: &str, minute| WriteOp::Answer {
+        call,
+        question: question.into(),
+        choice: choice.into(),
+        digit: "1".into(),
+        at: at(minute),
+        broadcast: (call == a).then(|| at(-10)),
+    };
+    let ops = |call: CallId| {
+        vec![
+            WriteOp::Visit {
+                call,
+                node: "welcome".into(),
+            },
+            WriteOp::Language {
+                call,
+                language: "bm".into(),
+            },
+            WriteOp::Language {
+                call,
+                language: "fr".into(),
+            },
+            answer(call, "q_offered_work", "yes", 2),
+            answer(call, "q_gender", "woman", 3),
+            // Asked again: the last answer counts.
+            answer(call, "q_offered_work", "no", 4),
+            WriteOp::Visit {
+                call,
+                node: "testimony".into(),
+            },
+            WriteOp::Recording {
+                call,
+                node: "testimony".into(),
+                file: format!("recordings/{call}.wav"),
+                duration_ms: 4_000,
+                at: at(5),
+            },
+            WriteOp::Subscribe {
+                campaign: CAMPAIGN.into(),
+                caller: format!("c_{call}"),
+                sealed: "00ff".into(),
+                at: at(5),
+            },
+            WriteOp::Completed { call },
+            WriteOp::End {
+                call,
+                at: at(6),
+                outcome: "caller_hangup".into(),
+                last_node: Some("testimony".into()),
+            },
+        ]
+    };
+    let all: Vec<WriteOp> = ops(a).into_iter().chain(ops(b)).collect();
+    for op in &all {
+        op.apply(&store).await.unwrap();
+    }
+    let once = snapshot(&store).await;
+    assert!(once.contains("choice: \"no\", count: 2"), "{once}");
+    // Each write twice in a row (a commit that came back too late, then its replay).
+    for op in &all {
+        op.apply(&store).await.unwrap();
+    }
+    assert_eq!(snapshot(&store).await, once);
+    // The whole spool again, in order (a crash before the checkpoint moved).
+    for op in &all {
+        op.apply(&store).await.unwrap();
+    }
+    assert_eq!(snapshot(&store).await, once);
+}
+
+/// Writes made while the database is away wait in the spool, survive a restart
+/// (a process killed before it could apply them), and are applied once.
+async fn the_spool_is_applied_in_order_once_the_database_answers(store: Store, _url: String) {
+    use kuma::store::spool::{SpoolLimits, SpooledStore};
+    let dir = tempfile::tempdir().unwrap();
+    let id = call(&store, "c_1", at(0), None).await;
+    let answer = |question: &str, choice: &str, minute| WriteOp::Answer {
+        call: id,
+        question: question.into(),
+        choice: choice.into(),
+        digit: "1".into(),
+        at: at(minute),
+        broadcast: None,
+    };
+    let writes = [
+        answer("q_offered_work", "yes", 1),
+        answer("q_gender", "woman", 2),
+        // Asked again: the last answer counts, so the order matters.
+        answer("q_offered_work", "no", 3),
+        WriteOp::End {
+            call: id,
+            at: at(4),
+            outcome: "completed".into(),
+            last_node: Some("goodbye".into()),
+        },
+    ];
+    {
+        let spooled =
+            SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap();
+        spooled.database_unreachable(&"test");
+        assert!(spooled.refuses_new_calls());
+        for w in &writes {
+            spooled.write(w.clone()).await.unwrap();
+        }
+        assert_eq!(spooled.status().pending, 4);
+        // Killed here: nothing applied yet.
+    }
+    assert_eq!(counts(&store, CountFilter::default()).await.answers, []);
+    let spooled = std::sync::Arc::new(
+        SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap(),
+    );
+    assert_eq!(spooled.status().pending, 4);
+    let replay = tokio::spawn({
+        let spooled = std::sync::Arc::clone(&spooled);
+        async move { spooled.replay().await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while spooled.status().pending > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(spooled.status().pending, 0);
+    assert!(spooled.status().database_reachable);
+    assert_eq!(
+        counts(&store, CountFilter::default()).await.answers,
+        [
+            choice("q_gender", "woman", 1),
+            choice("q_offered_work", "no", 1)
+        ]
+    );
+    // Normal operation again: straight to the database, the spool stays empty.
+    spooled.write(answer("q_gender", "man", 5)).await.unwrap();
+    assert_eq!(spooled.status().pending, 0);
+    assert_eq!(
+        counts(&store, CountFilter::default()).await.answers,
+        [
+            choice("q_gender", "man", 1),
+            choice("q_offered_work", "no", 1)
+        ]
+    );
+    replay.abort();
+    assert_eq!(
+        std::fs::metadata(dir.path().join("spool.jsonl"))
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 async fn recording_notes_are_kept(store: Store, _url: String) {

@@ -74,6 +74,10 @@ pub struct Args {
     /// HTTP: the largest request body, in bytes; larger get 413 [default: 1048576]
     #[arg(long, env = "KUMA_HTTP_MAX_BODY", value_name = "BYTES")]
     http_max_body: Option<usize>,
+    /// The most writes kept on disk while the database is away; when full, new
+    /// calls are refused [default: 100000]
+    #[arg(long, env = "KUMA_SPOOL_MAX_RECORDS", value_name = "N")]
+    spool_max_records: Option<u64>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -111,6 +115,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         http_max_connections: args.http_max_connections,
         http_header_timeout: args.http_header_timeout,
         http_max_body: args.http_max_body,
+        spool_max_records: args.spool_max_records,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

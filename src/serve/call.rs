@@ -32,7 +32,8 @@ use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, Stre
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::sip::sdp::{self, LocalMedia, Media};
 use crate::sip::{CallId, Event as SipEvent};
-use crate::store::{CallEnd, NewCall, NewRecording};
+use crate::store::spool;
+use crate::store::{NewCall, WriteOp};
 
 /// What the SIP side knows of a new call.
 pub struct CallStart {
@@ -192,33 +193,59 @@ async fn run_call(
         .schedule
         .as_ref()
         .and_then(|s| s.broadcast_of(started));
-    let store_id = shared
-        .store
-        .start_call(&NewCall {
-            campaign: &campaign.id,
-            caller: &caller,
-            channel: "sip",
-            started_at: started,
-            broadcast,
-        })
-        .await?;
+    // A call's row comes from the database (its id numbers the call's writes), so
+    // while the database is away, or the spool is full, new calls are refused at
+    // once: 503, the gateway may try another server. Calls in progress go on.
+    if shared.writes.refuses_new_calls() {
+        tracing::warn!("database away or spool full: call refused (503)");
+        let _ = cmd.send(Command::Reject {
+            call: id,
+            code: 503,
+        });
+        guard.done();
+        return Ok(());
+    }
+    let new = NewCall {
+        campaign: &campaign.id,
+        caller: &caller,
+        channel: "sip",
+        started_at: started,
+        broadcast,
+    };
+    let store_id =
+        match tokio::time::timeout(spool::DIRECT_TIMEOUT, shared.store.start_call(&new)).await {
+            Ok(Ok(store_id)) => store_id,
+            Ok(Err(e)) if !e.is_unavailable() => return Err(e.into()),
+            Ok(Err(e)) => {
+                shared.writes.database_unreachable(&e);
+                let _ = cmd.send(Command::Reject {
+                    call: id,
+                    code: 503,
+                });
+                guard.done();
+                return Ok(());
+            }
+            Err(_) => {
+                shared.writes.database_unreachable(&"no commit in time");
+                let _ = cmd.send(Command::Reject {
+                    call: id,
+                    code: 503,
+                });
+                guard.done();
+                return Ok(());
+            }
+        };
     guard.row(store_id);
+    tracing::debug!(row = store_id, "call stored");
+    let ended = |outcome: &str| WriteOp::End {
+        call: store_id,
+        at: Utc::now(),
+        outcome: outcome.to_string(),
+        last_node: None,
+    };
     let reject = |code: u16, outcome: &str| {
         let _ = cmd.send(Command::Reject { call: id, code });
-        let outcome = outcome.to_string();
-        async move {
-            shared
-                .store
-                .end_call(
-                    store_id,
-                    &CallEnd {
-                        ended_at: Utc::now(),
-                        outcome: &outcome,
-                        last_node: None,
-                    },
-                )
-                .await
-        }
+        shared.writes.write(ended(outcome))
     };
     // An INVITE without SDP would need kuma's offer in the 200 and the answer in the
     // ACK; gateways and trunks send offers, so such a call is refused.
@@ -266,10 +293,7 @@ async fn run_call(
                 event = events.recv() => match event {
                     // The caller gave up while it rang (CANCEL), or the SIP side stopped.
                     Some(SipEvent::Ended { .. }) | None => {
-                        shared
-                            .store
-                            .end_call(store_id, &CallEnd { ended_at: Utc::now(), outcome: "cancelled", last_node: None })
-                            .await?;
+                        shared.writes.write(ended("cancelled")).await?;
                         guard.done();
                         return Ok(());
                     }
@@ -567,18 +591,31 @@ impl Live<'_> {
         Ok(())
     }
 
+    /// Stores what `action` asks to store: committed, or synced to the spool while
+    /// the database is away, before the engine's next action (the next prompt)
+    /// is performed. Returns true when it was an answer.
+    async fn store(&self, action: &Action) -> anyhow::Result<bool> {
+        let Some(op) = WriteOp::from_action(self.store_id, action, Utc::now()) else {
+            return Ok(false);
+        };
+        let answer = op.is_answer();
+        self.shared.writes.write(op).await?;
+        Ok(answer)
+    }
+
     async fn perform(&mut self, action: Action) -> anyhow::Result<()> {
-        let store = &self.shared.store;
         match action {
             Action::Enter { ref node } => {
                 tracing::debug!(%node, "node");
-                // The funnel counts the nodes calls reach. A count the database
-                // could not take is not worth dropping the caller for.
-                if let Err(e) = store.record(self.store_id, &action, Utc::now()).await {
+                // The funnel counts the nodes calls reach. A count that could be
+                // neither stored nor spooled is not worth dropping the caller for.
+                if let Err(e) = self.store(&action).await {
                     tracing::warn!(error = %e, %node, "node visit not stored");
                 }
             }
             Action::Play { prompts, .. } => {
+                // After the previous answer's commit: tests/database_outage.rs reads it.
+                tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
                 self.pacer.stop();
                 self.waiting_for = None;
                 for p in &prompts {
@@ -638,7 +675,7 @@ impl Live<'_> {
                 });
             }
             Action::SetLanguage { .. } | Action::StoreAnswer { .. } | Action::Completed => {
-                if store.record(self.store_id, &action, Utc::now()).await? {
+                if self.store(&action).await? {
                     metrics::counter!(names::ANSWERS_TOTAL).increment(1);
                 }
                 if let Action::StoreAnswer {
@@ -654,7 +691,7 @@ impl Live<'_> {
             }
             Action::Finished { outcome, .. } => {
                 self.finish_recording().await?;
-                store.record(self.store_id, &action, Utc::now()).await?;
+                self.store(&action).await?;
                 self.guard.done();
                 metrics::counter!(names::CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
                 if outcome == Outcome::Error {
@@ -676,25 +713,32 @@ impl Live<'_> {
         else {
             return Ok(());
         };
-        let store = &self.shared.store;
-        let campaign = &self.campaign.id;
+        let campaign = self.campaign.id.clone();
+        let caller = self.caller.clone();
         if choice == yes {
             match &self.sealed {
                 Some(sealed) => {
-                    store
-                        .subscribe(campaign, &self.caller, sealed, Utc::now())
-                        .await?;
+                    let op = WriteOp::Subscribe {
+                        campaign,
+                        caller,
+                        sealed: hex::encode(sealed),
+                        at: Utc::now(),
+                    };
+                    self.shared.writes.write(op).await?;
                     tracing::info!(caller = %self.caller, "subscribed to calls after each broadcast");
                 }
                 None => {
                     tracing::info!(caller = %self.caller, "cannot subscribe: no callable number")
                 }
             }
-        } else if store
-            .unsubscribe(campaign, &self.caller, Utc::now())
-            .await?
-        {
-            tracing::info!(caller = %self.caller, "unsubscribed: number erased");
+        } else {
+            let op = WriteOp::Unsubscribe {
+                campaign,
+                caller,
+                at: Utc::now(),
+            };
+            self.shared.writes.write(op).await?;
+            tracing::info!(caller = %self.caller, "unsubscribed (number erased, if kept)");
         }
         Ok(())
     }
@@ -706,16 +750,14 @@ impl Live<'_> {
         };
         let duration = rec.recorder.sink.finish_synced()?;
         let file = rec.path.to_string_lossy().into_owned();
-        self.shared
-            .store
-            .add_recording(&NewRecording {
-                call: self.store_id,
-                node: &rec.node,
-                file: &file,
-                duration,
-                at: Utc::now(),
-            })
-            .await?;
+        let op = WriteOp::Recording {
+            call: self.store_id,
+            node: rec.node,
+            file,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            at: Utc::now(),
+        };
+        self.shared.writes.write(op).await?;
         // Before a hang-up the engine must hear that the recording ended.
         self.pending
             .push_front(crate::flow::Event::RecordingFinished { duration });

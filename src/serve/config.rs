@@ -42,6 +42,9 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// A bearer token `/metrics` asks for; without one, only local requests.
     pub metrics_token: Option<Secret>,
+    /// How much the spool may hold while the database is away
+    /// (`crate::store::spool`); when full, new calls are refused.
+    pub spool: crate::store::spool::SpoolLimits,
 }
 
 /// How much of kuma a peer may hold: connections, their idle time, request sizes.
@@ -190,6 +193,7 @@ impl Default for ServeConfig {
             callback: crate::outbound::Policy::default(),
             limits: Limits::default(),
             metrics_token: None,
+            spool: crate::store::spool::SpoolLimits::default(),
         }
     }
 }
@@ -223,6 +227,8 @@ pub struct FileConfig {
     pub http_max_connections: Option<usize>,
     pub http_header_timeout: Option<String>,
     pub http_max_body: Option<usize>,
+    pub spool_max_records: Option<u64>,
+    pub spool_max_bytes: Option<u64>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -264,6 +270,7 @@ pub struct Overrides {
     pub http_max_connections: Option<usize>,
     pub http_header_timeout: Option<String>,
     pub http_max_body: Option<usize>,
+    pub spool_max_records: Option<u64>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -372,6 +379,18 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             outbound_proxy: trunk_file.outbound_proxy,
             max_calls,
         });
+    }
+    if let Some(n) = o.spool_max_records.or(file.spool_max_records) {
+        if n == 0 {
+            return Err("spool_max_records must be at least 1".into());
+        }
+        c.spool.max_records = n;
+    }
+    if let Some(n) = file.spool_max_bytes {
+        if n < 64 * 1024 {
+            return Err("spool_max_bytes must be at least 65536".into());
+        }
+        c.spool.max_bytes = n;
     }
     let cb = file.callback.unwrap_or_default();
     let p = &mut c.callback;
@@ -874,6 +893,30 @@ mod tests {
             ..short
         };
         assert!(load(&file, true, &fits).is_ok());
+    }
+
+    #[test]
+    fn spool_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        let c = load(&file, false, &Overrides::default()).unwrap();
+        assert_eq!(c.spool, crate::store::spool::SpoolLimits::default());
+        std::fs::write(
+            &file,
+            "spool_max_records = 500\nspool_max_bytes = 1048576\n",
+        )
+        .unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!((c.spool.max_records, c.spool.max_bytes), (500, 1 << 20));
+        let o = Overrides {
+            spool_max_records: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(load(&file, true, &o).unwrap().spool.max_records, 7);
+        std::fs::write(&file, "spool_max_records = 0\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
+        std::fs::write(&file, "spool_max_bytes = 10\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
     }
 
     #[test]

@@ -73,6 +73,17 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         names::SIP_REFUSED,
         "SIP messages refused or dropped by the endpoint, by reason (see sip::Stats)"
     );
+    use crate::store::spool::metric;
+    metrics::describe_counter!(
+        metric::SPOOLED,
+        "writes kept in the spool because the database was away"
+    );
+    metrics::describe_counter!(metric::REPLAYED, "spooled writes applied to the database");
+    metrics::describe_counter!(
+        metric::REJECTED,
+        "spooled writes set aside in rejected.jsonl (the database refuses them)"
+    );
+    metrics::describe_gauge!(metric::PENDING, "writes waiting in the spool");
     metrics::gauge!(names::CALLS_ACTIVE).set(0.0);
     metrics::gauge!(names::SIP_TCP_CONNECTIONS).set(0.0);
     metrics::gauge!(names::HTTP_CONNECTIONS).set(0.0);
@@ -86,6 +97,31 @@ pub const MAX_HEAD: usize = 32 * 1024;
 /// Connections over the limit are answered 503 by at most this many tasks at
 /// once; beyond that they are closed without a word.
 const MAX_REFUSING: usize = 64;
+/// `ok` (200) while the database takes the writes; otherwise 503 with what is
+/// wrong, so that a load balancer sends new calls elsewhere:
+/// `{"status":"degraded","database":"unreachable"|"reachable","spooled":N}`
+/// (reachable with writes still spooled: the spool is being applied).
+async fn health(
+    axum::extract::State(shared): axum::extract::State<std::sync::Arc<super::Shared>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let s = shared.writes.status();
+    if s.database_reachable && s.pending == 0 {
+        return "ok\n".into_response();
+    }
+    let body = serde_json::json!({
+        "status": "degraded",
+        "database": if s.database_reachable { "reachable" } else { "unreachable" },
+        "spooled": s.pending,
+        "spool_full": s.full,
+    });
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
+    )
+        .into_response()
+}
 
 pub async fn serve(
     listener: TcpListener,
@@ -95,7 +131,7 @@ pub async fn serve(
 ) {
     let limits = shared.config.limits.clone();
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route(
             "/metrics",
             get({
@@ -105,6 +141,7 @@ pub async fn serve(
                 }
             }),
         )
+        .with_state(std::sync::Arc::clone(&shared))
         .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
         .merge(crate::web::router(shared))
         // Every extractor that reads a body (`Bytes`, `Json`, `Form`) stops at

@@ -20,6 +20,10 @@
 //!   its limits (connections, header size and time, body size);
 //! - `quiet`: a log line that stays one line when its cause repeats thousands of
 //!   times (refused connections);
+//! - `http`: `/healthz` (503 while the database is away or the spool is not yet
+//!   applied) and Prometheus `/metrics`;
+//! - calls write through [`SpooledStore`]: straight to the database, or to the
+//!   spool in `DATA/spool` while the database is away (`crate::store::spool`);
 //! - `webhook`: the voice-provider webhooks (Africa's Talking, Twilio) around the
 //!   pure `crate::webhook` channel, with `recording_fetch` (the provider's
 //!   recordings, fetched with retries); the prompts they play are served by
@@ -48,12 +52,16 @@ pub use catalog::Catalog;
 pub use config::ServeConfig;
 
 use crate::outbound::sealed::Sealer;
+use crate::store::spool::SpooledStore;
 use crate::store::{Pseudonymizer, Store};
 
 /// What every call shares.
 pub struct Shared {
     pub config: ServeConfig,
     pub store: Store,
+    /// What calls in progress write through: the store, or the spool while the
+    /// database is away.
+    pub writes: Arc<SpooledStore>,
     pub pseudonyms: Pseudonymizer,
     /// Seals the numbers of queued call-backs.
     pub sealer: Sealer,
@@ -115,9 +123,16 @@ pub async fn run(
         config::rtp_calls(config.rtp_ports)
     );
 
+    let writes = Arc::new(
+        SpooledStore::open(store.clone(), &data.join("spool"), config.spool.clone())
+            .context("cannot open the spool")?,
+    );
+    let replay = Arc::clone(&writes);
+    tokio::spawn(async move { replay.replay().await });
     let shared = Arc::new(Shared {
         config,
         store,
+        writes,
         pseudonyms,
         sealer,
         callbacks_queued: tokio::sync::Notify::new(),
@@ -159,7 +174,15 @@ pub async fn run(
             eprintln!("kuma serve: {line}");
         }
     }
-    sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await
+    let writes = Arc::clone(&shared.writes);
+    let out = sip_shell::run(shared, sip_socket, sip_tcp, sip_addr, stop_rx, commands).await;
+    let left = writes.status().pending;
+    if left > 0 {
+        eprintln!(
+            "kuma serve: {left} writes wait in the spool (the database is away); they are applied at the next start"
+        );
+    }
+    out
 }
 
 /// Folders 0700 and files 0600 under `dir` (kuma's umask makes new ones so; this

@@ -76,4 +76,37 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// True when the database could not be reached or could not take the write
+    /// for a reason of its own (server down or restarting, connection lost,
+    /// pool exhausted, disk full, SQLite locked or failing I/O): the same write
+    /// may succeed later, so `kuma serve` spools it. False for the errors the
+    /// write itself causes (an unknown call, a constraint), which no retry cures.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                // PostgreSQL: connection_exception (08…), operator_intervention
+                // (57…: admin or crash shutdown, cannot connect now),
+                // insufficient_resources (53…), system_error (58…).
+                ["08", "57", "53", "58"].iter().any(|c| code.starts_with(c))
+                    // SQLite (primary code in the low byte): BUSY 5, LOCKED 6,
+                    // IOERR 10, FULL 13.
+                    || code
+                        .parse::<i32>()
+                        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13))
+            }
+            _ => false,
+        }
+    }
 }

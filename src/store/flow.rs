@@ -1,58 +1,234 @@
 //! What a channel writes when the flow engine asks: the same for every channel
 //! (the terminal simulator, SIP, the webhooks), so a call's answers and outcome are
 //! stored alike whichever way it came in.
+//!
+//! Each write is also a value, [`WriteOp`]: `kuma serve` keeps it in its spool
+//! (`super::spool`) while the database is away and applies it later. Every
+//! `WriteOp` may be applied again after it was applied (a replay after a crash
+//! between the commit and the spool's checkpoint, or a commit that happened after
+//! its caller gave up waiting) without counting anything twice; see
+//! [`WriteOp::apply`].
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::{CallEnd, CallId, NewAnswer, Store, StoreError};
+use super::{CallEnd, CallId, NewAnswer, NewRecording, Store, StoreError};
 use crate::flow::Action;
 
+/// One write of a call in progress, as data (and as one line of the spool).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum WriteOp {
+    /// The call entered a node (the funnel's `reached`).
+    Visit {
+        call: CallId,
+        node: String,
+    },
+    Language {
+        call: CallId,
+        language: String,
+    },
+    Answer {
+        call: CallId,
+        question: String,
+        choice: String,
+        digit: String,
+        at: DateTime<Utc>,
+        broadcast: Option<DateTime<Utc>>,
+    },
+    Completed {
+        call: CallId,
+    },
+    End {
+        call: CallId,
+        at: DateTime<Utc>,
+        outcome: String,
+        last_node: Option<String>,
+    },
+    /// A voice message: the file is already written and synced.
+    Recording {
+        call: CallId,
+        node: String,
+        file: String,
+        duration_ms: u64,
+        at: DateTime<Utc>,
+    },
+    /// `sealed` is the number sealed by `crate::outbound::sealed`, in hex: the
+    /// spool never holds a readable number.
+    Subscribe {
+        campaign: String,
+        caller: String,
+        sealed: String,
+        at: DateTime<Utc>,
+    },
+    Unsubscribe {
+        campaign: String,
+        caller: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl WriteOp {
+    /// What `action` asks to store for call `call` at `at` (a node entered, a
+    /// language, an answer, completion, the call's end); `None` for the actions
+    /// that store nothing. Channels pass `Enter` too: the funnel counts the nodes
+    /// calls reach.
+    pub fn from_action(call: CallId, action: &Action, at: DateTime<Utc>) -> Option<WriteOp> {
+        Some(match action {
+            Action::Enter { node } => WriteOp::Visit {
+                call,
+                node: node.clone(),
+            },
+            Action::SetLanguage { language } => WriteOp::Language {
+                call,
+                language: language.clone(),
+            },
+            Action::StoreAnswer {
+                question,
+                choice,
+                digit,
+                broadcast,
+            } => WriteOp::Answer {
+                call,
+                question: question.clone(),
+                choice: choice.clone(),
+                digit: digit.to_string(),
+                at,
+                broadcast: *broadcast,
+            },
+            Action::Completed => WriteOp::Completed { call },
+            Action::Finished { outcome, last_node } => WriteOp::End {
+                call,
+                at,
+                outcome: outcome.as_str().to_string(),
+                last_node: last_node.clone(),
+            },
+            _ => return None,
+        })
+    }
+
+    /// Performs the write, committed before it returns.
+    ///
+    /// Applying it again leaves the store as it was (exactly-once by natural
+    /// keys, inside each write's own transaction): a node visit is one
+    /// `(call, node)` row and counts only when inserted; a language or an answer
+    /// equal to the stored one moves no count (`(call, question)` is unique, and
+    /// the counts move by the difference); completion counts only when the flag
+    /// flips; an end replaces the end and moves the `hung_up` count by the
+    /// difference; a recording is one `(call, file)` row; subscribing is an
+    /// upsert and unsubscribing a delete. So is replaying a whole sequence of one
+    /// call's writes in order: each step lands on the state the sequence had
+    /// reached, and the last one on the final state.
+    pub async fn apply(&self, store: &Store) -> Result<(), StoreError> {
+        match self {
+            WriteOp::Visit { call, node } => store.visit_node(*call, node).await,
+            WriteOp::Language { call, language } => store.set_language(*call, language).await,
+            WriteOp::Answer {
+                call,
+                question,
+                choice,
+                digit,
+                at,
+                broadcast,
+            } => {
+                store
+                    .store_answer(&NewAnswer {
+                        call: *call,
+                        question,
+                        choice,
+                        digit,
+                        at: *at,
+                        broadcast: *broadcast,
+                    })
+                    .await
+            }
+            WriteOp::Completed { call } => store.mark_completed(*call).await,
+            WriteOp::End {
+                call,
+                at,
+                outcome,
+                last_node,
+            } => {
+                store
+                    .end_call(
+                        *call,
+                        &CallEnd {
+                            ended_at: *at,
+                            outcome,
+                            last_node: last_node.as_deref(),
+                        },
+                    )
+                    .await
+            }
+            WriteOp::Recording {
+                call,
+                node,
+                file,
+                duration_ms,
+                at,
+            } => store
+                .add_recording(&NewRecording {
+                    call: *call,
+                    node,
+                    file,
+                    duration: std::time::Duration::from_millis(*duration_ms),
+                    at: *at,
+                })
+                .await
+                .map(|_| ()),
+            WriteOp::Subscribe {
+                campaign,
+                caller,
+                sealed,
+                at,
+            } => {
+                let sealed = hex::decode(sealed)
+                    .map_err(|e| StoreError::BadValue(format!("sealed number: {e}")))?;
+                store.subscribe(campaign, caller, &sealed, *at).await
+            }
+            WriteOp::Unsubscribe {
+                campaign,
+                caller,
+                at,
+            } => store.unsubscribe(campaign, caller, *at).await.map(|_| ()),
+        }
+    }
+
+    /// Whether this write stores a poll answer.
+    pub fn is_answer(&self) -> bool {
+        matches!(self, WriteOp::Answer { .. })
+    }
+
+    /// The call this write belongs to, if it belongs to one.
+    pub fn call(&self) -> Option<CallId> {
+        match self {
+            WriteOp::Visit { call, .. }
+            | WriteOp::Language { call, .. }
+            | WriteOp::Answer { call, .. }
+            | WriteOp::Completed { call }
+            | WriteOp::End { call, .. }
+            | WriteOp::Recording { call, .. } => Some(*call),
+            WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. } => None,
+        }
+    }
+}
+
 impl Store {
-    /// Stores what `action` asks to store (a node entered, a language, an answer,
-    /// completion, the call's end) for call `call` at `at`; other actions store
-    /// nothing. Returns true when an answer was stored. Channels pass `Enter` too:
-    /// the funnel counts the nodes calls reach.
+    /// Stores what `action` asks to store (see [`WriteOp::from_action`]) for call
+    /// `call` at `at`; other actions store nothing. Returns true when an answer
+    /// was stored.
     pub async fn record(
         &self,
         call: CallId,
         action: &Action,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        match action {
-            Action::Enter { node } => self.visit_node(call, node).await?,
-            Action::SetLanguage { language } => self.set_language(call, language).await?,
-            Action::StoreAnswer {
-                question,
-                choice,
-                digit,
-                broadcast,
-            } => {
-                let digit = digit.to_string();
-                self.store_answer(&NewAnswer {
-                    call,
-                    question,
-                    choice,
-                    digit: &digit,
-                    at,
-                    broadcast: *broadcast,
-                })
-                .await?;
-                return Ok(true);
+        match WriteOp::from_action(call, action, at) {
+            Some(op) => {
+                op.apply(self).await?;
+                Ok(op.is_answer())
             }
-            Action::Completed => self.mark_completed(call).await?,
-            Action::Finished { outcome, last_node } => {
-                self.end_call(
-                    call,
-                    &CallEnd {
-                        ended_at: at,
-                        outcome: outcome.as_str(),
-                        last_node: last_node.as_deref(),
-                    },
-                )
-                .await?
-            }
-            _ => {}
+            None => Ok(false),
         }
-        Ok(false)
     }
 }

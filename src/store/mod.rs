@@ -24,7 +24,9 @@
 //! calls reach; `reads.rs` answers counts, broadcasts and the CSV export;
 //! `funnel.rs` reads the funnel; `sql.rs` holds the statements; `pseudonym.rs`
 //! turns phone numbers into pseudonyms (and derives other keys from the secret);
-//! `callbacks.rs` keeps the call-back queue; `webhooks.rs` the provider calls' state.
+//! `callbacks.rs` keeps the call-back queue; `webhooks.rs` the provider calls' state;
+//! `flow.rs` turns the engine's actions into writes ([`WriteOp`]) and `spool.rs`
+//! keeps them on disk while the database is away (`kuma serve`).
 
 mod callbacks;
 mod error;
@@ -34,6 +36,7 @@ mod open;
 mod pseudonym;
 mod reads;
 mod recordings;
+pub mod spool;
 mod sql;
 mod tokens;
 mod webhooks;
@@ -45,6 +48,7 @@ use chrono::{DateTime, Utc};
 
 pub use callbacks::{AttemptRow, CallbackCount, CallbackFilter, CallbackRow, Claimed, NewCallback};
 pub use error::StoreError;
+pub use flow::WriteOp;
 pub use funnel::FunnelCounts;
 pub use open::redact_url;
 pub use pseudonym::{Pseudonymizer, load_or_create_secret};

@@ -65,6 +65,10 @@ pub const ADD_RECORDING: &str = "\
     SELECT id, campaign, $2, $3, $4, $5 FROM calls WHERE id = $1 \
     RETURNING id";
 
+/// The recording already stored for this file of this call, if any.
+/// $1 call, $2 file → id
+pub const RECORDING_OF_FILE: &str = "SELECT id FROM recordings WHERE call = $1 AND file = $2";
+
 // ---- counters (upserts: correct under concurrent writers) --------------------
 
 /// $1 campaign, $2 broadcast key, $3 calls delta, $4 completed delta

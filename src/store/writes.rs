@@ -242,20 +242,41 @@ impl Store {
     }
 
     /// Stores a voice message's metadata (the audio itself is a file); returns its id.
+    /// Storing the same file of the same call again returns the row already there
+    /// (a spooled write replayed), never a second one.
     pub async fn add_recording(&self, r: &NewRecording<'_>) -> Result<i64, StoreError> {
         let duration_ms = i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX);
         let created_at = millis(r.at);
-        let id: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar(sql::ADD_RECORDING)
+        write_tx!(self, |tx| {
+            tx.lock_call(r.call).await?;
+            let known: Option<i64> = sqlx::query_scalar(sql::RECORDING_OF_FILE)
                 .bind(r.call)
-                .bind(r.node)
                 .bind(r.file)
-                .bind(duration_ms)
-                .bind(created_at)
-                .fetch_optional(pool)
-                .await?
+                .fetch_optional(&mut *tx)
+                .await?;
+            match known {
+                Some(id) => id,
+                None => {
+                    let id: Option<i64> = sqlx::query_scalar(sql::ADD_RECORDING)
+                        .bind(r.call)
+                        .bind(r.node)
+                        .bind(r.file)
+                        .bind(duration_ms)
+                        .bind(created_at)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    id.ok_or(StoreError::UnknownCall(r.call))?
+                }
+            }
+        })
+    }
+
+    /// Whether the database answers now (a cheap round trip).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
         });
-        id.ok_or(StoreError::UnknownCall(r.call))
+        Ok(())
     }
 }
 
