@@ -158,7 +158,7 @@ pub async fn run(
             Arc::clone(&shared),
             stop_rx.clone(),
         ));
-    } else if catalog_has_callbacks(&shared) {
+    } else if catalog_has_callbacks(&shared) && shared.config.trunks.is_some() {
         eprintln!(
             "kuma serve: no [trunk] configured (KUMA_TRUNK): missed calls are queued, but nobody is called back"
         );
