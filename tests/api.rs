@@ -104,10 +104,13 @@ impl Server {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                req.push_str("Content-Type: application/json\r\n");
+            }
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
         }
         req.push_str("Connection: close\r\n\r\n");
         let mut bytes = req.into_bytes();
@@ -1644,4 +1647,72 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     assert!(page.body.contains("c_busy00…"));
     // The busy one's retry, 20:00:20 UTC, is 20:00 in Bamako (UTC+0).
     assert!(page.body.contains("2026-12-01<br>20:00"), "{}", page.body);
+}
+
+/// `s` with every byte but letters and digits percent-encoded (a form value).
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn after_login_only_local_paths_are_followed() {
+    let s = Server::start();
+    let analyst = s.token("analyst", "ana");
+    let login = |next: &str| -> String {
+        let body = format!("token={analyst}&next={}", form_encode(next));
+        let r = s.request(
+            "POST",
+            "/login",
+            None,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 303, "{next:?}: {} {}", r.head, r.body);
+        r.head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or_else(|| panic!("{}", r.head))
+            .to_string()
+    };
+    assert_eq!(
+        login("/campaigns/x?by=q_gender"),
+        "/campaigns/x?by=q_gender"
+    );
+    assert_eq!(login("/"), "/");
+    for hostile in [
+        "/\t/evil.example",
+        "/%09/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\\/evil.example",
+        "https://evil.example",
+        "https:evil.example",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/\r\n/evil.example",
+        "/%0a/evil.example",
+        "/\u{0}/evil.example",
+        "evil.example",
+    ] {
+        assert_eq!(login(hostile), "/", "{hostile:?}");
+    }
+    // Nor does the login page carry a hostile `next` into its form.
+    let page = s.get("/login?next=/%09/evil.example", None);
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(r#"name="next""#), "{}", page.body);
+    let page = s.get("/login?next=/campaigns/x", None);
+    assert!(
+        page.body.contains(r#"name="next" value="/campaigns/x""#),
+        "{}",
+        page.body
+    );
 }
