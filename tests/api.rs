@@ -185,10 +185,8 @@ fn tokens_and_roles_guard_every_route() {
     let admin = s.token("admin", "root");
     assert_ne!(analyst, broadcaster);
 
-    // The analyst reads results and exports, not campaigns.
+    // The analyst reads results, not campaigns nor rows (row_level_… below).
     assert_eq!(s.get(&results, Some(&analyst)).status, 200);
-    let csv = format!("/api/campaigns/{CAMPAIGN}/answers.csv");
-    assert_eq!(s.get(&csv, Some(&analyst)).status, 200);
     assert_error(&s.get(&detail, Some(&analyst)), 403, "broadcaster");
     assert_error(&s.get("/api/campaigns", Some(&analyst)), 403, "broadcaster");
 
@@ -345,8 +343,9 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
         "unknown query parameter `colour`",
     );
 
-    // The export: the rows of `kuma results --format csv`.
-    let r = s.get(&format!("{base}/answers.csv"), Some(&analyst));
+    // The export: the rows of `kuma results --format csv`, for admins.
+    let admin = s.token("admin", "root");
+    let r = s.get(&format!("{base}/answers.csv"), Some(&admin));
     assert_eq!(r.status, 200);
     assert!(r.head.contains("content-type: text/csv"), "{}", r.head);
     let cli_csv = s.kuma(&["results", CAMPAIGN, "--format", "csv"]);
@@ -680,9 +679,10 @@ fn many_calls_funnel_masked_and_export_streamed() {
     assert!(hung <= 1500);
 
     // An export of several chunks streams the same bytes as `kuma results`.
+    let admin = s.token("admin", "root");
     let r = s.get(
         &format!("/api/campaigns/{CAMPAIGN}/answers.csv"),
-        Some(&analyst),
+        Some(&admin),
     );
     assert_eq!(r.status, 200);
     assert!(r.head.contains("transfer-encoding: chunked"), "{}", r.head);
@@ -1009,8 +1009,14 @@ fn flow_results_follow_the_floip_package_format() {
         serde_json::json!(["yes", "no", "not_sure"])
     );
 
-    // The rows, at the path relative to the descriptor.
-    let r = s.get(&format!("{base}/data"), Some(&analyst));
+    // The rows, at the path relative to the descriptor, for admins.
+    let admin = s.token("admin", "root");
+    assert_error(
+        &s.get(&format!("{base}/data"), Some(&analyst)),
+        403,
+        "admin",
+    );
+    let r = s.get(&format!("{base}/data"), Some(&admin));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!r.body.contains("22370000001"), "no phone number");
     let rows = r.json();
@@ -1045,7 +1051,7 @@ fn flow_results_follow_the_floip_package_format() {
     assert_eq!(rows[0][5], "yes");
     assert_eq!(rows[0][6]["language"], "fr");
     let until = s
-        .get(&format!("{base}/data?until=2026-11-30"), Some(&analyst))
+        .get(&format!("{base}/data?until=2026-11-30"), Some(&admin))
         .json();
     assert_eq!(until, serde_json::json!([]));
 
@@ -1057,7 +1063,7 @@ fn flow_results_follow_the_floip_package_format() {
         "nope",
     );
     assert_error(
-        &s.get(&format!("{base}/data?by=q_gender"), Some(&analyst)),
+        &s.get(&format!("{base}/data?by=q_gender"), Some(&admin)),
         400,
         "not by",
     );
@@ -1484,13 +1490,16 @@ fn fill_callbacks(s: &Server) {
 }
 
 #[test]
-fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
+fn admins_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     let s = Server::start();
     let path = format!("/api/campaigns/{CAMPAIGN}/callbacks");
     assert_error(&s.get(&path, None), 401, "missing token");
     assert_error(&s.get(&path, Some("kuma_nonsense")), 401, "unknown");
     let analyst = s.token("analyst", "ana");
-    let empty = s.get(&path, Some(&analyst));
+    let admin = s.token("admin", "root");
+    // One row per caller: not for analysts (nor broadcasters).
+    assert_error(&s.get(&path, Some(&analyst)), 403, "admin");
+    let empty = s.get(&path, Some(&admin));
     assert_eq!(empty.status, 200, "{}", empty.body);
     let empty = empty.json();
     assert_eq!(empty["callbacks"], serde_json::json!([]));
@@ -1498,7 +1507,7 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     assert_eq!(empty["summary"]["by_status"]["queued"], 0);
 
     fill_callbacks(&s);
-    let r = s.get(&path, Some(&analyst));
+    let r = s.get(&path, Some(&admin));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.head.contains("content-type: application/json"),
@@ -1566,9 +1575,7 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     );
 
     // Filters pick rows; the summary stays the whole queue's.
-    let queued = s
-        .get(&format!("{path}?status=queued"), Some(&analyst))
-        .json();
+    let queued = s.get(&format!("{path}?status=queued"), Some(&admin)).json();
     let ids: Vec<&Value> = queued["callbacks"]
         .as_array()
         .unwrap()
@@ -1593,44 +1600,53 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
         serde_json::json!([list[0].clone()]),
         "kuma callbacks filters alike"
     );
-    let one = s.get(&format!("{path}?limit=1"), Some(&analyst)).json();
+    let one = s.get(&format!("{path}?limit=1"), Some(&admin)).json();
     assert_eq!(one["callbacks"], serde_json::json!([list[0].clone()]));
     let none = s
-        .get(&format!("{path}?status=no_answer"), Some(&analyst))
+        .get(&format!("{path}?status=no_answer"), Some(&admin))
         .json();
     assert_eq!(none["callbacks"], serde_json::json!([]));
 
     assert_error(
-        &s.get(&format!("{path}?status=late"), Some(&analyst)),
+        &s.get(&format!("{path}?status=late"), Some(&admin)),
         400,
         "bad status `late`",
     );
     assert_error(
-        &s.get(&format!("{path}?limit=0"), Some(&analyst)),
+        &s.get(&format!("{path}?limit=0"), Some(&admin)),
         400,
         "1 to 1000",
     );
     assert_error(
-        &s.get(&format!("{path}?limit=1001"), Some(&analyst)),
+        &s.get(&format!("{path}?limit=1001"), Some(&admin)),
         400,
         "1 to 1000",
     );
     assert_error(
-        &s.get(&format!("{path}?by=q_gender"), Some(&analyst)),
+        &s.get(&format!("{path}?by=q_gender"), Some(&admin)),
         400,
         "unknown query parameter",
     );
     assert_error(
-        &s.get("/api/campaigns/no-such-campaign/callbacks", Some(&analyst)),
+        &s.get("/api/campaigns/no-such-campaign/callbacks", Some(&admin)),
         404,
         "unknown campaign",
     );
-    // Every role includes the analyst's.
     let broadcaster = s.token("broadcaster", "studio");
-    assert_eq!(s.get(&path, Some(&broadcaster)).json(), q);
+    assert_error(&s.get(&path, Some(&broadcaster)), 403, "admin");
 
-    // The campaign page shows the same counts and the latest call-backs.
+    // The campaign page shows analysts the counts, not the call-backs.
     let page = s.get(&format!("/campaigns/{CAMPAIGN}?lang=en"), Some(&analyst));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"id="callbacks" data-total="4" data-attempts="2""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("c_busy00"), "{}", page.body);
+    // Admins also the latest call-backs.
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}?lang=en"), Some(&admin));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(!page.body.contains("2237000000"));
     assert!(
@@ -1715,4 +1731,44 @@ fn after_login_only_local_paths_are_followed() {
         "{}",
         page.body
     );
+}
+
+#[test]
+fn row_level_exports_need_an_admin() {
+    let s = Server::start();
+    s.kuma(&[
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "20",
+        "--seed",
+        "5",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    let analyst = s.token("analyst", "ana");
+    let broadcaster = s.token("broadcaster", "studio");
+    let admin = s.token("admin", "root");
+    let base = format!("/api/campaigns/{CAMPAIGN}");
+    for rows in ["answers.csv", "flow-results/data", "callbacks"] {
+        let path = format!("{base}/{rows}");
+        assert_error(&s.get(&path, Some(&analyst)), 403, "admin");
+        assert_error(&s.get(&path, Some(&broadcaster)), 403, "admin");
+        let r = s.get(&path, Some(&admin));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    // The package's metadata (the questions, no rows) stays the analyst's.
+    assert_eq!(
+        s.get(&format!("{base}/flow-results"), Some(&analyst))
+            .status,
+        200
+    );
+    // The campaign page offers the downloads to admins only.
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}"), Some(&analyst));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("answers.csv"), "{}", page.body);
+    assert!(!page.body.contains("flow-results"), "{}", page.body);
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}"), Some(&admin));
+    assert!(page.body.contains("answers.csv"), "{}", page.body);
+    assert!(page.body.contains("/flow-results"), "{}", page.body);
 }

@@ -137,7 +137,8 @@ pub(super) async fn masked_results(
     Ok(value)
 }
 
-/// `GET /api/campaigns/{id}/answers.csv`: one row per answer, pseudonymous callers.
+/// `GET /api/campaigns/{id}/answers.csv`: one row per answer, pseudonymous callers,
+/// for admins only (see [`super::ROW_LEVEL`]).
 ///
 /// Streamed: a task reads the rows from the store and sends them in chunks
 /// through a small channel, so a large export holds a few chunks in memory, and a
@@ -151,7 +152,7 @@ pub(super) async fn answers_csv(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    auth.require(Role::Analyst)?;
+    auth.require(super::ROW_LEVEL)?;
     let c = find(&st, &id)?;
     let q = query(&c, uri.query())?;
     let f = count_filter(&st.shared.store, &c, &q)

@@ -8,8 +8,10 @@
 //! cookie alone must also carry a same-host `Origin`). Only the token's SHA-256 is stored, and a request's token is hashed
 //! and looked up on every request, so a revoked token stops working at once.
 //! Tokens are never logged. Each route names the least [`Role`] it needs:
-//! `analyst` reads results and exports, `broadcaster` also the campaigns, `admin`
-//! everything.
+//! `analyst` reads results (aggregates, masked), `broadcaster` also the
+//! campaigns, recordings and the simulator, `admin` also the rows with one line
+//! per caller ([`ROW_LEVEL`]: answers.csv, the FLOIP rows, the call-back
+//! listing) and the tokens.
 //!
 //! Errors are JSON, `{"error": "…"}`: 401 without a working token, 403 for a role
 //! too small, 404 for an unknown campaign, 400 for a bad query value (with the same
@@ -56,6 +58,13 @@ use crate::serve::Shared;
 /// Breakdown cells below this many callers are shown as `"<5"`, unless
 /// `small_group` in kuma.toml (or `KUMA_SMALL_GROUP`) says otherwise.
 pub const SMALL_GROUP: u64 = 5;
+
+/// The role that reads rows with one line per caller or answer (answers.csv, the
+/// FLOIP rows, the call-back listing). A pseudonym with a time, a language and
+/// every answer identifies a caller to anyone who knows when a neighbour
+/// called, and such rows undo the masking of small groups, so analysts, who
+/// read the aggregates, do not get them.
+pub const ROW_LEVEL: Role = Role::Admin;
 
 /// What a token may do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]

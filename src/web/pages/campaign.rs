@@ -22,7 +22,7 @@ use crate::schedule::Poll;
 use crate::web::api::{find, masked_results, query, transcript};
 use crate::web::callbacks::queue;
 use crate::web::funnel::funnel_value;
-use crate::web::{ApiError, ApiState, Role};
+use crate::web::{ApiError, ApiState, ROW_LEVEL, Role};
 
 /// How many of the latest broadcasts get a calls-per-hour chart.
 const HOURLY_BROADCASTS: usize = 3;
@@ -174,7 +174,7 @@ pub(super) async fn page(
     let funnel = funnel_section(&ctx, &st, c, &q)
         .await
         .map_err(|e| ctx.error(e))?;
-    let callbacks = callbacks_section(&ctx, &st, c)
+    let callbacks = callbacks_section(&ctx, &st, c, role)
         .await
         .map_err(|e| ctx.error(e))?;
     let small = st.small_group();
@@ -229,10 +229,13 @@ pub(super) async fn page(
             " "
             button type="submit" { (t.show) }
         }
-        section.downloads {
-            h2 { (t.download) }
-            a.button download href={ "/api/campaigns/" (c.id) "/answers.csv" (suffix) } { (t.download_csv) }
-            a.button download href={ "/api/campaigns/" (c.id) "/flow-results" } { (t.download_floip) }
+        // One row per answer: for admins only, as the API has it.
+        @if role >= ROW_LEVEL {
+            section.downloads {
+                h2 { (t.download) }
+                a.button download href={ "/api/campaigns/" (c.id) "/answers.csv" (suffix) } { (t.download_csv) }
+                a.button download href={ "/api/campaigns/" (c.id) "/flow-results" } { (t.download_floip) }
+            }
         }
         h2 { (t.results) }
         @if q.by.is_some() && small > 1 { p.help { (t.small_group_note.replace("{n}", &small.to_string())) } }
@@ -355,12 +358,22 @@ async fn funnel_section(
     })
 }
 
-/// Who is called back and how it went: the counts of the whole queue and the
-/// latest call-backs, from the same [`queue`] as `GET
-/// /api/campaigns/{id}/callbacks`. Nothing for a campaign that has no call-back
-/// number and never called anyone.
-async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Markup, ApiError> {
-    let q = queue(st, &c.id, None, LATEST_CALLBACKS).await?;
+/// Who is called back and how it went: the counts of the whole queue and, for
+/// admins (one row per caller), the latest call-backs, from the same [`queue`]
+/// as `GET /api/campaigns/{id}/callbacks`. Nothing for a campaign that has no
+/// call-back number and never called anyone.
+async fn callbacks_section(
+    ctx: &Ctx,
+    st: &ApiState,
+    c: &Campaign,
+    role: Role,
+) -> Result<Markup, ApiError> {
+    let limit = if role >= ROW_LEVEL {
+        LATEST_CALLBACKS
+    } else {
+        0
+    };
+    let q = queue(st, &c.id, None, limit).await?;
     let s = &q.summary;
     if c.callback_numbers.is_empty() && s.callbacks == 0 {
         return Ok(html! {});
@@ -385,9 +398,9 @@ async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Mar
                     }
                 }
             }
-            @if q.callbacks.is_empty() {
+            @if role >= ROW_LEVEL && q.callbacks.is_empty() {
                 p { (t.no_callbacks) }
-            } @else {
+            } @else if role >= ROW_LEVEL {
                 h3 { (t.latest_callbacks.replace("{n}", &q.callbacks.len().to_string())) }
                 div.scroll {
                     table.callbacks {
