@@ -275,11 +275,15 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
         Some(&analyst),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        r.json(),
-        cli(&["--since", "2026-12-01T19:00", "--until", "2026-12-02"])
+    // That window holds the one call of 19:30: too few to show any count.
+    let exact = cli(&["--since", "2026-12-01T19:00", "--until", "2026-12-02"]);
+    assert!(
+        (1..5).contains(&exact["calls"].as_u64().unwrap()),
+        "{exact}"
     );
-    assert!(r.json()["calls"].as_u64().unwrap() >= 1);
+    assert_eq!(r.json()["small_population"], true);
+    assert_eq!(r.json()["calls"], "<5");
+    assert_eq!(r.json()["since"], exact["since"]);
 
     // With one: the same, except breakdown cells below 5 read "<5".
     let api = s
@@ -288,7 +292,7 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
     let exact = cli(&["--by", "q_gender"]);
     assert_eq!(api["calls"], exact["calls"]);
     assert_eq!(api["by"], exact["by"]);
-    let (mut masked, mut shown) = (0, 0);
+    let (mut masked, mut complements) = (0, 0);
     for (qa, qe) in api["questions"]
         .as_array()
         .unwrap()
@@ -307,14 +311,20 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
                 if n.as_u64().unwrap() < 5 {
                     assert_eq!(ca["by"][k], "<5", "{ca}");
                     masked += 1;
+                } else if ca["by"][k] == "masked" {
+                    complements += 1;
                 } else {
                     assert_eq!(&ca["by"][k], n);
-                    shown += 1;
                 }
             }
         }
     }
-    assert!(masked > 0 && shown > 0, "masked {masked}, shown {shown}");
+    // Three men among 13 answers: every "woman" cell would give a "man" cell
+    // away (the choice's count minus it), so they are masked too.
+    assert!(
+        masked > 0 && complements > 0,
+        "masked {masked}, complements {complements}"
+    );
 
     // Bad query values: 400 with kuma results' reasons.
     assert_error(
@@ -481,7 +491,8 @@ fn next_event(reader: &mut BufReader<TcpStream>) -> Value {
 
 #[test]
 fn live_results_push_each_new_answer() {
-    let k = Server::start();
+    // Exact counts: one call is a small population, masked by default.
+    let k = Server::start_with(&["--small-group", "0"]);
     let analyst = k.token("analyst", "ana");
     let path = "/api/campaigns/stop-trafficking-mali/results/live";
     assert_error(&k.get(path, None), 401, "token");
@@ -666,7 +677,7 @@ fn many_calls_funnel_masked_and_export_streamed() {
         for cell in [reached, hung_up] {
             match cell {
                 Value::String(s) => {
-                    assert_eq!(s, "<5");
+                    assert!(s == "<5" || s == "masked", "{s}");
                     masked += 1;
                 }
                 n => assert!(n.as_u64().unwrap() >= 5, "{n}"),
@@ -780,13 +791,10 @@ fn the_simulator_walks_the_real_flow_and_stores_nothing() {
     assert_eq!(status, 200, "{head}");
     assert_eq!(&body[..4], b"RIFF");
 
-    // Nothing was stored: results stay empty.
-    let results = s
-        .get(
-            &format!("/api/campaigns/{CAMPAIGN}/results"),
-            Some(&analyst),
-        )
-        .json();
+    // Nothing was stored: results stay empty (exact, from `kuma results`; the
+    // API masks a population this small).
+    let results: Value =
+        serde_json::from_str(&s.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap();
     assert_eq!(results["calls"], 0);
     assert_eq!(count(&results, "q_offered_work", "yes"), 0);
 
@@ -1329,7 +1337,8 @@ fn the_api_serves_the_loaded_catalog_with_its_problems_and_follows_sighup() {
 
 #[test]
 fn hundreds_of_live_screens_share_one_poller_and_all_get_each_answer() {
-    let k = Server::start();
+    // Exact counts: one call is a small population, masked by default.
+    let k = Server::start_with(&["--small-group", "0"]);
     let analyst = k.token("analyst", "ana");
     let open = |query: &str| {
         let s = TcpStream::connect(k.http).unwrap();
@@ -1771,4 +1780,172 @@ fn row_level_exports_need_an_admin() {
     let page = s.get(&format!("/campaigns/{CAMPAIGN}"), Some(&admin));
     assert!(page.body.contains("answers.csv"), "{}", page.body);
     assert!(page.body.contains("/flow-results"), "{}", page.body);
+}
+
+/// How many cells of `line` the API masked (strings), and whether that is
+/// exactly one: then it is the line's total minus the cells shown.
+fn lone_masked_cell(line: &[&Value]) -> bool {
+    line.iter().filter(|v| v.is_string()).count() == 1
+}
+
+#[test]
+fn no_masked_cell_is_a_total_minus_the_shown_ones() {
+    for calls in [3, 12, 40, 150] {
+        let s = Server::start();
+        let analyst = s.token("analyst", "ana");
+        s.kuma(&[
+            "simulate",
+            CAMPAIGN,
+            "--calls",
+            &calls.to_string(),
+            "--at",
+            DURING_BROADCAST,
+        ]);
+        let (mut small_cells, mut tables) = (0, 0);
+        let plain: Value =
+            serde_json::from_str(&s.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap();
+        let questions: Vec<String> = plain["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(questions.len() >= 5, "{questions:?}");
+        for by in &questions {
+            let api = s
+                .get(
+                    &format!("/api/campaigns/{CAMPAIGN}/results?by={by}"),
+                    Some(&analyst),
+                )
+                .json();
+            let exact: Value = serde_json::from_str(
+                &s.kuma(&["results", CAMPAIGN, "--format", "json", "--by", by]),
+            )
+            .unwrap();
+            assert_eq!(exact["calls"], calls, "{exact}");
+            if calls < 5 {
+                // A population under the threshold shows no count at all.
+                assert_eq!(api["small_population"], true, "{api}");
+                assert_eq!(api["calls"], "<5");
+                for q in api["questions"].as_array().unwrap() {
+                    assert_eq!(q["answered"], "<5");
+                    for c in q["choices"].as_array().unwrap() {
+                        assert_eq!(c["count"], "<5");
+                        assert!(c["by"].as_object().unwrap().values().all(|v| v == "<5"));
+                    }
+                }
+                continue;
+            }
+            assert!(api.get("small_population").is_none());
+            let by_choices: Vec<&str> = exact["by"]["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            for (qa, qe) in api["questions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(exact["questions"].as_array().unwrap())
+            {
+                tables += 1;
+                let rows: Vec<Vec<&Value>> = qa["choices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| by_choices.iter().map(|b| &c["by"][*b]).collect())
+                    .collect();
+                // Shown cells are exact, small ones are "<5".
+                for (ca, ce) in qa["choices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(qe["choices"].as_array().unwrap())
+                {
+                    assert_eq!(ca["count"], ce["count"], "totals are shown");
+                    for b in &by_choices {
+                        let n = ce["by"][*b].as_u64().unwrap();
+                        match &ca["by"][*b] {
+                            Value::String(m) if n < 5 => {
+                                assert_eq!(m, "<5");
+                                small_cells += 1;
+                            }
+                            Value::String(m) => assert_eq!(m, "masked"),
+                            v => assert_eq!(v.as_u64(), Some(n), "{by} {qa}"),
+                        }
+                    }
+                }
+                // No row (total: the choice's count) and no column (total: the
+                // `by` question's count of that choice) has exactly one masked
+                // cell, the one the total minus the others would give away.
+                for (row, c) in rows.iter().zip(qa["choices"].as_array().unwrap()) {
+                    assert!(
+                        !lone_masked_cell(row),
+                        "N={calls} by {by}: {} {}: {row:?}",
+                        qa["id"],
+                        c["id"]
+                    );
+                }
+                for (j, b) in by_choices.iter().enumerate() {
+                    let column: Vec<&Value> = rows.iter().map(|r| r[j]).collect();
+                    assert!(
+                        !lone_masked_cell(&column),
+                        "N={calls} by {by}: {} column {b}: {column:?}",
+                        qa["id"]
+                    );
+                }
+            }
+        }
+        if calls >= 5 {
+            assert!(
+                tables > 0 && small_cells > 0,
+                "N={calls}: some cells are small"
+            );
+        }
+        // The funnel: the hang-ups add up to the calls that did not complete.
+        let f = s
+            .get(&format!("/api/campaigns/{CAMPAIGN}/funnel"), Some(&analyst))
+            .json();
+        let hung: Vec<&Value> = f["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| &n["hung_up"])
+            .collect();
+        if calls < 5 {
+            assert_eq!(f["small_population"], true, "{f}");
+            assert!(hung.iter().all(|h| *h == "<5"));
+        } else {
+            assert!(!lone_masked_cell(&hung), "N={calls}: {hung:?}");
+        }
+        // A window around no call, or a broadcast of a few calls, shows no
+        // counts either (nor does the list of broadcasts).
+        let before = s
+            .get(
+                &format!("/api/campaigns/{CAMPAIGN}/results?until=2026-11-01"),
+                Some(&analyst),
+            )
+            .json();
+        assert_eq!(before["small_population"], true, "{before}");
+        assert_eq!(before["calls"], "<5");
+        for b in plain["broadcasts"].as_array().unwrap() {
+            if b["calls"].as_u64().unwrap() >= 5 {
+                continue;
+            }
+            let r = s
+                .get(
+                    &format!(
+                        "/api/campaigns/{CAMPAIGN}/results?by=q_gender&broadcast={}",
+                        b["number"]
+                    ),
+                    Some(&analyst),
+                )
+                .json();
+            assert_eq!(r["small_population"], true, "{r}");
+            assert_eq!(r["calls"], "<5");
+            let listed = &r["broadcasts"][b["number"].as_u64().unwrap() as usize - 1];
+            assert_eq!(listed["calls"], "<5", "{listed}");
+        }
+    }
 }

@@ -17,16 +17,17 @@
 //! too small, 404 for an unknown campaign, 400 for a bad query value (with the same
 //! words as `kuma results`).
 //!
-//! Small groups: in the results JSON served here (and live), every breakdown cell
-//! (the `by` counts of a choice) and every funnel count below the threshold
-//! (`small_group` in kuma.toml, default [`SMALL_GROUP`]; 0 or 1 turns it off) is
-//! replaced by the string `"<5"`, so that a village with two callers cannot be
-//! picked out. Totals (`calls`, `answered`, each choice's `count`) are not masked.
-//! The masking is done here, on the way out, not in [`crate::results::compute`],
-//! so `kuma results` on the server itself still shows the exact numbers.
+//! Small groups: the results (also live and on the pages) and the funnel are
+//! masked on the way out by [`masking`] (`small_group` in kuma.toml, default
+//! [`SMALL_GROUP`]; 0 or 1 turns it off): small breakdown cells and funnel
+//! counts read `"<5"`, cells that would let one be computed from the totals
+//! read `"masked"`, and a filter matching fewer calls than the threshold shows
+//! no counts at all. The masking is not done in [`crate::results::compute`], so
+//! `kuma results` on the server itself still shows the exact numbers.
 //!
 //! Layout: this file holds the router, the roles, tokens and the auth extractor;
-//! `api.rs` the campaigns, results and the CSV export; `funnel.rs`,
+//! `api.rs` the campaigns, results and the CSV export; `masking.rs` what
+//! analysts may see of the counts; `funnel.rs`,
 //! `flow_results.rs` (the FLOIP export), `callbacks.rs` (the call-back queue),
 //! `simulate.rs` (the browser's call simulator), `audio.rs` (prompts for
 //! browsers and voice providers), `recordings.rs`, `live.rs` and `tokens.rs` one
@@ -38,6 +39,7 @@ mod callbacks;
 mod flow_results;
 mod funnel;
 mod live;
+mod masking;
 pub mod pages;
 mod recordings;
 mod simulate;
