@@ -1949,3 +1949,149 @@ fn no_masked_cell_is_a_total_minus_the_shown_ones() {
         }
     }
 }
+
+/// Opens a live results stream with `token`; the reader, after the head.
+fn open_live(s: &Server, query: &str, token: &str) -> (u16, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(s.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    // `Connection: close`: when the server ends the stream, the socket closes.
+    write!(
+        w,
+        "GET /api/campaigns/{CAMPAIGN}/results/live{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        s.http
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    (code, reader)
+}
+
+#[test]
+fn a_revoked_tokens_live_stream_ends_within_two_seconds() {
+    let s = Server::start_with(&["--small-group", "0"]);
+    let analyst = s.token("analyst", "ana");
+    let broadcaster = s.token("broadcaster", "studio");
+    let (status, mut revoked) = open_live(&s, "", &analyst);
+    assert_eq!(status, 200);
+    let (_, mut kept) = open_live(&s, "", &broadcaster);
+    assert_eq!(next_event(&mut revoked)["calls"], 0);
+    assert_eq!(next_event(&mut kept)["calls"], 0);
+    // Revoked by another process, as an admin at the studio would.
+    s.kuma(&["token", "revoke", "ana"]);
+    let revoked_at = std::time::Instant::now();
+    // Keep-alive comments would reset a read timeout: a deadline as well.
+    revoked
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match revoked.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => assert!(!line.starts_with("data:"), "no results after: {line}"),
+            Err(e) => panic!(
+                "the stream is still open after {:?}: {e}",
+                revoked_at.elapsed()
+            ),
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(3),
+            "the stream is still open"
+        );
+    }
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(2),
+        "ended after {:?}",
+        revoked_at.elapsed()
+    );
+    // Another token's stream goes on, and gets the next answer.
+    s.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    let mut pushed = next_event(&mut kept);
+    while count(&pushed, "q_offered_work", "yes") == 0 {
+        pushed = next_event(&mut kept);
+    }
+    // And the revoked token cannot open a new one.
+    let (status, _) = open_live(&s, "", &analyst);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn live_pollers_are_one_per_query_however_spelt_and_bounded() {
+    // The bound of src/web/live.rs.
+    const MAX_POLLERS: usize = 64;
+    let s = Server::start_with(&["--small-group", "0"]);
+    let analyst = s.token("analyst", "ana");
+    s.kuma(&[
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "20",
+        "--seed",
+        "2",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    let exact: Value =
+        serde_json::from_str(&s.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap();
+    let first_day = exact["broadcasts"][0]["at"].as_str().unwrap()[..10].to_string();
+    let mut open = Vec::new();
+    // One poller for the whole campaign, one per breakdown of broadcast 1, and
+    // one per `since` up to the bound.
+    for query in ["", "?by=q_gender&broadcast=1"] {
+        let (status, mut r) = open_live(&s, query, &analyst);
+        assert_eq!(status, 200, "{query}");
+        next_event(&mut r);
+        open.push(r);
+    }
+    for minute in 0..MAX_POLLERS - 2 {
+        let query = format!("?since=2026-11-01T{:02}%3A{:02}", minute / 60, minute % 60);
+        let (status, mut r) = open_live(&s, &query, &analyst);
+        assert_eq!(status, 200, "{query}");
+        next_event(&mut r);
+        open.push(r);
+    }
+    // Another filter: refused, as JSON.
+    let (status, mut refused) = open_live(&s, "?since=2026-11-02", &analyst);
+    assert_eq!(status, 503, "a poller beyond the bound");
+    let mut rest = String::new();
+    refused.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("application/json"), "{rest}");
+    assert!(rest.contains(r#""error": "too many"#), "{rest}");
+    // The same filters spelt otherwise join the running pollers (Bamako is UTC).
+    for query in [
+        "?by=",
+        "?broadcast=1&by=q_gender",
+        &format!("?broadcast={first_day}&by=q_gender"),
+        "?since=2026-11-01",
+        "?since=2026-11-01T00%3A00%3A00",
+        "?since=2026-11-01T00%3A00%3A00Z",
+        "?since=2026-11-01T01%3A01%3A00%2B01%3A00",
+    ] {
+        let (status, mut r) = open_live(&s, query, &analyst);
+        assert_eq!(status, 200, "{query}");
+        let v = next_event(&mut r);
+        assert!(v["calls"].as_u64().is_some(), "{query}: {v}");
+    }
+    // Once the screens of a filter are gone, its poller stops and frees a place.
+    open.truncate(MAX_POLLERS - 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, _) = open_live(&s, "?since=2026-11-02", &analyst);
+    assert_eq!(status, 200);
+}

@@ -6,7 +6,8 @@
 //! create`), or the same token in the pages' login cookie (`kuma_token`,
 //! `HttpOnly`, `SameSite=Strict`; a request that changes something with the
 //! cookie alone must also carry a same-host `Origin`). Only the token's SHA-256 is stored, and a request's token is hashed
-//! and looked up on every request, so a revoked token stops working at once.
+//! and looked up on every request, so a revoked token stops working at once (and
+//! its live results streams end within two seconds, see `live.rs`).
 //! Tokens are never logged. Each route names the least [`Role`] it needs:
 //! `analyst` reads results (aggregates, masked), `broadcaster` also the
 //! campaigns, recordings and the simulator, `admin` also the rows with one line
@@ -181,6 +182,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A bound was reached (503); the client may try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// The details are logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -194,6 +198,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "API request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -210,22 +215,31 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The role of the request's bearer token, checked against the store.
-#[derive(Debug, Clone, Copy)]
-pub struct Auth(pub Role);
+/// The role of the request's bearer token, checked against the store, and the
+/// token's hash (for a long response that must end when the token is revoked).
+#[derive(Clone)]
+pub struct Auth {
+    pub role: Role,
+    token_hash: String,
+}
 
 impl Auth {
     /// Ok if the token's role includes `needed`, else 403.
-    pub fn require(self, needed: Role) -> Result<(), ApiError> {
-        if self.0 >= needed {
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role >= needed {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!(
                 "this needs a {} token (yours is {})",
                 needed.as_str(),
-                self.0.as_str()
+                self.role.as_str()
             )))
         }
+    }
+
+    /// The SHA-256 of the token, as the store keeps it.
+    pub(crate) fn token_hash(&self) -> &str {
+        &self.token_hash
     }
 }
 
@@ -319,6 +333,7 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
         let role = token_role(state, &token)
             .await?
             .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        let token_hash = token_hash(&token);
         let safe = matches!(
             parts.method,
             axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
@@ -328,7 +343,7 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
                 "a request that changes something must come from kuma's own pages (Origin) or carry a bearer token".into(),
             ));
         }
-        Ok(Auth(role))
+        Ok(Auth { role, token_hash })
     }
 }
 

@@ -287,6 +287,7 @@ impl IntoResponse for PageError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, t.forbidden.to_string()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, t.not_found.to_string()),
             ApiError::Conflict(why) => (StatusCode::CONFLICT, why.clone()),
+            ApiError::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why.clone()),
             ApiError::BadRequest(why) => {
                 (StatusCode::BAD_REQUEST, format!("{} {why}", t.bad_request))
             }
