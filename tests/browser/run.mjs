@@ -29,6 +29,11 @@ const PAGE_BUDGET = 150 * 1024;
 
 const step = (what) => console.log(`- ${what}`);
 
+// The status of a GET with a bearer token.
+async function status(pathname, token) {
+  return (await fetch(base + pathname, { headers: { Authorization: `Bearer ${token}` } })).status;
+}
+
 async function api(pathname, token) {
   const res = await fetch(base + pathname, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(res.status, 200, `${pathname}: ${res.status}`);
@@ -166,7 +171,7 @@ try {
     gs.reduce((sum, g) => sum + Number(g.dataset.value), 0),
   );
   assert.ok(hourly >= results.broadcasts.at(-1).calls, `calls per hour ${hourly}`);
-  assert.equal((await api(`/api/campaigns/${campaign}/callbacks`, analyst)).status, 403);
+  assert.equal(await status(`/api/campaigns/${campaign}/callbacks`, analyst), 403);
   const cb = await (await api(`/api/campaigns/${campaign}/callbacks`, admin)).json();
   assert.ok(cb.summary.callbacks > 0, "the test queued call-backs");
   assert.equal(Number(await page.getAttribute("#callbacks", "data-total")), cb.summary.callbacks);
@@ -225,7 +230,7 @@ try {
     page.click(`a[href^="/api/campaigns/${campaign}/answers.csv"]`),
   ]);
   const csv = readFileSync(await download.path(), "utf8");
-  assert.equal((await api(`/api/campaigns/${campaign}/answers.csv`, analyst)).status, 403);
+  assert.equal(await status(`/api/campaigns/${campaign}/answers.csv`, analyst), 403);
   const apiCsv = await (await api(`/api/campaigns/${campaign}/answers.csv`, admin)).text();
   assert.equal(csv, apiCsv);
   const answers = results.questions.reduce((s, q) => s + q.answered, 0);
