@@ -1734,6 +1734,9 @@ fn after_login_only_local_paths_are_followed() {
     let page = s.get("/login?next=/%09/evil.example", None);
     assert_eq!(page.status, 200);
     assert!(!page.body.contains(r#"name="next""#), "{}", page.body);
+    let page = s.get("/login?next=%FF%FE", None);
+    assert_eq!(page.status, 200, "not UTF-8: the form without next");
+    assert!(!page.body.contains(r#"name="next""#), "{}", page.body);
     let page = s.get("/login?next=/campaigns/x", None);
     assert!(
         page.body.contains(r#"name="next" value="/campaigns/x""#),

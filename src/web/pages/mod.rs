@@ -376,11 +376,13 @@ struct NextQuery {
     next: Option<String>,
 }
 
+/// `GET /login?next=`: a `next` that does not decode is dropped, not a 400.
 async fn login_page(
     ctx: Ctx,
-    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+    q: Result<axum::extract::Query<NextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    login_form(&ctx, StatusCode::OK, None, q.next.as_deref())
+    let next = q.ok().and_then(|q| q.0.next);
+    login_form(&ctx, StatusCode::OK, None, next.as_deref())
 }
 
 fn login_form(
