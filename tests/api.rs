@@ -218,6 +218,16 @@ fn tokens_and_roles_guard_every_route() {
         "unknown campaign",
     );
 
+    // A path that does not decode is refused as JSON too, on every route kind.
+    for path in [
+        "/api/campaigns/%FF/results",
+        "/api/campaigns/%FF/results/live",
+        "/api/campaigns/%C3%28/funnel",
+        "/audio/%FF/fr/welcome.wav",
+    ] {
+        assert_error(&s.get(path, Some(&admin)), 400, "UTF-8");
+    }
+
     // The list never shows a token; a revoked token stops at once.
     let listed = s.kuma(&["token", "list"]);
     assert!(

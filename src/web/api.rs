@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use futures_util::StreamExt;
 
@@ -89,7 +89,7 @@ pub(super) async fn campaigns(
 pub(super) async fn campaign(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
     let c = find(&st, &id)?;
@@ -111,7 +111,7 @@ pub(super) async fn campaign(
 pub(super) async fn results(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
@@ -150,7 +150,7 @@ pub(super) async fn masked_results(
 pub(super) async fn answers_csv(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(super::ROW_LEVEL)?;

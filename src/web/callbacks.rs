@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 
 use super::api::{find, json, percent_decode};
-use super::{ApiError, ApiState, Auth};
+use super::{ApiError, ApiPath, ApiState, Auth};
 use crate::outbound::Status;
 use crate::outbound::listing::{self, Entry, Summary};
 use crate::store::CallbackFilter;
@@ -39,7 +39,7 @@ pub(crate) struct Queue {
 pub(super) async fn list(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(super::ROW_LEVEL)?;

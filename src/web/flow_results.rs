@@ -24,7 +24,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -33,7 +33,7 @@ use serde_json::{Map, Value, json as json_value};
 use sha2::Sha256;
 
 use super::api::{find, json, query, results_error, transcript};
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use crate::results::count_filter;
 use crate::store::AnswerRow;
@@ -45,7 +45,7 @@ const SPEC_VERSION: &str = "1.0.0-rc1";
 pub(super) async fn descriptor(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
     let c = find(&st, &id)?;
@@ -102,7 +102,7 @@ pub(super) async fn descriptor(
 pub(super) async fn data(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(super::ROW_LEVEL)?;

@@ -243,6 +243,26 @@ impl Auth {
     }
 }
 
+/// A path parameter, as [`axum::extract::Path`] reads it, but refused as a
+/// JSON 400 when it does not decode (`/api/campaigns/%FF`): every error of the
+/// API is JSON, axum's own rejection is plain text.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
 /// The cookie the web pages keep the token in (set by `POST /login`).
 pub const TOKEN_COOKIE: &str = "kuma_token";
 
