@@ -104,10 +104,13 @@ impl Server {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                req.push_str("Content-Type: application/json\r\n");
+            }
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
         }
         req.push_str("Connection: close\r\n\r\n");
         let mut bytes = req.into_bytes();
@@ -182,10 +185,8 @@ fn tokens_and_roles_guard_every_route() {
     let admin = s.token("admin", "root");
     assert_ne!(analyst, broadcaster);
 
-    // The analyst reads results and exports, not campaigns.
+    // The analyst reads results, not campaigns nor rows (row_level_… below).
     assert_eq!(s.get(&results, Some(&analyst)).status, 200);
-    let csv = format!("/api/campaigns/{CAMPAIGN}/answers.csv");
-    assert_eq!(s.get(&csv, Some(&analyst)).status, 200);
     assert_error(&s.get(&detail, Some(&analyst)), 403, "broadcaster");
     assert_error(&s.get("/api/campaigns", Some(&analyst)), 403, "broadcaster");
 
@@ -216,6 +217,16 @@ fn tokens_and_roles_guard_every_route() {
         404,
         "unknown campaign",
     );
+
+    // A path that does not decode is refused as JSON too, on every route kind.
+    for path in [
+        "/api/campaigns/%FF/results",
+        "/api/campaigns/%FF/results/live",
+        "/api/campaigns/%C3%28/funnel",
+        "/audio/%FF/fr/welcome.wav",
+    ] {
+        assert_error(&s.get(path, Some(&admin)), 400, "UTF-8");
+    }
 
     // The list never shows a token; a revoked token stops at once.
     let listed = s.kuma(&["token", "list"]);
@@ -274,11 +285,15 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
         Some(&analyst),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        r.json(),
-        cli(&["--since", "2026-12-01T19:00", "--until", "2026-12-02"])
+    // That window holds the one call of 19:30: too few to show any count.
+    let exact = cli(&["--since", "2026-12-01T19:00", "--until", "2026-12-02"]);
+    assert!(
+        (1..5).contains(&exact["calls"].as_u64().unwrap()),
+        "{exact}"
     );
-    assert!(r.json()["calls"].as_u64().unwrap() >= 1);
+    assert_eq!(r.json()["small_population"], true);
+    assert_eq!(r.json()["calls"], "<5");
+    assert_eq!(r.json()["since"], exact["since"]);
 
     // With one: the same, except breakdown cells below 5 read "<5".
     let api = s
@@ -287,7 +302,7 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
     let exact = cli(&["--by", "q_gender"]);
     assert_eq!(api["calls"], exact["calls"]);
     assert_eq!(api["by"], exact["by"]);
-    let (mut masked, mut shown) = (0, 0);
+    let (mut masked, mut complements) = (0, 0);
     for (qa, qe) in api["questions"]
         .as_array()
         .unwrap()
@@ -306,14 +321,20 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
                 if n.as_u64().unwrap() < 5 {
                     assert_eq!(ca["by"][k], "<5", "{ca}");
                     masked += 1;
+                } else if ca["by"][k] == "masked" {
+                    complements += 1;
                 } else {
                     assert_eq!(&ca["by"][k], n);
-                    shown += 1;
                 }
             }
         }
     }
-    assert!(masked > 0 && shown > 0, "masked {masked}, shown {shown}");
+    // Three men among 13 answers: every "woman" cell would give a "man" cell
+    // away (the choice's count minus it), so they are masked too.
+    assert!(
+        masked > 0 && complements > 0,
+        "masked {masked}, complements {complements}"
+    );
 
     // Bad query values: 400 with kuma results' reasons.
     assert_error(
@@ -342,8 +363,9 @@ fn results_and_export_are_those_of_kuma_results_with_small_groups_masked() {
         "unknown query parameter `colour`",
     );
 
-    // The export: the rows of `kuma results --format csv`.
-    let r = s.get(&format!("{base}/answers.csv"), Some(&analyst));
+    // The export: the rows of `kuma results --format csv`, for admins.
+    let admin = s.token("admin", "root");
+    let r = s.get(&format!("{base}/answers.csv"), Some(&admin));
     assert_eq!(r.status, 200);
     assert!(r.head.contains("content-type: text/csv"), "{}", r.head);
     let cli_csv = s.kuma(&["results", CAMPAIGN, "--format", "csv"]);
@@ -479,7 +501,8 @@ fn next_event(reader: &mut BufReader<TcpStream>) -> Value {
 
 #[test]
 fn live_results_push_each_new_answer() {
-    let k = Server::start();
+    // Exact counts: one call is a small population, masked by default.
+    let k = Server::start_with(&["--small-group", "0"]);
     let analyst = k.token("analyst", "ana");
     let path = "/api/campaigns/stop-trafficking-mali/results/live";
     assert_error(&k.get(path, None), 401, "token");
@@ -664,7 +687,7 @@ fn many_calls_funnel_masked_and_export_streamed() {
         for cell in [reached, hung_up] {
             match cell {
                 Value::String(s) => {
-                    assert_eq!(s, "<5");
+                    assert!(s == "<5" || s == "masked", "{s}");
                     masked += 1;
                 }
                 n => assert!(n.as_u64().unwrap() >= 5, "{n}"),
@@ -677,9 +700,10 @@ fn many_calls_funnel_masked_and_export_streamed() {
     assert!(hung <= 1500);
 
     // An export of several chunks streams the same bytes as `kuma results`.
+    let admin = s.token("admin", "root");
     let r = s.get(
         &format!("/api/campaigns/{CAMPAIGN}/answers.csv"),
-        Some(&analyst),
+        Some(&admin),
     );
     assert_eq!(r.status, 200);
     assert!(r.head.contains("transfer-encoding: chunked"), "{}", r.head);
@@ -777,13 +801,10 @@ fn the_simulator_walks_the_real_flow_and_stores_nothing() {
     assert_eq!(status, 200, "{head}");
     assert_eq!(&body[..4], b"RIFF");
 
-    // Nothing was stored: results stay empty.
-    let results = s
-        .get(
-            &format!("/api/campaigns/{CAMPAIGN}/results"),
-            Some(&analyst),
-        )
-        .json();
+    // Nothing was stored: results stay empty (exact, from `kuma results`; the
+    // API masks a population this small).
+    let results: Value =
+        serde_json::from_str(&s.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap();
     assert_eq!(results["calls"], 0);
     assert_eq!(count(&results, "q_offered_work", "yes"), 0);
 
@@ -1006,8 +1027,14 @@ fn flow_results_follow_the_floip_package_format() {
         serde_json::json!(["yes", "no", "not_sure"])
     );
 
-    // The rows, at the path relative to the descriptor.
-    let r = s.get(&format!("{base}/data"), Some(&analyst));
+    // The rows, at the path relative to the descriptor, for admins.
+    let admin = s.token("admin", "root");
+    assert_error(
+        &s.get(&format!("{base}/data"), Some(&analyst)),
+        403,
+        "admin",
+    );
+    let r = s.get(&format!("{base}/data"), Some(&admin));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!r.body.contains("22370000001"), "no phone number");
     let rows = r.json();
@@ -1042,7 +1069,7 @@ fn flow_results_follow_the_floip_package_format() {
     assert_eq!(rows[0][5], "yes");
     assert_eq!(rows[0][6]["language"], "fr");
     let until = s
-        .get(&format!("{base}/data?until=2026-11-30"), Some(&analyst))
+        .get(&format!("{base}/data?until=2026-11-30"), Some(&admin))
         .json();
     assert_eq!(until, serde_json::json!([]));
 
@@ -1054,7 +1081,7 @@ fn flow_results_follow_the_floip_package_format() {
         "nope",
     );
     assert_error(
-        &s.get(&format!("{base}/data?by=q_gender"), Some(&analyst)),
+        &s.get(&format!("{base}/data?by=q_gender"), Some(&admin)),
         400,
         "not by",
     );
@@ -1320,7 +1347,8 @@ fn the_api_serves_the_loaded_catalog_with_its_problems_and_follows_sighup() {
 
 #[test]
 fn hundreds_of_live_screens_share_one_poller_and_all_get_each_answer() {
-    let k = Server::start();
+    // Exact counts: one call is a small population, masked by default.
+    let k = Server::start_with(&["--small-group", "0"]);
     let analyst = k.token("analyst", "ana");
     let open = |query: &str| {
         let s = TcpStream::connect(k.http).unwrap();
@@ -1481,13 +1509,16 @@ fn fill_callbacks(s: &Server) {
 }
 
 #[test]
-fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
+fn admins_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     let s = Server::start();
     let path = format!("/api/campaigns/{CAMPAIGN}/callbacks");
     assert_error(&s.get(&path, None), 401, "missing token");
     assert_error(&s.get(&path, Some("kuma_nonsense")), 401, "unknown");
     let analyst = s.token("analyst", "ana");
-    let empty = s.get(&path, Some(&analyst));
+    let admin = s.token("admin", "root");
+    // One row per caller: not for analysts (nor broadcasters).
+    assert_error(&s.get(&path, Some(&analyst)), 403, "admin");
+    let empty = s.get(&path, Some(&admin));
     assert_eq!(empty.status, 200, "{}", empty.body);
     let empty = empty.json();
     assert_eq!(empty["callbacks"], serde_json::json!([]));
@@ -1495,7 +1526,7 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     assert_eq!(empty["summary"]["by_status"]["queued"], 0);
 
     fill_callbacks(&s);
-    let r = s.get(&path, Some(&analyst));
+    let r = s.get(&path, Some(&admin));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
         r.head.contains("content-type: application/json"),
@@ -1563,9 +1594,7 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     );
 
     // Filters pick rows; the summary stays the whole queue's.
-    let queued = s
-        .get(&format!("{path}?status=queued"), Some(&analyst))
-        .json();
+    let queued = s.get(&format!("{path}?status=queued"), Some(&admin)).json();
     let ids: Vec<&Value> = queued["callbacks"]
         .as_array()
         .unwrap()
@@ -1590,44 +1619,53 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
         serde_json::json!([list[0].clone()]),
         "kuma callbacks filters alike"
     );
-    let one = s.get(&format!("{path}?limit=1"), Some(&analyst)).json();
+    let one = s.get(&format!("{path}?limit=1"), Some(&admin)).json();
     assert_eq!(one["callbacks"], serde_json::json!([list[0].clone()]));
     let none = s
-        .get(&format!("{path}?status=no_answer"), Some(&analyst))
+        .get(&format!("{path}?status=no_answer"), Some(&admin))
         .json();
     assert_eq!(none["callbacks"], serde_json::json!([]));
 
     assert_error(
-        &s.get(&format!("{path}?status=late"), Some(&analyst)),
+        &s.get(&format!("{path}?status=late"), Some(&admin)),
         400,
         "bad status `late`",
     );
     assert_error(
-        &s.get(&format!("{path}?limit=0"), Some(&analyst)),
+        &s.get(&format!("{path}?limit=0"), Some(&admin)),
         400,
         "1 to 1000",
     );
     assert_error(
-        &s.get(&format!("{path}?limit=1001"), Some(&analyst)),
+        &s.get(&format!("{path}?limit=1001"), Some(&admin)),
         400,
         "1 to 1000",
     );
     assert_error(
-        &s.get(&format!("{path}?by=q_gender"), Some(&analyst)),
+        &s.get(&format!("{path}?by=q_gender"), Some(&admin)),
         400,
         "unknown query parameter",
     );
     assert_error(
-        &s.get("/api/campaigns/no-such-campaign/callbacks", Some(&analyst)),
+        &s.get("/api/campaigns/no-such-campaign/callbacks", Some(&admin)),
         404,
         "unknown campaign",
     );
-    // Every role includes the analyst's.
     let broadcaster = s.token("broadcaster", "studio");
-    assert_eq!(s.get(&path, Some(&broadcaster)).json(), q);
+    assert_error(&s.get(&path, Some(&broadcaster)), 403, "admin");
 
-    // The campaign page shows the same counts and the latest call-backs.
+    // The campaign page shows analysts the counts, not the call-backs.
     let page = s.get(&format!("/campaigns/{CAMPAIGN}?lang=en"), Some(&analyst));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains(r#"id="callbacks" data-total="4" data-attempts="2""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("c_busy00"), "{}", page.body);
+    // Admins also the latest call-backs.
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}?lang=en"), Some(&admin));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(!page.body.contains("2237000000"));
     assert!(
@@ -1644,4 +1682,429 @@ fn analysts_see_the_callback_queue_as_kuma_callbacks_lists_it() {
     assert!(page.body.contains("c_busy00…"));
     // The busy one's retry, 20:00:20 UTC, is 20:00 in Bamako (UTC+0).
     assert!(page.body.contains("2026-12-01<br>20:00"), "{}", page.body);
+}
+
+/// `s` with every byte but letters and digits percent-encoded (a form value).
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn after_login_only_local_paths_are_followed() {
+    let s = Server::start();
+    let analyst = s.token("analyst", "ana");
+    let login = |next: &str| -> String {
+        let body = format!("token={analyst}&next={}", form_encode(next));
+        let r = s.request(
+            "POST",
+            "/login",
+            None,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(r.status, 303, "{next:?}: {} {}", r.head, r.body);
+        r.head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or_else(|| panic!("{}", r.head))
+            .to_string()
+    };
+    assert_eq!(
+        login("/campaigns/x?by=q_gender"),
+        "/campaigns/x?by=q_gender"
+    );
+    assert_eq!(login("/"), "/");
+    for hostile in [
+        "/\t/evil.example",
+        "/%09/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/\\/evil.example",
+        "https://evil.example",
+        "https:evil.example",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/\r\n/evil.example",
+        "/%0a/evil.example",
+        "/\u{0}/evil.example",
+        "evil.example",
+    ] {
+        assert_eq!(login(hostile), "/", "{hostile:?}");
+    }
+    // Nor does the login page carry a hostile `next` into its form.
+    let page = s.get("/login?next=/%09/evil.example", None);
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains(r#"name="next""#), "{}", page.body);
+    let page = s.get("/login?next=%FF%FE", None);
+    assert_eq!(page.status, 200, "not UTF-8: the form without next");
+    assert!(!page.body.contains(r#"name="next""#), "{}", page.body);
+    let page = s.get("/login?next=/campaigns/x", None);
+    assert!(
+        page.body.contains(r#"name="next" value="/campaigns/x""#),
+        "{}",
+        page.body
+    );
+}
+
+#[test]
+fn row_level_exports_need_an_admin() {
+    let s = Server::start();
+    s.kuma(&[
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "20",
+        "--seed",
+        "5",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    let analyst = s.token("analyst", "ana");
+    let broadcaster = s.token("broadcaster", "studio");
+    let admin = s.token("admin", "root");
+    let base = format!("/api/campaigns/{CAMPAIGN}");
+    for rows in ["answers.csv", "flow-results/data", "callbacks"] {
+        let path = format!("{base}/{rows}");
+        assert_error(&s.get(&path, Some(&analyst)), 403, "admin");
+        assert_error(&s.get(&path, Some(&broadcaster)), 403, "admin");
+        let r = s.get(&path, Some(&admin));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    // The package's metadata (the questions, no rows) stays the analyst's.
+    assert_eq!(
+        s.get(&format!("{base}/flow-results"), Some(&analyst))
+            .status,
+        200
+    );
+    // The campaign page offers the downloads to admins only.
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}"), Some(&analyst));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("answers.csv"), "{}", page.body);
+    assert!(!page.body.contains("flow-results"), "{}", page.body);
+    let page = s.get(&format!("/campaigns/{CAMPAIGN}"), Some(&admin));
+    assert!(page.body.contains("answers.csv"), "{}", page.body);
+    assert!(page.body.contains("/flow-results"), "{}", page.body);
+}
+
+/// How many cells of `line` the API masked (strings), and whether that is
+/// exactly one: then it is the line's total minus the cells shown.
+fn lone_masked_cell(line: &[&Value]) -> bool {
+    line.iter().filter(|v| v.is_string()).count() == 1
+}
+
+#[test]
+fn no_masked_cell_is_a_total_minus_the_shown_ones() {
+    for calls in [3, 12, 40, 150] {
+        let s = Server::start();
+        let analyst = s.token("analyst", "ana");
+        s.kuma(&[
+            "simulate",
+            CAMPAIGN,
+            "--calls",
+            &calls.to_string(),
+            "--at",
+            DURING_BROADCAST,
+        ]);
+        let (mut small_cells, mut tables) = (0, 0);
+        let plain: Value =
+            serde_json::from_str(&s.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap();
+        let questions: Vec<String> = plain["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(questions.len() >= 5, "{questions:?}");
+        for by in &questions {
+            let api = s
+                .get(
+                    &format!("/api/campaigns/{CAMPAIGN}/results?by={by}"),
+                    Some(&analyst),
+                )
+                .json();
+            let exact: Value = serde_json::from_str(
+                &s.kuma(&["results", CAMPAIGN, "--format", "json", "--by", by]),
+            )
+            .unwrap();
+            assert_eq!(exact["calls"], calls, "{exact}");
+            if calls < 5 {
+                // A population under the threshold shows no count at all.
+                assert_eq!(api["small_population"], true, "{api}");
+                assert_eq!(api["calls"], "<5");
+                for q in api["questions"].as_array().unwrap() {
+                    assert_eq!(q["answered"], "<5");
+                    for c in q["choices"].as_array().unwrap() {
+                        assert_eq!(c["count"], "<5");
+                        assert!(c["by"].as_object().unwrap().values().all(|v| v == "<5"));
+                    }
+                }
+                continue;
+            }
+            assert!(api.get("small_population").is_none());
+            let by_choices: Vec<&str> = exact["by"]["choices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            for (qa, qe) in api["questions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(exact["questions"].as_array().unwrap())
+            {
+                tables += 1;
+                let rows: Vec<Vec<&Value>> = qa["choices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| by_choices.iter().map(|b| &c["by"][*b]).collect())
+                    .collect();
+                // Shown cells are exact, small ones are "<5".
+                for (ca, ce) in qa["choices"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(qe["choices"].as_array().unwrap())
+                {
+                    assert_eq!(ca["count"], ce["count"], "totals are shown");
+                    for b in &by_choices {
+                        let n = ce["by"][*b].as_u64().unwrap();
+                        match &ca["by"][*b] {
+                            Value::String(m) if n < 5 => {
+                                assert_eq!(m, "<5");
+                                small_cells += 1;
+                            }
+                            Value::String(m) => assert_eq!(m, "masked"),
+                            v => assert_eq!(v.as_u64(), Some(n), "{by} {qa}"),
+                        }
+                    }
+                }
+                // No row (total: the choice's count) and no column (total: the
+                // `by` question's count of that choice) has exactly one masked
+                // cell, the one the total minus the others would give away.
+                for (row, c) in rows.iter().zip(qa["choices"].as_array().unwrap()) {
+                    assert!(
+                        !lone_masked_cell(row),
+                        "N={calls} by {by}: {} {}: {row:?}",
+                        qa["id"],
+                        c["id"]
+                    );
+                }
+                for (j, b) in by_choices.iter().enumerate() {
+                    let column: Vec<&Value> = rows.iter().map(|r| r[j]).collect();
+                    assert!(
+                        !lone_masked_cell(&column),
+                        "N={calls} by {by}: {} column {b}: {column:?}",
+                        qa["id"]
+                    );
+                }
+            }
+        }
+        if calls >= 5 {
+            assert!(
+                tables > 0 && small_cells > 0,
+                "N={calls}: some cells are small"
+            );
+        }
+        // The funnel: the hang-ups add up to the calls that did not complete.
+        let f = s
+            .get(&format!("/api/campaigns/{CAMPAIGN}/funnel"), Some(&analyst))
+            .json();
+        let hung: Vec<&Value> = f["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| &n["hung_up"])
+            .collect();
+        if calls < 5 {
+            assert_eq!(f["small_population"], true, "{f}");
+            assert!(hung.iter().all(|h| *h == "<5"));
+        } else {
+            assert!(!lone_masked_cell(&hung), "N={calls}: {hung:?}");
+        }
+        // A window around no call, or a broadcast of a few calls, shows no
+        // counts either (nor does the list of broadcasts).
+        let before = s
+            .get(
+                &format!("/api/campaigns/{CAMPAIGN}/results?until=2026-11-01"),
+                Some(&analyst),
+            )
+            .json();
+        assert_eq!(before["small_population"], true, "{before}");
+        assert_eq!(before["calls"], "<5");
+        for b in plain["broadcasts"].as_array().unwrap() {
+            if b["calls"].as_u64().unwrap() >= 5 {
+                continue;
+            }
+            let r = s
+                .get(
+                    &format!(
+                        "/api/campaigns/{CAMPAIGN}/results?by=q_gender&broadcast={}",
+                        b["number"]
+                    ),
+                    Some(&analyst),
+                )
+                .json();
+            assert_eq!(r["small_population"], true, "{r}");
+            assert_eq!(r["calls"], "<5");
+            let listed = &r["broadcasts"][b["number"].as_u64().unwrap() as usize - 1];
+            assert_eq!(listed["calls"], "<5", "{listed}");
+        }
+    }
+}
+
+/// Opens a live results stream with `token`; the reader, after the head.
+fn open_live(s: &Server, query: &str, token: &str) -> (u16, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(s.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    // `Connection: close`: when the server ends the stream, the socket closes.
+    write!(
+        w,
+        "GET /api/campaigns/{CAMPAIGN}/results/live{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        s.http
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    (code, reader)
+}
+
+#[test]
+fn a_revoked_tokens_live_stream_ends_within_two_seconds() {
+    let s = Server::start_with(&["--small-group", "0"]);
+    let analyst = s.token("analyst", "ana");
+    let broadcaster = s.token("broadcaster", "studio");
+    let (status, mut revoked) = open_live(&s, "", &analyst);
+    assert_eq!(status, 200);
+    let (_, mut kept) = open_live(&s, "", &broadcaster);
+    assert_eq!(next_event(&mut revoked)["calls"], 0);
+    assert_eq!(next_event(&mut kept)["calls"], 0);
+    // Revoked by another process, as an admin at the studio would.
+    s.kuma(&["token", "revoke", "ana"]);
+    let revoked_at = std::time::Instant::now();
+    // Keep-alive comments would reset a read timeout: a deadline as well.
+    revoked
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match revoked.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => assert!(!line.starts_with("data:"), "no results after: {line}"),
+            Err(e) => panic!(
+                "the stream is still open after {:?}: {e}",
+                revoked_at.elapsed()
+            ),
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(3),
+            "the stream is still open"
+        );
+    }
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(2),
+        "ended after {:?}",
+        revoked_at.elapsed()
+    );
+    // Another token's stream goes on, and gets the next answer.
+    s.kuma(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        "2 2 1",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    let mut pushed = next_event(&mut kept);
+    while count(&pushed, "q_offered_work", "yes") == 0 {
+        pushed = next_event(&mut kept);
+    }
+    // And the revoked token cannot open a new one.
+    let (status, _) = open_live(&s, "", &analyst);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn live_pollers_are_one_per_query_however_spelt_and_bounded() {
+    // The bound of src/web/live.rs.
+    const MAX_POLLERS: usize = 64;
+    let s = Server::start_with(&["--small-group", "0"]);
+    let analyst = s.token("analyst", "ana");
+    s.kuma(&[
+        "simulate",
+        CAMPAIGN,
+        "--calls",
+        "20",
+        "--seed",
+        "2",
+        "--at",
+        DURING_BROADCAST,
+    ]);
+    let exact: Value =
+        serde_json::from_str(&s.kuma(&["results", CAMPAIGN, "--format", "json"])).unwrap();
+    let first_day = exact["broadcasts"][0]["at"].as_str().unwrap()[..10].to_string();
+    let mut open = Vec::new();
+    // One poller for the whole campaign, one per breakdown of broadcast 1, and
+    // one per `since` up to the bound.
+    for query in ["", "?by=q_gender&broadcast=1"] {
+        let (status, mut r) = open_live(&s, query, &analyst);
+        assert_eq!(status, 200, "{query}");
+        next_event(&mut r);
+        open.push(r);
+    }
+    for minute in 0..MAX_POLLERS - 2 {
+        let query = format!("?since=2026-11-01T{:02}%3A{:02}", minute / 60, minute % 60);
+        let (status, mut r) = open_live(&s, &query, &analyst);
+        assert_eq!(status, 200, "{query}");
+        next_event(&mut r);
+        open.push(r);
+    }
+    // Another filter: refused, as JSON.
+    let (status, mut refused) = open_live(&s, "?since=2026-11-02", &analyst);
+    assert_eq!(status, 503, "a poller beyond the bound");
+    let mut rest = String::new();
+    refused.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("application/json"), "{rest}");
+    assert!(rest.contains(r#""error": "too many"#), "{rest}");
+    // The same filters spelt otherwise join the running pollers (Bamako is UTC).
+    for query in [
+        "?by=",
+        "?broadcast=1&by=q_gender",
+        &format!("?broadcast={first_day}&by=q_gender"),
+        "?since=2026-11-01",
+        "?since=2026-11-01T00%3A00%3A00",
+        "?since=2026-11-01T00%3A00%3A00Z",
+        "?since=2026-11-01T01%3A01%3A00%2B01%3A00",
+    ] {
+        let (status, mut r) = open_live(&s, query, &analyst);
+        assert_eq!(status, 200, "{query}");
+        let v = next_event(&mut r);
+        assert!(v["calls"].as_u64().is_some(), "{query}: {v}");
+    }
+    // Once the screens of a filter are gone, its poller stops and frees a place.
+    open.truncate(MAX_POLLERS - 1);
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, _) = open_live(&s, "?since=2026-11-02", &analyst);
+    assert_eq!(status, 200);
 }

@@ -218,6 +218,7 @@ fn the_web_app_in_chromium() {
     let server = Server::start();
     let analyst = server.token("analyst", "browser-analyst");
     let broadcaster = server.token("broadcaster", "browser-broadcaster");
+    let admin = server.token("admin", "browser-admin");
     server.kuma(&[
         "simulate",
         CAMPAIGN,
@@ -239,6 +240,7 @@ fn the_web_app_in_chromium() {
         .env("KUMA_URL", format!("http://{}", server.http))
         .env("KUMA_ANALYST_TOKEN", &analyst)
         .env("KUMA_BROADCASTER_TOKEN", &broadcaster)
+        .env("KUMA_ADMIN_TOKEN", &admin)
         .env("KUMA_CAMPAIGN", CAMPAIGN)
         .env("KUMA_AT", DURING_BROADCAST)
         .env("KUMA_BIN", env!("CARGO_BIN_EXE_kuma"))

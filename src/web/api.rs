@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use futures_util::StreamExt;
 
@@ -89,7 +89,7 @@ pub(super) async fn campaigns(
 pub(super) async fn campaign(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
     let c = find(&st, &id)?;
@@ -107,11 +107,11 @@ pub(super) async fn campaign(
 }
 
 /// `GET /api/campaigns/{id}/results`: the results JSON of `kuma results --format
-/// json`, with small breakdown cells masked.
+/// json`, with small groups masked.
 pub(super) async fn results(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
@@ -122,7 +122,8 @@ pub(super) async fn results(
 }
 
 /// The results JSON as the API shows it: `kuma results`' JSON with small groups
-/// masked. Shared by `/results` and `/results/live`.
+/// masked ([`super::masking`]). Shared by `/results`, `/results/live` and the
+/// pages.
 pub(super) async fn masked_results(
     st: &ApiState,
     c: &Campaign,
@@ -133,11 +134,12 @@ pub(super) async fn masked_results(
         .map_err(results_error)?;
     let mut value = serde_json::to_value(&r)
         .map_err(|e| ApiError::Internal(format!("results of `{}`: {e}", c.id)))?;
-    mask_small_groups(&mut value, st.small_group());
+    super::masking::mask_results(&mut value, st.small_group());
     Ok(value)
 }
 
-/// `GET /api/campaigns/{id}/answers.csv`: one row per answer, pseudonymous callers.
+/// `GET /api/campaigns/{id}/answers.csv`: one row per answer, pseudonymous callers,
+/// for admins only (see [`super::ROW_LEVEL`]).
 ///
 /// Streamed: a task reads the rows from the store and sends them in chunks
 /// through a small channel, so a large export holds a few chunks in memory, and a
@@ -148,10 +150,10 @@ pub(super) async fn masked_results(
 pub(super) async fn answers_csv(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    auth.require(Role::Analyst)?;
+    auth.require(super::ROW_LEVEL)?;
     let c = find(&st, &id)?;
     let q = query(&c, uri.query())?;
     let f = count_filter(&st.shared.store, &c, &q)
@@ -311,39 +313,6 @@ pub(super) fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A count as the API shows it: the number, or `"<N"` below the small-group
-/// threshold `small` (0 and 1 mask nothing).
-pub(super) fn masked(n: u64, small: u64) -> Value {
-    // With 1, only zero would be "<1": a zero identifies nobody.
-    if small > 1 && n < small {
-        Value::String(format!("<{small}"))
-    } else {
-        Value::from(n)
-    }
-}
-
-/// Replaces every `by` cell below `small` with `"<small>"`.
-pub(super) fn mask_small_groups(results: &mut Value, small: u64) {
-    let Some(questions) = results.get_mut("questions").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for question in questions {
-        let Some(choices) = question.get_mut("choices").and_then(Value::as_array_mut) else {
-            continue;
-        };
-        for choice in choices {
-            let Some(by) = choice.get_mut("by").and_then(Value::as_object_mut) else {
-                continue;
-            };
-            for cell in by.values_mut() {
-                if let Some(n) = cell.as_u64() {
-                    *cell = masked(n, small);
-                }
-            }
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct Upcoming {
     at: String,
@@ -380,30 +349,6 @@ fn poll(c: &Campaign, now: DateTime<Utc>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn small_by_cells_are_masked_totals_are_not() {
-        let mut v = serde_json::json!({
-            "calls": 3,
-            "questions": [{"id": "q", "answered": 3, "choices": [
-                {"id": "yes", "digit": "1", "count": 3, "by": {"f": 2, "m": 5, "x": 0}}
-            ]}]
-        });
-        let mut off = v.clone();
-        mask_small_groups(&mut v, 5);
-        let c = &v["questions"][0]["choices"][0];
-        assert_eq!(c["count"], 3);
-        assert_eq!(c["by"]["f"], "<5");
-        assert_eq!(c["by"]["m"], 5);
-        assert_eq!(c["by"]["x"], "<5");
-        assert_eq!(v["calls"], 3);
-        // 0 turns masking off; another threshold shows in the label.
-        mask_small_groups(&mut off, 0);
-        assert_eq!(off["questions"][0]["choices"][0]["by"]["x"], 0);
-        assert_eq!(masked(9, 10), "<10");
-        assert_eq!(masked(10, 10), 10);
-        assert_eq!(masked(0, 1), 0);
-    }
 
     #[test]
     fn percent_decoding() {

@@ -18,12 +18,12 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiPath, ApiState};
 use crate::audio::Prompt;
 use crate::audio::export::{encode_mp3, pcm_wav_bytes};
 use crate::audio::g711::ulaw_decode;
@@ -46,7 +46,7 @@ enum Format {
 
 pub(super) async fn prompt(
     State(st): State<Arc<ApiState>>,
-    Path((campaign, language, file)): Path<(String, String, String)>,
+    ApiPath((campaign, language, file)): ApiPath<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("no prompt `{campaign}/{language}/{file}`"));

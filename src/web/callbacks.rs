@@ -1,19 +1,22 @@
-//! `GET /api/campaigns/{id}/callbacks`: a campaign's call-back queue for analysts:
-//! the newest call-backs with every attempt, as `kuma callbacks --format json`
-//! lists them, and the counts of the whole queue per status and kind. Both come
-//! from [`crate::outbound::listing`], which the CLI and the campaign page use too.
+//! `GET /api/campaigns/{id}/callbacks`: a campaign's call-back queue: the newest
+//! call-backs with every attempt, as `kuma callbacks --format json` lists them,
+//! and the counts of the whole queue per status and kind. Both come from
+//! [`crate::outbound::listing`], which the CLI and the campaign page use too.
 //!
-//! Callers are pseudonyms; no number, sealed or not, is ever read here.
+//! Callers are pseudonyms; no number, sealed or not, is ever read here. Still,
+//! the listing is one row per caller with their times, so the route needs an
+//! admin token ([`super::ROW_LEVEL`]); analysts see the counts on the campaign
+//! page.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::Serialize;
 
 use super::api::{find, json, percent_decode};
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth};
 use crate::outbound::Status;
 use crate::outbound::listing::{self, Entry, Summary};
 use crate::store::CallbackFilter;
@@ -36,10 +39,10 @@ pub(crate) struct Queue {
 pub(super) async fn list(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    auth.require(Role::Analyst)?;
+    auth.require(super::ROW_LEVEL)?;
     let c = find(&st, &id)?;
     let (status, limit) = parse_query(uri.query())?;
     let queue = queue(&st, &c.id, status, limit).await?;

@@ -17,13 +17,14 @@
 //! Small groups: the rows are one per answer, like answers.csv, so there is no
 //! cell to mask. They carry the caller's pseudonym (a keyed HMAC; never a phone
 //! number, and not reversible without the server secret), the call number, the
-//! language and the answer, nothing else. That is the same data as the CSV
-//! export, for the same token holders (analysts), and a Flow Results consumer
-//! needs per-contact rows to work at all.
+//! language, the time and the answer. Rows like these undo any masking of the
+//! aggregates (count the rows of one pseudonym, one region, one minute), so the
+//! rows need an admin token, as answers.csv does ([`super::ROW_LEVEL`]); the
+//! descriptor, which holds only the questions, stays readable by analysts.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -32,7 +33,7 @@ use serde_json::{Map, Value, json as json_value};
 use sha2::Sha256;
 
 use super::api::{find, json, query, results_error, transcript};
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use crate::results::count_filter;
 use crate::store::AnswerRow;
@@ -44,7 +45,7 @@ const SPEC_VERSION: &str = "1.0.0-rc1";
 pub(super) async fn descriptor(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
     let c = find(&st, &id)?;
@@ -97,14 +98,14 @@ pub(super) async fn descriptor(
 }
 
 /// `GET /api/campaigns/{id}/flow-results/data`: one row per answer, oldest
-/// first; `broadcast`, `since` and `until` as for the results.
+/// first; `broadcast`, `since` and `until` as for the results. Admins only.
 pub(super) async fn data(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    auth.require(Role::Analyst)?;
+    auth.require(super::ROW_LEVEL)?;
     let c = find(&st, &id)?;
     let q = query(&c, uri.query())?;
     if q.by.is_some() {

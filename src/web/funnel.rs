@@ -4,23 +4,24 @@
 //!
 //! The store counts both as calls go (`Store::visit_node`, `Store::end_call`);
 //! this only lays the counts out in the campaign's file order, with zeros for the
-//! nodes nobody reached, and masks small groups.
+//! nodes nobody reached, and masks small groups ([`super::masking`]).
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json as json_value};
 
-use super::api::{find, json, masked, query, results_error};
-use super::{ApiError, ApiState, Auth, Role};
+use super::api::{find, json, query, results_error};
+use super::masking::{SMALL_POPULATION, mask_funnel};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::results::count_filter;
 
 pub(super) async fn funnel(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Analyst)?;
@@ -47,24 +48,40 @@ pub(super) async fn funnel_value(
         .funnel(&c.id, &f)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let small = st.small_group();
+    let counts_per_node: Vec<(u64, u64)> = c
+        .nodes
+        .iter()
+        .map(|n| counts.nodes.get(&n.id).copied().unwrap_or_default())
+        .collect();
+    let shown = mask_funnel(
+        counts.calls,
+        counts.completed,
+        &counts_per_node,
+        st.small_group(),
+    );
     let nodes: Vec<Value> = c
         .nodes
         .iter()
-        .map(|n| {
-            let (reached, hung_up) = counts.nodes.get(&n.id).copied().unwrap_or_default();
+        .zip(shown.nodes)
+        .map(|(n, (reached, hung_up))| {
             json_value!({
                 "node": n.id,
                 "kind": n.kind.name(),
-                "reached": masked(reached, small),
-                "hung_up": masked(hung_up, small),
+                "reached": reached,
+                "hung_up": hung_up,
             })
         })
         .collect();
-    Ok(json_value!({
+    let mut v = json_value!({
         "campaign": c.id,
-        "calls": counts.calls,
-        "completed": counts.completed,
+        "calls": shown.calls,
+        "completed": shown.completed,
         "nodes": nodes,
-    }))
+    });
+    if shown.small_population
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert(SMALL_POPULATION.into(), Value::Bool(true));
+    }
+    Ok(v)
 }

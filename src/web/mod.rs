@@ -6,25 +6,29 @@
 //! create`), or the same token in the pages' login cookie (`kuma_token`,
 //! `HttpOnly`, `SameSite=Strict`; a request that changes something with the
 //! cookie alone must also carry a same-host `Origin`). Only the token's SHA-256 is stored, and a request's token is hashed
-//! and looked up on every request, so a revoked token stops working at once.
+//! and looked up on every request, so a revoked token stops working at once (and
+//! its live results streams end within two seconds, see `live.rs`).
 //! Tokens are never logged. Each route names the least [`Role`] it needs:
-//! `analyst` reads results and exports, `broadcaster` also the campaigns, `admin`
-//! everything.
+//! `analyst` reads results (aggregates, masked), `broadcaster` also the
+//! campaigns, recordings and the simulator, `admin` also the rows with one line
+//! per caller ([`ROW_LEVEL`]: answers.csv, the FLOIP rows, the call-back
+//! listing) and the tokens.
 //!
 //! Errors are JSON, `{"error": "…"}`: 401 without a working token, 403 for a role
 //! too small, 404 for an unknown campaign, 400 for a bad query value (with the same
 //! words as `kuma results`).
 //!
-//! Small groups: in the results JSON served here (and live), every breakdown cell
-//! (the `by` counts of a choice) and every funnel count below the threshold
-//! (`small_group` in kuma.toml, default [`SMALL_GROUP`]; 0 or 1 turns it off) is
-//! replaced by the string `"<5"`, so that a village with two callers cannot be
-//! picked out. Totals (`calls`, `answered`, each choice's `count`) are not masked.
-//! The masking is done here, on the way out, not in [`crate::results::compute`],
-//! so `kuma results` on the server itself still shows the exact numbers.
+//! Small groups: the results (also live and on the pages) and the funnel are
+//! masked on the way out by [`masking`] (`small_group` in kuma.toml, default
+//! [`SMALL_GROUP`]; 0 or 1 turns it off): small breakdown cells and funnel
+//! counts read `"<5"`, cells that would let one be computed from the totals
+//! read `"masked"`, and a filter matching fewer calls than the threshold shows
+//! no counts at all. The masking is not done in [`crate::results::compute`], so
+//! `kuma results` on the server itself still shows the exact numbers.
 //!
 //! Layout: this file holds the router, the roles, tokens and the auth extractor;
-//! `api.rs` the campaigns, results and the CSV export; `funnel.rs`,
+//! `api.rs` the campaigns, results and the CSV export; `masking.rs` what
+//! analysts may see of the counts; `funnel.rs`,
 //! `flow_results.rs` (the FLOIP export), `callbacks.rs` (the call-back queue),
 //! `simulate.rs` (the browser's call simulator), `audio.rs` (prompts for
 //! browsers and voice providers), `recordings.rs`, `live.rs` and `tokens.rs` one
@@ -36,6 +40,7 @@ mod callbacks;
 mod flow_results;
 mod funnel;
 mod live;
+mod masking;
 pub mod pages;
 mod recordings;
 mod simulate;
@@ -56,6 +61,13 @@ use crate::serve::Shared;
 /// Breakdown cells below this many callers are shown as `"<5"`, unless
 /// `small_group` in kuma.toml (or `KUMA_SMALL_GROUP`) says otherwise.
 pub const SMALL_GROUP: u64 = 5;
+
+/// The role that reads rows with one line per caller or answer (answers.csv, the
+/// FLOIP rows, the call-back listing). A pseudonym with a time, a language and
+/// every answer identifies a caller to anyone who knows when a neighbour
+/// called, and such rows undo the masking of small groups, so analysts, who
+/// read the aggregates, do not get them.
+pub const ROW_LEVEL: Role = Role::Admin;
 
 /// What a token may do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -170,6 +182,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A bound was reached (503); the client may try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// The details are logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -183,6 +198,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "API request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -199,22 +215,51 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The role of the request's bearer token, checked against the store.
-#[derive(Debug, Clone, Copy)]
-pub struct Auth(pub Role);
+/// The role of the request's bearer token, checked against the store, and the
+/// token's hash (for a long response that must end when the token is revoked).
+#[derive(Clone)]
+pub struct Auth {
+    pub role: Role,
+    token_hash: String,
+}
 
 impl Auth {
     /// Ok if the token's role includes `needed`, else 403.
-    pub fn require(self, needed: Role) -> Result<(), ApiError> {
-        if self.0 >= needed {
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role >= needed {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!(
                 "this needs a {} token (yours is {})",
                 needed.as_str(),
-                self.0.as_str()
+                self.role.as_str()
             )))
         }
+    }
+
+    /// The SHA-256 of the token, as the store keeps it.
+    pub(crate) fn token_hash(&self) -> &str {
+        &self.token_hash
+    }
+}
+
+/// A path parameter, as [`axum::extract::Path`] reads it, but refused as a
+/// JSON 400 when it does not decode (`/api/campaigns/%FF`): every error of the
+/// API is JSON, axum's own rejection is plain text.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| ApiPath(t))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 
@@ -308,6 +353,7 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
         let role = token_role(state, &token)
             .await?
             .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
+        let token_hash = token_hash(&token);
         let safe = matches!(
             parts.method,
             axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
@@ -317,7 +363,7 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
                 "a request that changes something must come from kuma's own pages (Origin) or carry a bearer token".into(),
             ));
         }
-        Ok(Auth(role))
+        Ok(Auth { role, token_hash })
     }
 }
 

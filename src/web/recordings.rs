@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::api::{find, json};
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 
 #[derive(Serialize)]
 struct Item {
@@ -37,7 +37,7 @@ pub(crate) const NOTE_MAX_CHARS: usize = 2000;
 pub(super) async fn list(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
     let c = find(&st, &id)?;
@@ -71,7 +71,7 @@ pub(super) async fn list(
 pub(super) async fn audio(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(rid): Path<String>,
+    ApiPath(rid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;
     let rid: i64 = rid
@@ -111,7 +111,7 @@ struct NoteBody {
 pub(super) async fn put_note(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(rid): Path<String>,
+    ApiPath(rid): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -33,7 +33,7 @@ use serde_json::{Value, json as json_value};
 use sha2::Sha256;
 
 use super::api::{find, json, transcript};
-use super::{ApiError, ApiState, Auth, Role};
+use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use crate::flow::{Action, Call, EngineOptions, Event};
 use crate::store::Pseudonymizer;
@@ -119,7 +119,7 @@ enum SimEvent {
 pub(super) async fn simulate(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Broadcaster)?;

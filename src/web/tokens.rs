@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json as json_value};
 
 use super::api::json;
-use super::{ApiError, ApiState, Auth, Role, new_token, token_hash};
+use super::{ApiError, ApiPath, ApiState, Auth, Role, new_token, token_hash};
 use crate::store::TokenInfo;
 
 /// The longest token name accepted (names show in lists and logs of who did what).
@@ -106,7 +106,7 @@ pub(super) async fn create(
 pub(super) async fn revoke(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Admin)?;
     if !st

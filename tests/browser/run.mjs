@@ -20,6 +20,7 @@ const env = (name) => {
 const base = env("KUMA_URL");
 const analyst = env("KUMA_ANALYST_TOKEN");
 const broadcaster = env("KUMA_BROADCASTER_TOKEN");
+const admin = env("KUMA_ADMIN_TOKEN");
 const campaign = env("KUMA_CAMPAIGN");
 const at = env("KUMA_AT");
 const shots = env("KUMA_SCREENSHOTS");
@@ -27,6 +28,11 @@ const kumaArgs = env("KUMA_ARGS").split("\n");
 const PAGE_BUDGET = 150 * 1024;
 
 const step = (what) => console.log(`- ${what}`);
+
+// The status of a GET with a bearer token.
+async function status(pathname, token) {
+  return (await fetch(base + pathname, { headers: { Authorization: `Bearer ${token}` } })).status;
+}
 
 async function api(pathname, token) {
   const res = await fetch(base + pathname, { headers: { Authorization: `Bearer ${token}` } });
@@ -154,23 +160,27 @@ try {
   const funnel = await (await api(`/api/campaigns/${campaign}/funnel`, analyst)).json();
   for (const node of funnel.nodes) {
     const text = await page.textContent(`#funnel g[data-key="${node.node}"] text.n`);
-    assert.equal(text, `${node.reached} · ✕ ${node.hung_up}`, `funnel ${node.node}`);
+    const cell = (v) => (v === "masked" ? "*" : v);
+    assert.equal(text, `${cell(node.reached)} · ✕ ${cell(node.hung_up)}`, `funnel ${node.node}`);
   }
   assert.ok(funnel.nodes.some((x) => x.reached === "<5"), "some node is reached by fewer than 5 calls");
-  assert.ok(await page.$(`a[href="/api/campaigns/${campaign}/flow-results"]`), "a FLOIP button");
+  // Rows with one line per caller are for admins: no download for analysts.
+  assert.equal(await page.$(`a[href="/api/campaigns/${campaign}/flow-results"]`), null, "no FLOIP button");
+  assert.equal(await page.$(`a[href^="/api/campaigns/${campaign}/answers.csv"]`), null, "no CSV button");
   const hourly = await page.$$eval("section.hourly svg g", (gs) =>
     gs.reduce((sum, g) => sum + Number(g.dataset.value), 0),
   );
   assert.ok(hourly >= results.broadcasts.at(-1).calls, `calls per hour ${hourly}`);
-  const cb = await (await api(`/api/campaigns/${campaign}/callbacks`, analyst)).json();
+  assert.equal(await status(`/api/campaigns/${campaign}/callbacks`, analyst), 403);
+  const cb = await (await api(`/api/campaigns/${campaign}/callbacks`, admin)).json();
   assert.ok(cb.summary.callbacks > 0, "the test queued call-backs");
   assert.equal(Number(await page.getAttribute("#callbacks", "data-total")), cb.summary.callbacks);
   for (const [status, n] of Object.entries(cb.summary.by_status)) {
     const shown = await page.getAttribute(`#callbacks li[data-status="${status}"]`, "data-count");
     assert.equal(Number(shown), n, `call-backs ${status}`);
   }
-  const rows = await page.$$eval("#callbacks tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
-  assert.deepEqual(rows, cb.callbacks.slice(0, 10).map((c) => c.id), "the latest call-backs");
+  const callbackRows = () => page.$$eval("#callbacks tbody tr", (trs) => trs.map((tr) => Number(tr.dataset.id)));
+  assert.deepEqual(await callbackRows(), [], "no call-back rows for analysts");
   console.log(`  campaign page: ${await weight(page.url())}`);
   await shot("campaign");
   await page.locator("#callbacks").screenshot({ path: path.join(shots, "callbacks.png") });
@@ -186,7 +196,7 @@ try {
       for (const [g, v] of Object.entries(c.by)) {
         const cell = `section.question[data-question="${q.id}"] tr[data-choice="${c.id}"] td[data-by="${g}"]`;
         const text = (await page.textContent(cell)).trim();
-        assert.equal(text, String(v), `${q.id}/${c.id}/${g}`);
+        assert.equal(text, v === "masked" ? "*" : String(v), `${q.id}/${c.id}/${g}`);
         if (v === "<5") masked++;
       }
     }
@@ -210,16 +220,22 @@ try {
   await open(`/campaigns/${campaign}?lang=en`);
   assert.equal(await page.getAttribute("html", "lang"), "en");
 
-  step("the CSV button downloads the API's export");
+  step("an admin sees the latest call-backs, and the CSV button downloads the API's export");
+  await login(admin);
+  await open(`/campaigns/${campaign}`);
+  assert.deepEqual(await callbackRows(), cb.callbacks.slice(0, 10).map((c) => c.id), "the latest call-backs");
+  assert.ok(await page.$(`a[href="/api/campaigns/${campaign}/flow-results"]`), "a FLOIP button");
   const [download] = await Promise.all([
     page.waitForEvent("download"),
     page.click(`a[href^="/api/campaigns/${campaign}/answers.csv"]`),
   ]);
   const csv = readFileSync(await download.path(), "utf8");
-  const apiCsv = await (await api(`/api/campaigns/${campaign}/answers.csv`, analyst)).text();
+  assert.equal(await status(`/api/campaigns/${campaign}/answers.csv`, analyst), 403);
+  const apiCsv = await (await api(`/api/campaigns/${campaign}/answers.csv`, admin)).text();
   assert.equal(csv, apiCsv);
   const answers = results.questions.reduce((s, q) => s + q.answered, 0);
   assert.equal(csv.trim().split("\n").length - 1, answers, "one CSV row per answer");
+  await login(analyst);
 
   step("an unknown campaign is a 404 page");
   await open("/campaigns/no-such-campaign", 404);

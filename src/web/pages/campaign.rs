@@ -22,7 +22,8 @@ use crate::schedule::Poll;
 use crate::web::api::{find, masked_results, query, transcript};
 use crate::web::callbacks::queue;
 use crate::web::funnel::funnel_value;
-use crate::web::{ApiError, ApiState, Role};
+use crate::web::masking::{COMPLEMENT, SMALL_POPULATION};
+use crate::web::{ApiError, ApiState, ROW_LEVEL, Role};
 
 /// How many of the latest broadcasts get a calls-per-hour chart.
 const HOURLY_BROADCASTS: usize = 3;
@@ -43,6 +44,33 @@ fn tz(c: &Campaign) -> Tz {
 
 fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
+}
+
+/// A count of the API's JSON as the page shows it: the number in the page's
+/// language, a small group as the API says it (`<5`), a complementary masked
+/// cell as `*` (the small-group note says what it is).
+fn shown(lang: Lang, v: &Value) -> String {
+    match v {
+        Value::String(s) if s == COMPLEMENT => "*".into(),
+        Value::String(s) => s.clone(),
+        v => lang.number(n(v)),
+    }
+}
+
+/// A count for a `data-count` attribute: the number, or the API's mask.
+fn attr(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => n(v).to_string(),
+    }
+}
+
+/// `shown`, with the percentage of `whole` when both are numbers.
+fn shown_with_percent(lang: Lang, v: &Value, whole: &Value) -> String {
+    match (v.as_u64(), whole.as_u64()) {
+        (Some(part), Some(whole)) => format!("{} ({})", lang.number(part), percent(part, whole)),
+        _ => shown(lang, v),
+    }
 }
 
 /// `round(part * 100 / whole)` %, "–" when nobody answered.
@@ -174,7 +202,7 @@ pub(super) async fn page(
     let funnel = funnel_section(&ctx, &st, c, &q)
         .await
         .map_err(|e| ctx.error(e))?;
-    let callbacks = callbacks_section(&ctx, &st, c)
+    let callbacks = callbacks_section(&ctx, &st, c, role)
         .await
         .map_err(|e| ctx.error(e))?;
     let small = st.small_group();
@@ -195,8 +223,11 @@ pub(super) async fn page(
         h1 { (c.title) }
         (poll_line(&ctx, c, Utc::now()))
         p.totals {
-            (t.calls) (t.colon) strong #calls data-count=(n(&r["calls"])) { (ctx.lang.number(n(&r["calls"]))) }
-            " · " (t.completed) (t.colon) strong #completed data-count=(n(&r["completed"])) { (ctx.lang.number(n(&r["completed"]))) }
+            (t.calls) (t.colon) strong #calls data-count=(attr(&r["calls"])) { (shown(ctx.lang, &r["calls"])) }
+            " · " (t.completed) (t.colon) strong #completed data-count=(attr(&r["completed"])) { (shown(ctx.lang, &r["completed"])) }
+        }
+        @if r[SMALL_POPULATION] == true {
+            p.help #small-population { (t.too_few_calls.replace("{n}", &small.to_string())) }
         }
         nav.actions {
             a.button href={ "/campaigns/" (c.id) "/board" } { (t.on_air_board) }
@@ -229,27 +260,30 @@ pub(super) async fn page(
             " "
             button type="submit" { (t.show) }
         }
-        section.downloads {
-            h2 { (t.download) }
-            a.button download href={ "/api/campaigns/" (c.id) "/answers.csv" (suffix) } { (t.download_csv) }
-            a.button download href={ "/api/campaigns/" (c.id) "/flow-results" } { (t.download_floip) }
+        // One row per answer: for admins only, as the API has it.
+        @if role >= ROW_LEVEL {
+            section.downloads {
+                h2 { (t.download) }
+                a.button download href={ "/api/campaigns/" (c.id) "/answers.csv" (suffix) } { (t.download_csv) }
+                a.button download href={ "/api/campaigns/" (c.id) "/flow-results" } { (t.download_floip) }
+            }
         }
         h2 { (t.results) }
         @if q.by.is_some() && small > 1 { p.help { (t.small_group_note.replace("{n}", &small.to_string())) } }
         @for (i, question) in questions.iter().enumerate() {
             @let qid = question["id"].as_str().unwrap_or("");
-            @let answered = n(&question["answered"]);
+            @let answered = &question["answered"];
             @let choices = question["choices"].as_array().unwrap_or(&empty);
-            section.question data-question=(qid) data-answered=(answered) {
+            section.question data-question=(qid) data-answered=(attr(answered)) {
                 h3 { (words(qid)) }
                 @if let Some(Some(text)) = texts.get(i) { p.transcript { (text) } }
-                p.muted { (ctx.lang.number(answered)) " " (t.answered) }
+                p.muted { (shown(ctx.lang, answered)) " " (t.answered) }
                 (chart::bars(&words(qid), &choices.iter().map(|ch| {
-                    let count = n(&ch["count"]);
                     Bar {
                         label: format!("{} · {}", ch["digit"].as_str().unwrap_or(""), words(ch["id"].as_str().unwrap_or(""))),
-                        value: count,
-                        text: format!("{} ({})", ctx.lang.number(count), percent(count, answered)),
+                        // A masked count draws no bar: its length would tell it.
+                        value: n(&ch["count"]),
+                        text: shown_with_percent(ctx.lang, &ch["count"], answered),
                         key: ch["id"].as_str().unwrap_or("").to_string(),
                     }
                 }).collect::<Vec<_>>()))
@@ -266,12 +300,7 @@ pub(super) async fn page(
                                         th { (words(ch["id"].as_str().unwrap_or(""))) }
                                         @for b in &by_choices {
                                             @let cell = &ch["by"][b.as_str()];
-                                            td data-by=(b) {
-                                                @match cell {
-                                                    Value::String(s) => (s),
-                                                    v => (ctx.lang.number(n(v))),
-                                                }
-                                            }
+                                            td data-by=(b) { (shown(ctx.lang, cell)) }
                                         }
                                     }
                                 }
@@ -285,7 +314,7 @@ pub(super) async fn page(
         (chart::bars(t.languages, &r["languages"].as_object().map(|m| m.iter().map(|(l, v)| Bar {
             label: l.clone(),
             value: n(v),
-            text: format!("{} ({})", ctx.lang.number(n(v)), percent(n(v), n(&r["calls"]))),
+            text: shown_with_percent(ctx.lang, v, &r["calls"]),
             key: l.clone(),
         }).collect::<Vec<_>>()).unwrap_or_default()))
         h2 { (t.calls_per_hour) }
@@ -318,10 +347,7 @@ async fn funnel_section(
     };
     let f = funnel_value(st, c, &q).await?;
     let t = ctx.lang.t();
-    let shown = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        v => ctx.lang.number(n(v)),
-    };
+    let shown = |v: &Value| shown(ctx.lang, v);
     let bars: Vec<Bar> = f["nodes"]
         .as_array()
         .map(|nodes| {
@@ -355,12 +381,22 @@ async fn funnel_section(
     })
 }
 
-/// Who is called back and how it went: the counts of the whole queue and the
-/// latest call-backs, from the same [`queue`] as `GET
-/// /api/campaigns/{id}/callbacks`. Nothing for a campaign that has no call-back
-/// number and never called anyone.
-async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Markup, ApiError> {
-    let q = queue(st, &c.id, None, LATEST_CALLBACKS).await?;
+/// Who is called back and how it went: the counts of the whole queue and, for
+/// admins (one row per caller), the latest call-backs, from the same [`queue`]
+/// as `GET /api/campaigns/{id}/callbacks`. Nothing for a campaign that has no
+/// call-back number and never called anyone.
+async fn callbacks_section(
+    ctx: &Ctx,
+    st: &ApiState,
+    c: &Campaign,
+    role: Role,
+) -> Result<Markup, ApiError> {
+    let limit = if role >= ROW_LEVEL {
+        LATEST_CALLBACKS
+    } else {
+        0
+    };
+    let q = queue(st, &c.id, None, limit).await?;
     let s = &q.summary;
     if c.callback_numbers.is_empty() && s.callbacks == 0 {
         return Ok(html! {});
@@ -385,9 +421,9 @@ async fn callbacks_section(ctx: &Ctx, st: &ApiState, c: &Campaign) -> Result<Mar
                     }
                 }
             }
-            @if q.callbacks.is_empty() {
+            @if role >= ROW_LEVEL && q.callbacks.is_empty() {
                 p { (t.no_callbacks) }
-            } @else {
+            } @else if role >= ROW_LEVEL {
                 h3 { (t.latest_callbacks.replace("{n}", &q.callbacks.len().to_string())) }
                 div.scroll {
                     table.callbacks {
@@ -520,7 +556,7 @@ pub(super) async fn board(
         .find(|x| x["id"] == node.id.as_str())
         .cloned()
         .unwrap_or(Value::Null);
-    let answered = n(&question["answered"]);
+    let answered = &question["answered"];
     let text = question_text(c, ctx.lang, node.prompts.first()).await;
     let live = format!(
         "/api/campaigns/{}/results/live{}",
@@ -538,16 +574,17 @@ pub(super) async fn board(
             h1 { (text.unwrap_or_else(|| words(&node.id))) }
             ul.big {
                 @for ch in question["choices"].as_array().unwrap_or(&empty) {
-                    @let count = n(&ch["count"]);
+                    @let count = &ch["count"];
+                    @let whole = n(answered);
                     li data-choice=(ch["id"].as_str().unwrap_or("")) {
                         span.label { (ch["digit"].as_str().unwrap_or("")) " · " (words(ch["id"].as_str().unwrap_or(""))) }
-                        span.count data-count=(count) { (ctx.lang.number(count)) }
-                        span.pct { (percent(count, answered)) }
-                        div.track { div.fill style={ "width:" ((count * 100).checked_div(answered).unwrap_or(0)) "%" } {} }
+                        span.count data-count=(attr(count)) { (shown(ctx.lang, count)) }
+                        span.pct { @if count.is_u64() { (percent(n(count), whole)) } @else { "–" } }
+                        div.track { div.fill style={ "width:" ((n(count) * 100).checked_div(whole).unwrap_or(0)) "%" } {} }
                     }
                 }
             }
-            p.total { (t.answered) (t.colon) span #answered data-count=(answered) { (ctx.lang.number(answered)) }
+            p.total { (t.answered) (t.colon) span #answered data-count=(attr(answered)) { (shown(ctx.lang, answered)) }
                 " · " span #live-status { "…" } }
             script #board-labels type="application/json" { (script_json(&labels)) }
         }

@@ -14,18 +14,25 @@ function onAirBoard(board) {
     var r = JSON.parse(e.data);
     var q = (r.questions || []).filter(function (x) { return x.id === question; })[0];
     if (!q) return;
-    var total = q.answered || 0;
+    // A masked count is a string ("<5", "masked"): shown as it is (as "*" for
+    // "masked", like the page), with no percentage and no bar.
+    var text = function (n) {
+      return typeof n === "number" ? n.toLocaleString(document.documentElement.lang)
+        : n === "masked" ? "*" : String(n);
+    };
+    var total = typeof q.answered === "number" ? q.answered : 0;
     var answered = document.getElementById("answered");
-    answered.textContent = total.toLocaleString(document.documentElement.lang);
-    answered.dataset.count = total;
+    answered.textContent = text(q.answered);
+    answered.dataset.count = q.answered;
     q.choices.forEach(function (c) {
       var li = board.querySelector('li[data-choice="' + CSS.escape(c.id) + '"]');
       if (!li) return;
+      var n = typeof c.count === "number" ? c.count : 0;
       var count = li.querySelector(".count");
-      count.textContent = c.count.toLocaleString(document.documentElement.lang);
+      count.textContent = text(c.count);
       count.dataset.count = c.count;
-      li.querySelector(".pct").textContent = total ? Math.round(c.count * 100 / total) + "%" : "–";
-      li.querySelector(".fill").style.width = (total ? Math.floor(c.count * 100 / total) : 0) + "%";
+      li.querySelector(".pct").textContent = total && typeof c.count === "number" ? Math.round(n * 100 / total) + "%" : "–";
+      li.querySelector(".fill").style.width = (total ? Math.floor(n * 100 / total) : 0) + "%";
     });
     status.textContent = "● " + labels.live;
   });

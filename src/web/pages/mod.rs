@@ -287,6 +287,7 @@ impl IntoResponse for PageError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, t.forbidden.to_string()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, t.not_found.to_string()),
             ApiError::Conflict(why) => (StatusCode::CONFLICT, why.clone()),
+            ApiError::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why.clone()),
             ApiError::BadRequest(why) => {
                 (StatusCode::BAD_REQUEST, format!("{} {why}", t.bad_request))
             }
@@ -325,11 +326,37 @@ pub fn see_other(to: &str) -> Response {
     r
 }
 
-/// `next` if it is a path on this site (never `//host` or a full URL: no open
-/// redirect).
+/// `next` if it is a path on this site, else None: where a login may send the
+/// browser. Parsed as a URI reference, not pattern-matched: it must have no scheme
+/// and no authority, and start with one `/` followed by anything but `/` or `\`,
+/// also once percent-decoded. Browsers drop tabs and newlines from a URL and read
+/// `\` as `/`, so `/\t/evil.example` or `/\evil.example` would leave the site:
+/// a control character or a backslash anywhere, raw or percent-encoded, refuses
+/// the path.
+fn local_path(next: &str) -> Option<&str> {
+    let uri: axum::http::Uri = next.parse().ok()?;
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(next)
+        .decode_utf8()
+        .ok()?;
+    let hostile = |s: &str| s.chars().any(|c| c.is_control() || c == '\\');
+    if hostile(next) || hostile(&decoded) {
+        return None;
+    }
+    for path in [uri.path(), &*decoded] {
+        let rest = path.strip_prefix('/')?;
+        if rest.starts_with('/') {
+            return None;
+        }
+    }
+    Some(next)
+}
+
+/// [`local_path`], but not `/` itself (the default needs no `next`).
 fn safe_next(next: &str) -> Option<&str> {
-    (next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && next != "/")
-        .then_some(next)
+    local_path(next).filter(|p| *p != "/")
 }
 
 /// Percent-encodes everything but unreserved characters and `/`.
@@ -349,11 +376,13 @@ struct NextQuery {
     next: Option<String>,
 }
 
+/// `GET /login?next=`: a `next` that does not decode is dropped, not a 400.
 async fn login_page(
     ctx: Ctx,
-    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+    q: Result<axum::extract::Query<NextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    login_form(&ctx, StatusCode::OK, None, q.next.as_deref())
+    let next = q.ok().and_then(|q| q.0.next);
+    login_form(&ctx, StatusCode::OK, None, next.as_deref())
 }
 
 fn login_form(
@@ -430,7 +459,7 @@ async fn login(
         "{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         u64::from(LOGIN_DAYS) * 86_400
     );
-    let mut r = see_other(form.next.as_deref().and_then(safe_next).unwrap_or("/"));
+    let mut r = see_other(form.next.as_deref().and_then(local_path).unwrap_or("/"));
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -571,9 +600,29 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(safe_next("/campaigns/x?by=q"), Some("/campaigns/x?by=q"));
-        assert_eq!(safe_next("//evil.example/"), None);
-        assert_eq!(safe_next("/\\evil.example/"), None);
-        assert_eq!(safe_next("https://evil.example/"), None);
+        assert_eq!(local_path("/"), Some("/"));
+        assert_eq!(safe_next("/"), None);
+        for hostile in [
+            "//evil.example/",
+            "/\\evil.example/",
+            "\\\\evil.example/",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/\n/evil.example",
+            "/%0d%0a/evil.example",
+            "/%2F%2Fevil.example",
+            "/%2f/evil.example",
+            "/%5Cevil.example",
+            "https://evil.example/",
+            "https:evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            " /x",
+            "/x\u{7f}",
+        ] {
+            assert_eq!(local_path(hostile), None, "{hostile:?}");
+        }
         assert_eq!(
             percent_encode("/c/x?by=q&lang=fr"),
             "/c/x%3Fby%3Dq%26lang%3Dfr"
