@@ -681,3 +681,11 @@ fn a_question_may_subscribe_callers_with_one_of_its_choices() {
         &["`subscribe` = `oui` is not one of this question's choices (yes, no, not_sure)"],
     );
 }
+
+#[test]
+fn an_empty_node_list_without_start_is_a_problem_not_a_panic() {
+    // Found reading the loader for issue 11: `nodes[0]` on `node = []` panicked.
+    let text = "title = \"T\"\nlanguages = [\"fr\"]\naudio = \"../audio/t\"\nnumbers = [\"1\"]\n\
+                node = []\n[defaults]\ntimeout = \"6s\"\n";
+    has_problem(text, 1, &["no [[node]]"]);
+}
