@@ -575,7 +575,11 @@ proptest! {
 /// be once stopped the whole server (`uri[..4]` cut inside `é`).
 #[test]
 fn a_multibyte_request_uri_is_refused_not_a_panic() {
-    for line in ["OPTIONS sipé SIP/2.0", "OPTIONS sié: SIP/2.0", "INVITE ééé SIP/2.0"] {
+    for line in [
+        "OPTIONS sipé SIP/2.0",
+        "OPTIONS sié: SIP/2.0",
+        "INVITE ééé SIP/2.0",
+    ] {
         let data = format!(
             "{line}\r\nVia: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK1\r\nFrom: <sip:b@192.0.2.2>;tag=1\r\n\
              To: <sip:a@192.0.2.1>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n"
