@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
-/// Parses a duration such as `6s`, `90m`, `48h`, `2d` or `1h30m`.
+/// The longest duration accepted: no setting needs more, and every deadline
+/// computed from one (`now + timeout`, a `std::time::Instant` or a chrono time)
+/// stays far from the end of what those types can hold, where `+` panics.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Parses a duration such as `6s`, `90m`, `48h`, `2d` or `1h30m`, at most
+/// [`MAX_DURATION`] (about 100 years).
 ///
 /// The error says what was expected, ready to follow `FILE:LINE: key: `.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -48,6 +54,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .checked_add(Duration::from_millis(millis))
             .ok_or_else(|| format!("`{text}` is too long"))?;
         rest = after;
+    }
+    if total > MAX_DURATION {
+        return Err(format!("`{text}` is too long (at most 100 years)"));
     }
     Ok(total)
 }
@@ -112,6 +121,16 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown unit `x`")
         );
+    }
+
+    #[test]
+    fn refuses_durations_past_a_century() {
+        // `now + 9999999999d` panicked in the flow engine (chrono) and in the SIP
+        // call (std Instant): issue 11.
+        assert!(parse_duration("36500d").is_ok());
+        let err = parse_duration("9999999999d").unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+        assert!(parse_duration("36501d").unwrap_err().contains("too long"));
     }
 
     #[test]

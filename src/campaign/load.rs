@@ -110,12 +110,20 @@ pub fn load_campaign(path: &Path) -> Result<Campaign, Vec<Diagnostic>> {
             message: format!("cannot read: {e}"),
         }]
     })?;
+    load_campaign_text(path, &text)
+}
+
+/// Loads and validates a campaign's text as if read from `path` (which names the
+/// campaign and is where `audio` is relative to). The fuzz target `campaign` feeds
+/// it without a file.
+#[doc(hidden)]
+pub fn load_campaign_text(path: &Path, text: &str) -> Result<Campaign, Vec<Diagnostic>> {
     let id = path
         .file_stem()
         .and_then(|s| s.to_str())
         .map(str::to_string)
         .unwrap_or_default();
-    let mut cx = Cx::new(path, &text);
+    let mut cx = Cx::new(path, text);
     if id.is_empty()
         || !id
             .chars()
@@ -129,7 +137,7 @@ pub fn load_campaign(path: &Path) -> Result<Campaign, Vec<Diagnostic>> {
             ),
         );
     }
-    let doc = match DeTable::parse(&text) {
+    let doc = match DeTable::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
@@ -626,7 +634,15 @@ impl<'t> Cx<'t> {
         let callback_numbers = callback_numbers?;
         let base = self.file.parent().unwrap_or(Path::new("."));
         located.audio_line = audio_line;
-        let start = start.or_else(|| nodes.first().map(|n| n.id.clone()))?;
+        // `node = []` parses as a list of no nodes: without `start`, there is no
+        // first node to start at (and with one, validation reports it dangling).
+        let Some(start) = start.or_else(|| nodes.first().map(|n| n.id.clone())) else {
+            self.error_at(
+                1,
+                "no [[node]]: a campaign needs at least one node (the voice menu)".into(),
+            );
+            return None;
+        };
         let mut campaign = Campaign {
             id,
             file: self.file.clone(),

@@ -16,7 +16,7 @@ mod tests;
 mod validate;
 
 pub use duration::{format_duration, parse_duration};
-pub use load::{CampaignSet, load_campaign, load_folder};
+pub use load::{CampaignSet, load_campaign, load_campaign_text, load_folder};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -735,3 +735,11 @@ fn absurd_durations_empty_lists_and_far_days_are_refused() {
         "{p:#?}"
     );
 }
+
+#[test]
+fn an_empty_node_list_without_start_is_a_problem_not_a_panic() {
+    // Found reading the loader for issue 11: `nodes[0]` on `node = []` panicked.
+    let text = "title = \"T\"\nlanguages = [\"fr\"]\naudio = \"../audio/t\"\nnumbers = [\"1\"]\n\
+                node = []\n[defaults]\ntimeout = \"6s\"\n";
+    has_problem(text, 5, &["`node` is an empty list"]);
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Action, Event, Outcome, Prompt};
 use crate::campaign::{Campaign, Node, NodeKind};
-use crate::schedule::Poll;
+use crate::schedule::{Poll, later};
 
 /// Limits that keep a call from costing a listener more than it should.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +128,7 @@ impl Call {
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         let end = match (self.started, self.phase) {
             (_, Phase::Ended | Phase::Transferring | Phase::Idle) => None,
-            (Some(start), _) => Some(start + self.options.max_call),
+            (Some(start), _) => Some(later(start, self.options.max_call)),
             (None, _) => None,
         };
         let input = match self.phase {
@@ -159,7 +159,7 @@ impl Call {
             return out;
         }
         if let (Some(start), false) = (self.started, self.phase == Phase::Transferring)
-            && now >= start + self.options.max_call
+            && now >= later(start, self.options.max_call)
         {
             self.end(Outcome::TooLong, &mut out);
             return out;
@@ -355,7 +355,7 @@ impl Call {
         };
         match (then, &node.kind) {
             (Then::Collect, _) => {
-                let deadline = now + node.input.timeout;
+                let deadline = later(now, node.input.timeout);
                 self.phase = Phase::Waiting { deadline };
                 out.push(Action::CollectDigits { until: deadline });
             }

@@ -760,3 +760,21 @@ fn a_start_that_is_not_a_language_menu_uses_the_first_language() {
     );
     assert_eq!(played(&a), [p("bm", "main_menu")]);
 }
+
+#[test]
+fn durations_at_the_end_of_time_give_a_deadline_that_never_comes_not_a_panic() {
+    // Issue 11: `now + timeout` (chrono) panicked on an absurd duration.
+    let options = EngineOptions {
+        max_call: Duration::MAX,
+        ..EngineOptions::default()
+    };
+    let mut s = Sim::with_options(FLOW, options);
+    for n in &mut s.c.nodes {
+        n.input.timeout = Duration::MAX;
+    }
+    s.send(Event::Answered);
+    s.send(Event::PromptFinished);
+    assert_eq!(s.call.next_deadline(), Some(DateTime::<Utc>::MAX_UTC));
+    s.advance(3600);
+    assert!(finished(&s.digit('2')).is_none());
+}

@@ -365,9 +365,7 @@ pub fn after_attempt(policy: &Policy, attempt: Attempt, attempts: u32, now: Date
     let retry = matches!(attempt, Attempt::Busy | Attempt::NoAnswer | Attempt::Failed)
         && attempts <= policy.retries;
     if retry {
-        let after = chrono::Duration::from_std(policy.retry_after)
-            .unwrap_or_else(|_| chrono::Duration::hours(1));
-        Next::Retry(now + after)
+        Next::Retry(crate::schedule::later(now, policy.retry_after))
     } else {
         Next::Final(attempt.status())
     }

@@ -13,6 +13,17 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Serialize, Serializer};
 
+/// `at + d`, or the last time chrono can represent when the sum is past it.
+/// Durations come from files (campaigns, `kuma.toml`) and chrono's `+` panics on
+/// overflow; a deadline at the end of time never comes, which is what such a
+/// duration asks for.
+pub fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// One `broadcasts` entry: the text the broadcaster wrote and its parsed form.
 #[derive(Debug, Clone)]
 pub struct Broadcast {
@@ -112,7 +123,7 @@ impl Schedule {
         let last = self.last_broadcast(at);
         match (self.poll_window, last) {
             (None, last) => Poll::Open { broadcast: last },
-            (Some(window), Some(start)) if at < start + window => Poll::Open {
+            (Some(window), Some(start)) if at < later(start, window) => Poll::Open {
                 broadcast: Some(start),
             },
             (Some(_), _) => Poll::Closed,
@@ -233,6 +244,20 @@ mod tests {
             Poll::Open { broadcast: Some(b) }
         );
         assert_eq!(s.poll(utc("2026-12-03T19:00:00Z")), Poll::Closed);
+    }
+
+    #[test]
+    fn a_window_past_the_end_of_time_keeps_the_poll_open_without_a_panic() {
+        // Issue 11: `start + window` (chrono) panicked on an absurd duration.
+        let mut s = schedule(None);
+        s.poll_window = Some(Duration::MAX);
+        let b = utc("2026-12-01T19:00:00Z");
+        assert_eq!(s.poll(b), Poll::Open { broadcast: Some(b) });
+        assert_eq!(later(b, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            later(b, Duration::from_secs(60)),
+            utc("2026-12-01T19:01:00Z")
+        );
     }
 
     #[test]

@@ -56,9 +56,7 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
             .map(|id| (id, Err(refusal))),
         Ok(()) => match shared.sealer.seal(number.trim(), &caller) {
             Ok(sealed) => {
-                let due = now
-                    + chrono::Duration::from_std(policy.delay)
-                        .unwrap_or_else(|_| chrono::Duration::seconds(20));
+                let due = crate::schedule::later(now, policy.delay);
                 let new = NewCallback {
                     campaign: &campaign.id,
                     caller: &caller,
@@ -106,7 +104,6 @@ pub async fn follow_broadcasts(shared: Arc<Shared>, mut stop: watch::Receiver<bo
     let mut done: std::collections::HashMap<String, (chrono::DateTime<Utc>, u64)> =
         std::collections::HashMap::new();
     let policy = &shared.config.callback;
-    let after = chrono::Duration::from_std(policy.after_broadcast).unwrap_or_default();
     loop {
         let now = Utc::now();
         for campaign in shared.catalog().campaigns() {
@@ -119,8 +116,8 @@ pub async fn follow_broadcasts(shared: Arc<Shared>, mut stop: watch::Receiver<bo
             let Some(broadcast) = schedule.last_broadcast(now) else {
                 continue;
             };
-            let start = broadcast + after;
-            if now < start || now > start + chrono::Duration::days(1) {
+            let start = crate::schedule::later(broadcast, policy.after_broadcast);
+            if now < start || now > crate::schedule::later(start, Duration::from_secs(86_400)) {
                 continue;
             }
             let subscribers = match shared.store.subscriber_count(&campaign.id).await {
