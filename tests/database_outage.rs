@@ -402,6 +402,18 @@ fn played(log: &Path) -> BTreeMap<i64, Vec<String>> {
         .collect()
 }
 
+/// How many answers the log shows acknowledged: their question's next prompt begun.
+fn acknowledged(calls: &BTreeMap<i64, Vec<String>>) -> usize {
+    calls
+        .values()
+        .map(|prompts| {
+            POLL.iter()
+                .filter(|(_, _, next)| prompts.iter().any(|p| p == next))
+                .count()
+        })
+        .sum()
+}
+
 #[test]
 fn kuma_killed_during_calls_on_sqlite_keeps_every_answer_acknowledged() {
     if !have_sipp() {
@@ -416,7 +428,12 @@ fn kuma_killed_during_calls_on_sqlite_keeps_every_answer_acknowledged() {
     // 16 callers, four a second: when kuma is killed they are all in the middle
     // of the poll, each at its own question.
     let mut callers = sipp(dir.path(), kuma.sip, 16, "4", &stats);
-    std::thread::sleep(Duration::from_millis(9_500));
+    // Killed once a dozen answers were acknowledged (their next prompt begun), by
+    // the log rather than the clock: on a loaded machine the calls start late.
+    let until = Instant::now() + Duration::from_secs(90);
+    while acknowledged(&played(&kuma.log)) < 12 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     kuma.child.kill().unwrap(); // SIGKILL
     kuma.child.wait().unwrap();
     let _ = callers.kill();
