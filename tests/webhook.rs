@@ -254,6 +254,33 @@ impl Server {
             })
     }
 
+    /// An Africa's Talking caller picks French, then the voice message, and the
+    /// provider announces their recording at `url`.
+    fn leave_a_message(&self, session: &'static str, url: &'static str) {
+        let session = ("sessionId", session);
+        let first = [
+            session,
+            ("isActive", "1"),
+            ("callerNumber", CALLER),
+            ("destinationNumber", "2000"),
+        ];
+        assert_eq!(self.at("", &first).status, 200);
+        self.at(
+            "?step=1",
+            &[session, ("isActive", "1"), ("dtmfDigits", "1")],
+        );
+        let record = self.at(
+            "?step=2",
+            &[session, ("isActive", "1"), ("dtmfDigits", "3")],
+        );
+        assert!(record.text().contains("<Record"), "{}", record.text());
+        let r = self.at(
+            "?step=3",
+            &[session, ("isActive", "1"), ("recordingUrl", url)],
+        );
+        assert_eq!(r.status, 200, "{url}");
+    }
+
     /// The provider recordings to fetch: (status, attempts).
     fn fetches(&self) -> Vec<(String, i64)> {
         let url = format!("sqlite://{}/kuma.db", self.data.display());
@@ -831,29 +858,8 @@ fn a_recording_never_ready_stays_pending_and_is_fetched_after_a_restart() {
     // The whole first round of tries fails; the next try works.
     let (media, hits) = media_server(5, wav_bytes(1.0));
     let s = Server::start(&media_env(media));
-    let session = ("sessionId", "ATVId_pending");
-    let first = [
-        session,
-        ("isActive", "1"),
-        ("callerNumber", CALLER),
-        ("destinationNumber", "2000"),
-    ];
-    assert_eq!(s.at("", &first).status, 200);
-    s.at(
-        "?step=1",
-        &[session, ("isActive", "1"), ("dtmfDigits", "1")],
-    );
-    let record = s.at(
-        "?step=2",
-        &[session, ("isActive", "1"), ("dtmfDigits", "3")],
-    );
-    assert!(record.text().contains("<Record"), "{}", record.text());
     let url: &'static str = format!("http://{media}/rec/pending.wav").leak();
-    let r = s.at(
-        "?step=3",
-        &[session, ("isActive", "1"), ("recordingUrl", url)],
-    );
-    assert_eq!(r.status, 200);
+    s.leave_a_message("ATVId_pending", url);
     // Five tries, with growing pauses (1 + 2 + 4 + 8 s), all refused.
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.fetches() != vec![("pending".to_string(), 5)] {
@@ -915,29 +921,7 @@ fn a_recording_url_on_loopback_private_or_redirecting_there_is_never_requested()
         format!("http://{redirector}/redirect.wav").leak(),
     ];
     for (i, url) in urls.iter().enumerate() {
-        let session: &'static str = format!("ATVId_forged_{i}").leak();
-        let session = ("sessionId", session);
-        let first = [
-            session,
-            ("isActive", "1"),
-            ("callerNumber", CALLER),
-            ("destinationNumber", "2000"),
-        ];
-        assert_eq!(s.at("", &first).status, 200);
-        s.at(
-            "?step=1",
-            &[session, ("isActive", "1"), ("dtmfDigits", "1")],
-        );
-        let record = s.at(
-            "?step=2",
-            &[session, ("isActive", "1"), ("dtmfDigits", "3")],
-        );
-        assert!(record.text().contains("<Record"), "{}", record.text());
-        let r = s.at(
-            "?step=3",
-            &[session, ("isActive", "1"), ("recordingUrl", url)],
-        );
-        assert_eq!(r.status, 200, "{url}");
+        s.leave_a_message(format!("ATVId_forged_{i}").leak(), url);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let failed = |f: &Vec<(String, i64)>| f.iter().filter(|(st, _)| st == "failed").count();
