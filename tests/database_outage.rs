@@ -96,19 +96,8 @@ fn metric(http: std::net::SocketAddr, name: &str) -> u64 {
 }
 
 fn results(database: &str, data: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
-        .args(["results", CAMPAIGN, "--format", "json", "--campaigns"])
-        .arg(repo().join("campaigns"))
-        .args(["--database", database, "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = ["results", CAMPAIGN, "--format", "json"];
+    common::kuma_json(&repo().join("campaigns"), database, data, &args)
 }
 
 /// A running `kuma serve`; killed (SIGKILL) when dropped.

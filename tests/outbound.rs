@@ -174,20 +174,8 @@ impl Server {
     }
 
     fn kuma(&self, args: &[&str]) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
-            .args(args)
-            .arg("--campaigns")
-            .arg(&self.campaigns)
-            .args(["--database", &self.database, "--data"])
-            .arg(self.dir.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let data = self.dir.path().join("data");
+        common::kuma_json(&self.campaigns, &self.database, &data, args)
     }
 
     /// Rows of (text, integer) from the server's SQLite database.

@@ -78,19 +78,13 @@ impl Server {
 
     /// `kuma results --format json`.
     fn results(&self) -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
-            .args(["results", CAMPAIGN, "--format", "json", "--campaigns"])
-            .arg(repo().join("campaigns"))
-            .args(["--database", &self.database(), "--data"])
-            .arg(self.dir.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let args = ["results", CAMPAIGN, "--format", "json"];
+        common::kuma_json(
+            &repo().join("campaigns"),
+            &self.database(),
+            &self.data,
+            &args,
+        )
     }
 
     /// Rows of a query on the server's database.

@@ -103,6 +103,26 @@ pub fn postgres_admin_url() -> Option<String> {
     }
 }
 
+/// Runs `kuma ARGS` on a campaigns folder, database and data folder, which must
+/// succeed, and reads its standard output as JSON (`results --format json`,
+/// `callbacks --format json`).
+pub fn kuma_json(campaigns: &Path, database: &str, data: &Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(args)
+        .arg("--campaigns")
+        .arg(campaigns)
+        .args(["--database", database, "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A free UDP port on loopback, found at run time.
 pub fn free_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
