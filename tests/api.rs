@@ -1494,12 +1494,12 @@ fn fill_callbacks(s: &Server) {
         other.campaign = "another-campaign";
         assert_eq!(store.queue_callback(&other, &p).await.unwrap().1, Ok(()));
         store
-            .subscribe(CAMPAIGN, "c_subs0000000005", b"+22370000005", t1)
+            .subscribe(CAMPAIGN, "c_subs0000000005", b"+22370000005", 1000, t1)
             .await
             .unwrap();
         assert_eq!(
             store
-                .queue_broadcast(CAMPAIGN, t0, later, t1)
+                .queue_broadcast(CAMPAIGN, t0, later, t1, &kuma::outbound::Policy::default())
                 .await
                 .unwrap(),
             1

@@ -707,3 +707,58 @@ fn a_different_secret_stops_kuma_serve_with_one_line() {
     again.kill().unwrap();
     again.wait().unwrap();
 }
+
+/// `kuma secret rotate` re-keys every pseudonym in one go: a caller keeps one
+/// pseudonym across the rotation, the old secret is refused, and the drawn
+/// secret replaces the old one in the data folder.
+#[test]
+fn secret_rotate_rekeys_callers_and_refuses_the_old_secret() {
+    let k = Kuma::sqlite();
+    let caller_of = |out: &str| -> String {
+        let line = out.lines().find(|l| l.contains("as caller ")).unwrap();
+        line.rsplit("as caller ").next().unwrap().trim().to_owned()
+    };
+    let call = || {
+        k.ok(&[
+            "call",
+            CAMPAIGN,
+            "--digits",
+            POLL,
+            "--at",
+            DURING_BROADCAST,
+            "--caller",
+            "+223 70 12 34 56",
+        ])
+    };
+    let before = caller_of(&call());
+    let secret = k.data().join("secret");
+    let old = std::fs::read_to_string(&secret).unwrap();
+    let out = k.ok(&["secret", "rotate"]);
+    assert!(
+        out.contains("1 pseudonyms re-keyed and 0 sealed numbers sealed again"),
+        "{out}"
+    );
+    let new = std::fs::read_to_string(&secret).unwrap();
+    assert_ne!(old, new, "a new secret in {}", secret.display());
+    assert!(!k.data().join("secret.new").exists());
+    let after = caller_of(&call());
+    assert_ne!(after, before, "pseudonyms are re-keyed");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let callers: Vec<(String, i64)> = rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&k.database).await.unwrap();
+        let rows = sqlx::query_as("SELECT caller, COUNT(*) FROM calls GROUP BY caller")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        rows
+    });
+    assert_eq!(callers, [(after, 2)], "both calls are the same caller's");
+    // The old secret (a leaked KUMA_SECRET, an old backup) is refused.
+    std::fs::write(&secret, &old).unwrap();
+    let refused = k.run(&["call", CAMPAIGN, "--digits", POLL, "--at", DURING_BROADCAST]);
+    fails_with(&refused, "another secret");
+}

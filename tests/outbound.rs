@@ -451,7 +451,7 @@ fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
             .seal("+22370123456", &caller)
             .unwrap();
         store
-            .subscribe(CAMPAIGN, &caller, &sealed, chrono::Utc::now())
+            .subscribe(CAMPAIGN, &caller, &sealed, 1000, chrono::Utc::now())
             .await
             .unwrap();
         store.close().await;
@@ -689,12 +689,15 @@ async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
 
     // Subscribers on PostgreSQL: queued once per broadcast, whichever process tries.
     for caller in ["c_s1", "c_s2"] {
-        a.subscribe(CAMPAIGN, caller, b"sealed", now).await.unwrap();
+        a.subscribe(CAMPAIGN, caller, b"sealed", 1000, now)
+            .await
+            .unwrap();
     }
     let b1 = now - chrono::Duration::hours(1);
+    let policy = kuma::outbound::Policy::default();
     let (qa, qb) = tokio::join!(
-        a.queue_broadcast(CAMPAIGN, b1, now, now),
-        b.queue_broadcast(CAMPAIGN, b1, now, now)
+        a.queue_broadcast(CAMPAIGN, b1, now, now, &policy),
+        b.queue_broadcast(CAMPAIGN, b1, now, now, &policy)
     );
     assert_eq!(qa.unwrap() + qb.unwrap(), 2);
     assert!(b.unsubscribe(CAMPAIGN, "c_s1", now).await.unwrap());

@@ -153,6 +153,7 @@ on_both_backends!(
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
+    secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
 );
 
 // ---- helpers -------------------------------------------------------------------
@@ -946,6 +947,7 @@ async fn spooled_writes_applied_again_count_once(store: Store, _url: String) {
                 caller: format!("c_{call}"),
                 sealed: "00ff".into(),
                 at: at(5),
+                limit: Some(10),
             },
             WriteOp::Completed { call },
             WriteOp::End {
@@ -1323,11 +1325,17 @@ async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
         .await
         .unwrap();
     store
-        .subscribe(CAMPAIGN, "c_s", b"sealed", at(5))
+        .subscribe(CAMPAIGN, "c_s", b"sealed", 1000, at(5))
         .await
         .unwrap();
     store
-        .queue_broadcast(CAMPAIGN, at(0), day(1), at(5))
+        .queue_broadcast(
+            CAMPAIGN,
+            at(0),
+            day(1),
+            at(5),
+            &kuma::outbound::Policy::default(),
+        )
         .await
         .unwrap();
 
@@ -1724,4 +1732,57 @@ async fn provider_recordings_are_kept_until_fetched(store: Store, _url: String) 
         store.fetch_status(g).await.unwrap().as_deref(),
         Some("failed")
     );
+}
+
+/// `kuma secret rotate`: every stored pseudonym and sealed number re-keyed in one
+/// transaction; a caller keeps one pseudonym; the old secret is refused.
+async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store, _url: String) {
+    const OLD: &[u8] = b"the first secret, 16+ bytes";
+    const NEW: &[u8] = b"the second secret, 16+ bytes";
+    let number = "+22376123456";
+    let keys = store.keys(OLD).await.unwrap();
+    let caller = keys.pseudonyms.pseudonym(number);
+    let id = call(&store, &caller, at(0), None).await;
+    answer(&store, id, "q_offered_work", "yes", at(1), None).await;
+    let sealed = keys.sealer.seal(number, &caller).unwrap();
+    assert!(
+        store
+            .subscribe(CAMPAIGN, &caller, &sealed, 10, at(1))
+            .await
+            .unwrap()
+    );
+    let missed = kuma::store::NewCallback {
+        campaign: CAMPAIGN,
+        caller: &caller,
+        sealed: &sealed,
+        at: at(2),
+        due: at(3),
+    };
+    let (_, queued) = store
+        .queue_callback(&missed, &kuma::outbound::Policy::default())
+        .await
+        .unwrap();
+    assert_eq!(queued, Ok(()));
+
+    let done = store.rotate_secret(OLD, NEW).await.unwrap();
+    assert_eq!((done.pseudonyms, done.numbers), (1, 2));
+    assert!(store.keys(OLD).await.is_err(), "the old secret is refused");
+    let keys = store.keys(NEW).await.unwrap();
+    let now = keys.pseudonyms.pseudonym(number);
+    assert_ne!(now, caller);
+    let rows = export(&store, CountFilter::default()).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows.iter().all(|r| r.caller == now), "{rows:?}");
+    let claimed = store
+        .claim_callback("w", at(4), at(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.caller, now);
+    let opened = keys
+        .sealer
+        .open(claimed.sealed.as_deref().unwrap(), &now)
+        .unwrap();
+    assert_eq!(opened, number);
+    assert!(store.unsubscribe(CAMPAIGN, &now, at(5)).await.unwrap());
 }

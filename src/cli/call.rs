@@ -138,7 +138,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         None => Utc::now(),
     };
     let store = env.store().await?;
-    let caller = env.pseudonymizer()?.pseudonym(&args.caller);
+    let caller = env.keys(&store).await?.pseudonyms.pseudonym(&args.caller);
     let tz = c
         .schedule
         .as_ref()

@@ -9,6 +9,7 @@ mod call;
 mod callbacks;
 mod check;
 mod results;
+mod secret;
 mod serve;
 mod simulate;
 mod token;
@@ -20,7 +21,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::campaign::{Campaign, CampaignSet, load_folder};
-use crate::store::{Pseudonymizer, Store, load_or_create_secret};
+use crate::store::{Keys, Store, load_or_create_secret};
 
 /// kuma: interactive voice response for community radio campaigns.
 #[derive(Debug, Parser)]
@@ -90,6 +91,8 @@ enum Command {
     Token(token::Args),
     /// The call-back queue: pseudonyms, status, attempts, next try (never a number).
     Callbacks(callbacks::Args),
+    /// The server secret that keys pseudonyms and sealed numbers.
+    Secret(secret::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -188,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::run(&env, *a).await,
         Command::Token(a) => token::run(&env, a).await,
         Command::Callbacks(a) => callbacks::run(&env, a).await,
+        Command::Secret(a) => secret::run(&env, a).await,
     }
 }
 
@@ -210,9 +214,12 @@ impl Env {
         Ok(Store::open(&self.database).await?)
     }
 
-    fn pseudonymizer(&self) -> anyhow::Result<Pseudonymizer> {
+    /// The pseudonyms and sealer of the database, under the server secret
+    /// (`KUMA_SECRET` or `DATA/secret`); another secret than the database's is
+    /// one clear error.
+    async fn keys(&self, store: &Store) -> anyhow::Result<Keys> {
         let secret = load_or_create_secret(&self.data)?;
-        Ok(Pseudonymizer::new(&secret))
+        Ok(store.keys(&secret).await?)
     }
 }
 

@@ -119,20 +119,9 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;
-    let secret = crate::store::load_or_create_secret(&env.data)?;
-    let pseudonyms = crate::store::Pseudonymizer::new(&secret);
     // Another secret would give every caller a new pseudonym, make blocked
     // numbers callable again and leave sealed numbers unreadable: stop instead.
-    let mine = pseudonyms.fingerprint();
-    let recorded = store.secret_fingerprint(&mine).await?;
-    if recorded != mine {
-        anyhow::bail!(
-            "this database was written with another secret (KUMA_SECRET or {}/secret): \
-             start kuma with that secret; with this one every caller would get a new pseudonym",
-            env.data.display()
-        );
-    }
-    let sealer = crate::outbound::sealed::Sealer::new(&secret);
+    let crate::store::Keys { pseudonyms, sealer } = env.keys(&store).await?;
     crate::serve::run(
         config,
         env.campaigns.clone(),

@@ -112,7 +112,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         None => Utc::now(),
     };
     let store = env.store().await?;
-    let pseudonyms = Arc::new(env.pseudonymizer()?);
+    let pseudonyms = Arc::new(env.keys(&store).await?.pseudonyms);
     let limit = Arc::new(Semaphore::new(args.concurrency as usize));
     // Fewer numbers than calls: some listeners call more than once.
     let listeners = (args.calls / 2).max(1);

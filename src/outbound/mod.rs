@@ -126,6 +126,9 @@ pub struct Policy {
     /// The country code of numbers the gateway writes without one (`76123456`
     /// is `+22376123456` with `223`), so that they can be matched to `prefixes`.
     pub country_code: Option<String>,
+    /// At most this many subscribers per campaign: each is a call the station
+    /// pays for after every broadcast. A caller who asks beyond it is not kept.
+    pub subscribers_per_campaign: u32,
 }
 
 /// Hours of the day when subscribers are not called, e.g. `21:00-07:00`.
@@ -187,6 +190,7 @@ impl Default for Policy {
             quiet_hours: None,
             prefixes: None,
             country_code: None,
+            subscribers_per_campaign: 1000,
         }
     }
 }
@@ -275,6 +279,13 @@ pub fn screen(policy: &Policy, number: &str, caller: &str, open: bool) -> Result
         return Err(Refusal::Closed);
     }
     Ok(())
+}
+
+/// Whether a caller may be kept as a subscriber (called after each broadcast):
+/// the same checks as a missed call's, except the poll window, before their
+/// number is ever sealed. The quotas apply when each broadcast's calls are queued.
+pub fn may_subscribe(policy: &Policy, number: &str, caller: &str) -> Result<(), Refusal> {
+    screen(policy, number, caller, true)
 }
 
 /// Whether `number` (callable) is one kuma may call: inside `prefixes` once
@@ -471,6 +482,29 @@ mod tests {
         );
         assert_eq!(e164("+22376123456", None).as_deref(), Some("+22376123456"));
         assert_eq!(e164("+2237612345678901234", None), None);
+    }
+
+    #[test]
+    fn a_subscriber_is_kept_only_where_kuma_may_call_them() {
+        let p = Policy {
+            prefixes: Some(vec!["+22376".into()]),
+            country_code: Some("223".into()),
+            blocked: vec!["c_blocked".into()],
+            ..Policy::default()
+        };
+        assert_eq!(may_subscribe(&p, "76123456", "c_x"), Ok(()));
+        assert_eq!(
+            may_subscribe(&p, "+447700900123", "c_x"),
+            Err(Refusal::NumberNotAllowed)
+        );
+        assert_eq!(
+            may_subscribe(&p, "76123456", "c_blocked"),
+            Err(Refusal::Blocked)
+        );
+        assert_eq!(
+            may_subscribe(&p, "anonymous", "c_x"),
+            Err(Refusal::Withheld)
+        );
     }
 
     #[test]

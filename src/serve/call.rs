@@ -183,10 +183,12 @@ async fn run_call(
     let number = caller;
     let caller = shared.pseudonyms.pseudonym(&number);
     tracing::Span::current().record("caller", caller.as_str());
-    // Kept (sealed) only if the caller may ask to be called after each broadcast.
-    let sealed = (has_subscribe(&campaign) && crate::outbound::callable(number.trim()))
-        .then(|| shared.sealer.seal(number.trim(), &caller).ok())
-        .flatten();
+    // Kept (sealed) only if the caller may ask to be called after each broadcast,
+    // and kuma may call them: a number outside `prefixes`, or blocked, is never kept.
+    let sealed = (has_subscribe(&campaign)
+        && crate::outbound::may_subscribe(&shared.config.callback, number.trim(), &caller).is_ok())
+    .then(|| shared.sealer.seal(number.trim(), &caller).ok())
+    .flatten();
     drop(number);
     let started = Utc::now();
     let broadcast = campaign
@@ -723,6 +725,7 @@ impl Live<'_> {
                         caller,
                         sealed: hex::encode(sealed),
                         at: Utc::now(),
+                        limit: Some(self.shared.config.callback.subscribers_per_campaign),
                     };
                     self.shared.writes.write(op).await?;
                     tracing::info!(caller = %self.caller, "subscribed to calls after each broadcast");

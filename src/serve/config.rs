@@ -171,6 +171,8 @@ pub struct CallbackFile {
     pub prefixes: Option<Vec<String>>,
     /// The country code of the numbers the gateway sends without one (`"223"`).
     pub country_code: Option<String>,
+    /// At most this many subscribers per campaign (default 1000).
+    pub subscribers_per_campaign: Option<u32>,
 }
 
 impl Default for ServeConfig {
@@ -459,6 +461,9 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     p.per_caller_per_day = cb.per_caller_per_day.unwrap_or(p.per_caller_per_day);
     p.per_campaign_per_day = cb.per_campaign_per_day.unwrap_or(p.per_campaign_per_day);
     p.retries = cb.retries.unwrap_or(p.retries);
+    p.subscribers_per_campaign = cb
+        .subscribers_per_campaign
+        .unwrap_or(p.subscribers_per_campaign);
     if let Some(blocked) = cb.blocked {
         if let Some(bad) = blocked.iter().find(|b| !b.starts_with("c_")) {
             return Err(format!(
@@ -770,7 +775,7 @@ mod tests {
             "[trunk]\nuri = \"sip:trunk.example.org\"\nuser = \"kuma\"\npassword = \"pw\"\nmax_calls = 4\n\
              [callback]\ndelay = \"30s\"\nretries = 1\nretry_after = \"10m\"\nblocked = [\"c_00\"]\n\
              quiet_hours = \"21:00-07:00\"\nafter_broadcast = \"30m\"\n\
-             prefixes = [\"+22376\", \"+22366\"]\ncountry_code = \"223\"\n",
+             prefixes = [\"+22376\", \"+22366\"]\ncountry_code = \"223\"\nsubscribers_per_campaign = 250\n",
         )
         .unwrap();
         let c = load(&file, true, &Overrides::default()).unwrap();
@@ -779,6 +784,7 @@ mod tests {
             Some(vec!["+22376".to_string(), "+22366".to_string()])
         );
         assert_eq!(c.callback.country_code.as_deref(), Some("223"));
+        assert_eq!(c.callback.subscribers_per_campaign, 250);
         let t = c.trunk.unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.max_calls),

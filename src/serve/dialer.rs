@@ -135,7 +135,7 @@ pub async fn follow_broadcasts(shared: Arc<Shared>, mut stop: watch::Receiver<bo
                 .map_or(now, |q| q.next_allowed(now, schedule.timezone));
             match shared
                 .store
-                .queue_broadcast(&campaign.id, broadcast, due, now)
+                .queue_broadcast(&campaign.id, broadcast, due, now, policy)
                 .await
             {
                 Ok(n) => {

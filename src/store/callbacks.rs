@@ -181,9 +181,13 @@ type ListRow = (
 /// callback, attempt, status, SIP code.
 type AttemptListRow = (i64, i64, String, Option<i64>);
 
+/// A new subscriber only while the campaign has fewer than `$5`; one already
+/// subscribed keeps their place (their sealed number is renewed).
 const SUBSCRIBE: &str = "\
-    INSERT INTO subscribers (campaign, caller, number, subscribed_at) VALUES ($1, $2, $3, $4) \
+    INSERT INTO subscribers (campaign, caller, number, subscribed_at) \
+    SELECT $1, $2, $3, $4 WHERE (SELECT COUNT(*) FROM subscribers WHERE campaign = $1) < $5 \
     ON CONFLICT (campaign, caller) DO UPDATE SET number = $3";
+const RESUBSCRIBE: &str = "UPDATE subscribers SET number = $3 WHERE campaign = $1 AND caller = $2";
 const UNSUBSCRIBE: &str = "DELETE FROM subscribers WHERE campaign = $1 AND caller = $2";
 /// An unsubscribed listener's calls still waiting are cancelled, their number erased.
 const CANCEL_SUBSCRIBER_CALLS: &str = "\
@@ -191,32 +195,49 @@ const CANCEL_SUBSCRIBER_CALLS: &str = "\
       note = 'unsubscribed' \
     WHERE campaign = $1 AND caller = $2 AND broadcast IS NOT NULL AND status = 'queued'";
 const SUBSCRIBERS: &str = "SELECT COUNT(*) FROM subscribers WHERE campaign = $1";
-/// Every subscriber of the campaign, once per broadcast (`WHERE` also keeps
-/// SQLite's parser from reading `ON CONFLICT` as a join constraint).
-const QUEUE_BROADCAST: &str = "\
-    INSERT INTO callbacks (campaign, caller, number, status, next_at, created_at, updated_at, broadcast) \
-    SELECT campaign, caller, number, 'queued', $3, $4, $4, $2 FROM subscribers WHERE campaign = $1 \
+/// The subscribers of a campaign not yet queued (or refused) for a broadcast.
+const BROADCAST_DUE: &str = "\
+    SELECT s.caller, s.number FROM subscribers s WHERE s.campaign = $1 AND NOT EXISTS \
+      (SELECT 1 FROM callbacks c WHERE c.campaign = $1 AND c.caller = s.caller AND c.broadcast = $2) \
+    ORDER BY s.subscribed_at, s.caller";
+/// A call to a subscriber after a broadcast, queued or refused by the quotas;
+/// once per subscriber and broadcast, however many processes try.
+const INSERT_BROADCAST: &str = "\
+    INSERT INTO callbacks (campaign, caller, number, status, note, next_at, created_at, updated_at, broadcast) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
     ON CONFLICT (campaign, caller, broadcast) DO NOTHING";
 
 impl Store {
-    /// Keeps a listener's sealed number to call them after each broadcast.
+    /// Keeps a listener's sealed number to call them after each broadcast, unless
+    /// the campaign already has `limit` subscribers; false when not kept.
     pub async fn subscribe(
         &self,
         campaign: &str,
         caller: &str,
         sealed: &[u8],
+        limit: u32,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(SUBSCRIBE)
+    ) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let renewed = sqlx::query(RESUBSCRIBE)
                 .bind(campaign)
                 .bind(caller)
                 .bind(sealed)
-                .bind(millis(at))
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            renewed > 0
+                || sqlx::query(SUBSCRIBE)
+                    .bind(campaign)
+                    .bind(caller)
+                    .bind(sealed)
+                    .bind(millis(at))
+                    .bind(i64::from(limit))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0
+        })
     }
 
     /// Erases a subscriber and cancels their calls still waiting; false if they
@@ -255,26 +276,63 @@ impl Store {
     }
 
     /// Queues a call to every subscriber of the campaign after `broadcast`, due at
-    /// `due`; a subscriber already queued for it is left alone (so every process
-    /// may try). Returns how many were queued now.
+    /// `due`, within the same quotas as missed calls (a subscriber over them gets
+    /// a refused row, without the number, for this broadcast); a subscriber
+    /// already queued or refused for it is left alone (so every process may
+    /// try). Returns how many were queued now.
     pub async fn queue_broadcast(
         &self,
         campaign: &str,
         broadcast: DateTime<Utc>,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
+        policy: &Policy,
     ) -> Result<u64, StoreError> {
-        let n = with_pool!(self, |pool| {
-            sqlx::query(QUEUE_BROADCAST)
+        let day_ago = millis(now - chrono::Duration::days(1));
+        write_tx!(self, |tx| {
+            let due_now: Vec<(String, Vec<u8>)> = sqlx::query_as(BROADCAST_DUE)
                 .bind(campaign)
                 .bind(millis(broadcast))
-                .bind(millis(due))
-                .bind(millis(now))
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut queued = 0u64;
+            for (caller, sealed) in &due_now {
+                // Read again for each: the rows queued just before count too.
+                let history = history_of(
+                    sqlx::query_as(HISTORY)
+                        .bind(caller)
+                        .bind(campaign)
+                        .bind(day_ago)
+                        .fetch_one(&mut *tx)
+                        .await?,
+                )?;
+                let (status, note, number, next) = match admit(policy, &history, now) {
+                    Ok(()) => (
+                        Status::Queued,
+                        None,
+                        Some(sealed.as_slice()),
+                        Some(millis(due)),
+                    ),
+                    Err(r) => (Status::Refused, Some(r.as_str()), None, None),
+                };
+                let inserted = sqlx::query(INSERT_BROADCAST)
+                    .bind(campaign)
+                    .bind(caller)
+                    .bind(number)
+                    .bind(status.as_str())
+                    .bind(note)
+                    .bind(next)
+                    .bind(millis(now))
+                    .bind(millis(broadcast))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if status == Status::Queued {
+                    queued += inserted;
+                }
+            }
+            queued
+        })
     }
 
     /// Queues a call-back if the quotas allow (checked in the same transaction as
@@ -287,19 +345,14 @@ impl Store {
     ) -> Result<(i64, Result<(), Refusal>), StoreError> {
         let day_ago = millis(c.at - chrono::Duration::days(1));
         write_tx!(self, |tx| {
-            let (caller_day, campaign_day, last, pending): (i64, i64, Option<i64>, i64) =
+            let history = history_of(
                 sqlx::query_as(HISTORY)
                     .bind(c.caller)
                     .bind(c.campaign)
                     .bind(day_ago)
                     .fetch_one(&mut *tx)
-                    .await?;
-            let history = History {
-                caller_day: u64::try_from(caller_day).unwrap_or(0),
-                campaign_day: u64::try_from(campaign_day).unwrap_or(0),
-                caller_last: last.map(time).transpose()?,
-                caller_pending: pending > 0,
-            };
+                    .await?,
+            )?;
             let verdict = admit(policy, &history, c.at);
             let (status, note, number, next) = match verdict {
                 Ok(()) => (Status::Queued, None, Some(c.sealed), Some(millis(c.due))),
@@ -546,6 +599,18 @@ impl Store {
     }
 }
 
+/// What [`HISTORY`] read, for [`admit`].
+fn history_of(
+    (caller_day, campaign_day, last, pending): (i64, i64, Option<i64>, i64),
+) -> Result<History, StoreError> {
+    Ok(History {
+        caller_day: u64::try_from(caller_day).unwrap_or(0),
+        campaign_day: u64::try_from(campaign_day).unwrap_or(0),
+        caller_last: last.map(time).transpose()?,
+        caller_pending: pending > 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,15 +818,30 @@ mod tests {
     async fn subscribers_are_queued_once_per_broadcast_and_erased_when_they_leave() {
         let (_d, s) = store().await;
         let t0 = at("2026-12-01T19:00:00Z");
-        s.subscribe("c", "c_a", b"sealed-a", t0).await.unwrap();
-        s.subscribe("c", "c_b", b"sealed-b", t0).await.unwrap();
-        s.subscribe("c", "c_b", b"sealed-b2", t0).await.unwrap();
-        s.subscribe("other", "c_a", b"sealed-a", t0).await.unwrap();
+        s.subscribe("c", "c_a", b"sealed-a", u32::MAX, t0)
+            .await
+            .unwrap();
+        s.subscribe("c", "c_b", b"sealed-b", u32::MAX, t0)
+            .await
+            .unwrap();
+        s.subscribe("c", "c_b", b"sealed-b2", u32::MAX, t0)
+            .await
+            .unwrap();
+        s.subscribe("other", "c_a", b"sealed-a", u32::MAX, t0)
+            .await
+            .unwrap();
         assert_eq!(s.subscriber_count("c").await.unwrap(), 2);
         let due = t0 + chrono::Duration::hours(1);
-        assert_eq!(s.queue_broadcast("c", t0, due, t0).await.unwrap(), 2);
         assert_eq!(
-            s.queue_broadcast("c", t0, due, t0).await.unwrap(),
+            s.queue_broadcast("c", t0, due, t0, &Policy::default())
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            s.queue_broadcast("c", t0, due, t0, &Policy::default())
+                .await
+                .unwrap(),
             0,
             "once per broadcast"
         );
@@ -782,9 +862,97 @@ mod tests {
         let c = s.claim_callback("w", due, t0).await.unwrap().unwrap();
         assert_eq!((c.caller.as_str(), c.broadcast), ("c_b", Some(t0)));
         assert_eq!(c.sealed.as_deref(), Some(&b"sealed-b2"[..]));
-        // The next broadcast queues the remaining subscriber again.
+        // Answered; the next broadcast queues the remaining subscriber again (a
+        // call still waiting would count against the quotas: `already_queued`).
+        s.finish_attempt(
+            c.id,
+            c.attempt,
+            Status::Answered,
+            None,
+            Next::Final(Status::Answered),
+            None,
+            due,
+        )
+        .await
+        .unwrap();
         let t1 = t0 + chrono::Duration::days(4);
-        assert_eq!(s.queue_broadcast("c", t1, t1, t1).await.unwrap(), 1);
+        assert_eq!(
+            s.queue_broadcast("c", t1, t1, t1, &Policy::default())
+                .await
+                .unwrap(),
+            1
+        );
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn subscribers_count_against_the_quotas_and_their_number() {
+        let (_d, s) = store().await;
+        let t0 = at("2026-12-01T19:00:00Z");
+        // The cap: a third subscriber is not kept; one already there renews.
+        assert!(s.subscribe("c", "c_a", b"a", 2, t0).await.unwrap());
+        assert!(s.subscribe("c", "c_b", b"b", 2, t0).await.unwrap());
+        assert!(!s.subscribe("c", "c_c", b"c", 2, t0).await.unwrap());
+        assert!(s.subscribe("c", "c_b", b"b2", 2, t0).await.unwrap());
+        assert!(s.subscribe("other", "c_c", b"c", 2, t0).await.unwrap());
+        assert_eq!(s.subscriber_count("c").await.unwrap(), 2);
+
+        // `c_a` had a call-back an hour ago; the campaign may place 2 a day.
+        let policy = Policy {
+            per_campaign_per_day: 2,
+            ..Policy::default()
+        };
+        let missed = NewCallback {
+            due: t0 - chrono::Duration::minutes(59),
+            ..missed("c_a", t0 - chrono::Duration::hours(1))
+        };
+        let (id, verdict) = s.queue_callback(&missed, &policy).await.unwrap();
+        assert_eq!(verdict, Ok(()));
+        let later = t0 + chrono::Duration::minutes(10);
+        // `c_a`'s call-back is still queued: refused; `c_b` takes the last place.
+        assert_eq!(
+            s.queue_broadcast("c", t0, later, later, &policy)
+                .await
+                .unwrap(),
+            1
+        );
+        let notes = |list: Vec<CallbackRow>| -> Vec<(String, String, Option<String>)> {
+            list.into_iter()
+                .filter(|r| r.broadcast.is_some())
+                .map(|r| (r.caller, r.status.as_str().to_owned(), r.note))
+                .collect()
+        };
+        assert_eq!(
+            notes(oldest_first(&s, Some("c")).await),
+            [
+                (
+                    "c_a".into(),
+                    "refused".into(),
+                    Some("already_queued".into())
+                ),
+                ("c_b".into(), "queued".into(), None),
+            ]
+        );
+        // Refused for this broadcast, not again and again.
+        assert_eq!(
+            s.queue_broadcast("c", t0, later, later, &policy)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(
+            !s.callback_has_number(
+                oldest_first(&s, Some("c"))
+                    .await
+                    .iter()
+                    .find(|r| r.caller == "c_a" && r.broadcast.is_some())
+                    .unwrap()
+                    .id
+            )
+            .await
+            .unwrap()
+        );
+        assert!(s.callback_has_number(id).await.unwrap());
         s.close().await;
     }
 
@@ -825,9 +993,13 @@ mod tests {
         s.refuse_callback("other", "c_x", Refusal::Withheld, t0)
             .await
             .unwrap();
-        s.subscribe("c", "c_s", b"sealed-s", t0).await.unwrap();
+        s.subscribe("c", "c_s", b"sealed-s", u32::MAX, t0)
+            .await
+            .unwrap();
         let due = t0 + chrono::Duration::days(1);
-        s.queue_broadcast("c", t0, due, t0).await.unwrap();
+        s.queue_broadcast("c", t0, due, t0, &Policy::default())
+            .await
+            .unwrap();
         // `a` is busy once, then answered; `b` is not due yet.
         let t = t0 + chrono::Duration::seconds(20);
         let c = s.claim_callback("w", t, t0).await.unwrap().unwrap();

@@ -60,6 +60,10 @@ pub enum WriteOp {
         caller: String,
         sealed: String,
         at: DateTime<Utc>,
+        /// At most this many subscribers in the campaign (`[callback]
+        /// subscribers_per_campaign`); absent in spools written before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
     },
     Unsubscribe {
         campaign: String,
@@ -181,10 +185,18 @@ impl WriteOp {
                 caller,
                 sealed,
                 at,
+                limit,
             } => {
                 let sealed = hex::decode(sealed)
                     .map_err(|e| StoreError::BadValue(format!("sealed number: {e}")))?;
-                store.subscribe(campaign, caller, &sealed, *at).await
+                let limit = limit.unwrap_or(u32::MAX);
+                if !store
+                    .subscribe(campaign, caller, &sealed, limit, *at)
+                    .await?
+                {
+                    tracing::warn!(%campaign, %caller, limit, "subscriber not kept: the campaign has its [callback] subscribers_per_campaign");
+                }
+                Ok(())
             }
             WriteOp::Unsubscribe {
                 campaign,

@@ -32,6 +32,7 @@ mod callbacks;
 mod error;
 mod flow;
 mod funnel;
+mod keys;
 mod open;
 mod pseudonym;
 mod reads;
@@ -50,8 +51,9 @@ pub use callbacks::{AttemptRow, CallbackCount, CallbackFilter, CallbackRow, Clai
 pub use error::StoreError;
 pub use flow::WriteOp;
 pub use funnel::FunnelCounts;
+pub use keys::{Keys, Rotated};
 pub use open::redact_url;
-pub use pseudonym::{Pseudonymizer, load_or_create_secret};
+pub use pseudonym::{Pseudonymizer, load_or_create_secret, read_secret_file, write_new_secret};
 pub use reads::AnswerStream;
 pub use tokens::TokenInfo;
 pub use webhooks::{PendingFetch, SessionStep, WebhookSession};

@@ -7,7 +7,8 @@
 //! possible number: that needs the secret too.
 //!
 //! The secret comes from `KUMA_SECRET`, or from `<data dir>/secret`, made on first
-//! use. Losing it only means that later callers get new pseudonyms.
+//! use. The database keeps its fingerprint, so that kuma never runs on with
+//! another one by mistake; `kuma secret rotate` replaces it (`super::keys`).
 
 use std::io::Write;
 use std::path::Path;
@@ -25,11 +26,14 @@ const NEW_SECRET_LEN: usize = 32;
 /// Bytes of the HMAC kept in a pseudonym: 128 bits, no collisions in practice.
 const PSEUDONYM_BYTES: usize = 16;
 
-/// Turns phone numbers into pseudonyms with a fixed secret.
+/// Turns phone numbers into pseudonyms with a fixed secret (and the secrets it
+/// replaced, see [`Pseudonymizer::with_earlier`]).
 #[derive(Clone)]
 pub struct Pseudonymizer {
-    /// HMAC state already keyed with the secret; cloned for each number.
-    keyed: Hmac<Sha256>,
+    /// HMAC states already keyed, each cloned for each number: the first secret,
+    /// then every secret that replaced it (`kuma secret rotate`), oldest first.
+    first: Hmac<Sha256>,
+    later: Vec<Hmac<Sha256>>,
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -38,22 +42,66 @@ impl std::fmt::Debug for Pseudonymizer {
     }
 }
 
+fn keyed(secret: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length (long ones are hashed first): this cannot fail.
+    <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC accepts keys of any length")
+}
+
+/// One HMAC step: `c_` and the first 16 bytes of the HMAC of `input`, in hex.
+fn step(key: &Hmac<Sha256>, input: &[u8]) -> String {
+    let mut mac = key.clone();
+    mac.update(input);
+    let digest = mac.finalize().into_bytes();
+    format!("c_{}", hex::encode(&digest[..PSEUDONYM_BYTES]))
+}
+
 impl Pseudonymizer {
     pub fn new(secret: &[u8]) -> Self {
-        // HMAC takes keys of any length (long ones are hashed first): this cannot fail.
-        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .expect("HMAC accepts keys of any length");
-        Pseudonymizer { keyed }
+        Pseudonymizer {
+            first: keyed(secret),
+            later: Vec::new(),
+        }
+    }
+
+    /// After `kuma secret rotate`: a caller's pseudonym is the one the `earlier`
+    /// secrets gave (oldest first), keyed again with `secret` (an HMAC of the
+    /// earlier pseudonym). Nobody holding an earlier secret alone can compute a
+    /// pseudonym any more, and the stored ones were re-keyed the same way, so a
+    /// caller keeps one pseudonym over the database's life.
+    pub fn with_earlier(earlier: &[Vec<u8>], secret: &[u8]) -> Self {
+        match earlier.split_first() {
+            None => Self::new(secret),
+            Some((first, rest)) => Pseudonymizer {
+                first: keyed(first),
+                later: rest
+                    .iter()
+                    .map(|s| keyed(s))
+                    .chain([keyed(secret)])
+                    .collect(),
+            },
+        }
+    }
+
+    /// The key of the current secret (the last one).
+    fn current(&self) -> &Hmac<Sha256> {
+        self.later.last().unwrap_or(&self.first)
     }
 
     /// The caller's pseudonym, e.g. `c_3f0a…` (34 characters). Spellings of the
     /// same number (`+223 70-00 00 00`, `0022370000000`, `sip:+22370000000@host`)
     /// give the same pseudonym.
     pub fn pseudonym(&self, number: &str) -> String {
-        let mut mac = self.keyed.clone();
-        mac.update(normalize(number).as_bytes());
-        let digest = mac.finalize().into_bytes();
-        format!("c_{}", hex::encode(&digest[..PSEUDONYM_BYTES]))
+        let mut p = step(&self.first, normalize(number).as_bytes());
+        for key in &self.later {
+            p = step(key, p.as_bytes());
+        }
+        p
+    }
+
+    /// A pseudonym given before the current secret was added, as it is now (for
+    /// `kuma secret rotate`, which re-keys the stored ones).
+    pub fn rekey(&self, earlier_pseudonym: &str) -> String {
+        step(self.current(), earlier_pseudonym.as_bytes())
     }
 
     /// A fingerprint of the secret (hex, 16 bytes of a derived key): it tells two
@@ -68,7 +116,7 @@ impl Pseudonymizer {
     /// without digits are lowercased), so no pseudonym ever reveals part of a
     /// derived key.
     pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        let mut mac = self.keyed.clone();
+        let mut mac = self.current().clone();
         mac.update(b"KUMA-DERIVED-KEY\n");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
@@ -133,6 +181,29 @@ fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(data_dir, &path),
         Err(source) => Err(StoreError::SecretFile { path, source }),
     }
+}
+
+/// A secret written in hexadecimal in a file (like `DATA/secret`).
+pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StoreError::SecretFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_secret_file(path, &text)
+}
+
+/// Draws a new secret and writes it to `path` (a new file, mode 0600, synced).
+pub fn write_new_secret(path: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut secret = vec![0u8; NEW_SECRET_LEN];
+    getrandom::fill(&mut secret)
+        .map_err(|e| StoreError::Secret(format!("cannot draw a random secret: {e}")))?;
+    write_private(path, format!("{}\n", hex::encode(&secret)).as_bytes()).map_err(|source| {
+        StoreError::SecretFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(secret)
 }
 
 fn parse_secret_file(path: &Path, text: &str) -> Result<Vec<u8>, StoreError> {

@@ -189,24 +189,6 @@ impl Store {
             .collect()
     }
 
-    /// Records `fingerprint` as this database's secret fingerprint if it has none
-    /// yet; the one recorded (the given one, the first time).
-    pub async fn secret_fingerprint(&self, fingerprint: &str) -> Result<String, StoreError> {
-        let row: (String,) = with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO kuma_facts (name, value) VALUES ('secret_fingerprint', $1) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(fingerprint)
-            .execute(pool)
-            .await?;
-            sqlx::query_as("SELECT value FROM kuma_facts WHERE name = 'secret_fingerprint'")
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(row.0)
-    }
-
     /// How a call ended (`None` while it is in progress or unknown).
     pub async fn call_outcome(&self, call: super::CallId) -> Result<Option<String>, StoreError> {
         let row: Option<(Option<String>,)> = with_pool!(self, |pool| {
