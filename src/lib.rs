@@ -17,6 +17,7 @@
 pub mod audio;
 pub mod campaign;
 pub mod cli;
+pub mod conversation;
 pub mod flow;
 pub mod outbound;
 pub mod results;

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{count, free_port, have_sipp, postgres_admin_url, prepared_data, repo};
+use common::{
+    PgDatabase, count, free_port, have_sipp, pg_rows, postgres_admin_url, prepared_data, repo,
+};
 use kuma::outbound::Policy;
 use kuma::outbound::sealed::Sealer;
 use kuma::store::{NewCallback, Pseudonymizer, Store};
@@ -539,67 +541,6 @@ fn a_phone_that_is_never_picked_up_is_cancelled_and_recorded_no_answer() {
 }
 
 // ---- several processes, one PostgreSQL database --------------------------------
-
-fn pg(admin: &str, statement: &str) {
-    let out = Command::new("psql")
-        .args([admin, "-Atqc", statement])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn pg_rows(url: &str, query: &str) -> Vec<String> {
-    let out = Command::new("psql")
-        .args([url, "-Atqc", query])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A fresh database on the test server, dropped at the end.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn new(admin: &str) -> PgDatabase {
-        let name = format!(
-            "kuma_outbound_{:08x}",
-            std::process::id() ^ free_port() as u32
-        );
-        pg(admin, &format!("CREATE DATABASE {name}"));
-        let (scheme, rest) = admin.split_once("://").unwrap();
-        let authority = rest.split('/').next().unwrap();
-        PgDatabase {
-            url: format!("{scheme}://{authority}/{name}"),
-            admin: admin.to_owned(),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        pg(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
 
 #[test]
 fn two_kuma_processes_on_one_postgresql_dial_each_call_back_once() {

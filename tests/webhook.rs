@@ -35,6 +35,7 @@ struct Server {
     http: SocketAddr,
     data: PathBuf,
     campaigns: PathBuf,
+    database: String,
     _dir: Arc<tempfile::TempDir>,
 }
 
@@ -77,24 +78,27 @@ impl Server {
         let data = dir.path().join("data");
         prepared_data(&data);
         let campaigns = campaigns_folder(dir.path());
-        Server::start_on(dir, data, campaigns, env)
+        let database = format!("sqlite://{}/kuma.db", data.display());
+        Server::start_on(dir, data, campaigns, database, env)
     }
 
     /// Another server on the same data and database (a restart).
     fn restart(self, env: &[(&str, &str)]) -> Server {
-        let (dir, data, campaigns) = (
+        let (dir, data, campaigns, database) = (
             Arc::clone(&self._dir),
             self.data.clone(),
             self.campaigns.clone(),
+            self.database.clone(),
         );
         drop(self);
-        Server::start_on(dir, data, campaigns, env)
+        Server::start_on(dir, data, campaigns, database, env)
     }
 
     fn start_on(
         dir: Arc<tempfile::TempDir>,
         data: PathBuf,
         campaigns: PathBuf,
+        database: String,
         env: &[(&str, &str)],
     ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuma"));
@@ -104,7 +108,7 @@ impl Server {
             .arg("--data")
             .arg(&data)
             .arg("--database")
-            .arg(format!("sqlite://{}/kuma.db", data.display()));
+            .arg(&database);
         for var in [
             "KUMA_CONFIG",
             "KUMA_PUBLIC_URL",
@@ -127,6 +131,7 @@ impl Server {
             child,
             data,
             campaigns,
+            database,
             _dir: dir,
         }
     }
@@ -139,7 +144,7 @@ impl Server {
             .arg("--data")
             .arg(&self.data)
             .arg("--database")
-            .arg(format!("sqlite://{}/kuma.db", self.data.display()))
+            .arg(&self.database)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -947,4 +952,138 @@ fn a_recording_url_on_loopback_private_or_redirecting_there_is_never_requested()
         "{}",
         metrics.text()
     );
+}
+
+/// The example campaign with `subscribe = "yes"` on `q_would_report`.
+fn subscribe_folder(dir: &Path) -> PathBuf {
+    let folder = campaigns_folder(dir);
+    let file = folder.join(format!("{CAMPAIGN}.toml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let marked = text.replacen(
+        "prompt = \"q_would_report\"\n",
+        "prompt = \"q_would_report\"\nsubscribe = \"yes\"\n",
+        1,
+    );
+    assert_ne!(marked, text);
+    std::fs::write(&file, marked).unwrap();
+    folder
+}
+
+/// The subscribers of the database: (pseudonym, bytes of the sealed number).
+fn subscribers(database: &str) -> Vec<(String, i64)> {
+    const QUERY: &str = "SELECT caller, length(number) FROM subscribers ORDER BY caller";
+    if database.starts_with("postgres") {
+        return common::pg_rows(database, QUERY)
+            .iter()
+            .map(|l| {
+                let (c, n) = l.split_once('|').unwrap();
+                (c.to_owned(), n.parse().unwrap())
+            })
+            .collect();
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let pool = sqlx::SqlitePool::connect(database).await.unwrap();
+            let rows = sqlx::query_as(QUERY).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows
+        })
+}
+
+/// A caller through Africa's Talking, then through Twilio, answers "yes" to the
+/// question that subscribes (their number is kept, sealed), and on a later call
+/// answers otherwise: erased.
+fn webhook_callers_subscribe_and_unsubscribe(database: Option<String>) {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let data = dir.path().join("data");
+    prepared_data(&data);
+    let campaigns = subscribe_folder(dir.path());
+    let database = database.unwrap_or_else(|| format!("sqlite://{}/kuma.db", data.display()));
+    let s = Server::start_on(dir, data, campaigns, database.clone(), &at_env());
+    // French, the poll, two answers, then q_would_report.
+    let keys = |would_report: &'static str| ["2", "2", "1", "2", would_report];
+
+    let at_call = |session: &'static str, would_report: &'static str| {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut f = vec![
+                ("sessionId", session),
+                ("isActive", "1"),
+                ("callerNumber", CALLER),
+            ];
+            f.extend_from_slice(extra);
+            f
+        };
+        let r = s.at(
+            "",
+            &with(&[("direction", "Inbound"), ("destinationNumber", "2000")]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        for (step, key) in keys(would_report).into_iter().enumerate() {
+            let r = s.at(
+                &format!("?step={}", step + 1),
+                &with(&[("dtmfDigits", key)]),
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    };
+    at_call("ATVId_sub_1", "1");
+    let kept = subscribers(&database);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].0.starts_with("c_") && kept[0].1 > 24, "{kept:?}");
+    at_call("ATVId_sub_2", "2");
+    assert!(subscribers(&database).is_empty(), "unsubscribed: erased");
+
+    let twilio_call = |sid: &'static str, would_report: &'static str| {
+        let live = |extra: &[(&'static str, &'static str)]| {
+            let mut f = vec![
+                ("CallSid", sid),
+                ("CallStatus", "in-progress"),
+                ("From", CALLER),
+                ("To", "2000"),
+            ];
+            f.extend_from_slice(extra);
+            f
+        };
+        let start = [
+            ("CallSid", sid),
+            ("AccountSid", "AC0"),
+            ("From", CALLER),
+            ("To", "2000"),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+        ];
+        assert_eq!(s.twilio("/voice/twilio", &start).status, 200);
+        for (step, key) in keys(would_report).into_iter().enumerate() {
+            let r = s.twilio(
+                &format!("/voice/twilio?step={}", step + 1),
+                &live(&[("Digits", key)]),
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    };
+    twilio_call("CA00000000000000000000000000000001", "1");
+    let again = subscribers(&database);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].0, kept[0].0, "the same caller on either channel");
+    twilio_call("CA00000000000000000000000000000002", "2");
+    assert!(subscribers(&database).is_empty(), "unsubscribed: erased");
+    let r = s.results();
+    assert_eq!(count(&r, "q_would_report", "yes"), 2, "{r}");
+}
+
+#[test]
+fn webhook_callers_subscribe_and_unsubscribe_on_sqlite() {
+    webhook_callers_subscribe_and_unsubscribe(None);
+}
+
+#[test]
+fn webhook_callers_subscribe_and_unsubscribe_on_postgresql() {
+    let Some(admin) = common::postgres_admin_url() else {
+        return;
+    };
+    let db = common::PgDatabase::new(&admin);
+    webhook_callers_subscribe_and_unsubscribe(Some(db.url.clone()));
 }

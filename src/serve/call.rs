@@ -26,6 +26,7 @@ use crate::audio::g711::{alaw_decode, ulaw_decode};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
+use crate::conversation::subscription;
 use crate::flow::{Action, Call, EngineOptions, Outcome};
 use crate::rtp::Codec;
 use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, StreamIds};
@@ -158,7 +159,7 @@ struct Live<'a> {
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
     local: LocalMedia,
     caller: String,
-    sealed: Option<Vec<u8>>,
+    sealed: Result<Vec<u8>, &'static str>,
     guard: CallGuard,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
@@ -184,11 +185,17 @@ async fn run_call(
     let caller = shared.pseudonyms.pseudonym(&number);
     tracing::Span::current().record("caller", caller.as_str());
     // Kept (sealed) only if the caller may ask to be called after each broadcast,
-    // and kuma may call them: a number outside `prefixes`, or blocked, is never kept.
-    let sealed = (has_subscribe(&campaign)
-        && crate::outbound::may_subscribe(&shared.config.callback, number.trim(), &caller).is_ok())
-    .then(|| shared.sealer.seal(number.trim(), &caller).ok())
-    .flatten();
+    // and kuma may call them; the number itself goes no further than this.
+    let sealed = if has_subscribe(&campaign) {
+        subscription::seal(
+            &shared.config.callback,
+            &shared.sealer,
+            crate::outbound::callable(number.trim()).then_some(number.as_str()),
+            &caller,
+        )
+    } else {
+        Err("no_subscribe_question")
+    };
     drop(number);
     let started = Utc::now();
     let broadcast = campaign
@@ -339,24 +346,12 @@ pub struct Talk {
     /// The listener's pseudonym.
     pub caller: String,
     /// Their number, sealed, when they may subscribe (see [`has_subscribe`]).
-    pub sealed: Option<Vec<u8>>,
+    pub sealed: Result<Vec<u8>, &'static str>,
     /// Ends the call if this task stops before the call's end is stored.
     pub guard: CallGuard,
 }
 
-/// Whether a question of the campaign subscribes callers to calls after each
-/// broadcast.
-pub fn has_subscribe(c: &Campaign) -> bool {
-    c.nodes.iter().any(|n| {
-        matches!(
-            &n.kind,
-            crate::campaign::NodeKind::Question {
-                subscribe: Some(_),
-                ..
-            }
-        )
-    })
-}
+pub use crate::conversation::subscription::has_subscribe;
 
 /// Runs the campaign's flow on an answered call until it ends: prompts out, keys
 /// and voice in, answers stored.
@@ -708,40 +703,23 @@ impl Live<'_> {
     /// A question with `subscribe`: its choice subscribes the caller to calls
     /// after each broadcast, any other answer unsubscribes (and erases) them.
     async fn subscription(&mut self, question: &str, choice: &str) -> anyhow::Result<()> {
-        let Some(crate::campaign::NodeKind::Question {
-            subscribe: Some(yes),
-            ..
-        }) = self.campaign.node(question).map(|n| &n.kind)
-        else {
-            return Ok(());
-        };
-        let campaign = self.campaign.id.clone();
-        let caller = self.caller.clone();
-        if choice == yes {
-            match &self.sealed {
-                Some(sealed) => {
-                    let op = WriteOp::Subscribe {
-                        campaign,
-                        caller,
-                        sealed: hex::encode(sealed),
-                        at: Utc::now(),
-                        limit: Some(self.shared.config.callback.subscribers_per_campaign),
-                    };
-                    self.shared.writes.write(op).await?;
-                    tracing::info!(caller = %self.caller, "subscribed to calls after each broadcast");
-                }
-                None => {
-                    tracing::info!(caller = %self.caller, "cannot subscribe: no callable number")
-                }
+        let sealed = || self.sealed.clone();
+        let change = subscription::on_answer(
+            &self.campaign,
+            question,
+            choice,
+            &self.caller,
+            sealed,
+            &self.shared.config.callback,
+            Utc::now(),
+        );
+        if let Some(change) = change {
+            subscription::log(&change, &self.caller);
+            if let subscription::Change::Subscribe(op) | subscription::Change::Unsubscribe(op) =
+                change
+            {
+                self.shared.writes.write(op).await?;
             }
-        } else {
-            let op = WriteOp::Unsubscribe {
-                campaign,
-                caller,
-                at: Utc::now(),
-            };
-            self.shared.writes.write(op).await?;
-            tracing::info!(caller = %self.caller, "unsubscribed (number erased, if kept)");
         }
         Ok(())
     }

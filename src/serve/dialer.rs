@@ -486,7 +486,7 @@ impl Dialer {
             local: local_media,
             source: self.next_hop,
             caller: c.caller.clone(),
-            sealed: c.sealed.clone(),
+            sealed: c.sealed.clone().ok_or("withheld_number"),
             guard,
         };
         if let Err(e) = call::converse(shared, talk, events, &self.cmd).await {

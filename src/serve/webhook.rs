@@ -34,6 +34,8 @@ use tokio::sync::mpsc;
 use super::Shared;
 use super::http::names;
 use super::recording_fetch;
+use crate::campaign::Campaign;
+use crate::conversation::subscription;
 use crate::flow::{Action, Call, EngineOptions, Outcome};
 use crate::store::{NewCall, SessionStep};
 use crate::webhook::{self, MAX_BODY, Provider, Request, RequestError, Urls, Verb};
@@ -358,6 +360,7 @@ async fn call_once(
     let turn = webhook::run_step(&mut engine, &campaign, r, now);
     for action in &turn.store {
         record(st, s.call, action, now).await?;
+        subscription(st, &campaign, s.call, r, action, now).await?;
     }
     if let Some((node, url)) = &turn.recording {
         let id = store
@@ -446,6 +449,7 @@ async fn start(
             tracing::info!(provider = provider.as_str(), session = %r.session, call = id, campaign = %campaign.id, "webhook call started");
             for action in &turn.store {
                 record(st, id, action, now).await?;
+                subscription(st, &campaign, id, r, action, now).await?;
             }
             Ok(reply)
         }
@@ -461,6 +465,49 @@ async fn start(
             Ok(s.map_or_else(|| render(&[Verb::HangUp], &urls, 0), |s| s.reply))
         }
     }
+}
+
+/// An answer to a question with `subscribe` (see `crate::conversation::subscription`):
+/// the number is the one this request carries, kept only if it is the call's
+/// caller's (a request naming another number subscribes nobody).
+async fn subscription(
+    st: &WebhookState,
+    campaign: &Campaign,
+    call: crate::store::CallId,
+    r: &Request,
+    action: &Action,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), Refused> {
+    let Action::StoreAnswer {
+        question, choice, ..
+    } = action
+    else {
+        return Ok(());
+    };
+    let shared = &st.shared;
+    let number = r.caller.as_deref();
+    let pseudonym = shared.pseudonyms.pseudonym(number.unwrap_or("anonymous"));
+    let Some(caller) = shared.store.call_caller(call).await.map_err(internal)? else {
+        return Ok(());
+    };
+    let sealed = || {
+        if pseudonym != caller {
+            return Err("caller_changed");
+        }
+        let number = number.filter(|n| crate::outbound::callable(n.trim()));
+        subscription::seal(&shared.config.callback, &shared.sealer, number, &caller)
+    };
+    let policy = &shared.config.callback;
+    let Some(change) =
+        subscription::on_answer(campaign, question, choice, &caller, sealed, policy, now)
+    else {
+        return Ok(());
+    };
+    subscription::log(&change, &caller);
+    if let subscription::Change::Subscribe(op) | subscription::Change::Unsubscribe(op) = change {
+        op.apply(&shared.store).await.map_err(internal)?;
+    }
+    Ok(())
 }
 
 async fn record(

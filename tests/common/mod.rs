@@ -252,3 +252,63 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs one SQL statement as the test server's admin.
+pub fn pg(admin: &str, statement: &str) {
+    let out = Command::new("psql")
+        .args([admin, "-Atqc", statement])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The rows of `query`, one line each (psql's unaligned output).
+pub fn pg_rows(url: &str, query: &str) -> Vec<String> {
+    let out = Command::new("psql")
+        .args([url, "-Atqc", query])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A fresh database on the test server, dropped at the end.
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn new(admin: &str) -> PgDatabase {
+        let name = format!("kuma_test_{:08x}", std::process::id() ^ free_port() as u32);
+        pg(admin, &format!("CREATE DATABASE {name}"));
+        let (scheme, rest) = admin.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        PgDatabase {
+            url: format!("{scheme}://{authority}/{name}"),
+            admin: admin.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        pg(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
