@@ -18,6 +18,7 @@ pub mod audio;
 pub mod campaign;
 pub mod cli;
 pub mod conversation;
+pub mod duration;
 pub mod flow;
 pub mod outbound;
 pub mod results;

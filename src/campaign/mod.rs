@@ -6,7 +6,6 @@
 //! prompt has a recording in every language. The flow engine only ever sees a
 //! campaign that passed both, so it never has to guess what a broken file meant.
 
-mod duration;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod limits;
@@ -15,7 +14,7 @@ mod load;
 mod tests;
 mod validate;
 
-pub use duration::{format_duration, parse_duration};
+pub use crate::duration::{format_duration, parse_duration};
 pub use load::{CampaignSet, load_campaign, load_campaign_text, load_folder};
 
 use std::collections::HashMap;

@@ -8,8 +8,8 @@
 use std::process::ExitCode;
 
 use crate::outbound::Status;
-use crate::outbound::listing::{self, Entry};
 use crate::store::CallbackFilter;
+use crate::store::callback_listing::{self as listing, Entry};
 
 use super::Env;
 

@@ -22,19 +22,16 @@
 //!   time zone) like their retries.
 //!
 //! The queue itself is in the database (`crate::store`, `callbacks` table), and
-//! the numbers in it are sealed ([`sealed`]); [`listing`] is how people read it
-//! (the CLI, the API and the web page). The dialer in `crate::serve` claims
+//! the numbers in it are sealed ([`sealed`]); `crate::store::callback_listing` is
+//! how people read it (the CLI, the API and the web page). The dialer in `crate::serve` claims
 //! due call-backs, places the calls and records each attempt.
 
-pub mod listing;
 pub mod sealed;
 
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-
-use crate::sip::EndReason;
 
 /// The status of a call-back (and of an attempt) as stored and shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -337,15 +334,13 @@ pub enum Attempt {
 }
 
 impl Attempt {
-    /// From how the SIP call ended before it was answered.
-    pub fn of(reason: EndReason) -> Attempt {
-        match reason {
-            EndReason::Declined(486 | 600 | 603) => Attempt::Busy,
-            EndReason::Declined(408 | 480 | 487) | EndReason::RingTimeout => Attempt::NoAnswer,
-            EndReason::Declined(401 | 403 | 404 | 407 | 410 | 484 | 604) => Attempt::Refused,
-            EndReason::Declined(_) | EndReason::NoResponse => Attempt::Failed,
-            EndReason::HungUp => Attempt::Cancelled,
-            // The others belong to answered calls (or to calls kuma answers).
+    /// From the final response the trunk refused the call with (486 busy, 403,
+    /// 503…).
+    pub fn declined(code: u16) -> Attempt {
+        match code {
+            486 | 600 | 603 => Attempt::Busy,
+            408 | 480 | 487 => Attempt::NoAnswer,
+            401 | 403 | 404 | 407 | 410 | 484 | 604 => Attempt::Refused,
             _ => Attempt::Failed,
         }
     }
@@ -555,14 +550,11 @@ mod tests {
     }
 
     #[test]
-    fn sip_endings_become_attempt_statuses() {
-        assert_eq!(Attempt::of(EndReason::Declined(486)), Attempt::Busy);
-        assert_eq!(Attempt::of(EndReason::RingTimeout), Attempt::NoAnswer);
-        assert_eq!(Attempt::of(EndReason::Declined(480)), Attempt::NoAnswer);
-        assert_eq!(Attempt::of(EndReason::Declined(503)), Attempt::Failed);
-        assert_eq!(Attempt::of(EndReason::NoResponse), Attempt::Failed);
-        assert_eq!(Attempt::of(EndReason::Declined(403)), Attempt::Refused);
-        assert_eq!(Attempt::of(EndReason::HungUp), Attempt::Cancelled);
+    fn refusals_become_attempt_statuses() {
+        assert_eq!(Attempt::declined(486), Attempt::Busy);
+        assert_eq!(Attempt::declined(480), Attempt::NoAnswer);
+        assert_eq!(Attempt::declined(503), Attempt::Failed);
+        assert_eq!(Attempt::declined(403), Attempt::Refused);
     }
 
     #[test]

@@ -62,7 +62,7 @@ fn serialize_tz<S: Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
 
 fn serialize_window<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
-        Some(d) => s.serialize_str(&crate::campaign::format_duration(*d)),
+        Some(d) => s.serialize_str(&crate::duration::format_duration(*d)),
         None => s.serialize_none(),
     }
 }
@@ -225,7 +225,7 @@ mod tests {
         Schedule {
             timezone: parse_timezone("Africa/Bamako").unwrap(),
             broadcasts: vec![Broadcast::parse("0 0 19 * * Tue").unwrap()],
-            poll_window: window.map(|w| crate::campaign::parse_duration(w).unwrap()),
+            poll_window: window.map(|w| crate::duration::parse_duration(w).unwrap()),
             from: Some(parse_day("2026-11-01").unwrap()),
             until: Some(parse_day("2026-12-31").unwrap()),
             closed: None,

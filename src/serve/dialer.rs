@@ -389,7 +389,7 @@ impl Dialer {
             Ok(sdp) => sdp,
             Err(reason) => {
                 let _ = self.cmd.send(Command::Gone { call: id });
-                let attempt = reason.map_or(Attempt::Cancelled, Attempt::of);
+                let attempt = reason.map_or(Attempt::Cancelled, attempt_of);
                 let code = match reason {
                     Some(EndReason::Declined(code)) => Some(code),
                     _ => None,
@@ -503,4 +503,32 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
         .await?
         .next()
         .ok_or_else(|| anyhow::anyhow!("no address"))
+}
+
+/// What a call-back attempt that was never answered comes to.
+fn attempt_of(reason: EndReason) -> Attempt {
+    match reason {
+        EndReason::Declined(code) => Attempt::declined(code),
+        EndReason::RingTimeout => Attempt::NoAnswer,
+        EndReason::HungUp => Attempt::Cancelled,
+        // No response at all (the trunk is down); the others belong to answered
+        // calls (or to calls kuma answers).
+        _ => Attempt::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_endings_become_attempt_statuses() {
+        assert_eq!(attempt_of(EndReason::Declined(486)), Attempt::Busy);
+        assert_eq!(attempt_of(EndReason::RingTimeout), Attempt::NoAnswer);
+        assert_eq!(attempt_of(EndReason::Declined(480)), Attempt::NoAnswer);
+        assert_eq!(attempt_of(EndReason::Declined(503)), Attempt::Failed);
+        assert_eq!(attempt_of(EndReason::NoResponse), Attempt::Failed);
+        assert_eq!(attempt_of(EndReason::Declined(403)), Attempt::Refused);
+        assert_eq!(attempt_of(EndReason::HungUp), Attempt::Cancelled);
+    }
 }

@@ -28,6 +28,7 @@
 //! `flow.rs` turns the engine's actions into writes ([`WriteOp`]) and `spool.rs`
 //! keeps them on disk while the database is away (`kuma serve`).
 
+pub mod callback_listing;
 mod callbacks;
 mod error;
 mod flow;

@@ -18,8 +18,8 @@ use serde::Serialize;
 use super::api::{find, json, percent_decode};
 use super::{ApiError, ApiPath, ApiState, Auth};
 use crate::outbound::Status;
-use crate::outbound::listing::{self, Entry, Summary};
 use crate::store::CallbackFilter;
+use crate::store::callback_listing::{self as listing, Entry, Summary};
 
 /// How many call-backs a listing shows unless `limit` says otherwise.
 const DEFAULT_LIMIT: u32 = 200;

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
-use super::Status;
-use crate::store::{CallbackFilter, CallbackRow, Store, StoreError};
+use super::{CallbackFilter, CallbackRow, Store, StoreError};
+use crate::outbound::Status;
 
 /// One call-back: who (pseudonym), why (`kind`), where it stands and every
 /// attempt so far.
