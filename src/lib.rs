@@ -16,6 +16,7 @@
 
 pub mod audio;
 pub mod campaign;
+pub mod catalog;
 pub mod cli;
 pub mod conversation;
 pub mod duration;

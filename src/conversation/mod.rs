@@ -4,6 +4,8 @@
 //! the provider's XML); the rules of a call's life that are not the engine's
 //! live here, so that they cannot drift apart from one channel to another.
 //!
-//! So far: subscribing and unsubscribing ([`subscription`]).
+//! So far: subscribing and unsubscribing ([`subscription`]), and the call's
+//! clock ([`clock`]).
 
+pub mod clock;
 pub mod subscription;

@@ -7,6 +7,10 @@
 
 use std::fmt::Write as _;
 
+/// Breakdown cells below this many callers are shown as `"<5"`, unless
+/// `small_group` in kuma.toml (or `KUMA_SMALL_GROUP`) says otherwise.
+pub const SMALL_GROUP: u64 = 5;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Serialize, Serializer};
 

@@ -26,6 +26,7 @@ use crate::audio::g711::{alaw_decode, ulaw_decode};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
+use crate::conversation::clock::CallClock;
 use crate::conversation::subscription;
 use crate::flow::{Action, Call, EngineOptions, Outcome};
 use crate::rtp::Codec;
@@ -137,6 +138,8 @@ struct Recording {
 
 /// The call's state in the shell.
 struct Live<'a> {
+    /// The engine's time: the wall clock when answered, then monotonic.
+    clock: CallClock,
     shared: &'a Shared,
     id: CallId,
     campaign: Arc<Campaign>,
@@ -376,6 +379,7 @@ pub async fn converse(
     } = talk;
     let now = Instant::now().into_std();
     let mut live = Live {
+        clock: CallClock::new(Utc::now(), now),
         shared,
         id,
         campaign: Arc::clone(&campaign),
@@ -432,8 +436,7 @@ impl Live<'_> {
             at = at.min(Instant::from_std(t));
         }
         if let Some(d) = self.engine.next_deadline() {
-            let left = (d - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            at = at.min(Instant::now() + left);
+            at = at.min(Instant::from_std(self.clock.instant(d)));
         }
         at
     }
@@ -472,7 +475,11 @@ impl Live<'_> {
             let _ = self.cmd.send(Command::HangUp { call: self.id });
             self.pending.push_back(crate::flow::Event::HungUp);
         }
-        if self.engine.next_deadline().is_some_and(|d| d <= Utc::now()) {
+        if self
+            .engine
+            .next_deadline()
+            .is_some_and(|d| d <= self.clock.at(now))
+        {
             self.pending.push_back(crate::flow::Event::Timeout);
         }
         Ok(())
@@ -580,7 +587,7 @@ impl Live<'_> {
             if self.finished {
                 break;
             }
-            let actions = self.engine.handle(&self.campaign, event, Utc::now());
+            let actions = self.engine.handle(&self.campaign, event, self.clock.now());
             for a in actions {
                 self.perform(a).await?;
             }
@@ -592,7 +599,7 @@ impl Live<'_> {
     /// the database is away, before the engine's next action (the next prompt)
     /// is performed. Returns true when it was an answer.
     async fn store(&self, action: &Action) -> anyhow::Result<bool> {
-        let Some(op) = WriteOp::from_action(self.store_id, action, Utc::now()) else {
+        let Some(op) = WriteOp::from_action(self.store_id, action, self.clock.now()) else {
             return Ok(false);
         };
         let answer = op.is_answer();
@@ -632,7 +639,8 @@ impl Live<'_> {
             Action::Record { node, max, .. } => {
                 self.pacer.stop();
                 self.pacer.enqueue(beep());
-                let day = Utc::now().format("%Y-%m-%d");
+                let now = self.clock.now();
+                let day = now.format("%Y-%m-%d");
                 let path = self
                     .shared
                     .data
@@ -642,7 +650,7 @@ impl Live<'_> {
                     .join(format!(
                         "{}-{}-{node}.wav",
                         self.store_id,
-                        Utc::now().format("%H%M%S")
+                        now.format("%H%M%S")
                     ));
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -711,7 +719,7 @@ impl Live<'_> {
             &self.caller,
             sealed,
             &self.shared.config.callback,
-            Utc::now(),
+            self.clock.now(),
         );
         if let Some(change) = change {
             subscription::log(&change, &self.caller);
@@ -736,7 +744,7 @@ impl Live<'_> {
             node: rec.node,
             file,
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-            at: Utc::now(),
+            at: self.clock.now(),
         };
         self.shared.writes.write(op).await?;
         // Before a hang-up the engine must hear that the recording ended.

@@ -190,7 +190,7 @@ impl Default for ServeConfig {
             drain: Duration::from_secs(600),
             answer_after: Duration::ZERO,
             webhooks: WebhookConfig::default(),
-            small_group: crate::web::SMALL_GROUP,
+            small_group: crate::results::SMALL_GROUP,
             trunk: None,
             callback: crate::outbound::Policy::default(),
             limits: Limits::default(),

@@ -143,7 +143,12 @@ pub async fn serve(
         )
         .with_state(std::sync::Arc::clone(&shared))
         .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
-        .merge(crate::web::router(shared))
+        .merge(crate::web::router(crate::web::Context {
+            store: shared.store.clone(),
+            pseudonyms: shared.pseudonyms.clone(),
+            catalogs: std::sync::Arc::clone(&shared.catalog),
+            small_group: shared.config.small_group,
+        }))
         // Every extractor that reads a body (`Bytes`, `Json`, `Form`) stops at
         // this; the webhooks read theirs with their own, smaller bound.
         .layer(axum::extract::DefaultBodyLimit::max(limits.http_max_body))

@@ -30,7 +30,6 @@
 //!   `crate::web` (`/audio/…`).
 
 mod call;
-mod catalog;
 pub mod config;
 mod dialer;
 pub mod fetch_policy;
@@ -48,7 +47,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::watch;
 
-pub use catalog::Catalog;
+pub use crate::catalog::{Catalog, Catalogs};
 pub use config::ServeConfig;
 
 use crate::outbound::sealed::Sealer;
@@ -68,16 +67,13 @@ pub struct Shared {
     /// Wakes the dialer when a call-back was queued.
     pub callbacks_queued: tokio::sync::Notify,
     pub data: PathBuf,
-    pub catalog: std::sync::RwLock<Arc<Catalog>>,
+    pub catalog: Arc<Catalogs>,
 }
 
 impl Shared {
     /// The campaigns as they are now; a call keeps the snapshot it started with.
     pub fn catalog(&self) -> Arc<Catalog> {
-        match self.catalog.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.catalog.current()
     }
 }
 
@@ -137,7 +133,7 @@ pub async fn run(
         sealer,
         callbacks_queued: tokio::sync::Notify::new(),
         data,
-        catalog: std::sync::RwLock::new(Arc::new(catalog)),
+        catalog: Arc::new(Catalogs::new(catalog)),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(http::serve(
@@ -283,9 +279,7 @@ async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bo
                 match tokio::task::spawn_blocking(move || Catalog::load(&dir, &data)).await {
                     Ok(c) if !c.is_empty() => {
                         c.report();
-                        if let Ok(mut slot) = shared.catalog.write() {
-                            *slot = Arc::new(c);
-                        }
+                        shared.catalog.replace(c);
                         eprintln!("kuma serve: campaigns reloaded");
                     }
                     Ok(c) => {

@@ -56,11 +56,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use sha2::{Digest, Sha256};
 
-use crate::serve::Shared;
+use crate::catalog::{Catalog, Catalogs};
+use crate::store::{Pseudonymizer, Store};
 
-/// Breakdown cells below this many callers are shown as `"<5"`, unless
-/// `small_group` in kuma.toml (or `KUMA_SMALL_GROUP`) says otherwise.
-pub const SMALL_GROUP: u64 = 5;
+pub use crate::results::SMALL_GROUP;
 
 /// The role that reads rows with one line per caller or answer (answers.csv, the
 /// FLOIP rows, the call-back listing). A pseudonym with a time, a language and
@@ -113,10 +112,8 @@ pub fn token_hash(token: &str) -> String {
 
 /// What the API handlers share.
 pub struct ApiState {
-    /// The store, the settings and the campaign catalog of `kuma serve` (the
-    /// campaigns are read from the catalog, which SIGHUP swaps, never from disk
-    /// per request).
-    pub shared: Arc<Shared>,
+    /// The store and the campaign catalog of `kuma serve`.
+    pub shared: Arc<Context>,
     /// Signs the simulator's sessions; derived from the server secret.
     pub(crate) session_key: simulate::SessionKey,
     /// The live results pollers, shared by every client of the same results.
@@ -125,16 +122,35 @@ pub struct ApiState {
     pub(crate) mp3: audio::Mp3Cache,
 }
 
+/// What the web app needs of the server it runs in, and nothing more (so that
+/// `web` does not depend on `serve`): built by `kuma serve`.
+pub struct Context {
+    pub store: Store,
+    pub pseudonyms: Pseudonymizer,
+    /// The campaigns, which SIGHUP swaps (never read from disk per request).
+    pub catalogs: Arc<Catalogs>,
+    /// Breakdown cells below this are masked (0 or 1: nothing is).
+    pub small_group: u64,
+}
+
+impl Context {
+    /// The campaigns as they are now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalogs.current()
+    }
+}
+
 impl ApiState {
     /// Breakdown cells below this are masked (0 or 1: nothing is).
     pub fn small_group(&self) -> u64 {
-        self.shared.config.small_group
+        self.shared.small_group
     }
 }
 
 /// The `/api` routes and the prompt audio, ready to merge into `kuma serve`'s
 /// router.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(context: Context) -> Router {
+    let shared = Arc::new(context);
     let session_key = simulate::SessionKey::derive(&shared.pseudonyms);
     let state = Arc::new(ApiState {
         shared,

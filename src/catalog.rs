@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::audio::PromptSet;
 use crate::audio::prepare::{Settings, prepare_campaign};
@@ -125,5 +125,33 @@ impl Catalog {
         self.campaigns
             .get(id)
             .map(|(c, p)| (Arc::clone(c), Arc::clone(p)))
+    }
+}
+
+/// The catalog in use, replaced as a whole (SIGHUP, a change made in the web
+/// app): whoever reads it keeps the snapshot they got, so a call in progress
+/// keeps the campaign it started with.
+pub struct Catalogs(RwLock<Arc<Catalog>>);
+
+impl Catalogs {
+    pub fn new(catalog: Catalog) -> Catalogs {
+        Catalogs(RwLock::new(Arc::new(catalog)))
+    }
+
+    /// The campaigns as they are now.
+    pub fn current(&self) -> Arc<Catalog> {
+        match self.0.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// From now on, `catalog`.
+    pub fn replace(&self, catalog: Catalog) {
+        let mut slot = match self.0.write() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(catalog);
     }
 }
