@@ -127,10 +127,12 @@ fn options_ok(addr: SocketAddr, wait: Duration) -> bool {
         );
         let _ = socket.send_to(options.as_bytes(), addr);
         let mut buf = [0u8; 4096];
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            if buf[..len].starts_with(b"SIP/2.0 200") {
-                return true;
-            }
+        if let Ok((len, _)) = socket.recv_from(&mut buf)
+            && buf
+                .get(..len)
+                .is_some_and(|m| m.starts_with(b"SIP/2.0 200"))
+        {
+            return true;
         }
     }
     false
