@@ -397,6 +397,10 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
     // `kuma results` as an operator runs it, from anywhere, on the shared database.
     let results = |n: u64| wait_completed(&db.url, &reader_data, n);
 
+    let t0 = Instant::now();
+    let phase = |what: &str| eprintln!("{:>6.1} s  {what}", t0.elapsed().as_secs_f64());
+    phase("Kamailio and two nodes up");
+
     // 1. Forty calls, shared by both nodes, every answer stored once.
     let out = run(&mut sipp(d, proxy.addr, 40, 10, "shared"));
     all_succeeded(&out, d, "shared", &[&a, &b], &proxy);
@@ -407,6 +411,7 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
         "both nodes took calls: {by:?}"
     );
     assert!(!by.contains_key(&dead), "{by:?}");
+    phase(&format!("40 calls answered: {by:?}"));
     let r = results(40);
     assert_eq!(r["calls"], 40, "{r}");
     assert_eq!(r["completed"], 40, "{r}");
@@ -419,6 +424,7 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
     let out = run(&mut sipp(d, proxy.addr, 20, 10, "after-kill"));
     all_succeeded(&out, d, "after-kill", &[&b], &proxy);
     let by = answered_by(d, "after-kill");
+    phase(&format!("20 calls after the kill: {by:?}"));
     assert_eq!(by.get(&b.sip), Some(&20), "{by:?}");
     let r = results(60);
     assert_eq!(r["completed"], 60, "{r}");
@@ -439,6 +445,7 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
     let out = run(&mut sipp(d, proxy.addr, 10, 5, "drain-second"));
     all_succeeded(&out, d, "drain-second", &[&a, &b], &proxy);
     let by = answered_by(d, "drain-second");
+    phase(&format!("10 calls while B drains: {by:?}"));
     assert_eq!(by.get(&a.sip), Some(&10), "B took no new call: {by:?}");
     let out = first.wait_with_output().unwrap();
     all_succeeded(&out, d, "drain-first", &[&a, &b], &proxy);
@@ -456,6 +463,7 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
         assert!(Instant::now() < until, "B did not stop after its calls");
         std::thread::sleep(Duration::from_millis(100));
     };
+    phase("B stopped");
     assert!(status.success(), "{status:?}\n{}", b.log());
     assert!(b.log().contains("all calls ended; stopped"), "{}", b.log());
     let r = results(80);
