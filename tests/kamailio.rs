@@ -3,6 +3,8 @@
 //! nodes, a killed node costs no call, a draining node finishes its calls and gets
 //! no new one.
 //!
+//! A presenter's live board on one node shows the answers taken by both.
+//!
 //! Everything runs on loopback, on ports chosen at run time. The listeners (sipp)
 //! call from 127.0.0.2, the station's "gateway", the only trunk the nodes accept;
 //! Kamailio listens on 127.0.0.1, the nodes' only proxy, and tells them the
@@ -15,6 +17,8 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -367,6 +371,59 @@ fn wait_completed(database: &str, data: &Path, n: u64) -> serde_json::Value {
     }
 }
 
+/// `kuma token create` on the shared database (the operator's command).
+fn token(database: &str, data: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["token", "create", "--role", "analyst", "--name", "board"])
+        .arg("--campaigns")
+        .arg(repo().join("campaigns"))
+        .args(["--database", database, "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A live board (the presenter's screen) on one node: its Server-Sent Events.
+fn live_board(node: &Node, token: &str) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(node.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    write!(
+        w,
+        "GET /api/campaigns/{CAMPAIGN}/results/live HTTP/1.1\r\nHost: kuma\r\n\
+         Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    BufReader::new(stream)
+}
+
+/// Reads the board's events until one counts `completed` calls.
+fn board_shows(board: &mut BufReader<TcpStream>, completed: u64, within: Duration) {
+    let until = Instant::now() + within;
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < until {
+        let mut line = String::new();
+        if board.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            last = serde_json::from_str(data).unwrap();
+            if last["completed"].as_u64() == Some(completed) {
+                return;
+            }
+        }
+    }
+    panic!("the live board never showed {completed} completed calls; last: {last}");
+}
+
 #[test]
 fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
     let Some(bin) = kamailio_bin() else {
@@ -396,6 +453,8 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
     std::fs::create_dir_all(&reader_data).unwrap();
     // `kuma results` as an operator runs it, from anywhere, on the shared database.
     let results = |n: u64| wait_completed(&db.url, &reader_data, n);
+    // A presenter's live board on node B, open before the calls.
+    let mut board = live_board(&b, &token(&db.url, &reader_data));
 
     let t0 = Instant::now();
     let phase = |what: &str| eprintln!("{:>6.1} s  {what}", t0.elapsed().as_secs_f64());
@@ -417,6 +476,9 @@ fn two_nodes_behind_kamailio_share_calls_survive_a_kill_and_drain() {
     assert_eq!(r["completed"], 40, "{r}");
     assert_eq!(count(&r, "q_offered_work", "yes"), 40);
     assert_eq!(count(&r, "q_region", "koulikoro"), 40);
+    // B's board counts the answers given on A too, within a second or two.
+    board_shows(&mut board, 40, Duration::from_secs(3));
+    drop(board);
 
     // 2. Node A is killed outright: the next twenty calls all go to B.
     let a_port = a.sip;
