@@ -10,6 +10,11 @@
 #
 #   benches/sip-load.sh [CONCURRENT_CALLS ...]     (default: 50 100 200)
 #
+# With tcpdump installed (and the right to capture on lo), it also captures 5 s
+# of kuma's RTP once every call is up and reports the gaps between consecutive
+# packets of each stream (p50, p99, worst; a perfect pacer gives 20 ms), from
+# the capture's timestamps (benches/rtp_gaps.py); KUMA_LOAD_GAPS=0 skips it.
+#
 # Needs sipp (Debian's sip-tester). Every port is chosen at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,25 +50,39 @@ column() { awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ==
 cpu_ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
 
-printf '%-10s %-10s %-8s %-8s %-10s %-12s %-14s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min'
+gaps=0
+[[ "${KUMA_LOAD_GAPS:-1}" == 1 ]] && command -v tcpdump >/dev/null && gaps=1
+printf '%-10s %-10s %-8s %-8s %-10s %-12s %-16s %s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
+    "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')"
 for n in "${levels[@]}"; do
     total=$((n * 2))
     rate=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 16 }')   # a call lasts about 16 s
     sent0=$(metric kuma_rtp_packets_sent_total); late0=$(metric kuma_rtp_packets_late_total)
     cpu0=$(cpu_ticks); t0=$(date +%s.%N)
+    mp=$(free_port)
     (cd "$work" && sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
-        -i 127.0.0.1 -mi 127.0.0.1 -p "$(free_port)" -mp "$(free_port)" \
-        -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" >/dev/null 2>&1) || true
+        -i 127.0.0.1 -mi 127.0.0.1 -p "$(free_port)" -mp "$mp" \
+        -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" >/dev/null 2>&1) &
+    sipp_pid=$!
+    gap=""
+    if ((gaps)); then
+        # Every call is up after the ramp (n / rate = 16 s); kuma sends all its RTP
+        # to sipp's one media port.
+        sleep 18
+        timeout 5 tcpdump -i lo -s 64 -w "$work/rtp-$n.pcap" "udp and dst port $mp" >/dev/null 2>&1 || true
+        gap=$(python3 benches/rtp_gaps.py "$work/rtp-$n.pcap" 2>/dev/null || echo '?')
+    fi
+    wait "$sipp_pid" || true
     t1=$(date +%s.%N); cpu1=$(cpu_ticks)
     sent1=$(metric kuma_rtp_packets_sent_total); late1=$(metric kuma_rtp_packets_late_total)
     ok=$(column "$work/stat-$n.csv" 'SuccessfulCall(C)')
     failed=$(column "$work/stat-$n.csv" 'FailedCall(C)')
-    awk -v n="$n" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
+    awk -v n="$n" -v gap="$gap" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
         -v l0="${late0:-0}" -v l1="${late1:-0}" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" 'BEGIN {
         secs = t1 - t0; sent = s1 - s0; late = l1 - l0
         # call-minutes of audio kuma sent: 50 packets a second per call
         callmin = sent / 50 / 60
-        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-14.1f\n", n, (ok + failed) / secs, ok, failed, late,
-            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0)
+        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-16.1f %s\n", n, (ok + failed) / secs, ok, failed, late,
+            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), gap
     }'
 done

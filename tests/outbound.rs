@@ -581,6 +581,31 @@ fn two_kuma_processes_on_one_postgresql_dial_each_call_back_once() {
     assert!(b.callbacks().iter().all(|c| c["attempts"] == 1));
 }
 
+/// Node A of a multi-node deployment queues a call-back and dies before it is due:
+/// node B, on the same database, dials it.
+#[test]
+fn a_call_back_queued_by_a_node_that_died_is_dialled_by_another() {
+    if !have_sipp() {
+        return;
+    }
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let db = PgDatabase::new(&admin);
+    let trunk = free_port();
+    let settings = "delay = \"3s\"\nretries = 0";
+    let a = Server::start_on(trunk, settings, Some(&db.url));
+    a.missed_call(LISTENER);
+    a.wait_statuses(&["queued"]);
+    drop(a); // SIGKILL, before the call-back is due
+    let phone_dir = tempfile::tempdir().unwrap();
+    let phone = phone(phone_dir.path(), trunk, "callback_busy.xml", 1, &[]);
+    let b = Server::start_on(trunk, settings, Some(&db.url));
+    wait_ok(phone, "node B dialled the call-back node A queued", &b);
+    let list = b.wait_statuses(&["busy"]);
+    assert_eq!(list[0]["attempts"], 1, "{list:#?}");
+}
+
 /// Many dialers in two "processes" (two stores, two connection pools) claiming
 /// one queue as fast as they can: every call-back is claimed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,11 @@ pub struct Args {
     /// Only these addresses may send calls, comma-separated (the station's gateway).
     #[arg(long, env = "KUMA_TRUNKS", value_name = "IP,IP")]
     trunks: Option<String>,
+    /// SIP proxies in front of kuma (Kamailio), comma-separated: they may probe with
+    /// OPTIONS, and the gateway address they add in X-Kuma-Source counts as the
+    /// source of their calls (for --trunks, rate limits and call-backs).
+    #[arg(long, env = "KUMA_PROXIES", value_name = "IP,IP")]
+    proxies: Option<String>,
     /// Campaign for numbers no campaign lists (otherwise they get 404).
     #[arg(long, env = "KUMA_DEFAULT_CAMPAIGN", value_name = "ID")]
     default_campaign: Option<String>,
@@ -89,6 +94,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         http: args.http,
         public_ip: args.public_ip,
         trunks: args.trunks,
+        proxies: args.proxies,
         default_campaign: args.default_campaign,
         max_calls: args.max_calls,
         answer_after: args.answer_after,

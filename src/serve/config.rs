@@ -21,6 +21,10 @@ pub struct ServeConfig {
     pub public_ip: Option<IpAddr>,
     /// Only these addresses may send calls (the station's trunk or gateway).
     pub trunks: Option<Vec<IpAddr>>,
+    /// SIP proxies in front of kuma (Kamailio, `deploy/kamailio/`): they may probe
+    /// with OPTIONS, and the gateway address they put in `X-Kuma-Source` is the
+    /// source `trunks`, rate limits and call-backs judge (`crate::sip::proxied`).
+    pub proxies: Vec<IpAddr>,
     /// Campaign that answers numbers no campaign lists (otherwise 404).
     pub default_campaign: Option<String>,
     /// The most calls at once; more get 486 Busy Here.
@@ -185,6 +189,7 @@ impl Default for ServeConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_ip: None,
             trunks: None,
+            proxies: Vec::new(),
             default_campaign: None,
             max_calls: 1000,
             drain: Duration::from_secs(600),
@@ -209,6 +214,7 @@ pub struct FileConfig {
     pub http: Option<String>,
     pub public_ip: Option<String>,
     pub trunks: Option<Vec<String>>,
+    pub proxies: Option<Vec<String>>,
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
     pub drain: Option<String>,
@@ -246,6 +252,8 @@ pub struct Overrides {
     pub http: Option<String>,
     pub public_ip: Option<String>,
     pub trunks: Option<String>,
+    /// Comma-separated (`KUMA_PROXIES`).
+    pub proxies: Option<String>,
     pub default_campaign: Option<String>,
     pub max_calls: Option<usize>,
     pub answer_after: Option<String>,
@@ -325,6 +333,21 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             })
             .collect();
         c.trunks = Some(ips?);
+    }
+    let proxies = o
+        .proxies
+        .as_ref()
+        .map(|t| t.split(',').map(|s| s.trim().to_string()).collect())
+        .or(file.proxies);
+    if let Some(list) = proxies {
+        c.proxies = list
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("proxies: `{s}` is not an IP address"))
+            })
+            .collect::<Result<_, String>>()?;
     }
     c.default_campaign = pick(&o.default_campaign, &file.default_campaign);
     if let Some(n) = o.max_calls.or(file.max_calls) {
@@ -714,6 +737,27 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(load(&file, true, &o).unwrap().small_group, 0);
+    }
+
+    #[test]
+    fn proxies_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(&file, "proxies = [\"10.0.0.2\"]\n").unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!(c.proxies, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        let o = Overrides {
+            proxies: Some("10.0.0.3, 2001:db8::3".into()),
+            ..Default::default()
+        };
+        assert_eq!(load(&file, true, &o).unwrap().proxies.len(), 2);
+        let o = Overrides {
+            proxies: Some("kamailio.lan".into()),
+            ..Default::default()
+        };
+        let err = load(&file, true, &o).unwrap_err();
+        assert!(err.contains("proxies: `kamailio.lan`"), "{err}");
+        assert!(ServeConfig::default().proxies.is_empty(), "none by default");
     }
 
     #[test]

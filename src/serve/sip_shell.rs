@@ -105,6 +105,7 @@ pub async fn run(
             .public_ip
             .map_or(local, |ip| SocketAddr::new(ip, local.port())),
         trunks: shared.config.trunks.clone(),
+        proxies: shared.config.proxies.clone(),
         ..Config::default()
     })
     .map_err(|e| anyhow::anyhow!("no entropy from the operating system for SIP tags: {e}"))?;
@@ -199,6 +200,7 @@ pub async fn run(
                     caller,
                     offer,
                     source,
+                    origin,
                 }) => {
                     let now = Instant::now().into_std();
                     if calls.len() >= shared.config.max_calls {
@@ -229,7 +231,7 @@ pub async fn run(
                         } else {
                             metrics::counter!(names::MISSED_CALLS, "outcome" => "untrusted_source")
                                 .increment(1);
-                            tracing::info!(%source, %call, "missed call refused: call-backs need `trunks` (no call-back)");
+                            tracing::info!(source = %origin, %call, "missed call refused: call-backs need `trunks` (no call-back)");
                         }
                         continue;
                     }
@@ -237,11 +239,13 @@ pub async fn run(
                     calls.insert(call, tx);
                     connections.hold(call, source);
                     metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
+                    // The call's media and transfers go to the gateway, not to a
+                    // proxy in between.
                     let start = CallStart {
                         call,
                         caller,
                         offer,
-                        source,
+                        source: origin,
                         campaign,
                         prompts,
                     };

@@ -11,6 +11,11 @@
 //! matches its transaction first). IPv6 sources are counted per /64, the block one
 //! host usually holds, so a scanner cannot escape the limit by changing address.
 //!
+//! Behind a SIP proxy (`proxies`), the proxy's address may always send requests
+//! outside calls (its OPTIONS probes), while a new call is judged by the gateway's
+//! address the proxy vouches for ([`crate::sip::proxied`]): the allow-list and the
+//! rate limit see the true source, not the proxy every call shares.
+//!
 //! Dropped requests are counted ([`crate::sip::Stats`]) and logged with the source
 //! address only.
 
@@ -22,6 +27,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Admission {
     trunks: Option<Vec<IpAddr>>,
+    proxies: Vec<IpAddr>,
     limit: u32,
     window: Duration,
     sources: HashMap<IpAddr, Window>,
@@ -49,6 +55,7 @@ impl Admission {
     pub fn new(trunks: Option<Vec<IpAddr>>, rate: (u32, Duration)) -> Self {
         Admission {
             trunks: trunks.map(|t| t.into_iter().map(canonical).collect()),
+            proxies: Vec::new(),
             limit: rate.0,
             window: rate.1,
             sources: HashMap::new(),
@@ -56,17 +63,40 @@ impl Admission {
         }
     }
 
+    /// The SIP proxies in front of kuma: they may send requests outside calls
+    /// whatever `trunks` says, and their calls carry the gateway's address.
+    pub fn with_proxies(mut self, proxies: Vec<IpAddr>) -> Self {
+        self.proxies = proxies.into_iter().map(canonical).collect();
+        self
+    }
+
+    /// The configured proxies.
+    pub fn proxies(&self) -> &[IpAddr] {
+        &self.proxies
+    }
+
     /// Whether a request outside any call may be served from this address.
     pub fn may_contact(&self, source: IpAddr) -> Result<(), Refusal> {
+        if self.proxies.contains(&canonical(source)) {
+            return Ok(());
+        }
+        self.is_trunk(source)
+    }
+
+    fn is_trunk(&self, source: IpAddr) -> Result<(), Refusal> {
         match &self.trunks {
             Some(trunks) if !trunks.contains(&canonical(source)) => Err(Refusal::NotTrunk),
             _ => Ok(()),
         }
     }
 
-    /// Whether a new INVITE from this address may start a call; counts it if so.
-    pub fn may_invite(&mut self, source: IpAddr, now: Instant) -> Result<(), Refusal> {
-        self.may_contact(source)?;
+    /// Whether a new INVITE from `origin` may start a call; counts it if so. For a
+    /// call through a proxy, `origin` is the gateway the proxy names (or the proxy
+    /// itself, when it names none): a proxy is not a trunk unless it is listed in
+    /// `trunks` too.
+    pub fn may_invite(&mut self, origin: IpAddr, now: Instant) -> Result<(), Refusal> {
+        self.is_trunk(origin)?;
+        let source = origin;
         // A configured trunk is the station's own gateway: every listener's call
         // comes from it, hundreds in the minutes after a broadcast. Limiting it
         // would drop exactly the calls kuma is for.
@@ -170,6 +200,18 @@ mod tests {
             a.may_invite(ip("198.51.100.7"), now),
             Err(Refusal::NotTrunk)
         );
+    }
+
+    #[test]
+    fn a_proxy_may_contact_but_is_no_trunk_unless_listed() {
+        let a = Admission::new(Some(vec![ip("192.0.2.10")]), (10, Duration::from_secs(10)))
+            .with_proxies(vec![ip("10.0.0.2")]);
+        assert_eq!(a.may_contact(ip("10.0.0.2")), Ok(()));
+        assert_eq!(a.may_contact(ip("::ffff:10.0.0.2")), Ok(()));
+        let mut a = a;
+        let now = Instant::now();
+        assert_eq!(a.may_invite(ip("10.0.0.2"), now), Err(Refusal::NotTrunk));
+        assert_eq!(a.may_invite(ip("192.0.2.10"), now), Ok(()));
     }
 
     #[test]

@@ -210,7 +210,9 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A new call from an INVITE: 100 Trying, [`Event::Incoming`].
+    /// A new call from an INVITE: 100 Trying, [`Event::Incoming`]. `source` sent
+    /// it; `origin` is the gateway's address (`source`, unless a trusted proxy
+    /// named another, see [`crate::sip::proxied`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: CallId,
@@ -219,6 +221,7 @@ impl Call {
         key: TxKey,
         base: ResponseBase,
         source: SocketAddr,
+        origin: SocketAddr,
         transport: Transport,
         local: SocketAddr,
         ctx: &mut Ctx<'_>,
@@ -267,6 +270,7 @@ impl Call {
                 .unwrap_or_default(),
             offer,
             source,
+            origin,
         });
         call
     }

@@ -56,6 +56,7 @@ use crate::sip::message::{
     self, Malformed, Message, Method, ParseError, Request, RequestInfo, Response, ResponseBase,
     Status, Transport,
 };
+use crate::sip::proxied;
 use crate::sip::transaction::{InviteServer, NonInviteServer, Timers, TxKey, TxTimeout};
 
 /// At most this many finished non-INVITE transactions are kept to answer
@@ -74,6 +75,10 @@ pub struct Config {
     /// When set, only these sources may start calls (and send anything outside one);
     /// everything else is dropped.
     pub trunks: Option<Vec<IpAddr>>,
+    /// SIP proxies in front of kuma (Kamailio): they may send OPTIONS and the like
+    /// whatever `trunks` says, and the gateway's address in their
+    /// [`crate::sip::proxied::HEADER`] stands for the source of their calls.
+    pub proxies: Vec<IpAddr>,
     /// At most `.0` new INVITEs per source (IPv6: per /64) per `.1`.
     pub invite_rate: (u32, Duration),
     pub timers: Timers,
@@ -85,6 +90,7 @@ impl Default for Config {
             local: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060),
             user_agent: format!("kuma/{}", env!("CARGO_PKG_VERSION")),
             trunks: None,
+            proxies: Vec::new(),
             invite_rate: (20, Duration::from_secs(10)),
             timers: Timers::default(),
         }
@@ -116,7 +122,11 @@ pub enum Event {
         dialled: String,
         caller: String,
         offer: Option<Vec<u8>>,
+        /// Where the INVITE came from (a proxy, for a proxied call).
         source: SocketAddr,
+        /// The gateway's address: `source`, or the one a configured proxy named
+        /// ([`crate::sip::proxied`]).
+        origin: SocketAddr,
     },
     /// The caller acknowledged the 200 OK: media flows both ways.
     Established { call: CallId },
@@ -288,7 +298,8 @@ impl Endpoint {
 
     fn with_ids(config: Config, ids: Ids) -> Self {
         Endpoint {
-            admission: Admission::new(config.trunks.clone(), config.invite_rate),
+            admission: Admission::new(config.trunks.clone(), config.invite_rate)
+                .with_proxies(config.proxies.clone()),
             config,
             ids,
             accepting: true,
@@ -329,7 +340,8 @@ impl Endpoint {
             && self.clients.is_empty()
     }
 
-    /// On shutdown: new INVITEs get 503 from now on; calls in progress go on.
+    /// On shutdown: new INVITEs and OPTIONS get 503 from now on (a proxy probing
+    /// with OPTIONS stops sending calls here); calls in progress go on.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
     }
@@ -584,6 +596,10 @@ impl Endpoint {
         };
         match &request.method {
             Method::Invite => self.on_invite(request, info, key, base, from, transport, now),
+            Method::Options if !self.accepting => {
+                let extra = [("Retry-After", "60")];
+                self.respond(key, &base, false, reply(503), &extra, now);
+            }
             Method::Options => {
                 let extra = [("Allow", ALLOW), ("Accept", ACCEPT)];
                 self.respond(key, &base, false, reply(200), &extra, now);
@@ -612,8 +628,15 @@ impl Endpoint {
         transport: Transport,
         now: Instant,
     ) {
-        if let Err(refusal) = self.admission.may_invite(from.ip(), now) {
-            self.refused(refusal, from, &request.method);
+        let origin = match proxied::origin(&request.headers, from, self.admission.proxies()) {
+            Ok(origin) => origin,
+            Err((origin, error)) => {
+                tracing::warn!(proxy = %from, %error, "judging the call by the proxy's address");
+                origin
+            }
+        };
+        if let Err(refusal) = self.admission.may_invite(origin.addr.ip(), now) {
+            self.refused(refusal, origin.addr, &request.method);
             return;
         }
         let target = info.via.response_target(from, transport);
@@ -669,6 +692,7 @@ impl Endpoint {
             key.clone(),
             base,
             from,
+            origin.addr,
             transport,
             local,
             &mut ctx,

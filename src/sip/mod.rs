@@ -34,6 +34,7 @@
 //!   [`digest`] authentication, CANCEL on ring timeout), which becomes an ordinary
 //!   dialog once answered;
 //! - [`admission`]: who may call: the trunk allow-list and the INVITE rate limit;
+//!   [`proxied`]: the gateway's address a trusted proxy (Kamailio) adds;
 //! - [`endpoint`]: ties them together and answers the stateless cases (OPTIONS
 //!   keep-alives, 405, 501, 400, 481);
 //! - [`sdp`]: SDP offer/answer (RFC 3264).
@@ -48,6 +49,7 @@ pub mod framing;
 mod ids;
 pub mod message;
 pub mod outgoing;
+pub mod proxied;
 pub mod transaction;
 
 #[cfg(test)]

@@ -244,6 +244,139 @@ fn stop_accepting_turns_new_calls_away_with_503() {
     );
 }
 
+#[test]
+fn a_draining_endpoint_answers_options_with_503_so_a_proxy_stops_sending() {
+    let mut h = Harness::new();
+    let mut proxy = Caller::new("192.0.2.5:5060", "o1");
+    let options = proxy.request("OPTIONS", 1, "z9hG4bKo1", "", "");
+    h.from(&proxy, &options);
+    assert_eq!(h.one_sent().status(), Some(200));
+    h.ep.stop_accepting();
+    let options = proxy.request("OPTIONS", 2, "z9hG4bKo2", "", "");
+    h.from(&proxy, &options);
+    let busy = h.one_sent();
+    assert_eq!(busy.status(), Some(503));
+    assert_eq!(busy.header("Retry-After").as_deref(), Some("60"));
+    let invite = proxy.invite();
+    h.from(&proxy, &invite);
+    assert_eq!(h.one_sent().status(), Some(503));
+}
+
+/// A node behind Kamailio: `trunks` names the gateway, `proxies` the proxy.
+fn behind_a_proxy() -> Harness {
+    Harness::with(Config {
+        local: "10.0.0.11:5060".parse().unwrap(),
+        trunks: Some(vec!["192.0.2.10".parse().unwrap()]),
+        proxies: vec!["10.0.0.2".parse().unwrap()],
+        invite_rate: (2, Duration::from_secs(10)),
+        ..Config::default()
+    })
+}
+
+#[test]
+fn a_proxy_may_probe_and_its_calls_are_judged_by_the_gateway_it_names() {
+    let mut h = behind_a_proxy();
+    let proxy = Caller::new("10.0.0.2:5060", "p1");
+    let options = proxy.request("OPTIONS", 1, "z9hG4bKp1", "", "");
+    h.from(&proxy, &options);
+    assert_eq!(h.one_sent().status(), Some(200), "the proxy's probe");
+
+    // The trunk's call, through the proxy: many of them, never rate limited.
+    for n in 0..5 {
+        let mut call = Caller::new("10.0.0.2:5060", &format!("g{n}"));
+        let invite = call.invite().replace(
+            "Max-Forwards",
+            "X-Kuma-Source: 192.0.2.10:5062
+Max-Forwards",
+        );
+        h.from(&call, &invite);
+        let trying = h.one_sent();
+        assert_eq!(trying.status(), Some(100));
+        assert_eq!(
+            trying.to,
+            "10.0.0.2:5060".parse().unwrap(),
+            "answers go back to the proxy"
+        );
+        match h.take_events().as_slice() {
+            [Event::Incoming { source, origin, .. }] => {
+                assert_eq!(*source, "10.0.0.2:5060".parse().unwrap());
+                assert_eq!(*origin, "192.0.2.10:5062".parse().unwrap());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // A stranger's call through the same proxy is still a stranger's.
+    let mut call = Caller::new("10.0.0.2:5060", "s1");
+    let invite = call.invite().replace(
+        "Max-Forwards",
+        "X-Kuma-Source: 203.0.113.66
+Max-Forwards",
+    );
+    h.from(&call, &invite);
+    assert!(h.take_sent().is_empty());
+    assert!(h.take_events().is_empty());
+    assert_eq!(h.ep.stats().not_trunk, 1);
+}
+
+#[test]
+fn the_header_from_a_gateway_or_a_bad_one_from_the_proxy_earns_no_trust() {
+    let mut h = behind_a_proxy();
+    // A stranger writing the header itself is still a stranger.
+    let mut stranger = Caller::new("203.0.113.66:5060", "x1");
+    let invite = stranger.invite().replace(
+        "Max-Forwards",
+        "X-Kuma-Source: 192.0.2.10
+Max-Forwards",
+    );
+    h.from(&stranger, &invite);
+    assert!(h.take_sent().is_empty());
+    // The proxy's unreadable header: judged by the proxy's own address, which is
+    // not a trunk here.
+    for (n, header) in [
+        "X-Kuma-Source: gateway
+",
+        "X-Kuma-Source: 192.0.2.10
+X-Kuma-Source: 192.0.2.10
+",
+        "",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut call = Caller::new("10.0.0.2:5060", &format!("b{n}"));
+        let invite = call
+            .invite()
+            .replace("Max-Forwards", &format!("{header}Max-Forwards"));
+        h.from(&call, &invite);
+        assert!(h.take_sent().is_empty(), "{header}");
+    }
+    assert_eq!(h.ep.stats().not_trunk, 4);
+
+    // Without `trunks`, the rate limit counts the gateway the proxy names.
+    let mut h = Harness::with(Config {
+        proxies: vec!["10.0.0.2".parse().unwrap()],
+        invite_rate: (2, Duration::from_secs(10)),
+        ..Config::default()
+    });
+    let mut admitted = 0;
+    for n in 0..6 {
+        let gateway = if n % 2 == 0 {
+            "192.0.2.10"
+        } else {
+            "192.0.2.11"
+        };
+        let mut call = Caller::new("10.0.0.2:5060", &format!("r{n}"));
+        let invite = call.invite().replace(
+            "Max-Forwards",
+            &format!("X-Kuma-Source: {gateway}\r\nMax-Forwards"),
+        );
+        h.from(&call, &invite);
+        admitted += h.take_events().len();
+    }
+    assert_eq!(admitted, 4, "two per gateway, not two for the proxy");
+}
+
 /// Inputs for the endpoint fuzzer: corpus messages (some with a To tag pointing at a
 /// live call), mutated ones, noise, and time steps.
 #[derive(Debug, Clone)]
