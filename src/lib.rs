@@ -2,17 +2,21 @@
 //!
 //! Listeners phone in after a programme, pick their language, hear short recorded
 //! messages, answer poll questions with their keypad, leave a voice message or are
-//! put through to a helpline. The library is built around a pure core:
+//! put through to a helpline. The layers, from the bottom up (ARCHITECTURE.md
+//! says who may import whom, and `tests/layering.rs` checks it):
 //!
-//! - [`campaign`] loads and validates the campaign files broadcasters write;
-//! - [`schedule`] says when the programme airs and whether the poll is open;
-//! - [`flow`] is one call's state machine: events and time in, actions out, no IO;
-//! - [`outbound`] decides which missed calls are called back, and what happens
-//!   after each attempt (quotas, retries), and seals the numbers it must keep;
-//! - [`store`] keeps calls, answers and recordings (SQLite or PostgreSQL);
-//! - [`results`] turns stored counts into the results JSON, tables and CSV;
-//! - [`cli`] is the `kuma` command; each channel (the terminal today, SIP and the
-//!   voice providers' webhooks later) is a thin adapter around the flow engine.
+//! - the pure core: [`duration`], [`campaign`] (the campaign files), [`schedule`]
+//!   (when the programme airs, whether the poll is open), [`flow`] (one call's
+//!   state machine: events and time in, actions out, no IO), [`outbound`] (the
+//!   call-back rules), [`audio`] (prompts and keys in audio);
+//! - protocol machines, sans-IO: [`rtp`], [`sip`], [`webhook`] (the providers'
+//!   dialects);
+//! - storage: [`store`] (SQLite or PostgreSQL), [`catalog`] (the loaded
+//!   campaigns), [`results`] (the results JSON, tables and CSV);
+//! - the call runtime: [`conversation`], what a call does around the engine on
+//!   every channel;
+//! - shells: [`serve`] (SIP, RTP, the webhooks, the dialer), [`web`] (pages and
+//!   API), [`simulator`], [`cli`] (the `kuma` command).
 
 pub mod audio;
 pub mod campaign;

@@ -3,9 +3,8 @@
 //! kuma answers calls itself, so it speaks RTP itself. Everything here is sans-IO,
 //! in the manner of `str0m`: plain structs fed datagrams and the time, returning what
 //! to send and what happened. None of them reads a clock or touches a socket; the SIP
-//! shell owns the UDP socket of each call (one per call from the RTP port range, or a
-//! shared one demultiplexed by address), calls these machines and arms the timers
-//! they ask for. Tests therefore run on simulated time, faster than real time.
+//! shell (`crate::serve::call`) owns the UDP socket of each call (one per call, from
+//! the RTP port range), calls these machines and arms the timers they ask for. Tests therefore run on simulated time, faster than real time.
 //!
 //! - [`packet`]: the RTP header, parsed zero-copy from a datagram and written into a
 //!   caller's buffer;

@@ -1,6 +1,6 @@
 //! `kuma serve`: answers phone calls over SIP and runs them through the campaigns.
 //!
-//! The shape follows STYLE.md: the protocol logic lives in sans-IO machines
+//! The shape follows ARCHITECTURE.md: the protocol logic lives in sans-IO machines
 //! ([`crate::sip::endpoint::Endpoint`], [`crate::rtp`], [`crate::flow`]); this module
 //! is the thin async shell around them:
 //!
