@@ -10,7 +10,7 @@
 //!   poll open, and the quotas Freedom Fone has: call-backs per caller per day,
 //!   per campaign per day, and none to the same caller within `min_interval` of
 //!   the previous one (or while one is still queued);
-//! - what an attempt's end means ([`Attempt::of`]) and what comes next
+//! - what an attempt's end means ([`Attempt::declined`]) and what comes next
 //!   ([`after_attempt`]): answered is final; busy, no answer and a failure the
 //!   trunk may get over (503, no response) are dialled again after `retry_after`,
 //!   up to `retries` times (RapidPro: 3 retries 60 min apart); a refusal that will
