@@ -90,6 +90,7 @@
 //! on speech (the campaign's French prompts), music, sweeps or noise.
 
 pub mod generate;
+pub mod table;
 pub mod tape;
 
 #[cfg(test)]

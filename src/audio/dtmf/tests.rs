@@ -536,3 +536,22 @@ fn reset_forgets_the_held_key_and_the_count() {
     assert_eq!(out.iter().map(|e| e.key).collect::<String>(), "99");
     assert!(out[1].start_sample < BLOCK as u64);
 }
+
+/// Issue 14's table over the seeded tapes (`table.rs`), printed; every row must
+/// pass. `DTMF_TALKOFF_MINUTES` sets the talk-off length (default 120).
+#[test]
+fn the_issue_14_table_passes() {
+    let minutes = std::env::var("DTMF_TALKOFF_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(120);
+    let started = std::time::Instant::now();
+    let rows = super::table::table(&mut |s| detect(s, 160), minutes, 14);
+    eprintln!(
+        "dtmf issue 14 table ({:.0} s):\n{}",
+        started.elapsed().as_secs_f64(),
+        super::table::markdown(&rows)
+    );
+    let failed: Vec<&str> = rows.iter().filter(|r| !r.pass).map(|r| r.condition).collect();
+    assert!(failed.is_empty(), "failed: {failed:?}");
+}
