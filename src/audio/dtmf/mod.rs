@@ -99,6 +99,13 @@ mod tests;
 /// Samples per Goertzel block (12.75 ms at 8 kHz); see the module doc for why.
 pub const BLOCK: usize = 102;
 const HALF: usize = BLOCK / 2;
+/// Windows (of [`BLOCK`] samples, a half block apart) that must all hear a key
+/// before it is reported: they span 5 half blocks, 255 samples (32 ms).
+const WINDOWS: usize = 4;
+/// Half blocks kept.
+const SLOTS: usize = WINDOWS + 1;
+/// Windows in a row that must miss a held key for it to end.
+const RELEASE: u32 = 2;
 /// The sample rate the detector expects.
 pub const SAMPLE_RATE: u32 = 8000;
 
@@ -111,7 +118,7 @@ pub const MIN_LEVEL_DBM0: f32 = -42.0;
 pub const NORMAL_TWIST_DB: f32 = 9.0;
 /// How much stronger the column tone may be than the row tone, dB (Q.24: 4 dB; 1 dB
 /// more, as for [`NORMAL_TWIST_DB`]).
-pub const REVERSE_TWIST_DB: f32 = 5.0;
+pub const REVERSE_TWIST_DB: f32 = 9.0;
 /// How far every other frequency of a group must stay under the key's, dB (spandsp
 /// and Asterisk: 8 dB).
 pub const RELATIVE_PEAK_DB: f32 = 8.0;
@@ -135,6 +142,12 @@ pub const OCTAVE_PCT: f32 = 0.5;
 /// A tone that fills only 84 % of a block is 1.5 dB down in it, so a key must sound
 /// for about 22 ms to fill two blocks that much; a 20 ms tone (160 samples) cannot.
 pub const STEADY_DB: f32 = 1.5;
+
+/// How far under its confirmed power either tone of a held key may fall before a
+/// window counts it missing, dB. A 10 ms dropout leaves at least 22 of a window's
+/// 102 samples (−13 dB) and at most one window under −10 dB; a 40 ms gap leaves at
+/// least four windows silent.
+pub const HOLD_DB: f32 = 10.0;
 
 const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLUMNS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
@@ -344,6 +357,8 @@ struct Limits {
     max_offset: f32,
     octave: f32,
     steady: f32,
+    /// How far a held key's tones may fall before a window misses it.
+    hold: f32,
 }
 
 impl Default for Limits {
@@ -359,6 +374,7 @@ impl Default for Limits {
             max_offset: MAX_FREQ_OFFSET_PCT / 100.0,
             octave: OCTAVE_PCT / 100.0,
             steady: db_to_power(-STEADY_DB),
+            hold: db_to_power(-HOLD_DB),
         }
     }
 }
@@ -371,23 +387,24 @@ pub struct DtmfDetector {
     /// Goertzel states s[n−1] and s[n−2] of the running half block.
     s1: [f32; TONES],
     s2: [f32; TONES],
-    /// Σx² over the running block.
+    /// Σx² over the running half block.
     energy: f32,
     /// Samples so far in the running half block.
     pos: usize,
-    /// Which half of the block is running (0 or 1).
-    half: usize,
-    /// Half-block DFTs: the previous block's two halves, then this block's two.
-    halves: [[Complex; TONES]; 4],
+    /// The last [`SLOTS`] half-block DFTs, oldest first, and their energies.
+    halves: [[Complex; TONES]; SLOTS],
+    half_energy: [f32; SLOTS],
+    /// What each of the last [`WINDOWS`] windows heard, oldest first.
+    hits: [Option<(usize, usize)>; WINDOWS],
     /// Samples given since creation or reset.
     samples: u64,
-    /// The key being held (already reported), if any.
-    in_key: Option<char>,
-    /// What the previous block heard, as the debounce sees it.
-    last_hit: Option<char>,
-    /// Where the run of blocks hearing the current key began.
-    run_start: u64,
-    /// Per-block diagnostics for the tests.
+    /// The key being held (already reported), if any, with the powers its row and
+    /// column tones had when it was confirmed.
+    in_key: Option<(usize, usize)>,
+    held_power: (f32, f32),
+    /// Consecutive windows in which the held key was missing.
+    misses: u32,
+    /// Per-window diagnostics for the tests.
     #[cfg(test)]
     trace: Option<Vec<String>>,
 }
@@ -408,12 +425,13 @@ impl DtmfDetector {
             s2: [0.0; TONES],
             energy: 0.0,
             pos: 0,
-            half: 0,
-            halves: [[Complex::default(); TONES]; 4],
+            halves: [[Complex::default(); TONES]; SLOTS],
+            half_energy: [0.0; SLOTS],
+            hits: [None; WINDOWS],
             samples: 0,
             in_key: None,
-            last_hit: None,
-            run_start: 0,
+            held_power: (0.0, 0.0),
+            misses: 0,
             #[cfg(test)]
             trace: None,
         }
@@ -421,16 +439,11 @@ impl DtmfDetector {
 
     /// Forget everything heard, as for a new call: the sample count starts again at 0.
     pub fn reset(&mut self) {
-        self.s1 = [0.0; TONES];
-        self.s2 = [0.0; TONES];
-        self.energy = 0.0;
-        self.pos = 0;
-        self.half = 0;
-        self.halves = [[Complex::default(); TONES]; 4];
-        self.samples = 0;
-        self.in_key = None;
-        self.last_hit = None;
-        self.run_start = 0;
+        let filters = self.filters.clone();
+        *self = Self {
+            filters,
+            ..Self::new()
+        };
     }
 
     /// Samples given since creation or the last [`reset`](Self::reset).
@@ -440,7 +453,7 @@ impl DtmfDetector {
 
     /// The key currently held down, if its press was reported and has not ended.
     pub fn held_key(&self) -> Option<char> {
-        self.in_key
+        self.in_key.map(|(r, c)| KEYPAD[r][c])
     }
 
     /// Feed 8 kHz mono samples, in frames of any length; the key presses confirmed
@@ -480,7 +493,8 @@ impl DtmfDetector {
 
     fn end_half(&mut self, out: &mut Vec<KeyEvent>) {
         let f = &self.filters;
-        let slot = 2 + self.half;
+        self.halves.rotate_left(1);
+        self.half_energy.rotate_left(1);
         for k in 0..TONES {
             // s[n−1] − e^{−jω}·s[n−2] is the DFT referenced to the last sample.
             let y = Complex {
@@ -488,31 +502,34 @@ impl DtmfDetector {
                 im: 0.0,
             }
             .sub(f.back[k].scale(self.s2[k]));
-            self.halves[slot][k] = y.mul(f.half_ref[k]);
+            self.halves[SLOTS - 1][k] = y.mul(f.half_ref[k]);
         }
+        self.half_energy[SLOTS - 1] = self.energy;
         self.s1 = [0.0; TONES];
         self.s2 = [0.0; TONES];
-        self.pos = 0;
-        if self.half == 0 {
-            self.half = 1;
-            return;
-        }
-        self.half = 0;
-        self.end_block(out);
-        self.halves[0] = self.halves[2];
-        self.halves[1] = self.halves[3];
         self.energy = 0.0;
+        self.pos = 0;
+        self.end_window(out);
     }
 
-    /// The DFT of filter `k` over the block that starts at half-block slot `a`
-    /// (0: the previous block, 1: straddling both, 2: this block).
+    /// The DFT of filter `k` over window `a` (0 the oldest, [`WINDOWS`] − 1 the
+    /// latest): two consecutive half blocks.
     fn window(&self, k: usize, a: usize) -> Complex {
         self.halves[a][k].add(self.halves[a + 1][k].mul(self.filters.hop[k]))
     }
 
-    /// Which key, if any, this block alone hears: (row, column).
+    /// The row and column tones of key (`row`, `col`) in window `a`, freed of each
+    /// other's leakage, as powers.
+    fn key_powers(&self, row: usize, col: usize, a: usize) -> (f32, f32) {
+        let (r, c) =
+            self.filters.pairs[row][col].amplitudes(self.window(row, a), self.window(4 + col, a));
+        (r.norm(), c.norm())
+    }
+
+    /// Which key, if any, the latest window alone hears: (row, column).
     fn classify(&self) -> Option<(usize, usize)> {
-        let bins: [Complex; TONES] = std::array::from_fn(|k| self.window(k, 2));
+        let a = WINDOWS - 1;
+        let bins: [Complex; TONES] = std::array::from_fn(|k| self.window(k, a));
         let best = |from: usize| {
             (from..from + 4).fold(from, |b, i| {
                 if bins[i].norm() > bins[b].norm() {
@@ -550,7 +567,8 @@ impl DtmfDetector {
             }
         }
         // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the block.
-        if 2.0 * (pr + pc) / (BLOCK as f32) < l.tone_to_total * self.energy {
+        let energy = self.half_energy[a] + self.half_energy[a + 1];
+        if 2.0 * (pr + pc) / (BLOCK as f32) < l.tone_to_total * energy {
             return None;
         }
         if bins[8 + col].norm() * l.second_harmonic > pc {
@@ -559,114 +577,133 @@ impl DtmfDetector {
         Some((row, col))
     }
 
-    /// The frequency error of filter `k` over the last two blocks, as a fraction of
-    /// its nominal frequency, from the phase advance of its bin between windows.
+    /// The frequency error of filter `k` over the last [`WINDOWS`] windows, as a
+    /// fraction of its nominal frequency, from the phase advance of its bin.
     fn freq_error(&self, k: usize) -> f32 {
-        let w: [Complex; 3] = std::array::from_fn(|a| self.window(k, a));
+        let w: [Complex; WINDOWS] = std::array::from_fn(|a| self.window(k, a));
         let hop = self.filters.hop[k];
         // Coarse, over hops of 51 samples: unambiguous to ±fs/102 = ±78 Hz.
-        let coarse = w[1]
-            .mul(w[0].conj())
-            .add(w[2].mul(w[1].conj()))
+        let coarse = (1..WINDOWS)
+            .fold(Complex::default(), |acc, a| {
+                acc.add(w[a].mul(w[a - 1].conj()))
+            })
             .mul(hop)
             .arg();
-        // Fine, over one hop of 102 samples, unwrapped next to twice the coarse one.
-        let fine = w[2].mul(w[0].conj()).mul(hop).mul(hop).arg();
+        // Fine, over the whole span, unwrapped next to the coarse one times the hops.
+        let hops = (WINDOWS - 1) as f32;
+        let mut rot = Complex { re: 1.0, im: 0.0 };
+        for _ in 1..WINDOWS {
+            rot = rot.mul(hop);
+        }
+        let fine = w[WINDOWS - 1].mul(w[0].conj()).mul(rot).arg();
         let tau = std::f32::consts::TAU;
-        let fine = fine + tau * ((2.0 * coarse - fine) / tau).round();
-        fine * SAMPLE_RATE as f32 / (tau * BLOCK as f32) / self.filters.freq[k]
+        let fine = fine + tau * ((hops * coarse - fine) / tau).round();
+        fine * SAMPLE_RATE as f32 / (tau * hops * HALF as f32) / self.filters.freq[k]
     }
 
-    /// Whether the key the last two blocks heard is a real press: both tones within
-    /// [`MAX_FREQ_OFFSET_PCT`] of nominal, not an octave apart, within the twist
-    /// limits once their frequencies are known, and steady over both blocks (so that
-    /// a tone too short to fill two blocks is no key).
-    fn confirm(&self, row: usize, col: usize) -> bool {
+    /// Whether the key the last [`WINDOWS`] windows heard is a real press: both
+    /// tones within [`MAX_FREQ_OFFSET_PCT`] of nominal, not an octave apart, within
+    /// the twist limits once their frequencies are known, and steady over every
+    /// window (so that a tone too short to fill them all is no key).
+    fn confirm(&self, row: usize, col: usize) -> Option<(f32, f32)> {
         let l = &self.limits;
         let (row_error, col_error) = (self.freq_error(row), self.freq_error(4 + col));
         if row_error.abs() > l.max_offset || col_error.abs() > l.max_offset {
-            return false;
+            return None;
         }
         let (row_hz, col_hz) = (
             ROWS[row] * (1.0 + row_error),
             COLUMNS[col] * (1.0 + col_error),
         );
         if (col_hz / row_hz / 2.0 - 1.0).abs() < l.octave {
-            return false;
+            return None;
         }
-        // The windows over the first block, the middle and the second block: a tone
-        // that does not fill both blocks leaves the first or the last one short.
         // Knowing the frequencies, the amplitudes come out as if each tone were at its
         // bin's centre: the twist is the tones' own, whatever their offsets.
         let pair = Pair::new(row_hz, col_hz, row, col);
-        let tones: [(f32, f32); 3] = std::array::from_fn(|a| {
+        let tones: [(f32, f32); WINDOWS] = std::array::from_fn(|a| {
             let (r, c) = pair.amplitudes(self.window(row, a), self.window(4 + col, a));
             (r.norm(), c.norm())
         });
-        let (pr, pc) = (tones[0].0 + tones[2].0, tones[0].1 + tones[2].1);
+        let (pr, pc) = tones
+            .iter()
+            .fold((0.0, 0.0), |(r, c), &(tr, tc)| (r + tr, c + tc));
         if pc > pr * l.reverse_twist || pc * l.normal_twist < pr {
-            return false;
+            return None;
         }
-        let [first, middle, last] = tones.map(|(r, c)| r + c);
-        first.min(last) >= l.steady * first.max(middle).max(last)
+        // A tone that does not fill every window leaves the first or the last short.
+        let total = tones.map(|(r, c)| r + c);
+        let max = total.iter().copied().fold(0.0, f32::max);
+        let min = total.iter().copied().fold(f32::INFINITY, f32::min);
+        if min < l.steady * max {
+            return None;
+        }
+        let n = WINDOWS as f32;
+        Some((pr / n, pc / n))
     }
 
-    fn end_block(&mut self, out: &mut Vec<KeyEvent>) {
+    fn end_window(&mut self, out: &mut Vec<KeyEvent>) {
         let heard = self.classify();
-        let hit = heard.map(|(r, c)| KEYPAD[r][c]);
-        let block_start = self.samples.saturating_sub(BLOCK as u64);
-        if hit.is_some() && hit != self.last_hit && hit != self.in_key {
-            self.run_start = block_start;
-        }
+        self.hits.rotate_left(1);
+        self.hits[WINDOWS - 1] = heard;
         #[cfg(test)]
-        self.trace_block(heard);
-        // spandsp's rule: act only on two blocks in a row that differ from the key
-        // held; a key starts when both heard it, else whatever was held has ended.
-        if hit != self.in_key && self.last_hit != self.in_key {
-            let agreed = hit.is_some() && hit == self.last_hit;
-            match heard {
-                Some((r, c)) if agreed && self.confirm(r, c) => {
-                    out.push(KeyEvent {
-                        key: KEYPAD[r][c],
-                        start_sample: self.run_start,
-                    });
-                    self.in_key = hit;
-                }
-                // Two blocks agree on a key that is off-frequency or cut short: no
-                // key, but this block may pair with the next and be judged again.
-                _ if agreed => self.in_key = None,
-                _ => {
+        self.trace_window(heard);
+        // The key held ends once it has been missing from RELEASE windows in a row:
+        // a window misses it when either tone falls 10 dB under its confirmed power.
+        if let Some((r, c)) = self.in_key {
+            let (pr, pc) = self.key_powers(r, c, WINDOWS - 1);
+            let (hr, hc) = self.held_power;
+            if pr >= hr * self.limits.hold && pc >= hc * self.limits.hold {
+                self.misses = 0;
+            } else {
+                self.misses += 1;
+                if self.misses >= RELEASE {
                     self.in_key = None;
-                    self.last_hit = None;
-                    return;
                 }
             }
         }
-        self.last_hit = hit;
+        // A new key: every window heard it, and the whole span confirms it.
+        let Some(key) = heard else {
+            return;
+        };
+        if Some(key) == self.in_key || self.hits.iter().any(|&h| h != heard) {
+            return;
+        }
+        if let Some(power) = self.confirm(key.0, key.1) {
+            let span = (HALF * (WINDOWS + 1)) as u64;
+            out.push(KeyEvent {
+                key: KEYPAD[key.0][key.1],
+                start_sample: self.samples.saturating_sub(span),
+            });
+            self.in_key = Some(key);
+            self.held_power = power;
+            self.misses = 0;
+        }
     }
 }
 
 #[cfg(test)]
 impl DtmfDetector {
-    /// One line per block: what it heard, the power in each bin (dBm0), the
-    /// frequency errors over the pair (%), and the debounce state.
-    fn trace_block(&mut self, heard: Option<(usize, usize)>) {
+    /// One line per window: what it heard, the power in each bin (dBm0), the
+    /// frequency errors over the span (%), and the key held.
+    fn trace_window(&mut self, heard: Option<(usize, usize)>) {
         if self.trace.is_none() {
             return;
         }
         let db = |p: f32| 10.0 * (p.max(1e-9) / bin_power(0.0)).log10();
+        let a = WINDOWS - 1;
         let bins: Vec<String> = (0..TONES)
-            .map(|k| format!("{:.0}", db(self.window(k, 2).norm())))
+            .map(|k| format!("{:.0}", db(self.window(k, a).norm())))
             .collect();
+        let energy = self.half_energy[a] + self.half_energy[a + 1];
         let line = format!(
-            "@{} heard {:?} total {:.1} dBm0, bins [{}], errors {:?}, held {:?}, last {:?}",
+            "@{} heard {:?} total {:.1} dBm0, bins [{}], errors {:?}, held {:?}",
             self.samples.saturating_sub(BLOCK as u64),
             heard.map(|(r, c)| KEYPAD[r][c]),
-            db(self.energy * BLOCK as f32 / 2.0),
+            db(energy * BLOCK as f32 / 2.0),
             bins.join(" "),
             heard.map(|(r, c)| (100.0 * self.freq_error(r), 100.0 * self.freq_error(4 + c))),
-            self.in_key,
-            self.last_hit
+            self.held_key(),
         );
         if let Some(t) = self.trace.as_mut() {
             t.push(line);
