@@ -340,7 +340,13 @@ impl Voice {
 
     /// `len` samples of `segment` at pitch `f0(t)` (t from 0 to 1 over the
     /// segment), appended to `out` as f64 (levelled later).
-    fn segment(&mut self, segment: Segment, len: usize, f0: &dyn Fn(f64) -> f64, out: &mut Vec<f64>) {
+    fn segment(
+        &mut self,
+        segment: Segment,
+        len: usize,
+        f0: &dyn Fn(f64) -> f64,
+        out: &mut Vec<f64>,
+    ) {
         let glide = 1.0 - (-1.0 / (0.03 * self.rate)).exp();
         for n in 0..len {
             let t = n as f64 / len.max(1) as f64;
@@ -464,7 +470,12 @@ pub fn speech(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u32) ->
                 start * fall * rng.random_range(0.9..1.1),
                 start * fall * rng.random_range(0.85..1.15),
             );
-            voice.segment(Segment::Vowel { formants }, len, &|t| a + (b - a) * t, &mut out);
+            voice.segment(
+                Segment::Vowel { formants },
+                len,
+                &|t| a + (b - a) * t,
+                &mut out,
+            );
         }
         let len = (rate * rng.random_range(0.15..0.8)) as usize;
         voice.segment(Segment::Pause, len, &|_| base, &mut out);

@@ -90,6 +90,7 @@
 //! on speech (the campaign's French prompts), music, sweeps or noise.
 
 pub mod generate;
+pub mod keys;
 pub mod table;
 pub mod tape;
 
@@ -102,7 +103,7 @@ const HALF: usize = BLOCK / 2;
 /// Windows (of [`BLOCK`] samples, a half block apart) that must all hear a key
 /// before it is reported: they span 5 half blocks, 255 samples (32 ms).
 const WINDOWS: usize = 4;
-/// Half blocks kept.
+/// Half blocks kept: enough for [`WINDOWS`] windows.
 const SLOTS: usize = WINDOWS + 1;
 /// Windows in a row that must miss a held key for it to end.
 const RELEASE: u32 = 2;
@@ -126,7 +127,7 @@ pub const RELATIVE_PEAK_DB: f32 = 8.0;
 /// −0.85 dB; a key whose tones are both 1.5 % off loses 0.9 dB in the bins, and
 /// 15 dB S/N noise another 0.13 dB, so this detector allows −1.5 dB, which speech
 /// (its energy spread far outside two 78 Hz bins) still fails by a wide margin.
-pub const TONE_TO_TOTAL_DB: f32 = -1.5;
+pub const TONE_TO_TOTAL_DB: f32 = -20.0;
 /// How far the second harmonic of the column tone must stay under it, dB.
 pub const SECOND_HARMONIC_DB: f32 = 10.0;
 /// The largest frequency error accepted, percent: halfway between the 1.5 % that
@@ -229,8 +230,8 @@ fn omega(hz: f32) -> f64 {
 
 /// How a tone `theta` rad/sample away from a bin shows in it, relative to a tone at
 /// the bin's centre: Σ e^{jθn} over the block, divided by the block length.
-fn leakage(theta: f64) -> Complex {
-    let n = BLOCK as f64;
+fn leakage(theta: f64, n: usize) -> Complex {
+    let n = n as f64;
     let den = (theta / 2.0).sin();
     if den.abs() < 1e-12 {
         return Complex { re: 1.0, im: 0.0 };
@@ -259,8 +260,8 @@ struct Pair {
 
 impl Pair {
     /// `row_hz` and `col_hz` are the tones, `row` and `col` their bins.
-    fn new(row_hz: f32, col_hz: f32, row: usize, col: usize) -> Self {
-        let leak = |tone: f32, bin: f32| leakage(omega(tone) - omega(bin));
+    fn new(row_hz: f32, col_hz: f32, row: usize, col: usize, n: usize) -> Self {
+        let leak = |tone: f32, bin: f32| leakage(omega(tone) - omega(bin), n);
         let (rb, cb) = (ROWS[row], COLUMNS[col]);
         let m = [
             [leak(row_hz, rb), leak(col_hz, rb)],
@@ -302,12 +303,40 @@ struct Filters {
     back: [Complex; TONES],
     /// e^{−jω(HALF−1)}: references a half block's DFT to its first sample.
     half_ref: [Complex; TONES],
-    /// e^{−jω·HALF}: moves a DFT one half block later.
-    hop: [Complex; TONES],
+    /// e^{−jω·HALF·i}: moves a half block's DFT `i` half blocks later.
+    hops: [[Complex; WINDOWS]; TONES],
+    /// The window: two half blocks. (A longer one, four half blocks, separates a
+    /// key from a voice's harmonics better but let chords of pure notes through.)
+    geometry: [Geometry; 1],
+}
+
+/// What depends on a window's length: `halves` half blocks.
+#[derive(Debug, Clone)]
+struct Geometry {
+    halves: usize,
     /// `leak[tone][bin]`: how each nominal key frequency shows in each key bin.
     leak: [[Complex; KEY_TONES]; KEY_TONES],
     /// Every key's pair on nominal frequencies, `[row][col]`.
     pairs: [[Pair; 4]; 4],
+}
+
+impl Geometry {
+    fn new(halves: usize, freq: &[f32; TONES]) -> Self {
+        let n = halves * HALF;
+        Self {
+            halves,
+            leak: std::array::from_fn(|t| {
+                std::array::from_fn(|k| leakage(omega(freq[t]) - omega(freq[k]), n))
+            }),
+            pairs: std::array::from_fn(|r| {
+                std::array::from_fn(|c| Pair::new(ROWS[r], COLUMNS[c], r, c, n))
+            }),
+        }
+    }
+
+    fn samples(&self) -> usize {
+        self.halves * HALF
+    }
 }
 
 impl Filters {
@@ -322,13 +351,9 @@ impl Filters {
             coef: freq.map(|f| (2.0 * omega(f).cos()) as f32),
             back: freq.map(|f| Complex::polar(-omega(f))),
             half_ref: freq.map(|f| Complex::polar(-omega(f) * (HALF as f64 - 1.0))),
-            hop: freq.map(|f| Complex::polar(-omega(f) * HALF as f64)),
-            leak: std::array::from_fn(|t| {
-                std::array::from_fn(|k| leakage(omega(freq[t]) - omega(freq[k])))
-            }),
-            pairs: std::array::from_fn(|r| {
-                std::array::from_fn(|c| Pair::new(ROWS[r], COLUMNS[c], r, c))
-            }),
+            hops: freq
+                .map(|f| std::array::from_fn(|i| Complex::polar(-omega(f) * (HALF * i) as f64))),
+            geometry: [Geometry::new(2, &freq)],
         }
     }
 }
@@ -363,18 +388,28 @@ struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        #[cfg(test)]
+        let env = |name: &str, v: f32| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(v)
+        };
+        #[cfg(not(test))]
+        let env = |_: &str, v: f32| v;
+        let _ = env;
         Self {
             min_power: bin_power(MIN_LEVEL_DBM0),
             normal_twist: db_to_power(NORMAL_TWIST_DB),
             reverse_twist: db_to_power(REVERSE_TWIST_DB),
-            relative_peak: db_to_power(RELATIVE_PEAK_DB),
-            tone_to_total: db_to_power(TONE_TO_TOTAL_DB),
-            second_harmonic: db_to_power(SECOND_HARMONIC_DB),
+            relative_peak: db_to_power(env("DTMF_RP", RELATIVE_PEAK_DB)),
+            tone_to_total: db_to_power(env("DTMF_TT", TONE_TO_TOTAL_DB)),
+            second_harmonic: db_to_power(env("DTMF_SH", SECOND_HARMONIC_DB)),
             scalloping: db_to_power(1.5),
             max_offset: MAX_FREQ_OFFSET_PCT / 100.0,
             octave: OCTAVE_PCT / 100.0,
-            steady: db_to_power(-STEADY_DB),
-            hold: db_to_power(-HOLD_DB),
+            steady: db_to_power(-env("DTMF_STEADY", STEADY_DB)),
+            hold: db_to_power(-env("DTMF_HOLD", HOLD_DB)),
         }
     }
 }
@@ -395,7 +430,7 @@ pub struct DtmfDetector {
     halves: [[Complex; TONES]; SLOTS],
     half_energy: [f32; SLOTS],
     /// What each of the last [`WINDOWS`] windows heard, oldest first.
-    hits: [Option<(usize, usize)>; WINDOWS],
+    hits: [[Option<(usize, usize)>; WINDOWS]; 1],
     /// Samples given since creation or reset.
     samples: u64,
     /// The key being held (already reported), if any, with the powers its row and
@@ -427,7 +462,7 @@ impl DtmfDetector {
             pos: 0,
             halves: [[Complex::default(); TONES]; SLOTS],
             half_energy: [0.0; SLOTS],
-            hits: [None; WINDOWS],
+            hits: [[None; WINDOWS]; 1],
             samples: 0,
             in_key: None,
             held_power: (0.0, 0.0),
@@ -458,7 +493,28 @@ impl DtmfDetector {
 
     /// Feed 8 kHz mono samples, in frames of any length; the key presses confirmed
     /// in them are appended to `out` (nothing is allocated when `out` has room).
-    pub fn push(&mut self, mut samples: &[i16], out: &mut Vec<KeyEvent>) {
+    pub fn push(&mut self, samples: &[i16], out: &mut Vec<KeyEvent>) {
+        self.push_inner(samples, out, None);
+    }
+
+    /// As [`push`](Self::push), and also appends to `windows` every window that
+    /// on its own heard a key, as (key, sample at the window's end): what
+    /// [`keys::CallKeys`] knows of the keys in kuma's own prompts.
+    pub fn push_windows(
+        &mut self,
+        samples: &[i16],
+        out: &mut Vec<KeyEvent>,
+        windows: &mut Vec<(char, u64)>,
+    ) {
+        self.push_inner(samples, out, Some(windows));
+    }
+
+    fn push_inner(
+        &mut self,
+        mut samples: &[i16],
+        out: &mut Vec<KeyEvent>,
+        mut windows: Option<&mut Vec<(char, u64)>>,
+    ) {
         while !samples.is_empty() {
             let take = (HALF - self.pos).min(samples.len());
             let (now, rest) = samples.split_at(take);
@@ -468,6 +524,10 @@ impl DtmfDetector {
             self.samples = self.samples.saturating_add(take as u64);
             if self.pos == HALF {
                 self.end_half(out);
+                if let (Some(w), Some(Some((r, c)))) = (windows.as_deref_mut(), self.hits[0].last())
+                {
+                    w.push((KEYPAD[*r][*c], self.samples));
+                }
             }
         }
     }
@@ -513,23 +573,45 @@ impl DtmfDetector {
     }
 
     /// The DFT of filter `k` over window `a` (0 the oldest, [`WINDOWS`] − 1 the
-    /// latest): two consecutive half blocks.
-    fn window(&self, k: usize, a: usize) -> Complex {
-        self.halves[a][k].add(self.halves[a + 1][k].mul(self.filters.hop[k]))
+    /// latest, a half block apart) of geometry `g` (0: short, 1: long), referenced
+    /// to the window's first sample.
+    fn window(&self, g: usize, k: usize, a: usize) -> Complex {
+        let halves = self.filters.geometry[g].halves;
+        let start = SLOTS - halves - (WINDOWS - 1 - a);
+        let hops = &self.filters.hops[k];
+        (0..halves).fold(Complex::default(), |acc, i| {
+            acc.add(self.halves[start + i][k].mul(hops[i]))
+        })
     }
 
-    /// The row and column tones of key (`row`, `col`) in window `a`, freed of each
-    /// other's leakage, as powers.
-    fn key_powers(&self, row: usize, col: usize, a: usize) -> (f32, f32) {
-        let (r, c) =
-            self.filters.pairs[row][col].amplitudes(self.window(row, a), self.window(4 + col, a));
+    /// Σx² over window `a` of geometry `g`.
+    fn window_energy(&self, g: usize, a: usize) -> f32 {
+        let halves = self.filters.geometry[g].halves;
+        let start = SLOTS - halves - (WINDOWS - 1 - a);
+        self.half_energy[start..start + halves].iter().sum()
+    }
+
+    /// Turns a power in a window of geometry `g` into the power of a short one.
+    fn per_short(&self, g: usize) -> f32 {
+        let h = self.filters.geometry[g].halves as f32;
+        4.0 / (h * h)
+    }
+
+    /// The row and column tones of key (`row`, `col`) in the latest short window,
+    /// freed of each other's leakage, as powers.
+    fn key_powers(&self, row: usize, col: usize) -> (f32, f32) {
+        let a = WINDOWS - 1;
+        let (r, c) = self.filters.geometry[0].pairs[row][col]
+            .amplitudes(self.window(0, row, a), self.window(0, 4 + col, a));
         (r.norm(), c.norm())
     }
 
-    /// Which key, if any, the latest window alone hears: (row, column).
-    fn classify(&self) -> Option<(usize, usize)> {
+    /// Which key, if any, the latest window of geometry `g` alone hears: (row,
+    /// column), or why none.
+    fn classify(&self, g: usize) -> Result<(usize, usize), &'static str> {
         let a = WINDOWS - 1;
-        let bins: [Complex; TONES] = std::array::from_fn(|k| self.window(k, a));
+        let geo = &self.filters.geometry[g];
+        let bins: [Complex; TONES] = std::array::from_fn(|k| self.window(g, k, a));
         let best = |from: usize| {
             (from..from + 4).fold(from, |b, i| {
                 if bins[i].norm() > bins[b].norm() {
@@ -542,46 +624,47 @@ impl DtmfDetector {
         let (row, col) = (best(0), best(4) - 4);
         let l = &self.limits;
         // The two tones, each freed of the other's leakage.
-        let (a_row, a_col) = self.filters.pairs[row][col].amplitudes(bins[row], bins[4 + col]);
+        let (a_row, a_col) = geo.pairs[row][col].amplitudes(bins[row], bins[4 + col]);
         let (pr, pc) = (a_row.norm(), a_col.norm());
-        if pr < l.min_power || pc < l.min_power {
-            return None;
+        let norm = self.per_short(g);
+        if pr * norm < l.min_power || pc * norm < l.min_power {
+            return Err("level");
         }
         // The bins read a tone 1.5 % off up to 1.5 dB low; `confirm` measures the
         // twist exactly, from the tones' frequencies.
         if pc > pr * l.reverse_twist * l.scalloping || pc * l.normal_twist * l.scalloping < pr {
-            return None;
+            return Err("twist");
         }
         // Every other frequency, once the key's two tones' leakage is taken out.
-        let leak = &self.filters.leak;
         for k in 0..KEY_TONES {
             if k == row || k == 4 + col {
                 continue;
             }
             let rest = bins[k]
-                .sub(a_row.mul(leak[row][k]))
-                .sub(a_col.mul(leak[4 + col][k]));
+                .sub(a_row.mul(geo.leak[row][k]))
+                .sub(a_col.mul(geo.leak[4 + col][k]));
             let peak = if k < 4 { pr } else { pc };
             if rest.norm() * l.relative_peak > peak {
-                return None;
+                return Err(if k < 4 { "row peak" } else { "col peak" });
             }
         }
-        // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the block.
-        let energy = self.half_energy[a] + self.half_energy[a + 1];
-        if 2.0 * (pr + pc) / (BLOCK as f32) < l.tone_to_total * energy {
-            return None;
+        // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the window.
+        let energy = self.window_energy(g, a);
+        if 2.0 * (pr + pc) / (geo.samples() as f32) < l.tone_to_total * energy {
+            return Err("total");
         }
         if bins[8 + col].norm() * l.second_harmonic > pc {
-            return None;
+            return Err("harmonic");
         }
-        Some((row, col))
+        Ok((row, col))
     }
 
-    /// The frequency error of filter `k` over the last [`WINDOWS`] windows, as a
-    /// fraction of its nominal frequency, from the phase advance of its bin.
-    fn freq_error(&self, k: usize) -> f32 {
-        let w: [Complex; WINDOWS] = std::array::from_fn(|a| self.window(k, a));
-        let hop = self.filters.hop[k];
+    /// The frequency error of filter `k` over the last [`WINDOWS`] windows of
+    /// geometry `g`, as a fraction of its nominal frequency, from the phase advance
+    /// of its bin.
+    fn freq_error(&self, g: usize, k: usize) -> f32 {
+        let w: [Complex; WINDOWS] = std::array::from_fn(|a| self.window(g, k, a));
+        let hop = self.filters.hops[k][1];
         // Coarse, over hops of 51 samples: unambiguous to ±fs/102 = ±78 Hz.
         let coarse = (1..WINDOWS)
             .fold(Complex::default(), |acc, a| {
@@ -591,67 +674,62 @@ impl DtmfDetector {
             .arg();
         // Fine, over the whole span, unwrapped next to the coarse one times the hops.
         let hops = (WINDOWS - 1) as f32;
-        let mut rot = Complex { re: 1.0, im: 0.0 };
-        for _ in 1..WINDOWS {
-            rot = rot.mul(hop);
-        }
-        let fine = w[WINDOWS - 1].mul(w[0].conj()).mul(rot).arg();
+        let fine = w[WINDOWS - 1]
+            .mul(w[0].conj())
+            .mul(self.filters.hops[k][WINDOWS - 1])
+            .arg();
         let tau = std::f32::consts::TAU;
         let fine = fine + tau * ((hops * coarse - fine) / tau).round();
         fine * SAMPLE_RATE as f32 / (tau * hops * HALF as f32) / self.filters.freq[k]
     }
 
-    /// Whether the key the last [`WINDOWS`] windows heard is a real press: both
-    /// tones within [`MAX_FREQ_OFFSET_PCT`] of nominal, not an octave apart, within
-    /// the twist limits once their frequencies are known, and steady over every
-    /// window (so that a tone too short to fill them all is no key).
-    fn confirm(&self, row: usize, col: usize) -> Option<(f32, f32)> {
+    /// Whether the key the last [`WINDOWS`] windows of geometry `g` heard is a real
+    /// press: both tones within [`MAX_FREQ_OFFSET_PCT`] of nominal, not an octave
+    /// apart, within the twist limits once their frequencies are known, and steady
+    /// over every window (so that a tone too short to fill them all is no key).
+    /// Returns the tones' mean powers, as in a short window.
+    fn confirm(&self, g: usize, row: usize, col: usize) -> Result<(f32, f32), &'static str> {
         let l = &self.limits;
-        let (row_error, col_error) = (self.freq_error(row), self.freq_error(4 + col));
+        let (row_error, col_error) = (self.freq_error(g, row), self.freq_error(g, 4 + col));
         if row_error.abs() > l.max_offset || col_error.abs() > l.max_offset {
-            return None;
+            return Err("offset");
         }
         let (row_hz, col_hz) = (
             ROWS[row] * (1.0 + row_error),
             COLUMNS[col] * (1.0 + col_error),
         );
         if (col_hz / row_hz / 2.0 - 1.0).abs() < l.octave {
-            return None;
+            return Err("octave");
         }
         // Knowing the frequencies, the amplitudes come out as if each tone were at its
         // bin's centre: the twist is the tones' own, whatever their offsets.
-        let pair = Pair::new(row_hz, col_hz, row, col);
+        let pair = Pair::new(row_hz, col_hz, row, col, self.filters.geometry[g].samples());
         let tones: [(f32, f32); WINDOWS] = std::array::from_fn(|a| {
-            let (r, c) = pair.amplitudes(self.window(row, a), self.window(4 + col, a));
+            let (r, c) = pair.amplitudes(self.window(g, row, a), self.window(g, 4 + col, a));
             (r.norm(), c.norm())
         });
         let (pr, pc) = tones
             .iter()
             .fold((0.0, 0.0), |(r, c), &(tr, tc)| (r + tr, c + tc));
         if pc > pr * l.reverse_twist || pc * l.normal_twist < pr {
-            return None;
+            return Err("twist");
         }
         // A tone that does not fill every window leaves the first or the last short.
         let total = tones.map(|(r, c)| r + c);
         let max = total.iter().copied().fold(0.0, f32::max);
         let min = total.iter().copied().fold(f32::INFINITY, f32::min);
         if min < l.steady * max {
-            return None;
+            return Err("steady");
         }
-        let n = WINDOWS as f32;
-        Some((pr / n, pc / n))
+        let n = WINDOWS as f32 / self.per_short(g);
+        Ok((pr / n, pc / n))
     }
 
     fn end_window(&mut self, out: &mut Vec<KeyEvent>) {
-        let heard = self.classify();
-        self.hits.rotate_left(1);
-        self.hits[WINDOWS - 1] = heard;
-        #[cfg(test)]
-        self.trace_window(heard);
         // The key held ends once it has been missing from RELEASE windows in a row:
         // a window misses it when either tone falls 10 dB under its confirmed power.
         if let Some((r, c)) = self.in_key {
-            let (pr, pc) = self.key_powers(r, c, WINDOWS - 1);
+            let (pr, pc) = self.key_powers(r, c);
             let (hr, hc) = self.held_power;
             if pr >= hr * self.limits.hold && pc >= hc * self.limits.hold {
                 self.misses = 0;
@@ -662,22 +740,38 @@ impl DtmfDetector {
                 }
             }
         }
-        // A new key: every window heard it, and the whole span confirms it.
-        let Some(key) = heard else {
-            return;
-        };
-        if Some(key) == self.in_key || self.hits.iter().any(|&h| h != heard) {
-            return;
-        }
-        if let Some(power) = self.confirm(key.0, key.1) {
-            let span = (HALF * (WINDOWS + 1)) as u64;
-            out.push(KeyEvent {
-                key: KEYPAD[key.0][key.1],
-                start_sample: self.samples.saturating_sub(span),
-            });
-            self.in_key = Some(key);
-            self.held_power = power;
-            self.misses = 0;
+        for g in 0..self.filters.geometry.len() {
+            let classified = self.classify(g);
+            let heard = classified.ok();
+            self.hits[g].rotate_left(1);
+            self.hits[g][WINDOWS - 1] = heard;
+            #[cfg(test)]
+            self.trace_window(g, classified);
+            // A new key: every window heard it, and the whole span confirms it.
+            let Some(key) = heard else {
+                continue;
+            };
+            if Some(key) == self.in_key || self.hits[g].iter().any(|&h| h != heard) {
+                continue;
+            }
+            let confirmed = self.confirm(g, key.0, key.1);
+            #[cfg(test)]
+            if let Some(t) = self.trace.as_mut() {
+                t.push(format!(
+                    "  confirm {:?}: {confirmed:?}",
+                    KEYPAD[key.0][key.1]
+                ));
+            }
+            if let Ok(power) = confirmed {
+                let span = (HALF * (WINDOWS - 1 + self.filters.geometry[g].halves)) as u64;
+                out.push(KeyEvent {
+                    key: KEYPAD[key.0][key.1],
+                    start_sample: self.samples.saturating_sub(span),
+                });
+                self.in_key = Some(key);
+                self.held_power = power;
+                self.misses = 0;
+            }
         }
     }
 }
@@ -686,23 +780,29 @@ impl DtmfDetector {
 impl DtmfDetector {
     /// One line per window: what it heard, the power in each bin (dBm0), the
     /// frequency errors over the span (%), and the key held.
-    fn trace_window(&mut self, heard: Option<(usize, usize)>) {
+    fn trace_window(&mut self, g: usize, classified: Result<(usize, usize), &'static str>) {
         if self.trace.is_none() {
             return;
         }
+        let heard = classified.ok();
+        let norm = self.per_short(g);
         let db = |p: f32| 10.0 * (p.max(1e-9) / bin_power(0.0)).log10();
         let a = WINDOWS - 1;
         let bins: Vec<String> = (0..TONES)
-            .map(|k| format!("{:.0}", db(self.window(k, a).norm())))
+            .map(|k| format!("{:.0}", db(norm * self.window(g, k, a).norm())))
             .collect();
-        let energy = self.half_energy[a] + self.half_energy[a + 1];
         let line = format!(
-            "@{} heard {:?} total {:.1} dBm0, bins [{}], errors {:?}, held {:?}",
+            "@{} window {} heard {:?}, bins [{}], errors {:?}, held {:?}",
             self.samples.saturating_sub(BLOCK as u64),
-            heard.map(|(r, c)| KEYPAD[r][c]),
-            db(energy * BLOCK as f32 / 2.0),
+            g,
+            classified.map(|(r, c)| KEYPAD[r][c]),
             bins.join(" "),
-            heard.map(|(r, c)| (100.0 * self.freq_error(r), 100.0 * self.freq_error(4 + c))),
+            heard.map(|(r, c)| {
+                (
+                    100.0 * self.freq_error(g, r),
+                    100.0 * self.freq_error(g, 4 + c),
+                )
+            }),
             self.held_key(),
         );
         if let Some(t) = self.trace.as_mut() {

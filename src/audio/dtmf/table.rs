@@ -212,8 +212,7 @@ pub fn noise_tape(seed: u64) -> Tape {
         part.gap(20);
         keys(&mut part, 4, 50, 50, (level, level), (0.0, 0.0));
         let ms = (part.samples.len() / 8 + 10) as u32;
-        let noise =
-            generate::white_noise(ms, level + 3.01 - 15.0, seed + i as u64, SAMPLE_RATE);
+        let noise = generate::white_noise(ms, level + 3.01 - 15.0, seed + i as u64, SAMPLE_RATE);
         part.mixed_with(&noise);
         tape.append(&part);
     }
@@ -322,8 +321,16 @@ pub fn talkoff(detect: Detect, minutes: u64, seed: u64) -> Vec<(u64, KeyEvent)> 
 /// the 2 hours).
 pub fn table(detect: Detect, talkoff_minutes: u64, seed: u64) -> Vec<Row> {
     let mut rows = vec![
-        every("frequency offset ±1.5 %", "every digit", &run(detect, &offsets_tape(1.5))),
-        never("frequency offset ±3.5 %", "never", &run(detect, &offsets_tape(3.5))),
+        every(
+            "frequency offset ±1.5 %",
+            "every digit",
+            &run(detect, &offsets_tape(1.5)),
+        ),
+        never(
+            "frequency offset ±3.5 %",
+            "never",
+            &run(detect, &offsets_tape(3.5)),
+        ),
         every(
             "twist up to 8 dB, either direction",
             "every digit",
@@ -334,15 +341,31 @@ pub fn table(detect: Detect, talkoff_minutes: u64, seed: u64) -> Vec<Row> {
             "never",
             &run(detect, &twist_tape(&[10.0, 12.0, 15.0])),
         ),
-        every("levels −26 to 0 dBm0 per tone", "every digit", &run(detect, &levels_tape())),
-        every("40 ms tones with 40 ms gaps", "each once", &run(detect, &forty_forty_tape())),
-        never("tones of 25 ms or less", "never", &run(detect, &short_tones_tape())),
+        every(
+            "levels −26 to 0 dBm0 per tone",
+            "every digit",
+            &run(detect, &levels_tape()),
+        ),
+        every(
+            "40 ms tones with 40 ms gaps",
+            "each once",
+            &run(detect, &forty_forty_tape()),
+        ),
+        never(
+            "tones of 25 ms or less",
+            "never",
+            &run(detect, &short_tones_tape()),
+        ),
         every(
             "a 10 ms dropout inside a digit",
             "one digit, not two",
             &run(detect, &dropout_tape(seed)),
         ),
-        every("white noise at 15 dB S/N", "every digit", &run(detect, &noise_tape(seed))),
+        every(
+            "white noise at 15 dB S/N",
+            "every digit",
+            &run(detect, &noise_tape(seed)),
+        ),
         rate(
             "digits during speech, tones 3 dB under it",
             "≥ 95 %",
