@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(k.duplicates, 3);
         // Events alone, and tones alone, are still every key.
         assert_eq!(
-            run(&generate::silence(700, SAMPLE_RATE), &[], &events).0,
+            run(&generate::silence(900, SAMPLE_RATE), &[], &events).0,
             "557"
         );
         assert_eq!(run(&rx, &[], &[]).0, "557");

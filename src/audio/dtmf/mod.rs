@@ -127,7 +127,7 @@ pub const RELATIVE_PEAK_DB: f32 = 8.0;
 /// −0.85 dB; a key whose tones are both 1.5 % off loses 0.9 dB in the bins, and
 /// 15 dB S/N noise another 0.13 dB, so this detector allows −1.5 dB, which speech
 /// (its energy spread far outside two 78 Hz bins) still fails by a wide margin.
-pub const TONE_TO_TOTAL_DB: f32 = -20.0;
+pub const TONE_TO_TOTAL_DB: f32 = -10.0;
 /// How far the second harmonic of the column tone must stay under it, dB.
 pub const SECOND_HARMONIC_DB: f32 = 10.0;
 /// The largest frequency error accepted, percent: halfway between the 1.5 % that
