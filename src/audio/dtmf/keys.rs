@@ -18,8 +18,8 @@
 //!   plays, delayed by the network and the hybrid (tens to a few hundred ms) and
 //!   weaker (G.168 assumes an echo return loss of 6 dB or more). A key heard in
 //!   the caller's audio is kuma's own echo when kuma's outgoing audio, judged by the
-//!   same detector window by window, sounded that key within the last
-//!   [`ECHO_MS`]: a prompt that holds a key's tones (a jingle, music) cannot then
+//!   same detector window by window, sounded that key in [`ECHO_WINDOWS`] windows
+//!   within the last [`ECHO_MS`]: a prompt that holds a key's tones (a jingle, music) cannot then
 //!   answer a question for the caller. A prompt that merely has energy at the DTMF
 //!   frequencies (any voice does) does not count, so the caller's keys over a
 //!   prompt are not thrown away: the detector is measured hearing keys under speech
@@ -32,6 +32,9 @@ use super::{DtmfDetector, KeyEvent, SAMPLE_RATE};
 
 /// How close in time the same key from the two sources is one press, ms.
 pub const PAIR_MS: u64 = 250;
+/// How many windows of kuma's own audio must have sounded the key (the detector
+/// needs four in the caller's audio; a voice may pass one now and then).
+pub const ECHO_WINDOWS: usize = 3;
 /// How far back kuma's own audio is searched for the key an echo would carry, ms:
 /// the longest echo path expected plus the detector's own delay.
 pub const ECHO_MS: u64 = 400;
@@ -95,11 +98,12 @@ impl CallKeys {
         for i in 0..self.events.len() {
             let e = self.events[i];
             let echo_from = now_sent.saturating_sub(samples(ECHO_MS));
-            if self
+            let sounded = self
                 .sent_keys
                 .iter()
-                .any(|&(k, at)| k == e.key && at >= echo_from)
-            {
+                .filter(|&&(k, at)| k == e.key && at >= echo_from)
+                .count();
+            if sounded >= ECHO_WINDOWS {
                 self.echoes += 1;
                 continue;
             }
