@@ -57,6 +57,14 @@ fn false_keys_per_hour(name: &str, audio: &[i16]) {
 }
 
 fn figures(speech: &[i16]) {
+    let started = Instant::now();
+    let rows = kuma::audio::dtmf::table::table(&mut |s| tape::detect(s, FRAME), 120, 14);
+    eprintln!(
+        "dtmf: issue 14's table, kuma's detector ({:.0} s):\n{}",
+        started.elapsed().as_secs_f64(),
+        kuma::audio::dtmf::table::markdown(&rows)
+    );
+
     let acceptance = tape::acceptance_tape();
     let s = tape::score(&acceptance, FRAME);
     eprintln!("dtmf acceptance tape (Q.24 conditions): {s}");

@@ -21,7 +21,7 @@ use super::Shared;
 use super::http::names;
 use super::isolation::CallGuard;
 use super::sip_shell::Command;
-use crate::audio::dtmf::{DtmfDetector, KeyEvent};
+use crate::audio::dtmf::keys::{CallKey, CallKeys};
 use crate::audio::g711::{alaw_decode, ulaw_decode};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
@@ -150,8 +150,10 @@ struct Live<'a> {
     pacer: Pacer,
     session: RtpSession,
     media: Media,
-    detector: Option<DtmfDetector>,
-    keys: Vec<KeyEvent>,
+    /// Keys from RFC 4733, SIP INFO and in-band tones, each press once, kuma's own
+    /// echo left out (`audio::dtmf::keys`).
+    call_keys: CallKeys,
+    keys: Vec<CallKey>,
     /// The prompt whose end the engine waits for.
     waiting_for: Option<PromptId>,
     recording: Option<Recording>,
@@ -389,7 +391,7 @@ pub async fn converse(
         engine: Call::new(EngineOptions::default()),
         pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
         session: RtpSession::new(media.session_config(), now),
-        detector: media.dtmf_pt.is_none().then(DtmfDetector::new),
+        call_keys: CallKeys::new(),
         media,
         keys: Vec::new(),
         waiting_for: None,
@@ -458,6 +460,15 @@ impl Live<'_> {
                     if remote.port() != 0 && !remote.ip().is_unspecified() {
                         let _ = socket.try_send_to(t.packet, remote);
                     }
+                    // What kuma says, so that its echo is not taken for the caller's keys.
+                    let payload = t
+                        .packet
+                        .get(crate::rtp::packet::HEADER_LEN..)
+                        .unwrap_or_default();
+                    self.call_keys.sent(&match self.media.codec {
+                        Codec::Pcmu => ulaw_decode(payload),
+                        Codec::Pcma => alaw_decode(payload),
+                    });
                 }
                 PacerOutput::Event(PacerEvent::PromptFinished(id)) => finished.push(id),
                 PacerOutput::Timeout(_) => break,
@@ -485,29 +496,36 @@ impl Live<'_> {
         Ok(())
     }
 
+    /// A key from RFC 4733 or SIP INFO, unless the tone already gave it.
+    fn key_event(&mut self, key: char) {
+        self.keys.clear();
+        self.call_keys.event(key, &mut self.keys);
+        for k in &self.keys {
+            self.pending.push_back(crate::flow::Event::Digit(k.key));
+        }
+    }
+
     async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<()> {
         let now = Instant::now().into_std();
         let mut pcm: Vec<i16> = Vec::new();
         match self.session.handle_datagram(bytes, from, now) {
             // The caller's audio is only decoded when something listens to it.
-            Some(RtpEvent::Audio(a)) if self.detector.is_some() || self.recording.is_some() => {
+            Some(RtpEvent::Audio(a)) => {
                 pcm = match self.media.codec {
                     Codec::Pcmu => ulaw_decode(a.payload),
                     Codec::Pcma => alaw_decode(a.payload),
                 };
             }
-            Some(RtpEvent::Key(k)) => self.pending.push_back(crate::flow::Event::Digit(k.key)),
-            Some(RtpEvent::Audio(_) | RtpEvent::MediaTimeout) | None => {}
+            Some(RtpEvent::Key(k)) => self.key_event(k.key),
+            Some(RtpEvent::MediaTimeout) | None => {}
         }
         if pcm.is_empty() {
             return Ok(());
         }
-        if let Some(d) = self.detector.as_mut() {
-            self.keys.clear();
-            d.push(&pcm, &mut self.keys);
-            for k in &self.keys {
-                self.pending.push_back(crate::flow::Event::Digit(k.key));
-            }
+        self.keys.clear();
+        self.call_keys.received(&pcm, &mut self.keys);
+        for k in &self.keys {
+            self.pending.push_back(crate::flow::Event::Digit(k.key));
         }
         if let Some(rec) = self.recording.as_mut() {
             rec.pending.extend_from_slice(&pcm);
@@ -527,7 +545,7 @@ impl Live<'_> {
 
     async fn on_sip(&mut self, e: SipEvent) -> anyhow::Result<()> {
         match e {
-            SipEvent::Key { key, .. } => self.pending.push_back(crate::flow::Event::Digit(key)),
+            SipEvent::Key { key, .. } => self.key_event(key),
             SipEvent::Reoffer {
                 offer: Some(offer), ..
             } => {

@@ -265,6 +265,264 @@ pub fn gain(samples: &[i16], gain_db: f64) -> Vec<i16> {
     samples.iter().map(|&x| to_i16(f64::from(x) * g)).collect()
 }
 
+/// A two-pole resonator (a formant): centre `hz`, bandwidth `bw` Hz, unit gain at
+/// its centre; its coefficients may move from sample to sample.
+#[derive(Debug, Clone, Copy, Default)]
+struct Resonator {
+    y1: f64,
+    y2: f64,
+}
+
+impl Resonator {
+    fn run(&mut self, x: f64, hz: f64, bw: f64, rate: f64) -> f64 {
+        let r = (-std::f64::consts::PI * bw / rate).exp();
+        let c = 2.0 * r * (TAU * hz / rate).cos();
+        let y = (1.0 - r) * (1.0 - r * r).sqrt() * x + c * self.y1 - r * r * self.y2;
+        self.y2 = self.y1;
+        self.y1 = y;
+        y
+    }
+}
+
+/// First three formants (Hz) of French-like vowels: a, e, i, o, u, é, ou, eu.
+const VOWELS: [[f64; 3]; 8] = [
+    [750.0, 1250.0, 2600.0],
+    [550.0, 1750.0, 2500.0],
+    [300.0, 2250.0, 3000.0],
+    [450.0, 850.0, 2600.0],
+    [300.0, 1750.0, 2200.0],
+    [400.0, 2050.0, 2700.0],
+    [320.0, 800.0, 2300.0],
+    [480.0, 1450.0, 2450.0],
+];
+
+/// What a voice does over one stretch: a vowel (voiced, formants moving towards
+/// `formants`), a fricative (noise high up) or a pause.
+#[derive(Debug, Clone, Copy)]
+enum Segment {
+    Vowel { formants: [f64; 3] },
+    Fricative { centre: f64 },
+    Pause,
+}
+
+/// A source–filter voice: a glottal pulse train (pulses placed at fractional
+/// positions, so the pitch is continuous, and low-passed like a glottis) through
+/// three formant resonators, plus noise for fricatives. Its pitch and formants
+/// glide, so its harmonics sweep over the DTMF frequencies as real voices do.
+struct Voice {
+    rng: Xoshiro256PlusPlus,
+    rate: f64,
+    /// Time to the next glottal pulse, samples.
+    to_pulse: f64,
+    /// The pulse's share left for the next sample (fractional placement).
+    carry: f64,
+    tilt: [f64; 2],
+    formants: [f64; 3],
+    res: [Resonator; 3],
+    noise_res: Resonator,
+    amp: f64,
+}
+
+impl Voice {
+    fn new(seed: u64, rate: f64) -> Self {
+        Self {
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            rate,
+            to_pulse: 0.0,
+            carry: 0.0,
+            tilt: [0.0; 2],
+            formants: VOWELS[0],
+            res: [Resonator::default(); 3],
+            noise_res: Resonator::default(),
+            amp: 0.0,
+        }
+    }
+
+    /// `len` samples of `segment` at pitch `f0(t)` (t from 0 to 1 over the
+    /// segment), appended to `out` as f64 (levelled later).
+    fn segment(
+        &mut self,
+        segment: Segment,
+        len: usize,
+        f0: &dyn Fn(f64) -> f64,
+        out: &mut Vec<f64>,
+    ) {
+        let glide = 1.0 - (-1.0 / (0.03 * self.rate)).exp();
+        for n in 0..len {
+            let t = n as f64 / len.max(1) as f64;
+            let (target_amp, voiced, fric) = match segment {
+                Segment::Vowel { formants } => {
+                    for (f, want) in self.formants.iter_mut().zip(formants) {
+                        *f += (want - *f) * glide;
+                    }
+                    (1.0, true, None)
+                }
+                Segment::Fricative { centre } => (0.25, false, Some(centre)),
+                Segment::Pause => (0.0, false, None),
+            };
+            self.amp += (target_amp - self.amp) * (1.0 - (-1.0 / (0.01 * self.rate)).exp());
+            let mut x = self.carry;
+            self.carry = 0.0;
+            if voiced {
+                self.to_pulse -= 1.0;
+                if self.to_pulse <= 0.0 {
+                    // The pulse lands between this sample and the next.
+                    let frac = (-self.to_pulse).min(1.0);
+                    x += 1.0 - frac;
+                    self.carry = frac;
+                    let jitter = 1.0 + 0.01 * (self.rng.random::<f64>() - 0.5);
+                    self.to_pulse += self.rate / f0(t).max(40.0) * jitter;
+                }
+            }
+            // The glottis: a pulse smoothed twice (about −12 dB per octave).
+            self.tilt[0] = 0.85 * self.tilt[0] + x;
+            self.tilt[1] = 0.7 * self.tilt[1] + self.tilt[0];
+            let src = self.tilt[1] - 2.4 * self.tilt[0] * 0.3;
+            let mut y = 0.0;
+            let bws = [80.0, 100.0, 150.0];
+            for ((r, f), bw) in self.res.iter_mut().zip(self.formants).zip(bws) {
+                y += r.run(src, f, bw, self.rate);
+            }
+            let noise = self.rng.random::<f64>() - 0.5;
+            let hiss = match fric {
+                Some(c) => self.noise_res.run(noise, c, 1500.0, self.rate) * 8.0,
+                None => self.noise_res.run(0.0, 3000.0, 1500.0, self.rate),
+            };
+            out.push(self.amp * (y + hiss));
+        }
+    }
+}
+
+/// `x` scaled so that its active level (the RMS of its 20 ms frames within 30 dB
+/// of the loudest, as ITU-T P.56 measures speech) is `level_dbm0`.
+fn level_active(x: &[f64], level_dbm0: f64) -> Vec<i16> {
+    let frames: Vec<f64> = x
+        .chunks(160)
+        .map(|f| f.iter().map(|v| v * v).sum::<f64>() / f.len().max(1) as f64)
+        .collect();
+    let loudest = frames.iter().copied().fold(0.0, f64::max);
+    let active: Vec<f64> = frames
+        .iter()
+        .copied()
+        .filter(|&p| p > loudest * 1e-3)
+        .collect();
+    let power = active.iter().sum::<f64>() / active.len().max(1) as f64;
+    let g = if power > 0.0 {
+        amplitude(level_dbm0) / std::f64::consts::SQRT_2 / power.sqrt()
+    } else {
+        0.0
+    };
+    x.iter().map(|&v| to_i16(v * g)).collect()
+}
+
+/// The active speech level of `x`, dBm0 (see [`level_active`]); −100 for silence.
+pub fn active_level_dbm0(x: &[i16]) -> f64 {
+    let frames: Vec<f64> = x
+        .chunks(160)
+        .map(|f| f.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / f.len().max(1) as f64)
+        .collect();
+    let loudest = frames.iter().copied().fold(0.0, f64::max);
+    let active: Vec<f64> = frames
+        .iter()
+        .copied()
+        .filter(|&p| p > loudest * 1e-3)
+        .collect();
+    let power = active.iter().sum::<f64>() / active.len().max(1) as f64;
+    if power <= 0.0 {
+        return -100.0;
+    }
+    20.0 * (power.sqrt() * std::f64::consts::SQRT_2 / DBM0_PEAK).log10()
+}
+
+/// Seeded synthetic speech, `duration_ms` long at an active level of `level_dbm0`:
+/// phrases of 3–12 syllables (a consonant, often a fricative, then a vowel), a pitch
+/// that falls over each phrase from a speaker's own register (men 90–150 Hz, women
+/// 170–260 Hz, children 250–350 Hz) with rises and falls on syllables, pauses
+/// between phrases. Not intelligible, but its harmonics and formants move over the
+/// DTMF band as a talker's do.
+pub fn speech(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u32) -> Vec<i16> {
+    let rate = f64::from(sample_rate.max(1));
+    let total = samples_for(duration_ms, sample_rate);
+    let mut voice = Voice::new(seed, rate);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed);
+    let mut out = Vec::with_capacity(total + 8000);
+    let base = match rng.random_range(0..3) {
+        0 => rng.random_range(90.0..150.0),
+        1 => rng.random_range(170.0..260.0),
+        _ => rng.random_range(250.0..350.0),
+    };
+    while out.len() < total {
+        let syllables = rng.random_range(3..=12);
+        let start = base * rng.random_range(1.0..1.3);
+        for i in 0..syllables {
+            let fall = 1.0 - 0.3 * f64::from(i) / f64::from(syllables);
+            if rng.random_range(0..3) == 0 {
+                let len = (rate * rng.random_range(0.04..0.12)) as usize;
+                let centre = rng.random_range(2500.0..3600.0);
+                voice.segment(Segment::Fricative { centre }, len, &|_| base, &mut out);
+            } else {
+                let len = (rate * rng.random_range(0.02..0.05)) as usize;
+                voice.segment(Segment::Pause, len, &|_| base, &mut out);
+            }
+            let formants = VOWELS[rng.random_range(0..VOWELS.len())];
+            let len = (rate * rng.random_range(0.08..0.3)) as usize;
+            let (a, b) = (
+                start * fall * rng.random_range(0.9..1.1),
+                start * fall * rng.random_range(0.85..1.15),
+            );
+            voice.segment(
+                Segment::Vowel { formants },
+                len,
+                &|t| a + (b - a) * t,
+                &mut out,
+            );
+        }
+        let len = (rate * rng.random_range(0.15..0.8)) as usize;
+        voice.segment(Segment::Pause, len, &|_| base, &mut out);
+    }
+    out.truncate(total);
+    level_active(&out, level_dbm0)
+}
+
+/// Seeded sung vowels, `duration_ms` long at `level_dbm0`: held notes of 0.3–2.5 s
+/// on an equal-tempered scale from 87 to 880 Hz (bass to soprano), on one vowel
+/// each, with a singer's vibrato (4.5–7 Hz, ±0 to 3 %) or none, and narrower
+/// formants than speech, the hardest talk-off material: two harmonics of a held
+/// note can sit on a row and a column frequency for as long as the note lasts.
+pub fn sung_vowels(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u32) -> Vec<i16> {
+    let rate = f64::from(sample_rate.max(1));
+    let total = samples_for(duration_ms, sample_rate);
+    let mut voice = Voice::new(seed, rate);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5106);
+    let mut out = Vec::with_capacity(total + 24_000);
+    while out.len() < total {
+        let semitone: i32 = rng.random_range(-28..=12);
+        // Some singers are not quite in tune.
+        let f0 = 440.0 * 2f64.powf((f64::from(semitone) + rng.random_range(-0.3..0.3)) / 12.0);
+        let len = (rate * rng.random_range(0.3..2.5)) as usize;
+        let secs = len as f64 / rate;
+        let (rate_hz, depth) = if rng.random_range(0..4) == 0 {
+            (5.0, 0.0)
+        } else {
+            (rng.random_range(4.5..7.0), rng.random_range(0.003..0.03))
+        };
+        let phase = rng.random_range(0.0..TAU);
+        let formants = VOWELS[rng.random_range(0..VOWELS.len())];
+        voice.segment(
+            Segment::Vowel { formants },
+            len,
+            &|t| f0 * (1.0 + depth * (TAU * rate_hz * t * secs + phase).sin()),
+            &mut out,
+        );
+        if rng.random_range(0..3) == 0 {
+            let len = (rate * rng.random_range(0.05..0.3)) as usize;
+            voice.segment(Segment::Pause, len, &|_| f0, &mut out);
+        }
+    }
+    out.truncate(total);
+    level_active(&out, level_dbm0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

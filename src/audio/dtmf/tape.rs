@@ -86,6 +86,19 @@ impl Tape {
         self
     }
 
+    /// `other` played after this tape, its presses with it.
+    pub fn append(&mut self, other: &Tape) -> &mut Self {
+        let offset = self.samples.len() as u64;
+        self.samples.extend_from_slice(&other.samples);
+        self.presses.extend(
+            other
+                .presses
+                .iter()
+                .map(|&(k, s, e)| (k, s + offset, e + offset)),
+        );
+        self
+    }
+
     /// `other` mixed under the tape (cut or padded to the tape's length).
     pub fn mixed_with(&mut self, other: &[i16]) -> &mut Self {
         let n = self.samples.len().min(other.len());
@@ -148,13 +161,17 @@ pub fn detect(samples: &[i16], frame: usize) -> Vec<KeyEvent> {
 /// Match a fresh detector's reports on `tape` to its presses: a report belongs to
 /// the press it falls in (its start may be up to a block early).
 pub fn score(tape: &Tape, frame: usize) -> Score {
-    let events = detect(&tape.samples, frame);
+    score_events(tape, &detect(&tape.samples, frame))
+}
+
+/// Match any detector's reports on `tape` to its presses, as [`score`] does.
+pub fn score_events(tape: &Tape, events: &[KeyEvent]) -> Score {
     let mut score = Score {
         presses: tape.presses.len(),
         ..Score::default()
     };
     let mut reports = vec![0usize; tape.presses.len()];
-    for e in &events {
+    for e in events {
         let press = tape.presses.iter().position(|&(_, start, end)| {
             e.start_sample + BLOCK as u64 >= start && e.start_sample < end
         });

@@ -1,0 +1,287 @@
+//! One call's keys from every source, each press counted once: RFC 4733 events,
+//! and tones in the caller's audio, with kuma's own prompt kept from posing as a
+//! key.
+//!
+//! [`CallKeys`] is sans-IO, like the detector: the call shell feeds it the audio it
+//! received, the audio it sent and the RFC 4733 keys the RTP session decoded, and
+//! takes the keys out. Time is the count of received samples (8 kHz), so the tests
+//! run faster than real time.
+//!
+//! - **Both sources.** In-band detection always runs, also when telephone-event
+//!   was negotiated: some gateways negotiate it and still send only tones, or send
+//!   events for some keys only. A gateway that sends both gives each press twice,
+//!   an event at the tone's start and a tone heard some 35 ms later (or the other
+//!   way round, when the event packets are late): a key from one source is dropped
+//!   when the same key came from the other within [`PAIR_MS`], each key pairing at
+//!   most once, so that the same key pressed twice is still two presses.
+//! - **Echo.** On poor lines the caller's audio carries an echo of the prompt kuma
+//!   plays, delayed by the network and the hybrid (tens to a few hundred ms) and
+//!   weaker (G.168 assumes an echo return loss of 6 dB or more). A key heard in
+//!   the caller's audio is kuma's own echo when kuma's outgoing audio, judged by the
+//!   same detector window by window, sounded that key in [`ECHO_WINDOWS`] windows
+//!   within the last [`ECHO_MS`]: a prompt that holds a key's tones (a jingle, music) cannot then
+//!   answer a question for the caller. A prompt that merely has energy at the DTMF
+//!   frequencies (any voice does) does not count, so the caller's keys over a
+//!   prompt are not thrown away: the detector is measured hearing keys under speech
+//!   in `table.rs`, with the campaign's own prompts as the speech, which is what
+//!   their echo sounds like.
+
+use std::collections::VecDeque;
+
+use super::{DtmfDetector, KeyEvent, SAMPLE_RATE};
+
+/// How close in time the same key from the two sources is one press, ms.
+pub const PAIR_MS: u64 = 250;
+/// How many windows of kuma's own audio must have sounded the key (the detector
+/// needs four in the caller's audio; a voice may pass one now and then).
+pub const ECHO_WINDOWS: usize = 3;
+/// How far back kuma's own audio is searched for the key an echo would carry, ms:
+/// the longest echo path expected plus the detector's own delay.
+pub const ECHO_MS: u64 = 400;
+
+fn samples(ms: u64) -> u64 {
+    ms * u64::from(SAMPLE_RATE) / 1000
+}
+
+/// Where a key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// An RFC 4733 telephone-event.
+    Event,
+    /// A tone in the caller's audio.
+    InBand,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    key: char,
+    at: u64,
+    source: Source,
+    paired: bool,
+}
+
+/// A key for the call, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallKey {
+    pub key: char,
+    pub source: Source,
+    /// Received samples before it (8 kHz).
+    pub at: u64,
+}
+
+/// One call's keys; see the module doc.
+#[derive(Debug, Clone, Default)]
+pub struct CallKeys {
+    received: DtmfDetector,
+    sent: DtmfDetector,
+    /// Windows of kuma's own audio that sounded a key: (key, sent sample).
+    sent_keys: VecDeque<(char, u64)>,
+    recent: VecDeque<Recent>,
+    events: Vec<KeyEvent>,
+    windows: Vec<(char, u64)>,
+    /// Keys heard in the caller's audio and dropped as kuma's own echo.
+    pub echoes: u64,
+    /// Keys dropped as the second report of a press from the other source.
+    pub duplicates: u64,
+}
+
+impl CallKeys {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A frame of the caller's audio (8 kHz linear); its new keys go to `out`.
+    pub fn received(&mut self, pcm: &[i16], out: &mut Vec<CallKey>) {
+        self.events.clear();
+        self.received.push(pcm, &mut self.events);
+        let now_sent = self.sent.samples_seen();
+        for i in 0..self.events.len() {
+            let e = self.events[i];
+            let echo_from = now_sent.saturating_sub(samples(ECHO_MS));
+            let sounded = self
+                .sent_keys
+                .iter()
+                .filter(|&&(k, at)| k == e.key && at >= echo_from)
+                .count();
+            if sounded >= ECHO_WINDOWS {
+                self.echoes += 1;
+                continue;
+            }
+            self.accept(e.key, Source::InBand, e.start_sample, out);
+        }
+    }
+
+    /// A frame of kuma's own audio, as sent to the caller (8 kHz linear).
+    pub fn sent(&mut self, pcm: &[i16]) {
+        self.events.clear();
+        self.windows.clear();
+        self.sent
+            .push_windows(pcm, &mut self.events, &mut self.windows);
+        self.sent_keys.extend(self.windows.iter().copied());
+        let keep_from = self.sent.samples_seen().saturating_sub(samples(ECHO_MS));
+        while self
+            .sent_keys
+            .front()
+            .is_some_and(|&(_, at)| at < keep_from)
+        {
+            self.sent_keys.pop_front();
+        }
+    }
+
+    /// A key from an RFC 4733 event; it goes to `out` unless the tone already
+    /// reported it.
+    pub fn event(&mut self, key: char, out: &mut Vec<CallKey>) {
+        let at = self.received.samples_seen();
+        self.accept(key, Source::Event, at, out);
+    }
+
+    fn accept(&mut self, key: char, source: Source, at: u64, out: &mut Vec<CallKey>) {
+        let window = samples(PAIR_MS);
+        while self
+            .recent
+            .front()
+            .is_some_and(|r| r.at.saturating_add(2 * window) < at)
+        {
+            self.recent.pop_front();
+        }
+        if let Some(r) = self.recent.iter_mut().find(|r| {
+            !r.paired && r.key == key && r.source != source && r.at.abs_diff(at) <= window
+        }) {
+            r.paired = true;
+            self.duplicates += 1;
+            return;
+        }
+        self.recent.push_back(Recent {
+            key,
+            at,
+            source,
+            paired: false,
+        });
+        out.push(CallKey { key, source, at });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::generate::{self, SAMPLE_RATE};
+    use super::*;
+
+    fn tone(key: char, ms: u32, dbm0: f64) -> Vec<i16> {
+        generate::tone(key, ms, dbm0, dbm0, 0.0, SAMPLE_RATE).unwrap_or_default()
+    }
+
+    /// Feeds `received` and `sent` frame by frame (20 ms), with RFC 4733 `events`
+    /// (key, at sample) given when the received stream reaches them.
+    fn run(received: &[i16], sent: &[i16], events: &[(char, usize)]) -> (String, CallKeys) {
+        let mut keys = CallKeys::new();
+        let mut out = Vec::new();
+        let silence = [0i16; 160];
+        for (i, frame) in received.chunks(160).enumerate() {
+            let start = i * 160;
+            let s = sent
+                .get(start..(start + 160).min(sent.len()))
+                .unwrap_or(&silence);
+            keys.sent(s);
+            for &(k, at) in events {
+                if (start..start + 160).contains(&at) {
+                    keys.event(k, &mut out);
+                }
+            }
+            keys.received(frame, &mut out);
+        }
+        (out.iter().map(|k| k.key).collect(), keys)
+    }
+
+    fn tape(parts: &[(Option<char>, u32)]) -> Vec<i16> {
+        let mut v = Vec::new();
+        for &(k, ms) in parts {
+            match k {
+                Some(k) => v.extend(tone(k, ms, -10.0)),
+                None => v.extend(generate::silence(ms, SAMPLE_RATE)),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn in_band_keys_alone_are_heard() {
+        let rx = tape(&[
+            (None, 100),
+            (Some('1'), 80),
+            (None, 100),
+            (Some('#'), 80),
+            (None, 100),
+        ]);
+        assert_eq!(run(&rx, &[], &[]).0, "1#");
+    }
+
+    #[test]
+    fn a_gateway_sending_events_and_tones_counts_each_press_once() {
+        let rx = tape(&[
+            (None, 100),
+            (Some('5'), 100),
+            (None, 100),
+            (Some('5'), 100),
+            (None, 200),
+            (Some('7'), 100),
+            (None, 200),
+        ]);
+        // Events at each tone's start, and one late by 150 ms.
+        let events = [('5', 800), ('5', 2400), ('7', 4800 + 1200)];
+        let (keys, k) = run(&rx, &[], &events);
+        assert_eq!(keys, "557");
+        assert_eq!(k.duplicates, 3);
+        // Events alone, and tones alone, are still every key.
+        assert_eq!(
+            run(&generate::silence(900, SAMPLE_RATE), &[], &events).0,
+            "557"
+        );
+        assert_eq!(run(&rx, &[], &[]).0, "557");
+    }
+
+    #[test]
+    fn an_event_for_another_key_is_not_paired() {
+        let rx = tape(&[(None, 100), (Some('2'), 100), (None, 200)]);
+        assert_eq!(run(&rx, &[], &[('3', 800)]).0, "32");
+    }
+
+    #[test]
+    fn the_echo_of_kumas_own_tones_is_no_key() {
+        // kuma plays a prompt with a key's tones in it (a jingle); its echo comes
+        // back 120 ms later and 8 dB weaker.
+        let sent = tape(&[(None, 100), (Some('9'), 150), (None, 400)]);
+        let mut rx = generate::silence(120, SAMPLE_RATE);
+        rx.extend(generate::gain(&sent, -8.0));
+        let (keys, k) = run(&rx, &sent, &[]);
+        assert_eq!(keys, "");
+        assert_eq!(k.echoes, 1);
+        // The caller pressing the same key later is heard.
+        let mut later = rx.clone();
+        later.extend(tape(&[(None, 500), (Some('9'), 100), (None, 100)]));
+        assert_eq!(run(&later, &sent, &[]).0, "9");
+    }
+
+    #[test]
+    fn keys_over_the_echo_of_a_spoken_prompt_are_heard() {
+        // The prompt (the campaign's French recording) echoes back 10 dB down while
+        // the caller presses keys at a normal level.
+        let prompt = super::super::table::french_prompts();
+        let sent = prompt.get(..8000 * 6).unwrap_or_default().to_vec();
+        let mut rx = generate::silence(150, SAMPLE_RATE);
+        rx.extend(generate::gain(&sent, -10.0));
+        let mut presses = Vec::new();
+        for (i, key) in "0123456789".chars().enumerate() {
+            let at = 4000 + i * 4000;
+            let t = tone(key, 100, -12.0);
+            for (j, x) in t.iter().enumerate() {
+                if let Some(y) = rx.get_mut(at + j) {
+                    *y = y.saturating_add(*x);
+                }
+            }
+            presses.push(key);
+        }
+        let (keys, k) = run(&rx, &sent, &[]);
+        assert_eq!(keys, presses.iter().collect::<String>());
+        assert_eq!(k.echoes, 0);
+    }
+}
