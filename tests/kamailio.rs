@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{count, free_port, have_sipp, postgres_admin_url, prepared_data, repo};
+use common::{PgDatabase, count, free_port, have_sipp, postgres_admin_url, prepared_data, repo};
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
 const GATEWAY: &str = "127.0.0.2";
@@ -304,51 +304,6 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
 
-/// A fresh database on the test server, dropped at the end.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-fn psql(url: &str, statement: &str) {
-    let out = Command::new("psql")
-        .args([url, "-Atqc", statement])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl PgDatabase {
-    fn new(admin: &str) -> PgDatabase {
-        let name = format!(
-            "kuma_kamailio_{:08x}",
-            std::process::id() ^ free_port() as u32
-        );
-        psql(admin, &format!("CREATE DATABASE {name}"));
-        let (scheme, rest) = admin.split_once("://").unwrap();
-        let authority = rest.split('/').next().unwrap();
-        PgDatabase {
-            url: format!("{scheme}://{authority}/{name}"),
-            admin: admin.to_owned(),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
 fn results(database: &str, data: &Path) -> serde_json::Value {
     common::kuma_json(
         &repo().join("campaigns"),
@@ -373,20 +328,10 @@ fn wait_completed(database: &str, data: &Path, n: u64) -> serde_json::Value {
 
 /// `kuma token create` on the shared database (the operator's command).
 fn token(database: &str, data: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
-        .args(["token", "create", "--role", "analyst", "--name", "board"])
-        .arg("--campaigns")
-        .arg(repo().join("campaigns"))
-        .args(["--database", database, "--data"])
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    let args = ["token", "create", "--role", "analyst", "--name", "board"];
+    common::kuma_ok(&repo().join("campaigns"), database, data, &args)
+        .trim()
+        .to_owned()
 }
 
 /// A live board (the presenter's screen) on one node: its Server-Sent Events.

@@ -104,9 +104,8 @@ pub fn postgres_admin_url() -> Option<String> {
 }
 
 /// Runs `kuma ARGS` on a campaigns folder, database and data folder, which must
-/// succeed, and reads its standard output as JSON (`results --format json`,
-/// `callbacks --format json`).
-pub fn kuma_json(campaigns: &Path, database: &str, data: &Path, args: &[&str]) -> Value {
+/// succeed; its standard output.
+pub fn kuma_ok(campaigns: &Path, database: &str, data: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
         .args(args)
         .arg("--campaigns")
@@ -120,7 +119,13 @@ pub fn kuma_json(campaigns: &Path, database: &str, data: &Path, args: &[&str]) -
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// [`kuma_ok`], its output read as JSON (`results --format json`, `callbacks
+/// --format json`).
+pub fn kuma_json(campaigns: &Path, database: &str, data: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&kuma_ok(campaigns, database, data, args)).unwrap()
 }
 
 /// A free UDP port on loopback, found at run time.

@@ -397,28 +397,18 @@ struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        #[cfg(test)]
-        let env = |name: &str, v: f32| {
-            std::env::var(name)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(v)
-        };
-        #[cfg(not(test))]
-        let env = |_: &str, v: f32| v;
-        let _ = env;
         Self {
             min_power: bin_power(MIN_LEVEL_DBM0),
             normal_twist: db_to_power(NORMAL_TWIST_DB),
             reverse_twist: db_to_power(REVERSE_TWIST_DB),
-            relative_peak: db_to_power(env("DTMF_RP", RELATIVE_PEAK_DB)),
-            tone_to_total: db_to_power(env("DTMF_TT", TONE_TO_TOTAL_DB)),
-            second_harmonic: db_to_power(env("DTMF_SH", SECOND_HARMONIC_DB)),
+            relative_peak: db_to_power(RELATIVE_PEAK_DB),
+            tone_to_total: db_to_power(TONE_TO_TOTAL_DB),
+            second_harmonic: db_to_power(SECOND_HARMONIC_DB),
             scalloping: db_to_power(1.5),
             max_offset: MAX_FREQ_OFFSET_PCT / 100.0,
             octave: OCTAVE_PCT / 100.0,
-            steady: db_to_power(-env("DTMF_STEADY", STEADY_DB)),
-            hold: db_to_power(-env("DTMF_HOLD", HOLD_DB)),
+            steady: db_to_power(-STEADY_DB),
+            hold: db_to_power(-HOLD_DB),
         }
     }
 }
