@@ -7,8 +7,10 @@
 //! campaign that passed both, so it never has to guess what a broken file meant.
 
 mod duration;
+pub mod edit;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod history;
 pub mod limits;
 mod load;
 #[cfg(test)]

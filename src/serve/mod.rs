@@ -38,6 +38,7 @@ mod http;
 mod isolation;
 mod quiet;
 mod recording_fetch;
+pub mod reload;
 mod sip_shell;
 mod sip_tcp;
 mod webhook;
@@ -278,22 +279,7 @@ async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bo
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                let data = shared.data.clone();
-                let dir = campaigns.clone();
-                match tokio::task::spawn_blocking(move || Catalog::load(&dir, &data)).await {
-                    Ok(c) if !c.is_empty() => {
-                        c.report();
-                        if let Ok(mut slot) = shared.catalog.write() {
-                            *slot = Arc::new(c);
-                        }
-                        eprintln!("kuma serve: campaigns reloaded");
-                    }
-                    Ok(c) => {
-                        c.report();
-                        eprintln!("kuma serve: reload refused: no valid campaign; keeping the previous ones");
-                    }
-                    Err(e) => tracing::error!(error = %e, "reload failed"),
-                }
+                reload::reload(&shared, campaigns.clone()).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

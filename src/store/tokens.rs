@@ -27,6 +27,7 @@ const LIST_TOKENS: &str = "\
 const REVOKE_TOKEN: &str = "\
     UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
 const TOKEN_ROLE: &str = "SELECT role FROM tokens WHERE hash = $1 AND revoked_at IS NULL";
+const TOKEN_NAME: &str = "SELECT name FROM tokens WHERE hash = $1";
 
 impl Store {
     /// Stores a token's hash under a name; false (and nothing stored) if a token
@@ -91,6 +92,17 @@ impl Store {
                 .await?
         });
         Ok(row.map(|(role,)| role))
+    }
+
+    /// The name of a token (who changed a campaign, in its history).
+    pub async fn token_name(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as(TOKEN_NAME)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(name,)| name))
     }
 }
 

@@ -314,12 +314,12 @@ pub(super) fn percent_decode(s: &str) -> Option<String> {
 }
 
 #[derive(Serialize)]
-struct Upcoming {
+pub(super) struct Upcoming {
     at: String,
     text: String,
 }
 
-fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {
+pub(super) fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {
     c.schedule
         .as_ref()
         .map(|s| s.next_broadcasts(now, NEXT_BROADCASTS))
@@ -334,7 +334,7 @@ fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {
 
 /// `{"open": bool, "broadcast": time or null}`; a campaign without a schedule is
 /// always open.
-fn poll(c: &Campaign, now: DateTime<Utc>) -> Value {
+pub(super) fn poll(c: &Campaign, now: DateTime<Utc>) -> Value {
     let state = c
         .schedule
         .as_ref()

@@ -44,6 +44,7 @@ mod masking;
 pub mod pages;
 mod recordings;
 mod simulate;
+mod studio;
 mod tokens;
 
 use std::sync::Arc;
@@ -143,7 +144,28 @@ pub fn router(shared: Arc<Shared>) -> Router {
         mp3: audio::Mp3Cache::default(),
     });
     Router::new()
-        .route("/api/campaigns", get(api::campaigns))
+        .route("/api/campaigns", get(api::campaigns).post(studio::create))
+        .route(
+            "/api/campaigns/{id}/schedule",
+            get(studio::schedule).put(studio::put_schedule),
+        )
+        .route(
+            "/api/campaigns/{id}/schedule/check",
+            post(studio::check_schedule),
+        )
+        .route(
+            "/api/campaigns/{id}/source",
+            get(studio::source).put(studio::put_source),
+        )
+        .route("/api/campaigns/{id}/history", get(studio::history))
+        .route(
+            "/api/campaigns/{id}/history/{version}",
+            get(studio::history_version),
+        )
+        .route(
+            "/api/campaigns/{id}/history/{version}/restore",
+            post(studio::restore),
+        )
         .route("/api/campaigns/{id}", get(api::campaign))
         .route("/api/campaigns/{id}/results", get(api::results))
         .route("/api/campaigns/{id}/results/live", get(live::results_live))
