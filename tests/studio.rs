@@ -396,3 +396,143 @@ fn a_new_campaign_is_made_from_an_existing_one() {
         format!("created from `{ID}`").as_str()
     );
 }
+
+/// A WAV of `seconds` of silence at 8 kHz.
+fn silent_wav(seconds: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
+    for _ in 0..8000 * seconds {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn a_prompt_is_replaced_by_an_upload_and_served_at_once() {
+    let (dir, campaigns) = studio_copy();
+    let s = Server::start_in(&campaigns, &[]);
+    let amina = token(&s, &campaigns, "broadcaster", "amina");
+    let ali = token(&s, &campaigns, "analyst", "ali");
+    let list = format!("/api/campaigns/{ID}/prompts");
+    assert_eq!(get(&s, &list, &ali).status, 403);
+    let r = get(&s, &list, &amina);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let find = |v: &Value, lang: &str, prompt: &str| -> Value {
+        v["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["language"] == lang && p["prompt"] == prompt)
+            .unwrap_or_else(|| panic!("no {lang}/{prompt} in {v}"))
+            .clone()
+    };
+    let bm = find(&v, "bm", "welcome");
+    assert_eq!(bm["state"], "placeholder", "{bm}");
+    let fr = find(&v, "fr", "welcome");
+    assert_eq!(fr["state"], "ok", "{fr}");
+    assert!(fr["duration_ms"].as_u64().unwrap() > 1000);
+    assert!(fr["transcript"].as_str().unwrap().starts_with("Bienvenue"));
+    assert_eq!(fr["audio"], format!("/audio/{ID}/fr/welcome.wav").as_str());
+    // Every prompt in every language.
+    let n = v["prompts"].as_array().unwrap().len();
+    assert_eq!(n % 3, 0);
+    assert!(n >= 60, "{n}");
+
+    let wav = |lang: &str, prompt: &str| {
+        let r = get(&s, &format!("/audio/{ID}/{lang}/{prompt}.wav"), &amina);
+        assert_eq!(r.status, 200);
+        r.body
+    };
+    let before = wav("bm", "welcome");
+    let path = format!("/api/campaigns/{ID}/prompts/bm/welcome");
+    let put = |ct: &str, body: &[u8]| {
+        request(
+            &s,
+            "PUT",
+            &path,
+            &amina,
+            &[("Content-Type", ct)],
+            Some(body),
+        )
+    };
+
+    // Bad uploads: a reason, and the old prompt stays.
+    let r = put("text/plain", b"hello");
+    assert_eq!(r.status, 415, "{}", r.text());
+    let r = put("audio/mpeg", b"hello, not an mp3 at all");
+    assert!(
+        r.status == 400 || r.status == 415,
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    let r = put("audio/wav", b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = put("audio/wav", &silent_wav(2));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("silent"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(wav("bm", "welcome"), before);
+    assert_eq!(
+        request(
+            &s,
+            "PUT",
+            &format!("/api/campaigns/{ID}/prompts/xx/welcome"),
+            &amina,
+            &[("Content-Type", "audio/mpeg")],
+            Some(b"x")
+        )
+        .status,
+        404
+    );
+
+    // An MP3 (the French main menu, as a stand-in recording).
+    let mp3 = std::fs::read(repo().join("audio").join(ID).join("fr/main_menu.mp3")).unwrap();
+    let r = put("audio/mpeg", &mp3);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["state"], "ok", "{v}");
+    assert_eq!(v["file"], "welcome.mp3");
+    assert!(
+        v["report"]["format"].as_str().unwrap().contains("mp3"),
+        "{v}"
+    );
+    // Served at once, exactly as the same recording elsewhere.
+    let after = wav("bm", "welcome");
+    assert_ne!(after, before);
+    assert_eq!(after, wav("fr", "main_menu"));
+    // The old take is kept; the placeholder line is gone from the transcript.
+    let kept = std::fs::read_dir(s.data.join(format!("history/{ID}/recordings/bm")))
+        .unwrap()
+        .count();
+    assert_eq!(kept, 1);
+    let txt =
+        std::fs::read_to_string(dir.path().join(format!("audio/{ID}/bm/welcome.txt"))).unwrap();
+    assert!(!txt.starts_with("PLACEHOLDER"), "{txt}");
+
+    // The transcript is editable.
+    let r = request(
+        &s,
+        "PUT",
+        &format!("{path}/transcript"),
+        &amina,
+        &[("Content-Type", "text/plain; charset=utf-8")],
+        Some("I ni ce.".as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = get(&s, &list, &amina).json();
+    let bm = find(&v, "bm", "welcome");
+    assert_eq!(bm["state"], "ok", "{bm}");
+    assert_eq!(bm["transcript"], "I ni ce.");
+}

@@ -42,6 +42,7 @@ mod funnel;
 mod live;
 mod masking;
 pub mod pages;
+mod prompts;
 mod recordings;
 mod simulate;
 mod studio;
@@ -156,6 +157,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/campaigns/{id}/source",
             get(studio::source).put(studio::put_source),
+        )
+        .route("/api/campaigns/{id}/prompts", get(prompts::list))
+        .route(
+            "/api/campaigns/{id}/prompts/{lang}/{prompt}",
+            put(prompts::put).layer(axum::extract::DefaultBodyLimit::max(prompts::MAX_UPLOAD)),
+        )
+        .route(
+            "/api/campaigns/{id}/prompts/{lang}/{prompt}/transcript",
+            put(prompts::put_transcript),
         )
         .route("/api/campaigns/{id}/history", get(studio::history))
         .route(

@@ -174,6 +174,18 @@ async fn check(
             return Err(invalid(text, &[d], None));
         }
     }
+    // Recordings the server already plays need no second look (a schedule
+    // change, say): only prompts new to the campaign go through the pipeline.
+    let served = catalog.get(&c.id);
+    let all_served = served.as_ref().is_some_and(|(old, prompts)| {
+        old.audio_dir == c.audio_dir
+            && c.languages
+                .iter()
+                .all(|l| c.prompt_names().iter().all(|p| prompts.get(l, p).is_some()))
+    });
+    if all_served {
+        return Ok(c);
+    }
     let data = st.shared.data.clone();
     let (c, bad) = tokio::task::spawn_blocking(move || {
         let (_, reports) = prepare_campaign(&c, &data, &Settings::default());
