@@ -316,7 +316,7 @@ pub(super) fn percent_decode(s: &str) -> Option<String> {
 #[derive(Serialize)]
 pub(super) struct Upcoming {
     at: String,
-    text: String,
+    pub(super) text: String,
 }
 
 pub(super) fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {

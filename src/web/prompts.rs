@@ -43,21 +43,21 @@ pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
 /// The state of one prompt in one language.
 #[derive(Debug, Serialize)]
 pub(super) struct PromptState {
-    prompt: String,
-    language: String,
+    pub(super) prompt: String,
+    pub(super) language: String,
     /// ok, missing, placeholder or problem.
-    state: &'static str,
+    pub(super) state: &'static str,
     /// Why it is not ok.
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
     /// Length of the prepared prompt (what callers hear), in milliseconds.
-    duration_ms: Option<u64>,
-    transcript: Option<String>,
+    pub(super) duration_ms: Option<u64>,
+    pub(super) transcript: Option<String>,
     /// The recording's file name in the language's folder.
-    file: Option<String>,
+    pub(super) file: Option<String>,
     /// What callers hear, 8 kHz WAV.
-    audio: Option<String>,
+    pub(super) audio: Option<String>,
     /// What the pipeline found and did.
-    report: Option<Summary>,
+    pub(super) report: Option<Summary>,
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -115,6 +115,24 @@ fn state_of(c: &Campaign, r: &FileReport) -> PromptState {
     }
 }
 
+/// Every prompt × language of a campaign with its state: prompt by prompt, in
+/// the campaign's order, each in every language. Blocks (the pipeline, from the
+/// cache).
+pub(super) fn states(c: &Campaign, data: &Path) -> Vec<PromptState> {
+    let (_, reports) = prepare_campaign(c, data, &Settings::default());
+    let mut states: Vec<PromptState> = reports.iter().map(|r| state_of(c, r)).collect();
+    let order = c.prompt_names();
+    let rank = |p: &str| order.iter().position(|n| *n == p).unwrap_or(usize::MAX);
+    let lang = |l: &str| {
+        c.languages
+            .iter()
+            .position(|n| n == l)
+            .unwrap_or(usize::MAX)
+    };
+    states.sort_by_key(|s| (rank(&s.prompt), lang(&s.language)));
+    states
+}
+
 /// `GET /api/campaigns/{id}/prompts`: every prompt × language with its state.
 pub(super) async fn list(
     auth: Auth,
@@ -125,18 +143,7 @@ pub(super) async fn list(
     let c = find(&st, &id)?;
     let data = st.shared.data.clone();
     let states = tokio::task::spawn_blocking(move || {
-        let (_, reports) = prepare_campaign(&c, &data, &Settings::default());
-        let mut states: Vec<PromptState> = reports.iter().map(|r| state_of(&c, r)).collect();
-        // Prompt by prompt, in the campaign's order, each in every language.
-        let order = c.prompt_names();
-        let rank = |p: &str| order.iter().position(|n| *n == p).unwrap_or(usize::MAX);
-        let lang = |l: &str| {
-            c.languages
-                .iter()
-                .position(|n| n == l)
-                .unwrap_or(usize::MAX)
-        };
-        states.sort_by_key(|s| (rank(&s.prompt), lang(&s.language)));
+        let states = states(&c, &data);
         (c, states)
     })
     .await

@@ -234,6 +234,7 @@ pub(super) async fn page(
             @if role >= Role::Broadcaster {
                 a.button href={ "/campaigns/" (c.id) "/recordings" } { (t.recordings) }
                 a.button href={ "/campaigns/" (c.id) "/simulator" } { (t.simulator) }
+                (super::studio::links(ctx.lang, &c.id))
             }
         }
         form.filters method="get" {

@@ -29,6 +29,7 @@ mod chart;
 mod i18n;
 mod recordings;
 mod simulator;
+mod studio;
 
 use std::sync::{Arc, OnceLock};
 
@@ -69,6 +70,9 @@ pub fn routes() -> Router<Arc<ApiState>> {
             get(recordings::page).post(recordings::save),
         )
         .route("/campaigns/{id}/simulator", get(simulator::page))
+        .route("/campaigns/{id}/schedule", get(studio::schedule))
+        .route("/campaigns/{id}/prompts", get(studio::prompts))
+        .route("/assets/studio.js", get(studio::js))
 }
 
 /// What every page handler knows of its request: the language, who is asking,
