@@ -67,6 +67,7 @@ pub(super) async fn campaigns(
     let campaigns: Vec<Value> = catalog
         .campaigns()
         .iter()
+        .filter(|c| auth.scope.allows(&c.id))
         .map(|c| {
             serde_json::json!({
                 "id": c.id,
@@ -78,7 +79,12 @@ pub(super) async fn campaigns(
             })
         })
         .collect();
-    let problems = catalog.problems();
+    // The problems name files: not for a token limited to some campaigns.
+    let problems = if auth.scope.is_limited() {
+        &[]
+    } else {
+        catalog.problems()
+    };
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "campaigns": campaigns, "problems": problems }),

@@ -44,6 +44,7 @@ mod masking;
 pub mod pages;
 mod prompts;
 mod recordings;
+pub mod scope;
 mod simulate;
 mod studio;
 mod tokens;
@@ -253,6 +254,8 @@ impl IntoResponse for ApiError {
 pub struct Auth {
     pub role: Role,
     token_hash: String,
+    /// The campaigns the token reaches (already checked against the path).
+    pub scope: scope::Scope,
 }
 
 impl Auth {
@@ -395,7 +398,13 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
                 "a request that changes something must come from kuma's own pages (Origin) or carry a bearer token".into(),
             ));
         }
-        Ok(Auth { role, token_hash })
+        let scope = scope::of(state, &token_hash).await?;
+        scope.check(state, &parts.method, parts.uri.path()).await?;
+        Ok(Auth {
+            role,
+            token_hash,
+            scope,
+        })
     }
 }
 

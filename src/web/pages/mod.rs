@@ -91,6 +91,8 @@ pub struct Ctx {
     pub same_origin: bool,
     /// The browser takes gzip: pages shrink about five times on a slow line.
     gzip: bool,
+    /// The campaigns the token reaches (already checked against the path).
+    pub scope: crate::web::scope::Scope,
 }
 
 impl FromRequestParts<Arc<ApiState>> for Ctx {
@@ -120,10 +122,24 @@ impl FromRequestParts<Arc<ApiState>> for Ctx {
             error: e,
             here: String::new(),
         };
-        let role = match request_token(parts).map_err(fail)? {
-            Some((token, _)) => token_role(state, &token).await.map_err(fail)?,
-            None => None,
+        let (role, scope) = match request_token(parts).map_err(fail)? {
+            Some((token, _)) => match token_role(state, &token).await.map_err(fail)? {
+                Some(role) => {
+                    let scope = crate::web::scope::of(state, &super::token_hash(&token))
+                        .await
+                        .map_err(fail)?;
+                    (Some(role), scope)
+                }
+                None => (None, Default::default()),
+            },
+            None => (None, Default::default()),
         };
+        if role.is_some() {
+            scope
+                .check(state, &parts.method, parts.uri.path())
+                .await
+                .map_err(fail)?;
+        }
         let https = parts
             .headers
             .get("x-forwarded-proto")
@@ -140,6 +156,7 @@ impl FromRequestParts<Arc<ApiState>> for Ctx {
             https,
             same_origin: super::same_origin(parts),
             gzip: accepts_gzip(&parts.headers),
+            scope,
         })
     }
 }
@@ -308,6 +325,7 @@ impl IntoResponse for PageError {
             https: false,
             same_origin: false,
             gzip: false,
+            scope: Default::default(),
         };
         ctx.page(
             status,
