@@ -2,7 +2,7 @@
 //! campaign a dialled number reaches.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::audio::PromptSet;
@@ -147,11 +147,43 @@ impl Catalogs {
     }
 
     /// From now on, `catalog`.
-    pub fn replace(&self, catalog: Catalog) {
+    pub fn replace(&self, catalog: Arc<Catalog>) {
         let mut slot = match self.0.write() {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *slot = Arc::new(catalog);
+        *slot = catalog;
+    }
+
+    /// Loads the campaigns folder `dir` again (prompts prepared into `data`'s
+    /// cache) and swaps it in, unless no campaign in it can take calls (then the
+    /// previous catalog stays): what SIGHUP does, and what a change saved from
+    /// the web app does at once. Prints what loaded, as at start-up. Reloads run
+    /// one at a time, so that two overlapping ones (a SIGHUP and a save) cannot
+    /// finish out of order and leave the older folder in place. The catalog now
+    /// served, or `None` when the reload failed.
+    pub async fn reload(&self, dir: PathBuf, data: PathBuf) -> Option<Arc<Catalog>> {
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one = ONE_AT_A_TIME.lock().await;
+        match tokio::task::spawn_blocking(move || Catalog::load(&dir, &data)).await {
+            Ok(c) if !c.is_empty() => {
+                c.report();
+                let c = Arc::new(c);
+                self.replace(Arc::clone(&c));
+                eprintln!("kuma serve: campaigns reloaded");
+                Some(c)
+            }
+            Ok(c) => {
+                c.report();
+                eprintln!(
+                    "kuma serve: reload refused: no valid campaign; keeping the previous ones"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed");
+                None
+            }
+        }
     }
 }

@@ -6,8 +6,10 @@
 //! prompt has a recording in every language. The flow engine only ever sees a
 //! campaign that passed both, so it never has to guess what a broken file meant.
 
+pub mod edit;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod history;
 pub mod limits;
 mod load;
 #[cfg(test)]

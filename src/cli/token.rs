@@ -29,6 +29,10 @@ enum TokenCommand {
         /// A name to list and revoke it by (who or what uses it).
         #[arg(long)]
         name: String,
+        /// Limit the token to this campaign (repeatable): every page and API
+        /// route answers 404 for the others. Default: every campaign.
+        #[arg(long = "campaign", value_name = "ID")]
+        limit: Vec<String>,
     },
     /// Show every token's name, role, creation and revocation (never the token).
     List,
@@ -42,12 +46,22 @@ enum TokenCommand {
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     let store = env.store().await?;
     let code = match args.command {
-        TokenCommand::Create { role, name } => {
+        TokenCommand::Create { role, name, limit } => {
             let name = name.trim();
             if name.is_empty() {
                 anyhow::bail!("a token needs a non-empty --name");
             }
             let token = new_token().context("cannot draw a random token")?;
+            for c in &limit {
+                if !env.campaigns.join(format!("{c}.toml")).is_file() {
+                    anyhow::bail!(
+                        "unknown campaign `{c}`: no file {}",
+                        env.campaigns.join(format!("{c}.toml")).display()
+                    );
+                }
+            }
+            // The limits first: the token never works without them.
+            store.limit_token(&token_hash(&token), &limit).await?;
             if !store
                 .create_token(name, role.as_str(), &token_hash(&token), Utc::now())
                 .await?

@@ -148,6 +148,7 @@ pub async fn serve(
             pseudonyms: shared.pseudonyms.clone(),
             catalogs: std::sync::Arc::clone(&shared.catalog),
             small_group: shared.config.small_group,
+            data: shared.data.clone(),
         }))
         // Every extractor that reads a body (`Bytes`, `Json`, `Form`) stops at
         // this; the webhooks read theirs with their own, smaller bound.

@@ -274,20 +274,7 @@ async fn signals(shared: Arc<Shared>, campaigns: PathBuf, stop: watch::Sender<bo
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                let data = shared.data.clone();
-                let dir = campaigns.clone();
-                match tokio::task::spawn_blocking(move || Catalog::load(&dir, &data)).await {
-                    Ok(c) if !c.is_empty() => {
-                        c.report();
-                        shared.catalog.replace(c);
-                        eprintln!("kuma serve: campaigns reloaded");
-                    }
-                    Ok(c) => {
-                        c.report();
-                        eprintln!("kuma serve: reload refused: no valid campaign; keeping the previous ones");
-                    }
-                    Err(e) => tracing::error!(error = %e, "reload failed"),
-                }
+                shared.catalog.reload(campaigns.clone(), shared.data.clone()).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -27,6 +27,12 @@ const LIST_TOKENS: &str = "\
 const REVOKE_TOKEN: &str = "\
     UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
 const TOKEN_ROLE: &str = "SELECT role FROM tokens WHERE hash = $1 AND revoked_at IS NULL";
+const TOKEN_NAME: &str = "SELECT name FROM tokens WHERE hash = $1";
+const INSERT_TOKEN_CAMPAIGN: &str = "\
+    INSERT INTO token_campaigns (token_hash, campaign) VALUES ($1, $2) \
+    ON CONFLICT (token_hash, campaign) DO NOTHING";
+const TOKEN_CAMPAIGNS: &str =
+    "SELECT campaign FROM token_campaigns WHERE token_hash = $1 ORDER BY campaign";
 
 impl Store {
     /// Stores a token's hash under a name; false (and nothing stored) if a token
@@ -92,6 +98,44 @@ impl Store {
         });
         Ok(row.map(|(role,)| role))
     }
+
+    /// The name of a token (who changed a campaign, in its history).
+    pub async fn token_name(&self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as(TOKEN_NAME)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(name,)| name))
+    }
+
+    /// Limits the token of this hash to these campaigns. Called *before*
+    /// [`Store::create_token`], so that the token never works without them.
+    pub async fn limit_token(&self, hash: &str, campaigns: &[String]) -> Result<(), StoreError> {
+        for c in campaigns {
+            with_pool!(self, |pool| {
+                sqlx::query(INSERT_TOKEN_CAMPAIGN)
+                    .bind(hash)
+                    .bind(c)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        Ok(())
+    }
+
+    /// The campaigns a token is limited to; empty: every campaign.
+    pub async fn token_campaigns(&self, hash: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = with_pool!(self, |pool| {
+            sqlx::query_as(TOKEN_CAMPAIGNS)
+                .bind(hash)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +161,16 @@ mod tests {
             Some("analyst")
         );
         assert_eq!(store.token_role("h2").await.unwrap(), None);
+        assert!(store.token_campaigns("h1").await.unwrap().is_empty());
+        store
+            .limit_token("h3", &["b".into(), "a".into(), "a".into()])
+            .await
+            .unwrap();
+        assert_eq!(store.token_campaigns("h3").await.unwrap(), ["a", "b"]);
+        assert_eq!(
+            store.token_name("h1").await.unwrap().as_deref(),
+            Some("ana")
+        );
         assert!(store.revoke_token("ana", t0).await.unwrap());
         assert!(!store.revoke_token("ana", t0).await.unwrap());
         assert_eq!(store.token_role("h1").await.unwrap(), None);

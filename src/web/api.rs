@@ -67,6 +67,7 @@ pub(super) async fn campaigns(
     let campaigns: Vec<Value> = catalog
         .campaigns()
         .iter()
+        .filter(|c| auth.scope.allows(&c.id))
         .map(|c| {
             serde_json::json!({
                 "id": c.id,
@@ -78,7 +79,12 @@ pub(super) async fn campaigns(
             })
         })
         .collect();
-    let problems = catalog.problems();
+    // The problems name files: not for a token limited to some campaigns.
+    let problems = if auth.scope.is_limited() {
+        &[]
+    } else {
+        catalog.problems()
+    };
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "campaigns": campaigns, "problems": problems }),
@@ -314,12 +320,12 @@ pub(super) fn percent_decode(s: &str) -> Option<String> {
 }
 
 #[derive(Serialize)]
-struct Upcoming {
+pub(super) struct Upcoming {
     at: String,
-    text: String,
+    pub(super) text: String,
 }
 
-fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {
+pub(super) fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {
     c.schedule
         .as_ref()
         .map(|s| s.next_broadcasts(now, NEXT_BROADCASTS))
@@ -334,7 +340,7 @@ fn next_broadcasts(c: &Campaign, now: DateTime<Utc>) -> Vec<Upcoming> {
 
 /// `{"open": bool, "broadcast": time or null}`; a campaign without a schedule is
 /// always open.
-fn poll(c: &Campaign, now: DateTime<Utc>) -> Value {
+pub(super) fn poll(c: &Campaign, now: DateTime<Utc>) -> Value {
     let state = c
         .schedule
         .as_ref()

@@ -42,8 +42,11 @@ mod funnel;
 mod live;
 mod masking;
 pub mod pages;
+mod prompts;
 mod recordings;
+pub mod scope;
 mod simulate;
+mod studio;
 mod tokens;
 
 use std::sync::Arc;
@@ -131,12 +134,21 @@ pub struct Context {
     pub catalogs: Arc<Catalogs>,
     /// Breakdown cells below this are masked (0 or 1: nothing is).
     pub small_group: u64,
+    /// kuma's data folder: the prompts' cache, and the history of campaign files
+    /// changed from the web app.
+    pub data: std::path::PathBuf,
 }
 
 impl Context {
     /// The campaigns as they are now.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalogs.current()
+    }
+
+    /// Loads the campaigns folder `dir` again and serves it (see
+    /// [`Catalogs::reload`]).
+    pub async fn reload(&self, dir: std::path::PathBuf) -> Option<Arc<Catalog>> {
+        self.catalogs.reload(dir, self.data.clone()).await
     }
 }
 
@@ -159,7 +171,37 @@ pub fn router(context: Context) -> Router {
         mp3: audio::Mp3Cache::default(),
     });
     Router::new()
-        .route("/api/campaigns", get(api::campaigns))
+        .route("/api/campaigns", get(api::campaigns).post(studio::create))
+        .route(
+            "/api/campaigns/{id}/schedule",
+            get(studio::schedule).put(studio::put_schedule),
+        )
+        .route(
+            "/api/campaigns/{id}/schedule/check",
+            post(studio::check_schedule),
+        )
+        .route(
+            "/api/campaigns/{id}/source",
+            get(studio::source).put(studio::put_source),
+        )
+        .route("/api/campaigns/{id}/prompts", get(prompts::list))
+        .route(
+            "/api/campaigns/{id}/prompts/{lang}/{prompt}",
+            put(prompts::put).layer(axum::extract::DefaultBodyLimit::max(prompts::MAX_UPLOAD)),
+        )
+        .route(
+            "/api/campaigns/{id}/prompts/{lang}/{prompt}/transcript",
+            put(prompts::put_transcript),
+        )
+        .route("/api/campaigns/{id}/history", get(studio::history))
+        .route(
+            "/api/campaigns/{id}/history/{version}",
+            get(studio::history_version),
+        )
+        .route(
+            "/api/campaigns/{id}/history/{version}/restore",
+            post(studio::restore),
+        )
         .route("/api/campaigns/{id}", get(api::campaign))
         .route("/api/campaigns/{id}/results", get(api::results))
         .route("/api/campaigns/{id}/results/live", get(live::results_live))
@@ -237,6 +279,8 @@ impl IntoResponse for ApiError {
 pub struct Auth {
     pub role: Role,
     token_hash: String,
+    /// The campaigns the token reaches (already checked against the path).
+    pub scope: scope::Scope,
 }
 
 impl Auth {
@@ -379,7 +423,13 @@ impl FromRequestParts<Arc<ApiState>> for Auth {
                 "a request that changes something must come from kuma's own pages (Origin) or carry a bearer token".into(),
             ));
         }
-        Ok(Auth { role, token_hash })
+        let scope = scope::of(state, &token_hash).await?;
+        scope.check(state, &parts.method, parts.uri.path()).await?;
+        Ok(Auth {
+            role,
+            token_hash,
+            scope,
+        })
     }
 }
 

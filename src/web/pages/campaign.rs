@@ -120,7 +120,8 @@ async fn question_text(c: &Campaign, lang: Lang, prompt: Option<&String>) -> Opt
 pub(super) async fn list(ctx: Ctx, State(st): State<Arc<ApiState>>) -> Result<Response, PageError> {
     let role = ctx.require(Role::Analyst)?;
     let catalog = st.shared.catalog();
-    let list = catalog.campaigns();
+    let mut list = catalog.campaigns();
+    list.retain(|c| ctx.scope.allows(&c.id));
     let t = ctx.lang.t();
     let now = Utc::now();
     let body = html! {
@@ -146,7 +147,7 @@ pub(super) async fn list(ctx: Ctx, State(st): State<Arc<ApiState>>) -> Result<Re
                 }
             }
         }
-        @if role >= Role::Broadcaster && !catalog.problems().is_empty() {
+        @if role >= Role::Broadcaster && !ctx.scope.is_limited() && !catalog.problems().is_empty() {
             h2 { (t.problems) }
             ul.problems { @for p in catalog.problems() { li { code { (p) } } } }
         }
@@ -234,6 +235,7 @@ pub(super) async fn page(
             @if role >= Role::Broadcaster {
                 a.button href={ "/campaigns/" (c.id) "/recordings" } { (t.recordings) }
                 a.button href={ "/campaigns/" (c.id) "/simulator" } { (t.simulator) }
+                (super::studio::links(ctx.lang, &c.id))
             }
         }
         form.filters method="get" {

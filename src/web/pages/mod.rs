@@ -29,6 +29,7 @@ mod chart;
 mod i18n;
 mod recordings;
 mod simulator;
+mod studio;
 
 use std::sync::{Arc, OnceLock};
 
@@ -69,6 +70,9 @@ pub fn routes() -> Router<Arc<ApiState>> {
             get(recordings::page).post(recordings::save),
         )
         .route("/campaigns/{id}/simulator", get(simulator::page))
+        .route("/campaigns/{id}/schedule", get(studio::schedule))
+        .route("/campaigns/{id}/prompts", get(studio::prompts))
+        .route("/assets/studio.js", get(studio::js))
 }
 
 /// What every page handler knows of its request: the language, who is asking,
@@ -87,6 +91,8 @@ pub struct Ctx {
     pub same_origin: bool,
     /// The browser takes gzip: pages shrink about five times on a slow line.
     gzip: bool,
+    /// The campaigns the token reaches (already checked against the path).
+    pub scope: crate::web::scope::Scope,
 }
 
 impl FromRequestParts<Arc<ApiState>> for Ctx {
@@ -116,10 +122,24 @@ impl FromRequestParts<Arc<ApiState>> for Ctx {
             error: e,
             here: String::new(),
         };
-        let role = match request_token(parts).map_err(fail)? {
-            Some((token, _)) => token_role(state, &token).await.map_err(fail)?,
-            None => None,
+        let (role, scope) = match request_token(parts).map_err(fail)? {
+            Some((token, _)) => match token_role(state, &token).await.map_err(fail)? {
+                Some(role) => {
+                    let scope = crate::web::scope::of(state, &super::token_hash(&token))
+                        .await
+                        .map_err(fail)?;
+                    (Some(role), scope)
+                }
+                None => (None, Default::default()),
+            },
+            None => (None, Default::default()),
         };
+        if role.is_some() {
+            scope
+                .check(state, &parts.method, parts.uri.path())
+                .await
+                .map_err(fail)?;
+        }
         let https = parts
             .headers
             .get("x-forwarded-proto")
@@ -136,6 +156,7 @@ impl FromRequestParts<Arc<ApiState>> for Ctx {
             https,
             same_origin: super::same_origin(parts),
             gzip: accepts_gzip(&parts.headers),
+            scope,
         })
     }
 }
@@ -304,6 +325,7 @@ impl IntoResponse for PageError {
             https: false,
             same_origin: false,
             gzip: false,
+            scope: Default::default(),
         };
         ctx.page(
             status,

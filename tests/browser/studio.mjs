@@ -1,0 +1,159 @@
+// The broadcaster's studio in a real browser. Run by tests/studio_browser.rs,
+// which starts `kuma serve` on a copy of the example campaign and passes:
+//   KUMA_URL, KUMA_BROADCASTER_TOKEN, KUMA_CAMPAIGN, KUMA_CHROMIUM, KUMA_PROFILE,
+//   KUMA_SCREENSHOTS, KUMA_MP3 (a recording to upload), KUMA_FAKE_MIC (a WAV
+//   Chromium's fake microphone plays).
+// Every check throws on failure; node exits non-zero and the Rust test shows why.
+
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import path from "node:path";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set (run this through \`cargo test --test studio_browser\`)`);
+  return v;
+};
+const base = env("KUMA_URL");
+const broadcaster = env("KUMA_BROADCASTER_TOKEN");
+const campaign = env("KUMA_CAMPAIGN");
+const shots = env("KUMA_SCREENSHOTS");
+const PAGE_BUDGET = 150 * 1024;
+const step = (what) => console.log(`- ${what}`);
+
+const context = await chromium.launchPersistentContext(env("KUMA_PROFILE"), {
+  executablePath: env("KUMA_CHROMIUM"),
+  headless: true,
+  viewport: { width: 412, height: 915 },
+  locale: "en-GB",
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${env("KUMA_FAKE_MIC")}`,
+  ],
+});
+const foreign = [];
+await context.route("**/*", (route) => {
+  const url = new URL(route.request().url());
+  if (url.origin === new URL(base).origin) return route.continue();
+  foreign.push(url.href);
+  return route.abort();
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const pageErrors = [];
+page.on("pageerror", (e) => pageErrors.push(e.message));
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+}
+
+// The bytes a page costs on a first visit: its HTML and its stylesheets and
+// scripts, unpacked.
+async function weight(url) {
+  const assets = await page.evaluate(() =>
+    [...document.querySelectorAll("link[rel=stylesheet], script[src]")].map((e) => e.href || e.src),
+  );
+  let total = 0;
+  for (const u of [url, ...assets]) {
+    const res = await context.request.get(u);
+    assert.equal(res.status(), 200, u);
+    total += (await res.body()).length;
+  }
+  assert.ok(total < PAGE_BUDGET, `${url} weighs ${total} bytes with its assets (budget ${PAGE_BUDGET})`);
+  return `${total} bytes`;
+}
+
+try {
+  step("a broadcaster logs in");
+  await page.goto(`${base}/login`);
+  await page.fill("#token", broadcaster);
+  await Promise.all([page.waitForNavigation(), page.click("form.login button[type=submit]")]);
+
+  step("the campaign page links to the studio");
+  await page.goto(`${base}/campaigns/${campaign}`);
+  await page.click(`a[href="/campaigns/${campaign}/schedule"]`);
+  await page.waitForSelector("#schedule[data-ready=true]");
+  console.log(`  schedule page: ${await weight(page.url())}`);
+  await shot("studio-schedule");
+
+  step("a bad time zone is pointed at as one types");
+  const tz = page.locator('input[data-field="timezone"]');
+  await tz.fill("Mars/Olympus");
+  await page.waitForFunction(() => document.getElementById("schedule-error").textContent.includes("is not a time zone"));
+  assert.equal(await tz.getAttribute("aria-invalid"), "true");
+  await tz.fill("Africa/Bamako");
+  await page.waitForFunction(() => document.getElementById("schedule").dataset.valid === "true");
+
+  step("the Tuesday broadcast moves to Wednesday; the next broadcasts follow as one types");
+  const first = page.locator("#slots li.slot").first();
+  await first.locator('input[data-day="tue"]').uncheck();
+  await first.locator('input[data-day="wed"]').check();
+  await page.waitForFunction(() => {
+    const next = [...document.querySelectorAll("#next li")].map((l) => l.textContent);
+    return next.some((t) => t.startsWith("Wednesday")) && !next.some((t) => t.startsWith("Tuesday"));
+  });
+  const pollText = await page.textContent("#poll-state");
+  assert.match(pollText, /poll is (open|closed) now/);
+
+  step("a one-off date is added, and saved");
+  await page.click("#add-once");
+  const once = page.locator("#slots li.slot").last();
+  await once.locator('input[data-field="date"]').fill("2026-12-24");
+  await once.locator('input[data-field="time"]').fill("20:00");
+  await page.click("#save");
+  await page.waitForFunction(() => document.getElementById("schedule").dataset.saved);
+  assert.equal(await page.textContent("#schedule-status"), "Saved");
+  await shot("studio-schedule-saved");
+  // The file's version moved on: saving again on it works, no conflict.
+  await page.click("#save");
+  await page.waitForFunction(() => document.getElementById("schedule-status").textContent === "Saved");
+
+  step("the prompts page shows every prompt and its state");
+  await page.goto(`${base}/campaigns/${campaign}/prompts`);
+  await page.waitForSelector("#prompts[data-ready=true]");
+  console.log(`  prompts page: ${await weight(page.url())}`);
+  const welcome = page.locator('li.prompt[data-language="bm"][data-prompt="welcome"]');
+  assert.equal(await welcome.getAttribute("data-state"), "placeholder");
+  assert.equal(await page.locator('li.prompt[data-language="fr"][data-prompt="welcome"]').getAttribute("data-state"), "ok");
+
+  step("an MP3 replaces the Bambara welcome");
+  await welcome.locator("input[data-upload]").setInputFiles(env("KUMA_MP3"));
+  await page.waitForFunction(() => document.querySelector('li.prompt[data-language="bm"][data-prompt="welcome"]').dataset.uploaded === "ok");
+  assert.equal(await welcome.getAttribute("data-state"), "ok");
+  const src = await welcome.locator("audio").getAttribute("src");
+  assert.equal((await context.request.get(base + src)).status(), 200);
+
+  step("a prompt is recorded from the microphone: level meter, stop, keep");
+  const goodbye = page.locator('li.prompt[data-language="bm"][data-prompt="goodbye"]');
+  await goodbye.locator("button.record").click();
+  await page.waitForFunction(() => {
+    const li = document.querySelector('li.prompt[data-language="bm"][data-prompt="goodbye"]');
+    return li.dataset.recording === "on" && Number(li.dataset.level) > 0.01;
+  });
+  await page.waitForTimeout(3000);
+  await goodbye.locator("button.record").click();
+  assert.equal(await goodbye.getAttribute("data-recording"), "taken");
+  await shot("studio-prompts-take");
+  await goodbye.locator("button.keep").click();
+  await page.waitForFunction(() => {
+    const li = document.querySelector('li.prompt[data-language="bm"][data-prompt="goodbye"]');
+    return li.dataset.uploaded;
+  });
+  const status = await goodbye.locator(".status").textContent();
+  assert.equal(await goodbye.getAttribute("data-uploaded"), "ok", status);
+  assert.ok(Number(await goodbye.getAttribute("data-duration-ms")) > 1000, status);
+  await shot("studio-prompts");
+
+  assert.deepEqual(pageErrors, [], "no script errors");
+  assert.deepEqual(foreign, [], "nothing loaded from elsewhere");
+  console.log("all studio browser checks passed");
+} finally {
+  await context.close();
+}

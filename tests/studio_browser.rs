@@ -1,0 +1,151 @@
+//! The broadcaster's studio pages in a real browser (Debian's Chromium,
+//! headless, driven by playwright-core: `tests/browser/studio.mjs`) against a
+//! real `kuma serve` on a copy of the example campaign: a broadcast moves to
+//! another day, an MP3 replaces a prompt, a prompt is recorded from Chromium's
+//! fake microphone; then the file keeps its comments, `kuma check` passes and
+//! a `kuma call` plays the new prompts.
+//!
+//! Needs `chromium` and `npm ci --prefix tests/browser` (as `tests/browser.rs`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Server, repo};
+
+const ID: &str = "stop-trafficking-mali";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn kuma(campaigns: &Path, data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(args)
+        .arg("--campaigns")
+        .arg(campaigns)
+        .arg("--data")
+        .arg(data)
+        .arg("--database")
+        .arg(format!("sqlite://{}/kuma.db", data.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn comments(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_studio_in_chromium() {
+    let chromium =
+        PathBuf::from(std::env::var_os("KUMA_CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
+    assert!(chromium.is_file(), "no Chromium at {}", chromium.display());
+    assert!(
+        repo()
+            .join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let campaigns = dir.path().join("campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    let file = campaigns.join(format!("{ID}.toml"));
+    std::fs::copy(repo().join("campaigns").join(format!("{ID}.toml")), &file).unwrap();
+    let audio = dir.path().join("audio").join(ID);
+    copy_dir(&repo().join("audio").join(ID), &audio);
+    let original = std::fs::read_to_string(&file).unwrap();
+
+    let server = Server::start_in(&campaigns, &[]);
+    let out = kuma(
+        &campaigns,
+        &server.data,
+        &[
+            "token",
+            "create",
+            "--role",
+            "broadcaster",
+            "--name",
+            "amina",
+        ],
+    );
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let screenshots = repo().join("target/browser-screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/studio.mjs"))
+        .env("KUMA_URL", format!("http://{}", server.http))
+        .env("KUMA_BROADCASTER_TOKEN", &token)
+        .env("KUMA_CAMPAIGN", ID)
+        .env("KUMA_CHROMIUM", &chromium)
+        .env("KUMA_PROFILE", profile.path())
+        .env("KUMA_SCREENSHOTS", &screenshots)
+        .env(
+            "KUMA_MP3",
+            repo().join("audio").join(ID).join("fr/main_menu.mp3"),
+        )
+        .env(
+            "KUMA_FAKE_MIC",
+            repo().join("audio").join(ID).join("fr/goodbye.wav"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the studio browser tests failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("all studio browser checks passed"),
+        "{stdout}"
+    );
+
+    // The file: the new broadcasts, every comment as it was, and kuma check passes.
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"0 0 19 * * Wed\""), "{text}");
+    assert!(text.contains("\"0 0 20 24 12 * 2026\""), "{text}");
+    assert!(!text.contains("* * Tue\""), "{text}");
+    assert_eq!(comments(&text), comments(&original));
+    let out = kuma(&campaigns, &server.data, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The recordings: the uploaded MP3 and the WAV recorded in Chromium.
+    assert_eq!(
+        std::fs::read(audio.join("bm/welcome.mp3")).unwrap(),
+        std::fs::read(repo().join("audio").join(ID).join("fr/main_menu.mp3")).unwrap()
+    );
+    let recorded = hound::WavReader::open(audio.join("bm/goodbye.wav")).unwrap();
+    assert_eq!(recorded.spec().channels, 1);
+    assert!(
+        recorded.duration() > recorded.spec().sample_rate,
+        "more than a second recorded"
+    );
+    let out = kuma(&campaigns, &server.data, &["audio", "prepare", ID]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
