@@ -29,6 +29,17 @@ pub fn has_subscribe(c: &Campaign) -> bool {
     })
 }
 
+/// Whether `question` is one whose answer subscribes or unsubscribes.
+pub fn asks(c: &Campaign, question: &str) -> bool {
+    matches!(
+        c.node(question).map(|n| &n.kind),
+        Some(NodeKind::Question {
+            subscribe: Some(_),
+            ..
+        })
+    )
+}
+
 /// What an answer does to the caller's subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -137,6 +148,7 @@ mod tests {
     fn the_subscribe_choice_seals_the_number_any_other_erases_it() {
         let c = campaign();
         assert!(has_subscribe(&c));
+        assert!(asks(&c, "q_would_report") && !asks(&c, "q_gender"));
         let sealer = Sealer::new(SECRET);
         let policy = Policy {
             prefixes: Some(vec!["+22376".into()]),

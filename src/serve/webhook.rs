@@ -484,6 +484,10 @@ async fn subscription(
     else {
         return Ok(());
     };
+    // Most answers are not to a subscription question: no work for them.
+    if !subscription::asks(campaign, question) {
+        return Ok(());
+    }
     let shared = &st.shared;
     let number = r.caller.as_deref();
     let pseudonym = shared.pseudonyms.pseudonym(number.unwrap_or("anonymous"));
