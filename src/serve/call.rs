@@ -698,9 +698,8 @@ impl Live<'_> {
                 });
             }
             Action::SetLanguage { .. } | Action::StoreAnswer { .. } | Action::Completed => {
-                if self.store(&action).await? {
-                    metrics::counter!(names::ANSWERS_TOTAL).increment(1);
-                }
+                let answer = self.store(&action).await?;
+                crate::conversation::metrics::stored(&action, answer);
                 if let Action::StoreAnswer {
                     question, choice, ..
                 } = &action
@@ -716,7 +715,7 @@ impl Live<'_> {
                 self.finish_recording().await?;
                 self.store(&action).await?;
                 self.guard.done();
-                metrics::counter!(names::CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
+                crate::conversation::metrics::stored(&action, false);
                 if outcome == Outcome::Error {
                     tracing::warn!("call ended on an engine error");
                 }

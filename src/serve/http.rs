@@ -11,8 +11,7 @@ use tokio::sync::watch;
 /// Metric names, in one place so dashboards and code agree.
 pub mod names {
     pub const CALLS_ACTIVE: &str = "kuma_calls_active";
-    pub const CALLS_TOTAL: &str = "kuma_calls_total";
-    pub const ANSWERS_TOTAL: &str = "kuma_answers_total";
+    pub use crate::conversation::metrics::{ANSWERS_TOTAL, CALLS_TOTAL};
     pub const RTP_PACKETS_SENT: &str = "kuma_rtp_packets_sent_total";
     pub const RTP_PACKETS_LATE: &str = "kuma_rtp_packets_late_total";
     pub const MISSED_CALLS: &str = "kuma_missed_calls_total";

@@ -32,7 +32,6 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::http::names;
 use super::recording_fetch;
 use crate::campaign::Campaign;
 use crate::conversation::subscription;
@@ -520,17 +519,12 @@ async fn record(
     action: &Action,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), Refused> {
-    if st
+    let answer = st
         .shared
         .store
         .record(call, action, now)
         .await
-        .map_err(internal)?
-    {
-        metrics::counter!(names::ANSWERS_TOTAL).increment(1);
-    }
-    if let Action::Finished { outcome, .. } = action {
-        metrics::counter!(names::CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
-    }
+        .map_err(internal)?;
+    crate::conversation::metrics::stored(action, answer);
     Ok(())
 }
