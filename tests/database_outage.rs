@@ -51,7 +51,7 @@ fn sipp(dir: &Path, sip: std::net::SocketAddr, calls: u32, rate: &str, stats: &P
             "-p",
             &free_port().to_string(),
             "-mp",
-            &free_port().to_string(),
+            &common::free_media_port().to_string(),
         ])
         .args(["-timeout", "120", "-nostdin", "-trace_stat", "-stf"])
         .arg(stats)

@@ -34,7 +34,7 @@ fn sipp(k: &Server, scenario: &str, extra: &[&str]) -> Output {
             "127.0.0.1",
         ])
         .args(["-p", &free_port().to_string()])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &common::free_media_port().to_string()])
         .args(["-timeout", "30", "-timeout_error", "-nostdin"])
         .args(extra)
         .current_dir(k.dir.path())

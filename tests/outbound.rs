@@ -259,7 +259,7 @@ impl Drop for Server {
 fn sipp(dir: &Path) -> Command {
     let mut cmd = Command::new("sipp");
     cmd.args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &common::free_media_port().to_string()])
         .args(["-timeout", "60", "-timeout_error", "-nostdin"])
         .arg("-trace_err")
         .arg("-error_file")

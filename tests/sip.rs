@@ -43,7 +43,7 @@ impl Server {
                 "-p",
                 &free_port().to_string(),
                 "-mp",
-                &free_port().to_string(),
+                &common::free_media_port().to_string(),
             ])
             .args([
                 "-timeout",
@@ -366,7 +366,7 @@ fn sigterm_lets_the_call_in_progress_finish_then_stops() {
             ])
             .args([
                 "-mp",
-                &free_port().to_string(),
+                &common::free_media_port().to_string(),
                 "-timeout",
                 "30",
                 "-timeout_error",

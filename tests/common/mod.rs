@@ -137,6 +137,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A base port for sipp's media (`-mp`): sipp binds the audio RTP port, the one
+/// after it and the video pair above (`-mp`+0…3), so all four must be free, or
+/// sipp stops with "Unable to bind video RTP socket" on a busy machine.
+pub fn free_media_port() -> u16 {
+    for _ in 0..100 {
+        let base = free_port();
+        if base % 2 == 1 || base > u16::MAX - 4 {
+            continue;
+        }
+        let free = (1..4).all(|i| std::net::UdpSocket::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no four free UDP ports in a row on 127.0.0.1")
+}
+
 /// The repository (the example campaign and its audio live there).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
