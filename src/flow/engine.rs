@@ -407,20 +407,14 @@ impl Call {
             return;
         }
         match &node.kind {
-            NodeKind::Language { next } => {
-                let picked = d
-                    .to_digit(10)
-                    .and_then(|n| (n as usize).checked_sub(1))
-                    .and_then(|i| c.languages.get(i));
-                match picked {
-                    Some(l) => {
-                        let next = next.clone();
-                        self.choose_language(l.clone(), out);
-                        self.enter(c, &next, now, out);
-                    }
-                    None => self.retry_or_fail(c, true, now, out),
+            NodeKind::Language { next } => match language_of_key(c, d) {
+                Some(l) => {
+                    let next = next.clone();
+                    self.choose_language(l.clone(), out);
+                    self.enter(c, &next, now, out);
                 }
-            }
+                None => self.retry_or_fail(c, true, now, out),
+            },
             NodeKind::Menu { options, .. } => match options.iter().find(|o| o.digit == d) {
                 Some(o) => {
                     let to = o.target.clone();
@@ -520,5 +514,26 @@ impl Call {
             outcome,
             last_node: self.node.clone(),
         });
+    }
+}
+
+/// The language key `d` picks at a language node: `1` the campaign's first
+/// language, `2` the second…
+fn language_of_key(c: &Campaign, d: char) -> Option<&String> {
+    d.to_digit(10)
+        .and_then(|n| (n as usize).checked_sub(1))
+        .and_then(|i| c.languages.get(i))
+}
+
+/// The keys a node accepts, as the engine reads them (for callers that choose
+/// among them: the simulator's).
+pub fn keys_accepted(c: &Campaign, node: &Node) -> Vec<char> {
+    match &node.kind {
+        NodeKind::Language { .. } => ('1'..='9')
+            .filter(|d| language_of_key(c, *d).is_some())
+            .collect(),
+        NodeKind::Menu { options, .. } => options.iter().map(|o| o.digit).collect(),
+        NodeKind::Question { choices, .. } => choices.iter().map(|o| o.digit).collect(),
+        _ => vec![],
     }
 }

@@ -23,7 +23,7 @@ mod engine;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Call, EngineOptions};
+pub use engine::{Call, EngineOptions, keys_accepted};
 
 use std::time::Duration;
 

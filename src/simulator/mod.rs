@@ -184,13 +184,4 @@ pub async fn run_call(
     })
 }
 
-/// The keys a node accepts (for callers that choose among them).
-pub fn valid_keys(c: &Campaign, node: &Node) -> Vec<char> {
-    use crate::campaign::NodeKind;
-    match &node.kind {
-        NodeKind::Language { .. } => ('1'..='9').take(c.languages.len()).collect(),
-        NodeKind::Menu { options, .. } => options.iter().map(|o| o.digit).collect(),
-        NodeKind::Question { choices, .. } => choices.iter().map(|o| o.digit).collect(),
-        _ => vec![],
-    }
-}
+pub use crate::flow::keys_accepted as valid_keys;
