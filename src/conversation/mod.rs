@@ -4,9 +4,11 @@
 //! the provider's XML); the rules of a call's life that are not the engine's
 //! live here, so that they cannot drift apart from one channel to another.
 //!
-//! So far: subscribing and unsubscribing ([`subscription`]), the call's clock
-//! ([`clock`]) and what is counted of a call ([`metrics`]).
+//! So far: the start of a call ([`start`]), subscribing and unsubscribing
+//! ([`subscription`]), the call's clock ([`clock`]) and what is counted of a
+//! call ([`metrics`]).
 
 pub mod clock;
 pub mod metrics;
+pub mod start;
 pub mod subscription;

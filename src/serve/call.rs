@@ -34,8 +34,8 @@ use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, Stre
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::sip::sdp::{self, LocalMedia, Media};
 use crate::sip::{CallId, Event as SipEvent};
+use crate::store::WriteOp;
 use crate::store::spool;
-use crate::store::{NewCall, WriteOp};
 
 /// What the SIP side knows of a new call.
 pub struct CallStart {
@@ -203,10 +203,6 @@ async fn run_call(
     };
     drop(number);
     let started = Utc::now();
-    let broadcast = campaign
-        .schedule
-        .as_ref()
-        .and_then(|s| s.broadcast_of(started));
     // A call's row comes from the database (its id numbers the call's writes), so
     // while the database is away, or the spool is full, new calls are refused at
     // once: 503, the gateway may try another server. Calls in progress go on.
@@ -219,13 +215,7 @@ async fn run_call(
         guard.done();
         return Ok(());
     }
-    let new = NewCall {
-        campaign: &campaign.id,
-        caller: &caller,
-        channel: "sip",
-        started_at: started,
-        broadcast,
-    };
+    let new = crate::conversation::start::new_call(&campaign, &caller, "sip", started);
     let store_id =
         match tokio::time::timeout(spool::DIRECT_TIMEOUT, shared.store.start_call(&new)).await {
             Ok(Ok(store_id)) => store_id,

@@ -29,7 +29,7 @@ use crate::outbound::{Attempt, Next, Status, after_attempt, screen};
 use crate::schedule::Poll;
 use crate::sip::sdp::{self, LocalMedia};
 use crate::sip::{Credentials, Dial, EndReason, Event};
-use crate::store::{Claimed, NewCall, NewCallback};
+use crate::store::{Claimed, NewCallback};
 
 /// How often the queue is looked at when nothing wakes the dialer (the delay's
 /// granularity, and how soon call-backs queued by other processes are seen).
@@ -441,20 +441,9 @@ impl Dialer {
         };
         // The answered call is this task's to end, whatever fails from here on.
         let stored = async {
-            let started = Utc::now();
-            let broadcast = campaign
-                .schedule
-                .as_ref()
-                .and_then(|s| s.broadcast_of(started));
-            let store_id = store
-                .start_call(&NewCall {
-                    campaign: &campaign.id,
-                    caller: &c.caller,
-                    channel: "callback",
-                    started_at: started,
-                    broadcast,
-                })
-                .await?;
+            let new =
+                crate::conversation::start::new_call(&campaign, &c.caller, "callback", Utc::now());
+            let store_id = store.start_call(&new).await?;
             // The listener is reached: the call-back is over and its number erased
             // before the conversation, whatever happens in it.
             let (s, next) = final_status(Status::Answered);

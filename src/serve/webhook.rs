@@ -36,7 +36,7 @@ use super::recording_fetch;
 use crate::campaign::Campaign;
 use crate::conversation::subscription;
 use crate::flow::{Action, Call, EngineOptions, Outcome};
-use crate::store::{NewCall, SessionStep};
+use crate::store::SessionStep;
 use crate::webhook::{self, MAX_BODY, Provider, Request, RequestError, Urls, Verb};
 
 /// What the webhook handlers share.
@@ -423,14 +423,7 @@ async fn start(
     let urls = urls_for(public, &campaign.id, callback);
     let reply = render(&turn.verbs, &urls, 1);
     let state = serde_json::to_string(&engine).map_err(internal)?;
-    let broadcast = campaign.schedule.as_ref().and_then(|s| s.broadcast_of(now));
-    let new_call = NewCall {
-        campaign: &campaign.id,
-        caller: &caller,
-        channel: provider.as_str(),
-        started_at: now,
-        broadcast,
-    };
+    let new_call = crate::conversation::start::new_call(&campaign, &caller, provider.as_str(), now);
     let step = SessionStep {
         state: &state,
         reply: &reply,

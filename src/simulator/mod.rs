@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{Campaign, Node};
 use crate::flow::{Action, Call, EngineOptions, Event, Outcome};
-use crate::store::{CallEnd, CallId, NewCall, Store, StoreError};
+use crate::store::{CallEnd, CallId, Store, StoreError};
 
 /// How long a simulated prompt plays.
 const PROMPT_TIME: Duration = Duration::from_secs(4);
@@ -84,15 +84,13 @@ pub async fn run_call(
 ) -> Result<Report, StoreError> {
     let c = setup.campaign;
     let mut now = setup.start;
-    let broadcast = c.schedule.as_ref().and_then(|s| s.broadcast_of(now));
     let id = store
-        .start_call(&NewCall {
-            campaign: &c.id,
-            caller: setup.caller,
-            channel: setup.channel,
-            started_at: now,
-            broadcast,
-        })
+        .start_call(&crate::conversation::start::new_call(
+            c,
+            setup.caller,
+            setup.channel,
+            now,
+        ))
         .await?;
     let mut call = Call::new(setup.options);
     let mut answers = 0;
