@@ -756,9 +756,20 @@ fn secret_rotate_rekeys_callers_and_refuses_the_old_secret() {
         pool.close().await;
         rows
     });
-    assert_eq!(callers, [(after, 2)], "both calls are the same caller's");
+    assert_eq!(
+        callers,
+        [(after.clone(), 2)],
+        "both calls are the same caller's"
+    );
     // The old secret (a leaked KUMA_SECRET, an old backup) is refused.
     std::fs::write(&secret, &old).unwrap();
     let refused = k.run(&["call", CAMPAIGN, "--digits", POLL, "--at", DURING_BROADCAST]);
     fails_with(&refused, "another secret");
+    // A rotation stopped between the database and the file (the new secret still
+    // in secret.new) is finished by running the command again.
+    std::fs::write(k.data().join("secret.new"), &new).unwrap();
+    let out = k.ok(&["secret", "rotate"]);
+    assert!(out.contains("finished an interrupted rotation"), "{out}");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), new);
+    assert_eq!(caller_of(&call()), after);
 }

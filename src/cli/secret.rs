@@ -49,7 +49,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     if !from_env && pending.exists() {
         // An earlier rotation stopped between the database and the file.
         let drawn = crate::store::read_secret_file(&pending)?;
-        if store.keys(&drawn).await.is_ok() {
+        if store.written_with(&drawn).await? {
             replace(&pending, &secret)?;
             println!(
                 "kuma secret: finished an interrupted rotation ({} is the secret now)",

@@ -116,6 +116,19 @@ impl Store {
         })
     }
 
+    /// Whether the database was written with `secret` (its fingerprint is the
+    /// one recorded); records nothing.
+    pub async fn written_with(&self, secret: &[u8]) -> Result<bool, StoreError> {
+        let mine = Pseudonymizer::new(secret).fingerprint();
+        let recorded: Option<String> = with_pool!(self, |pool| {
+            sqlx::query_scalar(FACT)
+                .bind("secret_fingerprint")
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(recorded.as_deref() == Some(mine.as_str()))
+    }
+
     /// Replaces the database's secret `old` by `new` in one transaction: every
     /// stored pseudonym re-keyed, every sealed number sealed again, the new
     /// fingerprint recorded. Nothing changes if anything fails (a sealed number
