@@ -90,23 +90,11 @@ pub fn studio_copy() -> (tempfile::TempDir, PathBuf) {
         campaigns.join(format!("{ID}.toml")),
     )
     .unwrap();
-    copy_dir(
+    common::copy_dir(
         &repo().join("audio").join(ID),
         &dir.path().join("audio").join(ID),
     );
     (dir, campaigns)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn kuma(s: &Server, campaigns: &Path, args: &[&str]) -> std::process::Output {

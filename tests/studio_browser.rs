@@ -16,18 +16,6 @@ use common::{Server, repo};
 
 const ID: &str = "stop-trafficking-mali";
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn kuma(campaigns: &Path, data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kuma"))
         .args(args)
@@ -66,7 +54,7 @@ fn the_studio_in_chromium() {
     let file = campaigns.join(format!("{ID}.toml"));
     std::fs::copy(repo().join("campaigns").join(format!("{ID}.toml")), &file).unwrap();
     let audio = dir.path().join("audio").join(ID);
-    copy_dir(&repo().join("audio").join(ID), &audio);
+    common::copy_dir(&repo().join("audio").join(ID), &audio);
     let original = std::fs::read_to_string(&file).unwrap();
 
     let server = Server::start_in(&campaigns, &[]);

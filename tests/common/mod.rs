@@ -186,7 +186,7 @@ pub fn prepared_data(data: &Path) {
     copy_dir(&cache.path().join("audio-cache"), &data.join("audio-cache"));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -277,15 +277,7 @@ impl Drop for Server {
 
 /// Runs one SQL statement as the test server's admin.
 pub fn pg(admin: &str, statement: &str) {
-    let out = Command::new("psql")
-        .args([admin, "-Atqc", statement])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pg_rows(admin, statement);
 }
 
 /// The rows of `query`, one line each (psql's unaligned output).
