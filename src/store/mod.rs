@@ -48,7 +48,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use callbacks::{AttemptRow, CallbackCount, CallbackFilter, CallbackRow, Claimed, NewCallback};
+pub use callbacks::{
+    AttemptRow, CallbackCount, CallbackFilter, CallbackQueue, CallbackRow, Claimed, NewCallback,
+};
 pub use error::StoreError;
 pub use flow::WriteOp;
 pub use funnel::FunnelCounts;
