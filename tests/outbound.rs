@@ -19,7 +19,8 @@ use common::{
 };
 use kuma::outbound::Policy;
 use kuma::outbound::sealed::Sealer;
-use kuma::store::{NewCallback, Pseudonymizer, Store};
+use kuma::secret::Pseudonymizer;
+use kuma::store::{NewCallback, Store};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";

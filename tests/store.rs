@@ -14,9 +14,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use kuma::secret::Pseudonymizer;
 use kuma::store::{
     AnswerRow, CallEnd, CallRow, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall,
-    NewRecording, PairCount, Pseudonymizer, SessionStep, Store, StoreError, WriteOp, redact_url,
+    NewRecording, PairCount, SessionStep, Store, StoreError, WriteOp, redact_url,
 };
 use sqlx::Connection;
 

@@ -51,8 +51,9 @@ pub use crate::catalog::{Catalog, Catalogs};
 pub use config::ServeConfig;
 
 use crate::outbound::sealed::Sealer;
+use crate::secret::Pseudonymizer;
+use crate::store::Store;
 use crate::store::spool::SpooledStore;
-use crate::store::{Pseudonymizer, Store};
 
 /// What every call shares.
 pub struct Shared {

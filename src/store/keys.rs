@@ -15,7 +15,7 @@
 
 use super::{Store, StoreError, with_pool, write_tx};
 use crate::outbound::sealed::Sealer;
-use crate::store::Pseudonymizer;
+use crate::secret::Pseudonymizer;
 
 /// The `kuma_facts` row that holds the earlier secrets, sealed.
 const EARLIER: &str = "earlier_secrets";
