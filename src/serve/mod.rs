@@ -39,7 +39,7 @@ mod quiet;
 mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
-mod webhook;
+mod webhook_routes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
