@@ -1,11 +1,15 @@
 //! The broadcaster's studio pages in a real browser (Debian's Chromium,
 //! headless, driven by playwright-core: `tests/browser/studio.mjs`) against a
 //! real `kuma serve` on a copy of the example campaign: a broadcast moves to
-//! another day, an MP3 replaces a prompt, a prompt is recorded from Chromium's
-//! fake microphone; then the file keeps its comments, `kuma check` passes and
-//! a `kuma call` plays the new prompts.
+//! another day, an MP3 (made by LAME from a WAV, now) replaces a prompt, a
+//! prompt is recorded from Chromium's fake microphone, and a question with
+//! three choices is added after the last one, its prompt recorded in French
+//! from the microphone and uploaded in the other languages; then a `kuma call`
+//! hears the new prompt and answers the new question, `kuma results` counts
+//! the answer, the file keeps its comments and `kuma check` passes.
 //!
-//! Needs `chromium` and `npm ci --prefix tests/browser` (as `tests/browser.rs`).
+//! Needs `chromium`, `lame` and `npm ci --prefix tests/browser` (as
+//! `tests/browser.rs`).
 
 mod common;
 
@@ -56,6 +60,15 @@ fn the_studio_in_chromium() {
     let audio = dir.path().join("audio").join(ID);
     common::copy_dir(&repo().join("audio").join(ID), &audio);
     let original = std::fs::read_to_string(&file).unwrap();
+    // An MP3 made now, as a station's editing software would.
+    let mp3 = dir.path().join("made.mp3");
+    let lame = Command::new("lame")
+        .args(["--quiet", "-b", "32"])
+        .arg(repo().join("audio").join(ID).join("fr/message_thanks.wav"))
+        .arg(&mp3)
+        .status()
+        .expect("lame is not installed (apt-get install lame)");
+    assert!(lame.success());
 
     let server = Server::start_in(&campaigns, &[]);
     let out = kuma(
@@ -84,10 +97,7 @@ fn the_studio_in_chromium() {
         .env("KUMA_CHROMIUM", &chromium)
         .env("KUMA_PROFILE", profile.path())
         .env("KUMA_SCREENSHOTS", &screenshots)
-        .env(
-            "KUMA_MP3",
-            repo().join("audio").join(ID).join("fr/main_menu.mp3"),
-        )
+        .env("KUMA_MP3", &mp3)
         .env(
             "KUMA_FAKE_MIC",
             repo().join("audio").join(ID).join("fr/goodbye.wav"),
@@ -122,7 +132,7 @@ fn the_studio_in_chromium() {
     // The recordings: the uploaded MP3 and the WAV recorded in Chromium.
     assert_eq!(
         std::fs::read(audio.join("bm/welcome.mp3")).unwrap(),
-        std::fs::read(repo().join("audio").join(ID).join("fr/main_menu.mp3")).unwrap()
+        std::fs::read(&mp3).unwrap()
     );
     let recorded = hound::WavReader::open(audio.join("bm/goodbye.wav")).unwrap();
     assert_eq!(recorded.spec().channels, 1);
@@ -136,4 +146,40 @@ fn the_studio_in_chromium() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The new question, in the file after q_region, its prompt recorded in Chromium.
+    assert!(text.contains("next = \"q_week\""), "{text}");
+    assert!(
+        text.contains("choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }"),
+        "{text}"
+    );
+    let take = hound::WavReader::open(audio.join("fr/q_week.wav")).unwrap();
+    assert!(take.duration() > take.spec().sample_rate);
+    // A caller on Wednesday's programme (the broadcast moved there) hears it
+    // and answers it; `kuma results` counts the answer.
+    let out = kuma(
+        &campaigns,
+        &server.data,
+        &[
+            "call",
+            ID,
+            "--digits",
+            "2 2 1 1 1 1 1 3 0",
+            "--at",
+            "2026-12-02T19:30",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("poll open"), "{said}");
+    assert!(said.contains("▶ fr/q_week"), "{said}");
+    assert!(
+        said.contains("answer saved: q_week = not_sure (key 3)"),
+        "{said}"
+    );
+    let out = kuma(&campaigns, &server.data, &["results", ID]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("q_week (1 answered)"), "{shown}");
+    assert!(shown.contains("3 not_sure       1"), "{shown}");
 }
