@@ -149,6 +149,12 @@ fn the_studio_in_chromium() {
 
     // The new question, in the file after q_region, its prompt recorded in Chromium.
     assert!(text.contains("next = \"q_week\""), "{text}");
+    // poll_thanks was removed in the page: q_week leads to the menu.
+    assert!(!text.contains("id = \"poll_thanks\""), "{text}");
+    assert!(
+        text.contains("prompt = \"q_week\"\nchoices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nnext = \"menu\"\n"),
+        "{text}"
+    );
     assert!(
         text.contains("choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }"),
         "{text}"

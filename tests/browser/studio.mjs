@@ -201,6 +201,42 @@ try {
   assert.deepEqual(keys, ["1", "2", "3"]);
   await shot("studio-questions");
 
+  const order = () => page.$$eval("ol.nodes > li.node", (l) => l.map((li) => li.dataset.node));
+  const nextOf = (id) => page.locator(`li.node[data-node="${id}"] [data-field="next"]`).inputValue();
+  step("moved up: asked before q_region; the chain follows");
+  await Promise.all([page.waitForNavigation(), week.locator("button.up").click()]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  let now = await order();
+  assert.equal(now.indexOf("q_week") + 1, now.indexOf("q_region"), now.join(" "));
+  assert.equal(await nextOf("q_gender"), "q_week");
+  assert.equal(await nextOf("q_week"), "q_region");
+  assert.equal(await nextOf("q_region"), "poll_thanks");
+  step("moved down again: after q_region");
+  await Promise.all([page.waitForNavigation(), week.locator("button.down").click()]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  now = await order();
+  assert.equal(now.indexOf("q_region") + 1, now.indexOf("q_week"), now.join(" "));
+  assert.equal(await nextOf("q_region"), "q_week");
+  assert.equal(await nextOf("q_week"), "poll_thanks");
+
+  step("a message removed: what led to it leads where it led");
+  await Promise.all([
+    page.waitForNavigation(),
+    page.locator('li.node[data-node="poll_thanks"] button.delete').click(),
+  ]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  assert.equal(await page.locator('li.node[data-node="poll_thanks"]').count(), 0);
+  assert.equal(await nextOf("q_week"), "menu");
+
+  step("a change that would break the campaign is refused with kuma check's words");
+  await week.locator('[data-field="key"]').nth(1).fill("1");
+  await week.locator("button.save").click();
+  await page.waitForFunction(() => document.getElementById("nodes-error").textContent.length > 0);
+  const refusal = await page.textContent("#nodes-error");
+  assert.match(refusal, /stop-trafficking-mali\.toml:\d+: .*duplicate key/);
+  await page.reload();
+  await page.waitForSelector("#nodes[data-ready=true]");
+
   assert.deepEqual(pageErrors, [], "no script errors");
   assert.deepEqual(foreign, [], "nothing loaded from elsewhere");
   console.log("all studio browser checks passed");
