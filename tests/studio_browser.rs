@@ -6,9 +6,10 @@
 //! three choices is added after the last one, its prompt recorded in French
 //! from the microphone and uploaded in the other languages; then a `kuma call`
 //! hears the new prompt and answers the new question, `kuma results` counts
-//! the answer, the file keeps its comments and `kuma check` passes.
+//! the answer, the file keeps its comments and `kuma check` passes; and a SIP
+//! call (sipp, RFC 4733 keys) answers the new question as well.
 //!
-//! Needs `chromium`, `lame` and `npm ci --prefix tests/browser` (as
+//! Needs `chromium`, `lame`, `sipp` and `npm ci --prefix tests/browser` (as
 //! `tests/browser.rs`).
 
 mod common;
@@ -188,4 +189,67 @@ fn the_studio_in_chromium() {
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("q_week (1 answered)"), "{shown}");
     assert!(shown.contains("3 not_sure       1"), "{shown}");
+
+    // A phone call over SIP (sipp, RFC 4733 keys) answers it too. The poll is
+    // opened for the whole run first (a studio change like any other), so
+    // that the call does not depend on today's date.
+    if common::have_sipp() {
+        let auth = format!("Bearer {token}");
+        let schedule = format!("/api/campaigns/{ID}/schedule");
+        let r = common::http(
+            server.http,
+            "GET",
+            &schedule,
+            &[("Authorization", &auth)],
+            None,
+        );
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let mut edit = v["schedule"].clone();
+        edit["poll_window"] = serde_json::Value::Null;
+        let tag = format!("\"{}\"", v["etag"].as_str().unwrap());
+        let r = common::http(
+            server.http,
+            "PUT",
+            &schedule,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("If-Match", &tag),
+            ],
+            Some(edit.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let out = server.sipp("poll_new_question.xml", "2000", &[]);
+        assert!(
+            out.status.success(),
+            "the SIP call answered the new question and kuma hung up"
+        );
+        let database = format!("sqlite://{}/kuma.db", server.data.display());
+        let results = || {
+            common::kuma_json(
+                &campaigns,
+                &database,
+                &server.data,
+                &["results", ID, "--format", "json"],
+            )
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while common::count(&results(), "q_week", "not_sure") < 2
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let r = results();
+        assert_eq!(common::count(&r, "q_week", "not_sure"), 2, "{r}");
+        assert_eq!(common::count(&r, "q_region", "koulikoro"), 1, "{r}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(comments(&text), comments(&original));
+        let out = kuma(&campaigns, &server.data, &["check"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
