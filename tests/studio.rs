@@ -553,6 +553,36 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
         String::from_utf8_lossy(&out.stderr)
     );
     let station = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // `kuma token list` (and `GET /api/tokens`) show each token's reach.
+    let out = kuma(&s, &campaigns, &["token", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("no {name} in {listed}"))
+            .to_string()
+    };
+    assert!(line("office").contains("\tevery campaign\t"), "{listed}");
+    assert!(
+        line("station").contains(&format!("\tcampaigns {ID}\t")),
+        "{listed}"
+    );
+    let tokens = get(&s, "/api/tokens", &admin).json();
+    let scopes: Vec<(&str, &Value)> = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), &t["campaigns"]))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("office", &serde_json::json!([])),
+            ("station", &serde_json::json!([ID]))
+        ]
+    );
 
     let list = get(&s, "/api/campaigns", &station).json();
     let ids: Vec<&str> = list["campaigns"]
