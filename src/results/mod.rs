@@ -501,3 +501,54 @@ pub fn table(r: &Results, c: &Campaign) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ChoiceCount;
+
+    fn counted(question: &str, choice: &str, count: u64) -> ChoiceCount {
+        ChoiceCount {
+            question: question.into(),
+            choice: choice.into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn removed_questions_and_choices_keep_their_answers_after_the_others() {
+        let asked = vec![QuestionResult {
+            id: "q1".into(),
+            answered: 2,
+            choices: vec![ChoiceResult {
+                id: "yes".into(),
+                digit: "1".into(),
+                count: 2,
+                removed: false,
+                by: None,
+            }],
+            removed: false,
+        }];
+        let answers = [
+            counted("q1", "maybe", 1),
+            counted("q1", "yes", 2),
+            counted("q_old", "no", 3),
+            counted("q_old", "yes", 4),
+        ];
+        let all = with_removed(asked, &answers);
+        let ids: Vec<(&str, bool, u64)> = all
+            .iter()
+            .map(|q| (q.id.as_str(), q.removed, q.answered))
+            .collect();
+        assert_eq!(ids, [("q1", false, 3), ("q_old", true, 7)]);
+        let q1: Vec<(&str, &str, bool)> = all[0]
+            .choices
+            .iter()
+            .map(|c| (c.id.as_str(), c.digit.as_str(), c.removed))
+            .collect();
+        assert_eq!(q1, [("yes", "1", false), ("maybe", "", true)]);
+        let json = serde_json::to_value(&all).unwrap();
+        assert!(json[0].get("removed").is_none(), "{json}");
+        assert_eq!(json[1]["removed"], true);
+    }
+}
