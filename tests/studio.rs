@@ -889,6 +889,14 @@ fn this_weeks_question_is_added_moved_and_removed_and_its_answers_stay() {
     assert!(shown.contains("q_week (1 answered)"), "{shown}");
     let page = get(&s, &format!("/campaigns/{ID}"), &amina).text();
     assert!(page.contains("data-question=\"q_week\""), "{page}");
+    // The FLOIP package still describes it: its rows are still there.
+    let floip = get(&s, &format!("/api/campaigns/{ID}/flow-results"), &ali).json();
+    let described = &floip["resources"][0]["schema"]["questions"]["q_week"];
+    assert_eq!(described["type"], "select_one", "{floip}");
+    assert_eq!(
+        described["type_options"]["choices"],
+        serde_json::json!(["not_sure"])
+    );
     // The history tells who did what.
     let h = get(&s, &format!("/api/campaigns/{ID}/history"), &amina).json();
     let whats: Vec<&str> = h["versions"]
