@@ -760,6 +760,19 @@ fn this_weeks_question_is_added_moved_and_removed_and_its_answers_stay() {
         &week(Some("nowhere"), three.clone()),
         "no node has id `nowhere`",
     );
+    let r = put_json(
+        &s,
+        &url,
+        &amina,
+        Some(&tag),
+        &week(Some("nowhere"), three.clone()),
+    );
+    assert_eq!(
+        r.json()["field"],
+        "next",
+        "the editor's field: {}",
+        r.text()
+    );
     let twice = serde_json::json!([{"key": "1", "id": "yes"}, {"key": "1", "id": "no"}]);
     refused(&week(None, twice), "duplicate key");
     let menu = serde_json::json!({"kind": "question", "prompt": "main_menu",

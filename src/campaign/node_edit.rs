@@ -378,6 +378,33 @@ pub fn remove_node(text: &str, id: &str) -> Result<(String, String), FieldError>
     Ok((doc.to_string(), what))
 }
 
+/// Which field of the node editor a loader message about line `line` of
+/// `text` points at (`next`, `choices`, `prompt`…): the key of a node written
+/// on that line.
+pub fn node_field_at(text: &str, line: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let line_of = |offset: usize| {
+        text.as_bytes()
+            .get(..offset)
+            .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count() + 1)
+    };
+    let DeValue::Array(nodes) = doc.get_ref().get("node")?.get_ref() else {
+        return None;
+    };
+    for node in nodes {
+        let DeValue::Table(t) = node.get_ref() else {
+            continue;
+        };
+        for (key, v) in t.iter() {
+            if line_of(key.span().start) <= line && line <= line_of(v.span().end) {
+                return Some(key.get_ref().to_string());
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +559,16 @@ prompt = "goodbye"
             crate::campaign::load_campaign_text(std::path::Path::new("c.toml"), &out).unwrap_err();
         assert!(err[0].message.contains("duplicate key"), "{err:?}");
         assert_eq!(err[0].line, 17, "{err:?}");
+        // A dangling `next` is pointed at in the editor.
+        q.choices.pop();
+        q.next = Some("nowhere".into());
+        let (out, _) = set_node(FILE, "q1", &q).unwrap();
+        let err =
+            crate::campaign::load_campaign_text(std::path::Path::new("c.toml"), &out).unwrap_err();
+        assert!(err[0].message.contains("`nowhere`"), "{err:?}");
+        assert_eq!(node_field_at(&out, err[0].line).as_deref(), Some("next"));
+        assert_eq!(node_field_at(&out, 17).as_deref(), Some("choices"));
+        assert_eq!(node_field_at(&out, 1), None);
         // Other kinds are not edited here; ids must be plain.
         let menu = question("x", &[("1", "a")]);
         assert_eq!(set_node(FILE, "bye", &menu).unwrap_err().field, "kind");

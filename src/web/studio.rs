@@ -533,7 +533,15 @@ pub(super) async fn put_node(
         Err(e) => return Ok(e.into_response()),
     };
     let change: Change = Box::new(move |text: &str| Ok(node_edit::set_node(text, &node, &edit)?));
-    save(&st, &auth, &id, &headers, None, change).await
+    save(
+        &st,
+        &auth,
+        &id,
+        &headers,
+        Some(node_edit::node_field_at),
+        change,
+    )
+    .await
 }
 
 /// `DELETE /api/campaigns/{id}/nodes/{node}`: removes a question or message

@@ -57,6 +57,11 @@ function nodesEditor(root, labels) {
           return;
         }
         var msg = (r.status === 409 ? labels.conflict + " " : "") + j.error;
+        root.querySelectorAll("[aria-invalid]").forEach(function (e) { e.removeAttribute("aria-invalid"); });
+        var box = status.closest(".node");
+        var bad = box && j.field && (box.querySelector('[data-field="' + j.field + '"]') ||
+          (j.field === "choices" ? box.querySelector("div.choices") : null));
+        if (bad) bad.setAttribute("aria-invalid", "true");
         status.textContent = msg;
         errorEl.textContent = msg;
         root.dataset.refused = String(Date.now());
