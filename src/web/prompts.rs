@@ -162,9 +162,10 @@ pub(super) async fn list(
     ))
 }
 
-/// The campaign, checked to use `prompt` in `language`, or to be able to: a recording may be made before the node that plays it exists (a
-/// new question is only saved once its prompt has a recording in every
-/// language, as `kuma check` wants).
+/// The campaign, checked to use `prompt` in `language`, or to be able to: a
+/// recording may be made before the node that plays it exists (a new question
+/// is only saved once its prompt has a recording in every language, as `kuma
+/// check` wants).
 fn prompt_of(
     st: &ApiState,
     id: &str,
