@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, count, free_port, have_sipp, repo};
@@ -17,55 +17,6 @@ const CAMPAIGN: &str = "stop-trafficking-mali";
 impl Server {
     fn database(&self) -> String {
         format!("sqlite://{}/data/kuma.db", self.dir.path().display())
-    }
-
-    /// Runs a sipp scenario file (from tests/sipp/) or built-in scenario against kuma.
-    fn sipp(&self, scenario: &str, number: &str, extra: &[&str]) -> Output {
-        let mut cmd = Command::new("sipp");
-        if scenario.ends_with(".xml") {
-            cmd.arg("-sf").arg(repo().join("tests/sipp").join(scenario));
-        } else {
-            cmd.args(["-sn", scenario]);
-        }
-        let log = self.dir.path().join(format!("sipp-{}.log", free_port()));
-        cmd.arg(self.sip.to_string())
-            .args([
-                "-s",
-                number,
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-mi",
-                "127.0.0.1",
-            ])
-            .args([
-                "-p",
-                &free_port().to_string(),
-                "-mp",
-                &common::free_media_port().to_string(),
-            ])
-            .args([
-                "-timeout",
-                "60",
-                "-timeout_error",
-                "-nostdin",
-                "-trace_err",
-                "-error_file",
-            ])
-            .arg(&log)
-            .args(extra)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        let out = cmd.output().unwrap();
-        if !out.status.success() {
-            let errors = std::fs::read_to_string(&log).unwrap_or_default();
-            eprintln!(
-                "sipp {scenario} failed:\n{}\n{errors}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        out
     }
 
     /// Runs a scenario that must succeed (`what` says what success means), then

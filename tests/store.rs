@@ -155,7 +155,42 @@ on_both_backends!(
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
     secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
+    tokens_are_listed_with_their_campaigns,
 );
+
+async fn tokens_are_listed_with_their_campaigns(store: Store, _url: String) {
+    let t0 = at(0);
+    assert!(
+        store
+            .create_token("office", "admin", "h1", t0)
+            .await
+            .unwrap()
+    );
+    store
+        .limit_token("h2", &["week-49".into(), "mali".into()])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .create_token("station", "broadcaster", "h2", at(1))
+            .await
+            .unwrap()
+    );
+    let list = store.list_tokens().await.unwrap();
+    let scopes: Vec<(&str, Vec<&str>)> = list
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.campaigns.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        [("office", vec![]), ("station", vec!["mali", "week-49"])]
+    );
+}
 
 // ---- helpers -------------------------------------------------------------------
 

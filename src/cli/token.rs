@@ -1,7 +1,8 @@
 //! `kuma token`: the bearer tokens of the HTTP API (`crate::web`).
 //!
 //! `create` prints a new token once and stores only its SHA-256; `list` shows
-//! names, roles and dates, never a token; `revoke` stops a token at once (the
+//! names, roles, the campaigns each is limited to ("every campaign" when it is
+//! not) and dates, never a token; `revoke` stops a token at once (the
 //! server looks tokens up on every request).
 
 use std::process::ExitCode;
@@ -34,7 +35,8 @@ enum TokenCommand {
         #[arg(long = "campaign", value_name = "ID")]
         limit: Vec<String>,
     },
-    /// Show every token's name, role, creation and revocation (never the token).
+    /// Show every token's name, role, campaigns, creation and revocation (never
+    /// the token).
     List,
     /// Stop a token from working.
     Revoke {
@@ -85,8 +87,13 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                     .revoked_at
                     .map(|r| format!("revoked {}", r.format("%Y-%m-%d %H:%M UTC")))
                     .unwrap_or_else(|| "active".into());
+                let scope = if t.campaigns.is_empty() {
+                    "every campaign".to_string()
+                } else {
+                    format!("campaigns {}", t.campaigns.join(", "))
+                };
                 println!(
-                    "{}\t{}\tcreated {}\t{revoked}",
+                    "{}\t{}\t{scope}\tcreated {}\t{revoked}",
                     t.name,
                     t.role,
                     t.created_at.format("%Y-%m-%d %H:%M UTC")

@@ -17,13 +17,17 @@ pub struct TokenInfo {
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The campaigns it is limited to, sorted; empty: every campaign.
+    pub campaigns: Vec<String>,
 }
 
 const INSERT_TOKEN: &str = "\
     INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (name) DO NOTHING";
 const LIST_TOKENS: &str = "\
-    SELECT name, role, created_at, revoked_at FROM tokens ORDER BY created_at, id";
+    SELECT name, role, created_at, revoked_at, hash FROM tokens ORDER BY created_at, id";
+const ALL_TOKEN_CAMPAIGNS: &str =
+    "SELECT token_hash, campaign FROM token_campaigns ORDER BY token_hash, campaign";
 const REVOKE_TOKEN: &str = "\
     UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
 const TOKEN_ROLE: &str = "SELECT role FROM tokens WHERE hash = $1 AND revoked_at IS NULL";
@@ -59,16 +63,24 @@ impl Store {
 
     /// Every token, oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = with_pool!(self, |pool| {
+        let rows: Vec<(String, String, i64, Option<i64>, String)> = with_pool!(self, |pool| {
             sqlx::query_as(LIST_TOKENS).fetch_all(pool).await?
         });
+        let limits: Vec<(String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(ALL_TOKEN_CAMPAIGNS).fetch_all(pool).await?
+        });
         rows.into_iter()
-            .map(|(name, role, created, revoked)| {
+            .map(|(name, role, created, revoked, hash)| {
                 Ok(TokenInfo {
                     name,
                     role,
                     created_at: time(created)?,
                     revoked_at: revoked.map(time).transpose()?,
+                    campaigns: limits
+                        .iter()
+                        .filter(|(h, _)| *h == hash)
+                        .map(|(_, c)| c.clone())
+                        .collect(),
                 })
             })
             .collect()
@@ -178,6 +190,17 @@ mod tests {
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].name, "ana");
         assert_eq!(list[0].revoked_at, Some(t0));
+        assert!(list[0].campaigns.is_empty());
+        assert!(
+            store
+                .create_token("station", "broadcaster", "h3", t0)
+                .await
+                .unwrap()
+        );
+        let list = store.list_tokens().await.unwrap();
+        assert_eq!(list[1].name, "station");
+        assert_eq!(list[1].campaigns, ["a", "b"]);
+        assert!(list[0].campaigns.is_empty());
         store.close().await;
     }
 }

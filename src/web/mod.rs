@@ -194,6 +194,10 @@ pub fn router(context: Context) -> Router {
             "/api/campaigns/{id}/prompts/{lang}/{prompt}/transcript",
             put(prompts::put_transcript),
         )
+        .route(
+            "/api/campaigns/{id}/nodes/{node}",
+            put(studio::put_node).delete(studio::delete_node),
+        )
         .route("/api/campaigns/{id}/history", get(studio::history))
         .route(
             "/api/campaigns/{id}/history/{version}",

@@ -25,6 +25,7 @@ fn info(t: &TokenInfo) -> Value {
         "role": t.role,
         "created_at": t.created_at,
         "revoked_at": t.revoked_at,
+        "campaigns": t.campaigns,
     })
 }
 

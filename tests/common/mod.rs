@@ -18,7 +18,7 @@ pub fn count(r: &Value, question: &str, choice: &str) -> u64 {
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The SIP and HTTP addresses a starting `kuma serve` prints on its first line of
@@ -213,6 +213,56 @@ pub struct Server {
 }
 
 impl Server {
+    /// Runs a sipp scenario file (from tests/sipp/) or built-in scenario against
+    /// kuma: one call to `number`, every port chosen at run time.
+    pub fn sipp(&self, scenario: &str, number: &str, extra: &[&str]) -> Output {
+        let mut cmd = Command::new("sipp");
+        if scenario.ends_with(".xml") {
+            cmd.arg("-sf").arg(repo().join("tests/sipp").join(scenario));
+        } else {
+            cmd.args(["-sn", scenario]);
+        }
+        let log = self.dir.path().join(format!("sipp-{}.log", free_port()));
+        cmd.arg(self.sip.to_string())
+            .args([
+                "-s",
+                number,
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &free_port().to_string(),
+                "-mp",
+                &free_media_port().to_string(),
+            ])
+            .args([
+                "-timeout",
+                "60",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+            ])
+            .arg(&log)
+            .args(extra)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            let errors = std::fs::read_to_string(&log).unwrap_or_default();
+            eprintln!(
+                "sipp {scenario} failed:\n{}\n{errors}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        out
+    }
+
     pub fn start() -> Server {
         Self::start_with(&[])
     }
