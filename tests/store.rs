@@ -1289,10 +1289,10 @@ async fn the_funnel_counts_each_node_once_and_hang_ups_where_they_happen(
     assert_eq!(later.nodes["welcome"], (1, 0));
     assert_eq!(later.nodes.len(), 1);
 
-    // Through `record`, as every channel stores the engine's actions.
+    // Through `store_action`, as the channels without a spool stores the engine's actions.
     let d = call(&store, "c_d", at(20), b).await;
     store
-        .record(
+        .store_action(
             d,
             &kuma::flow::Action::Enter {
                 node: "welcome".into(),
