@@ -162,21 +162,24 @@ async fn tokens_are_listed_with_their_campaigns(store: Store, _url: String) {
     let t0 = at(0);
     assert!(
         store
-            .create_token("office", "admin", "h1", t0)
+            .tokens()
+            .create("office", "admin", "h1", t0)
             .await
             .unwrap()
     );
     store
-        .limit_token("h2", &["week-49".into(), "mali".into()])
+        .tokens()
+        .limit("h2", &["week-49".into(), "mali".into()])
         .await
         .unwrap();
     assert!(
         store
-            .create_token("station", "broadcaster", "h2", at(1))
+            .tokens()
+            .create("station", "broadcaster", "h2", at(1))
             .await
             .unwrap()
     );
-    let list = store.list_tokens().await.unwrap();
+    let list = store.tokens().list().await.unwrap();
     let scopes: Vec<(&str, Vec<&str>)> = list
         .iter()
         .map(|t| {

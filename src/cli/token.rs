@@ -63,9 +63,10 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             // The limits first: the token never works without them.
-            store.limit_token(&token_hash(&token), &limit).await?;
+            store.tokens().limit(&token_hash(&token), &limit).await?;
             if !store
-                .create_token(name, role.as_str(), &token_hash(&token), Utc::now())
+                .tokens()
+                .create(name, role.as_str(), &token_hash(&token), Utc::now())
                 .await?
             {
                 anyhow::bail!("a token named `{name}` exists already (kuma token list)");
@@ -78,7 +79,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         TokenCommand::List => {
-            let tokens = store.list_tokens().await?;
+            let tokens = store.tokens().list().await?;
             if tokens.is_empty() {
                 println!("no tokens (kuma token create --role analyst --name NAME)");
             }
@@ -102,7 +103,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         TokenCommand::Revoke { name } => {
-            if store.revoke_token(&name, Utc::now()).await? {
+            if store.tokens().revoke(&name, Utc::now()).await? {
                 println!("token `{name}` revoked");
                 ExitCode::SUCCESS
             } else {

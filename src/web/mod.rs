@@ -394,7 +394,8 @@ pub(crate) async fn token_role(st: &ApiState, token: &str) -> Result<Option<Role
     let role = st
         .shared
         .store
-        .token_role(&token_hash(token))
+        .tokens()
+        .role(&token_hash(token))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match role {

@@ -289,7 +289,8 @@ pub(super) async fn put(
     let who = st
         .shared
         .store
-        .token_name(auth.token_hash())
+        .tokens()
+        .name(auth.token_hash())
         .await
         .map_err(internal)?
         .unwrap_or_default();

@@ -143,7 +143,8 @@ fn campaign_reply(c: &Campaign, etag: &str, version: Option<u64>) -> Result<Valu
 async fn who(st: &ApiState, auth: &Auth) -> Result<String, ApiError> {
     st.shared
         .store
-        .token_name(auth.token_hash())
+        .tokens()
+        .name(auth.token_hash())
         .await
         .map_err(internal)?
         .ok_or(ApiError::Unauthorized("unknown or revoked token"))

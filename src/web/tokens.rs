@@ -39,7 +39,7 @@ pub(super) async fn list(
     State(st): State<Arc<ApiState>>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Admin)?;
-    let tokens = st.shared.store.list_tokens().await.map_err(store_error)?;
+    let tokens = st.shared.store.tokens().list().await.map_err(store_error)?;
     let tokens: Vec<Value> = tokens.iter().map(info).collect();
     Ok(json(StatusCode::OK, &json_value!({ "tokens": tokens })))
 }
@@ -77,7 +77,8 @@ pub(super) async fn create(
     if !st
         .shared
         .store
-        .create_token(name, role.as_str(), &token_hash(&token), now)
+        .tokens()
+        .create(name, role.as_str(), &token_hash(&token), now)
         .await
         .map_err(store_error)?
     {
@@ -113,7 +114,8 @@ pub(super) async fn revoke(
     if !st
         .shared
         .store
-        .revoke_token(&name, Utc::now())
+        .tokens()
+        .revoke(&name, Utc::now())
         .await
         .map_err(store_error)?
     {
