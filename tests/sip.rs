@@ -343,6 +343,47 @@ fn a_poll_answered_with_tones_while_a_radio_plays() {
 }
 
 #[test]
+fn a_gateway_sending_each_key_as_sip_info_and_as_tones_answers_the_poll_once() {
+    if !have_sipp() {
+        return;
+    }
+    use kuma::audio::dtmf::generate::{silence, tone};
+    // The poll's keys as tones, at the times poll_info_and_tones.xml sends them
+    // as SIP INFO (all but the last, 0 for goodbye, which only the tones carry).
+    let mut pcm: Vec<i16> = silence(1000, 8000);
+    for key in "29291211390".chars() {
+        pcm.extend(tone(key, 100, -12.0, -12.0, 0.0, 8000).unwrap());
+        pcm.extend(silence(1100, 8000));
+    }
+    pcm.extend(silence(15_000, 8000));
+    let k = Server::start();
+    std::fs::write(
+        k.dir.path().join("inband.ulaw"),
+        kuma::audio::g711::ulaw_encode(&pcm),
+    )
+    .unwrap();
+    let calls = k.call(
+        "poll_info_and_tones.xml",
+        &[],
+        "tones heard and each press counted once: the poll went through to goodbye",
+    );
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_eq!(r["calls"], 1);
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+    assert_eq!(count(&r, "q_would_report", "yes"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    let metrics = k.http_get("/metrics");
+    assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
+}
+
+#[test]
 fn a_lost_ack_is_given_up_with_bye() {
     if !have_sipp() {
         return;
