@@ -990,6 +990,11 @@ impl DtmfDetector {
         let best =
             |from: usize| (from..from + 4).fold(from, |b, i| if bins[i] > bins[b] { i } else { b });
         let (row, col) = (best(0), best(4) - 4);
+        // The key held still sounds: nothing to decide (and the checks below are
+        // the detector's dearest).
+        if self.in_key == Some((row, col)) {
+            return Ok((row, col));
+        }
         let l = &self.limits;
         let r = self.steady_tone(row);
         let c = self.steady_tone(4 + col);
