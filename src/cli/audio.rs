@@ -130,7 +130,6 @@ fn prepare(env: &Env, ids: &[String]) -> anyhow::Result<ExitCode> {
     if campaigns.is_empty() {
         bail!("no valid campaign in {}", env.campaigns.display());
     }
-    let settings = Settings::default();
     let cache = Cache::open(&env.data);
     let mut errors = 0;
     let mut warnings = 0;
@@ -143,6 +142,7 @@ fn prepare(env: &Env, ids: &[String]) -> anyhow::Result<ExitCode> {
         if let Ok(style) = ProgressStyle::with_template("  [{bar:40}] {pos}/{len} {wide_msg}") {
             bar.set_style(style.progress_chars("=> "));
         }
+        let settings = Settings::for_campaign(c);
         let (_, reports) = prepare_campaign_with(c, &cache, &settings, &|r: &FileReport| {
             bar.set_message(format!("{}/{}", r.language, r.prompt));
             bar.inc(1);
@@ -224,7 +224,7 @@ fn export_prompt(
         language,
         prompt,
         &Cache::open(&env.data),
-        &Settings::default(),
+        &Settings::for_campaign(&c),
     );
     for p in report.problems() {
         eprintln!("{p}");
@@ -254,7 +254,7 @@ pub(super) fn check_campaign(env: &Env, c: &Campaign) -> (String, Vec<Problem>) 
     let (_, reports) = prepare_campaign_with(
         c,
         &Cache::read_only(&env.data),
-        &Settings::default(),
+        &Settings::for_campaign(c),
         &|_| {},
     );
     let unusable = reports.iter().filter(|r| !r.is_ok()).count();
