@@ -213,6 +213,12 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             Action::Transfer { to } => println!("  ☎ transferring to {to}"),
             Action::Completed => println!("  (call completed)"),
             Action::HangUp => println!("  kuma hangs up"),
+            Action::Seek { seconds } if *seconds < 0 => {
+                println!("  ⏪ back {}s", seconds.unsigned_abs())
+            }
+            Action::Seek { seconds } => println!("  ⏩ forward {seconds}s"),
+            Action::Pause => println!("  ⏸ paused (the same key resumes)"),
+            Action::Resume => println!("  ▶ resumed"),
             Action::Finished { .. } | Action::StopPlayback | Action::StopRecording => {}
         },
         Step::Key(k) => println!("  key {k}"),

@@ -157,7 +157,12 @@ pub async fn run_call(
                         ended_at: now,
                     });
                 }
-                Action::StopPlayback | Action::StopRecording | Action::HangUp => {}
+                Action::StopPlayback
+                | Action::StopRecording
+                | Action::HangUp
+                | Action::Seek { .. }
+                | Action::Pause
+                | Action::Resume => {}
             }
         }
     }
