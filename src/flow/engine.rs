@@ -118,6 +118,19 @@ impl Call {
         matches!(self.phase, Phase::Waiting { .. })
     }
 
+    /// Whether a key now is a replay key: a message that takes keys plays in a
+    /// campaign with `[replay]` (the simulator asks its listener for one then).
+    pub fn takes_replay_keys(&self, c: &Campaign) -> bool {
+        c.replay.is_some()
+            && matches!(
+                self.phase,
+                Phase::Playing {
+                    bargein: true,
+                    then: Then::Next
+                }
+            )
+    }
+
     /// Whether the call is recording the caller.
     pub fn is_recording(&self) -> bool {
         self.phase == Phase::Recording
