@@ -208,3 +208,77 @@ fn a_programme_longer_than_the_campaigns_max_prompt_is_refused_with_the_reason()
         "{stderr}"
     );
 }
+
+/// The `at_ms` of each log line of the SIP shell with `what` (`seek`, `pause`,
+/// `resume`), in order.
+fn positions(log: &str, what: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains(&format!(" {what} ")) || l.ends_with(&format!(" {what}")))
+        .filter_map(|l| {
+            let rest = l.split("at_ms=").nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_phone_call_moves_through_the_programme_with_rfc4733_keys() {
+    if !common::have_sipp() {
+        return;
+    }
+    let Some((_dir, campaigns, _)) = programme("") else {
+        return;
+    };
+    let k = common::Server::start_with_env(
+        &campaigns,
+        &[],
+        &[("KUMA_LOG", "warn,kuma::serve::call=debug")],
+    );
+    let out = k.sipp("programme_replay.xml", "3000", &[]);
+    assert!(
+        out.status.success(),
+        "the call went through and kuma hung up after goodbye"
+    );
+    let db = format!("sqlite://{}/kuma.db", k.data.display());
+    let mut results = serde_json::Value::Null;
+    for _ in 0..100 {
+        results = common::kuma_json(
+            &campaigns,
+            &db,
+            &k.data,
+            &["results", "programme", "--format", "json"],
+        );
+        if results["completed"] == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(results["calls"], 1, "{results}");
+    assert_eq!(
+        results["completed"], 1,
+        "skip led to the menu, 0 to goodbye"
+    );
+
+    let log = fs::read_to_string(&k.log).unwrap();
+    let seeks = positions(&log, "seek");
+    assert_eq!(seeks.len(), 3, "{log}");
+    let (first, last) = (seeks[0], seeks[2]);
+    assert!(seeks[1] >= first + 10_000, "forward twice: {seeks:?}");
+    // Forward, forward, back: 10 s on from where the programme was, plus the
+    // moment it played between the keys.
+    assert!(first >= 10_000, "{seeks:?}");
+    assert!(
+        (first..first + 5_000).contains(&last),
+        "forward twice then back once lands 10 s on: {seeks:?}"
+    );
+    let (paused, resumed) = (positions(&log, "pause"), positions(&log, "resume"));
+    assert_eq!(paused.len(), 1, "{log}");
+    assert_eq!(
+        paused, resumed,
+        "nothing of the programme was sent while paused"
+    );
+    assert!(paused[0] >= last, "{paused:?} {seeks:?}");
+}

@@ -28,9 +28,9 @@ use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
 use crate::conversation::runtime::{self, Conversation, Input, Output};
 use crate::conversation::subscription;
-use crate::rtp::Codec;
 use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, Paused, PromptId, StreamIds};
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
+use crate::rtp::{Codec, FRAME_MS};
 use crate::sip::sdp::{self, LocalMedia, Media};
 use crate::sip::{CallId, Event as SipEvent};
 use crate::store::WriteOp;
@@ -634,20 +634,29 @@ impl Live<'_> {
                 });
             }
             Output::Seek { seconds } => {
-                let frames = i64::from(seconds) * i64::from(1000 / crate::rtp::FRAME_MS);
-                tracing::debug!(seconds, "seek");
-                match &mut self.paused {
-                    Some(held) => held.seek(frames),
-                    None => self.pacer.seek(frames),
-                }
+                let frames = i64::from(seconds) * i64::from(1000 / FRAME_MS);
+                let frame = match &mut self.paused {
+                    Some(held) => {
+                        held.seek(frames);
+                        held.position()
+                    }
+                    None => {
+                        self.pacer.seek(frames);
+                        self.pacer.position()
+                    }
+                };
+                tracing::debug!(seconds, at_ms = frame * FRAME_MS as usize, "seek");
             }
             Output::Pause => {
                 if self.paused.is_none() {
-                    self.paused = Some(self.pacer.pause());
+                    let held = self.pacer.pause();
+                    tracing::debug!(at_ms = held.position() * FRAME_MS as usize, "pause");
+                    self.paused = Some(held);
                 }
             }
             Output::Resume => {
                 if let Some(held) = self.paused.take() {
+                    tracing::debug!(at_ms = held.position() * FRAME_MS as usize, "resume");
                     self.pacer.resume(held);
                 }
             }
