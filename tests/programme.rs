@@ -18,7 +18,6 @@ const CAMPAIGN: &str = r#"title = "Weekly programme"
 languages = ["fr"]
 audio = "../audio/programme"
 numbers = ["3000"]
-max_call = "90m"
 
 [[node]]
 id = "programme"
@@ -111,7 +110,7 @@ fn kuma(campaigns: &Path, data: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn a_twenty_minute_mp3_programme_is_a_message_and_the_replay_keys_move_through_it() {
-    let Some((_dir, campaigns, data)) = programme("") else {
+    let Some((_dir, campaigns, data)) = programme("max_call = \"90m\"\n") else {
         return;
     };
     fs::create_dir_all(&data).unwrap();
@@ -229,7 +228,7 @@ fn a_phone_call_moves_through_the_programme_with_rfc4733_keys() {
     if !common::have_sipp() {
         return;
     }
-    let Some((_dir, campaigns, _)) = programme("") else {
+    let Some((_dir, campaigns, _)) = programme("max_call = \"90m\"\n") else {
         return;
     };
     let k = common::Server::start_with_env(
@@ -281,4 +280,23 @@ fn a_phone_call_moves_through_the_programme_with_rfc4733_keys() {
         "nothing of the programme was sent while paused"
     );
     assert!(paused[0] >= last, "{paused:?} {seeks:?}");
+}
+
+#[test]
+fn a_programme_longer_than_a_call_may_last_is_a_warning_that_names_max_call() {
+    let Some((_dir, campaigns, data)) = programme("") else {
+        return;
+    };
+    let out = kuma(&campaigns, &data, &["check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning, not an error: {stderr}");
+    let file = campaigns.join("../audio/programme/fr/programme.mp3");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("{}: warning: ", file.display()))
+                && l.contains("but a call ends after 10m")
+                && l.contains("max_call = \"30m\"")),
+        "{stderr}"
+    );
 }

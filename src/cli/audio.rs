@@ -278,6 +278,35 @@ pub(super) fn check_campaign(env: &Env, c: &Campaign) -> (String, Vec<Problem>) 
         (u, d) => line.push_str(&format!(", {u} unusable, {d} with warnings")),
     }
     let mut problems: Vec<Problem> = reports.iter().flat_map(FileReport::problems).collect();
+    problems.extend(longer_than_a_call(c, &reports));
     problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     (line, problems)
+}
+
+/// A recording longer than a call to the campaign may last (a programme, with
+/// the server's 10 minutes or a short `max_call`) is cut off: a warning that says
+/// what to set.
+fn longer_than_a_call(c: &Campaign, reports: &[FileReport]) -> Vec<Problem> {
+    let max_call = c
+        .max_call
+        .unwrap_or(crate::flow::EngineOptions::default().max_call);
+    reports
+        .iter()
+        .filter_map(|r| {
+            let length = std::time::Duration::from_millis(r.outcome.as_ref().ok()?.prepared_ms);
+            (length > max_call).then(|| {
+                let minutes = length.as_secs().div_ceil(60).saturating_add(10).min(360);
+                Problem {
+                    path: r.path.clone(),
+                    severity: crate::audio::Severity::Warning,
+                    message: format!(
+                        "lasts {} but a call ends after {}: the listener would not hear the end (set the campaign's `max_call`, e.g. max_call = \"{}m\")",
+                        format_seconds(length),
+                        crate::campaign::format_duration(max_call),
+                        minutes
+                    ),
+                }
+            })
+        })
+        .collect()
 }
