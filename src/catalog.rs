@@ -25,7 +25,7 @@ impl Catalog {
         let mut campaigns = HashMap::new();
         let mut by_number = HashMap::new();
         for c in set.campaigns {
-            let (prompts, reports) = prepare_campaign(&c, data, &Settings::default());
+            let (prompts, reports) = prepare_campaign(&c, data, &Settings::for_campaign(&c));
             let bad: Vec<String> = reports
                 .iter()
                 .filter_map(|r| {

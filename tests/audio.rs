@@ -218,8 +218,14 @@ fn a_one_hour_file_is_refused_without_decoding_an_hour() {
     // A real one-hour WAV (57.6 MB): its header says how long it is.
     let hour = dir.path().join("hour.wav");
     long_wav(&hour, 3600);
+    // The default limit is an hour (a programme); a campaign may set a shorter one.
+    assert_eq!(settings().max_duration, Duration::from_secs(3600));
+    let three_minutes = Settings {
+        max_duration: Duration::from_secs(180),
+        ..Settings::default()
+    };
     let t = Instant::now();
-    let e = prepare_file(&hour, &settings()).unwrap_err();
+    let e = prepare_file(&hour, &three_minutes).unwrap_err();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     match &e {
         AudioError::TooLong {
@@ -231,19 +237,19 @@ fn a_one_hour_file_is_refused_without_decoding_an_hour() {
     }
     assert_eq!(
         e.to_string(),
-        "longer than the limit of 3m (it lasts 1h 00m): cut it into shorter prompts"
+        "longer than the limit of 3m (it lasts 1h 00m): cut it into shorter prompts, or raise the campaign's `max_prompt`"
     );
 
     // An hour of MP3 (the same stream 1,800 times). As a file, its length is
     // estimated from its size and it is refused at once; read as a stream, nothing
     // says how long it is, and it is refused as soon as the decoded audio passes the
-    // limit (20 s here, to keep the test short; 3 minutes by default).
+    // limit (20 s here, to keep the test short).
     let one = fs::read(fixture("tone.mp3")).unwrap();
     let mut bytes = Vec::with_capacity(one.len() * 1800);
     for _ in 0..1800 {
         bytes.extend_from_slice(&one);
     }
-    let e = prepare_bytes(bytes.clone(), Some("mp3"), &settings()).unwrap_err();
+    let e = prepare_bytes(bytes.clone(), Some("mp3"), &three_minutes).unwrap_err();
     assert!(
         matches!(
             e,

@@ -43,7 +43,7 @@ pub enum AudioError {
     #[error("no sound: the recording is silent (nothing above -60 dBFS)")]
     Silent,
 
-    #[error("longer than the limit of {}{}: cut it into shorter prompts", format_duration(*.limit), describe_length(.length))]
+    #[error("longer than the limit of {}{}: cut it into shorter prompts, or raise the campaign's `max_prompt`", format_duration(*.limit), describe_length(.length))]
     TooLong {
         limit: Duration,
         /// The file's length when its header says; `None` when decoding was stopped at the limit.

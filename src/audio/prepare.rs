@@ -30,8 +30,9 @@ use crate::campaign::{AUDIO_EXTENSIONS, Campaign};
 /// Bumped whenever the pipeline's output changes, so old cache entries are not used.
 pub const PIPELINE_VERSION: u32 = 1;
 
-/// Recordings longer than this are refused (a prompt, not a programme).
-pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(180);
+/// Recordings longer than this are refused: a message may be a whole programme.
+/// A campaign sets its own limit with `max_prompt` ([`Settings::for_campaign`]).
+pub const DEFAULT_MAX_DURATION: Duration = crate::campaign::DEFAULT_MAX_PROMPT;
 
 /// Below this rate a recording sounds muffled even on the phone.
 pub const MIN_GOOD_RATE: u32 = TELEPHONE_RATE;
@@ -56,6 +57,14 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The settings a campaign's prompts are prepared with: its `max_prompt`.
+    pub fn for_campaign(c: &Campaign) -> Settings {
+        Settings {
+            max_duration: c.max_prompt,
+            ..Settings::default()
+        }
+    }
+
     /// Everything that changes the output, as text for the cache key.
     pub fn fingerprint(&self) -> String {
         format!(

@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::validate::{self, Located};
 use super::{
-    Campaign, Choice, Diagnostic, InputSettings, Node, NodeKind, format_duration, limits,
+    Campaign, Choice, Diagnostic, InputSettings, Node, NodeKind, Replay, format_duration, limits,
     parse_duration,
 };
 use crate::schedule::{self, Broadcast, Schedule};
@@ -178,7 +178,13 @@ const TOP_KEYS: &[&str] = &[
     "schedule",
     "defaults",
     "node",
+    "max_prompt",
+    "max_call",
+    "replay",
 ];
+const REPLAY_KEYS: &[&str] = &["back", "forward", "pause", "skip", "step"];
+/// The longest `max_prompt` or `max_call` a campaign may ask for.
+const MOST_PROGRAMME: std::time::Duration = std::time::Duration::from_secs(6 * 60 * 60);
 const SCHEDULE_KEYS: &[&str] = &[
     "timezone",
     "broadcasts",
@@ -617,6 +623,18 @@ impl<'t> Cx<'t> {
             Some(v) => self.schedule(v, &mut located).map(Some),
             None => Some(None),
         };
+        let max_prompt = match get("max_prompt") {
+            Some(v) => self.duration("`max_prompt`", v, MOST_PROGRAMME),
+            None => Some(super::DEFAULT_MAX_PROMPT),
+        };
+        let max_call = match get("max_call") {
+            Some(v) => self.duration("`max_call`", v, MOST_PROGRAMME).map(Some),
+            None => Some(None),
+        };
+        let replay = match get("replay") {
+            Some(v) => self.replay(v).map(Some),
+            None => Some(None),
+        };
         let nodes = match (get("node"), defaults.as_ref()) {
             (Some(v), Some(defaults)) => self.nodes(v, defaults, &mut located),
             (Some(_), None) => None,
@@ -632,6 +650,7 @@ impl<'t> Cx<'t> {
             title?, languages?, audio?, numbers?, start?, defaults?, schedule?, nodes?,
         );
         let callback_numbers = callback_numbers?;
+        let (max_prompt, max_call, replay) = (max_prompt?, max_call?, replay?);
         let base = self.file.parent().unwrap_or(Path::new("."));
         located.audio_line = audio_line;
         // `node = []` parses as a list of no nodes: without `start`, there is no
@@ -654,6 +673,9 @@ impl<'t> Cx<'t> {
             start,
             schedule,
             nodes,
+            max_prompt,
+            max_call,
+            replay,
             index: Default::default(),
         };
         campaign.build_index();
@@ -684,6 +706,67 @@ impl<'t> Cx<'t> {
             return None;
         }
         ok.then_some(out)
+    }
+
+    /// One keypad key written as text (`"4"`, `"#"`).
+    fn key(&mut self, what: &str, v: &Value<'_>) -> Option<char> {
+        let r = self.string(what, v)?;
+        let mut cs = r.chars();
+        match (cs.next(), cs.next()) {
+            (Some(c), None) if super::KEYPAD.contains(&c) => Some(c),
+            _ => {
+                self.error(
+                    v.span(),
+                    format!("{what}: `{r}` is not a key; expected one of 0-9, * or #"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[replay]`: the listener's keys during messages, each defaulted.
+    fn replay(&mut self, v: &Value<'_>) -> Option<Replay> {
+        let t = self.table("`[replay]`", v)?;
+        let mut ok = true;
+        for (k, _) in t.iter() {
+            if !REPLAY_KEYS.contains(&k.get_ref().as_ref()) {
+                self.unknown_key(k, "[replay]", REPLAY_KEYS);
+                ok = false;
+            }
+        }
+        let mut r = Replay::default();
+        for (name, slot) in [
+            ("back", &mut r.back),
+            ("forward", &mut r.forward),
+            ("pause", &mut r.pause),
+            ("skip", &mut r.skip),
+        ] {
+            if let Some(v) = t.get(name) {
+                match self.key(&format!("[replay] `{name}`"), v) {
+                    Some(c) => *slot = c,
+                    None => ok = false,
+                }
+            }
+        }
+        if let Some(v) = t.get("step") {
+            match self.duration("[replay] `step`", v, std::time::Duration::from_secs(600)) {
+                Some(d) => r.step = d,
+                None => ok = false,
+            }
+        }
+        let keys = r.keys();
+        for (i, (a, ka)) in keys.iter().enumerate() {
+            if let Some((b, _)) = keys.iter().skip(i + 1).find(|(_, kb)| kb == ka) {
+                self.error(
+                    v.span(),
+                    format!(
+                        "[replay]: `{a}` and `{b}` are both the key `{ka}`; give each its own key"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(r)
     }
 
     fn schedule(&mut self, v: &Value<'_>, located: &mut Located) -> Option<Schedule> {

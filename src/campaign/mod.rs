@@ -76,8 +76,61 @@ pub struct Campaign {
     pub start: String,
     pub schedule: Option<Schedule>,
     pub nodes: Vec<Node>,
+    /// The longest a prompt's recording may be (`max_prompt`): a message may be a
+    /// whole programme.
+    #[serde(skip)]
+    pub max_prompt: Duration,
+    /// The longest a call may last (`max_call`); `None`: the server's limit.
+    #[serde(skip)]
+    pub max_call: Option<Duration>,
+    /// The listener's keys during messages (`[replay]`); `None`: the campaign did
+    /// not ask for them, and keys during a message barge in as before.
+    #[serde(skip)]
+    pub replay: Option<Replay>,
     #[serde(skip)]
     index: HashMap<String, usize>,
+}
+
+/// The default `max_prompt`: an hour-long programme.
+pub const DEFAULT_MAX_PROMPT: Duration = Duration::from_secs(60 * 60);
+
+/// The keys a listener presses while a message (a programme) plays: `[replay]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    /// Back `step`.
+    pub back: char,
+    /// Forward `step`.
+    pub forward: char,
+    /// Pause; pressed again, resume.
+    pub pause: char,
+    /// Stop the message and go on to its `next`.
+    pub skip: char,
+    /// How far `back` and `forward` move.
+    pub step: Duration,
+}
+
+impl Default for Replay {
+    fn default() -> Self {
+        Replay {
+            back: '4',
+            forward: '6',
+            pause: '5',
+            skip: '#',
+            step: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Replay {
+    /// The keys, in the order `kuma check` names them.
+    pub fn keys(&self) -> [(&'static str, char); 4] {
+        [
+            ("back", self.back),
+            ("forward", self.forward),
+            ("pause", self.pause),
+            ("skip", self.skip),
+        ]
+    }
 }
 
 impl Campaign {

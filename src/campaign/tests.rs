@@ -743,3 +743,54 @@ fn an_empty_node_list_without_start_is_a_problem_not_a_panic() {
                 node = []\n[defaults]\ntimeout = \"6s\"\n";
     has_problem(text, 5, &["`node` is an empty list"]);
 }
+
+#[test]
+fn programmes_max_prompt_max_call_and_replay_default_and_load() {
+    let c = Fixture::new("t", GOOD).campaign();
+    assert_eq!(c.max_prompt, DEFAULT_MAX_PROMPT);
+    assert_eq!(c.max_call, None);
+    assert_eq!(c.replay, None, "no replay keys unless the campaign asks");
+
+    let text = format!("max_prompt = \"20m\"\nmax_call = \"90m\"\n{GOOD}\n[replay]\n");
+    let c = Fixture::new("t", &text).campaign();
+    assert_eq!(c.max_prompt, Duration::from_secs(20 * 60));
+    assert_eq!(c.max_call, Some(Duration::from_secs(90 * 60)));
+    assert_eq!(c.replay, Some(Replay::default()));
+    let d = Replay::default();
+    assert_eq!((d.back, d.forward, d.pause, d.skip), ('4', '6', '5', '#'));
+    assert_eq!(d.step, Duration::from_secs(10));
+
+    let text = format!("{GOOD}\n[replay]\nback = \"1\"\nskip = \"0\"\nstep = \"30s\"\n");
+    let r = Fixture::new("t", &text).campaign().replay.unwrap();
+    assert_eq!((r.back, r.forward, r.pause, r.skip), ('1', '6', '5', '0'));
+    assert_eq!(r.step, Duration::from_secs(30));
+}
+
+#[test]
+fn bad_programme_settings_say_where_and_what() {
+    let lines = GOOD.lines().count();
+    one_problem(
+        &format!("max_prompt = \"7h\"\n{GOOD}"),
+        1,
+        &["`max_prompt`", "longer than the most allowed"],
+    );
+    one_problem(&format!("max_call = \"soon\"\n{GOOD}"), 1, &["`max_call`"]);
+    one_problem(
+        &format!("{GOOD}\n[replay]\nback = \"x\"\n"),
+        lines + 3,
+        &["[replay] `back`", "`x` is not a key"],
+    );
+    one_problem(
+        &format!("{GOOD}\n[replay]\nrewind = \"4\"\n"),
+        lines + 3,
+        &[
+            "unknown key `rewind` in [replay]",
+            "back, forward, pause, skip, step",
+        ],
+    );
+    has_problem(
+        &format!("{GOOD}\n[replay]\nforward = \"4\"\n"),
+        lines + 2,
+        &["`back` and `forward` are both the key `4`"],
+    );
+}

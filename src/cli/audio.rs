@@ -130,7 +130,6 @@ fn prepare(env: &Env, ids: &[String]) -> anyhow::Result<ExitCode> {
     if campaigns.is_empty() {
         bail!("no valid campaign in {}", env.campaigns.display());
     }
-    let settings = Settings::default();
     let cache = Cache::open(&env.data);
     let mut errors = 0;
     let mut warnings = 0;
@@ -143,6 +142,7 @@ fn prepare(env: &Env, ids: &[String]) -> anyhow::Result<ExitCode> {
         if let Ok(style) = ProgressStyle::with_template("  [{bar:40}] {pos}/{len} {wide_msg}") {
             bar.set_style(style.progress_chars("=> "));
         }
+        let settings = Settings::for_campaign(c);
         let (_, reports) = prepare_campaign_with(c, &cache, &settings, &|r: &FileReport| {
             bar.set_message(format!("{}/{}", r.language, r.prompt));
             bar.inc(1);
@@ -224,7 +224,7 @@ fn export_prompt(
         language,
         prompt,
         &Cache::open(&env.data),
-        &Settings::default(),
+        &Settings::for_campaign(&c),
     );
     for p in report.problems() {
         eprintln!("{p}");
@@ -254,7 +254,7 @@ pub(super) fn check_campaign(env: &Env, c: &Campaign) -> (String, Vec<Problem>) 
     let (_, reports) = prepare_campaign_with(
         c,
         &Cache::read_only(&env.data),
-        &Settings::default(),
+        &Settings::for_campaign(c),
         &|_| {},
     );
     let unusable = reports.iter().filter(|r| !r.is_ok()).count();
@@ -278,6 +278,35 @@ pub(super) fn check_campaign(env: &Env, c: &Campaign) -> (String, Vec<Problem>) 
         (u, d) => line.push_str(&format!(", {u} unusable, {d} with warnings")),
     }
     let mut problems: Vec<Problem> = reports.iter().flat_map(FileReport::problems).collect();
+    problems.extend(longer_than_a_call(c, &reports));
     problems.sort_by_key(|p| std::cmp::Reverse(p.severity));
     (line, problems)
+}
+
+/// A recording longer than a call to the campaign may last (a programme, with
+/// the server's 10 minutes or a short `max_call`) is cut off: a warning that says
+/// what to set.
+fn longer_than_a_call(c: &Campaign, reports: &[FileReport]) -> Vec<Problem> {
+    let max_call = c
+        .max_call
+        .unwrap_or(crate::flow::EngineOptions::default().max_call);
+    reports
+        .iter()
+        .filter_map(|r| {
+            let length = std::time::Duration::from_millis(r.outcome.as_ref().ok()?.prepared_ms);
+            (length > max_call).then(|| {
+                let minutes = length.as_secs().div_ceil(60).saturating_add(10).min(360);
+                Problem {
+                    path: r.path.clone(),
+                    severity: crate::audio::Severity::Warning,
+                    message: format!(
+                        "lasts {} but a call ends after {}: the listener would not hear the end (set the campaign's `max_call`, e.g. max_call = \"{}m\")",
+                        format_seconds(length),
+                        crate::campaign::format_duration(max_call),
+                        minutes
+                    ),
+                }
+            })
+        })
+        .collect()
 }

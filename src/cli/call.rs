@@ -60,9 +60,32 @@ impl Caller for Scripted {
     fn key(&mut self, _: &Campaign, _: &Node) -> Reply {
         self.keys.pop_front().unwrap_or(Reply::HangUp)
     }
+    /// The next key, if it means something during the message (a replay key
+    /// or the repeat key); any other key waits for the next question.
+    fn during_message(&mut self, c: &Campaign, node: &Node) -> Option<char> {
+        match self.keys.front() {
+            Some(Reply::Key(k)) if message_keys(c, node).contains(k) => {
+                let k = *k;
+                self.keys.pop_front();
+                Some(k)
+            }
+            _ => None,
+        }
+    }
     fn transfer_answers(&mut self) -> bool {
         !self.transfer_fails
     }
+}
+
+/// The keys that act during a message: `[replay]`'s and the repeat key.
+fn message_keys(c: &Campaign, node: &Node) -> Vec<char> {
+    let mut keys: Vec<char> = c
+        .replay
+        .iter()
+        .flat_map(|r| r.keys().map(|(_, k)| k))
+        .collect();
+    keys.extend(node.input.repeat);
+    keys
 }
 
 /// Keys typed at the terminal: a line of keys, an empty line for silence, `q` or
@@ -96,6 +119,38 @@ impl Caller for Terminal {
                 Ok(keys) => self.queued = keys,
                 Err(e) => eprintln!("  {}", e.replace("bad --digits", "not keys:")),
             }
+        }
+    }
+    fn during_message(&mut self, c: &Campaign, node: &Node) -> Option<char> {
+        let keys = message_keys(c, node);
+        if let Some(Reply::Key(k)) = self.queued.front()
+            && keys.contains(k)
+        {
+            let k = *k;
+            self.queued.pop_front();
+            return Some(k);
+        }
+        if !self.queued.is_empty() {
+            return None;
+        }
+        let help: Vec<String> = c
+            .replay
+            .iter()
+            .flat_map(|r| r.keys().map(|(name, k)| format!("{k} {name}")))
+            .collect();
+        eprint!(
+            "  key during the message ({}; empty line = let it play)> ",
+            help.join(", ")
+        );
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            return None;
+        }
+        let mut cs = line.trim().chars();
+        match (cs.next(), cs.next()) {
+            (Some(k), None) if keys.contains(&k) => Some(k),
+            _ => None,
         }
     }
     fn transfer_answers(&mut self) -> bool {
@@ -213,6 +268,12 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             Action::Transfer { to } => println!("  ☎ transferring to {to}"),
             Action::Completed => println!("  (call completed)"),
             Action::HangUp => println!("  kuma hangs up"),
+            Action::Seek { seconds } if *seconds < 0 => {
+                println!("  ⏪ back {}s", seconds.unsigned_abs())
+            }
+            Action::Seek { seconds } => println!("  ⏩ forward {seconds}s"),
+            Action::Pause => println!("  ⏸ paused (the same key resumes)"),
+            Action::Resume => println!("  ▶ resumed"),
             Action::Finished { .. } | Action::StopPlayback | Action::StopRecording => {}
         },
         Step::Key(k) => println!("  key {k}"),

@@ -134,6 +134,23 @@ pub fn summary(c: &Campaign, now: chrono::DateTime<Utc>) -> String {
         ));
     }
     line(format!(
+        "  prompts:   up to {} each (max_prompt)",
+        format_duration(c.max_prompt)
+    ));
+    if let Some(m) = c.max_call {
+        line(format!(
+            "  calls:     up to {} (max_call)",
+            format_duration(m)
+        ));
+    }
+    if let Some(r) = &c.replay {
+        let step = format_duration(r.step);
+        line(format!(
+            "  replay:    during messages {} back {step}, {} forward {step}, {} pause/resume, {} skip",
+            r.back, r.forward, r.pause, r.skip
+        ));
+    }
+    line(format!(
         "  nodes ({}), starting at `{}`:",
         c.nodes.len(),
         c.start

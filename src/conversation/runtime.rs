@@ -81,6 +81,14 @@ pub enum Output {
     Play(Vec<flow::Prompt>),
     /// Stop what plays; no `PlayFinished` is expected for it.
     StopPlayback,
+    /// Move within what plays by this many seconds (back when negative), held
+    /// to the start and end of the current prompt; past the end of the last one
+    /// the play finishes ([`Input::PlayFinished`]). A paused play stays paused.
+    Seek { seconds: i32 },
+    /// Hold what plays where it is until [`Output::Resume`] or the next play.
+    Pause,
+    /// Go on playing from where it was held.
+    Resume,
     /// Stop what plays, beep, and record the caller into `path` (directories
     /// included) for at most `max`; report [`Input::RecordingClosed`] when the
     /// recording closes by itself.
@@ -295,6 +303,14 @@ impl<'a> Conversation<'a> {
                 self.outputs.push_back(Output::StopPlayback);
             }
             Action::CollectDigits { .. } => {}
+            // The listener's replay keys: only meaningful while the engine
+            // waits for the prompt to end.
+            Action::Seek { seconds } if self.playing => {
+                self.outputs.push_back(Output::Seek { seconds })
+            }
+            Action::Pause if self.playing => self.outputs.push_back(Output::Pause),
+            Action::Resume if self.playing => self.outputs.push_back(Output::Resume),
+            Action::Seek { .. } | Action::Pause | Action::Resume => {}
             Action::Record { node, max, .. } => {
                 self.playing = false;
                 let path = recording_path(&self.recordings, &self.campaign.id, self.row, &node, at);
@@ -384,7 +400,7 @@ mod tests {
     use super::*;
     use crate::campaign::load_campaign_text;
 
-    const CAMPAIGN: &str = r#"
+    pub(super) const CAMPAIGN: &str = r#"
 title = "Runtime test"
 languages = ["fr", "bm", "snk"]
 audio = "../audio/stop-trafficking-mali"
@@ -527,7 +543,12 @@ prompt = "goodbye"
                         self.recording = Some(self.now);
                     }
                     Output::StopRecording => self.close_recording(),
-                    Output::Transfer { .. } | Output::HangUp | Output::Finished(_) => {}
+                    Output::Transfer { .. }
+                    | Output::HangUp
+                    | Output::Finished(_)
+                    | Output::Seek { .. }
+                    | Output::Pause
+                    | Output::Resume => {}
                 }
             }
         }
@@ -963,5 +984,227 @@ prompt = "goodbye"
                 ..
             })
         )));
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    //! The replay keys of a campaign with `[replay]` through the conversation,
+    //! with a fake clock and a fake phone that plays a 20-minute programme and
+    //! keeps its place in it (seeks held to the programme, pauses).
+
+    use super::*;
+    use crate::campaign::load_campaign_text;
+
+    const PROGRAMME: Duration = Duration::from_secs(20 * 60);
+
+    /// The runtime tests' campaign, with `[replay]` (or not) and a call long
+    /// enough for the programme.
+    fn campaign(replay: bool) -> Campaign {
+        let mut text = format!("max_call = \"90m\"\n{}", super::tests::CAMPAIGN);
+        if replay {
+            text.push_str("\n[replay]\n");
+        }
+        load_campaign_text(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/replay-test.toml"),
+            &text,
+        )
+        .unwrap()
+    }
+
+    /// A phone whose every prompt is the programme.
+    struct Phone {
+        talk: Conversation<'static>,
+        now: Instant,
+        outputs: Vec<Output>,
+        /// Where the programme is, as of `since`, and whether it moves.
+        at: Option<Duration>,
+        since: Instant,
+        paused: bool,
+    }
+
+    impl Phone {
+        fn new(replay: bool) -> Phone {
+            static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+            let now = Instant::now();
+            let talk = Conversation::answered(
+                Start {
+                    campaign: Arc::new(campaign(replay)),
+                    row: 1,
+                    caller: "c_test".into(),
+                    sealed: Err("no"),
+                    policy: POLICY.get_or_init(Policy::default),
+                    recordings: PathBuf::from("/data/recordings"),
+                },
+                "2026-12-01T19:00:05Z".parse().unwrap(),
+                now,
+            );
+            let mut p = Phone {
+                talk,
+                now,
+                outputs: Vec::new(),
+                at: None,
+                since: now,
+                paused: false,
+            };
+            p.perform();
+            p
+        }
+
+        /// Where the programme is now.
+        fn position(&self) -> Option<Duration> {
+            let moved = if self.paused {
+                Duration::ZERO
+            } else {
+                self.now - self.since
+            };
+            self.at.map(|a| (a + moved).min(PROGRAMME))
+        }
+
+        fn perform(&mut self) {
+            while let Some(o) = self.talk.poll_output(self.now) {
+                let position = self.position();
+                match &o {
+                    Output::Play(_) => {
+                        self.at = Some(Duration::ZERO);
+                        self.paused = false;
+                    }
+                    Output::StopPlayback | Output::Record { .. } => self.at = None,
+                    Output::Seek { seconds } => {
+                        let step = Duration::from_secs(u64::from(seconds.unsigned_abs()));
+                        self.at = position.map(|p| {
+                            if *seconds < 0 {
+                                p.saturating_sub(step)
+                            } else {
+                                (p + step).min(PROGRAMME)
+                            }
+                        });
+                    }
+                    Output::Pause => {
+                        self.at = position;
+                        self.paused = true;
+                    }
+                    Output::Resume => {
+                        self.at = position;
+                        self.paused = false;
+                    }
+                    _ => {}
+                }
+                self.since = self.now;
+                self.outputs.push(o);
+            }
+        }
+
+        /// Lets `d` pass; the programme ends when it reaches its end.
+        fn wait(&mut self, d: Duration) {
+            self.now += d;
+            if self.position() == Some(PROGRAMME) {
+                self.at = None;
+                self.talk.handle_input(Input::PlayFinished, self.now);
+            }
+            self.talk.handle_timeout(self.now);
+            self.perform();
+        }
+
+        fn press(&mut self, key: char) {
+            self.outputs.clear();
+            self.talk.handle_input(Input::Key(key), self.now);
+            self.perform();
+        }
+
+        /// Into the `news` message: French, then menu key 5.
+        fn enter_the_programme(&mut self) {
+            self.wait(Duration::from_secs(2));
+            self.press('1');
+            self.wait(Duration::from_secs(2));
+            self.press('5');
+            assert!(
+                self.outputs.iter().any(|o| matches!(o, Output::Play(p)
+                    if p.iter().any(|p| p.name == "warning_signs"))),
+                "{:?}",
+                self.outputs
+            );
+        }
+
+        fn entered(&self, node: &str) -> bool {
+            self.outputs.iter().any(|o| {
+                matches!(o, Output::Write(Write { op: WriteOp::Visit { node: n, .. }, .. }) if n == node)
+            })
+        }
+    }
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn forward_twice_then_back_once_is_ten_seconds_on() {
+        let mut p = Phone::new(true);
+        p.enter_the_programme();
+        p.wait(60 * SEC);
+        p.press('6');
+        assert_eq!(p.outputs, [Output::Seek { seconds: 10 }]);
+        p.press('6');
+        p.press('4');
+        assert_eq!(p.outputs, [Output::Seek { seconds: -10 }]);
+        assert_eq!(p.position(), Some(70 * SEC));
+        // Back past the start is held at the start.
+        for _ in 0..10 {
+            p.press('4');
+        }
+        assert_eq!(p.position(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn pause_holds_the_programme_and_the_same_key_resumes_it() {
+        let mut p = Phone::new(true);
+        p.enter_the_programme();
+        p.wait(30 * SEC);
+        p.press('5');
+        assert_eq!(p.outputs, [Output::Pause]);
+        p.wait(5 * 60 * SEC);
+        assert_eq!(p.position(), Some(30 * SEC));
+        assert!(!p.talk.is_finished());
+        p.press('5');
+        assert_eq!(p.outputs, [Output::Resume]);
+        p.wait(10 * SEC);
+        assert_eq!(p.position(), Some(40 * SEC));
+    }
+
+    #[test]
+    fn skip_stops_the_programme_and_goes_to_its_next_node() {
+        let mut p = Phone::new(true);
+        p.enter_the_programme();
+        p.wait(90 * SEC);
+        p.press('#');
+        assert_eq!(p.outputs.first(), Some(&Output::StopPlayback));
+        assert!(p.entered("menu"), "{:?}", p.outputs);
+        assert!(p.outputs.iter().any(|o| matches!(o, Output::Play(_))));
+    }
+
+    #[test]
+    fn other_keys_do_not_cut_a_programme_short_and_it_plays_to_its_end() {
+        let mut p = Phone::new(true);
+        p.enter_the_programme();
+        p.press('9');
+        assert!(p.outputs.is_empty(), "{:?}", p.outputs);
+        // The whole programme, longer than the server's 10-minute default:
+        // `max_call` keeps the line open.
+        p.outputs.clear();
+        p.wait(PROGRAMME);
+        assert!(p.entered("menu"), "{:?}", p.outputs);
+        assert!(!p.talk.is_finished());
+    }
+
+    #[test]
+    fn without_replay_a_key_during_a_message_barges_in_as_before() {
+        let mut p = Phone::new(false);
+        p.enter_the_programme();
+        p.press('6');
+        assert_eq!(p.outputs.first(), Some(&Output::StopPlayback));
+        assert!(p.entered("menu"));
+        assert!(
+            !p.outputs
+                .iter()
+                .any(|o| matches!(o, Output::Seek { .. } | Output::Pause))
+        );
     }
 }

@@ -74,6 +74,9 @@ pub struct Call {
     completed: bool,
     /// The broadcast a question's answer is attributed to, decided on entry.
     poll_broadcast: Option<DateTime<Utc>>,
+    /// The listener paused the message playing (`[replay]`'s pause key).
+    #[serde(default)]
+    paused: bool,
 }
 
 impl Call {
@@ -88,6 +91,7 @@ impl Call {
             steps_without_input: 0,
             completed: false,
             poll_broadcast: None,
+            paused: false,
         }
     }
 
@@ -112,6 +116,19 @@ impl Call {
     /// Whether the engine is waiting for a key (the simulator feeds one then).
     pub fn is_waiting_for_key(&self) -> bool {
         matches!(self.phase, Phase::Waiting { .. })
+    }
+
+    /// Whether a key now is a replay key: a message that takes keys plays in a
+    /// campaign with `[replay]` (the simulator asks its listener for one then).
+    pub fn takes_replay_keys(&self, c: &Campaign) -> bool {
+        c.replay.is_some()
+            && matches!(
+                self.phase,
+                Phase::Playing {
+                    bargein: true,
+                    then: Then::Next
+                }
+            )
     }
 
     /// Whether the call is recording the caller.
@@ -167,6 +184,9 @@ impl Call {
         match (event, self.phase) {
             (Event::Answered, Phase::Idle) => {
                 self.started = Some(now);
+                if let Some(max) = c.max_call {
+                    self.options.max_call = max;
+                }
                 if c.languages.len() == 1
                     || !c
                         .nodes
@@ -179,6 +199,16 @@ impl Call {
             }
             (Event::PromptFinished, Phase::Playing { then, .. }) => {
                 self.after_prompts(c, then, now, &mut out)
+            }
+            (
+                Event::Digit(d),
+                Phase::Playing {
+                    bargein: true,
+                    then: Then::Next,
+                },
+            ) if c.replay.is_some() => {
+                self.steps_without_input = 0;
+                self.replay_key(c, d, now, &mut out);
             }
             (
                 Event::Digit(d),
@@ -270,6 +300,7 @@ impl Call {
     }
 
     fn play(&mut self, prompts: Vec<Prompt>, bargein: bool, then: Then, out: &mut Vec<Action>) {
+        self.paused = false;
         self.phase = Phase::Playing { bargein, then };
         out.push(Action::Play { prompts, bargein });
     }
@@ -394,6 +425,34 @@ impl Call {
         let Some(node) = self.current(c) else { return };
         let (prompts, then) = self.node_prompts(c, node);
         self.play(prompts, node.input.bargein, then, out);
+    }
+
+    /// A key while a message plays in a campaign with `[replay]`: back, forward,
+    /// pause or resume, skip to the message's `next`, or the repeat key to start
+    /// it again. Any other key is ignored, so a stray key does not cut a programme
+    /// short.
+    fn replay_key(&mut self, c: &Campaign, d: char, now: DateTime<Utc>, out: &mut Vec<Action>) {
+        let Some(r) = c.replay else { return };
+        let step = i32::try_from(r.step.as_secs()).unwrap_or(i32::MAX);
+        if d == r.back {
+            out.push(Action::Seek { seconds: -step });
+        } else if d == r.forward {
+            out.push(Action::Seek { seconds: step });
+        } else if d == r.pause {
+            self.paused = !self.paused;
+            out.push(if self.paused {
+                Action::Pause
+            } else {
+                Action::Resume
+            });
+        } else if d == r.skip {
+            self.paused = false;
+            out.push(Action::StopPlayback);
+            self.after_prompts(c, Then::Next, now, out);
+        } else if Some(d) == self.current(c).and_then(|n| n.input.repeat) {
+            out.push(Action::StopPlayback);
+            self.replay(c, out);
+        }
     }
 
     /// A key while the node collects one.

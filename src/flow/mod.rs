@@ -16,6 +16,10 @@
 //! - During `Record`, the channel stops on `StopRecording`, silence, the `max` or a
 //!   hang-up, stores the recording itself, and reports `RecordingFinished` (before
 //!   `HungUp` when the caller hung up).
+//! - `Seek`, `Pause` and `Resume` (only during a message of a campaign with
+//!   `[replay]`) act on the latest `Play`; a seek past its end finishes it (the
+//!   channel reports `PromptFinished`). A channel that cannot seek or pause (a
+//!   provider's webhook) ignores them: the engine's state does not depend on them.
 //! - `Finished` is always the last action of a call; `HangUp` comes before it when the
 //!   engine, not the caller, ends the call.
 
@@ -65,6 +69,15 @@ pub enum Action {
     Play { prompts: Vec<Prompt>, bargein: bool },
     /// Stop the prompt now (a key barged in).
     StopPlayback,
+    /// Move within what is playing by this many seconds (back when negative),
+    /// clamped to the start and end of the current prompt: a listener's replay key
+    /// during a message of a campaign with `[replay]`.
+    Seek { seconds: i32 },
+    /// Hold what is playing where it is (the line stays open, silent) until
+    /// `Resume`, a new `Play` or `StopPlayback`.
+    Pause,
+    /// Go on playing from where `Pause` held it.
+    Resume,
     /// Wait for a key until `until`.
     CollectDigits { until: DateTime<Utc> },
     /// Beep, then record the caller for at most `max`; `finish_on` ends it early.

@@ -778,3 +778,94 @@ fn durations_at_the_end_of_time_give_a_deadline_that_never_comes_not_a_panic() {
     s.advance(3600);
     assert!(finished(&s.digit('2')).is_none());
 }
+
+/// FLOW with the listener's keys during messages, as `extra` sets them.
+fn with_replay(extra: &str) -> String {
+    format!("{FLOW}\n[replay]\n{extra}")
+}
+
+#[test]
+fn replay_keys_move_pause_and_resume_a_message() {
+    let mut s = Sim::at_menu(&with_replay(""));
+    s.digit('1'); // the story
+    assert_eq!(s.digit('6'), [Action::Seek { seconds: 10 }]);
+    assert_eq!(s.digit('6'), [Action::Seek { seconds: 10 }]);
+    assert_eq!(s.digit('4'), [Action::Seek { seconds: -10 }]);
+    assert_eq!(s.digit('5'), [Action::Pause]);
+    // A paused call keeps its state across processes (a webhook's saved state).
+    let saved = serde_json::to_string(&s.call).unwrap();
+    s.call = serde_json::from_str(&saved).unwrap();
+    assert_eq!(s.digit('5'), [Action::Resume]);
+    assert_eq!(s.call.node(), Some("story"));
+    // The message still ends when the channel says so.
+    let a = s.send(Event::PromptFinished);
+    assert_eq!(entered(&a), ["menu"]);
+}
+
+#[test]
+fn the_skip_key_stops_a_message_and_goes_to_its_next() {
+    let mut s = Sim::at_menu(&with_replay(""));
+    s.digit('1');
+    s.digit('5'); // paused, then skipped
+    let a = s.digit('#');
+    assert_eq!(a[0], Action::StopPlayback);
+    assert_eq!(entered(&a), ["menu"]);
+    assert_eq!(played(&a), [p("fr", "main_menu")]);
+}
+
+#[test]
+fn with_replay_other_keys_do_not_cut_a_message_and_the_repeat_key_restarts_it() {
+    let mut s = Sim::at_menu(&with_replay(""));
+    s.digit('1');
+    assert!(s.digit('9').is_empty());
+    assert_eq!(s.call.node(), Some("story"));
+    assert_eq!(s.digit('5'), [Action::Pause]);
+    let a = s.digit('*');
+    assert_eq!(a[0], Action::StopPlayback);
+    assert_eq!(played(&a), [p("fr", "intro"), p("fr", "story")]);
+    // The new play is not paused: the pause key pauses it.
+    assert_eq!(s.digit('5'), [Action::Pause]);
+}
+
+#[test]
+fn replay_keys_are_the_campaigns_own_and_only_in_messages_that_take_keys() {
+    let mut s = Sim::at_menu(&with_replay(
+        "back = \"1\"\nforward = \"3\"\npause = \"0\"\nskip = \"9\"\nstep = \"30s\"",
+    ));
+    // In a menu, keys are the menu's.
+    let a = s.digit('1');
+    assert_eq!(entered(&a), ["story"]);
+    assert_eq!(s.digit('1'), [Action::Seek { seconds: -30 }]);
+    assert_eq!(s.digit('3'), [Action::Seek { seconds: 30 }]);
+    assert_eq!(s.digit('0'), [Action::Pause]);
+    assert!(
+        s.digit('6').is_empty(),
+        "the default keys mean nothing here"
+    );
+    assert_eq!(entered(&s.digit('9')), ["menu"]);
+    // `thanks` has bargein = false: its keys are ignored, replay keys too.
+    s.digit('3');
+    s.send(Event::PromptFinished);
+    s.send(Event::RecordingFinished {
+        duration: Duration::from_secs(3),
+    });
+    assert_eq!(s.call.node(), Some("thanks"));
+    assert!(s.digit('3').is_empty());
+    assert!(s.digit('9').is_empty());
+}
+
+#[test]
+fn a_campaigns_max_call_replaces_the_servers_limit() {
+    let text = format!("max_call = \"30m\"\n{}", with_replay(""));
+    let mut s = Sim::at_menu(&text);
+    s.digit('1');
+    assert_eq!(
+        s.call.next_deadline(),
+        Some(t0() + chrono::Duration::minutes(30))
+    );
+    // Past the server's 10 minutes the programme plays on.
+    s.advance(20 * 60);
+    assert_eq!(s.digit('6'), [Action::Seek { seconds: 10 }]);
+    s.advance(10 * 60);
+    assert_eq!(finished(&s.digit('6')), Some(Outcome::TooLong));
+}

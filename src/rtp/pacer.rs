@@ -382,6 +382,184 @@ impl<P: PromptFrames> Pacer<P> {
     }
 }
 
+/// Prompts taken out of a [`Pacer`] by [`Pacer::pause`], with the frame the
+/// front one had reached: given back by [`Pacer::resume`].
+#[derive(Debug)]
+pub struct Paused<P> {
+    queue: VecDeque<(PromptId, P)>,
+    position: usize,
+}
+
+impl<P: PromptFrames> Paused<P> {
+    /// Moves the held position like [`Pacer::seek`] (a listener may seek while
+    /// paused).
+    pub fn seek(&mut self, frames: i64) {
+        if let Some((_, prompt)) = self.queue.front() {
+            self.position = seek_within(self.position, prompt.frame_count(), frames);
+        }
+    }
+
+    /// The frame the front prompt will go on from.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+/// `position` moved by `frames`, held to `0..=count`.
+fn seek_within(position: usize, count: usize, frames: i64) -> usize {
+    let moved = i64::try_from(position)
+        .unwrap_or(i64::MAX)
+        .saturating_add(frames);
+    usize::try_from(moved.max(0))
+        .unwrap_or(usize::MAX)
+        .min(count)
+}
+
+/// Replay keys: moving within the playing prompt, pausing and resuming.
+impl<P: PromptFrames> Pacer<P> {
+    /// Moves within the playing prompt by `frames` (back when negative), held to
+    /// its start and its end; at its end it finishes at the next poll (its
+    /// [`PacerEvent::PromptFinished`] as usual) and the next queued one plays.
+    /// The next packet carries the marker bit (the audio jumps).
+    pub fn seek(&mut self, frames: i64) {
+        if let Some((_, prompt)) = self.queue.front() {
+            self.position = seek_within(self.position, prompt.frame_count(), frames);
+            self.marker_pending = true;
+        }
+    }
+
+    /// The frame of the playing prompt that goes out next.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Takes the playing and queued prompts out where they are: the pacer goes on
+    /// as between prompts (comfort silence, or nothing with [`Idle::Nothing`]) and
+    /// reports nothing for them until [`Pacer::resume`].
+    pub fn pause(&mut self) -> Paused<P> {
+        let paused = Paused {
+            queue: std::mem::take(&mut self.queue),
+            position: self.position,
+        };
+        self.position = 0;
+        paused
+    }
+
+    /// Gives back what [`Pacer::pause`] took, in front of anything queued since,
+    /// from where it was.
+    pub fn resume(&mut self, paused: Paused<P>) {
+        if paused.queue.is_empty() {
+            return;
+        }
+        let mut queue = paused.queue;
+        queue.append(&mut self.queue);
+        self.queue = queue;
+        self.position = paused.position;
+        self.marker_pending = true;
+    }
+}
+
+#[cfg(test)]
+mod replay_tests {
+    use super::*;
+
+    /// 20 minutes of frames, each frame's first byte its index (mod 256).
+    fn programme() -> Arc<[Frame]> {
+        (0..60_000usize)
+            .map(|i| [(i % 256) as u8; FRAME_LEN])
+            .collect::<Vec<_>>()
+            .into()
+    }
+
+    fn pacer(start: Instant) -> Pacer<Arc<[Frame]>> {
+        Pacer::new(
+            PacerConfig {
+                codec: crate::rtp::Codec::Pcmu,
+                payload_type: 0,
+                ids: StreamIds {
+                    ssrc: 1,
+                    first_sequence: 0,
+                    first_timestamp: 0,
+                },
+                idle: Idle::Nothing,
+            },
+            start,
+        )
+    }
+
+    /// Polls until `until`: the first payload bytes sent, the events reported.
+    fn run(p: &mut Pacer<Arc<[Frame]>>, now: &mut Instant, until: Instant) -> (Vec<u8>, usize) {
+        let (mut sent, mut events) = (vec![], 0);
+        while *now <= until {
+            match p.poll(*now) {
+                Output::Transmit(t) => sent.push(t.packet[HEADER_LEN]),
+                Output::Event(_) => events += 1,
+                Output::Timeout(t) => *now = t,
+            }
+        }
+        (sent, events)
+    }
+
+    #[test]
+    fn forward_twice_back_once_is_ten_seconds_on() {
+        let start = Instant::now();
+        let mut now = start;
+        let mut p = pacer(start);
+        p.enqueue(programme());
+        let (sent, _) = run(&mut p, &mut now, start + Duration::from_millis(990));
+        assert_eq!(sent.len(), 50);
+        assert_eq!(p.position(), 50);
+        p.seek(500);
+        p.seek(500);
+        p.seek(-500);
+        assert_eq!(p.position(), 550, "+10 s from where it was");
+        let (sent, _) = run(&mut p, &mut now, start + Duration::from_millis(1030));
+        assert_eq!(sent, [(550 % 256) as u8, (551 % 256) as u8]);
+    }
+
+    #[test]
+    fn seeking_is_held_to_the_prompt_and_its_end_finishes_it() {
+        let start = Instant::now();
+        let mut now = start;
+        let mut p = pacer(start);
+        p.enqueue(programme());
+        run(&mut p, &mut now, start + Duration::from_millis(90));
+        p.seek(-500);
+        assert_eq!(p.position(), 0);
+        p.seek(i64::MIN);
+        assert_eq!(p.position(), 0);
+        p.seek(i64::MAX);
+        assert_eq!(p.position(), 60_000);
+        let (sent, events) = run(&mut p, &mut now, start + Duration::from_millis(200));
+        assert_eq!(events, 1, "the prompt finished");
+        assert!(sent.is_empty(), "nothing after it (Idle::Nothing)");
+        // With nothing playing, a seek does nothing.
+        p.seek(500);
+        assert_eq!(p.position(), 0);
+    }
+
+    #[test]
+    fn a_pause_sends_nothing_of_the_prompt_and_resumes_where_it_was() {
+        let start = Instant::now();
+        let mut now = start;
+        let mut p = pacer(start);
+        p.enqueue(programme());
+        run(&mut p, &mut now, start + Duration::from_millis(190));
+        let mut held = p.pause();
+        assert!(!p.is_playing());
+        let (sent, events) = run(&mut p, &mut now, start + Duration::from_secs(30));
+        assert!(sent.is_empty(), "no packets while paused");
+        assert_eq!(events, 0);
+        // A seek while paused moves the held place.
+        held.seek(500);
+        assert_eq!(held.position(), 510);
+        p.resume(held);
+        let until = now + Duration::from_millis(10);
+        let (sent, _) = run(&mut p, &mut now, until);
+        assert_eq!(sent, [(510 % 256) as u8]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,9 +28,9 @@ use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
 use crate::conversation::runtime::{self, Conversation, Input, Output};
 use crate::conversation::subscription;
-use crate::rtp::Codec;
-use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, StreamIds};
+use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, Paused, PromptId, StreamIds};
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
+use crate::rtp::{Codec, FRAME_MS};
 use crate::sip::sdp::{self, LocalMedia, Media};
 use crate::sip::{CallId, Event as SipEvent};
 use crate::store::WriteOp;
@@ -150,6 +150,8 @@ struct Live<'a> {
     keys: Vec<CallKey>,
     /// The prompt whose end the conversation waits for.
     waiting_for: Option<PromptId>,
+    /// The prompts the listener paused (`[replay]`), where they were.
+    paused: Option<Paused<Prompt>>,
     recording: Option<Recording>,
     source: SocketAddr,
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
@@ -383,6 +385,7 @@ pub async fn converse(
         media,
         keys: Vec::new(),
         waiting_for: None,
+        paused: None,
         recording: None,
         source,
         local,
@@ -596,6 +599,7 @@ impl Live<'_> {
                 // After the previous answer's commit: tests/database_outage.rs reads it.
                 tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
                 self.pacer.stop();
+                self.paused = None;
                 self.waiting_for = None;
                 for p in &prompts {
                     if let Some(prompt) = self.prompts.get(&p.language, &p.name) {
@@ -608,10 +612,12 @@ impl Live<'_> {
             }
             Output::StopPlayback => {
                 self.pacer.stop();
+                self.paused = None;
                 self.waiting_for = None;
             }
             Output::Record { path, max } => {
                 self.pacer.stop();
+                self.paused = None;
                 self.waiting_for = None;
                 self.pacer.enqueue(beep());
                 if let Some(dir) = path.parent() {
@@ -626,6 +632,33 @@ impl Live<'_> {
                     recorder: Recorder::new(sink, settings),
                     pending: Vec::new(),
                 });
+            }
+            Output::Seek { seconds } => {
+                let frames = i64::from(seconds) * i64::from(1000 / FRAME_MS);
+                let frame = match &mut self.paused {
+                    Some(held) => {
+                        held.seek(frames);
+                        held.position()
+                    }
+                    None => {
+                        self.pacer.seek(frames);
+                        self.pacer.position()
+                    }
+                };
+                tracing::debug!(seconds, at_ms = frame * FRAME_MS as usize, "seek");
+            }
+            Output::Pause => {
+                if self.paused.is_none() {
+                    let held = self.pacer.pause();
+                    tracing::debug!(at_ms = held.position() * FRAME_MS as usize, "pause");
+                    self.paused = Some(held);
+                }
+            }
+            Output::Resume => {
+                if let Some(held) = self.paused.take() {
+                    tracing::debug!(at_ms = held.position() * FRAME_MS as usize, "resume");
+                    self.pacer.resume(held);
+                }
             }
             Output::StopRecording => self.close_recording()?,
             Output::Transfer { to } => {

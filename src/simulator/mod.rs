@@ -37,6 +37,11 @@ pub trait Caller {
     fn transfer_answers(&mut self) -> bool {
         true
     }
+    /// A key while a message plays in a campaign with `[replay]` (back,
+    /// forward, pause, skip…); `None` lets it play to its end.
+    fn during_message(&mut self, _campaign: &Campaign, _node: &Node) -> Option<char> {
+        None
+    }
     /// How long the listener speaks at a record node.
     fn speak(&mut self, max: Duration) -> Duration {
         max.min(Duration::from_secs(10))
@@ -101,8 +106,14 @@ pub async fn run_call(
             observe(Step::Action(action));
             match action {
                 Action::Play { prompts, .. } => {
-                    now += PROMPT_TIME * prompts.len() as u32;
-                    next = Some(Event::PromptFinished);
+                    next = Some(message_key(&call, c, caller, observe, &mut now));
+                    if next == Some(Event::PromptFinished) {
+                        now += PROMPT_TIME * prompts.len() as u32;
+                    }
+                }
+                // The listener moved within the message: they may press more.
+                Action::Seek { .. } | Action::Pause | Action::Resume => {
+                    next = Some(message_key(&call, c, caller, observe, &mut now));
                 }
                 Action::CollectDigits { .. } => {
                     let node = call.node().and_then(|n| c.node(n));
@@ -180,6 +191,30 @@ pub async fn run_call(
         answers,
         ended_at: now,
     })
+}
+
+/// What the listener does while a message plays: a replay key (a second later)
+/// when the engine takes one and the caller presses one, else the message plays
+/// to its end.
+fn message_key(
+    call: &Call,
+    c: &Campaign,
+    caller: &mut (dyn Caller + Send),
+    observe: &mut (dyn FnMut(Step<'_>) + Send),
+    now: &mut DateTime<Utc>,
+) -> Event {
+    let node = call.node().and_then(|n| c.node(n));
+    match node.filter(|_| call.takes_replay_keys(c)) {
+        Some(node) => match caller.during_message(c, node) {
+            Some(k) => {
+                observe(Step::Key(k));
+                *now += chrono::Duration::seconds(1);
+                Event::Digit(k)
+            }
+            None => Event::PromptFinished,
+        },
+        None => Event::PromptFinished,
+    }
 }
 
 pub use crate::flow::keys_accepted as valid_keys;

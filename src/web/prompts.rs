@@ -122,7 +122,7 @@ fn state_of(c: &Campaign, r: &FileReport) -> PromptState {
 /// the campaign's order, each in every language. Blocks (the pipeline, from the
 /// cache).
 pub(super) fn states(c: &Campaign, data: &Path) -> Vec<PromptState> {
-    let (_, reports) = prepare_campaign(c, data, &Settings::default());
+    let (_, reports) = prepare_campaign(c, data, &Settings::for_campaign(c));
     let mut states: Vec<PromptState> = reports.iter().map(|r| state_of(c, r)).collect();
     let order = c.prompt_names();
     let rank = |p: &str| order.iter().position(|n| *n == p).unwrap_or(usize::MAX);
@@ -295,8 +295,9 @@ pub(super) async fn put(
         .map_err(internal)?
         .unwrap_or_default();
     let bytes = body.to_vec();
+    let settings = Settings::for_campaign(&c);
     let prepared = tokio::task::spawn_blocking(move || {
-        let r = prepare_bytes(bytes.clone(), Some(ext), &Settings::default());
+        let r = prepare_bytes(bytes.clone(), Some(ext), &settings);
         (r, bytes)
     })
     .await
@@ -336,7 +337,7 @@ pub(super) async fn put(
             &language,
             &prompt,
             &cache,
-            &Settings::default(),
+            &Settings::for_campaign(&c),
         );
         state_of(&c, &report)
     })

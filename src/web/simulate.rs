@@ -282,6 +282,9 @@ async fn action_json(c: &Campaign, a: &Action, now: DateTime<Utc>) -> Value {
             json_value!({ "type": "play", "prompts": list, "barge_in": bargein })
         }
         Action::StopPlayback => json_value!({ "type": "stop_playback" }),
+        Action::Seek { seconds } => json_value!({ "type": "seek", "seconds": seconds }),
+        Action::Pause => json_value!({ "type": "pause" }),
+        Action::Resume => json_value!({ "type": "resume" }),
         Action::CollectDigits { until } => json_value!({
             "type": "collect",
             "timeout_ms": (*until - now).num_milliseconds().max(0),

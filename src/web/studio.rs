@@ -192,7 +192,7 @@ async fn check(
     }
     let data = st.shared.data.clone();
     let (c, bad) = tokio::task::spawn_blocking(move || {
-        let (_, reports) = prepare_campaign(&c, &data, &Settings::default());
+        let (_, reports) = prepare_campaign(&c, &data, &Settings::for_campaign(&c));
         let bad: Vec<String> = reports
             .iter()
             .filter_map(|r| {

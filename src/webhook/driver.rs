@@ -151,7 +151,13 @@ fn run(
                 | Action::StoreAnswer { .. }
                 | Action::Completed
                 | Action::Finished { .. }) => turn.store.push(a),
-                Action::Enter { .. } | Action::StopPlayback | Action::StopRecording => {}
+                // A provider plays a prompt whole: it cannot seek or pause.
+                Action::Enter { .. }
+                | Action::StopPlayback
+                | Action::StopRecording
+                | Action::Seek { .. }
+                | Action::Pause
+                | Action::Resume => {}
             }
         }
         // The provider plays the prompts itself: as far as the engine knows, they

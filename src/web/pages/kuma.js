@@ -135,6 +135,13 @@ window.kumaSimulator = function (root) {
           });
           break;
         case "stop_playback": silence(); break;
+        // Replay keys ([replay]): within the recording playing, held to it.
+        case "seek":
+          audio.currentTime = Math.max(0, Math.min(audio.duration || 0, audio.currentTime + a.seconds));
+          say((a.seconds < 0 ? "⏪ " : "⏩ ") + Math.abs(a.seconds) + " s");
+          break;
+        case "pause": audio.pause(); say("⏸"); break;
+        case "resume": audio.play(); say("▶"); break;
         case "language": say("🗣 " + a.language); break;
         case "answer": say("✔ " + a.question + " = " + a.choice + " (" + labels.answer + ")", "answer"); break;
         case "transfer": say("☎ " + labels.transfer + " " + a.to); break;
