@@ -412,7 +412,7 @@ pub async fn converse(
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
     };
     live.drain_engine().await?;
-    let mut buf = vec![0u8; 2048];
+    let mut rx = super::rtp_socket::RecvBatch::new();
     let sleep = tokio::time::sleep_until(live.next_wake());
     tokio::pin!(sleep);
     while !live.finished {
@@ -430,9 +430,15 @@ pub async fn converse(
             },
             _ = &mut sleep => {}
         }
-        while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
-            live.on_datagram(buf.get(..n).unwrap_or_default(), from)
-                .await?;
+        // One `recvmmsg` a slot (`super::rtp_socket`); a full batch may leave more.
+        for _ in 0..4 {
+            let Ok(n) = rx.recv(&socket) else { break };
+            for (bytes, from) in rx.datagrams() {
+                live.on_datagram(bytes, from).await?;
+            }
+            if n < super::rtp_socket::BATCH {
+                break;
+            }
         }
         live.on_time(&socket).await?;
         live.drain_engine().await?;
