@@ -4,11 +4,21 @@
 //! the provider's XML); the rules of a call's life that are not the engine's
 //! live here, so that they cannot drift apart from one channel to another.
 //!
-//! So far: the start of a call ([`start`]), subscribing and unsubscribing
-//! ([`subscription`]), the call's clock ([`clock`]) and what is counted of a
-//! call ([`metrics`]).
+//! - [`start`]: a call's row and the broadcast whose poll it answers;
+//! - [`runtime`]: the answered call, sans-IO: the engine fed with the call's
+//!   clock, its actions turned into store writes, prompts, recordings (and
+//!   where they are written), transfers and the hang-up, in order;
+//! - [`subscription`]: subscribing and unsubscribing on an answer;
+//! - [`clock`]: one monotonic clock per call;
+//! - [`metrics`]: what is counted of a call, under one set of names.
+//!
+//! The SIP shell drives a whole call through [`runtime::Conversation`]; a
+//! webhook call lives one HTTP request at a time (its engine state is stored
+//! between requests), so the webhook shell uses the same rules piece by piece
+//! ([`start`], [`subscription`], [`metrics`]).
 
 pub mod clock;
 pub mod metrics;
+pub mod runtime;
 pub mod start;
 pub mod subscription;

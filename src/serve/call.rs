@@ -1,13 +1,13 @@
-//! One phone call: its RTP socket, the prompt pacer, the receiver (RFC 4733 keys,
-//! in-band keys, the caller's voice for record nodes), the flow engine, and the
-//! store writes. Everything protocol-shaped is a sans-IO machine; this task only
-//! moves bytes, sleeps until the earliest deadline, and performs the engine's
-//! actions. [`converse`] is the answered part, shared with the calls kuma places
-//! (`super::dialer`).
+//! One phone call's media and the shell around its conversation: the RTP
+//! socket, the prompt pacer, the receiver (RFC 4733 keys, in-band keys, the
+//! caller's voice for record nodes) and the recording's file. What the call
+//! does (the engine, its clock, the store writes and their order, subscribing,
+//! where recordings go) is `crate::conversation::runtime::Conversation`,
+//! sans-IO; this task only moves bytes, sleeps until the earliest deadline, and
+//! performs the conversation's outputs in order. [`converse`] is the answered
+//! part, shared with the calls kuma places (`super::dialer`).
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -26,9 +26,8 @@ use crate::audio::g711::{decode_alaw, decode_ulaw};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
-use crate::conversation::clock::CallClock;
+use crate::conversation::runtime::{self, Conversation, Input, Output};
 use crate::conversation::subscription;
-use crate::flow::{Action, Call, EngineOptions, Outcome};
 use crate::rtp::Codec;
 use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, PromptId, StreamIds};
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
@@ -128,25 +127,20 @@ pub fn route_ip(peer: SocketAddr) -> IpAddr {
         .unwrap_or(any.ip())
 }
 
-/// A recording in progress.
+/// A recording in progress: the file the caller's audio goes to.
 struct Recording {
-    node: String,
-    path: PathBuf,
     recorder: Recorder<std::io::BufWriter<std::fs::File>>,
     pending: Vec<i16>,
 }
 
-/// The call's state in the shell.
+/// The call's media, and the SIP side it answers to; the conversation decides
+/// the rest (`crate::conversation::runtime`).
 struct Live<'a> {
-    /// The engine's time: the wall clock when answered, then monotonic.
-    clock: CallClock,
-    shared: &'a Shared,
+    talk: Conversation<'a>,
     id: CallId,
-    campaign: Arc<Campaign>,
     prompts: Arc<PromptSet>,
     cmd: &'a mpsc::UnboundedSender<Command>,
-    store_id: crate::store::CallId,
-    engine: Call,
+    writes: &'a crate::store::spool::SpooledStore,
     pacer: Pacer,
     session: RtpSession,
     media: Media,
@@ -154,17 +148,12 @@ struct Live<'a> {
     /// echo left out (`audio::dtmf::keys`).
     call_keys: CallKeys,
     keys: Vec<CallKey>,
-    /// The prompt whose end the engine waits for.
+    /// The prompt whose end the conversation waits for.
     waiting_for: Option<PromptId>,
     recording: Option<Recording>,
-    /// Events for the engine, produced while handling something else.
-    pending: VecDeque<crate::flow::Event>,
-    finished: bool,
     source: SocketAddr,
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
     local: LocalMedia,
-    caller: String,
-    sealed: Result<Vec<u8>, &'static str>,
     guard: CallGuard,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
@@ -383,15 +372,24 @@ pub async fn converse(
         guard,
     } = talk;
     let now = Instant::now().into_std();
+    let conversation = Conversation::answered(
+        runtime::Start {
+            campaign,
+            row: store_id,
+            caller,
+            sealed,
+            policy: &shared.config.callback,
+            recordings: shared.data.join("recordings"),
+        },
+        Utc::now(),
+        now,
+    );
     let mut live = Live {
-        clock: CallClock::new(Utc::now(), now),
-        shared,
+        talk: conversation,
         id,
-        campaign: Arc::clone(&campaign),
         prompts,
         cmd,
-        store_id,
-        engine: Call::new(EngineOptions::default()),
+        writes: &shared.writes,
         pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
         session: RtpSession::new(media.session_config(), now),
         call_keys: CallKeys::new(),
@@ -399,23 +397,19 @@ pub async fn converse(
         keys: Vec::new(),
         waiting_for: None,
         recording: None,
-        pending: VecDeque::from([crate::flow::Event::Answered]),
-        finished: false,
         source,
         local,
-        caller,
-        sealed,
         guard,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
         sent_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
     };
-    live.drain_engine().await?;
+    live.perform_all().await?;
     let mut rx = super::rtp_socket::RecvBatch::new();
     let sleep = tokio::time::sleep_until(live.next_wake());
     tokio::pin!(sleep);
-    while !live.finished {
+    while !live.talk.is_finished() {
         sleep.as_mut().reset(live.next_wake());
         // The task wakes once per 20 ms packet slot (or for SIP), not once per
         // packet in each direction: the caller's packets wait in the socket's
@@ -424,9 +418,9 @@ pub async fn converse(
         // key is then heard up to one slot later, far below what a caller notices.
         tokio::select! {
             event = events.recv() => match event {
-                Some(e) => live.on_sip(e).await?,
+                Some(e) => live.on_sip(e)?,
                 // The SIP side is gone (shutdown): end the call.
-                None => live.pending.push_back(crate::flow::Event::HungUp),
+                None => live.hear(Input::HungUp),
             },
             _ = &mut sleep => {}
         }
@@ -434,14 +428,14 @@ pub async fn converse(
         for _ in 0..4 {
             let Ok(n) = rx.recv(&socket) else { break };
             for (bytes, from) in rx.datagrams() {
-                live.on_datagram(bytes, from).await?;
+                live.on_datagram(bytes, from)?;
             }
             if n < super::rtp_socket::BATCH {
                 break;
             }
         }
-        live.on_time(&socket).await?;
-        live.drain_engine().await?;
+        live.on_time(&socket);
+        live.perform_all().await?;
     }
     // Keep answering the SIP side's last words (BYE retransmissions are its job);
     // the task ends here.
@@ -454,17 +448,21 @@ impl Live<'_> {
         if let Some(t) = self.session.poll_timeout() {
             at = at.min(Instant::from_std(t));
         }
-        if let Some(d) = self.engine.next_deadline() {
-            at = at.min(Instant::from_std(self.clock.instant(d)));
+        if let Some(t) = self.talk.poll_timeout() {
+            at = at.min(Instant::from_std(t));
         }
         at
     }
 
+    fn hear(&mut self, input: Input) {
+        self.talk.handle_input(input, Instant::now().into_std());
+    }
+
     /// Sends the packets that are due, and fires the deadlines that passed.
-    async fn on_time(&mut self, socket: &UdpSocket) -> anyhow::Result<()> {
+    fn on_time(&mut self, socket: &UdpSocket) {
         let now = Instant::now().into_std();
         let remote = self.session.remote();
-        let mut finished = Vec::new();
+        let mut finished = false;
         loop {
             match self.pacer.poll(now) {
                 PacerOutput::Transmit(t) => {
@@ -492,42 +490,36 @@ impl Live<'_> {
                         }
                     }
                 }
-                PacerOutput::Event(PacerEvent::PromptFinished(id)) => finished.push(id),
+                PacerOutput::Event(PacerEvent::PromptFinished(id)) => {
+                    if self.waiting_for == Some(id) {
+                        self.waiting_for = None;
+                        finished = true;
+                    }
+                }
                 PacerOutput::Timeout(_) => break,
             }
         }
-        for id in finished {
-            if self.waiting_for == Some(id) {
-                self.waiting_for = None;
-                self.pending.push_back(crate::flow::Event::PromptFinished);
-            }
+        if finished {
+            self.talk.handle_input(Input::PlayFinished, now);
         }
         if let Some(RtpEvent::MediaTimeout) = self.session.handle_timeout(now) {
             tracing::info!("no RTP for 30 s: hanging up");
-            self.finish_recording().await?;
-            let _ = self.cmd.send(Command::HangUp { call: self.id });
-            self.pending.push_back(crate::flow::Event::HungUp);
+            self.talk.handle_input(Input::MediaTimeout, now);
         }
-        if self
-            .engine
-            .next_deadline()
-            .is_some_and(|d| d <= self.clock.at(now))
-        {
-            self.pending.push_back(crate::flow::Event::Timeout);
-        }
-        Ok(())
+        self.talk.handle_timeout(now);
     }
 
     /// A key from RFC 4733 or SIP INFO, unless the tone already gave it.
     fn key_event(&mut self, key: char) {
         self.keys.clear();
         self.call_keys.event(key, &mut self.keys);
+        let now = Instant::now().into_std();
         for k in &self.keys {
-            self.pending.push_back(crate::flow::Event::Digit(k.key));
+            self.talk.handle_input(Input::Key(k.key), now);
         }
     }
 
-    async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<()> {
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<()> {
         let now = Instant::now().into_std();
         let mut pcm = std::mem::take(&mut self.heard_pcm);
         pcm.clear();
@@ -537,20 +529,20 @@ impl Live<'_> {
             Some(RtpEvent::Key(k)) => self.key_event(k.key),
             Some(RtpEvent::MediaTimeout) | None => {}
         }
-        let heard = self.on_audio(&pcm).await;
+        let heard = self.on_audio(&pcm, now);
         self.heard_pcm = pcm;
         heard
     }
 
     /// The caller's audio (8 kHz linear): keys in it, and the recording.
-    async fn on_audio(&mut self, pcm: &[i16]) -> anyhow::Result<()> {
+    fn on_audio(&mut self, pcm: &[i16], now: std::time::Instant) -> anyhow::Result<()> {
         if pcm.is_empty() {
             return Ok(());
         }
         self.keys.clear();
         self.call_keys.received(pcm, &mut self.keys);
         for k in &self.keys {
-            self.pending.push_back(crate::flow::Event::Digit(k.key));
+            self.talk.handle_input(Input::Key(k.key), now);
         }
         if let Some(rec) = self.recording.as_mut() {
             rec.pending.extend_from_slice(pcm);
@@ -562,13 +554,13 @@ impl Live<'_> {
                 done = !matches!(rec.recorder.push(&frame)?, Verdict::Continue);
             }
             if done {
-                self.finish_recording().await?;
+                self.close_recording()?;
             }
         }
         Ok(())
     }
 
-    async fn on_sip(&mut self, e: SipEvent) -> anyhow::Result<()> {
+    fn on_sip(&mut self, e: SipEvent) -> anyhow::Result<()> {
         match e {
             SipEvent::Key { key, .. } => self.key_event(key),
             SipEvent::Reoffer {
@@ -602,18 +594,10 @@ impl Live<'_> {
                     code: 488,
                 });
             }
-            SipEvent::TransferResult { ok: true, .. } => {
-                // The gateway took the caller to the helpline: kuma leaves the call.
-                let _ = self.cmd.send(Command::HangUp { call: self.id });
-                self.pending.push_back(crate::flow::Event::HungUp);
-            }
-            SipEvent::TransferResult { ok: false, .. } => {
-                self.pending.push_back(crate::flow::Event::TransferFailed)
-            }
+            SipEvent::TransferResult { ok, .. } => self.hear(Input::TransferResult { ok }),
             SipEvent::Ended { reason, .. } => {
                 tracing::debug!(?reason, "SIP call ended");
-                self.finish_recording().await?;
-                self.pending.push_back(crate::flow::Event::HungUp);
+                self.hear(Input::HungUp);
             }
             SipEvent::Established { .. }
             | SipEvent::Answer { .. }
@@ -624,43 +608,26 @@ impl Live<'_> {
         Ok(())
     }
 
-    /// Feeds the pending events to the engine and performs its actions.
-    async fn drain_engine(&mut self) -> anyhow::Result<()> {
-        while let Some(event) = self.pending.pop_front() {
-            if self.finished {
-                break;
-            }
-            let actions = self.engine.handle(&self.campaign, event, self.clock.now());
-            for a in actions {
-                self.perform(a).await?;
-            }
+    /// Performs what the conversation asks, in order: a write is committed (or
+    /// synced to the spool while the database is away) before the next output
+    /// (the next prompt) is performed.
+    async fn perform_all(&mut self) -> anyhow::Result<()> {
+        while let Some(output) = self.talk.poll_output(Instant::now().into_std()) {
+            self.perform(output).await?;
         }
         Ok(())
     }
 
-    /// Stores what `action` asks to store: committed, or synced to the spool while
-    /// the database is away, before the engine's next action (the next prompt)
-    /// is performed. Returns true when it was an answer.
-    async fn store(&self, action: &Action) -> anyhow::Result<bool> {
-        let Some(op) = WriteOp::from_action(self.store_id, action, self.clock.now()) else {
-            return Ok(false);
-        };
-        let answer = op.is_answer();
-        self.shared.writes.write(op).await?;
-        Ok(answer)
-    }
-
-    async fn perform(&mut self, action: Action) -> anyhow::Result<()> {
-        match action {
-            Action::Enter { ref node } => {
-                tracing::debug!(%node, "node");
+    async fn perform(&mut self, output: Output) -> anyhow::Result<()> {
+        match output {
+            Output::Write(w) => match self.writes.write(w.op.clone()).await {
+                Ok(()) => w.count(),
                 // The funnel counts the nodes calls reach. A count that could be
                 // neither stored nor spooled is not worth dropping the caller for.
-                if let Err(e) = self.store(&action).await {
-                    tracing::warn!(error = %e, %node, "node visit not stored");
-                }
-            }
-            Action::Play { prompts, .. } => {
+                Err(e) if !w.required => tracing::warn!(error = %e, "node visit not stored"),
+                Err(e) => return Err(e.into()),
+            },
+            Output::Play(prompts) => {
                 // After the previous answer's commit: tests/database_outage.rs reads it.
                 tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
                 self.pacer.stop();
@@ -671,30 +638,17 @@ impl Live<'_> {
                     }
                 }
                 if self.waiting_for.is_none() {
-                    self.pending.push_back(crate::flow::Event::PromptFinished);
+                    self.hear(Input::PlayFinished);
                 }
             }
-            Action::StopPlayback => {
+            Output::StopPlayback => {
                 self.pacer.stop();
                 self.waiting_for = None;
             }
-            Action::CollectDigits { .. } => {}
-            Action::Record { node, max, .. } => {
+            Output::Record { path, max } => {
                 self.pacer.stop();
+                self.waiting_for = None;
                 self.pacer.enqueue(beep());
-                let now = self.clock.now();
-                let day = now.format("%Y-%m-%d");
-                let path = self
-                    .shared
-                    .data
-                    .join("recordings")
-                    .join(&self.campaign.id)
-                    .join(day.to_string())
-                    .join(format!(
-                        "{}-{}-{node}.wav",
-                        self.store_id,
-                        now.format("%H%M%S")
-                    ));
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
@@ -704,14 +658,12 @@ impl Live<'_> {
                     ..EndSettings::default()
                 };
                 self.recording = Some(Recording {
-                    node,
-                    path,
                     recorder: Recorder::new(sink, settings),
                     pending: Vec::new(),
                 });
             }
-            Action::StopRecording => self.finish_recording().await?,
-            Action::Transfer { to } => {
+            Output::StopRecording => self.close_recording()?,
+            Output::Transfer { to } => {
                 // A tel: number goes back to the gateway the call came from.
                 let target = match to.strip_prefix("tel:") {
                     Some(number) => format!("sip:{number}@{}", self.source),
@@ -722,76 +674,22 @@ impl Live<'_> {
                     target,
                 });
             }
-            Action::SetLanguage { .. } | Action::StoreAnswer { .. } | Action::Completed => {
-                let answer = self.store(&action).await?;
-                crate::conversation::metrics::stored(&action, answer);
-                if let Action::StoreAnswer {
-                    question, choice, ..
-                } = &action
-                {
-                    self.subscription(question, choice).await?;
-                }
-            }
-            Action::HangUp => {
-                self.finish_recording().await?;
+            Output::HangUp => {
                 let _ = self.cmd.send(Command::HangUp { call: self.id });
             }
-            Action::Finished { outcome, .. } => {
-                self.finish_recording().await?;
-                self.store(&action).await?;
-                self.guard.done();
-                crate::conversation::metrics::stored(&action, false);
-                if outcome == Outcome::Error {
-                    tracing::warn!("call ended on an engine error");
-                }
-                self.finished = true;
-            }
+            Output::Finished(_) => self.guard.done(),
         }
         Ok(())
     }
 
-    /// A question with `subscribe`: its choice subscribes the caller to calls
-    /// after each broadcast, any other answer unsubscribes (and erases) them.
-    async fn subscription(&mut self, question: &str, choice: &str) -> anyhow::Result<()> {
-        let sealed = || self.sealed.clone();
-        let change = subscription::on_answer(
-            &self.campaign,
-            question,
-            choice,
-            &self.caller,
-            sealed,
-            &self.shared.config.callback,
-            self.clock.now(),
-        );
-        if let Some(change) = change {
-            subscription::log(&change, &self.caller);
-            if let subscription::Change::Subscribe(op) | subscription::Change::Unsubscribe(op) =
-                change
-            {
-                self.shared.writes.write(op).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes the recording in progress, stores it, and tells the engine.
-    async fn finish_recording(&mut self) -> anyhow::Result<()> {
+    /// Closes the recording in progress (synced to disk) and tells the
+    /// conversation, which stores it before anything else.
+    fn close_recording(&mut self) -> anyhow::Result<()> {
         let Some(rec) = self.recording.take() else {
             return Ok(());
         };
         let duration = rec.recorder.sink.finish_synced()?;
-        let file = rec.path.to_string_lossy().into_owned();
-        let op = WriteOp::Recording {
-            call: self.store_id,
-            node: rec.node,
-            file,
-            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
-            at: self.clock.now(),
-        };
-        self.shared.writes.write(op).await?;
-        // Before a hang-up the engine must hear that the recording ended.
-        self.pending
-            .push_front(crate::flow::Event::RecordingFinished { duration });
+        self.hear(Input::RecordingClosed { duration });
         Ok(())
     }
 }
