@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kuma::store::{
-    AnswerRow, CallEnd, CallId, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall, NewRecording,
-    PairCount, Pseudonymizer, SessionStep, Store, StoreError, WriteOp, redact_url,
+    AnswerRow, CallEnd, CallRow, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall,
+    NewRecording, PairCount, Pseudonymizer, SessionStep, Store, StoreError, WriteOp, redact_url,
 };
 use sqlx::Connection;
 
@@ -174,7 +174,7 @@ async fn call(
     caller: &str,
     start: DateTime<Utc>,
     b: Option<DateTime<Utc>>,
-) -> CallId {
+) -> CallRow {
     store
         .start_call(&NewCall {
             campaign: CAMPAIGN,
@@ -189,7 +189,7 @@ async fn call(
 
 async fn answer(
     store: &Store,
-    call: CallId,
+    call: CallRow,
     question: &str,
     choice: &str,
     when: DateTime<Utc>,
@@ -913,7 +913,7 @@ async fn spooled_writes_applied_again_count_once(store: Store, _url: String) {
         at: at(minute),
         broadcast: (call == a).then(|| at(-10)),
     };
-    let ops = |call: CallId| {
+    let ops = |call: CallRow| {
         vec![
             WriteOp::Visit {
                 call,
@@ -1120,7 +1120,7 @@ async fn calls_per_hour_in_a_range(store: Store, _url: String) {
 }
 
 async fn unknown_calls_are_refused(store: Store, _url: String) {
-    let missing: CallId = 424_242;
+    let missing: CallRow = 424_242;
     let errors = [
         store.set_language(missing, "bm").await.unwrap_err(),
         store

@@ -109,7 +109,7 @@ pub struct Conversation<'a> {
     engine: flow::Call,
     clock: CallClock,
     /// The call's row in the store: its writes name it.
-    row: store::CallId,
+    row: store::CallRow,
     /// The caller's pseudonym.
     caller: String,
     /// Their number sealed, or why it may not be kept (asked only when they
@@ -129,7 +129,7 @@ pub struct Conversation<'a> {
 /// What a conversation starts from.
 pub struct Start<'a> {
     pub campaign: Arc<Campaign>,
-    pub row: store::CallId,
+    pub row: store::CallRow,
     pub caller: String,
     pub sealed: Result<Vec<u8>, &'static str>,
     pub policy: &'a Policy,
@@ -365,7 +365,7 @@ impl<'a> Conversation<'a> {
 pub fn recording_path(
     recordings: &Path,
     campaign: &str,
-    row: store::CallId,
+    row: store::CallRow,
     node: &str,
     at: DateTime<Utc>,
 ) -> PathBuf {
@@ -454,7 +454,7 @@ kind = "hangup"
 prompt = "goodbye"
 "#;
 
-    const ROW: store::CallId = 7;
+    const ROW: store::CallRow = 7;
     const PROMPT: Duration = Duration::from_secs(2);
 
     /// The fake phone: the conversation, the fake clock, and what was asked.

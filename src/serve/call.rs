@@ -334,7 +334,7 @@ pub struct Talk {
     pub campaign: Arc<Campaign>,
     pub prompts: Arc<PromptSet>,
     /// The call's row in the store.
-    pub store_id: crate::store::CallId,
+    pub store_id: crate::store::CallRow,
     pub socket: UdpSocket,
     pub media: Media,
     pub local: LocalMedia,

@@ -60,7 +60,7 @@ pub struct CallGuard {
     cmd: mpsc::UnboundedSender<Command>,
     call: CallId,
     store: Store,
-    row: Option<crate::store::CallId>,
+    row: Option<crate::store::CallRow>,
     done: bool,
 }
 
@@ -76,7 +76,7 @@ impl CallGuard {
     }
 
     /// The call's row in the store, once written.
-    pub fn row(&mut self, row: crate::store::CallId) {
+    pub fn row(&mut self, row: crate::store::CallRow) {
         self.row = Some(row);
     }
 

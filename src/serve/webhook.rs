@@ -465,7 +465,7 @@ async fn start(
 async fn subscription(
     st: &WebhookState,
     campaign: &Campaign,
-    call: crate::store::CallId,
+    call: crate::store::CallRow,
     r: &Request,
     action: &Action,
     now: chrono::DateTime<Utc>,
@@ -508,7 +508,7 @@ async fn subscription(
 
 async fn record(
     st: &WebhookState,
-    call: crate::store::CallId,
+    call: crate::store::CallRow,
     action: &Action,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), Refused> {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::campaign::{Campaign, Node};
 use crate::flow::{Action, Call, EngineOptions, Event, Outcome};
-use crate::store::{CallEnd, CallId, Store, StoreError};
+use crate::store::{CallEnd, CallRow, Store, StoreError};
 
 /// How long a simulated prompt plays.
 const PROMPT_TIME: Duration = Duration::from_secs(4);
@@ -58,7 +58,7 @@ pub enum Step<'a> {
 /// How a simulated call went.
 #[derive(Debug, Clone)]
 pub struct Report {
-    pub call: CallId,
+    pub call: CallRow,
     pub outcome: Outcome,
     pub answers: usize,
     pub ended_at: DateTime<Utc>,

@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{CallId, Store, StoreError, millis, time, with_pool, write_tx};
+use super::{CallRow, Store, StoreError, millis, time, with_pool, write_tx};
 use crate::outbound::{History, Next, Policy, Refusal, Status, admit};
 
 const HISTORY: &str = "\
@@ -122,7 +122,7 @@ pub struct CallbackRow {
     pub next_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub call: Option<CallId>,
+    pub call: Option<CallRow>,
     /// A call to a subscriber: the broadcast it follows.
     pub broadcast: Option<DateTime<Utc>>,
     /// Every attempt so far, first to last.
@@ -459,7 +459,7 @@ impl Store {
         status: Status,
         sip_code: Option<u16>,
         next: Next,
-        call: Option<CallId>,
+        call: Option<CallRow>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let note = sip_code.map(|c| format!("sip {c}"));

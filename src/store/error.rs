@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::CallId;
+use super::CallRow;
 use super::open::redact_url;
 
 /// An error from the results store.
@@ -38,7 +38,7 @@ pub enum StoreError {
 
     /// A write named a call that was never started in this store.
     #[error("no call {0} in the results store")]
-    UnknownCall(CallId),
+    UnknownCall(CallRow),
 
     /// A stored value cannot be what the store wrote (for example a time out of range).
     #[error("unexpected value in the results store: {0}")]

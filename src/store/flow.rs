@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CallEnd, CallId, NewAnswer, NewRecording, Store, StoreError};
+use super::{CallEnd, CallRow, NewAnswer, NewRecording, Store, StoreError};
 use crate::flow::Action;
 
 /// One write of a call in progress, as data (and as one line of the spool).
@@ -21,15 +21,15 @@ use crate::flow::Action;
 pub enum WriteOp {
     /// The call entered a node (the funnel's `reached`).
     Visit {
-        call: CallId,
+        call: CallRow,
         node: String,
     },
     Language {
-        call: CallId,
+        call: CallRow,
         language: String,
     },
     Answer {
-        call: CallId,
+        call: CallRow,
         question: String,
         choice: String,
         digit: String,
@@ -37,17 +37,17 @@ pub enum WriteOp {
         broadcast: Option<DateTime<Utc>>,
     },
     Completed {
-        call: CallId,
+        call: CallRow,
     },
     End {
-        call: CallId,
+        call: CallRow,
         at: DateTime<Utc>,
         outcome: String,
         last_node: Option<String>,
     },
     /// A voice message: the file is already written and synced.
     Recording {
-        call: CallId,
+        call: CallRow,
         node: String,
         file: String,
         duration_ms: u64,
@@ -77,7 +77,7 @@ impl WriteOp {
     /// language, an answer, completion, the call's end); `None` for the actions
     /// that store nothing. Channels pass `Enter` too: the funnel counts the nodes
     /// calls reach.
-    pub fn from_action(call: CallId, action: &Action, at: DateTime<Utc>) -> Option<WriteOp> {
+    pub fn from_action(call: CallRow, action: &Action, at: DateTime<Utc>) -> Option<WriteOp> {
         Some(match action {
             Action::Enter { node } => WriteOp::Visit {
                 call,
@@ -212,7 +212,7 @@ impl WriteOp {
     }
 
     /// The call this write belongs to, if it belongs to one.
-    pub fn call(&self) -> Option<CallId> {
+    pub fn call(&self) -> Option<CallRow> {
         match self {
             WriteOp::Visit { call, .. }
             | WriteOp::Language { call, .. }
@@ -231,7 +231,7 @@ impl Store {
     /// was stored.
     pub async fn record(
         &self,
-        call: CallId,
+        call: CallRow,
         action: &Action,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {

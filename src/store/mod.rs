@@ -59,8 +59,9 @@ pub use reads::AnswerStream;
 pub use tokens::TokenInfo;
 pub use webhooks::{PendingFetch, SessionStep, WebhookSession};
 
-/// The id of a stored call.
-pub type CallId = i64;
+/// The id of a call's row in the store (`calls.id`); not to be confused with
+/// `crate::sip::CallId`, the SIP endpoint's handle on a call in progress.
+pub type CallRow = i64;
 
 /// A call that reached a campaign.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ pub struct NewCall<'a> {
 /// An answer to a poll question, stored (and committed) as soon as it is given.
 #[derive(Debug, Clone)]
 pub struct NewAnswer<'a> {
-    pub call: CallId,
+    pub call: CallRow,
     pub question: &'a str,
     pub choice: &'a str,
     pub digit: &'a str,
@@ -98,7 +99,7 @@ pub struct CallEnd<'a> {
 /// A voice message left by a caller.
 #[derive(Debug, Clone)]
 pub struct NewRecording<'a> {
-    pub call: CallId,
+    pub call: CallRow,
     pub node: &'a str,
     pub file: &'a str,
     pub duration: std::time::Duration,
@@ -162,7 +163,7 @@ pub struct BroadcastSummary {
 /// One stored answer, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnswerRow {
-    pub call: CallId,
+    pub call: CallRow,
     /// The caller's pseudonym.
     pub caller: String,
     pub language: Option<String>,

@@ -190,7 +190,7 @@ impl Store {
     }
 
     /// The caller's pseudonym of a call (`None`: no such call).
-    pub async fn call_caller(&self, call: super::CallId) -> Result<Option<String>, StoreError> {
+    pub async fn call_caller(&self, call: super::CallRow) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = with_pool!(self, |pool| {
             sqlx::query_as("SELECT caller FROM calls WHERE id = $1")
                 .bind(call)
@@ -201,7 +201,7 @@ impl Store {
     }
 
     /// How a call ended (`None` while it is in progress or unknown).
-    pub async fn call_outcome(&self, call: super::CallId) -> Result<Option<String>, StoreError> {
+    pub async fn call_outcome(&self, call: super::CallRow) -> Result<Option<String>, StoreError> {
         let row: Option<(Option<String>,)> = with_pool!(self, |pool| {
             sqlx::query_as("SELECT outcome FROM calls WHERE id = $1")
                 .bind(call)

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{CallId, Store, StoreError, time, with_pool};
+use super::{CallRow, Store, StoreError, time, with_pool};
 
 /// One voice message, with the call's language and pseudonymous caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingInfo {
     pub id: i64,
-    pub call: CallId,
+    pub call: CallRow,
     pub campaign: String,
     pub node: String,
     /// The caller's pseudonym (never a number).

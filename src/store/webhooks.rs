@@ -11,13 +11,13 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    CallId, NO_BROADCAST, NewCall, Store, StoreError, millis, sql, time, with_pool, write_tx,
+    CallRow, NO_BROADCAST, NewCall, Store, StoreError, millis, sql, time, with_pool, write_tx,
 };
 
 /// One call's stored webhook state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSession {
-    pub call: CallId,
+    pub call: CallRow,
     pub campaign: String,
     /// The engine's [`crate::flow::Call`] as JSON.
     pub state: String,
@@ -41,7 +41,7 @@ pub struct SessionStep<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingFetch {
     pub id: i64,
-    pub call: CallId,
+    pub call: CallRow,
     pub campaign: String,
     pub node: String,
     pub url: String,
@@ -133,7 +133,7 @@ impl Store {
         provider: &str,
         session: &str,
         step: &SessionStep<'_>,
-    ) -> Result<Option<CallId>, StoreError> {
+    ) -> Result<Option<CallRow>, StoreError> {
         let started_at = millis(c.started_at);
         let broadcast = c.broadcast.map(millis);
         write_tx!(self, |tx| {
@@ -150,7 +150,7 @@ impl Store {
             match claimed {
                 None => None,
                 Some(_) => {
-                    let id: CallId = sqlx::query_scalar(sql::INSERT_CALL)
+                    let id: CallRow = sqlx::query_scalar(sql::INSERT_CALL)
                         .bind(c.campaign)
                         .bind(c.caller)
                         .bind(c.channel)
@@ -207,7 +207,7 @@ impl Store {
     /// that it is never lost; returns its id.
     pub async fn add_recording_fetch(
         &self,
-        call: CallId,
+        call: CallRow,
         node: &str,
         url: &str,
         provider: &str,
@@ -295,7 +295,7 @@ impl Store {
         let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         let now = millis(at);
         write_tx!(self, |tx| {
-            let call: Option<CallId> = sqlx::query_scalar(FETCH_DONE)
+            let call: Option<CallRow> = sqlx::query_scalar(FETCH_DONE)
                 .bind(id)
                 .bind(0_i64)
                 .bind(now)

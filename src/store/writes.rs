@@ -7,17 +7,17 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use crate::flow::Outcome;
 
 use super::{
-    CallEnd, CallId, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, millis,
+    CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, millis,
     sql, with_pool, write_tx,
 };
 
 impl Store {
     /// Stores a call that reached a campaign and counts it; returns its id.
-    pub async fn start_call(&self, c: &NewCall<'_>) -> Result<CallId, StoreError> {
+    pub async fn start_call(&self, c: &NewCall<'_>) -> Result<CallRow, StoreError> {
         let started_at = millis(c.started_at);
         let broadcast = c.broadcast.map(millis);
         write_tx!(self, |tx| {
-            let id: CallId = sqlx::query_scalar(sql::INSERT_CALL)
+            let id: CallRow = sqlx::query_scalar(sql::INSERT_CALL)
                 .bind(c.campaign)
                 .bind(c.caller)
                 .bind(c.channel)
@@ -38,7 +38,7 @@ impl Store {
 
     /// Sets the call's language and counts the call for it. Setting another
     /// language later moves the call's count to that one.
-    pub async fn set_language(&self, call: CallId, language: &str) -> Result<(), StoreError> {
+    pub async fn set_language(&self, call: CallRow, language: &str) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
             tx.lock_call(call).await?;
             let (campaign, broadcast, old): (String, Option<i64>, Option<String>) =
@@ -141,7 +141,7 @@ impl Store {
 
     /// Marks the call completed (it reached a hangup node). Idempotent: a call is
     /// counted as completed once, however often this is called.
-    pub async fn mark_completed(&self, call: CallId) -> Result<(), StoreError> {
+    pub async fn mark_completed(&self, call: CallRow) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
             let first: Option<(String, Option<i64>)> = sqlx::query_as(sql::COMPLETE_CALL)
                 .bind(call)
@@ -158,7 +158,7 @@ impl Store {
                         .await?;
                 }
                 None => {
-                    let known: Option<CallId> = sqlx::query_scalar(sql::CALL_EXISTS)
+                    let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
                         .bind(call)
                         .fetch_optional(&mut *tx)
                         .await?;
@@ -171,7 +171,7 @@ impl Store {
     /// Records how the call ended. A caller who hung up is counted at the node
     /// the call was at (the funnel's `hung_up`), in the same transaction; ending
     /// a call again (a late report) moves that count, never adds a second one.
-    pub async fn end_call(&self, call: CallId, e: &CallEnd<'_>) -> Result<(), StoreError> {
+    pub async fn end_call(&self, call: CallRow, e: &CallEnd<'_>) -> Result<(), StoreError> {
         let ended_at = millis(e.ended_at);
         let after = hung_up_at(e.outcome, e.last_node);
         write_tx!(self, |tx| {
@@ -215,7 +215,7 @@ impl Store {
 
     /// The call entered `node`: counted once per call and node (the funnel's
     /// `reached`), however often the call comes back to it.
-    pub async fn visit_node(&self, call: CallId, node: &str) -> Result<(), StoreError> {
+    pub async fn visit_node(&self, call: CallRow, node: &str) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
             let first = sqlx::query(sql::VISIT_NODE)
                 .bind(call)
@@ -232,7 +232,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             } else {
-                let known: Option<CallId> = sqlx::query_scalar(sql::CALL_EXISTS)
+                let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
                     .bind(call)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -289,18 +289,18 @@ fn hung_up_at<'a>(outcome: &str, last_node: Option<&'a str>) -> Option<&'a str> 
 trait LockCall {
     /// Holds the call's row until the transaction ends, so that writes to one call
     /// never interleave.
-    async fn lock_call(&mut self, call: CallId) -> Result<(), sqlx::Error>;
+    async fn lock_call(&mut self, call: CallRow) -> Result<(), sqlx::Error>;
 }
 
 impl LockCall for Transaction<'_, Sqlite> {
-    async fn lock_call(&mut self, _call: CallId) -> Result<(), sqlx::Error> {
+    async fn lock_call(&mut self, _call: CallRow) -> Result<(), sqlx::Error> {
         // `BEGIN IMMEDIATE` already holds the whole database.
         Ok(())
     }
 }
 
 impl LockCall for Transaction<'_, Postgres> {
-    async fn lock_call(&mut self, call: CallId) -> Result<(), sqlx::Error> {
+    async fn lock_call(&mut self, call: CallRow) -> Result<(), sqlx::Error> {
         sqlx::query(sql::LOCK_CALL_POSTGRES)
             .bind(call)
             .execute(&mut **self)
