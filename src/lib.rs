@@ -5,7 +5,8 @@
 //! put through to a helpline. The layers, from the bottom up (ARCHITECTURE.md
 //! says who may import whom, and `tests/layering.rs` checks it):
 //!
-//! - the pure core: [`duration`], [`campaign`] (the campaign files), [`schedule`]
+//! - the pure core: [`duration`], [`secret`] (the secret and the callers'
+//!   pseudonyms), [`campaign`] (the campaign files), [`schedule`]
 //!   (when the programme airs, whether the poll is open), [`flow`] (one call's
 //!   state machine: events and time in, actions out, no IO), [`outbound`] (the
 //!   call-back rules), [`audio`] (prompts and keys in audio);
@@ -29,6 +30,7 @@ pub mod outbound;
 pub mod results;
 pub mod rtp;
 pub mod schedule;
+pub mod secret;
 pub mod serve;
 pub mod simulator;
 pub mod sip;

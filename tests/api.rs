@@ -1396,7 +1396,8 @@ fn fill_callbacks(s: &Server) {
             due,
         };
         let (busy, ok) = store
-            .queue_callback(
+            .callbacks()
+            .queue(
                 &missed("c_busy0000000001", "+22370000001", t0, t0 + secs(20)),
                 &p,
             )
@@ -1405,19 +1406,27 @@ fn fill_callbacks(s: &Server) {
         assert_eq!(ok, Ok(()));
         let t = t0 + secs(20);
         assert_eq!(
-            store.claim_callback("w", t, t0).await.unwrap().unwrap().id,
+            store
+                .callbacks()
+                .claim("w", t, t0)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
             busy
         );
-        store.callback_ringing(busy, 1).await.unwrap();
+        store.callbacks().ringing(busy, 1).await.unwrap();
         let next = after_attempt(&p, Attempt::Busy, 1, t);
         assert!(matches!(next, Next::Retry(_)));
         store
+            .callbacks()
             .finish_attempt(busy, 1, Status::Busy, Some(486), next, None, t)
             .await
             .unwrap();
         let t1 = t0 + secs(60);
         let (answered, _) = store
-            .queue_callback(
+            .callbacks()
+            .queue(
                 &missed("c_answ0000000002", "+22370000002", t1, t1 + secs(20)),
                 &p,
             )
@@ -1425,10 +1434,17 @@ fn fill_callbacks(s: &Server) {
             .unwrap();
         let t = t1 + secs(60);
         assert_eq!(
-            store.claim_callback("w", t, t0).await.unwrap().unwrap().id,
+            store
+                .callbacks()
+                .claim("w", t, t0)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
             answered
         );
         store
+            .callbacks()
             .finish_attempt(
                 answered,
                 1,
@@ -1441,19 +1457,22 @@ fn fill_callbacks(s: &Server) {
             .await
             .unwrap();
         store
-            .refuse_callback(CAMPAIGN, "c_anon0000000003", Refusal::Withheld, t1)
+            .callbacks()
+            .refuse(CAMPAIGN, "c_anon0000000003", Refusal::Withheld, t1)
             .await
             .unwrap();
         let later = t0 + chrono::Duration::days(1);
         let mut other = missed("c_othr0000000004", "+22370000004", t1, later);
         other.campaign = "another-campaign";
-        assert_eq!(store.queue_callback(&other, &p).await.unwrap().1, Ok(()));
+        assert_eq!(store.callbacks().queue(&other, &p).await.unwrap().1, Ok(()));
         store
+            .callbacks()
             .subscribe(CAMPAIGN, "c_subs0000000005", b"+22370000005", 1000, t1)
             .await
             .unwrap();
         assert_eq!(
             store
+                .callbacks()
                 .queue_broadcast(CAMPAIGN, t0, later, t1, &kuma::outbound::Policy::default())
                 .await
                 .unwrap(),

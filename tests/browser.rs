@@ -3,7 +3,7 @@
 //! here on run-time ports with a fresh data folder. Tokens come from `kuma token
 //! create`, answers from `kuma simulate` and `kuma call`, one voice message from
 //! the store's own `add_recording` (as a SIP call would leave it), call-backs
-//! from the store's `queue_callback`.
+//! from the store's call-back queue (`Store::callbacks`).
 //!
 //! Needs `chromium` (Debian package) and `npm ci --prefix tests/browser`; `.ci/run`
 //! does both. Screenshots of every page are left in `target/browser-screenshots/`.
@@ -189,7 +189,8 @@ fn queue_callbacks(server: &Server) {
         let at = chrono::Utc::now();
         for caller in ["c_callback0000001", "c_callback0000002"] {
             let (_, queued) = store
-                .queue_callback(
+                .callbacks()
+                .queue(
                     &kuma::store::NewCallback {
                         campaign: CAMPAIGN,
                         caller,
@@ -204,7 +205,8 @@ fn queue_callbacks(server: &Server) {
             assert_eq!(queued, Ok(()));
         }
         store
-            .refuse_callback(CAMPAIGN, "c_callback0000003", Refusal::Withheld, at)
+            .callbacks()
+            .refuse(CAMPAIGN, "c_callback0000003", Refusal::Withheld, at)
             .await
             .unwrap();
         store.close().await;

@@ -19,7 +19,8 @@ use common::{
 };
 use kuma::outbound::Policy;
 use kuma::outbound::sealed::Sealer;
-use kuma::store::{NewCallback, Pseudonymizer, Store};
+use kuma::secret::Pseudonymizer;
+use kuma::store::{NewCallback, Store};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
@@ -453,6 +454,7 @@ fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
             .seal("+22370123456", &caller)
             .unwrap();
         store
+            .callbacks()
             .subscribe(CAMPAIGN, &caller, &sealed, 1000, chrono::Utc::now())
             .await
             .unwrap();
@@ -627,7 +629,7 @@ async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
             at: now,
             due: now,
         };
-        let (_, queued) = a.queue_callback(&new, &Policy::default()).await.unwrap();
+        let (_, queued) = a.callbacks().queue(&new, &Policy::default()).await.unwrap();
         assert_eq!(queued, Ok(()));
     }
     let mut tasks = Vec::new();
@@ -637,7 +639,7 @@ async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
             let mut mine = Vec::new();
             let stale = now - chrono::Duration::hours(1);
             let worker = format!("w{w}");
-            while let Some(c) = store.claim_callback(&worker, now, stale).await.unwrap() {
+            while let Some(c) = store.callbacks().claim(&worker, now, stale).await.unwrap() {
                 mine.push(c.id);
             }
             mine
@@ -655,19 +657,27 @@ async fn concurrent_claims_on_postgresql_never_take_a_call_back_twice() {
 
     // Subscribers on PostgreSQL: queued once per broadcast, whichever process tries.
     for caller in ["c_s1", "c_s2"] {
-        a.subscribe(CAMPAIGN, caller, b"sealed", 1000, now)
+        a.callbacks()
+            .subscribe(CAMPAIGN, caller, b"sealed", 1000, now)
             .await
             .unwrap();
     }
     let b1 = now - chrono::Duration::hours(1);
     let policy = kuma::outbound::Policy::default();
     let (qa, qb) = tokio::join!(
-        a.queue_broadcast(CAMPAIGN, b1, now, now, &policy),
-        b.queue_broadcast(CAMPAIGN, b1, now, now, &policy)
+        a.callbacks()
+            .queue_broadcast(CAMPAIGN, b1, now, now, &policy),
+        b.callbacks()
+            .queue_broadcast(CAMPAIGN, b1, now, now, &policy)
     );
     assert_eq!(qa.unwrap() + qb.unwrap(), 2);
-    assert!(b.unsubscribe(CAMPAIGN, "c_s1", now).await.unwrap());
-    assert_eq!(a.subscriber_count(CAMPAIGN).await.unwrap(), 1);
+    assert!(
+        b.callbacks()
+            .unsubscribe(CAMPAIGN, "c_s1", now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.callbacks().subscriber_count(CAMPAIGN).await.unwrap(), 1);
     a.close().await;
     b.close().await;
 }

@@ -14,9 +14,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use kuma::secret::Pseudonymizer;
 use kuma::store::{
     AnswerRow, CallEnd, CallRow, ChoiceCount, CountFilter, Counts, NewAnswer, NewCall,
-    NewRecording, PairCount, Pseudonymizer, SessionStep, Store, StoreError, WriteOp, redact_url,
+    NewRecording, PairCount, SessionStep, Store, StoreError, WriteOp, redact_url,
 };
 use sqlx::Connection;
 
@@ -896,7 +897,7 @@ async fn snapshot(store: &Store) -> String {
         store.funnel(CAMPAIGN, &f).await.unwrap(),
         export(store, f).await,
         recordings,
-        store.subscriber_count(CAMPAIGN).await.unwrap(),
+        store.callbacks().subscriber_count(CAMPAIGN).await.unwrap(),
     )
 }
 
@@ -1297,13 +1298,15 @@ async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
         due: t,
     };
     let (a, _) = store
-        .queue_callback(&missed(CAMPAIGN, "c_a", at(0)), &p)
+        .callbacks()
+        .queue(&missed(CAMPAIGN, "c_a", at(0)), &p)
         .await
         .unwrap();
-    let claimed = store.claim_callback("w", at(1), at(0)).await.unwrap();
+    let claimed = store.callbacks().claim("w", at(1), at(0)).await.unwrap();
     assert_eq!(claimed.map(|c| c.id), Some(a));
-    store.callback_ringing(a, 1).await.unwrap();
+    store.callbacks().ringing(a, 1).await.unwrap();
     store
+        .callbacks()
         .finish_attempt(
             a,
             1,
@@ -1316,19 +1319,23 @@ async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
         .await
         .unwrap();
     let (_, other) = store
-        .queue_callback(&missed("other", "c_o", at(3)), &p)
+        .callbacks()
+        .queue(&missed("other", "c_o", at(3)), &p)
         .await
         .unwrap();
     assert_eq!(other, Ok(()));
     store
-        .refuse_callback(CAMPAIGN, "c_r", Refusal::Blocked, at(4))
+        .callbacks()
+        .refuse(CAMPAIGN, "c_r", Refusal::Blocked, at(4))
         .await
         .unwrap();
     store
+        .callbacks()
         .subscribe(CAMPAIGN, "c_s", b"sealed", 1000, at(5))
         .await
         .unwrap();
     store
+        .callbacks()
         .queue_broadcast(
             CAMPAIGN,
             at(0),
@@ -1344,7 +1351,7 @@ async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
         status,
         limit,
     };
-    let list = store.list_callbacks(&filter(None, None)).await.unwrap();
+    let list = store.callbacks().list(&filter(None, None)).await.unwrap();
     let rows: Vec<_> = list
         .iter()
         .map(|r| {
@@ -1373,14 +1380,16 @@ async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
         .collect();
     assert_eq!(tries, [(1, "no_answer", Some(480))]);
     let queued = store
-        .list_callbacks(&filter(Some(Status::Queued), Some(1)))
+        .callbacks()
+        .list(&filter(Some(Status::Queued), Some(1)))
         .await
         .unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].caller, "c_s");
     assert_eq!(
         store
-            .list_callbacks(&CallbackFilter::default())
+            .callbacks()
+            .list(&CallbackFilter::default())
             .await
             .unwrap()
             .len(),
@@ -1388,7 +1397,8 @@ async fn callbacks_are_listed_filtered_and_counted(store: Store, _url: String) {
     );
 
     let counts: Vec<_> = store
-        .callback_counts(CAMPAIGN)
+        .callbacks()
+        .counts(CAMPAIGN)
         .await
         .unwrap()
         .into_iter()
@@ -1747,6 +1757,7 @@ async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store,
     let sealed = keys.sealer.seal(number, &caller).unwrap();
     assert!(
         store
+            .callbacks()
             .subscribe(CAMPAIGN, &caller, &sealed, 10, at(1))
             .await
             .unwrap()
@@ -1759,7 +1770,8 @@ async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store,
         due: at(3),
     };
     let (_, queued) = store
-        .queue_callback(&missed, &kuma::outbound::Policy::default())
+        .callbacks()
+        .queue(&missed, &kuma::outbound::Policy::default())
         .await
         .unwrap();
     assert_eq!(queued, Ok(()));
@@ -1774,7 +1786,8 @@ async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store,
     assert_eq!(rows.len(), 1);
     assert!(rows.iter().all(|r| r.caller == now), "{rows:?}");
     let claimed = store
-        .claim_callback("w", at(4), at(4))
+        .callbacks()
+        .claim("w", at(4), at(4))
         .await
         .unwrap()
         .unwrap();
@@ -1784,5 +1797,11 @@ async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store,
         .open(claimed.sealed.as_deref().unwrap(), &now)
         .unwrap();
     assert_eq!(opened, number);
-    assert!(store.unsubscribe(CAMPAIGN, &now, at(5)).await.unwrap());
+    assert!(
+        store
+            .callbacks()
+            .unsubscribe(CAMPAIGN, &now, at(5))
+            .await
+            .unwrap()
+    );
 }

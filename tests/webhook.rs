@@ -1,4 +1,4 @@
-//! The voice-provider webhooks of `kuma serve` (src/webhook, src/serve/webhook.rs),
+//! The voice-provider webhooks of `kuma serve` (src/webhook, src/serve/webhook_routes.rs),
 //! against the real binary: whole calls replayed request by request as Africa's
 //! Talking and Twilio send them, every reply compared with a snapshot under
 //! `tests/fixtures/webhook/` (`KUMA_UPDATE_SNAPSHOTS=1` rewrites them), then the

@@ -21,7 +21,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::campaign::{Campaign, CampaignSet, load_folder};
-use crate::store::{Keys, Store, load_or_create_secret};
+use crate::secret::load_or_create_secret;
+use crate::store::{Keys, Store};
 
 /// kuma: interactive voice response for community radio campaigns.
 #[derive(Debug, Parser)]

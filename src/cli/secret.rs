@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::Env;
-use crate::store::{Pseudonymizer, load_or_create_secret};
+use crate::secret::{Pseudonymizer, load_or_create_secret};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,7 +48,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     let secret = env.data.join("secret");
     if !from_env && pending.exists() {
         // An earlier rotation stopped between the database and the file.
-        let drawn = crate::store::read_secret_file(&pending)?;
+        let drawn = crate::secret::read_secret_file(&pending)?;
         if store.written_with(&drawn).await? {
             replace(&pending, &secret)?;
             println!(
@@ -66,12 +66,12 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     env.keys(&store).await?;
     let (new, drawn) = match (std::env::var_os("KUMA_NEW_SECRET"), new_secret_file) {
         (Some(v), _) if !v.is_empty() => (v.into_encoded_bytes(), false),
-        (_, Some(file)) => (crate::store::read_secret_file(&file)?, false),
+        (_, Some(file)) => (crate::secret::read_secret_file(&file)?, false),
         _ if from_env => anyhow::bail!(
             "KUMA_SECRET is set: give the new secret in KUMA_NEW_SECRET or --new-secret-file, \
              then set KUMA_SECRET to it"
         ),
-        _ => (crate::store::write_new_secret(&pending)?, true),
+        _ => (crate::secret::write_new_secret(&pending)?, true),
     };
     if new.len() < 16 {
         anyhow::bail!(

@@ -1,6 +1,6 @@
 //! The call runtime: what a call does around the flow engine, the same whichever
 //! channel carries it (SIP in `crate::serve::call`, the providers' webhooks in
-//! `crate::serve::webhook`). Each channel keeps only what is its own (media,
+//! `crate::serve::webhook_routes`). Each channel keeps only what is its own (media,
 //! the provider's XML); the rules of a call's life that are not the engine's
 //! live here, so that they cannot drift apart from one channel to another.
 //!

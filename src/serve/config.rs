@@ -33,7 +33,7 @@ pub struct ServeConfig {
     pub drain: Duration,
     /// Let the caller hear ringing this long before answering (0: answer at once).
     pub answer_after: Duration,
-    /// The provider webhooks' settings (`crate::serve::webhook`).
+    /// The provider webhooks' settings (`crate::serve::webhook_routes`).
     pub webhooks: WebhookConfig,
     /// The web API shows breakdown cells counting fewer callers than this as
     /// `"<N"` (0 or 1: no masking).

@@ -51,7 +51,8 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
     let store = &shared.store;
     let outcome = match screen(policy, number.trim(), &caller, open) {
         Err(refusal) => store
-            .refuse_callback(&campaign.id, &caller, refusal, now)
+            .callbacks()
+            .refuse(&campaign.id, &caller, refusal, now)
             .await
             .map(|id| (id, Err(refusal))),
         Ok(()) => match shared.sealer.seal(number.trim(), &caller) {
@@ -64,7 +65,7 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
                     at: now,
                     due,
                 };
-                store.queue_callback(&new, policy).await
+                store.callbacks().queue(&new, policy).await
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot seal a number: no call-back");
@@ -120,7 +121,12 @@ pub async fn follow_broadcasts(shared: Arc<Shared>, mut stop: watch::Receiver<bo
             if now < start || now > crate::schedule::later(start, Duration::from_secs(86_400)) {
                 continue;
             }
-            let subscribers = match shared.store.subscriber_count(&campaign.id).await {
+            let subscribers = match shared
+                .store
+                .callbacks()
+                .subscriber_count(&campaign.id)
+                .await
+            {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(campaign = %campaign.id, error = %e, "cannot count the subscribers");
@@ -135,6 +141,7 @@ pub async fn follow_broadcasts(shared: Arc<Shared>, mut stop: watch::Receiver<bo
                 .map_or(now, |q| q.next_allowed(now, schedule.timezone));
             match shared
                 .store
+                .callbacks()
                 .queue_broadcast(&campaign.id, broadcast, due, now, policy)
                 .await
             {
@@ -240,7 +247,8 @@ impl Dialer {
                 match me
                     .shared
                     .store
-                    .claim_callback(&me.worker, now, now - STALE)
+                    .callbacks()
+                    .claim(&me.worker, now, now - STALE)
                     .await
                 {
                     Ok(Some(claimed)) => {
@@ -285,6 +293,7 @@ impl Dialer {
             let _ = self
                 .shared
                 .store
+                .callbacks()
                 .finish_attempt(
                     claimed.id,
                     claimed.attempt,
@@ -307,6 +316,7 @@ impl Dialer {
             tracing::warn!("the campaign is no longer served: call-back cancelled");
             let (s, next) = final_status(Status::Cancelled);
             store
+                .callbacks()
                 .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
                 .await?;
             return Ok(());
@@ -325,6 +335,7 @@ impl Dialer {
                 tracing::warn!(reason = %why, "cannot call back");
                 let (s, next) = final_status(Status::Failed);
                 store
+                    .callbacks()
                     .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
                     .await?;
                 return Ok(());
@@ -375,7 +386,7 @@ impl Dialer {
         let answer = loop {
             match events.recv().await {
                 Some(Event::Ringing { .. }) => {
-                    if let Err(e) = store.callback_ringing(c.id, c.attempt).await {
+                    if let Err(e) = store.callbacks().ringing(c.id, c.attempt).await {
                         tracing::warn!(error = %e, "cannot record that the call-back rings");
                     }
                 }
@@ -413,6 +424,7 @@ impl Dialer {
                     "call-back not answered"
                 );
                 store
+                    .callbacks()
                     .finish_attempt(
                         c.id,
                         c.attempt,
@@ -434,6 +446,7 @@ impl Dialer {
                 let _ = self.cmd.send(Command::Gone { call: id });
                 let (s, next) = final_status(Status::Failed);
                 store
+                    .callbacks()
                     .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
                     .await?;
                 return Ok(());
@@ -448,6 +461,7 @@ impl Dialer {
             // before the conversation, whatever happens in it.
             let (s, next) = final_status(Status::Answered);
             store
+                .callbacks()
                 .finish_attempt(c.id, c.attempt, s, None, next, Some(store_id), Utc::now())
                 .await?;
             Ok::<_, crate::store::StoreError>(store_id)

@@ -141,7 +141,9 @@ pub async fn serve(
             }),
         )
         .with_state(std::sync::Arc::clone(&shared))
-        .merge(super::webhook::router(std::sync::Arc::clone(&shared)))
+        .merge(super::webhook_routes::router(std::sync::Arc::clone(
+            &shared,
+        )))
         .merge(crate::web::router(crate::web::Context {
             store: shared.store.clone(),
             pseudonyms: shared.pseudonyms.clone(),
@@ -172,7 +174,7 @@ fn metrics_page(
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| super::webhook::constant_time_eq(given.as_bytes(), token.0.as_bytes())),
+            .is_some_and(|given| super::webhook_routes::constant_time_eq(given.as_bytes(), token.0.as_bytes())),
         None => req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -40,7 +40,7 @@ mod recording_fetch;
 mod rtp_socket;
 mod sip_shell;
 mod sip_tcp;
-mod webhook;
+mod webhook_routes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,8 +52,9 @@ pub use crate::catalog::{Catalog, Catalogs};
 pub use config::ServeConfig;
 
 use crate::outbound::sealed::Sealer;
+use crate::secret::Pseudonymizer;
+use crate::store::Store;
 use crate::store::spool::SpooledStore;
-use crate::store::{Pseudonymizer, Store};
 
 /// What every call shares.
 pub struct Shared {

@@ -99,7 +99,8 @@ impl From<CallbackRow> for Entry {
 /// The call-backs `filter` picks, newest first.
 pub async fn entries(store: &Store, filter: &CallbackFilter<'_>) -> Result<Vec<Entry>, StoreError> {
     Ok(store
-        .list_callbacks(filter)
+        .callbacks()
+        .list(filter)
         .await?
         .into_iter()
         .map(Entry::from)
@@ -176,7 +177,7 @@ pub struct KindCount {
 /// The counts of a campaign's queue (every call-back, whatever a listing shows).
 pub async fn summary(store: &Store, campaign: &str) -> Result<Summary, StoreError> {
     let mut s = Summary::default();
-    for c in store.callback_counts(campaign).await? {
+    for c in store.callbacks().counts(campaign).await? {
         s.callbacks += c.callbacks;
         s.attempts += c.attempts;
         // A status this version does not know still counts in the totals.

@@ -139,7 +139,7 @@ pub struct AttemptRow {
     pub sip_code: Option<u16>,
 }
 
-/// Which call-backs [`Store::list_callbacks`] returns.
+/// Which call-backs [`CallbackQueue::list`] returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallbackFilter<'a> {
     /// Only this campaign's.
@@ -207,18 +207,32 @@ const INSERT_BROADCAST: &str = "\
     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
     ON CONFLICT (campaign, caller, broadcast) DO NOTHING";
 
+/// The call-back queue: its own type beside the results, over the same
+/// database (`Store::callbacks`). It keeps rows; the rules are `crate::outbound`'s.
+#[derive(Clone, Copy)]
+pub struct CallbackQueue<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// The call-back queue and the subscribers.
+    pub fn callbacks(&self) -> CallbackQueue<'_> {
+        CallbackQueue { store: self }
+    }
+}
+
+impl CallbackQueue<'_> {
     /// Keeps a listener's sealed number to call them after each broadcast, unless
     /// the campaign already has `limit` subscribers; false when not kept.
     pub async fn subscribe(
-        &self,
+        self,
         campaign: &str,
         caller: &str,
         sealed: &[u8],
         limit: u32,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        write_tx!(self, |tx| {
+        write_tx!(self.store, |tx| {
             let renewed = sqlx::query(RESUBSCRIBE)
                 .bind(campaign)
                 .bind(caller)
@@ -243,12 +257,12 @@ impl Store {
     /// Erases a subscriber and cancels their calls still waiting; false if they
     /// were not subscribed.
     pub async fn unsubscribe(
-        &self,
+        self,
         campaign: &str,
         caller: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        write_tx!(self, |tx| {
+        write_tx!(self.store, |tx| {
             let gone = sqlx::query(UNSUBSCRIBE)
                 .bind(campaign)
                 .bind(caller)
@@ -265,8 +279,8 @@ impl Store {
         })
     }
 
-    pub async fn subscriber_count(&self, campaign: &str) -> Result<u64, StoreError> {
-        let n: i64 = with_pool!(self, |pool| {
+    pub async fn subscriber_count(self, campaign: &str) -> Result<u64, StoreError> {
+        let n: i64 = with_pool!(self.store, |pool| {
             sqlx::query_scalar(SUBSCRIBERS)
                 .bind(campaign)
                 .fetch_one(pool)
@@ -281,7 +295,7 @@ impl Store {
     /// already queued or refused for it is left alone (so every process may
     /// try). Returns how many were queued now.
     pub async fn queue_broadcast(
-        &self,
+        self,
         campaign: &str,
         broadcast: DateTime<Utc>,
         due: DateTime<Utc>,
@@ -289,7 +303,7 @@ impl Store {
         policy: &Policy,
     ) -> Result<u64, StoreError> {
         let day_ago = millis(now - chrono::Duration::days(1));
-        write_tx!(self, |tx| {
+        write_tx!(self.store, |tx| {
             let due_now: Vec<(String, Vec<u8>)> = sqlx::query_as(BROADCAST_DUE)
                 .bind(campaign)
                 .bind(millis(broadcast))
@@ -338,13 +352,13 @@ impl Store {
     /// Queues a call-back if the quotas allow (checked in the same transaction as
     /// the insert); otherwise stores the missed call as refused, without the
     /// number. Returns the row id and whether it was queued.
-    pub async fn queue_callback(
-        &self,
+    pub async fn queue(
+        self,
         c: &NewCallback<'_>,
         policy: &Policy,
     ) -> Result<(i64, Result<(), Refusal>), StoreError> {
         let day_ago = millis(c.at - chrono::Duration::days(1));
-        write_tx!(self, |tx| {
+        write_tx!(self.store, |tx| {
             let history = history_of(
                 sqlx::query_as(HISTORY)
                     .bind(c.caller)
@@ -374,14 +388,14 @@ impl Store {
 
     /// Stores a missed call that gets no call-back for a reason found before the
     /// quotas (withheld number, block list, campaign closed).
-    pub async fn refuse_callback(
-        &self,
+    pub async fn refuse(
+        self,
         campaign: &str,
         caller: &str,
         refusal: Refusal,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        with_pool!(self, |pool| {
+        with_pool!(self.store, |pool| {
             Ok(sqlx::query_scalar(INSERT)
                 .bind(campaign)
                 .bind(caller)
@@ -397,17 +411,17 @@ impl Store {
 
     /// Takes the next call-back due at `now` (or claimed by a process that has not
     /// touched it since `stale_before`) for dialler `worker`, and opens its attempt.
-    pub async fn claim_callback(
-        &self,
+    pub async fn claim(
+        self,
         worker: &str,
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<Option<Claimed>, StoreError> {
-        let claim = match self.backend() {
+        let claim = match self.store.backend() {
             "postgres" => CLAIM_PG,
             _ => CLAIM_SQLITE,
         };
-        write_tx!(self, |tx| {
+        write_tx!(self.store, |tx| {
             let row: Option<ClaimRow> = sqlx::query_as(claim)
                 .bind(worker)
                 .bind(millis(now))
@@ -437,8 +451,8 @@ impl Store {
     }
 
     /// The attempt rings.
-    pub async fn callback_ringing(&self, id: i64, attempt: u32) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+    pub async fn ringing(self, id: i64, attempt: u32) -> Result<(), StoreError> {
+        with_pool!(self.store, |pool| {
             sqlx::query(ATTEMPT_STATUS)
                 .bind(id)
                 .bind(i64::from(attempt))
@@ -453,7 +467,7 @@ impl Store {
     /// the call-back (its number erased). `call` is the answered call's id.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_attempt(
-        &self,
+        self,
         id: i64,
         attempt: u32,
         status: Status,
@@ -463,7 +477,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let note = sip_code.map(|c| format!("sip {c}"));
-        write_tx!(self, |tx| {
+        write_tx!(self.store, |tx| {
             sqlx::query(END_ATTEMPT)
                 .bind(id)
                 .bind(i64::from(attempt))
@@ -497,28 +511,26 @@ impl Store {
     }
 
     /// The call-backs `filter` picks, newest first, each with its attempts.
-    pub async fn list_callbacks(
-        &self,
-        filter: &CallbackFilter<'_>,
-    ) -> Result<Vec<CallbackRow>, StoreError> {
+    pub async fn list(self, filter: &CallbackFilter<'_>) -> Result<Vec<CallbackRow>, StoreError> {
         let campaign = filter.campaign.unwrap_or("");
         let status = filter.status.map_or("", Status::as_str);
         let limit = filter.limit.map_or(i64::MAX, i64::from);
-        let (rows, attempts): (Vec<ListRow>, Vec<AttemptListRow>) = with_pool!(self, |pool| {
-            let rows = sqlx::query_as(LIST)
-                .bind(campaign)
-                .bind(status)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            let attempts = sqlx::query_as(LIST_ATTEMPTS)
-                .bind(campaign)
-                .bind(status)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            (rows, attempts)
-        });
+        let (rows, attempts): (Vec<ListRow>, Vec<AttemptListRow>) =
+            with_pool!(self.store, |pool| {
+                let rows = sqlx::query_as(LIST)
+                    .bind(campaign)
+                    .bind(status)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let attempts = sqlx::query_as(LIST_ATTEMPTS)
+                    .bind(campaign)
+                    .bind(status)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                (rows, attempts)
+            });
         let mut tries: std::collections::HashMap<i64, Vec<AttemptRow>> =
             std::collections::HashMap::new();
         for (callback, attempt, status, sip_code) in attempts {
@@ -549,8 +561,8 @@ impl Store {
     }
 
     /// A campaign's call-backs counted per status and kind, with their attempts.
-    pub async fn callback_counts(&self, campaign: &str) -> Result<Vec<CallbackCount>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64)> = with_pool!(self, |pool| {
+    pub async fn counts(self, campaign: &str) -> Result<Vec<CallbackCount>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = with_pool!(self.store, |pool| {
             sqlx::query_as(SUMMARY)
                 .bind(campaign)
                 .fetch_all(pool)
@@ -568,11 +580,8 @@ impl Store {
     }
 
     /// The attempts of one call-back: (attempt, status, SIP code).
-    pub async fn callback_attempts(
-        &self,
-        id: i64,
-    ) -> Result<Vec<(u32, String, Option<u16>)>, StoreError> {
-        let rows: Vec<(i64, String, Option<i64>)> = with_pool!(self, |pool| {
+    pub async fn attempts(self, id: i64) -> Result<Vec<(u32, String, Option<u16>)>, StoreError> {
+        let rows: Vec<(i64, String, Option<i64>)> = with_pool!(self.store, |pool| {
             sqlx::query_as(ATTEMPTS).bind(id).fetch_all(pool).await?
         });
         Ok(rows
@@ -588,8 +597,8 @@ impl Store {
     }
 
     /// Whether a call-back still holds its sealed number (for tests and audits).
-    pub async fn callback_has_number(&self, id: i64) -> Result<bool, StoreError> {
-        let n: Option<i64> = with_pool!(self, |pool| {
+    pub async fn has_number(self, id: i64) -> Result<bool, StoreError> {
+        let n: Option<i64> = with_pool!(self.store, |pool| {
             sqlx::query_scalar(HAS_NUMBER)
                 .bind(id)
                 .fetch_optional(pool)
@@ -631,7 +640,7 @@ mod tests {
             campaign,
             ..CallbackFilter::default()
         };
-        let mut list = s.list_callbacks(&filter).await.unwrap();
+        let mut list = s.callbacks().list(&filter).await.unwrap();
         list.reverse();
         list
     }
@@ -655,78 +664,92 @@ mod tests {
             ..Policy::default()
         };
         let t0 = at("2026-12-01T19:00:00Z");
-        let (first, ok) = s.queue_callback(&missed("c_a", t0), &p).await.unwrap();
+        let (first, ok) = s.callbacks().queue(&missed("c_a", t0), &p).await.unwrap();
         assert_eq!(ok, Ok(()));
-        assert!(s.callback_has_number(first).await.unwrap());
+        assert!(s.callbacks().has_number(first).await.unwrap());
         let t1 = t0 + chrono::Duration::minutes(1);
-        let (second, v) = s.queue_callback(&missed("c_a", t1), &p).await.unwrap();
+        let (second, v) = s.callbacks().queue(&missed("c_a", t1), &p).await.unwrap();
         assert_eq!(v, Err(Refusal::AlreadyQueued));
-        assert!(!s.callback_has_number(second).await.unwrap());
+        assert!(!s.callbacks().has_number(second).await.unwrap());
         // The first call-back is answered; a new beep 5 minutes later is too soon.
         let claimed = s
-            .claim_callback("w", t0 + chrono::Duration::seconds(20), t0)
+            .callbacks()
+            .claim("w", t0 + chrono::Duration::seconds(20), t0)
             .await
             .unwrap()
             .unwrap();
-        s.finish_attempt(
-            claimed.id,
-            1,
-            Status::Answered,
-            None,
-            Next::Final(Status::Answered),
-            Some(7),
-            t1,
-        )
-        .await
-        .unwrap();
+        s.callbacks()
+            .finish_attempt(
+                claimed.id,
+                1,
+                Status::Answered,
+                None,
+                Next::Final(Status::Answered),
+                Some(7),
+                t1,
+            )
+            .await
+            .unwrap();
         assert!(
-            !s.callback_has_number(first).await.unwrap(),
+            !s.callbacks().has_number(first).await.unwrap(),
             "erased once over"
         );
         let t5 = t0 + chrono::Duration::minutes(5);
         assert_eq!(
-            s.queue_callback(&missed("c_a", t5), &p).await.unwrap().1,
+            s.callbacks().queue(&missed("c_a", t5), &p).await.unwrap().1,
             Err(Refusal::TooSoon)
         );
         let t20 = t0 + chrono::Duration::minutes(20);
-        let (third, v) = s.queue_callback(&missed("c_a", t20), &p).await.unwrap();
+        let (third, v) = s.callbacks().queue(&missed("c_a", t20), &p).await.unwrap();
         assert_eq!(v, Ok(()));
         let claimed = s
-            .claim_callback("w", t20 + chrono::Duration::minutes(1), t0)
+            .callbacks()
+            .claim("w", t20 + chrono::Duration::minutes(1), t0)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(claimed.id, third);
-        s.finish_attempt(
-            third,
-            1,
-            Status::Answered,
-            None,
-            Next::Final(Status::Answered),
-            None,
-            t20,
-        )
-        .await
-        .unwrap();
+        s.callbacks()
+            .finish_attempt(
+                third,
+                1,
+                Status::Answered,
+                None,
+                Next::Final(Status::Answered),
+                None,
+                t20,
+            )
+            .await
+            .unwrap();
         let t40 = t0 + chrono::Duration::minutes(40);
         assert_eq!(
-            s.queue_callback(&missed("c_a", t40), &p).await.unwrap().1,
+            s.callbacks()
+                .queue(&missed("c_a", t40), &p)
+                .await
+                .unwrap()
+                .1,
             Err(Refusal::CallerQuota)
         );
         // A day later the quota is back; another caller was never limited.
         let tomorrow = t0 + chrono::Duration::hours(25);
         assert_eq!(
-            s.queue_callback(&missed("c_a", tomorrow), &p)
+            s.callbacks()
+                .queue(&missed("c_a", tomorrow), &p)
                 .await
                 .unwrap()
                 .1,
             Ok(())
         );
         assert_eq!(
-            s.queue_callback(&missed("c_b", t40), &p).await.unwrap().1,
+            s.callbacks()
+                .queue(&missed("c_b", t40), &p)
+                .await
+                .unwrap()
+                .1,
             Ok(())
         );
-        s.refuse_callback("c", "c_anon", Refusal::Withheld, t40)
+        s.callbacks()
+            .refuse("c", "c_anon", Refusal::Withheld, t40)
             .await
             .unwrap();
         let list = oldest_first(&s, Some("c")).await;
@@ -756,57 +779,61 @@ mod tests {
         let (_d, s) = store().await;
         let p = Policy::default();
         let t0 = at("2026-12-01T19:00:00Z");
-        let (id, _) = s.queue_callback(&missed("c_a", t0), &p).await.unwrap();
+        let (id, _) = s.callbacks().queue(&missed("c_a", t0), &p).await.unwrap();
         assert!(
-            s.claim_callback("w", t0, t0).await.unwrap().is_none(),
+            s.callbacks().claim("w", t0, t0).await.unwrap().is_none(),
             "not before the delay"
         );
         let t = t0 + chrono::Duration::seconds(20);
-        let c = s.claim_callback("w", t, t0).await.unwrap().unwrap();
+        let c = s.callbacks().claim("w", t, t0).await.unwrap().unwrap();
         assert_eq!((c.id, c.attempt, c.caller.as_str()), (id, 1, "c_a"));
         assert_eq!(c.sealed.as_deref(), Some(&b"sealed-bytes"[..]));
         assert!(
-            s.claim_callback("w2", t, t0).await.unwrap().is_none(),
+            s.callbacks().claim("w2", t, t0).await.unwrap().is_none(),
             "claimed once"
         );
-        s.callback_ringing(id, 1).await.unwrap();
+        s.callbacks().ringing(id, 1).await.unwrap();
         let next = crate::outbound::after_attempt(&p, Attempt::Busy, 1, t);
-        s.finish_attempt(id, 1, Status::Busy, Some(486), next, None, t)
+        s.callbacks()
+            .finish_attempt(id, 1, Status::Busy, Some(486), next, None, t)
             .await
             .unwrap();
         let row = &oldest_first(&s, None).await[0];
         assert_eq!((row.status.as_str(), row.attempts), ("queued", 1));
         assert_eq!(row.next_at, Some(t + chrono::Duration::hours(1)));
         assert!(
-            s.claim_callback("w", t + chrono::Duration::minutes(59), t0)
+            s.callbacks()
+                .claim("w", t + chrono::Duration::minutes(59), t0)
                 .await
                 .unwrap()
                 .is_none()
         );
         let t2 = t + chrono::Duration::hours(1);
-        let c = s.claim_callback("w", t2, t0).await.unwrap().unwrap();
+        let c = s.callbacks().claim("w", t2, t0).await.unwrap().unwrap();
         assert_eq!(c.attempt, 2);
-        s.finish_attempt(
-            id,
-            2,
-            Status::Failed,
-            Some(403),
-            Next::Final(Status::Failed),
-            None,
-            t2,
-        )
-        .await
-        .unwrap();
+        s.callbacks()
+            .finish_attempt(
+                id,
+                2,
+                Status::Failed,
+                Some(403),
+                Next::Final(Status::Failed),
+                None,
+                t2,
+            )
+            .await
+            .unwrap();
         assert_eq!(
-            s.callback_attempts(id).await.unwrap(),
+            s.callbacks().attempts(id).await.unwrap(),
             [
                 (1, "busy".to_string(), Some(486)),
                 (2, "failed".to_string(), Some(403))
             ]
         );
-        assert!(!s.callback_has_number(id).await.unwrap());
+        assert!(!s.callbacks().has_number(id).await.unwrap());
         assert!(
-            s.claim_callback("w", t2 + chrono::Duration::days(9), t2)
+            s.callbacks()
+                .claim("w", t2 + chrono::Duration::days(9), t2)
                 .await
                 .unwrap()
                 .is_none()
@@ -818,37 +845,43 @@ mod tests {
     async fn subscribers_are_queued_once_per_broadcast_and_erased_when_they_leave() {
         let (_d, s) = store().await;
         let t0 = at("2026-12-01T19:00:00Z");
-        s.subscribe("c", "c_a", b"sealed-a", u32::MAX, t0)
+        s.callbacks()
+            .subscribe("c", "c_a", b"sealed-a", u32::MAX, t0)
             .await
             .unwrap();
-        s.subscribe("c", "c_b", b"sealed-b", u32::MAX, t0)
+        s.callbacks()
+            .subscribe("c", "c_b", b"sealed-b", u32::MAX, t0)
             .await
             .unwrap();
-        s.subscribe("c", "c_b", b"sealed-b2", u32::MAX, t0)
+        s.callbacks()
+            .subscribe("c", "c_b", b"sealed-b2", u32::MAX, t0)
             .await
             .unwrap();
-        s.subscribe("other", "c_a", b"sealed-a", u32::MAX, t0)
+        s.callbacks()
+            .subscribe("other", "c_a", b"sealed-a", u32::MAX, t0)
             .await
             .unwrap();
-        assert_eq!(s.subscriber_count("c").await.unwrap(), 2);
+        assert_eq!(s.callbacks().subscriber_count("c").await.unwrap(), 2);
         let due = t0 + chrono::Duration::hours(1);
         assert_eq!(
-            s.queue_broadcast("c", t0, due, t0, &Policy::default())
+            s.callbacks()
+                .queue_broadcast("c", t0, due, t0, &Policy::default())
                 .await
                 .unwrap(),
             2
         );
         assert_eq!(
-            s.queue_broadcast("c", t0, due, t0, &Policy::default())
+            s.callbacks()
+                .queue_broadcast("c", t0, due, t0, &Policy::default())
                 .await
                 .unwrap(),
             0,
             "once per broadcast"
         );
         // The listener presses the key that unsubscribes: erased, their call cancelled.
-        assert!(s.unsubscribe("c", "c_a", t0).await.unwrap());
-        assert!(!s.unsubscribe("c", "c_a", t0).await.unwrap());
-        assert_eq!(s.subscriber_count("c").await.unwrap(), 1);
+        assert!(s.callbacks().unsubscribe("c", "c_a", t0).await.unwrap());
+        assert!(!s.callbacks().unsubscribe("c", "c_a", t0).await.unwrap());
+        assert_eq!(s.callbacks().subscriber_count("c").await.unwrap(), 1);
         let list = oldest_first(&s, Some("c")).await;
         let rows: Vec<_> = list
             .iter()
@@ -858,26 +891,28 @@ mod tests {
             rows,
             [("c_a", "cancelled", Some(t0)), ("c_b", "queued", Some(t0))]
         );
-        assert!(!s.callback_has_number(list[0].id).await.unwrap());
-        let c = s.claim_callback("w", due, t0).await.unwrap().unwrap();
+        assert!(!s.callbacks().has_number(list[0].id).await.unwrap());
+        let c = s.callbacks().claim("w", due, t0).await.unwrap().unwrap();
         assert_eq!((c.caller.as_str(), c.broadcast), ("c_b", Some(t0)));
         assert_eq!(c.sealed.as_deref(), Some(&b"sealed-b2"[..]));
         // Answered; the next broadcast queues the remaining subscriber again (a
         // call still waiting would count against the quotas: `already_queued`).
-        s.finish_attempt(
-            c.id,
-            c.attempt,
-            Status::Answered,
-            None,
-            Next::Final(Status::Answered),
-            None,
-            due,
-        )
-        .await
-        .unwrap();
+        s.callbacks()
+            .finish_attempt(
+                c.id,
+                c.attempt,
+                Status::Answered,
+                None,
+                Next::Final(Status::Answered),
+                None,
+                due,
+            )
+            .await
+            .unwrap();
         let t1 = t0 + chrono::Duration::days(4);
         assert_eq!(
-            s.queue_broadcast("c", t1, t1, t1, &Policy::default())
+            s.callbacks()
+                .queue_broadcast("c", t1, t1, t1, &Policy::default())
                 .await
                 .unwrap(),
             1
@@ -890,12 +925,37 @@ mod tests {
         let (_d, s) = store().await;
         let t0 = at("2026-12-01T19:00:00Z");
         // The cap: a third subscriber is not kept; one already there renews.
-        assert!(s.subscribe("c", "c_a", b"a", 2, t0).await.unwrap());
-        assert!(s.subscribe("c", "c_b", b"b", 2, t0).await.unwrap());
-        assert!(!s.subscribe("c", "c_c", b"c", 2, t0).await.unwrap());
-        assert!(s.subscribe("c", "c_b", b"b2", 2, t0).await.unwrap());
-        assert!(s.subscribe("other", "c_c", b"c", 2, t0).await.unwrap());
-        assert_eq!(s.subscriber_count("c").await.unwrap(), 2);
+        assert!(
+            s.callbacks()
+                .subscribe("c", "c_a", b"a", 2, t0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.callbacks()
+                .subscribe("c", "c_b", b"b", 2, t0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.callbacks()
+                .subscribe("c", "c_c", b"c", 2, t0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.callbacks()
+                .subscribe("c", "c_b", b"b2", 2, t0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.callbacks()
+                .subscribe("other", "c_c", b"c", 2, t0)
+                .await
+                .unwrap()
+        );
+        assert_eq!(s.callbacks().subscriber_count("c").await.unwrap(), 2);
 
         // `c_a` had a call-back an hour ago; the campaign may place 2 a day.
         let policy = Policy {
@@ -906,12 +966,13 @@ mod tests {
             due: t0 - chrono::Duration::minutes(59),
             ..missed("c_a", t0 - chrono::Duration::hours(1))
         };
-        let (id, verdict) = s.queue_callback(&missed, &policy).await.unwrap();
+        let (id, verdict) = s.callbacks().queue(&missed, &policy).await.unwrap();
         assert_eq!(verdict, Ok(()));
         let later = t0 + chrono::Duration::minutes(10);
         // `c_a`'s call-back is still queued: refused; `c_b` takes the last place.
         assert_eq!(
-            s.queue_broadcast("c", t0, later, later, &policy)
+            s.callbacks()
+                .queue_broadcast("c", t0, later, later, &policy)
                 .await
                 .unwrap(),
             1
@@ -935,24 +996,26 @@ mod tests {
         );
         // Refused for this broadcast, not again and again.
         assert_eq!(
-            s.queue_broadcast("c", t0, later, later, &policy)
+            s.callbacks()
+                .queue_broadcast("c", t0, later, later, &policy)
                 .await
                 .unwrap(),
             0
         );
         assert!(
-            !s.callback_has_number(
-                oldest_first(&s, Some("c"))
-                    .await
-                    .iter()
-                    .find(|r| r.caller == "c_a" && r.broadcast.is_some())
-                    .unwrap()
-                    .id
-            )
-            .await
-            .unwrap()
+            !s.callbacks()
+                .has_number(
+                    oldest_first(&s, Some("c"))
+                        .await
+                        .iter()
+                        .find(|r| r.caller == "c_a" && r.broadcast.is_some())
+                        .unwrap()
+                        .id
+                )
+                .await
+                .unwrap()
         );
-        assert!(s.callback_has_number(id).await.unwrap());
+        assert!(s.callbacks().has_number(id).await.unwrap());
         s.close().await;
     }
 
@@ -961,15 +1024,17 @@ mod tests {
         let (_d, s) = store().await;
         let t0 = at("2026-12-01T19:00:00Z");
         let (id, _) = s
-            .queue_callback(&missed("c_a", t0), &Policy::default())
+            .callbacks()
+            .queue(&missed("c_a", t0), &Policy::default())
             .await
             .unwrap();
         let t = t0 + chrono::Duration::minutes(1);
-        assert!(s.claim_callback("dead", t, t0).await.unwrap().is_some());
+        assert!(s.callbacks().claim("dead", t, t0).await.unwrap().is_some());
         let later = t + chrono::Duration::minutes(5);
-        assert!(s.claim_callback("w", later, t0).await.unwrap().is_none());
+        assert!(s.callbacks().claim("w", later, t0).await.unwrap().is_none());
         let c = s
-            .claim_callback("w", later, later - chrono::Duration::minutes(2))
+            .callbacks()
+            .claim("w", later, later - chrono::Duration::minutes(2))
             .await
             .unwrap()
             .unwrap();
@@ -982,54 +1047,61 @@ mod tests {
         let (_d, s) = store().await;
         let p = Policy::default();
         let t0 = at("2026-12-01T19:00:00Z");
-        let (a, _) = s.queue_callback(&missed("c_a", t0), &p).await.unwrap();
+        let (a, _) = s.callbacks().queue(&missed("c_a", t0), &p).await.unwrap();
         let (b, _) = s
-            .queue_callback(&missed("c_b", t0 + chrono::Duration::hours(3)), &p)
+            .callbacks()
+            .queue(&missed("c_b", t0 + chrono::Duration::hours(3)), &p)
             .await
             .unwrap();
-        s.refuse_callback("c", "c_anon", Refusal::Withheld, t0)
+        s.callbacks()
+            .refuse("c", "c_anon", Refusal::Withheld, t0)
             .await
             .unwrap();
-        s.refuse_callback("other", "c_x", Refusal::Withheld, t0)
+        s.callbacks()
+            .refuse("other", "c_x", Refusal::Withheld, t0)
             .await
             .unwrap();
-        s.subscribe("c", "c_s", b"sealed-s", u32::MAX, t0)
+        s.callbacks()
+            .subscribe("c", "c_s", b"sealed-s", u32::MAX, t0)
             .await
             .unwrap();
         let due = t0 + chrono::Duration::days(1);
-        s.queue_broadcast("c", t0, due, t0, &Policy::default())
+        s.callbacks()
+            .queue_broadcast("c", t0, due, t0, &Policy::default())
             .await
             .unwrap();
         // `a` is busy once, then answered; `b` is not due yet.
         let t = t0 + chrono::Duration::seconds(20);
-        let c = s.claim_callback("w", t, t0).await.unwrap().unwrap();
+        let c = s.callbacks().claim("w", t, t0).await.unwrap().unwrap();
         assert_eq!(c.id, a);
-        s.callback_ringing(a, 1).await.unwrap();
+        s.callbacks().ringing(a, 1).await.unwrap();
         let next = crate::outbound::after_attempt(&p, Attempt::Busy, 1, t);
-        s.finish_attempt(a, 1, Status::Busy, Some(486), next, None, t)
+        s.callbacks()
+            .finish_attempt(a, 1, Status::Busy, Some(486), next, None, t)
             .await
             .unwrap();
         let t2 = t + chrono::Duration::hours(1);
-        let c = s.claim_callback("w", t2, t0).await.unwrap().unwrap();
+        let c = s.callbacks().claim("w", t2, t0).await.unwrap().unwrap();
         assert_eq!(c.id, a);
-        s.finish_attempt(
-            a,
-            2,
-            Status::Answered,
-            None,
-            Next::Final(Status::Answered),
-            Some(3),
-            t2,
-        )
-        .await
-        .unwrap();
+        s.callbacks()
+            .finish_attempt(
+                a,
+                2,
+                Status::Answered,
+                None,
+                Next::Final(Status::Answered),
+                Some(3),
+                t2,
+            )
+            .await
+            .unwrap();
 
         let all = |status, limit| CallbackFilter {
             campaign: Some("c"),
             status,
             limit,
         };
-        let list = s.list_callbacks(&all(None, None)).await.unwrap();
+        let list = s.callbacks().list(&all(None, None)).await.unwrap();
         let ids: Vec<_> = list
             .iter()
             .map(|r| (r.caller.as_str(), r.status.as_str()))
@@ -1061,10 +1133,11 @@ mod tests {
             ]
         );
         assert!(list[..3].iter().all(|r| r.tries.is_empty()));
-        let two = s.list_callbacks(&all(None, Some(2))).await.unwrap();
+        let two = s.callbacks().list(&all(None, Some(2))).await.unwrap();
         assert_eq!(two, list[..2]);
         let queued = s
-            .list_callbacks(&all(Some(Status::Queued), None))
+            .callbacks()
+            .list(&all(Some(Status::Queued), None))
             .await
             .unwrap();
         assert_eq!(
@@ -1073,15 +1146,20 @@ mod tests {
         );
         // The limit picks the newest answered one with its attempts, not older rows'.
         let one = s
-            .list_callbacks(&all(Some(Status::Answered), Some(1)))
+            .callbacks()
+            .list(&all(Some(Status::Answered), Some(1)))
             .await
             .unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].tries.len(), 2);
-        let everyone = s.list_callbacks(&CallbackFilter::default()).await.unwrap();
+        let everyone = s
+            .callbacks()
+            .list(&CallbackFilter::default())
+            .await
+            .unwrap();
         assert_eq!(everyone.len(), 5);
 
-        let counts = s.callback_counts("c").await.unwrap();
+        let counts = s.callbacks().counts("c").await.unwrap();
         let got: Vec<_> = counts
             .iter()
             .map(|c| (c.status.as_str(), c.broadcast, c.callbacks, c.attempts))
@@ -1095,7 +1173,7 @@ mod tests {
                 ("refused", false, 1, 0)
             ]
         );
-        assert!(s.callback_counts("nobody").await.unwrap().is_empty());
+        assert!(s.callbacks().counts("nobody").await.unwrap().is_empty());
         s.close().await;
     }
 }

@@ -48,12 +48,9 @@ pub enum StoreError {
     #[error("{0}")]
     Secret(String),
 
-    /// The pseudonym secret file cannot be read or written.
-    #[error("pseudonym secret `{}`: {source}", path.display())]
-    SecretFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The pseudonym secret cannot be loaded.
+    #[error(transparent)]
+    SecretFile(#[from] crate::secret::SecretError),
 
     /// The consumer of [`Store::for_each_answer`](super::Store::for_each_answer)
     /// stopped the export (for example its output file could not be written).

@@ -191,6 +191,7 @@ impl WriteOp {
                     .map_err(|e| StoreError::BadValue(format!("sealed number: {e}")))?;
                 let limit = limit.unwrap_or(u32::MAX);
                 if !store
+                    .callbacks()
                     .subscribe(campaign, caller, &sealed, limit, *at)
                     .await?
                 {
@@ -202,7 +203,11 @@ impl WriteOp {
                 campaign,
                 caller,
                 at,
-            } => store.unsubscribe(campaign, caller, *at).await.map(|_| ()),
+            } => store
+                .callbacks()
+                .unsubscribe(campaign, caller, *at)
+                .await
+                .map(|_| ()),
         }
     }
 

@@ -15,7 +15,7 @@
 
 use super::{Store, StoreError, with_pool, write_tx};
 use crate::outbound::sealed::Sealer;
-use crate::store::Pseudonymizer;
+use crate::secret::Pseudonymizer;
 
 /// The `kuma_facts` row that holds the earlier secrets, sealed.
 const EARLIER: &str = "earlier_secrets";
@@ -262,6 +262,7 @@ mod tests {
         let sealed = keys.sealer.seal(NUMBER, &caller).unwrap();
         assert!(
             store
+                .callbacks()
                 .subscribe("c", &caller, &sealed, 10, at("2026-12-01T19:00:00Z"))
                 .await
                 .unwrap()
@@ -288,14 +289,16 @@ mod tests {
         assert_ne!(now, Pseudonymizer::new(NEW).pseudonym(NUMBER));
         // The same caller calling again gets the re-keyed pseudonym, and their
         // sealed number opens under the new secret only.
-        assert_eq!(store.subscriber_count("c").await.unwrap(), 1);
+        assert_eq!(store.callbacks().subscriber_count("c").await.unwrap(), 1);
         assert!(
             store
+                .callbacks()
                 .unsubscribe("c", &now, at("2026-12-02T19:00:00Z"))
                 .await
                 .unwrap()
         );
         store
+            .callbacks()
             .subscribe(
                 "c",
                 &now,
@@ -313,10 +316,16 @@ mod tests {
         let latest = keys.pseudonyms.pseudonym(NUMBER);
         let due = at("2026-12-03T19:00:00Z");
         store
+            .callbacks()
             .queue_broadcast("c", due, due, due, &crate::outbound::Policy::default())
             .await
             .unwrap();
-        let claimed = store.claim_callback("w", due, due).await.unwrap().unwrap();
+        let claimed = store
+            .callbacks()
+            .claim("w", due, due)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(claimed.caller, latest);
         let number = keys
             .sealer

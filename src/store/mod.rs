@@ -17,14 +17,15 @@
 //! counts": a call keeps at most one answer per question, and replacing it moves
 //! its counts (including the cross-tab pair counts) to the new choice.
 //!
-//! Callers are stored as pseudonyms ([`Pseudonymizer`]), never as phone numbers.
+//! Callers are stored as pseudonyms (`crate::secret::Pseudonymizer`), never as
+//! phone numbers.
 //!
 //! Layout: `open.rs` turns a URL into connected, migrated pools (and its errors into
 //! one readable line); `writes.rs` records calls, answers, recordings and the nodes
 //! calls reach; `reads.rs` answers counts, broadcasts and the CSV export;
-//! `funnel.rs` reads the funnel; `sql.rs` holds the statements; `pseudonym.rs`
-//! turns phone numbers into pseudonyms (and derives other keys from the secret);
-//! `callbacks.rs` keeps the call-back queue; `webhooks.rs` the provider calls' state;
+//! `funnel.rs` reads the funnel; `sql.rs` holds the statements; `keys.rs` keeps
+//! the secret's fingerprint and rotates it (the secret and the pseudonyms are
+//! `crate::secret`); `callbacks.rs` keeps the call-back queue ([`CallbackQueue`]); `webhooks.rs` the provider calls' state;
 //! `flow.rs` turns the engine's actions into writes ([`WriteOp`]) and `spool.rs`
 //! keeps them on disk while the database is away (`kuma serve`).
 
@@ -35,7 +36,6 @@ mod flow;
 mod funnel;
 mod keys;
 mod open;
-mod pseudonym;
 mod reads;
 mod recordings;
 pub mod spool;
@@ -48,13 +48,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use callbacks::{AttemptRow, CallbackCount, CallbackFilter, CallbackRow, Claimed, NewCallback};
+pub use callbacks::{
+    AttemptRow, CallbackCount, CallbackFilter, CallbackQueue, CallbackRow, Claimed, NewCallback,
+};
 pub use error::StoreError;
 pub use flow::WriteOp;
 pub use funnel::FunnelCounts;
 pub use keys::{Keys, Rotated};
 pub use open::redact_url;
-pub use pseudonym::{Pseudonymizer, load_or_create_secret, read_secret_file, write_new_secret};
 pub use reads::AnswerStream;
 pub use tokens::TokenInfo;
 pub use webhooks::{PendingFetch, SessionStep, WebhookSession};
@@ -67,7 +68,7 @@ pub type CallRow = i64;
 #[derive(Debug, Clone)]
 pub struct NewCall<'a> {
     pub campaign: &'a str,
-    /// The caller's pseudonym (see [`Pseudonymizer`]), never a phone number.
+    /// The caller's pseudonym (see `crate::secret::Pseudonymizer`), never a phone number.
     pub caller: &'a str,
     /// "terminal", "sip", "africastalking", "twilio", "simulate"...
     pub channel: &'a str,

@@ -60,7 +60,8 @@ use axum::routing::{delete, get, post, put};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{Catalog, Catalogs};
-use crate::store::{Pseudonymizer, Store};
+use crate::secret::Pseudonymizer;
+use crate::store::Store;
 
 pub use crate::results::SMALL_GROUP;
 

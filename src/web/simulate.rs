@@ -36,7 +36,7 @@ use super::api::{find, json, transcript};
 use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::campaign::Campaign;
 use crate::flow::{Action, Call, EngineOptions, Event};
-use crate::store::Pseudonymizer;
+use crate::secret::Pseudonymizer;
 
 /// The longest voice message a simulated caller can report.
 const MAX_RECORDING: f64 = 3600.0;

@@ -11,7 +11,7 @@
 //! `on_fail`).
 //!
 //! Africa's Talking signs nothing: the URL is protected by a secret path segment
-//! and an allowlist of source addresses (see `crate::serve::webhook`).
+//! and an allowlist of source addresses (see `crate::serve::webhook_routes`).
 
 use std::io;
 

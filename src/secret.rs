@@ -8,7 +8,11 @@
 //!
 //! The secret comes from `KUMA_SECRET`, or from `<data dir>/secret`, made on first
 //! use. The database keeps its fingerprint, so that kuma never runs on with
-//! another one by mistake; `kuma secret rotate` replaces it (`super::keys`).
+//! another one by mistake; `kuma secret rotate` replaces it (`crate::store::keys`).
+//!
+//! A leaf: the store keeps the fingerprint and the earlier secrets, the web
+//! derives its session keys ([`Pseudonymizer::derive_key`]), `kuma serve` and
+//! the CLI load the secret; none of them reads `KUMA_SECRET` or the file itself.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +21,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::StoreError;
+/// The secret cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Unusable (too short, malformed, no randomness).
+    #[error("{0}")]
+    Invalid(String),
+    /// Its file cannot be read or written.
+    #[error("pseudonym secret `{}`: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// Shortest secret accepted, in bytes.
 const MIN_SECRET_LEN: usize = 16;
@@ -160,15 +176,15 @@ fn normalize(number: &str) -> String {
 /// The pseudonym secret: `KUMA_SECRET` if set and not empty, else the hex secret in
 /// `data_dir/secret`, made (32 random bytes, mode 0600) if it does not exist yet.
 /// An existing secret file is never overwritten.
-pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, StoreError> {
+pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, SecretError> {
     secret_from(std::env::var_os("KUMA_SECRET"), data_dir)
 }
 
-fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u8>, StoreError> {
+fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u8>, SecretError> {
     if let Some(value) = env.filter(|v| !v.is_empty()) {
         let bytes = value.into_encoded_bytes();
         if bytes.len() < MIN_SECRET_LEN {
-            return Err(StoreError::Secret(format!(
+            return Err(SecretError::Invalid(format!(
                 "KUMA_SECRET is too short: {} bytes, at least {MIN_SECRET_LEN} expected",
                 bytes.len()
             )));
@@ -179,13 +195,13 @@ fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u
     match std::fs::read_to_string(&path) {
         Ok(text) => parse_secret_file(&path, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(data_dir, &path),
-        Err(source) => Err(StoreError::SecretFile { path, source }),
+        Err(source) => Err(SecretError::File { path, source }),
     }
 }
 
 /// A secret written in hexadecimal in a file (like `DATA/secret`).
-pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StoreError::SecretFile {
+pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
         path: path.to_path_buf(),
         source,
     })?;
@@ -193,12 +209,12 @@ pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Draws a new secret and writes it to `path` (a new file, mode 0600, synced).
-pub fn write_new_secret(path: &Path) -> Result<Vec<u8>, StoreError> {
+pub fn write_new_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
     let mut secret = vec![0u8; NEW_SECRET_LEN];
     getrandom::fill(&mut secret)
-        .map_err(|e| StoreError::Secret(format!("cannot draw a random secret: {e}")))?;
+        .map_err(|e| SecretError::Invalid(format!("cannot draw a random secret: {e}")))?;
     write_private(path, format!("{}\n", hex::encode(&secret)).as_bytes()).map_err(|source| {
-        StoreError::SecretFile {
+        SecretError::File {
             path: path.to_path_buf(),
             source,
         }
@@ -206,15 +222,15 @@ pub fn write_new_secret(path: &Path) -> Result<Vec<u8>, StoreError> {
     Ok(secret)
 }
 
-fn parse_secret_file(path: &Path, text: &str) -> Result<Vec<u8>, StoreError> {
+fn parse_secret_file(path: &Path, text: &str) -> Result<Vec<u8>, SecretError> {
     let bytes = hex::decode(text.trim()).map_err(|e| {
-        StoreError::Secret(format!(
+        SecretError::Invalid(format!(
             "pseudonym secret `{}` is not hexadecimal ({e})",
             path.display()
         ))
     })?;
     if bytes.len() < MIN_SECRET_LEN {
-        return Err(StoreError::Secret(format!(
+        return Err(SecretError::Invalid(format!(
             "pseudonym secret `{}` is too short: {} bytes, at least {MIN_SECRET_LEN} expected",
             path.display(),
             bytes.len()
@@ -225,14 +241,14 @@ fn parse_secret_file(path: &Path, text: &str) -> Result<Vec<u8>, StoreError> {
 
 /// Writes a new secret to a temporary file and links it into place: the link fails
 /// if another process made the secret meanwhile, and then that one is used.
-fn create_secret(data_dir: &Path, path: &Path) -> Result<Vec<u8>, StoreError> {
-    let file_error = |source| StoreError::SecretFile {
+fn create_secret(data_dir: &Path, path: &Path) -> Result<Vec<u8>, SecretError> {
+    let file_error = |source| SecretError::File {
         path: path.to_path_buf(),
         source,
     };
     let mut secret = vec![0u8; NEW_SECRET_LEN];
     getrandom::fill(&mut secret)
-        .map_err(|e| StoreError::Secret(format!("cannot draw a random secret: {e}")))?;
+        .map_err(|e| SecretError::Invalid(format!("cannot draw a random secret: {e}")))?;
     std::fs::create_dir_all(data_dir).map_err(file_error)?;
 
     // Unique per process and per attempt, so concurrent makers never share one.
