@@ -59,7 +59,7 @@ sip=$(grep -o 'udp [0-9.]*:[0-9]*' "$work/serve.out" | cut -d' ' -f2)
 http=$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.out")
 
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-metric() { curl -s "$http/metrics" | awk -v m="$1" '$1==m {print $2}' | head -1; }
+metric() { { curl -s --max-time 10 "$http/metrics" || true; } | awk -v m="$1" '$1==m {print $2}' | head -1; }
 # The last value of a named column of sipp's statistics file.
 column() { awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } END { print $c + 0 }' "$1"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
