@@ -37,7 +37,6 @@ mod http;
 mod isolation;
 mod quiet;
 mod recording_fetch;
-mod rtp_socket;
 mod sip_shell;
 mod sip_tcp;
 mod webhook_routes;
