@@ -115,7 +115,7 @@ impl Kuma {
             .args(["serve", "--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(["--rtp-ports", "20000-59999", "--trunks", "127.0.0.1"])
             .arg("--campaigns")
-            .arg(repo().join("campaigns"))
+            .arg(common::open_poll_campaigns())
             .arg("--data")
             .arg(data)
             .args(["--database", database])

@@ -165,7 +165,7 @@ impl Node {
             .args(["--trunks", GATEWAY, "--proxies", "127.0.0.1"])
             .args(["--public-ip", "127.0.0.1"])
             .arg("--campaigns")
-            .arg(repo().join("campaigns"))
+            .arg(common::open_poll_campaigns())
             .arg("--data")
             .arg(&data)
             .args(["--database", database])

@@ -36,20 +36,10 @@ const LISTENER: &str = "+2237012345";
 fn campaigns(dir: &Path, broadcasts: Option<&str>) -> PathBuf {
     let folder = dir.join("campaigns");
     std::fs::create_dir_all(&folder).unwrap();
-    let text = std::fs::read_to_string(repo().join("campaigns").join(format!("{CAMPAIGN}.toml")))
-        .unwrap()
-        .replace(
-            "audio = \"../audio/stop-trafficking-mali\"",
-            &format!(
-                "audio = \"{}\"",
-                repo().join("audio/stop-trafficking-mali").display()
-            ),
-        )
-        .replace("poll_window = \"48h\"\n", "")
-        .replace(
-            "prompt = \"q_would_report\"\n",
-            "prompt = \"q_would_report\"\nsubscribe = \"yes\"\n",
-        );
+    let text = common::open_poll_text().replace(
+        "prompt = \"q_would_report\"\n",
+        "prompt = \"q_would_report\"\nsubscribe = \"yes\"\n",
+    );
     let text = match broadcasts {
         Some(b) => text.replace(
             "broadcasts = [\"0 0 19 * * Tue\", \"0 30 8 * * Sat\"]",

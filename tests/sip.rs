@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, count, free_port, have_sipp, repo};
@@ -17,55 +17,6 @@ const CAMPAIGN: &str = "stop-trafficking-mali";
 impl Server {
     fn database(&self) -> String {
         format!("sqlite://{}/data/kuma.db", self.dir.path().display())
-    }
-
-    /// Runs a sipp scenario file (from tests/sipp/) or built-in scenario against kuma.
-    fn sipp(&self, scenario: &str, number: &str, extra: &[&str]) -> Output {
-        let mut cmd = Command::new("sipp");
-        if scenario.ends_with(".xml") {
-            cmd.arg("-sf").arg(repo().join("tests/sipp").join(scenario));
-        } else {
-            cmd.args(["-sn", scenario]);
-        }
-        let log = self.dir.path().join(format!("sipp-{}.log", free_port()));
-        cmd.arg(self.sip.to_string())
-            .args([
-                "-s",
-                number,
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-mi",
-                "127.0.0.1",
-            ])
-            .args([
-                "-p",
-                &free_port().to_string(),
-                "-mp",
-                &common::free_media_port().to_string(),
-            ])
-            .args([
-                "-timeout",
-                "60",
-                "-timeout_error",
-                "-nostdin",
-                "-trace_err",
-                "-error_file",
-            ])
-            .arg(&log)
-            .args(extra)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        let out = cmd.output().unwrap();
-        if !out.status.success() {
-            let errors = std::fs::read_to_string(&log).unwrap_or_default();
-            eprintln!(
-                "sipp {scenario} failed:\n{}\n{errors}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        out
     }
 
     /// Runs a scenario that must succeed (`what` says what success means), then
@@ -287,6 +238,100 @@ fn a_voice_message_left_with_keys_sent_as_tones() {
     assert_eq!(mode(&k.data.join("kuma.db")), 0o600);
     assert_eq!(mode(&k.data), 0o700);
     assert_eq!(mode(std::path::Path::new(&file).parent().unwrap()), 0o700);
+}
+
+/// The RFC 4733 poll's keys (`poll_rfc4733.xml`: French, skip, the poll, skip, five
+/// answers, skip, goodbye), as tones of 150 ms 1.2 s apart, pressed while a radio
+/// in the room plays the campaign's French prompts: each pair 3 dB under the speech.
+fn poll_over_a_radio() -> Vec<i16> {
+    use kuma::audio::dtmf::generate::{active_level_dbm0, mix, silence, tone};
+    let speech = std::fs::read(repo().join("src/audio/dtmf/testdata/talkoff-fr-8k.ulaw")).unwrap();
+    let radio = kuma::audio::g711::ulaw_decode(&speech);
+    let per_tone = active_level_dbm0(&radio) - 3.0 - 3.01;
+    let mut keys: Vec<i16> = silence(1000, 8000);
+    for key in "29291211390".chars() {
+        keys.extend(tone(key, 150, per_tone, per_tone, 0.0, 8000).unwrap());
+        keys.extend(silence(1050, 8000));
+    }
+    keys.extend(silence(15_000, 8000));
+    mix(&keys, &radio[..keys.len().min(radio.len())])
+}
+
+#[test]
+fn a_poll_answered_with_tones_while_a_radio_plays() {
+    if !have_sipp() {
+        return;
+    }
+    let tape = kuma::audio::g711::ulaw_encode(&poll_over_a_radio());
+    // The tape itself, as kuma will hear it: every key heard once by the detector,
+    // in order, nothing else (so a failure below is the call's, not the tape's).
+    let pcm = kuma::audio::g711::ulaw_decode(&tape);
+    let heard: String = kuma::audio::dtmf::tape::detect(&pcm, 160)
+        .iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(heard, "29291211390");
+    let k = Server::start();
+    std::fs::write(k.dir.path().join("inband.ulaw"), tape).unwrap();
+    let calls = k.call(
+        "voice_message_inband.xml",
+        &[],
+        "kuma heard the keys over the radio and hung up after goodbye",
+    );
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_eq!(r["calls"], 1);
+    assert_eq!(r["completed"], 1);
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+    assert_eq!(count(&r, "q_would_report", "yes"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+}
+
+#[test]
+fn a_gateway_sending_each_key_as_sip_info_and_as_tones_answers_the_poll_once() {
+    if !have_sipp() {
+        return;
+    }
+    use kuma::audio::dtmf::generate::{silence, tone};
+    // The poll's keys as tones, at the times poll_info_and_tones.xml sends them
+    // as SIP INFO (all but the last, 0 for goodbye, which only the tones carry).
+    let mut pcm: Vec<i16> = silence(1000, 8000);
+    for key in "29291211390".chars() {
+        pcm.extend(tone(key, 100, -12.0, -12.0, 0.0, 8000).unwrap());
+        pcm.extend(silence(1100, 8000));
+    }
+    pcm.extend(silence(15_000, 8000));
+    let k = Server::start();
+    std::fs::write(
+        k.dir.path().join("inband.ulaw"),
+        kuma::audio::g711::ulaw_encode(&pcm),
+    )
+    .unwrap();
+    let calls = k.call(
+        "poll_info_and_tones.xml",
+        &[],
+        "tones heard and each press counted once: the poll went through to goodbye",
+    );
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_eq!(r["calls"], 1);
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "no"), 1);
+    assert_eq!(count(&r, "q_would_report", "yes"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "koulikoro"), 1);
+    let metrics = k.http_get("/metrics");
+    assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
 }
 
 #[test]

@@ -155,7 +155,45 @@ on_both_backends!(
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
     secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
+    tokens_are_listed_with_their_campaigns,
 );
+
+async fn tokens_are_listed_with_their_campaigns(store: Store, _url: String) {
+    let t0 = at(0);
+    assert!(
+        store
+            .tokens()
+            .create("office", "admin", "h1", t0)
+            .await
+            .unwrap()
+    );
+    store
+        .tokens()
+        .limit("h2", &["week-49".into(), "mali".into()])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .tokens()
+            .create("station", "broadcaster", "h2", at(1))
+            .await
+            .unwrap()
+    );
+    let list = store.tokens().list().await.unwrap();
+    let scopes: Vec<(&str, Vec<&str>)> = list
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.campaigns.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        [("office", vec![]), ("station", vec!["mali", "week-49"])]
+    );
+}
 
 // ---- helpers -------------------------------------------------------------------
 
@@ -1254,10 +1292,10 @@ async fn the_funnel_counts_each_node_once_and_hang_ups_where_they_happen(
     assert_eq!(later.nodes["welcome"], (1, 0));
     assert_eq!(later.nodes.len(), 1);
 
-    // Through `record`, as every channel stores the engine's actions.
+    // Through `store_action`, as the channels without a spool stores the engine's actions.
     let d = call(&store, "c_d", at(20), b).await;
     store
-        .record(
+        .store_action(
             d,
             &kuma::flow::Action::Enter {
                 node: "welcome".into(),

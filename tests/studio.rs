@@ -553,6 +553,36 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
         String::from_utf8_lossy(&out.stderr)
     );
     let station = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // `kuma token list` (and `GET /api/tokens`) show each token's reach.
+    let out = kuma(&s, &campaigns, &["token", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_else(|| panic!("no {name} in {listed}"))
+            .to_string()
+    };
+    assert!(line("office").contains("\tevery campaign\t"), "{listed}");
+    assert!(
+        line("station").contains(&format!("\tcampaigns {ID}\t")),
+        "{listed}"
+    );
+    let tokens = get(&s, "/api/tokens", &admin).json();
+    let scopes: Vec<(&str, &Value)> = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), &t["campaigns"]))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("office", &serde_json::json!([])),
+            ("station", &serde_json::json!([ID]))
+        ]
+    );
 
     let list = get(&s, "/api/campaigns", &station).json();
     let ids: Vec<&str> = list["campaigns"]
@@ -602,6 +632,7 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
         "/simulator",
         "/schedule",
         "/prompts",
+        "/questions",
     ] {
         let url = format!("/campaigns/{other}{page}");
         assert_eq!(get(&s, &url, &admin).status, 200, "{url}");
@@ -620,6 +651,8 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
         ("POST", "/history/1/restore", ""),
         ("PUT", "/prompts/bm/welcome", "x"),
         ("PUT", "/prompts/bm/welcome/transcript", "x"),
+        ("PUT", "/nodes/q_gender", "{}"),
+        ("DELETE", "/nodes/q_gender", ""),
     ] {
         let url = format!("/api/campaigns/{other}{path}");
         let r = request(&s, method, &url, &station, &json, Some(body.as_bytes()));
@@ -639,4 +672,269 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
     // The other campaign's file is untouched.
     let h = get(&s, &format!("/api/campaigns/{other}/history"), &admin).json();
     assert_eq!(h["versions"].as_array().unwrap().len(), 1, "{h}");
+}
+
+fn delete(s: &Server, path: &str, token: &str, if_match: &str) -> Reply {
+    let tag = format!("\"{if_match}\"");
+    request(
+        s,
+        "DELETE",
+        path,
+        token,
+        &[("If-Match", tag.as_str())],
+        None,
+    )
+}
+
+/// Where node `id` leads, in the campaign as the API serves it.
+fn node_of(s: &Server, token: &str, id: &str) -> Value {
+    let v = get(s, &format!("/api/campaigns/{ID}"), token).json();
+    v["campaign"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn this_weeks_question_is_added_moved_and_removed_and_its_answers_stay() {
+    let (_dir, campaigns) = studio_copy();
+    let file = campaigns.join(format!("{ID}.toml"));
+    let original = std::fs::read_to_string(&file).unwrap();
+    let s = Server::start_in(&campaigns, &[]);
+    let amina = token(&s, &campaigns, "broadcaster", "amina");
+    let ali = token(&s, &campaigns, "analyst", "ali");
+    let tag = get(&s, &format!("/api/campaigns/{ID}/source"), &amina).etag();
+    let url = format!("/api/campaigns/{ID}/nodes/q_week");
+    let week = |next: Option<&str>, choices: Value| {
+        serde_json::json!({
+            "kind": "question", "prompt": "q_week", "choices": choices,
+            "next": next, "on_fail": "poll_thanks", "after": "q_region",
+        })
+    };
+    let three = serde_json::json!([
+        {"key": "1", "id": "yes"}, {"key": "2", "id": "no"}, {"key": "3", "id": "not_sure"}
+    ]);
+    assert_eq!(
+        put_json(&s, &url, &ali, Some(&tag), &week(None, three.clone())).status,
+        403
+    );
+
+    // Mistakes: `kuma check`'s words, nothing written.
+    let refused = |body: &Value, words: &str| {
+        let r = put_json(&s, &url, &amina, Some(&tag), body);
+        assert_eq!(r.status, 400, "{}", r.text());
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(e.contains(words), "{e}");
+        assert!(e.contains(&format!("{ID}.toml:")), "a kuma check line: {e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), original);
+    };
+    refused(
+        &week(None, three.clone()),
+        "prompt `q_week` has no recording",
+    );
+    let mp3 = std::fs::read(repo().join("audio").join(ID).join("fr/main_menu.mp3")).unwrap();
+    for lang in ["bm", "fr", "snk"] {
+        let r = request(
+            &s,
+            "PUT",
+            &format!("/api/campaigns/{ID}/prompts/{lang}/q_week"),
+            &amina,
+            &[("Content-Type", "audio/mpeg")],
+            Some(&mp3),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = request(
+        &s,
+        "PUT",
+        &format!("/api/campaigns/{ID}/prompts/fr/q_week/transcript"),
+        &amina,
+        &[],
+        Some("Avez-vous écouté l'émission ?".as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    refused(
+        &week(Some("nowhere"), three.clone()),
+        "no node has id `nowhere`",
+    );
+    let r = put_json(
+        &s,
+        &url,
+        &amina,
+        Some(&tag),
+        &week(Some("nowhere"), three.clone()),
+    );
+    assert_eq!(
+        r.json()["field"],
+        "next",
+        "the editor's field: {}",
+        r.text()
+    );
+    let twice = serde_json::json!([{"key": "1", "id": "yes"}, {"key": "1", "id": "no"}]);
+    refused(&week(None, twice), "duplicate key");
+    let menu = serde_json::json!({"kind": "question", "prompt": "main_menu",
+        "choices": [{"key": "1", "id": "a"}], "next": "goodbye"});
+    let r = put_json(
+        &s,
+        &format!("/api/campaigns/{ID}/nodes/menu"),
+        &amina,
+        Some(&tag),
+        &menu,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["field"], "kind");
+
+    // Added after q_region: q_region leads to it, it leads where q_region led.
+    let r = put_json(&s, &url, &amina, Some(&tag), &week(None, three.clone()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let added = r.etag();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(comments(&text), comments(&original));
+    assert!(text.contains("[[node]]\nid = \"q_week\"\nkind = \"question\"\nprompt = \"q_week\"\nchoices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nnext = \"poll_thanks\"\non_fail = \"poll_thanks\"\n"), "{text}");
+    assert_eq!(node_of(&s, &amina, "q_region")["next"], "q_week");
+    assert_eq!(node_of(&s, &amina, "q_week")["next"], "poll_thanks");
+    let out = kuma(&s, &campaigns, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The second browser, still on the old version: 409 with what changed.
+    let r = put_json(&s, &url, &amina, Some(&tag), &week(None, three.clone()));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("node q_week: added"),
+        "{}",
+        r.text()
+    );
+
+    // A caller hears it and answers it (Tuesday's programme, French, poll).
+    let out = kuma(
+        &s,
+        &campaigns,
+        &[
+            "call",
+            ID,
+            "--digits",
+            "2 2 1 1 1 1 1 3 0",
+            "--at",
+            "2026-12-01T19:30",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("▶ fr/q_week  \"Avez-vous écouté"), "{said}");
+    assert!(
+        said.contains("answer saved: q_week = not_sure (key 3)"),
+        "{said}"
+    );
+
+    // Moved before q_know_signs: the chain is rewired, the file follows.
+    let moved = serde_json::json!({
+        "kind": "question", "prompt": "q_week", "choices": three,
+        "on_fail": "poll_thanks", "after": "q_offered_work",
+    });
+    let r = put_json(&s, &url, &amina, Some(&added), &moved);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let moved_tag = r.etag();
+    assert_eq!(node_of(&s, &amina, "q_offered_work")["next"], "q_week");
+    assert_eq!(node_of(&s, &amina, "q_week")["next"], "q_know_signs");
+    assert_eq!(node_of(&s, &amina, "q_week")["on_fail"], "q_know_signs");
+    assert_eq!(node_of(&s, &amina, "q_region")["next"], "poll_thanks");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let at = |id: &str| text.find(&format!("id = \"{id}\"")).unwrap();
+    assert!(at("q_offered_work") < at("q_week") && at("q_week") < at("q_know_signs"));
+
+    // Removed: what led to it leads where it led; its answers stay readable.
+    let r = request(
+        &s,
+        "DELETE",
+        &format!("/api/campaigns/{ID}/nodes/menu"),
+        &amina,
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        delete(
+            &s,
+            &format!("/api/campaigns/{ID}/nodes/nope"),
+            &amina,
+            &moved_tag
+        )
+        .status,
+        404
+    );
+    let r = delete(&s, &url, &amina, &moved_tag);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        node_of(&s, &amina, "q_offered_work")["next"],
+        "q_know_signs"
+    );
+    assert_eq!(node_of(&s, &amina, "q_week"), Value::Null);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text, original, "the file is as it was before the question");
+    let r = get(&s, &format!("/api/campaigns/{ID}/results"), &amina);
+    let v = r.json();
+    let q = v["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["id"] == "q_week")
+        .unwrap_or_else(|| panic!("q_week is gone from {v}"))
+        .clone();
+    assert_eq!(q["removed"], true, "{q}");
+    // One answer: a small group, masked for the web.
+    assert_eq!(q["answered"], "<5", "{q}");
+    assert_eq!(q["choices"][0]["id"], "not_sure", "{q}");
+    let out = kuma(&s, &campaigns, &["results", ID]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("q_week (1 answered)"), "{shown}");
+    let page = get(&s, &format!("/campaigns/{ID}"), &amina).text();
+    assert!(page.contains("data-question=\"q_week\""), "{page}");
+    // The FLOIP package still describes it: its rows are still there.
+    let floip = get(&s, &format!("/api/campaigns/{ID}/flow-results"), &ali).json();
+    let described = &floip["resources"][0]["schema"]["questions"]["q_week"];
+    assert_eq!(described["type"], "select_one", "{floip}");
+    assert_eq!(
+        described["type_options"]["choices"],
+        serde_json::json!(["not_sure"])
+    );
+    // The history tells who did what.
+    let h = get(&s, &format!("/api/campaigns/{ID}/history"), &amina).json();
+    let whats: Vec<&str> = h["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        [
+            "node q_week: removed (what led to it leads to q_know_signs)",
+            "node q_week: moved after q_offered_work",
+            "node q_week: added, placed after q_region",
+            "the file before the first change"
+        ]
+    );
+    // The page lists the questions and offers the new one.
+    let page = get(&s, &format!("/campaigns/{ID}/questions"), &amina);
+    assert_eq!(page.status, 200);
+    let page = page.text();
+    assert!(page.contains("data-node=\"q_region\""), "{page}");
+    assert!(page.contains("id=\"new-node\""), "{page}");
+    assert_eq!(
+        get(&s, &format!("/campaigns/{ID}/questions"), &ali).status,
+        403
+    );
 }

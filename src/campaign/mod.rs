@@ -12,6 +12,7 @@ pub(crate) mod fixture;
 pub mod history;
 pub mod limits;
 mod load;
+pub mod node_edit;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -1,7 +1,8 @@
 //! `kuma token`: the bearer tokens of the HTTP API (`crate::web`).
 //!
 //! `create` prints a new token once and stores only its SHA-256; `list` shows
-//! names, roles and dates, never a token; `revoke` stops a token at once (the
+//! names, roles, the campaigns each is limited to ("every campaign" when it is
+//! not) and dates, never a token; `revoke` stops a token at once (the
 //! server looks tokens up on every request).
 
 use std::process::ExitCode;
@@ -34,7 +35,8 @@ enum TokenCommand {
         #[arg(long = "campaign", value_name = "ID")]
         limit: Vec<String>,
     },
-    /// Show every token's name, role, creation and revocation (never the token).
+    /// Show every token's name, role, campaigns, creation and revocation (never
+    /// the token).
     List,
     /// Stop a token from working.
     Revoke {
@@ -61,9 +63,10 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             // The limits first: the token never works without them.
-            store.limit_token(&token_hash(&token), &limit).await?;
+            store.tokens().limit(&token_hash(&token), &limit).await?;
             if !store
-                .create_token(name, role.as_str(), &token_hash(&token), Utc::now())
+                .tokens()
+                .create(name, role.as_str(), &token_hash(&token), Utc::now())
                 .await?
             {
                 anyhow::bail!("a token named `{name}` exists already (kuma token list)");
@@ -76,7 +79,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         TokenCommand::List => {
-            let tokens = store.list_tokens().await?;
+            let tokens = store.tokens().list().await?;
             if tokens.is_empty() {
                 println!("no tokens (kuma token create --role analyst --name NAME)");
             }
@@ -85,8 +88,13 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                     .revoked_at
                     .map(|r| format!("revoked {}", r.format("%Y-%m-%d %H:%M UTC")))
                     .unwrap_or_else(|| "active".into());
+                let scope = if t.campaigns.is_empty() {
+                    "every campaign".to_string()
+                } else {
+                    format!("campaigns {}", t.campaigns.join(", "))
+                };
                 println!(
-                    "{}\t{}\tcreated {}\t{revoked}",
+                    "{}\t{}\t{scope}\tcreated {}\t{revoked}",
                     t.name,
                     t.role,
                     t.created_at.format("%Y-%m-%d %H:%M UTC")
@@ -95,7 +103,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         TokenCommand::Revoke { name } => {
-            if store.revoke_token(&name, Utc::now()).await? {
+            if store.tokens().revoke(&name, Utc::now()).await? {
                 println!("token `{name}` revoked");
                 ExitCode::SUCCESS
             } else {

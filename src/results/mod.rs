@@ -90,6 +90,10 @@ pub struct QuestionResult {
     pub id: String,
     pub answered: u64,
     pub choices: Vec<ChoiceResult>,
+    /// The campaign no longer asks it (removed in the studio or by hand): its
+    /// answers stay readable, after the questions it asks.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +101,10 @@ pub struct ChoiceResult {
     pub id: String,
     pub digit: String,
     pub count: u64,
+    /// The question no longer offers it; `digit` is then empty (the key it
+    /// had is not kept with the counts).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     /// With `by`: of these callers, how many gave each answer to the `by` question.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_opt_map")]
     pub by: Option<Vec<(String, u64)>>,
@@ -257,6 +265,7 @@ pub async fn compute(store: &Store, c: &Campaign, q: &Query) -> Result<Results, 
                         id: ch.target.clone(),
                         digit: ch.digit.to_string(),
                         count,
+                        removed: false,
                         by,
                     }
                 })
@@ -265,9 +274,11 @@ pub async fn compute(store: &Store, c: &Campaign, q: &Query) -> Result<Results, 
                 id: node.id.clone(),
                 answered: choices.iter().map(|c| c.count).sum(),
                 choices,
+                removed: false,
             }
         })
         .collect();
+    let questions = with_removed(questions, &counts.answers);
     Ok(Results {
         campaign: c.id.clone(),
         title: c.title.clone(),
@@ -285,6 +296,44 @@ pub async fn compute(store: &Store, c: &Campaign, q: &Query) -> Result<Results, 
             .map(|(id, choices)| ByQuestion { id, choices }),
         broadcasts,
     })
+}
+
+/// The questions and choices that have answers but that the campaign no
+/// longer has, added after the others (in the store's order): a question
+/// removed from the file keeps its results.
+fn with_removed(
+    mut questions: Vec<QuestionResult>,
+    answers: &[crate::store::ChoiceCount],
+) -> Vec<QuestionResult> {
+    for a in answers {
+        let i = match questions.iter().position(|q| q.id == a.question) {
+            Some(i) => i,
+            None => {
+                questions.push(QuestionResult {
+                    id: a.question.clone(),
+                    answered: 0,
+                    choices: Vec::new(),
+                    removed: true,
+                });
+                questions.len() - 1
+            }
+        };
+        let Some(q) = questions.get_mut(i) else {
+            continue;
+        };
+        if q.choices.iter().any(|c| c.id == a.choice) {
+            continue;
+        }
+        q.choices.push(ChoiceResult {
+            id: a.choice.clone(),
+            digit: String::new(),
+            count: a.count,
+            removed: true,
+            by: None,
+        });
+        q.answered = q.answered.saturating_add(a.count);
+    }
+    questions
 }
 
 /// The columns of the answers CSV.
@@ -451,4 +500,55 @@ pub fn table(r: &Results, c: &Campaign) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ChoiceCount;
+
+    fn counted(question: &str, choice: &str, count: u64) -> ChoiceCount {
+        ChoiceCount {
+            question: question.into(),
+            choice: choice.into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn removed_questions_and_choices_keep_their_answers_after_the_others() {
+        let asked = vec![QuestionResult {
+            id: "q1".into(),
+            answered: 2,
+            choices: vec![ChoiceResult {
+                id: "yes".into(),
+                digit: "1".into(),
+                count: 2,
+                removed: false,
+                by: None,
+            }],
+            removed: false,
+        }];
+        let answers = [
+            counted("q1", "maybe", 1),
+            counted("q1", "yes", 2),
+            counted("q_old", "no", 3),
+            counted("q_old", "yes", 4),
+        ];
+        let all = with_removed(asked, &answers);
+        let ids: Vec<(&str, bool, u64)> = all
+            .iter()
+            .map(|q| (q.id.as_str(), q.removed, q.answered))
+            .collect();
+        assert_eq!(ids, [("q1", false, 3), ("q_old", true, 7)]);
+        let q1: Vec<(&str, &str, bool)> = all[0]
+            .choices
+            .iter()
+            .map(|c| (c.id.as_str(), c.digit.as_str(), c.removed))
+            .collect();
+        assert_eq!(q1, [("yes", "1", false), ("maybe", "", true)]);
+        let json = serde_json::to_value(&all).unwrap();
+        assert!(json[0].get("removed").is_none(), "{json}");
+        assert_eq!(json[1]["removed"], true);
+    }
 }

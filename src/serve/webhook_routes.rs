@@ -343,7 +343,10 @@ async fn call_once(
             outcome: Outcome::Error,
             last_node: None,
         };
-        store.record(s.call, &end, now).await.map_err(internal)?;
+        store
+            .store_action(s.call, &end, now)
+            .await
+            .map_err(internal)?;
         let step = SessionStep {
             state: &s.state,
             reply: &reply,
@@ -358,7 +361,7 @@ async fn call_once(
     };
     let turn = webhook::run_step(&mut engine, &campaign, r, now);
     for action in &turn.store {
-        record(st, s.call, action, now).await?;
+        store_action(st, s.call, action, now).await?;
         subscription(st, &campaign, s.call, r, action, now).await?;
     }
     if let Some((node, url)) = &turn.recording {
@@ -440,7 +443,7 @@ async fn start(
         Some(id) => {
             tracing::info!(provider = provider.as_str(), session = %r.session, call = id, campaign = %campaign.id, "webhook call started");
             for action in &turn.store {
-                record(st, id, action, now).await?;
+                store_action(st, id, action, now).await?;
                 subscription(st, &campaign, id, r, action, now).await?;
             }
             Ok(reply)
@@ -506,7 +509,7 @@ async fn subscription(
     Ok(())
 }
 
-async fn record(
+async fn store_action(
     st: &WebhookState,
     call: crate::store::CallRow,
     action: &Action,
@@ -515,7 +518,7 @@ async fn record(
     let answer = st
         .shared
         .store
-        .record(call, action, now)
+        .store_action(call, action, now)
         .await
         .map_err(internal)?;
     crate::conversation::metrics::stored(action, answer);

@@ -144,12 +144,12 @@ pub async fn run_call(
                 | Action::SetLanguage { .. }
                 | Action::StoreAnswer { .. }
                 | Action::Completed => {
-                    if store.record(id, action, now).await? {
+                    if store.store_action(id, action, now).await? {
                         answers += 1;
                     }
                 }
                 Action::Finished { outcome, .. } => {
-                    store.record(id, action, now).await?;
+                    store.store_action(id, action, now).await?;
                     return Ok(Report {
                         call: id,
                         outcome: *outcome,

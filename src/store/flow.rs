@@ -234,7 +234,7 @@ impl Store {
     /// Stores what `action` asks to store (see [`WriteOp::from_action`]) for call
     /// `call` at `at`; other actions store nothing. Returns true when an answer
     /// was stored.
-    pub async fn record(
+    pub async fn store_action(
         &self,
         call: CallRow,
         action: &Action,

@@ -17,13 +17,17 @@ pub struct TokenInfo {
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The campaigns it is limited to, sorted; empty: every campaign.
+    pub campaigns: Vec<String>,
 }
 
 const INSERT_TOKEN: &str = "\
     INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (name) DO NOTHING";
 const LIST_TOKENS: &str = "\
-    SELECT name, role, created_at, revoked_at FROM tokens ORDER BY created_at, id";
+    SELECT name, role, created_at, revoked_at, hash FROM tokens ORDER BY created_at, id";
+const ALL_TOKEN_CAMPAIGNS: &str =
+    "SELECT token_hash, campaign FROM token_campaigns ORDER BY token_hash, campaign";
 const REVOKE_TOKEN: &str = "\
     UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
 const TOKEN_ROLE: &str = "SELECT role FROM tokens WHERE hash = $1 AND revoked_at IS NULL";
@@ -34,17 +38,30 @@ const INSERT_TOKEN_CAMPAIGN: &str = "\
 const TOKEN_CAMPAIGNS: &str =
     "SELECT campaign FROM token_campaigns WHERE token_hash = $1 ORDER BY campaign";
 
+/// The API tokens: their own type over the same database (`Store::tokens`).
+#[derive(Clone, Copy)]
+pub struct Tokens<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// The API tokens.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens { store: self }
+    }
+}
+
+impl Tokens<'_> {
     /// Stores a token's hash under a name; false (and nothing stored) if a token
     /// of that name exists already, revoked or not.
-    pub async fn create_token(
-        &self,
+    pub async fn create(
+        self,
         name: &str,
         role: &str,
         hash: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = with_pool!(self.store, |pool| {
             sqlx::query(INSERT_TOKEN)
                 .bind(name)
                 .bind(role)
@@ -58,17 +75,26 @@ impl Store {
     }
 
     /// Every token, oldest first.
-    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<i64>)> = with_pool!(self, |pool| {
-            sqlx::query_as(LIST_TOKENS).fetch_all(pool).await?
+    pub async fn list(self) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows: Vec<(String, String, i64, Option<i64>, String)> =
+            with_pool!(self.store, |pool| {
+                sqlx::query_as(LIST_TOKENS).fetch_all(pool).await?
+            });
+        let limits: Vec<(String, String)> = with_pool!(self.store, |pool| {
+            sqlx::query_as(ALL_TOKEN_CAMPAIGNS).fetch_all(pool).await?
         });
         rows.into_iter()
-            .map(|(name, role, created, revoked)| {
+            .map(|(name, role, created, revoked, hash)| {
                 Ok(TokenInfo {
                     name,
                     role,
                     created_at: time(created)?,
                     revoked_at: revoked.map(time).transpose()?,
+                    campaigns: limits
+                        .iter()
+                        .filter(|(h, _)| *h == hash)
+                        .map(|(_, c)| c.clone())
+                        .collect(),
                 })
             })
             .collect()
@@ -76,8 +102,8 @@ impl Store {
 
     /// Revokes the token of this name; false if there is no such token that still
     /// works.
-    pub async fn revoke_token(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = with_pool!(self, |pool| {
+    pub async fn revoke(self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = with_pool!(self.store, |pool| {
             sqlx::query(REVOKE_TOKEN)
                 .bind(name)
                 .bind(millis(at))
@@ -89,8 +115,8 @@ impl Store {
     }
 
     /// The role of the unrevoked token with this hash, if any.
-    pub async fn token_role(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = with_pool!(self, |pool| {
+    pub async fn role(self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self.store, |pool| {
             sqlx::query_as(TOKEN_ROLE)
                 .bind(hash)
                 .fetch_optional(pool)
@@ -100,8 +126,8 @@ impl Store {
     }
 
     /// The name of a token (who changed a campaign, in its history).
-    pub async fn token_name(&self, hash: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = with_pool!(self, |pool| {
+    pub async fn name(self, hash: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self.store, |pool| {
             sqlx::query_as(TOKEN_NAME)
                 .bind(hash)
                 .fetch_optional(pool)
@@ -111,10 +137,10 @@ impl Store {
     }
 
     /// Limits the token of this hash to these campaigns. Called *before*
-    /// [`Store::create_token`], so that the token never works without them.
-    pub async fn limit_token(&self, hash: &str, campaigns: &[String]) -> Result<(), StoreError> {
+    /// [`Tokens::create`], so that the token never works without them.
+    pub async fn limit(self, hash: &str, campaigns: &[String]) -> Result<(), StoreError> {
         for c in campaigns {
-            with_pool!(self, |pool| {
+            with_pool!(self.store, |pool| {
                 sqlx::query(INSERT_TOKEN_CAMPAIGN)
                     .bind(hash)
                     .bind(c)
@@ -127,8 +153,8 @@ impl Store {
     }
 
     /// The campaigns a token is limited to; empty: every campaign.
-    pub async fn token_campaigns(&self, hash: &str) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = with_pool!(self, |pool| {
+    pub async fn campaigns(self, hash: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = with_pool!(self.store, |pool| {
             sqlx::query_as(TOKEN_CAMPAIGNS)
                 .bind(hash)
                 .fetch_all(pool)
@@ -150,34 +176,54 @@ mod tests {
         let t0 = time(1_700_000_000_000).unwrap();
         assert!(
             store
-                .create_token("ana", "analyst", "h1", t0)
+                .tokens()
+                .create("ana", "analyst", "h1", t0)
                 .await
                 .unwrap()
         );
         // A name is taken even by a revoked token; the hash is not reused.
-        assert!(!store.create_token("ana", "admin", "h2", t0).await.unwrap());
+        assert!(
+            !store
+                .tokens()
+                .create("ana", "admin", "h2", t0)
+                .await
+                .unwrap()
+        );
         assert_eq!(
-            store.token_role("h1").await.unwrap().as_deref(),
+            store.tokens().role("h1").await.unwrap().as_deref(),
             Some("analyst")
         );
-        assert_eq!(store.token_role("h2").await.unwrap(), None);
-        assert!(store.token_campaigns("h1").await.unwrap().is_empty());
+        assert_eq!(store.tokens().role("h2").await.unwrap(), None);
+        assert!(store.tokens().campaigns("h1").await.unwrap().is_empty());
         store
-            .limit_token("h3", &["b".into(), "a".into(), "a".into()])
+            .tokens()
+            .limit("h3", &["b".into(), "a".into(), "a".into()])
             .await
             .unwrap();
-        assert_eq!(store.token_campaigns("h3").await.unwrap(), ["a", "b"]);
+        assert_eq!(store.tokens().campaigns("h3").await.unwrap(), ["a", "b"]);
         assert_eq!(
-            store.token_name("h1").await.unwrap().as_deref(),
+            store.tokens().name("h1").await.unwrap().as_deref(),
             Some("ana")
         );
-        assert!(store.revoke_token("ana", t0).await.unwrap());
-        assert!(!store.revoke_token("ana", t0).await.unwrap());
-        assert_eq!(store.token_role("h1").await.unwrap(), None);
-        let list = store.list_tokens().await.unwrap();
+        assert!(store.tokens().revoke("ana", t0).await.unwrap());
+        assert!(!store.tokens().revoke("ana", t0).await.unwrap());
+        assert_eq!(store.tokens().role("h1").await.unwrap(), None);
+        let list = store.tokens().list().await.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].name, "ana");
         assert_eq!(list[0].revoked_at, Some(t0));
+        assert!(list[0].campaigns.is_empty());
+        assert!(
+            store
+                .tokens()
+                .create("station", "broadcaster", "h3", t0)
+                .await
+                .unwrap()
+        );
+        let list = store.tokens().list().await.unwrap();
+        assert_eq!(list[1].name, "station");
+        assert_eq!(list[1].campaigns, ["a", "b"]);
+        assert!(list[0].campaigns.is_empty());
         store.close().await;
     }
 }

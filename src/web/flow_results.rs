@@ -70,6 +70,30 @@ pub(super) async fn descriptor(
             }),
         );
     }
+    // Answers to a question (or choice) the campaign no longer has are still
+    // rows of the package: their question is described too, by its id.
+    let counts = st
+        .shared
+        .store
+        .counts(&c.id, &crate::store::CountFilter::default())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for a in &counts.answers {
+        let q = questions.entry(a.question.clone()).or_insert_with(|| {
+            json_value!({
+                "type": "select_one",
+                "label": a.question,
+                "type_options": { "choices": [] },
+            })
+        });
+        if let Some(choices) = q
+            .pointer_mut("/type_options/choices")
+            .and_then(Value::as_array_mut)
+            && !choices.iter().any(|ch| ch == &a.choice)
+        {
+            choices.push(Value::from(a.choice.clone()));
+        }
+    }
     let key = st.shared.pseudonyms.derive_key("flow-results package id");
     let name = package_name(&c.id);
     Ok(json(

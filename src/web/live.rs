@@ -119,7 +119,7 @@ impl Pollers {
         {
             return *valid;
         }
-        let valid = match st.shared.store.token_role(hash).await {
+        let valid = match st.shared.store.tokens().role(hash).await {
             Ok(role) => role.is_some(),
             Err(_) => return true,
         };

@@ -194,6 +194,10 @@ pub fn router(context: Context) -> Router {
             "/api/campaigns/{id}/prompts/{lang}/{prompt}/transcript",
             put(prompts::put_transcript),
         )
+        .route(
+            "/api/campaigns/{id}/nodes/{node}",
+            put(studio::put_node).delete(studio::delete_node),
+        )
         .route("/api/campaigns/{id}/history", get(studio::history))
         .route(
             "/api/campaigns/{id}/history/{version}",
@@ -390,7 +394,8 @@ pub(crate) async fn token_role(st: &ApiState, token: &str) -> Result<Option<Role
     let role = st
         .shared
         .store
-        .token_role(&token_hash(token))
+        .tokens()
+        .role(&token_hash(token))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     match role {

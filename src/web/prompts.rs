@@ -18,7 +18,10 @@
 //! `PLACEHOLDER` transcript loses its placeholder line, and the catalog is
 //! reloaded as SIGHUP does: `/audio/{id}/{lang}/{prompt}.wav` serves the new
 //! prompt at once and new calls play it; calls in progress finish with the old.
-//! `PUT …/{prompt}/transcript` sets the `<prompt>.txt` beside it.
+//! `PUT …/{prompt}/transcript` sets the `<prompt>.txt` beside it. Both take a
+//! prompt the campaign does not use yet (a plain name: letters, digits, `-`,
+//! `_`), so that a new question's prompt can be recorded before the question
+//! is saved.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,7 +162,10 @@ pub(super) async fn list(
     ))
 }
 
-/// The campaign, checked to use `prompt` in `language`.
+/// The campaign, checked to use `prompt` in `language`, or to be able to: a
+/// recording may be made before the node that plays it exists (a new question
+/// is only saved once its prompt has a recording in every language, as `kuma
+/// check` wants).
 fn prompt_of(
     st: &ApiState,
     id: &str,
@@ -172,6 +178,9 @@ fn prompt_of(
             "campaign `{id}` has no language `{language}` (it has {})",
             c.languages.join(", ")
         )));
+    }
+    if crate::campaign::node_edit::valid_node_id(prompt) {
+        return Ok(c);
     }
     if !c.prompt_names().contains(&prompt) {
         return Err(ApiError::NotFound(format!(
@@ -280,7 +289,8 @@ pub(super) async fn put(
     let who = st
         .shared
         .store
-        .token_name(auth.token_hash())
+        .tokens()
+        .name(auth.token_hash())
         .await
         .map_err(internal)?
         .unwrap_or_default();

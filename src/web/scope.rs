@@ -85,7 +85,8 @@ impl Scope {
 pub(crate) async fn of(st: &ApiState, token_hash: &str) -> Result<Scope, ApiError> {
     st.shared
         .store
-        .token_campaigns(token_hash)
+        .tokens()
+        .campaigns(token_hash)
         .await
         .map(Scope::new)
         .map_err(|e| ApiError::Internal(e.to_string()))

@@ -17,8 +17,10 @@
 //! written: the page shows it as one types), `GET|PUT
 //! /api/campaigns/{id}/source`, `GET /api/campaigns/{id}/history`, `GET
 //! /api/campaigns/{id}/history/{version}`, `POST
-//! /api/campaigns/{id}/history/{version}/restore` and `POST /api/campaigns` (a
-//! new campaign from an existing one).
+//! /api/campaigns/{id}/history/{version}/restore`, `PUT|DELETE
+//! /api/campaigns/{id}/nodes/{node}` (this week's question: question and
+//! message nodes) and `POST /api/campaigns` (a new campaign from an existing
+//! one).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::audio::prepare::{Settings, prepare_campaign};
 use crate::campaign::edit::{self, FieldError, ScheduleEdit};
 use crate::campaign::history::{Entry, History};
+use crate::campaign::node_edit::{self, NodeEdit};
 use crate::campaign::{Campaign, Diagnostic, load_campaign_text};
 
 /// One save at a time: read, check, write and reload must not interleave.
@@ -140,7 +143,8 @@ fn campaign_reply(c: &Campaign, etag: &str, version: Option<u64>) -> Result<Valu
 async fn who(st: &ApiState, auth: &Auth) -> Result<String, ApiError> {
     st.shared
         .store
-        .token_name(auth.token_hash())
+        .tokens()
+        .name(auth.token_hash())
         .await
         .map_err(internal)?
         .ok_or(ApiError::Unauthorized("unknown or revoked token"))
@@ -512,6 +516,51 @@ pub(super) async fn put_source(
             "a campaign file is UTF-8 text".into(),
         ))),
     });
+    save(&st, &auth, &id, &headers, None, change).await
+}
+
+/// `PUT /api/campaigns/{id}/nodes/{node}`: adds, changes or moves a question or
+/// message node (see [`crate::campaign::node_edit`]).
+pub(super) async fn put_node(
+    auth: Auth,
+    State(st): State<Arc<ApiState>>,
+    ApiPath((id, node)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    auth.require(Role::Broadcaster)?;
+    let edit: NodeEdit = match parse_json(&body) {
+        Ok(e) => e,
+        Err(e) => return Ok(e.into_response()),
+    };
+    let change: Change = Box::new(move |text: &str| Ok(node_edit::set_node(text, &node, &edit)?));
+    save(
+        &st,
+        &auth,
+        &id,
+        &headers,
+        Some(node_edit::node_field_at),
+        change,
+    )
+    .await
+}
+
+/// `DELETE /api/campaigns/{id}/nodes/{node}`: removes a question or message
+/// node; what led to it leads where it led. Its answers stay in the results.
+pub(super) async fn delete_node(
+    auth: Auth,
+    State(st): State<Arc<ApiState>>,
+    ApiPath((id, node)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    auth.require(Role::Broadcaster)?;
+    let c = find(&st, &id)?;
+    if c.node(&node).is_none() {
+        return Err(ApiError::NotFound(format!(
+            "campaign `{id}` has no node `{node}`"
+        )));
+    }
+    let change: Change = Box::new(move |text: &str| Ok(node_edit::remove_node(text, &node)?));
     save(&st, &auth, &id, &headers, None, change).await
 }
 

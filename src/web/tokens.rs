@@ -25,6 +25,7 @@ fn info(t: &TokenInfo) -> Value {
         "role": t.role,
         "created_at": t.created_at,
         "revoked_at": t.revoked_at,
+        "campaigns": t.campaigns,
     })
 }
 
@@ -38,7 +39,7 @@ pub(super) async fn list(
     State(st): State<Arc<ApiState>>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Admin)?;
-    let tokens = st.shared.store.list_tokens().await.map_err(store_error)?;
+    let tokens = st.shared.store.tokens().list().await.map_err(store_error)?;
     let tokens: Vec<Value> = tokens.iter().map(info).collect();
     Ok(json(StatusCode::OK, &json_value!({ "tokens": tokens })))
 }
@@ -76,7 +77,8 @@ pub(super) async fn create(
     if !st
         .shared
         .store
-        .create_token(name, role.as_str(), &token_hash(&token), now)
+        .tokens()
+        .create(name, role.as_str(), &token_hash(&token), now)
         .await
         .map_err(store_error)?
     {
@@ -112,7 +114,8 @@ pub(super) async fn revoke(
     if !st
         .shared
         .store
-        .revoke_token(&name, Utc::now())
+        .tokens()
+        .revoke(&name, Utc::now())
         .await
         .map_err(store_error)?
     {

@@ -1,8 +1,8 @@
 // The broadcaster's studio in a real browser. Run by tests/studio_browser.rs,
 // which starts `kuma serve` on a copy of the example campaign and passes:
 //   KUMA_URL, KUMA_BROADCASTER_TOKEN, KUMA_CAMPAIGN, KUMA_CHROMIUM, KUMA_PROFILE,
-//   KUMA_SCREENSHOTS, KUMA_MP3 (a recording to upload), KUMA_FAKE_MIC (a WAV
-//   Chromium's fake microphone plays).
+//   KUMA_SCREENSHOTS, KUMA_MP3 (a recording to upload, made by LAME at test
+//   time), KUMA_FAKE_MIC (a WAV Chromium's fake microphone plays).
 // Every check throws on failure; node exits non-zero and the Rust test shows why.
 
 import { chromium } from "playwright-core";
@@ -150,6 +150,92 @@ try {
   assert.equal(await goodbye.getAttribute("data-uploaded"), "ok", status);
   assert.ok(Number(await goodbye.getAttribute("data-duration-ms")) > 1000, status);
   await shot("studio-prompts");
+
+  step("this week's question: the page lists the questions in order");
+  await page.goto(`${base}/campaigns/${campaign}/questions`);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  console.log(`  questions page: ${await weight(page.url())}`);
+  const ids = await page.$$eval("ol.nodes > li.node", (l) => l.map((li) => li.dataset.node));
+  assert.ok(ids.indexOf("q_offered_work") < ids.indexOf("q_region"), ids.join(" "));
+  const fresh = page.locator("#new-node");
+  assert.equal(await fresh.locator('[data-field="after"]').inputValue(), "q_region");
+
+  step("a new question with three choices is refused until its prompt is recorded in every language");
+  await fresh.locator('[data-field="id"]').fill("q_week");
+  assert.equal(await fresh.locator('[data-field="prompt"]').inputValue(), "q_week");
+  const choiceInputs = fresh.locator('li.choice [data-field="choice"]');
+  assert.equal(await choiceInputs.count(), 3);
+  for (const [i, id] of ["yes", "no", "not_sure"].entries()) await choiceInputs.nth(i).fill(id);
+  await page.click("#add-node");
+  await page.waitForFunction(() => document.getElementById("nodes-error").textContent.includes("prompt `q_week` has no recording"));
+  assert.match(await page.textContent("#nodes-error"), /stop-trafficking-mali\.toml:\d+: /);
+
+  step("its prompt: recorded from the microphone in French, an MP3 in Bambara and Soninke");
+  const frWeek = fresh.locator('li.prompt[data-language="fr"]');
+  await frWeek.locator("button.record").click();
+  await page.waitForFunction(() => {
+    const li = document.querySelector('#new-node li.prompt[data-language="fr"]');
+    return li.dataset.recording === "on" && Number(li.dataset.level) > 0.01;
+  });
+  await page.waitForTimeout(3000);
+  await frWeek.locator("button.record").click();
+  await frWeek.locator("button.keep").click();
+  await page.waitForFunction(() => document.querySelector('#new-node li.prompt[data-language="fr"]').dataset.uploaded);
+  assert.equal(await frWeek.getAttribute("data-uploaded"), "ok", await frWeek.locator(".status").textContent());
+  for (const lang of ["bm", "snk"]) {
+    const li = fresh.locator(`li.prompt[data-language="${lang}"]`);
+    await li.locator("input[data-upload]").setInputFiles(env("KUMA_MP3"));
+    await page.waitForFunction((l) => document.querySelector(`#new-node li.prompt[data-language="${l}"]`).dataset.uploaded, lang);
+    assert.equal(await li.getAttribute("data-uploaded"), "ok", await li.locator(".status").textContent());
+  }
+  await shot("studio-question-new");
+
+  step("saved: the question is asked after q_region, which now leads to it");
+  await Promise.all([page.waitForNavigation(), page.click("#add-node")]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  const week = page.locator('li.node[data-node="q_week"]');
+  assert.equal(await week.count(), 1);
+  assert.equal(await page.locator('li.node[data-node="q_region"] [data-field="next"]').inputValue(), "q_week");
+  assert.equal(await week.locator('[data-field="next"]').inputValue(), "poll_thanks");
+  const keys = await week.locator('li.choice [data-field="key"]').evaluateAll((l) => l.map((i) => i.value));
+  assert.deepEqual(keys, ["1", "2", "3"]);
+  await shot("studio-questions");
+
+  const order = () => page.$$eval("ol.nodes > li.node", (l) => l.map((li) => li.dataset.node));
+  const nextOf = (id) => page.locator(`li.node[data-node="${id}"] [data-field="next"]`).inputValue();
+  step("moved up: asked before q_region; the chain follows");
+  await Promise.all([page.waitForNavigation(), week.locator("button.up").click()]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  let now = await order();
+  assert.equal(now.indexOf("q_week") + 1, now.indexOf("q_region"), now.join(" "));
+  assert.equal(await nextOf("q_gender"), "q_week");
+  assert.equal(await nextOf("q_week"), "q_region");
+  assert.equal(await nextOf("q_region"), "poll_thanks");
+  step("moved down again: after q_region");
+  await Promise.all([page.waitForNavigation(), week.locator("button.down").click()]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  now = await order();
+  assert.equal(now.indexOf("q_region") + 1, now.indexOf("q_week"), now.join(" "));
+  assert.equal(await nextOf("q_region"), "q_week");
+  assert.equal(await nextOf("q_week"), "poll_thanks");
+
+  step("a message removed: what led to it leads where it led");
+  await Promise.all([
+    page.waitForNavigation(),
+    page.locator('li.node[data-node="poll_thanks"] button.delete').click(),
+  ]);
+  await page.waitForSelector("#nodes[data-ready=true]");
+  assert.equal(await page.locator('li.node[data-node="poll_thanks"]').count(), 0);
+  assert.equal(await nextOf("q_week"), "menu");
+
+  step("a change that would break the campaign is refused with kuma check's words");
+  await week.locator('[data-field="key"]').nth(1).fill("1");
+  await week.locator("button.save").click();
+  await page.waitForFunction(() => document.getElementById("nodes-error").textContent.length > 0);
+  const refusal = await page.textContent("#nodes-error");
+  assert.match(refusal, /stop-trafficking-mali\.toml:\d+: .*duplicate key/);
+  await page.reload();
+  await page.waitForSelector("#nodes[data-ready=true]");
 
   assert.deepEqual(pageErrors, [], "no script errors");
   assert.deepEqual(foreign, [], "nothing loaded from elsewhere");

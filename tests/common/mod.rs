@@ -18,7 +18,7 @@ pub fn count(r: &Value, question: &str, choice: &str) -> u64 {
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The SIP and HTTP addresses a starting `kuma serve` prints on its first line of
@@ -186,6 +186,45 @@ pub fn prepared_data(data: &Path) {
     copy_dir(&cache.path().join("audio-cache"), &data.join("audio-cache"));
 }
 
+/// The example campaign's text with its poll open whenever the campaign runs
+/// (no `poll_window`), and its audio folder as an absolute path: calls answered
+/// by a `kuma serve` on the real clock then hear the poll whatever the day the
+/// tests run (the example's window closes between Thursday 19:00 and Saturday
+/// 08:30, and between Monday 08:30 and Tuesday 19:00).
+pub fn open_poll_text() -> String {
+    let text =
+        std::fs::read_to_string(repo().join("campaigns/stop-trafficking-mali.toml")).unwrap();
+    let open = text.replace("poll_window = \"48h\"\n", "").replace(
+        "audio = \"../audio/stop-trafficking-mali\"",
+        &format!(
+            "audio = {:?}",
+            repo()
+                .join("audio/stop-trafficking-mali")
+                .display()
+                .to_string()
+        ),
+    );
+    assert!(
+        !open.contains("poll_window") && !open.contains("\"../audio"),
+        "the example campaign changed: update open_poll_text"
+    );
+    open
+}
+
+/// A campaigns folder (made once per test binary, kept for its life) holding
+/// [`open_poll_text`].
+pub fn open_poll_campaigns() -> PathBuf {
+    static FOLDER: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = FOLDER.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("campaigns");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("stop-trafficking-mali.toml"), open_poll_text()).unwrap();
+        dir
+    });
+    dir.path().join("campaigns")
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -213,13 +252,65 @@ pub struct Server {
 }
 
 impl Server {
+    /// Runs a sipp scenario file (from tests/sipp/) or built-in scenario against
+    /// kuma: one call to `number`, every port chosen at run time.
+    pub fn sipp(&self, scenario: &str, number: &str, extra: &[&str]) -> Output {
+        let mut cmd = Command::new("sipp");
+        if scenario.ends_with(".xml") {
+            cmd.arg("-sf").arg(repo().join("tests/sipp").join(scenario));
+        } else {
+            cmd.args(["-sn", scenario]);
+        }
+        let log = self.dir.path().join(format!("sipp-{}.log", free_port()));
+        cmd.arg(self.sip.to_string())
+            .args([
+                "-s",
+                number,
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &free_port().to_string(),
+                "-mp",
+                &free_media_port().to_string(),
+            ])
+            .args([
+                "-timeout",
+                "60",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+            ])
+            .arg(&log)
+            .args(extra)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            let errors = std::fs::read_to_string(&log).unwrap_or_default();
+            eprintln!(
+                "sipp {scenario} failed:\n{}\n{errors}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        out
+    }
+
     pub fn start() -> Server {
         Self::start_with(&[])
     }
 
-    /// With more `kuma serve` flags.
+    /// With more `kuma serve` flags, on the example campaign with its poll
+    /// always open ([`open_poll_campaigns`]).
     pub fn start_with(flags: &[&str]) -> Server {
-        Self::start_in(&repo().join("campaigns"), flags)
+        let campaigns = open_poll_campaigns();
+        Self::start_in(&campaigns, flags)
     }
 
     /// On another campaigns folder.

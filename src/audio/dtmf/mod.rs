@@ -10,7 +10,7 @@
 //!
 //! A Goertzel filter for each of the eight Q.23 frequencies (697, 770, 852, 941 Hz in
 //! the low group or rows, 1209, 1336, 1477, 1633 Hz in the high group or columns),
-//! and for the columns' second harmonics, runs over blocks of [`BLOCK`] = 102 samples
+//! and for their second harmonics, runs over blocks of [`BLOCK`] = 102 samples
 //! (12.75 ms), the block spandsp's `dtmf_rx` and Asterisk's `dtmf_detect` use:
 //!
 //! - two whole blocks fit inside the shortest tone that must be heard, 40 ms = 320
@@ -41,7 +41,8 @@
 //! 5. **Second harmonic**: twice the column frequency must stay
 //!    [`SECOND_HARMONIC_DB`] under it: voices and instruments have harmonics, a
 //!    keypad none. (Twice a row frequency falls within a bin of some column, 1394 Hz
-//!    next to 1336 Hz, so the rows' harmonics cannot be checked this way.)
+//!    next to 1336 Hz, so the rows' harmonics cannot be checked in one window; the
+//!    steady path below, which tells them apart, checks both.)
 //!
 //! With a rectangular window each bin also hears the other group's tone, about
 //! −21 dB down for 941 Hz in the 1209 Hz bin, which moves a tone's power by ±0.8 dB
@@ -77,6 +78,30 @@
 //! (80 samples) leaves at most one such window, a 40 ms gap at least four, so a
 //! dropout inside a digit is one digit and 40 ms on, 40 ms off is every digit.
 //!
+//! # The steady path: keys under a talker
+//!
+//! The four windows judge each window's energy as a whole, so a key pressed while
+//! someone talks, 3 or 10 dB under the voice, is mostly refused: the voice's
+//! harmonics fill the other row bins and carry most of the energy. But a key is a
+//! steady pair of sines, and a voice's harmonics glide. So every half block the
+//! detector also follows each bin over the last [`STEADY_HALVES`] half blocks
+//! (44.6 ms, six short windows a half block apart), fits the one sine whose phase
+//! advances by the same step from window to window, and measures (`SteadyTone`):
+//! its **coherence**, the share of the bin's energy it explains (a tone alone 1, a
+//! tone 10 dB over what else sounds within ±78 Hz of it 0.9); its **dip**, the
+//! weakest window against it (the span must lie inside the press); its frequency
+//! **error** and its **drift** between the halves of the span. A key is reported
+//! from one such span when both tones are coherent ([`STEADY_COHERENCE`]), fill
+//! the span ([`STEADY_DIP_DB`]), hold still ([`STEADY_DRIFT_PCT`]), are in tune
+//! ([`STEADY_MAX_OFFSET_PCT`]: masked keys must be exact; those 0.5–2.5 % off are
+//! heard when clear), within [`STEADY_TWIST_DB`], and stand over the other steady
+//! sines of their group ([`STEADY_RELATIVE_PEAK_DB`]: a chord's notes stand, a
+//! voice's harmonics hardly count), with no strong second harmonic and none locked
+//! to the tone ([`LOCKED_HARMONIC_DB`]: a note's) and [`STEADY_TONE_TO_TOTAL_DB`] of
+//! the span's energy. Measured on issue 14's tapes (`table.rs`): 95 % of the keys
+//! 3 dB under a talker and 86 % of those 10 dB under (89 % and 59 % without the
+//! steady path), no key in two hours of talk-off.
+//!
 //! # Levels
 //!
 //! dBm0 follow the G.711 µ-law convention: a full-scale 16-bit sine is +3.14 dBm0, so
@@ -107,7 +132,9 @@ const HALF: usize = BLOCK / 2;
 /// before it is reported: they span 5 half blocks, 255 samples (32 ms).
 pub const WINDOWS: usize = 4;
 /// Half blocks kept: enough for [`WINDOWS`] windows.
-const SLOTS: usize = WINDOWS + 1;
+const SLOTS: usize = STEADY_HALVES;
+/// Short windows kept: those of the steady path's span.
+const SHORTS: usize = STEADY_HALVES - 1;
 /// Windows in a row that must miss a held key for it to end.
 pub const RELEASE: u32 = 2;
 /// The sample rate the detector expects.
@@ -159,6 +186,44 @@ pub const STEADY_DB: f32 = 1.5;
 /// least four windows silent.
 pub const HOLD_DB: f32 = 10.0;
 
+/// Half blocks over which the steady path follows a tone: 357 samples (44.6 ms),
+/// six short windows a half block apart. Keys pressed by hand last 70 ms or more;
+/// a longer span tells a key from a voice better but fits fewer of them.
+pub const STEADY_HALVES: usize = 7;
+/// The share of the energy near each tone (within a bin, ±78 Hz) the steady sine
+/// must carry over the span: 0.9 is a tone 9.5 dB over a voice's harmonics there.
+pub const STEADY_COHERENCE: f32 = 0.9;
+/// How far any short window of the span may hear either tone under the steady
+/// sine, dB: the span must lie inside the press.
+pub const STEADY_DIP_DB: f32 = 4.0;
+/// How far from nominal either tone may be on the steady path, percent: a masked
+/// key must be in tune (a digital gateway's are exact), a tone 0.5–2.5 % off is
+/// heard only when clear (by the four windows).
+pub const STEADY_MAX_OFFSET_PCT: f32 = 0.5;
+/// How far either tone's frequency may move between the halves of the span, percent.
+pub const STEADY_DRIFT_PCT: f32 = 0.5;
+/// The twist the steady path accepts either way, dB (Q.24's reverse twist; the
+/// four windows accept up to 8 dB).
+pub const STEADY_TWIST_DB: f32 = 4.0;
+/// How far every other tone of each group must stay under the key's, dB, measured
+/// as steady sines: a voice's harmonics near a row glide and hardly count, a
+/// chord's notes stand.
+pub const STEADY_RELATIVE_PEAK_DB: f32 = 6.0;
+/// How far each tone's second harmonic must stay under it on the steady path, dB.
+pub const STEADY_SECOND_HARMONIC_DB: f32 = 6.0;
+/// A second harmonic that moves with its tone (a steady sine, coherence over
+/// [`LOCKED_COHERENCE`], within [`LOCKED_OFFSET_PCT`] of the tone's own error) is a
+/// note's or a voice's: refused unless it is this far under the tone, dB.
+pub const LOCKED_HARMONIC_DB: f32 = 20.0;
+/// See [`LOCKED_HARMONIC_DB`].
+pub const LOCKED_COHERENCE: f32 = 0.8;
+/// See [`LOCKED_HARMONIC_DB`].
+pub const LOCKED_OFFSET_PCT: f32 = 0.5;
+/// The share of the span's energy the two steady tones must carry, dB: a key 10 dB
+/// under a talker still carries −13 dB in most spans; music whose other notes carry
+/// more is refused.
+pub const STEADY_TONE_TO_TOTAL_DB: f32 = -13.0;
+
 const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLUMNS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
 const KEYPAD: [[char; 4]; 4] = [
@@ -167,8 +232,9 @@ const KEYPAD: [[char; 4]; 4] = [
     ['7', '8', '9', 'C'],
     ['*', '0', '#', 'D'],
 ];
-/// Goertzel filters: the 4 rows, the 4 columns, then the columns' second harmonics.
-const TONES: usize = 12;
+/// Goertzel filters: the 4 rows, the 4 columns, the columns' second harmonics, then
+/// the rows'.
+const TONES: usize = 16;
 /// The fundamentals among them.
 const KEY_TONES: usize = 8;
 
@@ -312,6 +378,9 @@ struct Filters {
     back: [Complex; TONES],
     /// e^{−jω(HALF−1)}: references a half block's DFT to its first sample.
     half_ref: [Complex; TONES],
+    /// What turns a phase step per half block into a frequency error (a fraction
+    /// of the filter's frequency): fs/(2π·HALF·f).
+    to_error: [f32; TONES],
     /// e^{−jω·HALF·i}: moves a half block's DFT `i` half blocks later.
     hops: [[Complex; WINDOWS]; TONES],
     /// The window: two half blocks. (A longer one, four half blocks, separates a
@@ -353,13 +422,15 @@ impl Filters {
         let freq: [f32; TONES] = std::array::from_fn(|i| match i {
             0..4 => ROWS[i],
             4..8 => COLUMNS[i - 4],
-            _ => 2.0 * COLUMNS[i - 8],
+            8..12 => 2.0 * COLUMNS[i - 8],
+            _ => 2.0 * ROWS[i - 12],
         });
         Self {
             freq,
             coef: freq.map(|f| (2.0 * omega(f).cos()) as f32),
             back: freq.map(|f| Complex::polar(-omega(f))),
             half_ref: freq.map(|f| Complex::polar(-omega(f) * (HALF as f64 - 1.0))),
+            to_error: freq.map(|f| SAMPLE_RATE as f32 / (std::f32::consts::TAU * HALF as f32) / f),
             hops: freq
                 .map(|f| std::array::from_fn(|i| Complex::polar(-omega(f) * (HALF * i) as f64))),
             geometry: [Geometry::new(2, &freq)],
@@ -393,6 +464,15 @@ struct Limits {
     steady: f32,
     /// How far a held key's tones may fall before a window misses it.
     hold: f32,
+    steady_dip: f32,
+    steady_drift: f32,
+    steady_offset: f32,
+    steady_twist: f32,
+    steady_relative_peak: f32,
+    steady_harmonic: f32,
+    locked_harmonic: f32,
+    locked_offset: f32,
+    steady_tone_to_total: f32,
 }
 
 impl Default for Limits {
@@ -409,6 +489,15 @@ impl Default for Limits {
             octave: OCTAVE_PCT / 100.0,
             steady: db_to_power(-STEADY_DB),
             hold: db_to_power(-HOLD_DB),
+            steady_dip: db_to_power(-STEADY_DIP_DB),
+            steady_drift: STEADY_DRIFT_PCT / 100.0,
+            steady_offset: STEADY_MAX_OFFSET_PCT / 100.0,
+            steady_twist: db_to_power(STEADY_TWIST_DB),
+            steady_relative_peak: db_to_power(STEADY_RELATIVE_PEAK_DB),
+            steady_harmonic: db_to_power(STEADY_SECOND_HARMONIC_DB),
+            locked_harmonic: db_to_power(LOCKED_HARMONIC_DB),
+            locked_offset: LOCKED_OFFSET_PCT / 100.0,
+            steady_tone_to_total: db_to_power(STEADY_TONE_TO_TOTAL_DB),
         }
     }
 }
@@ -425,8 +514,13 @@ pub struct DtmfDetector {
     energy: f32,
     /// Samples so far in the running half block.
     pos: usize,
-    /// The last [`SLOTS`] half-block DFTs, oldest first, and their energies.
-    halves: [[Complex; TONES]; SLOTS],
+    /// The last half block's DFTs, referenced to its first sample.
+    last_half: [Complex; TONES],
+    /// The DFTs of the last [`SHORTS`] short windows (two half blocks, a half block
+    /// apart), oldest first, each referenced to its first sample: every check reads
+    /// them, so each is made once.
+    shorts: [[Complex; TONES]; SHORTS],
+    /// The energies of the last [`SLOTS`] half blocks, oldest first.
     half_energy: [f32; SLOTS],
     /// What each of the last [`WINDOWS`] windows heard, oldest first.
     hits: [[Option<(usize, usize)>; WINDOWS]; 1],
@@ -436,6 +530,8 @@ pub struct DtmfDetector {
     /// column tones had when it was confirmed.
     in_key: Option<(usize, usize)>,
     held_power: (f32, f32),
+    /// What the steady path heard in the latest window.
+    steady_heard: Option<(usize, usize)>,
     /// Consecutive windows in which the held key was missing.
     misses: u32,
     /// Per-window diagnostics for the tests.
@@ -459,12 +555,14 @@ impl DtmfDetector {
             s2: [0.0; TONES],
             energy: 0.0,
             pos: 0,
-            halves: [[Complex::default(); TONES]; SLOTS],
+            last_half: [Complex::default(); TONES],
+            shorts: [[Complex::default(); TONES]; SHORTS],
             half_energy: [0.0; SLOTS],
             hits: [[None; WINDOWS]; 1],
             samples: 0,
             in_key: None,
             held_power: (0.0, 0.0),
+            steady_heard: None,
             misses: 0,
             #[cfg(test)]
             trace: None,
@@ -497,7 +595,8 @@ impl DtmfDetector {
     }
 
     /// As [`push`](Self::push), and also appends to `windows` every window that
-    /// on its own heard a key, as (key, sample at the window's end): what
+    /// on its own heard a key (alone, or as the end of a steady span), as (key,
+    /// sample at the window's end): what
     /// [`keys::CallKeys`] knows of the keys in kuma's own prompts.
     pub fn push_windows(
         &mut self,
@@ -523,9 +622,9 @@ impl DtmfDetector {
             self.samples = self.samples.saturating_add(take as u64);
             if self.pos == HALF {
                 self.end_half(out);
-                if let (Some(w), Some(Some((r, c)))) = (windows.as_deref_mut(), self.hits[0].last())
-                {
-                    w.push((KEYPAD[*r][*c], self.samples));
+                let heard = self.hits[0].last().copied().flatten().or(self.steady_heard);
+                if let (Some(w), Some((r, c))) = (windows.as_deref_mut(), heard) {
+                    w.push((KEYPAD[r][c], self.samples));
                 }
             }
         }
@@ -552,7 +651,7 @@ impl DtmfDetector {
 
     fn end_half(&mut self, out: &mut Vec<KeyEvent>) {
         let f = &self.filters;
-        self.halves.rotate_left(1);
+        self.shorts.rotate_left(1);
         self.half_energy.rotate_left(1);
         for k in 0..TONES {
             // s[n−1] − e^{−jω}·s[n−2] is the DFT referenced to the last sample.
@@ -560,8 +659,10 @@ impl DtmfDetector {
                 re: self.s1[k],
                 im: 0.0,
             }
-            .sub(f.back[k].scale(self.s2[k]));
-            self.halves[SLOTS - 1][k] = y.mul(f.half_ref[k]);
+            .sub(f.back[k].scale(self.s2[k]))
+            .mul(f.half_ref[k]);
+            self.shorts[SHORTS - 1][k] = self.last_half[k].add(y.mul(f.hops[k][1]));
+            self.last_half[k] = y;
         }
         self.half_energy[SLOTS - 1] = self.energy;
         self.s1 = [0.0; TONES];
@@ -575,12 +676,8 @@ impl DtmfDetector {
     /// latest, a half block apart) of geometry `g` (0: short, 1: long), referenced
     /// to the window's first sample.
     fn window(&self, g: usize, k: usize, a: usize) -> Complex {
-        let halves = self.filters.geometry[g].halves;
-        let start = SLOTS - halves - (WINDOWS - 1 - a);
-        let hops = &self.filters.hops[k];
-        (0..halves).fold(Complex::default(), |acc, i| {
-            acc.add(self.halves[start + i][k].mul(hops[i]))
-        })
+        debug_assert_eq!(self.filters.geometry[g].halves, 2);
+        self.shorts[SHORTS - WINDOWS + a][k]
     }
 
     /// Σx² over window `a` of geometry `g`.
@@ -772,11 +869,224 @@ impl DtmfDetector {
                 self.misses = 0;
             }
         }
+        // The steady path, for keys a talker or music masks: one window decides, as
+        // its span already covers 44 ms of the tone.
+        let steady = self.classify_steady();
+        self.steady_heard = steady.ok();
+        #[cfg(test)]
+        if self.trace.is_some() {
+            let features = self.steady_features();
+            if let Some(t) = self.trace.as_mut() {
+                let heard = steady.map(|(r, c)| KEYPAD[r][c]);
+                t.push(format!("  steady {heard:?}: {features}"));
+            }
+        }
+        if let Ok(key) = steady
+            && Some(key) != self.in_key
+        {
+            let span = (HALF * STEADY_HALVES) as u64;
+            out.push(KeyEvent {
+                key: KEYPAD[key.0][key.1],
+                start_sample: self.samples.saturating_sub(span),
+            });
+            self.in_key = Some(key);
+            self.held_power = (
+                self.steady_tone(key.0).power,
+                self.steady_tone(4 + key.1).power,
+            );
+            self.misses = 0;
+        }
+    }
+}
+
+/// A tone in one bin over the last [`STEADY_HALVES`] half blocks, taken as a steady
+/// sine: from the [`STEADY_HALVES`] − 1 short windows (a half block apart) that fit
+/// in them, the sine that best explains them (its phase advancing by the same step
+/// from one window to the next) and what it leaves unexplained.
+#[derive(Debug, Clone, Copy, Default)]
+struct SteadyTone {
+    /// The share of the bin's energy over the span the sine carries: 1 when nothing
+    /// else sounds within a bin of it, less when a voice's moving harmonics do.
+    coherence: f32,
+    /// Its power, as in a short window.
+    power: f32,
+    /// The weakest short window's power over the sine's: a tone that starts or
+    /// ends inside the span leaves some window nearly empty.
+    dip: f32,
+    /// Σ w[i]·w[i−1]* over the span's first half and over all of it: the phase
+    /// step from one window to the next (read only when needed: `atan2` is slow).
+    first: Complex,
+    advance: Complex,
+    /// The bin's hop, and what turns a phase step into a frequency error.
+    hop: Complex,
+    to_error: f32,
+}
+
+impl SteadyTone {
+    /// Its frequency error, a fraction of the bin's frequency.
+    fn error(&self) -> f32 {
+        self.advance.mul(self.hop).arg() * self.to_error
+    }
+
+    /// How far the frequency moved from the first half of the span to the second, a
+    /// fraction of the bin's frequency: a voice glides, a key does not.
+    fn drift(&self) -> f32 {
+        self.advance.sub(self.first).mul(self.first.conj()).arg() * self.to_error
+    }
+}
+
+impl DtmfDetector {
+    fn steady_tone(&self, k: usize) -> SteadyTone {
+        const M: usize = SHORTS;
+        let hop = self.filters.hops[k][1];
+        // The short windows of the span, each referenced to its first sample.
+        let w: [Complex; M] = std::array::from_fn(|i| self.shorts[i][k]);
+        let mut advance = Complex::default();
+        let mut first = Complex::default();
+        let mut energy = 0.0;
+        let mut least = f32::INFINITY;
+        for i in 0..M {
+            least = least.min(w[i].norm());
+            energy += w[i].norm();
+            if i > 0 {
+                advance = advance.add(w[i].mul(w[i - 1].conj()));
+                if i <= M / 2 {
+                    first = advance;
+                }
+            }
+        }
+        let len = advance.norm().sqrt();
+        let step = if len > 0.0 {
+            advance.conj().scale(1.0 / len)
+        } else {
+            Complex { re: 1.0, im: 0.0 }
+        };
+        let mut sum = Complex::default();
+        let mut turn = Complex { re: 1.0, im: 0.0 };
+        for wi in w {
+            sum = sum.add(wi.mul(turn));
+            turn = turn.mul(step);
+        }
+        let n = M as f32;
+        let sine = sum.norm() / (n * n);
+        SteadyTone {
+            coherence: if energy > 0.0 { sine * n / energy } else { 0.0 },
+            power: sine,
+            dip: if sine > 0.0 { least / sine } else { 0.0 },
+            first,
+            advance,
+            hop,
+            // A phase step of φ per half block is a frequency of φ·fs/(2π·HALF).
+            to_error: self.filters.to_error[k],
+        }
+    }
+
+    /// The steady path: which key, if any, has sounded steadily over the whole of the
+    /// last [`STEADY_HALVES`] half blocks, each of its tones standing clear of what
+    /// sounds near it (see the module doc).
+    fn classify_steady(&self) -> Result<(usize, usize), &'static str> {
+        let a = WINDOWS - 1;
+        let bins: [f32; KEY_TONES] = std::array::from_fn(|k| self.window(0, k, a).norm());
+        let best =
+            |from: usize| (from..from + 4).fold(from, |b, i| if bins[i] > bins[b] { i } else { b });
+        let (row, col) = (best(0), best(4) - 4);
+        // The key held still sounds: nothing to decide (and the checks below are
+        // the detector's dearest).
+        if self.in_key == Some((row, col)) {
+            return Ok((row, col));
+        }
+        let l = &self.limits;
+        let r = self.steady_tone(row);
+        let c = self.steady_tone(4 + col);
+        if r.power < l.min_power || c.power < l.min_power {
+            return Err("level");
+        }
+        if r.coherence < STEADY_COHERENCE || c.coherence < STEADY_COHERENCE {
+            return Err("coherence");
+        }
+        if r.dip < l.steady_dip || c.dip < l.steady_dip {
+            return Err("dip");
+        }
+        if c.power > r.power * l.steady_twist || c.power * l.steady_twist < r.power {
+            return Err("twist");
+        }
+        if r.drift().abs() > l.steady_drift || c.drift().abs() > l.steady_drift {
+            return Err("drift");
+        }
+        let (row_error, col_error) = (r.error(), c.error());
+        if row_error.abs() > l.steady_offset || col_error.abs() > l.steady_offset {
+            return Err("offset");
+        }
+        for k in (0..KEY_TONES).filter(|&k| k != row && k != 4 + col) {
+            let peak = if k < 4 { r.power } else { c.power };
+            if self.steady_tone(k).power * l.steady_relative_peak > peak {
+                return Err(if k < 4 { "row peak" } else { "col peak" });
+            }
+        }
+        // Second harmonics: none as strong as a voice's or an instrument's, and none
+        // locked to the tone (a note's), however weak.
+        for (tone, error, harmonic) in [(r, row_error, 12 + row), (c, col_error, 8 + col)] {
+            let h = self.steady_tone(harmonic);
+            if h.power * l.steady_harmonic > tone.power {
+                return Err("harmonic");
+            }
+            if h.power * l.locked_harmonic > tone.power
+                && h.coherence > LOCKED_COHERENCE
+                && (h.error() - error).abs() < l.locked_offset
+            {
+                return Err("locked harmonic");
+            }
+        }
+        // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the window.
+        let span = &self.half_energy[SLOTS - STEADY_HALVES..];
+        let energy = span.iter().sum::<f32>() * 2.0 / STEADY_HALVES as f32;
+        if 2.0 * (r.power + c.power) / (BLOCK as f32) < l.steady_tone_to_total * energy {
+            return Err("total");
+        }
+        Ok((row, col))
     }
 }
 
 #[cfg(test)]
 impl DtmfDetector {
+    /// What the steady path measures of the key whose tones are steadiest, for the
+    /// trace.
+    fn steady_features(&self) -> String {
+        let t: [SteadyTone; TONES] = std::array::from_fn(|k| self.steady_tone(k));
+        let best = |from: usize| {
+            (from..from + 4).fold(from, |b, i| if t[i].power > t[b].power { i } else { b })
+        };
+        let (row, col) = (best(0), best(4));
+        let db = |x: f32| 10.0 * x.max(1e-12).log10();
+        let other = |from: usize, key: usize| {
+            (from..from + 4)
+                .filter(|&k| k != key)
+                .map(|k| t[k].power)
+                .fold(0.0, f32::max)
+        };
+        let (r, c) = (t[row], t[col]);
+        format!(
+            "steadiest {} coherence {:.2} {:.2}, dip {:.1} {:.1} dB, drift {:.2} {:.2} %, \
+             error {:.2} {:.2} %, level {:.1} {:.1} dBm0, peak {:.1} {:.1} dB, \
+             harmonic {:.1} {:.1} dB",
+            KEYPAD[row][col - 4],
+            r.coherence,
+            c.coherence,
+            db(r.dip),
+            db(c.dip),
+            100.0 * r.drift(),
+            100.0 * c.drift(),
+            100.0 * r.error(),
+            100.0 * c.error(),
+            db(r.power / bin_power(0.0)),
+            db(c.power / bin_power(0.0)),
+            db(r.power / other(0, row)),
+            db(c.power / other(4, col)),
+            db(r.power / t[12 + row].power),
+            db(c.power / t[col + 4].power),
+        )
+    }
+
     /// One line per window: what it heard, the power in each bin (dBm0), the
     /// frequency errors over the span (%), and the key held.
     fn trace_window(&mut self, g: usize, classified: Result<(usize, usize), &'static str>) {

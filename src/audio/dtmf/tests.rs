@@ -537,10 +537,8 @@ fn reset_forgets_the_held_key_and_the_count() {
     assert!(out[1].start_sample < BLOCK as u64);
 }
 
-/// Issue 14's table over the seeded tapes (`table.rs`), printed. Every row must
-/// pass, except the two rows of keys pressed during speech, which the detector
-/// does not reach yet (issue 14 asks for 95 % and 85 %): they are held to what it
-/// reaches, 89 % and 59 %, so that a change can only raise them.
+/// Issue 14's table over the seeded tapes (`table.rs`), printed: every row must
+/// pass, the keys pressed during speech too (95 % and 85 %).
 /// `DTMF_TALKOFF_MINUTES` sets the talk-off length: the issue's 120 minutes in an
 /// optimised build (`cargo test --release`, seconds), 20 in a debug build (about a
 /// minute); `cargo bench --bench dtmf` prints the whole table too.
@@ -557,18 +555,9 @@ fn the_issue_14_table_passes() {
         started.elapsed().as_secs_f64(),
         super::table::markdown(&rows)
     );
-    let speech = |under: f64| {
-        let tape = super::table::speech_tape(under, 200, if under < 5.0 { 14 } else { 15 });
-        score(&tape, 160)
-    };
-    for (under, floor) in [(3.0, 89.0), (10.0, 59.0)] {
-        let s = speech(under);
-        assert!(s.rate() >= floor, "keys {under} dB under speech: {s}");
-        assert_eq!(s.wrong + s.false_keys + s.repeated, 0, "{s}");
-    }
     let failed: Vec<&str> = rows
         .iter()
-        .filter(|r| !r.pass && !r.condition.starts_with("digits during speech"))
+        .filter(|r| !r.pass)
         .map(|r| r.condition)
         .collect();
     assert!(failed.is_empty(), "failed: {failed:?}");

@@ -72,6 +72,7 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/campaigns/{id}/simulator", get(simulator::page))
         .route("/campaigns/{id}/schedule", get(studio::schedule))
         .route("/campaigns/{id}/prompts", get(studio::prompts))
+        .route("/campaigns/{id}/questions", get(studio::questions))
         .route("/assets/studio.js", get(studio::js))
 }
 

@@ -9,9 +9,128 @@
   var labels = labelsEl ? JSON.parse(labelsEl.textContent) : {};
   var form = document.getElementById("schedule");
   if (form) scheduleEditor(form, labels);
-  var prompts = document.getElementById("prompts");
-  if (prompts) promptsPage(prompts, labels);
+  document.querySelectorAll("ul.prompts[data-api]").forEach(function (list) { promptsPage(list, labels); });
+  var nodes = document.getElementById("nodes");
+  if (nodes) nodesEditor(nodes, labels);
 })();
+
+// This week's question: each question or message node saved on its own
+// (PUT …/nodes/{node}, If-Match), moved (`after`), removed (DELETE), or added
+// after its prompt was recorded in every language. After a change the page is
+// loaded again: the server's file is the truth.
+function nodesEditor(root, labels) {
+  var api = root.dataset.api;
+  var errorEl = document.getElementById("nodes-error");
+
+  function fields(box) {
+    var get = function (name) { var e = box.querySelector('[data-field="' + name + '"]'); return e ? e.value.trim() : ""; };
+    var kind = get("kind");
+    var prompts = get("prompt").split(",").map(function (p) { return p.trim(); }).filter(Boolean);
+    var body = { kind: kind, prompt: prompts.length === 1 ? prompts[0] : prompts };
+    if (kind === "question") {
+      body.choices = [];
+      box.querySelectorAll("li.choice").forEach(function (li) {
+        var key = li.querySelector('[data-field="key"]').value.trim();
+        var id = li.querySelector('[data-field="choice"]').value.trim();
+        if (key || id) body.choices.push({ key: key, id: id });
+      });
+      var fail = get("on_fail");
+      body.on_fail = fail === "" ? null : fail;
+    }
+    var next = get("next");
+    body.next = next === "" ? null : next;
+    return body;
+  }
+
+  function send(method, node, body, status) {
+    status.textContent = labels.uploading;
+    errorEl.textContent = "";
+    var init = { method: method, headers: { "If-Match": '"' + root.dataset.etag + '"' } };
+    if (body) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+    return fetch(api + "/" + encodeURIComponent(node), init).then(function (r) {
+      return r.json().then(function (j) {
+        if (r.status === 200) {
+          root.dataset.etag = j.etag;
+          status.textContent = labels.saved;
+          root.dataset.saved = j.etag;
+          location.reload();
+          return;
+        }
+        var msg = (r.status === 409 ? labels.conflict + " " : "") + j.error;
+        root.querySelectorAll("[aria-invalid]").forEach(function (e) { e.removeAttribute("aria-invalid"); });
+        var box = status.closest(".node");
+        var bad = box && j.field && (box.querySelector('[data-field="' + j.field + '"]') ||
+          (j.field === "choices" ? box.querySelector("div.choices") : null));
+        if (bad) bad.setAttribute("aria-invalid", "true");
+        status.textContent = msg;
+        errorEl.textContent = msg;
+        root.dataset.refused = String(Date.now());
+      });
+    });
+  }
+
+  // The node `steps` places before or after `li` in the list, skipping none.
+  function sibling(li, steps) {
+    var all = Array.prototype.slice.call(root.querySelectorAll("ol.nodes > li.node"));
+    var i = all.indexOf(li) + steps;
+    return i >= 0 && i < all.length ? all[i].dataset.node : null;
+  }
+
+  root.addEventListener("change", function (e) {
+    if (e.target.dataset.field !== "kind") return;
+    var box = e.target.closest(".node");
+    var question = e.target.value === "question";
+    box.querySelector("div.choices").hidden = !question;
+    box.querySelector("label.on-fail").hidden = !question;
+  });
+
+  root.addEventListener("click", function (e) {
+    var t = e.target;
+    var box = t.closest(".node");
+    if (!box) return;
+    var row = t.closest("p");
+    var status = (row && row.querySelector(".status")) || box.querySelector(".status");
+    if (t.classList.contains("add-choice")) {
+      var ul = box.querySelector("ul.choices");
+      ul.appendChild(document.getElementById("choice-row").content.cloneNode(true));
+      var rows = ul.querySelectorAll("li.choice");
+      rows[rows.length - 1].querySelector('[data-field="key"]').value = String(rows.length % 10);
+    } else if (t.classList.contains("remove-choice")) {
+      t.closest("li.choice").remove();
+    } else if (t.classList.contains("save")) {
+      send("PUT", box.dataset.node, fields(box), status);
+    } else if (t.classList.contains("delete")) {
+      send("DELETE", box.dataset.node, null, status);
+    } else if (t.classList.contains("up") || t.classList.contains("down")) {
+      // Up: after the node two places before; down: after the next one.
+      var after = t.classList.contains("up") ? sibling(box, -2) : sibling(box, 1);
+      if (!after) return;
+      var body = fields(box);
+      delete body.next;
+      body.after = after;
+      send("PUT", box.dataset.node, body, status);
+    } else if (t.id === "add-node") {
+      var body2 = fields(box);
+      body2.after = box.querySelector('[data-field="after"]').value;
+      send("PUT", box.querySelector('[data-field="id"]').value.trim(), body2, status);
+    }
+  });
+
+  // The new question's recordings are made under its prompt's name.
+  var newNode = document.getElementById("new-node");
+  var promptInput = newNode.querySelector('[data-field="prompt"]');
+  var idInput = newNode.querySelector('[data-field="id"]');
+  function promptName() {
+    newNode.querySelectorAll("li.prompt").forEach(function (li) {
+      li.dataset.prompt = promptInput.value.split(",")[0].trim();
+    });
+  }
+  idInput.addEventListener("input", function () {
+    if (!promptInput.dataset.typed) { promptInput.value = idInput.value.trim(); promptName(); }
+  });
+  promptInput.addEventListener("input", function () { promptInput.dataset.typed = "1"; promptName(); });
+  root.dataset.ready = "true";
+}
 
 function scheduleEditor(form, labels) {
   var api = form.dataset.api;
@@ -143,7 +262,8 @@ function promptsPage(list, labels) {
           return;
         }
         li.dataset.state = j.state;
-        li.querySelector(".state").textContent = j.state;
+        var stateEl = li.querySelector(".state");
+        if (stateEl) stateEl.textContent = j.state;
         var audio = li.querySelector("audio");
         if (audio && j.audio) audio.src = j.audio + "?v=" + Date.now();
         status.textContent = labels.saved + (j.duration_ms ? " · " + (j.duration_ms / 1000).toFixed(1) + " s" : "") +
@@ -156,6 +276,7 @@ function promptsPage(list, labels) {
 
   list.addEventListener("change", function (e) {
     if (!e.target.matches("input[data-upload]") || !e.target.files.length) return;
+    if (!e.target.closest("li.prompt").dataset.prompt) return;
     var file = e.target.files[0];
     upload(e.target.closest("li.prompt"), file, file.type);
   });

@@ -1,4 +1,5 @@
-//! The studio's pages: the schedule editor and the prompts of a campaign.
+//! The studio's pages: the schedule editor, the prompts of a campaign and this
+//! week's question (its question and message nodes).
 //! Broadcasters only. Both are shells around the studio API
 //! (`crate::web::studio`, `crate::web::prompts`), rendered with the current
 //! state so they read without JavaScript; `studio.js` (loaded by these pages
@@ -6,7 +7,10 @@
 //! page asks `POST …/schedule/check` as one types and shows the next broadcasts
 //! and whether the poll is open, then saves with `If-Match`; the prompts page
 //! plays what callers hear, uploads a file, or records from the microphone
-//! (a level meter, listen back, retake, keep: a 16-bit WAV made in the page).
+//! (a level meter, listen back, retake, keep: a 16-bit WAV made in the page);
+//! the questions page changes, moves, removes and adds question and message
+//! nodes through `PUT|DELETE …/nodes/{node}`, recording a new question's
+//! prompt in every language first.
 //!
 //! Their words are here, in French and English, rather than in `i18n.rs`: the
 //! studio is one feature with its own words, and a translator finds them in
@@ -76,6 +80,26 @@ pub(super) struct Words {
     uploading: &'static str,
     states: [&'static str; 4],
     mic_refused: &'static str,
+    questions: &'static str,
+    questions_help: &'static str,
+    kind: &'static str,
+    kinds: [&'static str; 2],
+    prompt: &'static str,
+    prompt_help: &'static str,
+    choices: &'static str,
+    key: &'static str,
+    choice: &'static str,
+    add_choice: &'static str,
+    next: &'static str,
+    on_fail: &'static str,
+    carry_on: &'static str,
+    move_up: &'static str,
+    move_down: &'static str,
+    add_question: &'static str,
+    node_id: &'static str,
+    after: &'static str,
+    recordings: &'static str,
+    other_node: &'static str,
 }
 
 const EN: Words = Words {
@@ -114,6 +138,26 @@ const EN: Words = Words {
     uploading: "Sending…",
     states: ["ok", "missing", "to record", "problem"],
     mic_refused: "The microphone cannot be used:",
+    questions: "This week's question",
+    questions_help: "The questions and messages of the call, in the order callers hear them. Every change is checked like `kuma check` and saved to the campaign file.",
+    kind: "Kind",
+    kinds: ["Question", "Message"],
+    prompt: "Prompt",
+    prompt_help: "the recording's name; several: separated by commas",
+    choices: "Choices",
+    key: "Key",
+    choice: "Choice",
+    add_choice: "Add a choice",
+    next: "Then",
+    on_fail: "If nobody answers",
+    carry_on: "carry on (Then)",
+    move_up: "Move up",
+    move_down: "Move down",
+    add_question: "Add a question",
+    node_id: "Name",
+    after: "Asked after",
+    recordings: "Its recording in each language (needed before saving)",
+    other_node: "not edited here",
 };
 
 const FR: Words = Words {
@@ -152,6 +196,26 @@ const FR: Words = Words {
     uploading: "Envoi…",
     states: ["ok", "manquant", "à enregistrer", "problème"],
     mic_refused: "Le micro ne peut pas être utilisé :",
+    questions: "La question de la semaine",
+    questions_help: "Les questions et messages de l'appel, dans l'ordre où on les entend. Chaque changement est vérifié comme par `kuma check` et enregistré dans le fichier de la campagne.",
+    kind: "Type",
+    kinds: ["Question", "Message"],
+    prompt: "Message enregistré",
+    prompt_help: "le nom de l'enregistrement ; plusieurs : séparés par des virgules",
+    choices: "Réponses",
+    key: "Touche",
+    choice: "Réponse",
+    add_choice: "Ajouter une réponse",
+    next: "Ensuite",
+    on_fail: "Sans réponse",
+    carry_on: "continuer (Ensuite)",
+    move_up: "Monter",
+    move_down: "Descendre",
+    add_question: "Ajouter une question",
+    node_id: "Nom",
+    after: "Posée après",
+    recordings: "Son enregistrement dans chaque langue (nécessaire avant d'enregistrer)",
+    other_node: "non modifié ici",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -350,6 +414,190 @@ pub fn links(lang: Lang, id: &str) -> Markup {
     html! {
         a.button href={ "/campaigns/" (id) "/schedule" } { (w.schedule) }
         a.button href={ "/campaigns/" (id) "/prompts" } { (w.prompts) }
+        a.button href={ "/campaigns/" (id) "/questions" } { (w.questions) }
+    }
+}
+
+/// One choice row of a question's editor.
+fn choice_row(w: &Words, key: &str, id: &str) -> Markup {
+    html! {
+        li.choice {
+            label { (w.key) " " input data-field="key" size="2" maxlength="1" inputmode="numeric" value=(key); }
+            " "
+            label { (w.choice) " " input data-field="choice" size="12" value=(id); }
+            " " button.remove-choice type="button" { (w.remove) }
+        }
+    }
+}
+
+/// A select of node ids; `empty` is the label of the "none" entry, if any.
+fn node_select(field: &str, ids: &[&str], selected: Option<&str>, empty: Option<&str>) -> Markup {
+    html! {
+        select data-field=(field) {
+            @if let Some(label) = empty { option value="" selected[selected.is_none()] { (label) } }
+            @for id in ids { option value=(id) selected[selected == Some(*id)] { (id) } }
+        }
+    }
+}
+
+/// The fields of a question or message node (an existing one, or the new one).
+fn node_fields(
+    w: &Words,
+    ids: &[&str],
+    kind: &str,
+    prompt: &str,
+    choices: &[(String, String)],
+    next: Option<&str>,
+    on_fail: Option<&str>,
+) -> Markup {
+    html! {
+        p {
+            label { (w.kind) " "
+                select data-field="kind" {
+                    option value="question" selected[kind == "question"] { (w.kinds[0]) }
+                    option value="message" selected[kind == "message"] { (w.kinds[1]) }
+                }
+            }
+            " "
+            label { (w.prompt) " " input data-field="prompt" value=(prompt); }
+            " " span.help { (w.prompt_help) }
+        }
+        div.choices hidden[kind != "question"] {
+            (w.choices)
+            ul.choices {
+                @for (k, id) in choices { (choice_row(w, k, id)) }
+            }
+            button.add-choice type="button" { (w.add_choice) }
+        }
+        p {
+            label { (w.next) " " (node_select("next", ids, next, next.is_none().then_some("—"))) }
+            " "
+            label.on-fail hidden[kind != "question"] { (w.on_fail) " " (node_select("on_fail", ids, on_fail, Some(w.carry_on))) }
+        }
+    }
+}
+
+/// `GET /campaigns/{id}/questions`: this week's question, the question and
+/// message nodes of the call in order: change, move, remove, add.
+pub(super) async fn questions(
+    ctx: Ctx,
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    use crate::campaign::NodeKind;
+    ctx.require(Role::Broadcaster)?;
+    let c = find(&st, &id).map_err(|e| ctx.error(e))?;
+    let bytes = tokio::fs::read(&c.file)
+        .await
+        .map_err(|e| ctx.error(crate::web::ApiError::Internal(e.to_string())))?;
+    let etag = crate::campaign::edit::etag(&bytes);
+    let w = words(ctx.lang);
+    let ids: Vec<&str> = c.nodes.iter().map(|n| n.id.as_str()).collect();
+    let with_next: Vec<&str> = c
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.kind,
+                NodeKind::Language { .. }
+                    | NodeKind::Message { .. }
+                    | NodeKind::Question { .. }
+                    | NodeKind::Record { .. }
+            )
+        })
+        .map(|n| n.id.as_str())
+        .collect();
+    let last_question = c.questions().last().map(|(n, _)| n.id.as_str());
+    let labels = serde_json::json!({
+        "uploading": w.uploading, "stop": w.stop, "record": w.record,
+        "mic": w.mic_refused, "saved": w.saved, "conflict": w.conflict,
+    });
+    let blank = [
+        ("1".to_string(), String::new()),
+        ("2".to_string(), String::new()),
+        ("3".to_string(), String::new()),
+    ];
+    let body = html! {
+        h1 { (w.questions) }
+        p.muted { a href={ "/campaigns/" (c.id) } { (c.title) } }
+        p.help { (w.questions_help) }
+        noscript { p.error { (w.needs_js) } }
+        div #nodes.studio data-api={ "/api/campaigns/" (c.id) "/nodes" } data-etag=(etag) {
+            p #nodes-error.error role="alert" {}
+            ol.nodes {
+                @for n in &c.nodes {
+                    @match &n.kind {
+                        NodeKind::Question { choices, next, on_fail, .. } => {
+                            li.node data-node=(n.id) data-editable="true" {
+                                fieldset {
+                                    legend { strong { (n.id) } }
+                                    (node_fields(w, &ids, "question", &n.prompts.join(", "),
+                                        &choices.iter().map(|ch| (ch.digit.to_string(), ch.target.clone())).collect::<Vec<_>>(),
+                                        Some(next), on_fail.as_deref()))
+                                    (node_buttons(w))
+                                }
+                            }
+                        }
+                        NodeKind::Message { next } => {
+                            li.node data-node=(n.id) data-editable="true" {
+                                fieldset {
+                                    legend { strong { (n.id) } }
+                                    (node_fields(w, &ids, "message", &n.prompts.join(", "), &[], Some(next), None))
+                                    (node_buttons(w))
+                                }
+                            }
+                        }
+                        other => {
+                            li.node.muted data-node=(n.id) { (n.id) " · " (other.name()) " · " (w.other_node) }
+                        }
+                    }
+                }
+            }
+            template #choice-row { (choice_row(w, "", "")) }
+            section.node.new-node #new-node {
+                h2 { (w.add_question) }
+                p {
+                    label { (w.node_id) " " input data-field="id" size="16" pattern="[A-Za-z0-9_-]+"; }
+                    " "
+                    label { (w.after) " " (node_select("after", &with_next, last_question, None)) }
+                }
+                (node_fields(w, &ids, "question", "", &blank, None, None))
+                p { (w.recordings) }
+                ul.prompts.new-prompts data-api={ "/api/campaigns/" (c.id) "/prompts" } {
+                    @for l in &c.languages {
+                        li.prompt data-language=(l) data-prompt="" {
+                            (w.language) " " strong { (l) } " · " span.state {}
+                            p.actions {
+                                label { (w.upload) " " input type="file" accept="audio/*" data-upload; }
+                                " "
+                                button.record type="button" { (w.record) }
+                                button.listen type="button" hidden { (w.listen) }
+                                button.retake type="button" hidden { (w.retake) }
+                                button.keep type="button" hidden { (w.keep) }
+                                meter.level min="0" max="1" value="0" hidden {}
+                                " " span.status role="status" {}
+                            }
+                        }
+                    }
+                }
+                p { button.add type="button" #add-node { (w.add_question) } " " span.status role="status" {} }
+            }
+        }
+        script #studio-labels type="application/json" { (script_json(&labels)) }
+        script src={ "/assets/studio.js?v=" (STUDIO_JS_ASSET.version()) } defer {}
+    };
+    Ok(ctx.page(StatusCode::OK, w.questions, body))
+}
+
+fn node_buttons(w: &Words) -> Markup {
+    html! {
+        p.actions {
+            button.save type="button" { (w.save) }
+            " " button.up type="button" { (w.move_up) }
+            " " button.down type="button" { (w.move_down) }
+            " " button.delete type="button" { (w.remove) }
+            " " span.status role="status" {}
+        }
     }
 }
 
