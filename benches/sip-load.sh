@@ -15,6 +15,13 @@
 # packets of each stream (p50, p99, worst; a perfect pacer gives 20 ms), from
 # the capture's timestamps (benches/rtp_gaps.py); KUMA_LOAD_GAPS=0 skips it.
 #
+# kuma's CPU is shared with sipp's on a small machine: KUMA_LOAD_KUMA_CPUS and
+# KUMA_LOAD_SIPP_CPUS (taskset lists, e.g. 0 and 1) pin each to its own cores.
+# KUMA_LOAD_BIN runs that kuma binary instead of building this tree (to compare a
+# saved "before" build with the current one, back to back). The last column is
+# the machine's load average at the end of the level: the figures of a shared
+# machine are only comparable beside it.
+#
 # Needs sipp (Debian's sip-tester). Every port is chosen at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +29,16 @@ levels=("$@")
 ((${#levels[@]})) || levels=(50 100 200)
 command -v sipp >/dev/null || { echo "needs sipp: apt-get install sip-tester" >&2; exit 1; }
 
-cargo build --release --quiet
-kuma=target/release/kuma
+kuma=${KUMA_LOAD_BIN:-}
+if [[ -z "$kuma" ]]; then
+    cargo build --release --quiet
+    kuma=target/release/kuma
+fi
+pin() { # pin CPUS COMMAND...: becomes COMMAND (same pid), on those cores when CPUS is set
+    local cpus=$1
+    shift
+    if [[ -n "$cpus" ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
+}
 work=$(mktemp -d -t kuma-load.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 common=(--campaigns campaigns --data "$work/data" --database "sqlite://$work/data/kuma.db")
@@ -36,7 +51,7 @@ cp benches/sipp/load_call.xml "$work/"
 
 # sipp is the station's gateway: a trunk, so its calls are not rate-limited;
 # --max-calls as high as the RTP range allows (two ports a call).
-"$kuma" serve --sip 127.0.0.1:0 --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 20000 --trunks 127.0.0.1 \
+pin "${KUMA_LOAD_KUMA_CPUS:-}" "$kuma" serve --sip 127.0.0.1:0 --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 20000 --trunks 127.0.0.1 \
     "${common[@]}" >"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "SIP on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
@@ -44,7 +59,7 @@ sip=$(grep -o 'udp [0-9.]*:[0-9]*' "$work/serve.out" | cut -d' ' -f2)
 http=$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.out")
 
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-metric() { curl -s "$http/metrics" | awk -v m="$1" '$1==m {print $2}' | head -1; }
+metric() { { curl -s --max-time 10 "$http/metrics" || true; } | awk -v m="$1" '$1==m {print $2}' | head -1; }
 # The last value of a named column of sipp's statistics file.
 column() { awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } END { print $c + 0 }' "$1"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
@@ -52,15 +67,15 @@ hz=$(getconf CLK_TCK)
 
 gaps=0
 [[ "${KUMA_LOAD_GAPS:-1}" == 1 ]] && command -v tcpdump >/dev/null && gaps=1
-printf '%-10s %-10s %-8s %-8s %-10s %-12s %-16s %s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
-    "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')"
+printf '%-10s %-10s %-8s %-8s %-10s %-12s %-16s %-26s %s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
+    "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
 for n in "${levels[@]}"; do
     total=$((n * 2))
     rate=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 16 }')   # a call lasts about 16 s
     sent0=$(metric kuma_rtp_packets_sent_total); late0=$(metric kuma_rtp_packets_late_total)
     cpu0=$(cpu_ticks); t0=$(date +%s.%N)
     mp=$(free_port)
-    (cd "$work" && sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
+    (cd "$work" && pin "${KUMA_LOAD_SIPP_CPUS:-}" sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
         -i 127.0.0.1 -mi 127.0.0.1 -p "$(free_port)" -mp "$mp" \
         -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" >/dev/null 2>&1) &
     sipp_pid=$!
@@ -75,14 +90,15 @@ for n in "${levels[@]}"; do
     wait "$sipp_pid" || true
     t1=$(date +%s.%N); cpu1=$(cpu_ticks)
     sent1=$(metric kuma_rtp_packets_sent_total); late1=$(metric kuma_rtp_packets_late_total)
+    load=$(cut -d' ' -f1 /proc/loadavg)
     ok=$(column "$work/stat-$n.csv" 'SuccessfulCall(C)')
     failed=$(column "$work/stat-$n.csv" 'FailedCall(C)')
-    awk -v n="$n" -v gap="$gap" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
+    awk -v n="$n" -v gap="$gap" -v load="$load" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
         -v l0="${late0:-0}" -v l1="${late1:-0}" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" 'BEGIN {
         secs = t1 - t0; sent = s1 - s0; late = l1 - l0
         # call-minutes of audio kuma sent: 50 packets a second per call
         callmin = sent / 50 / 60
-        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-16.1f %s\n", n, (ok + failed) / secs, ok, failed, late,
-            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), gap
+        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-16.1f %-26s %s\n", n, (ok + failed) / secs, ok, failed, late,
+            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), gap, load
     }'
 done

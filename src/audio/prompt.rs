@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::dtmf::DtmfDetector;
 use super::g711::{ALAW_SILENCE, ULAW_SILENCE, encode_alaw, encode_ulaw};
 use super::resample::TELEPHONE_RATE;
 
@@ -41,10 +42,45 @@ impl std::fmt::Debug for Frame {
     }
 }
 
+/// The keys kuma's own DTMF detector hears in one frame of a prompt: one entry
+/// per detector window that ends in the frame and on its own hears a key (a frame
+/// holds at most four window ends). What the echo guard
+/// ([`CallKeys::sent_keys`](super::dtmf::keys::CallKeys::sent_keys)) needs of the
+/// audio a call sends, found once when the prompt is prepared instead of by
+/// running the detector over every packet of every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameKeys {
+    keys: [char; 4],
+    len: u8,
+}
+
+impl FrameKeys {
+    /// No key: a frame of silence, or of speech the detector does not take for one.
+    pub const NONE: FrameKeys = FrameKeys {
+        keys: ['\0'; 4],
+        len: 0,
+    };
+
+    /// The keys, one per window.
+    pub fn as_slice(&self) -> &[char] {
+        self.keys.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    fn push(&mut self, key: char) {
+        if let Some(slot) = self.keys.get_mut(usize::from(self.len)) {
+            *slot = key;
+            self.len += 1;
+        }
+    }
+}
+
 /// A prepared prompt: cheap to clone (the frames are shared).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Prompt {
     frames: Arc<[Frame]>,
+    /// What the DTMF detector hears in each frame, the prompt judged from its
+    /// start; empty when it hears nothing anywhere (most prompts).
+    keys: Arc<[FrameKeys]>,
 }
 
 impl std::fmt::Debug for Prompt {
@@ -67,9 +103,32 @@ impl Prompt {
                 frame
             })
             .collect();
+        let mut detector = DtmfDetector::new();
+        let (mut events, mut windows) = (Vec::new(), Vec::new());
+        let mut keys: Vec<FrameKeys> = pcm
+            .chunks(FRAME_SAMPLES)
+            .map(|chunk| {
+                windows.clear();
+                detector.push_windows(chunk, &mut events, &mut windows);
+                let mut frame = FrameKeys::NONE;
+                for &(key, _) in &windows {
+                    frame.push(key);
+                }
+                frame
+            })
+            .collect();
+        if keys.iter().all(|k| k.len == 0) {
+            keys.clear();
+        }
         Prompt {
             frames: frames.into(),
+            keys: keys.into(),
         }
+    }
+
+    /// The keys kuma's own detector hears in frame `index` (none past the end).
+    pub fn frame_keys(&self, index: usize) -> &[char] {
+        self.keys.get(index).map_or(&[], FrameKeys::as_slice)
     }
 
     /// The frames, in order; clone the `Arc` to keep them.
@@ -168,6 +227,30 @@ mod tests {
         assert_eq!(p.frames()[2].ulaw[81], ULAW_SILENCE);
         assert_eq!(p.frames()[2].alaw[159], ALAW_SILENCE);
         assert_eq!(p.ulaw().len(), 480);
+    }
+
+    #[test]
+    fn the_keys_in_a_prompt_are_found_once_frame_by_frame() {
+        // 200 ms of silence, 150 ms of the key 5, silence: the detector's windows
+        // hear 5 in the frames of the tone, nothing elsewhere.
+        let mut tape = crate::audio::dtmf::tape::Tape::default();
+        tape.gap(200).key('5', 150, -10.0, -10.0).gap(200);
+        let pcm = tape.samples;
+        let p = Prompt::from_pcm(&pcm);
+        let mut feed = DtmfDetector::new();
+        let (mut events, mut windows) = (Vec::new(), Vec::new());
+        let mut heard = 0;
+        for (i, chunk) in pcm.chunks(FRAME_SAMPLES).enumerate() {
+            windows.clear();
+            feed.push_windows(chunk, &mut events, &mut windows);
+            let expected: Vec<char> = windows.iter().map(|&(k, _)| k).collect();
+            assert_eq!(p.frame_keys(i), expected.as_slice(), "frame {i}");
+            heard += expected.len();
+        }
+        assert!(heard >= 6, "the tone's windows: {heard}");
+        assert!(p.frame_keys(0).is_empty() && p.frame_keys(p.len()).is_empty());
+        // Speech-free silence holds no key at all: nothing is kept.
+        assert!(Prompt::from_pcm(&[0; 1600]).keys.is_empty());
     }
 
     #[test]

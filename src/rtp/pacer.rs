@@ -71,6 +71,11 @@ pub trait PromptFrames {
     fn frame_count(&self) -> usize;
     /// Frame `index` encoded in `codec`; `None` past the end.
     fn frame(&self, index: usize, codec: Codec) -> Option<&Frame>;
+    /// The keys a DTMF detector hears in frame `index`, when they were found
+    /// beforehand (see [`Transmit::keys`]); `None`: not known.
+    fn frame_keys(&self, _index: usize) -> Option<&[char]> {
+        None
+    }
 }
 
 /// A prepared prompt holds every frame in both laws: the call picks its codec's.
@@ -84,6 +89,10 @@ impl PromptFrames for crate::audio::Prompt {
             Codec::Pcmu => &frame.ulaw,
             Codec::Pcma => &frame.alaw,
         })
+    }
+
+    fn frame_keys(&self, index: usize) -> Option<&[char]> {
+        Some(crate::audio::Prompt::frame_keys(self, index))
     }
 }
 
@@ -185,6 +194,11 @@ pub struct Transmit<'a> {
     pub packet: &'a [u8],
     /// When it was due (the shell may measure its own lateness from it).
     pub due: Instant,
+    /// The keys a DTMF detector hears in the payload, when known without
+    /// decoding it: none in silence, what the prepared prompt holds for its
+    /// frames. The shell's echo guard then need not listen to every packet it
+    /// sends (`audio::dtmf::keys`). `None`: decode the payload to know.
+    pub keys: Option<&'a [char]>,
 }
 
 /// What [`Pacer::poll`] asks the shell to do.
@@ -341,14 +355,18 @@ impl<P: PromptFrames> Pacer<P> {
             self.slot += 1;
             let starts_prompt = self.position == 0 && !self.queue.is_empty();
             let codec = self.config.codec;
-            let frame: &Frame = match self.queue.front() {
+            let (frame, keys): (&Frame, Option<&[char]>) = match self.queue.front() {
                 Some((_, prompt)) => {
                     let frame = prompt.frame(self.position, codec);
+                    let keys = prompt.frame_keys(self.position);
                     self.position += 1;
                     // A prompt shorter than it claimed plays silence for the rest.
-                    frame.unwrap_or(&self.silence)
+                    match frame {
+                        Some(frame) => (frame, keys),
+                        None => (&self.silence, Some(&[])),
+                    }
                 }
-                None => &self.silence,
+                None => (&self.silence, Some(&[])),
             };
             let header = Header {
                 marker: self.marker_pending || starts_prompt,
@@ -377,6 +395,7 @@ impl<P: PromptFrames> Pacer<P> {
             return Output::Transmit(Transmit {
                 packet: &self.buf,
                 due,
+                keys,
             });
         }
     }

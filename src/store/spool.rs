@@ -448,6 +448,17 @@ impl SpooledStore {
             let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
             spool.read(BATCH)?
         };
+        if batch.is_empty() {
+            // A writer stores its count after letting go of the lock, so it can land
+            // after this replay emptied the spool: the count then says "pending"
+            // over an empty file, and without this the loop read that file again and
+            // again without ever yielding (a worker thread lost, under load).
+            let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
+            self.pending.store(spool.pending, Ordering::Release);
+            metrics::gauge!(metric::PENDING).set(spool.pending as f64);
+            // Nothing left: the next turn waits (or pings, while the database is away).
+            return Ok(spool.pending == 0);
+        }
         let mut applied = 0u64;
         let mut to = None;
         let mut stopped = false;

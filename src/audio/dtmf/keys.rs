@@ -74,6 +74,8 @@ pub struct CallKey {
 pub struct CallKeys {
     received: DtmfDetector,
     sent: DtmfDetector,
+    /// Samples of kuma's own audio so far, whether judged here or already known.
+    sent_samples: u64,
     /// Windows of kuma's own audio that sounded a key: (key, sent sample).
     sent_keys: VecDeque<(char, u64)>,
     recent: VecDeque<Recent>,
@@ -94,7 +96,7 @@ impl CallKeys {
     pub fn received(&mut self, pcm: &[i16], out: &mut Vec<CallKey>) {
         self.events.clear();
         self.received.push(pcm, &mut self.events);
-        let now_sent = self.sent.samples_seen();
+        let now_sent = self.sent_samples;
         for i in 0..self.events.len() {
             let e = self.events[i];
             let echo_from = now_sent.saturating_sub(samples(ECHO_MS));
@@ -118,7 +120,24 @@ impl CallKeys {
         self.sent
             .push_windows(pcm, &mut self.events, &mut self.windows);
         self.sent_keys.extend(self.windows.iter().copied());
-        let keep_from = self.sent.samples_seen().saturating_sub(samples(ECHO_MS));
+        self.sent_samples = self.sent_samples.saturating_add(pcm.len() as u64);
+        self.forget_old_sent();
+    }
+
+    /// A frame of kuma's own audio, `len` samples, whose keys are already known:
+    /// the detector's windows that hear one, as a prepared prompt holds them
+    /// ([`Prompt::frame_keys`](crate::audio::prompt::Prompt::frame_keys)). Saves
+    /// running the detector over every packet a call sends; the windows are
+    /// placed at the frame's end (at most 20 ms off, against [`ECHO_MS`]).
+    pub fn sent_keys(&mut self, keys: &[char], len: usize) {
+        self.sent_samples = self.sent_samples.saturating_add(len as u64);
+        let at = self.sent_samples;
+        self.sent_keys.extend(keys.iter().map(|&k| (k, at)));
+        self.forget_old_sent();
+    }
+
+    fn forget_old_sent(&mut self) {
+        let keep_from = self.sent_samples.saturating_sub(samples(ECHO_MS));
         while self
             .sent_keys
             .front()
@@ -259,6 +278,26 @@ mod tests {
         let mut later = rx.clone();
         later.extend(tape(&[(None, 500), (Some('9'), 100), (None, 100)]));
         assert_eq!(run(&later, &sent, &[]).0, "9");
+    }
+
+    #[test]
+    fn the_echo_of_a_prepared_prompt_is_no_key_either() {
+        // As above, with kuma's audio given as the keys its prepared prompt holds
+        // (what a call does): the same echo is dropped, the caller's key heard.
+        let sent = tape(&[(None, 100), (Some('9'), 150), (None, 400)]);
+        let prompt = crate::audio::Prompt::from_pcm(&sent);
+        let mut rx = generate::silence(120, SAMPLE_RATE);
+        rx.extend(generate::gain(&sent, -8.0));
+        rx.extend(tape(&[(None, 500), (Some('9'), 100), (None, 100)]));
+        let mut keys = CallKeys::new();
+        let mut out = Vec::new();
+        for (i, frame) in rx.chunks(160).enumerate() {
+            keys.sent_keys(prompt.frame_keys(i), 160);
+            keys.received(frame, &mut out);
+        }
+        assert_eq!(out.iter().map(|k| k.key).collect::<String>(), "9");
+        assert!(out.first().is_some_and(|k| k.at > 8 * (120 + 650)));
+        assert_eq!(keys.echoes, 1);
     }
 
     #[test]
