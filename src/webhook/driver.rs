@@ -15,7 +15,7 @@ use crate::flow::{Action, Call, Event, Prompt};
 pub struct Turn {
     /// What the provider must do now, in order.
     pub verbs: Vec<Verb>,
-    /// Actions for `Store::record` (language, answers, completion, the end).
+    /// Actions for `Store::store_action` (language, answers, completion, the end).
     pub store: Vec<Action>,
     /// A recording the provider announced: (record node, URL), to fetch.
     pub recording: Option<(String, String)>,
