@@ -41,7 +41,13 @@ pin() { # pin CPUS COMMAND...: becomes COMMAND (same pid), on those cores when C
 }
 work=$(mktemp -d -t kuma-load.XXXXXX)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-common=(--campaigns campaigns --data "$work/data" --database "sqlite://$work/data/kuma.db")
+# The example campaign with its poll open whatever the day (its window closes
+# between Thursday 19:00 and Saturday 08:30, and Monday 08:30 and Tuesday 19:00,
+# when the callers would hear "poll closed" instead of the questions).
+mkdir -p "$work/campaigns"
+sed -e '/^poll_window = /d' -e "s|^audio = \"\.\./audio/|audio = \"$PWD/audio/|" \
+    campaigns/stop-trafficking-mali.toml >"$work/campaigns/stop-trafficking-mali.toml"
+common=(--campaigns "$work/campaigns" --data "$work/data" --database "sqlite://$work/data/kuma.db")
 "$kuma" audio prepare stop-trafficking-mali "${common[@]}" >/dev/null
 
 # The caller's voice: any French prompt, as raw µ-law.
