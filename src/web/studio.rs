@@ -375,7 +375,8 @@ pub(super) async fn schedule(
     Ok(with_etag(json(StatusCode::OK, &body), &tag))
 }
 
-async fn file_etag(c: &Campaign) -> Result<String, ApiError> {
+/// The ETag of the campaign's file as it is on disk now.
+pub(super) async fn file_etag(c: &Campaign) -> Result<String, ApiError> {
     let bytes = tokio::fs::read(&c.file)
         .await
         .map_err(|e| internal(format!("{}: {e}", c.file.display())))?;

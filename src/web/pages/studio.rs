@@ -277,10 +277,9 @@ pub(super) async fn schedule(
 ) -> Result<Response, PageError> {
     ctx.require(Role::Broadcaster)?;
     let c = find(&st, &id).map_err(|e| ctx.error(e))?;
-    let bytes = tokio::fs::read(&c.file)
+    let etag = crate::web::studio::file_etag(&c)
         .await
-        .map_err(|e| ctx.error(crate::web::ApiError::Internal(e.to_string())))?;
-    let etag = crate::campaign::edit::etag(&bytes);
+        .map_err(|e| ctx.error(e))?;
     let w = words(ctx.lang);
     let s = c.schedule.as_ref().map(schedule_edit_of);
     let now = Utc::now();
@@ -487,10 +486,9 @@ pub(super) async fn questions(
     use crate::campaign::NodeKind;
     ctx.require(Role::Broadcaster)?;
     let c = find(&st, &id).map_err(|e| ctx.error(e))?;
-    let bytes = tokio::fs::read(&c.file)
+    let etag = crate::web::studio::file_etag(&c)
         .await
-        .map_err(|e| ctx.error(crate::web::ApiError::Internal(e.to_string())))?;
-    let etag = crate::campaign::edit::etag(&bytes);
+        .map_err(|e| ctx.error(e))?;
     let w = words(ctx.lang);
     let ids: Vec<&str> = c.nodes.iter().map(|n| n.id.as_str()).collect();
     let with_next: Vec<&str> = c
