@@ -1,7 +1,7 @@
 //! What every channel counts of its calls, under the same names (described for
 //! `/metrics` by `kuma serve`).
 
-use crate::flow::{Action, Outcome};
+use crate::flow::Action;
 
 pub const CALLS_TOTAL: &str = "kuma_calls_total";
 pub const ANSWERS_TOTAL: &str = "kuma_answers_total";
@@ -9,19 +9,20 @@ pub const ANSWERS_TOTAL: &str = "kuma_answers_total";
 /// Counts what performing `action` stored: a poll answer (`answer`: the store
 /// said it was one, not one given again) or the end of a call, by outcome.
 pub fn stored(action: &Action, answer: bool) {
-    let ended = match action {
-        Action::Finished { outcome, .. } => Some(*outcome),
-        _ => None,
-    };
-    count(answer, ended);
+    if answer {
+        answered();
+    }
+    if let Action::Finished { outcome, .. } = action {
+        ended(outcome.as_str());
+    }
 }
 
-/// Counts a stored answer, and a call's end by its outcome.
-pub fn count(answer: bool, ended: Option<Outcome>) {
-    if answer {
-        metrics::counter!(ANSWERS_TOTAL).increment(1);
-    }
-    if let Some(outcome) = ended {
-        metrics::counter!(CALLS_TOTAL, "outcome" => outcome.as_str()).increment(1);
-    }
+/// A poll answer was stored.
+pub fn answered() {
+    metrics::counter!(ANSWERS_TOTAL).increment(1);
+}
+
+/// A call's end was stored, with this outcome (`flow::Outcome::as_str`).
+pub fn ended(outcome: &str) {
+    metrics::counter!(CALLS_TOTAL, "outcome" => outcome.to_owned()).increment(1);
 }

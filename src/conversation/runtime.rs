@@ -50,24 +50,28 @@ pub enum Input {
     MediaTimeout,
 }
 
-/// A store write and what it means for the call.
+/// A store write of the call; what it means for the call follows from the write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     pub op: WriteOp,
-    /// A node visit (for the funnel) may be lost without dropping the caller;
-    /// every other write must be committed (or spooled) before the next output
-    /// is performed, and its failure ends the call.
-    pub required: bool,
-    /// Counted as `kuma_answers_total` once written.
-    pub answer: bool,
-    /// Counted as `kuma_calls_total{outcome}` once written.
-    pub ended: Option<Outcome>,
 }
 
 impl Write {
-    /// Counts what was written, under the names every channel uses.
+    /// A node visit (for the funnel) may be lost without dropping the caller;
+    /// every other write must be committed (or spooled) before the next output
+    /// is performed, and its failure ends the call.
+    pub fn required(&self) -> bool {
+        !matches!(self.op, WriteOp::Visit { .. })
+    }
+
+    /// Counts what was written, under the names every channel uses: an answer
+    /// (`kuma_answers_total`), the call's end by outcome (`kuma_calls_total`).
     pub fn count(&self) {
-        super::metrics::count(self.answer, self.ended);
+        match &self.op {
+            WriteOp::Answer { .. } => super::metrics::answered(),
+            WriteOp::End { outcome, .. } => super::metrics::ended(outcome),
+            _ => {}
+        }
     }
 }
 
@@ -224,9 +228,6 @@ impl<'a> Conversation<'a> {
                         duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
                         at: self.clock.at(now),
                     },
-                    required: true,
-                    answer: false,
-                    ended: None,
                 }));
                 if !self.finished {
                     self.events
@@ -276,16 +277,7 @@ impl<'a> Conversation<'a> {
         let Some(op) = WriteOp::from_action(self.row, action, at) else {
             return;
         };
-        let answer = op.is_answer();
-        self.outputs.push_back(Output::Write(Write {
-            op,
-            required: !matches!(action, Action::Enter { .. }),
-            answer,
-            ended: match action {
-                Action::Finished { outcome, .. } => Some(*outcome),
-                _ => None,
-            },
-        }));
+        self.outputs.push_back(Output::Write(Write { op }));
     }
 
     fn perform(&mut self, action: Action, at: DateTime<Utc>) {
@@ -365,12 +357,7 @@ impl<'a> Conversation<'a> {
         subscription::log(&change, &self.caller);
         if let subscription::Change::Subscribe(op) | subscription::Change::Unsubscribe(op) = change
         {
-            self.outputs.push_back(Output::Write(Write {
-                op,
-                required: true,
-                answer: false,
-                ended: None,
-            }));
+            self.outputs.push_back(Output::Write(Write { op }));
         }
     }
 }
@@ -619,10 +606,6 @@ prompt = "goodbye"
                         call: ROW,
                         node: "welcome".into()
                     },
-                    // The funnel's count may be lost without dropping the caller.
-                    required: false,
-                    answer: false,
-                    ended: None,
                 }),
                 Output::Play(
                     ["fr", "bm", "snk"]
@@ -634,6 +617,8 @@ prompt = "goodbye"
                 ),
             ]
         );
+        // The funnel's count may be lost without dropping the caller.
+        assert!(!p.writes[0].required());
         assert!(!p.talk.is_finished());
     }
 
@@ -656,7 +641,7 @@ prompt = "goodbye"
             .iter()
             .find(|w| matches!(w.op, WriteOp::Answer { .. }))
             .unwrap();
-        assert!(answer.answer && answer.required);
+        assert!(answer.op.is_answer() && answer.required());
         match &answer.op {
             WriteOp::Answer {
                 question,
@@ -688,12 +673,10 @@ prompt = "goodbye"
                     Output::Play(_),
                     Output::HangUp,
                     Output::Write(Write {
-                        op: WriteOp::End { .. },
-                        ended: Some(Outcome::Completed),
-                        ..
+                        op: WriteOp::End { outcome, .. },
                     }),
                     Output::Finished(Outcome::Completed),
-                ]
+                ] if outcome == "completed"
             ),
             "{:#?}",
             p.outputs
@@ -796,18 +779,19 @@ prompt = "goodbye"
             .expect("# stops the recording");
         // The recording is stored at once, before the flow plays its next prompt.
         match &p.outputs[i + 1] {
-            Output::Write(Write {
-                op:
-                    WriteOp::Recording {
-                        call,
-                        node,
-                        file,
-                        duration_ms,
-                        ..
-                    },
-                required: true,
-                ..
-            }) => {
+            Output::Write(
+                w @ Write {
+                    op:
+                        WriteOp::Recording {
+                            call,
+                            node,
+                            file,
+                            duration_ms,
+                            ..
+                        },
+                },
+            ) => {
+                assert!(w.required());
                 assert_eq!((*call, node.as_str()), (ROW, "leave_message"));
                 assert_eq!(file, &path.to_string_lossy());
                 assert_eq!(*duration_ms, 5_000);
@@ -943,7 +927,7 @@ prompt = "goodbye"
             }
             other => panic!("{other:?}"),
         }
-        assert!(p.writes[i + 1].required);
+        assert!(p.writes[i + 1].required());
 
         let mut p = phone(Ok(vec![1, 2, 3]));
         p.press('1');

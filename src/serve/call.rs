@@ -622,7 +622,7 @@ impl Live<'_> {
                 Ok(()) => w.count(),
                 // The funnel counts the nodes calls reach. A count that could be
                 // neither stored nor spooled is not worth dropping the caller for.
-                Err(e) if !w.required => tracing::warn!(error = %e, "node visit not stored"),
+                Err(e) if !w.required() => tracing::warn!(error = %e, "node visit not stored"),
                 Err(e) => return Err(e.into()),
             },
             Output::Play(prompts) => {
