@@ -1,6 +1,8 @@
 //! The campaigns `kuma serve` answers with, their prepared prompts, and which
 //! campaign a dialled number reaches.
 
+pub mod replace;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

@@ -12,8 +12,9 @@
 //! body, in any format `kuma audio prepare` reads. It is prepared *before*
 //! anything is touched: a body that is not audio (415), or is empty, silent,
 //! too long or damaged (400, the pipeline's reason), leaves the old prompt in
-//! place. A good one is written atomically as `<prompt>.<ext>` in the
-//! language's folder, the recording it replaces moved to
+//! place. A good one is stored and served by `crate::catalog::replace`, as a
+//! recording made by phone on the studio number is: written atomically as
+//! `<prompt>.<ext>` in the language's folder, the recording it replaces moved to
 //! `DATA/history/<id>/recordings/` (so a bad take can be undone by hand), a
 //! `PLACEHOLDER` transcript loses its placeholder line, and the catalog is
 //! reloaded as SIGHUP does: `/audio/{id}/{lang}/{prompt}.wav` serves the new
@@ -23,22 +24,22 @@
 //! `_`), so that a new question's prompt can be recorded before the question
 //! is saved.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use chrono::Utc;
 use serde::Serialize;
 
 use super::api::{find, json};
 use super::{ApiError, ApiPath, ApiState, Auth, Role};
 use crate::audio::error::AudioError;
-use crate::audio::prepare::{Settings, prepare_bytes, prepare_campaign};
+use crate::audio::prepare::{Settings, prepare_campaign};
 use crate::audio::report::{FileReport, Summary};
-use crate::campaign::{AUDIO_EXTENSIONS, Campaign};
+use crate::campaign::Campaign;
+use crate::catalog::replace::{NewRecording, ReplaceError};
 
 /// The largest upload (a 3-minute WAV at 48 kHz stereo is about 35 MB).
 pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
@@ -294,38 +295,25 @@ pub(super) async fn put(
         .await
         .map_err(internal)?
         .unwrap_or_default();
-    let bytes = body.to_vec();
-    let settings = Settings::for_campaign(&c);
-    let prepared = tokio::task::spawn_blocking(move || {
-        let r = prepare_bytes(bytes.clone(), Some(ext), &settings);
-        (r, bytes)
-    })
-    .await
-    .map_err(internal)?;
-    let bytes = match prepared {
-        (Err(e), _) => return Ok(bad_recording(&e)),
-        (Ok(_), bytes) => bytes,
+    let new = NewRecording {
+        campaign: Arc::clone(&c),
+        language: language.clone(),
+        prompt: prompt.clone(),
+        ext,
+        bytes: body.to_vec(),
+        who,
+        via: "web",
     };
-    let dir = c.audio_dir.join(&language);
-    let history = st
+    let catalog = match st
         .shared
-        .data
-        .join("history")
-        .join(&id)
-        .join("recordings")
-        .join(&language);
-    let name = prompt.clone();
-    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
-    tokio::task::spawn_blocking(move || store(&dir, &name, ext, &bytes, &history, &stamp))
+        .catalogs
+        .replace_prompt(new, &st.shared.data)
         .await
-        .map_err(internal)?
-        .map_err(|e| internal(format!("cannot store the recording: {e}")))?;
-    tracing::info!(campaign = %id, %language, %prompt, who, "prompt recorded");
-    let dir = c
-        .file
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let catalog = st.shared.reload(dir).await;
+    {
+        Ok(catalog) => catalog,
+        Err(ReplaceError::Recording(e)) => return Ok(bad_recording(&e)),
+        Err(e) => return Err(internal(e)),
+    };
     let c = catalog
         .and_then(|cat| cat.get(&id).map(|(c, _)| c))
         .unwrap_or(c);
@@ -344,48 +332,6 @@ pub(super) async fn put(
     .await
     .map_err(internal)?;
     Ok(json(StatusCode::OK, &state))
-}
-
-/// Writes the new recording, moves the ones it replaces to the history folder
-/// and drops a `PLACEHOLDER` line from the transcript.
-fn store(
-    dir: &Path,
-    prompt: &str,
-    ext: &str,
-    bytes: &[u8],
-    history: &Path,
-    stamp: &str,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let target = dir.join(format!("{prompt}.{ext}"));
-    // The old recordings first (a copy), so that nothing is lost if writing fails.
-    let old: Vec<PathBuf> = AUDIO_EXTENSIONS
-        .iter()
-        .map(|e| dir.join(format!("{prompt}.{e}")))
-        .filter(|p| p.is_file())
-        .collect();
-    if !old.is_empty() {
-        std::fs::create_dir_all(history)?;
-    }
-    for p in &old {
-        if let Some(file) = p.file_name() {
-            let kept = history.join(format!("{stamp}-{}", file.to_string_lossy()));
-            std::fs::copy(p, kept)?;
-        }
-    }
-    crate::campaign::edit::write_atomic(&target, bytes)?;
-    // Another extension would be found before (or instead of) the new one.
-    for p in old.iter().filter(|p| **p != target) {
-        std::fs::remove_file(p)?;
-    }
-    let txt = dir.join(format!("{prompt}.txt"));
-    if let Ok(text) = std::fs::read_to_string(&txt)
-        && text.starts_with("PLACEHOLDER")
-    {
-        let rest = text.split_once('\n').map_or("", |(_, r)| r);
-        crate::campaign::edit::write_atomic(&txt, rest.trim_start().as_bytes())?;
-    }
-    Ok(())
 }
 
 /// `PUT /api/campaigns/{id}/prompts/{lang}/{prompt}/transcript`: the text of
@@ -443,30 +389,5 @@ mod tests {
         assert_eq!(declared(&h), Some(Some("wav")));
         h.insert(header::CONTENT_TYPE, "image/png".parse().unwrap());
         assert_eq!(declared(&h), None);
-    }
-
-    #[test]
-    fn a_new_take_replaces_the_old_and_keeps_it_in_the_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let lang = dir.path().join("bm");
-        let history = dir.path().join("h");
-        std::fs::create_dir_all(&lang).unwrap();
-        std::fs::write(lang.join("welcome.wav"), b"old wav").unwrap();
-        std::fs::write(
-            lang.join("welcome.txt"),
-            "PLACEHOLDER: to record\nBienvenue\n",
-        )
-        .unwrap();
-        store(&lang, "welcome", "mp3", b"new", &history, "T1").unwrap();
-        assert!(!lang.join("welcome.wav").exists());
-        assert_eq!(std::fs::read(lang.join("welcome.mp3")).unwrap(), b"new");
-        assert_eq!(
-            std::fs::read(history.join("T1-welcome.wav")).unwrap(),
-            b"old wav"
-        );
-        assert_eq!(
-            std::fs::read_to_string(lang.join("welcome.txt")).unwrap(),
-            "Bienvenue\n"
-        );
     }
 }
