@@ -190,6 +190,26 @@ fn tokens_and_roles_guard_every_route() {
         "{listed}"
     );
     assert!(!listed.contains(&analyst), "{listed}");
+    // A studio PIN: six digits, printed once, for broadcasters and admins only.
+    let pin = s.kuma(&["token", "pin", "studio"]);
+    let pin = pin.trim();
+    assert!(
+        pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()),
+        "{pin}"
+    );
+    assert!(!s.kuma(&["token", "list"]).contains(pin));
+    let refused = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["token", "pin", "ana", "--data"])
+        .arg(&s.data)
+        .arg("--database")
+        .arg(format!("sqlite://{}/kuma.db", s.data.display()))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no active broadcaster or admin token"),
+        "{refused:?}"
+    );
     s.kuma(&["token", "revoke", "ana"]);
     assert!(s.kuma(&["token", "list"]).contains("revoked"));
     assert_error(&s.get(&results, Some(&analyst)), 401, "revoked");

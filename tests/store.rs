@@ -156,6 +156,7 @@ on_both_backends!(
     the_spool_is_applied_in_order_once_the_database_answers,
     secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
     tokens_are_listed_with_their_campaigns,
+    studio_pins_unlock_their_token_and_lock_after_wrong_tries,
 );
 
 async fn tokens_are_listed_with_their_campaigns(store: Store, _url: String) {
@@ -192,6 +193,43 @@ async fn tokens_are_listed_with_their_campaigns(store: Store, _url: String) {
     assert_eq!(
         scopes,
         [("office", vec![]), ("station", vec!["mali", "week-49"])]
+    );
+}
+
+async fn studio_pins_unlock_their_token_and_lock_after_wrong_tries(store: Store, _url: String) {
+    use kuma::store::{PIN_TRIES, PinCheck, PinKey};
+    let key = PinKey::new(&kuma::secret::Pseudonymizer::new(b"store test"));
+    let t = store.tokens();
+    assert!(
+        t.create("station", "broadcaster", "h2", at(0))
+            .await
+            .unwrap()
+    );
+    t.limit("h2", &["mali".into()]).await.unwrap();
+    assert!(t.set_pin("station", &key, "424242").await.unwrap());
+    assert!(t.pin_taken(&key, "424242").await.unwrap());
+    let ok = PinCheck::Ok {
+        name: "station".into(),
+        campaigns: vec!["mali".into()],
+    };
+    assert_eq!(t.check_pin(&key, "424242", "c_1", at(1)).await.unwrap(), ok);
+    for _ in 1..PIN_TRIES {
+        assert_eq!(
+            t.check_pin(&key, "000000", "c_1", at(2)).await.unwrap(),
+            PinCheck::Wrong
+        );
+    }
+    assert_eq!(
+        t.check_pin(&key, "000000", "c_1", at(3)).await.unwrap(),
+        PinCheck::Locked
+    );
+    assert_eq!(
+        t.check_pin(&key, "424242", "c_1", at(4)).await.unwrap(),
+        PinCheck::Locked
+    );
+    assert_eq!(
+        t.check_pin(&key, "424242", "c_1", at(64)).await.unwrap(),
+        ok
     );
 }
 

@@ -3,7 +3,9 @@
 //! `create` prints a new token once and stores only its SHA-256; `list` shows
 //! names, roles, the campaigns each is limited to ("every campaign" when it is
 //! not) and dates, never a token; `revoke` stops a token at once (the
-//! server looks tokens up on every request).
+//! server looks tokens up on every request); `pin` prints a new 6-digit PIN
+//! for a broadcaster's or admin's token, for the studio number (prompts
+//! recorded by phone), kept only as a keyed hash.
 
 use std::process::ExitCode;
 
@@ -38,7 +40,16 @@ enum TokenCommand {
     /// Show every token's name, role, campaigns, creation and revocation (never
     /// the token).
     List,
-    /// Stop a token from working.
+    /// Print a new 6-digit PIN for a broadcaster's or admin's token, for the
+    /// studio number (`studio_numbers` in kuma.toml), where prompts are
+    /// recorded by phone. It replaces the token's old PIN; only a keyed hash is
+    /// kept. Wrong PINs lock the studio's PIN entry for an hour: 5 from one
+    /// caller, or 20 from all callers.
+    Pin {
+        /// The token's name.
+        name: String,
+    },
+    /// Stop a token (and its PIN) from working.
     Revoke {
         /// The token's name.
         name: String,
@@ -101,6 +112,34 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                 );
             }
             ExitCode::SUCCESS
+        }
+        TokenCommand::Pin { name } => {
+            let key = crate::store::PinKey::new(&env.keys(&store).await?.pseudonyms);
+            let mut pin = None;
+            // A PIN another token holds is drawn again (one chance in a million
+            // per token).
+            for _ in 0..16 {
+                let candidate = format!("{:06}", rand::random::<u32>() % 1_000_000);
+                if !store.tokens().pin_taken(&key, &candidate).await? {
+                    pin = Some(candidate);
+                    break;
+                }
+            }
+            let Some(pin) = pin else {
+                anyhow::bail!("cannot draw a PIN no other token holds");
+            };
+            if store.tokens().set_pin(&name, &key, &pin).await? {
+                println!("{pin}");
+                eprintln!(
+                    "kuma token: a new studio PIN for `{name}`; this is the only time it is shown"
+                );
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "kuma: no active broadcaster or admin token named `{name}` (kuma token list)"
+                );
+                ExitCode::FAILURE
+            }
         }
         TokenCommand::Revoke { name } => {
             if store.tokens().revoke(&name, Utc::now()).await? {

@@ -57,7 +57,7 @@ pub use funnel::FunnelCounts;
 pub use keys::{Keys, Rotated};
 pub use open::redact_url;
 pub use reads::AnswerStream;
-pub use tokens::{TokenInfo, Tokens};
+pub use tokens::{PIN_TRIES, PIN_TRIES_ALL, PIN_WINDOW, PinCheck, PinKey, TokenInfo, Tokens};
 pub use webhooks::{PendingFetch, SessionStep, WebhookSession};
 
 /// The id of a call's row in the store (`calls.id`); not to be confused with
