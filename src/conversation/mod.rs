@@ -10,7 +10,9 @@
 //!   where they are written), transfers and the hang-up, in order;
 //! - [`subscription`]: subscribing and unsubscribing on an answer;
 //! - [`clock`]: one monotonic clock per call;
-//! - [`metrics`]: what is counted of a call, under one set of names.
+//! - [`metrics`]: what is counted of a call, under one set of names;
+//! - [`studio`]: the studio line (a broadcaster records prompts by phone),
+//!   sans-IO like [`runtime`] and driven by the same SIP shell.
 //!
 //! The SIP shell drives a whole call through [`runtime::Conversation`]; a
 //! webhook call lives one HTTP request at a time (its engine state is stored
@@ -21,4 +23,5 @@ pub mod clock;
 pub mod metrics;
 pub mod runtime;
 pub mod start;
+pub mod studio;
 pub mod subscription;

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::clock::CallClock;
+use super::studio::{Keep, Sound};
 use super::subscription;
 use crate::campaign::Campaign;
 use crate::flow::{self, Action, EngineOptions, Event, Outcome};
@@ -48,6 +49,11 @@ pub enum Input {
     HungUp,
     /// No media came for too long: kuma hangs up.
     MediaTimeout,
+    /// The store's answer to [`Output::CheckPin`] (the studio line).
+    PinChecked(store::PinCheck),
+    /// Whether the take of [`Output::Keep`] was stored and is served (the
+    /// studio line).
+    Kept { ok: bool },
 }
 
 /// A store write of the call; what it means for the call follows from the write.
@@ -106,6 +112,16 @@ pub enum Output {
     HangUp,
     /// The call is over and its end is stored: the channel's task may end.
     Finished(Outcome),
+    /// The studio line: stop what plays and play these (kuma's studio prompts,
+    /// a campaign's prompts, a take); report [`Input::PlayFinished`] when the
+    /// last ends (at once if none can be played).
+    PlaySounds(Vec<Sound>),
+    /// The studio line: check this PIN with the store and answer
+    /// [`Input::PinChecked`].
+    CheckPin { pin: String },
+    /// The studio line: store this take as the prompt's new recording (as the
+    /// web upload does) and answer [`Input::Kept`].
+    Keep(Keep),
 }
 
 /// A recording in progress: its node and file.
@@ -246,6 +262,8 @@ impl<'a> Conversation<'a> {
                 self.stop_recording();
                 self.events.push_back(Event::HungUp);
             }
+            // Only the studio line asks for these.
+            Input::PinChecked(_) | Input::Kept { .. } => {}
         }
     }
 
@@ -535,7 +553,10 @@ prompt = "goodbye"
                     | Output::Finished(_)
                     | Output::Seek { .. }
                     | Output::Pause
-                    | Output::Resume => {}
+                    | Output::Resume
+                    | Output::PlaySounds(_)
+                    | Output::CheckPin { .. }
+                    | Output::Keep(_) => {}
                 }
             }
         }

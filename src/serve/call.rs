@@ -21,6 +21,7 @@ use super::Shared;
 use super::http::names;
 use super::isolation::CallGuard;
 use super::sip_shell::Command;
+use super::studio_line::{self, Talker};
 use crate::audio::dtmf::keys::{CallKey, CallKeys};
 use crate::audio::g711::{decode_alaw, decode_ulaw};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
@@ -136,7 +137,9 @@ struct Recording {
 /// The call's media, and the SIP side it answers to; the conversation decides
 /// the rest (`crate::conversation::runtime`).
 struct Live<'a> {
-    talk: Conversation<'a>,
+    /// A listener's conversation, or a studio call (`super::studio_line`).
+    talk: Talker<'a>,
+    shared: &'a Shared,
     id: CallId,
     prompts: Arc<PromptSet>,
     cmd: &'a mpsc::UnboundedSender<Command>,
@@ -357,7 +360,7 @@ pub use crate::conversation::subscription::has_subscribe;
 pub async fn converse(
     shared: &Shared,
     talk: Talk,
-    mut events: mpsc::UnboundedReceiver<SipEvent>,
+    events: mpsc::UnboundedReceiver<SipEvent>,
     cmd: &mpsc::UnboundedSender<Command>,
 ) -> anyhow::Result<()> {
     let Talk {
@@ -386,8 +389,59 @@ pub async fn converse(
         Utc::now(),
         now,
     );
+    let answered = Answered {
+        id,
+        prompts,
+        socket,
+        media,
+        local,
+        source,
+        guard,
+    };
+    drive(
+        shared,
+        answered,
+        Talker::Listener(conversation),
+        events,
+        cmd,
+    )
+    .await
+}
+
+/// An answered call's media: what [`drive`] needs besides what it drives.
+pub struct Answered {
+    pub id: CallId,
+    /// The campaign's prompts ([`Output::Play`]).
+    pub prompts: Arc<PromptSet>,
+    pub socket: UdpSocket,
+    pub media: Media,
+    pub local: LocalMedia,
+    pub source: SocketAddr,
+    pub guard: CallGuard,
+}
+
+/// Runs an answered call's media around what drives it (a listener's
+/// conversation or a studio call) until it is finished.
+pub async fn drive(
+    shared: &Shared,
+    call: Answered,
+    talk: Talker<'_>,
+    mut events: mpsc::UnboundedReceiver<SipEvent>,
+    cmd: &mpsc::UnboundedSender<Command>,
+) -> anyhow::Result<()> {
+    let Answered {
+        id,
+        prompts,
+        socket,
+        media,
+        local,
+        source,
+        guard,
+    } = call;
+    let now = Instant::now().into_std();
     let mut live = Live {
-        talk: conversation,
+        talk,
+        shared,
         id,
         prompts,
         cmd,
@@ -628,17 +682,27 @@ impl Live<'_> {
             Output::Play(prompts) => {
                 // After the previous answer's commit: tests/database_outage.rs reads it.
                 tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
-                self.pacer.stop();
-                self.paused = None;
-                self.waiting_for = None;
-                for p in &prompts {
-                    if let Some(prompt) = self.prompts.get(&p.language, &p.name) {
-                        self.waiting_for = Some(self.pacer.enqueue(prompt.clone()));
-                    }
-                }
-                if self.waiting_for.is_none() {
-                    self.hear(Input::PlayFinished);
-                }
+                let found: Vec<Prompt> = prompts
+                    .iter()
+                    .filter_map(|p| self.prompts.get(&p.language, &p.name).cloned())
+                    .collect();
+                self.play(found);
+            }
+            Output::PlaySounds(sounds) => {
+                tracing::debug!(?sounds, "play");
+                let found: Vec<Prompt> = sounds
+                    .iter()
+                    .filter_map(|s| studio_line::sound(self.shared, s))
+                    .collect();
+                self.play(found);
+            }
+            Output::CheckPin { pin } => {
+                let answer = self.talk.check_pin(self.shared, &pin).await;
+                self.hear(answer);
+            }
+            Output::Keep(take) => {
+                let kept = studio_line::keep(self.shared, take).await;
+                self.hear(kept);
             }
             Output::StopPlayback => {
                 self.pacer.stop();
@@ -708,6 +772,20 @@ impl Live<'_> {
             Output::Finished(_) => self.guard.done(),
         }
         Ok(())
+    }
+
+    /// Stops what plays and plays `prompts`; the talk hears `PlayFinished`
+    /// when the last ends, or at once when there is none.
+    fn play(&mut self, prompts: Vec<Prompt>) {
+        self.pacer.stop();
+        self.paused = None;
+        self.waiting_for = None;
+        for prompt in prompts {
+            self.waiting_for = Some(self.pacer.enqueue(prompt));
+        }
+        if self.waiting_for.is_none() {
+            self.hear(Input::PlayFinished);
+        }
     }
 
     /// Closes the recording in progress (synced to disk) and tells the

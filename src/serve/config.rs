@@ -27,6 +27,12 @@ pub struct ServeConfig {
     pub proxies: Vec<IpAddr>,
     /// Campaign that answers numbers no campaign lists (otherwise 404).
     pub default_campaign: Option<String>,
+    /// Dialled numbers that reach the studio line, where a broadcaster with a
+    /// PIN records prompts by phone (`crate::conversation::studio`); checked
+    /// before the campaigns' numbers. Empty (the default): no studio line.
+    pub studio_numbers: Vec<String>,
+    /// The language of the studio line's own prompts (`fr` or `en`).
+    pub studio_language: String,
     /// The most calls at once; more get 486 Busy Here.
     pub max_calls: usize,
     /// How long SIGTERM waits for calls in progress.
@@ -191,6 +197,8 @@ impl Default for ServeConfig {
             trunks: None,
             proxies: Vec::new(),
             default_campaign: None,
+            studio_numbers: Vec::new(),
+            studio_language: "fr".into(),
             max_calls: 1000,
             drain: Duration::from_secs(600),
             answer_after: Duration::ZERO,
@@ -216,6 +224,8 @@ pub struct FileConfig {
     pub trunks: Option<Vec<String>>,
     pub proxies: Option<Vec<String>>,
     pub default_campaign: Option<String>,
+    pub studio_numbers: Option<Vec<String>>,
+    pub studio_language: Option<String>,
     pub max_calls: Option<usize>,
     pub drain: Option<String>,
     pub answer_after: Option<String>,
@@ -350,6 +360,21 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             .collect::<Result<_, String>>()?;
     }
     c.default_campaign = pick(&o.default_campaign, &file.default_campaign);
+    if let Some(numbers) = file.studio_numbers {
+        if let Some(bad) = numbers.iter().find(|n| n.trim().is_empty()) {
+            return Err(format!("studio_numbers: `{bad}` is not a number"));
+        }
+        c.studio_numbers = numbers;
+    }
+    if let Some(lang) = file.studio_language {
+        if !crate::conversation::studio::LANGUAGES.contains(&lang.as_str()) {
+            return Err(format!(
+                "studio_language: `{lang}`: the studio line speaks {}",
+                crate::conversation::studio::LANGUAGES.join(" or ")
+            ));
+        }
+        c.studio_language = lang;
+    }
     if let Some(n) = o.max_calls.or(file.max_calls) {
         if n == 0 {
             return Err("max_calls must be at least 1".into());
@@ -758,6 +783,28 @@ mod tests {
         let err = load(&file, true, &o).unwrap_err();
         assert!(err.contains("proxies: `kamailio.lan`"), "{err}");
         assert!(ServeConfig::default().proxies.is_empty(), "none by default");
+    }
+
+    #[test]
+    fn the_studio_line_is_closed_until_numbers_are_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        let c = load(&file, false, &Overrides::default()).unwrap();
+        assert!(c.studio_numbers.is_empty(), "no studio line by default");
+        assert_eq!(c.studio_language, "fr");
+        std::fs::write(
+            &file,
+            "studio_numbers = [\"2999\"]\nstudio_language = \"en\"\n",
+        )
+        .unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!(c.studio_numbers, vec!["2999".to_string()]);
+        assert_eq!(c.studio_language, "en");
+        std::fs::write(&file, "studio_language = \"bm\"\n").unwrap();
+        let err = load(&file, true, &Overrides::default()).unwrap_err();
+        assert!(err.contains("studio_language: `bm`"), "{err}");
+        std::fs::write(&file, "studio_numbers = [\" \"]\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
     }
 
     #[test]

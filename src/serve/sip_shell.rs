@@ -17,6 +17,7 @@ use super::dialer;
 use super::http::names;
 use super::isolation::{first_line, guarded};
 use super::sip_tcp;
+use super::studio_line::{self, StudioStart};
 use crate::sip::{CallId, Config, Dial, Endpoint, Event, Output, Stats, Transport};
 
 /// What a call's task asks of the SIP side.
@@ -205,6 +206,26 @@ pub async fn run(
                     let now = Instant::now().into_std();
                     if calls.len() >= shared.config.max_calls {
                         endpoint.reject(call, 486, now);
+                        continue;
+                    }
+                    if shared.config.studio_numbers.contains(&dialled) {
+                        // The studio line: broadcasters with a PIN, no campaign.
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        calls.insert(call, tx);
+                        connections.hold(call, source);
+                        metrics::gauge!(names::CALLS_ACTIVE).set(calls.len() as f64);
+                        let start = StudioStart {
+                            call,
+                            caller,
+                            offer,
+                            source: origin,
+                        };
+                        tokio::spawn(studio_line::run(
+                            Arc::clone(&shared),
+                            start,
+                            rx,
+                            cmd_tx.clone(),
+                        ));
                         continue;
                     }
                     let catalog = shared.catalog();
