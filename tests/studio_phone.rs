@@ -288,6 +288,7 @@ fn a_broadcaster_replaces_a_prompt_by_phone() {
     assert!(out.status.success(), "the studio call went through");
     let log = wait_log(&s, "prompt recorded");
     assert!(log.contains("prompt recorded"), "{log}");
+    assert!(log.contains("studio line on numbers [2999] (fr)"), "{log}");
     assert!(
         log.lines().any(|l| l.contains("prompt recorded")
             && l.contains("presenter")

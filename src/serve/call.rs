@@ -690,10 +690,7 @@ impl Live<'_> {
             }
             Output::PlaySounds(sounds) => {
                 tracing::debug!(?sounds, "play");
-                let found: Vec<Prompt> = sounds
-                    .iter()
-                    .filter_map(|s| studio_line::sound(self.shared, s))
-                    .collect();
+                let found = studio_line::sounds(self.shared, sounds).await;
                 self.play(found);
             }
             Output::CheckPin { pin } => {

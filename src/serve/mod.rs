@@ -101,6 +101,9 @@ pub async fn run(
     }
     let catalog = tokio::task::spawn_blocking(move || Catalog::load(&dir, &cache)).await?;
     catalog.report();
+    for line in studio_line::report(&config, &catalog) {
+        eprintln!("kuma serve: {line}");
+    }
     if catalog.is_empty() {
         anyhow::bail!("no campaign can take calls: fix the problems above (kuma check)");
     }

@@ -9,7 +9,7 @@
 //! end are logged with the caller's pseudonym and the PIN's token name.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
@@ -186,31 +186,67 @@ fn studio_prompts() -> &'static PromptSet {
     })
 }
 
-/// What a [`Sound`] plays, if it can be played.
-pub fn sound(shared: &Shared, s: &Sound) -> Option<Prompt> {
-    match s {
-        Sound::Studio(name) => studio_prompts()
-            .get(&shared.config.studio_language, name)
-            .cloned(),
-        Sound::Prompt {
-            campaign,
-            language,
-            prompt,
-        } => shared
-            .catalog()
-            .get(campaign)
-            .and_then(|(_, set)| set.get(language, prompt).cloned()),
-        Sound::Take(path) => {
-            let bytes = std::fs::read(path).ok()?;
-            match prepare_bytes(bytes, Some("wav"), &Settings::default()) {
-                Ok(p) => Some(p.prompt()),
-                Err(e) => {
-                    tracing::info!(error = %e, "the take cannot be played back");
-                    None
-                }
+/// What [`Sound`]s play, those that can be played, in order. A take is
+/// prepared off the call's task (it may be minutes long).
+pub async fn sounds(shared: &Shared, sounds: Vec<Sound>) -> Vec<Prompt> {
+    let mut out = Vec::with_capacity(sounds.len());
+    for s in sounds {
+        let prompt = match s {
+            Sound::Studio(name) => studio_prompts()
+                .get(&shared.config.studio_language, name)
+                .cloned(),
+            Sound::Prompt {
+                campaign,
+                language,
+                prompt,
+            } => shared
+                .catalog()
+                .get(&campaign)
+                .and_then(|(_, set)| set.get(&language, &prompt).cloned()),
+            Sound::Take(path) => tokio::task::spawn_blocking(move || take(&path))
+                .await
+                .ok()
+                .flatten(),
+        };
+        out.extend(prompt);
+    }
+    out
+}
+
+/// The take at `path` as callers would hear it, if it can be played.
+fn take(path: &Path) -> Option<Prompt> {
+    let bytes = std::fs::read(path).ok()?;
+    match prepare_bytes(bytes, Some("wav"), &Settings::default()) {
+        Ok(p) => Some(p.prompt()),
+        Err(e) => {
+            tracing::info!(error = %e, "the take cannot be played back");
+            None
+        }
+    }
+}
+
+/// What `kuma serve` says at start of the studio line: its numbers, and the
+/// campaigns whose numbers it takes over.
+pub fn report(config: &super::ServeConfig, catalog: &crate::catalog::Catalog) -> Vec<String> {
+    if config.studio_numbers.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "studio line on numbers [{}] ({}): broadcasters record prompts with their PIN (kuma token pin)",
+        config.studio_numbers.join(", "),
+        config.studio_language
+    )];
+    for c in catalog.campaigns() {
+        for n in c.numbers.iter().chain(&c.callback_numbers) {
+            if config.studio_numbers.contains(n) {
+                lines.push(format!(
+                    "number {n} of campaign `{}` is a studio number: its calls reach the studio line",
+                    c.id
+                ));
             }
         }
     }
+    lines
 }
 
 /// Stores a kept take as the prompt's new recording, as the web upload does.
