@@ -197,7 +197,14 @@ fn tokens_and_roles_guard_every_route() {
         pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()),
         "{pin}"
     );
-    assert!(!s.kuma(&["token", "list"]).contains(pin));
+    let listed = s.kuma(&["token", "list"]);
+    assert!(!listed.contains(pin), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("studio\t") && l.ends_with("studio PIN")),
+        "{listed}"
+    );
     let refused = Command::new(env!("CARGO_BIN_EXE_kuma"))
         .args(["token", "pin", "ana", "--data"])
         .arg(&s.data)

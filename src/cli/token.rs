@@ -104,8 +104,9 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                 } else {
                     format!("campaigns {}", t.campaigns.join(", "))
                 };
+                let pin = if t.studio_pin { "\tstudio PIN" } else { "" };
                 println!(
-                    "{}\t{}\t{scope}\tcreated {}\t{revoked}",
+                    "{}\t{}\t{scope}\tcreated {}\t{revoked}{pin}",
                     t.name,
                     t.role,
                     t.created_at.format("%Y-%m-%d %H:%M UTC")

@@ -26,13 +26,16 @@ pub struct TokenInfo {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The campaigns it is limited to, sorted; empty: every campaign.
     pub campaigns: Vec<String>,
+    /// Whether it has a PIN for the studio number (never the PIN).
+    pub studio_pin: bool,
 }
 
 const INSERT_TOKEN: &str = "\
     INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (name) DO NOTHING";
 const LIST_TOKENS: &str = "\
-    SELECT name, role, created_at, revoked_at, hash FROM tokens ORDER BY created_at, id";
+    SELECT name, role, created_at, revoked_at, hash, pin_hash IS NOT NULL FROM tokens \
+    ORDER BY created_at, id";
 const ALL_TOKEN_CAMPAIGNS: &str =
     "SELECT token_hash, campaign FROM token_campaigns ORDER BY token_hash, campaign";
 const REVOKE_TOKEN: &str = "\
@@ -140,7 +143,7 @@ impl Tokens<'_> {
 
     /// Every token, oldest first.
     pub async fn list(self) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<i64>, String)> =
+        let rows: Vec<(String, String, i64, Option<i64>, String, bool)> =
             with_pool!(self.store, |pool| {
                 sqlx::query_as(LIST_TOKENS).fetch_all(pool).await?
             });
@@ -148,7 +151,7 @@ impl Tokens<'_> {
             sqlx::query_as(ALL_TOKEN_CAMPAIGNS).fetch_all(pool).await?
         });
         rows.into_iter()
-            .map(|(name, role, created, revoked, hash)| {
+            .map(|(name, role, created, revoked, hash, studio_pin)| {
                 Ok(TokenInfo {
                     name,
                     role,
@@ -159,6 +162,7 @@ impl Tokens<'_> {
                         .filter(|(h, _)| *h == hash)
                         .map(|(_, c)| c.clone())
                         .collect(),
+                    studio_pin,
                 })
             })
             .collect()

@@ -26,6 +26,7 @@ fn info(t: &TokenInfo) -> Value {
         "created_at": t.created_at,
         "revoked_at": t.revoked_at,
         "campaigns": t.campaigns,
+        "studio_pin": t.studio_pin,
     })
 }
 
