@@ -24,6 +24,8 @@ pub mod names {
     pub const HTTP_CONNECTIONS: &str = "kuma_http_connections";
     pub const HTTP_REFUSED: &str = "kuma_http_refused_total";
     pub const SIP_REFUSED: &str = "kuma_sip_refused_total";
+    pub const STUDIO_PINS: &str = "kuma_studio_pins_total";
+    pub const STUDIO_TAKES: &str = "kuma_studio_takes_total";
 }
 
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -32,6 +34,14 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .map_err(|e| anyhow::anyhow!("cannot start the metrics recorder: {e}"))?;
     metrics::describe_gauge!(names::CALLS_ACTIVE, "calls in progress");
     metrics::describe_counter!(names::CALLS_TOTAL, "calls ended, by outcome");
+    metrics::describe_counter!(
+        names::STUDIO_PINS,
+        "PINs entered on the studio line, by result (ok, wrong, locked, unchecked)"
+    );
+    metrics::describe_counter!(
+        names::STUDIO_TAKES,
+        "takes kept on the studio line, by result (stored, refused)"
+    );
     metrics::describe_counter!(names::ANSWERS_TOTAL, "poll answers stored");
     metrics::describe_counter!(names::RTP_PACKETS_SENT, "RTP packets sent to callers");
     metrics::describe_counter!(

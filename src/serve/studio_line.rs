@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::call::{self, Answered};
+use super::http::names;
 use super::isolation::CallGuard;
 use super::sip_shell::Command;
 use crate::audio::prepare::{Settings, prepare_bytes};
@@ -110,17 +111,27 @@ impl Talker<'_> {
             .await
         {
             Ok(answer) => {
-                match &answer {
+                let result = match &answer {
                     crate::store::PinCheck::Ok { name, .. } => {
-                        tracing::info!(who = %name, "studio PIN accepted")
+                        tracing::info!(who = %name, "studio PIN accepted");
+                        "ok"
                     }
-                    other => tracing::info!(answer = ?other, "studio PIN refused"),
-                }
+                    other => {
+                        tracing::info!(answer = ?other, "studio PIN refused");
+                        if *other == crate::store::PinCheck::Locked {
+                            "locked"
+                        } else {
+                            "wrong"
+                        }
+                    }
+                };
+                metrics::counter!(names::STUDIO_PINS, "result" => result).increment(1);
                 Input::PinChecked(answer)
             }
             Err(e) => {
                 // No store, no studio: nobody gets in while it cannot check.
                 tracing::warn!(error = %e, "studio PIN not checked: the store is away");
+                metrics::counter!(names::STUDIO_PINS, "result" => "unchecked").increment(1);
                 Input::PinChecked(crate::store::PinCheck::Wrong)
             }
         }
@@ -271,13 +282,16 @@ pub async fn keep(shared: &Shared, k: Keep) -> Input {
         who: k.who,
         via: "phone",
     };
-    match shared.catalog.replace_prompt(new, &shared.data).await {
-        Ok(_) => Input::Kept { ok: true },
+    let ok = match shared.catalog.replace_prompt(new, &shared.data).await {
+        Ok(_) => true,
         Err(e) => {
             tracing::info!(error = %e, "take not kept");
-            Input::Kept { ok: false }
+            false
         }
-    }
+    };
+    let result = if ok { "stored" } else { "refused" };
+    metrics::counter!(names::STUDIO_TAKES, "result" => result).increment(1);
+    Input::Kept { ok }
 }
 
 /// Runs a studio call to its end, then tells the SIP side it is gone.
