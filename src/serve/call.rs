@@ -5,7 +5,8 @@
 //! where recordings go) is `crate::conversation::runtime::Conversation`,
 //! sans-IO; this task only moves bytes, sleeps until the earliest deadline, and
 //! performs the conversation's outputs in order. [`converse`] is the answered
-//! part, shared with the calls kuma places (`super::dialer`).
+//! part, shared with the calls kuma places (`super::dialer`); [`drive`], its
+//! media loop, also drives the studio line's calls (`super::studio_line`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
