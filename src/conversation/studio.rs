@@ -644,38 +644,54 @@ impl Studio {
 /// The studio prompts that say the keys 1 to 9.
 pub const DIGITS: [&str; PAGE] = ["d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9"];
 
-/// Every studio prompt the line plays (each exists in every one of
-/// [`LANGUAGES`]).
-pub const PROMPTS: [&str; 28] = [
-    "welcome",
-    "wrong_pin",
-    "locked",
-    "no_campaign",
-    "choose_campaign",
-    "choose_language",
-    "choose_prompt",
-    "press",
-    "more",
-    "back",
-    "current",
-    "record_menu",
-    "after_beep",
-    "listen_back",
-    "keep_menu",
-    "saved",
-    "not_saved",
-    "invalid",
-    "goodbye",
-    "d1",
-    "d2",
-    "d3",
-    "d4",
-    "d5",
-    "d6",
-    "d7",
-    "d8",
-    "d9",
-];
+/// Calls `$then!` with the name of every studio prompt the line plays (each
+/// exists in every one of [`LANGUAGES`], as `audio/studio/LANG/NAME.wav`): the
+/// one list that [`PROMPTS`] and the files built into the binary
+/// (`serve::studio_line`) are both made from.
+macro_rules! with_studio_prompts {
+    ($then:ident) => {
+        $then!(
+            "welcome",
+            "wrong_pin",
+            "locked",
+            "no_campaign",
+            "choose_campaign",
+            "choose_language",
+            "choose_prompt",
+            "press",
+            "more",
+            "back",
+            "current",
+            "record_menu",
+            "after_beep",
+            "listen_back",
+            "keep_menu",
+            "saved",
+            "not_saved",
+            "invalid",
+            "goodbye",
+            "d1",
+            "d2",
+            "d3",
+            "d4",
+            "d5",
+            "d6",
+            "d7",
+            "d8",
+            "d9",
+        )
+    };
+}
+pub(crate) use with_studio_prompts;
+
+macro_rules! name_array {
+    ($($name:literal),* $(,)?) => {
+        [$($name),*]
+    };
+}
+
+/// Every studio prompt the line plays.
+pub const PROMPTS: [&str; 28] = with_studio_prompts!(name_array);
 
 #[cfg(test)]
 mod tests {

@@ -149,36 +149,7 @@ macro_rules! studio_files {
     };
 }
 
-static STUDIO_FILES: &[(&str, &[u8], &[u8])] = studio_files!(
-    "welcome",
-    "wrong_pin",
-    "locked",
-    "no_campaign",
-    "choose_campaign",
-    "choose_language",
-    "choose_prompt",
-    "press",
-    "more",
-    "back",
-    "current",
-    "record_menu",
-    "after_beep",
-    "listen_back",
-    "keep_menu",
-    "saved",
-    "not_saved",
-    "invalid",
-    "goodbye",
-    "d1",
-    "d2",
-    "d3",
-    "d4",
-    "d5",
-    "d6",
-    "d7",
-    "d8",
-    "d9",
-);
+static STUDIO_FILES: &[(&str, &[u8], &[u8])] = studio::with_studio_prompts!(studio_files);
 
 /// kuma's studio prompts, prepared once (as a campaign's are), by language.
 fn studio_prompts() -> &'static PromptSet {
