@@ -674,3 +674,82 @@ fn trace_a_table_tape() {
         println!("{line}");
     }
 }
+
+/// Every prompt of the example campaign, in every language, as kuma prepares it
+/// for a call (decoded, levelled, 8 kHz), end to end.
+fn campaign_prompts() -> (usize, Vec<i16>) {
+    use crate::audio::prepare::{Settings, prepare_file};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/stop-trafficking-mali");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|lang| {
+            std::fs::read_dir(lang.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e != "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{files:?}");
+    let mut all = Vec::new();
+    for path in &files {
+        let prepared = prepare_file(path, &Settings::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        all.extend_from_slice(&prepared.pcm);
+    }
+    (files.len(), all)
+}
+
+/// The campaign's prompts (11 minutes, three languages) are no key when played
+/// as kuma plays them, louder or quieter, nor when they come back as the caller's
+/// echo of them (150 ms late, 6 dB down, through `keys::CallKeys` as a call feeds
+/// it).
+#[test]
+fn the_campaigns_prompts_are_no_key_played_or_echoed() {
+    let (files, all) = campaign_prompts();
+    let mut total = (0, 0.0);
+    for gain in [0.0, 6.0, -10.0] {
+        let audio = generate::gain(&all, gain);
+        let (n, s) = talkoff(&format!("the campaign's prompts {gain:+} dB"), &audio);
+        total = (total.0 + n, total.1 + s);
+    }
+    eprintln!(
+        "dtmf talk-off on the campaign's {files} prompts: {} key(s) in {:.1} min",
+        total.0,
+        total.1 / 60.0
+    );
+    assert_eq!(total.0, 0);
+    // The echo: kuma sends the prompts, the caller's line returns them.
+    let mut received = generate::silence(150, SAMPLE_RATE);
+    received.extend(generate::gain(&all, -6.0));
+    let mut call = keys::CallKeys::new();
+    let mut out = Vec::new();
+    let silence = [0i16; 160];
+    for (i, frame) in received.chunks(160).enumerate() {
+        call.sent(
+            all.get(i * 160..(i * 160 + 160).min(all.len()))
+                .unwrap_or(&silence),
+        );
+        call.received(frame, &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+}
+
+/// The same prompts slower and faster (lower and higher voices). Known to fail:
+/// slowed to 0.85 they give one '1' on the steady path (697 and 1209 Hz from one
+/// voice's harmonics, 6-7 dB over the other rows), issue 14 is still open for it.
+#[test]
+#[ignore]
+fn the_campaigns_prompts_slower_and_faster_are_no_key() {
+    let (_, all) = campaign_prompts();
+    let mut total = 0;
+    for speed in [0.85, 0.92, 1.1, 1.2] {
+        let audio = generate::speed(&all, speed);
+        total += talkoff(&format!("the campaign's prompts, speed {speed}"), &audio).0;
+    }
+    assert_eq!(total, 0);
+}
