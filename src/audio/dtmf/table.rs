@@ -24,6 +24,10 @@
 //! around the press no more than 10 dB under the active level), last 70–120 ms (a
 //! keypad or a gateway's regenerated tone) and are any key at random.
 //!
+//! Every seeded row runs on each of [`SEEDS`] (the speech rows press 200 keys over
+//! each seed's speech, the talk-off gives each seed a quarter of its minutes), so
+//! that a row does not pass on one lucky seed.
+//!
 //! The talk-off material is the campaign's own French prompts (a real recording,
 //! `testdata/`) at several speeds and levels, synthetic talkers (men, women,
 //! children), synthetic singing (held vowels, with and without vibrato, from bass to

@@ -540,7 +540,8 @@ fn reset_forgets_the_held_key_and_the_count() {
 /// Issue 14's table over the seeded tapes (`table.rs`), printed: every row must
 /// pass, the keys pressed during speech too (95 % and 85 %, over 800 presses each
 /// from four seeds), and the two hours of talk-off (a quarter from each seed, each
-/// seed on its own thread: about 45 s of CPU in a debug build, 10 in release).
+/// seed on its own thread: about a minute of CPU in a debug build, spread over
+/// four threads, a few seconds in release).
 /// `DTMF_TALKOFF_MINUTES` sets another talk-off length; `cargo bench --bench
 /// dtmf` prints the whole table too.
 #[test]
