@@ -58,7 +58,11 @@ fn false_keys_per_hour(name: &str, audio: &[i16]) {
 
 fn figures(speech: &[i16]) {
     let started = Instant::now();
-    let rows = kuma::audio::dtmf::table::table(&mut |s| tape::detect(s, FRAME), 120, 14);
+    let rows = kuma::audio::dtmf::table::table(
+        &mut |s| tape::detect(s, FRAME),
+        120,
+        &kuma::audio::dtmf::table::SEEDS,
+    );
     eprintln!(
         "dtmf: issue 14's table, kuma's detector ({:.0} s):\n{}",
         started.elapsed().as_secs_f64(),

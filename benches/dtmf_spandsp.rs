@@ -107,7 +107,7 @@ fn main() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(120);
     let started = Instant::now();
-    let rows = table::table(&mut |s| detect(&spandsp, s), minutes, 14);
+    let rows = table::table(&mut |s| detect(&spandsp, s), minutes, &table::SEEDS);
     eprintln!(
         "dtmf: issue 14's table, spandsp 0.0.6 dtmf_rx ({:.0} s):\n{}",
         started.elapsed().as_secs_f64(),

@@ -538,22 +538,46 @@ fn reset_forgets_the_held_key_and_the_count() {
 }
 
 /// Issue 14's table over the seeded tapes (`table.rs`), printed: every row must
-/// pass, the keys pressed during speech too (95 % and 85 %).
-/// `DTMF_TALKOFF_MINUTES` sets the talk-off length: the issue's 120 minutes in an
-/// optimised build (`cargo test --release`, seconds), 20 in a debug build (about a
-/// minute); `cargo bench --bench dtmf` prints the whole table too.
+/// pass, the keys pressed during speech too (95 % and 85 %, over 800 presses each
+/// from four seeds), and the two hours of talk-off (a quarter from each seed, each
+/// seed on its own thread: about a minute of CPU in a debug build, spread over
+/// four threads, a few seconds in release).
+/// `DTMF_TALKOFF_MINUTES` sets another talk-off length; `cargo bench --bench
+/// dtmf` prints the whole table too.
 #[test]
 fn the_issue_14_table_passes() {
+    use super::table;
     let minutes = std::env::var("DTMF_TALKOFF_MINUTES")
         .ok()
         .and_then(|m| m.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 20 } else { 120 });
+        .unwrap_or(120);
     let started = std::time::Instant::now();
-    let rows = super::table::table(&mut |s| detect(s, 160), minutes, 14);
+    let seeds = table::SEEDS;
+    let share = table::talkoff_share(minutes, &seeds);
+    let (mut rows, found) = std::thread::scope(|scope| {
+        let talkoff: Vec<_> = seeds
+            .iter()
+            .map(|&seed| {
+                scope.spawn(move || {
+                    table::talkoff(&mut |s| detect(s, 160), share, seed)
+                        .into_iter()
+                        .map(|(m, e)| (seed, m, e))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let rows = table::rows_but_talkoff(&mut |s| detect(s, 160), &seeds);
+        let found: Vec<_> = talkoff
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect();
+        (rows, found)
+    });
+    rows.push(table::talkoff_row(&found, share * seeds.len() as u64));
     eprintln!(
         "dtmf issue 14 table ({:.0} s):\n{}",
         started.elapsed().as_secs_f64(),
-        super::table::markdown(&rows)
+        table::markdown(&rows)
     );
     let failed: Vec<&str> = rows
         .iter()
@@ -581,4 +605,152 @@ fn no_key_in_the_benchs_hour_of_music_sweeps_and_noise() {
     }
     let (n, _) = talkoff("bench hour", &tape::music_and_noise(60, 2));
     assert_eq!(n, 0);
+}
+
+/// Talk-off over fresh seeds, for hunting false keys (release build, seconds a
+/// minute): `DTMF_SEEDS=100..110 DTMF_TALKOFF_MINUTES=60 cargo test --release --lib
+/// audio::dtmf::tests::talkoff_on_fresh_seeds -- --ignored --nocapture`. Prints
+/// every key found with the detector's trace around it.
+#[test]
+#[ignore]
+fn talkoff_on_fresh_seeds() {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let seeds = var("DTMF_SEEDS", "100..106");
+    let (from, to) = seeds.split_once("..").unwrap_or(("100", "106"));
+    let (from, to): (u64, u64) = (from.parse().unwrap_or(100), to.parse().unwrap_or(106));
+    let minutes: u64 = var("DTMF_TALKOFF_MINUTES", "60").parse().unwrap_or(60);
+    let verbose = std::env::var_os("DTMF_TRACE").is_some();
+    let mut total = 0;
+    for seed in from..to {
+        for i in 0..minutes {
+            let audio = super::table::talkoff_minute(i, seed);
+            for e in detect(&audio, 160) {
+                total += 1;
+                eprintln!(
+                    "seed {seed} minute {i} (kind {}): {:?} at {}",
+                    i % 8,
+                    e.key,
+                    e.start_sample
+                );
+                if verbose {
+                    let at = e.start_sample as usize;
+                    let from = at.saturating_sub(4 * BLOCK) / HALF * HALF;
+                    let to = (at + 8 * BLOCK).min(audio.len());
+                    for line in trace(&audio[from..to]) {
+                        eprintln!("  {line}");
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "dtmf talk-off on seeds {from}..{to}: {total} key(s) in {} min",
+        (to - from) * minutes
+    );
+}
+
+/// The detector's trace over one of the table's tapes (`DTMF_TAPE`: offsets, twist,
+/// noise, dropout, forty, speech3, speech10; `DTMF_SEED`), for tuning.
+#[test]
+#[ignore]
+fn trace_a_table_tape() {
+    use super::table;
+    let seed: u64 = std::env::var("DTMF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(14);
+    let tape = match std::env::var("DTMF_TAPE").as_deref() {
+        Ok("offsets") => table::offsets_tape(1.5),
+        Ok("twist") => table::twist_tape(&[2.0, 4.0, 6.0, 8.0]),
+        Ok("noise") => table::noise_tape(seed),
+        Ok("dropout") => table::dropout_tape(seed),
+        Ok("forty") => table::forty_forty_tape(),
+        Ok("speech10") => table::speech_tape(10.0, 200, seed),
+        _ => table::speech_tape(3.0, 200, seed),
+    };
+    for (key, start, end) in &tape.presses {
+        println!("press {key} {start} {end}");
+    }
+    for line in trace(&tape.samples) {
+        println!("{line}");
+    }
+}
+
+/// Every prompt of the example campaign, in every language, as kuma prepares it
+/// for a call (decoded, levelled, 8 kHz), end to end.
+fn campaign_prompts() -> (usize, Vec<i16>) {
+    use crate::audio::prepare::{Settings, prepare_file};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("audio/stop-trafficking-mali");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|lang| {
+            std::fs::read_dir(lang.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|f| f.path())
+        .filter(|p| p.extension().is_some_and(|e| e != "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "{files:?}");
+    let mut all = Vec::new();
+    for path in &files {
+        let prepared = prepare_file(path, &Settings::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        all.extend_from_slice(&prepared.pcm);
+    }
+    (files.len(), all)
+}
+
+/// The campaign's prompts (11 minutes, three languages) are no key when played
+/// as kuma plays them, louder or quieter, nor when they come back as the caller's
+/// echo of them (150 ms late, 6 dB down, through `keys::CallKeys` as a call feeds
+/// it).
+#[test]
+fn the_campaigns_prompts_are_no_key_played_or_echoed() {
+    let (files, all) = campaign_prompts();
+    let mut total = (0, 0.0);
+    for gain in [0.0, 6.0, -10.0] {
+        let audio = generate::gain(&all, gain);
+        let (n, s) = talkoff(&format!("the campaign's prompts {gain:+} dB"), &audio);
+        total = (total.0 + n, total.1 + s);
+    }
+    eprintln!(
+        "dtmf talk-off on the campaign's {files} prompts: {} key(s) in {:.1} min",
+        total.0,
+        total.1 / 60.0
+    );
+    assert_eq!(total.0, 0);
+    // The echo: kuma sends the prompts, the caller's line returns them.
+    let mut received = generate::silence(150, SAMPLE_RATE);
+    received.extend(generate::gain(&all, -6.0));
+    let mut call = keys::CallKeys::new();
+    let mut out = Vec::new();
+    let silence = [0i16; 160];
+    for (i, frame) in received.chunks(160).enumerate() {
+        call.sent(
+            all.get(i * 160..(i * 160 + 160).min(all.len()))
+                .unwrap_or(&silence),
+        );
+        call.received(frame, &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+}
+
+/// The same prompts slower and faster (lower and higher voices). Known to fail:
+/// slowed to 0.85 they give one '1' on the steady path (697 and 1209 Hz from one
+/// voice's harmonics, 6-7 dB over the other rows), issue 14 is still open for it.
+#[test]
+#[ignore]
+fn the_campaigns_prompts_slower_and_faster_are_no_key() {
+    let (_, all) = campaign_prompts();
+    let mut total = 0;
+    for speed in [0.85, 0.92, 1.1, 1.2] {
+        let audio = generate::speed(&all, speed);
+        total += talkoff(&format!("the campaign's prompts, speed {speed}"), &audio).0;
+    }
+    assert_eq!(total, 0);
 }
