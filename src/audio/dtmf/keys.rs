@@ -259,6 +259,28 @@ mod tests {
     }
 
     #[test]
+    fn a_digit_typed_twice_quickly_by_a_gateway_sending_both_is_two_presses() {
+        // "1", "1", "1" 150 ms apart (70 ms tones), each also sent as an event:
+        // at the tone's start, or 100 ms late. Three presses, never six or one.
+        let rx = tape(&[
+            (None, 100),
+            (Some('1'), 70),
+            (None, 80),
+            (Some('1'), 70),
+            (None, 80),
+            (Some('1'), 70),
+            (None, 200),
+        ]);
+        for late in [0, 800] {
+            let events = [('1', 800 + late), ('1', 2000 + late), ('1', 3200 + late)];
+            let (keys, k) = run(&rx, &[], &events);
+            assert_eq!(keys, "111", "events {late} samples late");
+            assert_eq!(k.duplicates, 3);
+        }
+        assert_eq!(run(&rx, &[], &[]).0, "111");
+    }
+
+    #[test]
     fn an_event_for_another_key_is_not_paired() {
         let rx = tape(&[(None, 100), (Some('2'), 100), (None, 200)]);
         assert_eq!(run(&rx, &[], &[('3', 800)]).0, "32");
