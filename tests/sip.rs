@@ -329,6 +329,27 @@ fn a_gateway_sending_each_key_as_sip_info_and_as_tones_answers_the_poll_once() {
 }
 
 #[test]
+fn a_phone_sending_each_key_as_rfc4733_and_sip_info_answers_the_poll_once() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let calls = k.call(
+        "poll_info_and_rfc4733.xml",
+        &[],
+        "each press counted once: the poll went through to goodbye",
+    );
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_the_scripted_poll(&r);
+    let metrics = k.http_get("/metrics");
+    assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
+}
+
+#[test]
 fn a_lost_ack_is_given_up_with_bye() {
     if !have_sipp() {
         return;
