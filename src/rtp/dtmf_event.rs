@@ -643,5 +643,28 @@ mod tests {
             let expected = if kept.is_empty() { 0 } else { 1 };
             prop_assert_eq!(heard.chars().count(), expected);
         }
+
+        #[test]
+        fn any_long_press_is_reported_once(
+            event in 0u8..16,
+            length_ms in 8_000u64..25_000,
+            ts0 in any::<u32>(),
+            lost in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+        ) {
+            // A press held across one to three segments (timestamps wrapping or
+            // not), up to ten of its packets lost anywhere (at most 550 ms in a
+            // row, within the second LONG_SEGMENT allows): one key.
+            let base = Instant::now();
+            let mut rx = DtmfReceiver::new();
+            let all = long_press(event, ts0, length_ms);
+            let lost: Vec<usize> = lost.iter().map(|i| i.index(all.len())).collect();
+            let kept: Vec<_> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !lost.contains(i))
+                .map(|(_, &p)| p)
+                .collect();
+            prop_assert_eq!(keys(&mut rx, base, &kept).chars().count(), 1);
+        }
     }
 }
