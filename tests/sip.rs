@@ -329,6 +329,27 @@ fn a_gateway_sending_each_key_as_sip_info_and_as_tones_answers_the_poll_once() {
 }
 
 #[test]
+fn a_phone_sending_each_key_as_rfc4733_and_sip_info_answers_the_poll_once() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let calls = k.call(
+        "poll_info_and_rfc4733.xml",
+        &[],
+        "each press counted once: the poll went through to goodbye",
+    );
+    assert_eq!(
+        calls,
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_the_scripted_poll(&r);
+    let metrics = k.http_get("/metrics");
+    assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
+}
+
+#[test]
 fn a_lost_ack_is_given_up_with_bye() {
     if !have_sipp() {
         return;
@@ -453,14 +474,9 @@ fn have_baresip() -> bool {
         || common::peer_missing("baresip (baresip-core)")
 }
 
-/// A second, independent SIP stack: baresip (its own SDP with several codecs and
-/// telephone-event rates, its own RFC 4733 sender) answers the whole poll.
-#[test]
-fn baresip_answers_the_poll() {
-    if !have_baresip() {
-        return;
-    }
-    let k = Server::start();
+/// baresip dialling kuma's 2000, its keys typed on its `cons` console (UDP): the
+/// process and the console's port. Its microphone is 90 s of French speech.
+fn baresip_calling(k: &Server) -> (std::process::Child, u16) {
     let cfg = k.dir.path().join("baresip");
     std::fs::create_dir_all(&cfg).unwrap();
     // The caller's microphone: 90 s of French speech at 8 kHz.
@@ -494,7 +510,7 @@ fn baresip_answers_the_poll() {
     )
     .unwrap();
     std::fs::write(cfg.join("accounts"), "<sip:listener@127.0.0.1>;regint=0\n").unwrap();
-    let mut phone = Command::new("baresip")
+    let phone = Command::new("baresip")
         .arg("-f")
         .arg(&cfg)
         .args(["-e", &format!("/dial sip:2000@{}", k.sip), "-t", "40"])
@@ -503,6 +519,28 @@ fn baresip_answers_the_poll() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    (phone, console)
+}
+
+impl Server {
+    /// Waits up to 30 s for the first call to end.
+    fn wait_first_call(&self) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while self.calls().iter().all(|(o, _)| o.is_empty()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A second, independent SIP stack: baresip (its own SDP with several codecs and
+/// telephone-event rates, its own RFC 4733 sender) answers the whole poll.
+#[test]
+fn baresip_answers_the_poll() {
+    if !have_baresip() {
+        return;
+    }
+    let k = Server::start();
+    let (mut phone, console) = baresip_calling(&k);
     std::thread::sleep(Duration::from_secs(3));
     // Keys typed on baresip's console, sent by it as RFC 4733 events: French, skip
     // the welcome, the poll, skip its introduction, five answers, skip the thanks,
@@ -514,10 +552,7 @@ fn baresip_answers_the_poll() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(800));
     }
-    let until = Instant::now() + Duration::from_secs(30);
-    while k.calls().iter().all(|(o, _)| o.is_empty()) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    k.wait_first_call();
     let _ = phone.kill();
     let _ = phone.wait();
     assert_eq!(
@@ -528,6 +563,54 @@ fn baresip_answers_the_poll() {
     assert_eq!(count(&r, "q_offered_work", "yes"), 1);
     assert_eq!(count(&r, "q_region", "koulikoro"), 1);
     assert_eq!(r["languages"]["fr"], 1);
+}
+
+/// A listener who types quickly: the whole call typed at once on baresip's
+/// keypad, which queues the keys and sends them back to back as RFC 4733 events,
+/// a new timestamp for each. That is as fast as baresip types: libre's sender
+/// gives each event 9 packets and its 3 end packets at the 20 ms packet time, so
+/// a key every 240 ms, the next starting 20 ms after the last end packet of the
+/// one before (measured below; `;ptime=10` on the account does not change it).
+/// The answers "1", "1", "2", "1", "1" repeat a digit for consecutive questions:
+/// every answer must be stored, none twice (a press heard twice would answer the
+/// next question too, one missed would leave the last unanswered).
+#[test]
+fn baresip_typing_quickly_answers_every_question() {
+    if !have_baresip() {
+        return;
+    }
+    let k = Server::start();
+    let (mut phone, console) = baresip_calling(&k);
+    std::thread::sleep(Duration::from_secs(3));
+    // French, skip the welcome, the poll, skip its introduction, five answers,
+    // skip the thanks, goodbye: one datagram.
+    let keypad = UdpSocket::bind("127.0.0.1:0").unwrap();
+    keypad
+        .send_to(b"29291121190", ("127.0.0.1", console))
+        .unwrap();
+    k.wait_first_call();
+    let _ = phone.kill();
+    let _ = phone.wait();
+    assert_eq!(
+        k.calls(),
+        [("completed".to_string(), Some("goodbye".to_string()))]
+    );
+    let r = k.results();
+    assert_eq!(r["languages"]["fr"], 1);
+    assert_eq!(count(&r, "q_offered_work", "yes"), 1);
+    assert_eq!(count(&r, "q_know_signs", "yes"), 1);
+    assert_eq!(count(&r, "q_would_report", "no"), 1);
+    assert_eq!(count(&r, "q_gender", "woman"), 1);
+    assert_eq!(count(&r, "q_region", "bamako"), 1);
+    // How quickly baresip typed, from the answers' times (ms): ~240 each.
+    let times: Vec<(i64,)> = k.query("SELECT answered_at FROM answers ORDER BY answered_at");
+    let gaps: Vec<i64> = times.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    eprintln!("ms between answers: {gaps:?}");
+    assert_eq!(gaps.len(), 4);
+    assert!(
+        gaps.iter().all(|&g| g < 1000),
+        "not typed quickly: {gaps:?}"
+    );
 }
 
 #[test]

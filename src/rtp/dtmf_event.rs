@@ -27,6 +27,14 @@
 //! identities are remembered at once so that a late, reordered end packet of the
 //! previous key is not taken for a new press.
 //!
+//! A key held longer than the 16-bit duration field can say (0xFFFF units, 8.2 s)
+//! is sent in segments (RFC 4733 §2.5.1.3): the first reaches 0xFFFF without an
+//! end bit, and the next starts at the timestamp where it stopped (its timestamp
+//! plus 0xFFFF), with the same event and no marker bit. Such a segment continues
+//! the press it follows and is no new key. It is recognised by the numbers alone
+//! ([`is_next_segment`]) since the packets that would show it (the one at 0xFFFF,
+//! the new segment's first) may be lost.
+//!
 //! Events 0–15 are the keys `0`–`9`, `*`, `#`, `A`–`D`; other events (flash, the
 //! modem and fax tones of RFC 4734) are ignored.
 //!
@@ -46,6 +54,11 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(3);
 /// How many recent presses are remembered (a reordered packet of one of them is not
 /// a new press).
 const REMEMBERED: usize = 4;
+
+/// A segment that lasted at least this long (timestamp units) without an end may
+/// be followed by another segment of the same press: 0xFFFF less a second, for the
+/// packets near the segment's end that may have been lost.
+const LONG_SEGMENT: u16 = u16::MAX - 8000;
 
 /// The payload of one telephone-event packet (RFC 4733 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +149,27 @@ struct Seen {
     timestamp: u32,
     event: u8,
     last_packet: Instant,
+    /// The longest duration heard in this segment.
+    duration: u16,
+    /// An end packet was heard.
+    ended: bool,
+}
+
+/// Whether a packet (`ssrc`, `timestamp`, `event`) starts the next segment of the
+/// long press `seen` (RFC 4733 §2.5.1.3): the same source and key, `seen` went on
+/// for nearly the whole 16-bit duration and did not end, and the new timestamp
+/// lies between where `seen` was last heard and where its segment had to stop
+/// (modulo 2^32: timestamps wrap). A quick second press of the same key starts
+/// long before a segment could have reached [`LONG_SEGMENT`], so it is never taken
+/// for one.
+fn is_next_segment(seen: &Seen, ssrc: u32, timestamp: u32, event: u8) -> bool {
+    let gap = timestamp.wrapping_sub(seen.timestamp);
+    seen.ssrc == ssrc
+        && seen.event == event
+        && !seen.ended
+        && seen.duration >= LONG_SEGMENT
+        && gap >= u32::from(seen.duration)
+        && gap <= u32::from(u16::MAX)
 }
 
 /// Turns telephone-event packets into key presses, each reported once.
@@ -166,28 +200,54 @@ impl DtmfReceiver {
             return Ok(EventOutcome::NotAKey(event.event));
         };
 
-        for seen in self.seen.iter_mut().flatten() {
-            let same =
-                seen.ssrc == ssrc && seen.timestamp == timestamp && seen.event == event.event;
-            if same && now.saturating_duration_since(seen.last_packet) < FORGET_AFTER {
-                seen.last_packet = seen.last_packet.max(now);
-                return Ok(EventOutcome::Repeat);
-            }
+        let recent = |seen: &Seen| now.saturating_duration_since(seen.last_packet) < FORGET_AFTER;
+        if let Some(seen) = self.seen.iter_mut().flatten().find(|seen| {
+            recent(seen)
+                && seen.ssrc == ssrc
+                && seen.timestamp == timestamp
+                && seen.event == event.event
+        }) {
+            seen.last_packet = seen.last_packet.max(now);
+            seen.duration = seen.duration.max(event.duration);
+            seen.ended |= event.end;
+            return Ok(EventOutcome::Repeat);
         }
-
-        // A new press: remember it in place of the oldest one.
-        self.seen[self.next_slot] = Some(Seen {
+        let next_segment = self
+            .seen
+            .iter()
+            .flatten()
+            .any(|seen| recent(seen) && is_next_segment(seen, ssrc, timestamp, event.event));
+        let this = Seen {
             ssrc,
             timestamp,
             event: event.event,
             last_packet: now,
-        });
-        self.next_slot = (self.next_slot + 1) % REMEMBERED;
+            duration: event.duration,
+            ended: event.end,
+        };
+        if next_segment {
+            // The same press goes on under the new segment's timestamp, which is
+            // remembered beside the old one (a late packet of the old segment is
+            // still known).
+            self.remember(this);
+            return Ok(EventOutcome::Repeat);
+        }
+
+        // A new press.
+        self.remember(this);
         Ok(EventOutcome::Key(DtmfKey {
             key,
             timestamp,
             heard_only_the_end: event.end,
         }))
+    }
+
+    /// Remembers a press (or segment) in place of the oldest one.
+    fn remember(&mut self, seen: Seen) {
+        if let Some(slot) = self.seen.get_mut(self.next_slot) {
+            *slot = Some(seen);
+        }
+        self.next_slot = (self.next_slot + 1) % REMEMBERED;
     }
 }
 
@@ -361,6 +421,167 @@ mod tests {
         assert_eq!(keys(&mut rx, base, &packets), "44");
     }
 
+    /// A quick typist: the packets of `presses` (key, start ms, length ms), sent by
+    /// one stream at 8 kHz from `ts0`, timestamps advancing with time.
+    fn typed(ts0: u32, presses: &[(u8, u64, u16)]) -> Vec<(u32, u32, [u8; 4], u64)> {
+        let mut packets = vec![];
+        for &(event, start, length) in presses {
+            let ts = ts0.wrapping_add(u32::try_from(start * 8).unwrap());
+            packets.extend(
+                press(event, start, length)
+                    .into_iter()
+                    .map(|(p, at)| (0x5EED, ts, p, at)),
+            );
+        }
+        // Packets go out in time order, interleaved across presses.
+        packets.sort_by_key(|&(_, _, _, at)| at);
+        packets
+    }
+
+    #[test]
+    fn the_same_digit_twice_quickly_is_two_presses() {
+        // "1", "1" 150 ms apart (70 ms presses, so the second starts 40 ms after
+        // the first's last end packet), then "1" 300 ms later; another sender's
+        // longer presses overlap the next one's end packets.
+        let base = Instant::now();
+        for (presses, expected) in [
+            (vec![(1, 0, 70), (1, 150, 70), (1, 450, 70)], "111"),
+            (vec![(1, 0, 120), (1, 150, 120), (2, 300, 120)], "112"),
+        ] {
+            let mut rx = DtmfReceiver::new();
+            assert_eq!(keys(&mut rx, base, &typed(160_000, &presses)), expected);
+        }
+    }
+
+    #[test]
+    fn three_end_packets_of_each_quick_press_count_once() {
+        let base = Instant::now();
+        let mut rx = DtmfReceiver::new();
+        let presses: Vec<_> = "12342"
+            .bytes()
+            .enumerate()
+            .map(|(i, k)| (k - b'0', 200 * i as u64, 100))
+            .collect();
+        let packets = typed(8000, &presses);
+        assert_eq!(packets.iter().filter(|p| p.2[1] & 0x80 != 0).count(), 15);
+        assert_eq!(keys(&mut rx, base, &packets), "12342");
+    }
+
+    #[test]
+    fn quick_presses_whose_starts_were_lost_count_once_each() {
+        // Only the end packets of "7", "7", "8" arrive.
+        let base = Instant::now();
+        let mut rx = DtmfReceiver::new();
+        let packets: Vec<_> = typed(0, &[(7, 0, 100), (7, 200, 100), (8, 400, 100)])
+            .into_iter()
+            .filter(|p| p.2[1] & 0x80 != 0)
+            .collect();
+        assert_eq!(packets.len(), 9);
+        assert_eq!(keys(&mut rx, base, &packets), "778");
+    }
+
+    #[test]
+    fn a_press_whose_ends_were_lost_and_the_next_both_count() {
+        // "3" loses its three end packets; "3" again and "4" follow quickly.
+        let base = Instant::now();
+        let mut rx = DtmfReceiver::new();
+        let packets = typed(50_000, &[(3, 0, 120), (3, 180, 120), (4, 360, 120)]);
+        let first_ts = packets.first().map(|p| p.1);
+        let packets: Vec<_> = packets
+            .into_iter()
+            .filter(|p| !(Some(p.1) == first_ts && p.2[1] & 0x80 != 0))
+            .collect();
+        assert_eq!(keys(&mut rx, base, &packets), "334");
+    }
+
+    #[test]
+    fn reordered_packets_of_quick_presses_count_once_each() {
+        // "5", "5", "6" 150 ms apart; the network swaps neighbours and delays an
+        // end packet of the first "5" past the start of the second.
+        let base = Instant::now();
+        let mut rx = DtmfReceiver::new();
+        let mut packets = typed(9000, &[(5, 0, 100), (5, 150, 100), (6, 300, 100)]);
+        for i in (0..packets.len() - 1).step_by(2) {
+            packets.swap(i, i + 1);
+        }
+        let late = packets.remove(3);
+        packets.insert(9, late);
+        assert_eq!(keys(&mut rx, base, &packets), "556");
+    }
+
+    #[test]
+    fn timestamps_wrapping_around_do_not_lose_or_double_keys() {
+        // The stream's timestamps pass 2^32 between and within presses: "9", "9".
+        let base = Instant::now();
+        let mut rx = DtmfReceiver::new();
+        let packets = typed(u32::MAX - 800, &[(9, 0, 100), (9, 150, 100), (0, 300, 100)]);
+        assert!(packets.iter().any(|p| p.1 < 8000));
+        assert_eq!(keys(&mut rx, base, &packets), "990");
+    }
+
+    /// A press held for `length_ms`, sent in segments as RFC 4733 §2.5.1.3 says:
+    /// each segment runs to duration 0xFFFF, and the next starts at the
+    /// timestamp plus 0xFFFF; the last ends with three end packets.
+    fn long_press(event: u8, ts0: u32, length_ms: u64) -> Vec<(u32, u32, [u8; 4], u64)> {
+        let mut packets = vec![];
+        let mut ts = ts0;
+        let mut segment_start = 0u64; // in timestamp units since the press began
+        let total = length_ms * 8;
+        let mut t = 0u64;
+        while t < total {
+            let mut d = t - segment_start;
+            if d > u64::from(u16::MAX) {
+                // The segment's last packet says 0xFFFF; a new segment begins.
+                packets.push((
+                    1,
+                    ts,
+                    payload(event, false, u16::MAX),
+                    (segment_start + u64::from(u16::MAX)) / 8,
+                ));
+                segment_start += u64::from(u16::MAX);
+                ts = ts.wrapping_add(u32::from(u16::MAX));
+                d = t - segment_start;
+            }
+            packets.push((1, ts, payload(event, false, d as u16), t / 8));
+            t += 400;
+        }
+        let d = (total - segment_start) as u16;
+        for i in 0..3 {
+            packets.push((1, ts, payload(event, true, d), length_ms + i * 20));
+        }
+        packets
+    }
+
+    #[test]
+    fn a_long_press_in_segments_is_one_press() {
+        let base = Instant::now();
+        // 20 s: three segments; across a timestamp wrap too.
+        for ts0 in [1000, u32::MAX - 70_000] {
+            let mut rx = DtmfReceiver::new();
+            let packets = long_press(4, ts0, 20_000);
+            let segments: std::collections::BTreeSet<_> = packets.iter().map(|p| p.1).collect();
+            assert_eq!(segments.len(), 3);
+            assert_eq!(keys(&mut rx, base, &packets), "4");
+        }
+        // The packet at 0xFFFF and the next segment's first few are lost.
+        let mut rx = DtmfReceiver::new();
+        let packets: Vec<_> = long_press(4, 1000, 10_000)
+            .into_iter()
+            .filter(|p| !(7_900..8_400).contains(&p.3))
+            .collect();
+        assert_eq!(keys(&mut rx, base, &packets), "4");
+        // And the same key pressed right after a long press is a new press.
+        let mut rx = DtmfReceiver::new();
+        let mut packets = long_press(4, 1000, 9_000);
+        let next = 1000u32.wrapping_add(u32::from(u16::MAX)) + 200 * 8;
+        packets.extend(
+            press(4, 9_200, 100)
+                .into_iter()
+                .map(|(p, at)| (1, next, p, at)),
+        );
+        assert_eq!(keys(&mut rx, base, &packets), "44");
+    }
+
     #[test]
     fn flash_and_fax_events_are_not_keys() {
         let mut rx = DtmfReceiver::new();
@@ -421,6 +642,29 @@ mod tests {
             let heard = keys(&mut rx, base, &kept);
             let expected = if kept.is_empty() { 0 } else { 1 };
             prop_assert_eq!(heard.chars().count(), expected);
+        }
+
+        #[test]
+        fn any_long_press_is_reported_once(
+            event in 0u8..16,
+            length_ms in 8_000u64..25_000,
+            ts0 in any::<u32>(),
+            lost in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+        ) {
+            // A press held across one to three segments (timestamps wrapping or
+            // not), up to ten of its packets lost anywhere (at most 550 ms in a
+            // row, within the second LONG_SEGMENT allows): one key.
+            let base = Instant::now();
+            let mut rx = DtmfReceiver::new();
+            let all = long_press(event, ts0, length_ms);
+            let lost: Vec<usize> = lost.iter().map(|i| i.index(all.len())).collect();
+            let kept: Vec<_> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !lost.contains(i))
+                .map(|(_, &p)| p)
+                .collect();
+            prop_assert_eq!(keys(&mut rx, base, &kept).chars().count(), 1);
         }
     }
 }

@@ -717,6 +717,52 @@ mod tests {
     }
 
     #[test]
+    fn a_quick_repeated_digit_among_audio_is_two_keys() {
+        // "1", "1", "2" 160 ms apart, as a phone sends them between its audio
+        // packets: every 20 ms one audio packet and, during a press, an event
+        // packet (start, updates, three ends), timestamps crossing 2^32.
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let from = addr("192.168.1.20:4000");
+        let ts0 = u32::MAX - 1000;
+        let presses = [(1u8, 0u32), (1, 160), (2, 320)];
+        let mut keys = String::new();
+        for (seq, ms) in (0u32..25).map(|i| (i as u16, i * 20)) {
+            let now = t0 + MS * ms;
+            let ts = ts0.wrapping_add(ms * 8);
+            let audio = rtp(AUDIO_PT, seq * 2, ts, 0xA, &[0xFF; 160]);
+            assert!(is_audio(s.handle_datagram(&audio, from, now)));
+            for &(event, start) in &presses {
+                // 80 ms of key, then the end sent three times.
+                let Some(age) = ms.checked_sub(start).filter(|&a| a <= 120) else {
+                    continue;
+                };
+                let end = age >= 80;
+                let payload = TelephoneEvent {
+                    event,
+                    end,
+                    volume: 10,
+                    duration: (age.min(80) * 8) as u16,
+                }
+                .to_bytes();
+                let p = rtp(
+                    DTMF_PT,
+                    seq * 2 + 1,
+                    ts0.wrapping_add(start * 8),
+                    0xA,
+                    &payload,
+                );
+                if let Some(Event::Key(k)) = s.handle_datagram(&p, from, now) {
+                    keys.push(k.key);
+                }
+            }
+        }
+        assert_eq!(keys, "112");
+        assert_eq!(s.stats().keys, 3);
+        assert_eq!(s.stats().dtmf_packets, 21);
+    }
+
+    #[test]
     fn without_negotiated_telephone_event_the_packets_are_ignored() {
         let t0 = Instant::now();
         let mut s = RtpSession::new(SessionConfig::new(8, None, addr("192.168.1.20:4000")), t0);

@@ -562,10 +562,15 @@ impl Live<'_> {
         self.talk.handle_timeout(now);
     }
 
-    /// A key from RFC 4733 or SIP INFO, unless the tone already gave it.
-    fn key_event(&mut self, key: char) {
+    /// A key from RFC 4733 (`info` false) or SIP INFO, unless another source
+    /// already gave it.
+    fn key_event(&mut self, key: char, info: bool) {
         self.keys.clear();
-        self.call_keys.event(key, &mut self.keys);
+        if info {
+            self.call_keys.info(key, &mut self.keys);
+        } else {
+            self.call_keys.event(key, &mut self.keys);
+        }
         let now = Instant::now().into_std();
         for k in &self.keys {
             self.talk.handle_input(Input::Key(k.key), now);
@@ -579,7 +584,7 @@ impl Live<'_> {
         match self.session.handle_datagram(bytes, from, now) {
             // The caller's audio is only decoded when something listens to it.
             Some(RtpEvent::Audio(a)) => decode_into(self.media.codec, a.payload, &mut pcm),
-            Some(RtpEvent::Key(k)) => self.key_event(k.key),
+            Some(RtpEvent::Key(k)) => self.key_event(k.key, false),
             Some(RtpEvent::MediaTimeout) | None => {}
         }
         let heard = self.on_audio(&pcm, now);
@@ -615,7 +620,7 @@ impl Live<'_> {
 
     fn on_sip(&mut self, e: SipEvent) -> anyhow::Result<()> {
         match e {
-            SipEvent::Key { key, .. } => self.key_event(key),
+            SipEvent::Key { key, .. } => self.key_event(key, true),
             SipEvent::Reoffer {
                 offer: Some(offer), ..
             } => {

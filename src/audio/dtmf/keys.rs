@@ -1,6 +1,6 @@
 //! One call's keys from every source, each press counted once: RFC 4733 events,
-//! and tones in the caller's audio, with kuma's own prompt kept from posing as a
-//! key.
+//! SIP INFO and tones in the caller's audio, with kuma's own prompt kept from
+//! posing as a key.
 //!
 //! [`CallKeys`] is sans-IO, like the detector: the call shell feeds it the audio it
 //! received, the audio it sent and the RFC 4733 keys the RTP session decoded, and
@@ -12,8 +12,11 @@
 //!   events for some keys only. A gateway that sends both gives each press twice,
 //!   an event at the tone's start and a tone heard some 35 ms later (or the other
 //!   way round, when the event packets are late): a key from one source is dropped
-//!   when the same key came from the other within [`PAIR_MS`], each key pairing at
-//!   most once, so that the same key pressed twice is still two presses.
+//!   when the same key came from another within [`PAIR_MS`], each key taking at
+//!   most one report from each other source, so that the same key pressed twice
+//!   is still two presses. SIP INFO is a third source: a phone set to send keys
+//!   "both" ways (INFO and RFC 4733, some also as tones) reports a press two or
+//!   three times, and each press must count once.
 //! - **Echo.** On poor lines the caller's audio carries an echo of the prompt kuma
 //!   plays, delayed by the network and the hybrid (tens to a few hundred ms) and
 //!   weaker (G.168 assumes an echo return loss of 6 dB or more). A key heard in
@@ -48,8 +51,20 @@ fn samples(ms: u64) -> u64 {
 pub enum Source {
     /// An RFC 4733 telephone-event.
     Event,
+    /// A SIP INFO (`application/dtmf-relay` or `application/dtmf`).
+    Info,
     /// A tone in the caller's audio.
     InBand,
+}
+
+impl Source {
+    fn bit(self) -> u8 {
+        match self {
+            Source::Event => 1,
+            Source::Info => 2,
+            Source::InBand => 4,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +72,9 @@ struct Recent {
     key: char,
     at: u64,
     source: Source,
-    paired: bool,
+    /// The other sources whose report of this press was dropped, as
+    /// [`Source::bit`]s.
+    paired: u8,
 }
 
 /// A key for the call, once.
@@ -147,11 +164,18 @@ impl CallKeys {
         }
     }
 
-    /// A key from an RFC 4733 event; it goes to `out` unless the tone already
-    /// reported it.
+    /// A key from an RFC 4733 event; it goes to `out` unless the tone or a SIP
+    /// INFO already reported it.
     pub fn event(&mut self, key: char, out: &mut Vec<CallKey>) {
         let at = self.received.samples_seen();
         self.accept(key, Source::Event, at, out);
+    }
+
+    /// A key from a SIP INFO; it goes to `out` unless the tone or an RFC 4733
+    /// event already reported it.
+    pub fn info(&mut self, key: char, out: &mut Vec<CallKey>) {
+        let at = self.received.samples_seen();
+        self.accept(key, Source::Info, at, out);
     }
 
     fn accept(&mut self, key: char, source: Source, at: u64, out: &mut Vec<CallKey>) {
@@ -164,9 +188,12 @@ impl CallKeys {
             self.recent.pop_front();
         }
         if let Some(r) = self.recent.iter_mut().find(|r| {
-            !r.paired && r.key == key && r.source != source && r.at.abs_diff(at) <= window
+            r.key == key
+                && r.source != source
+                && r.paired & source.bit() == 0
+                && r.at.abs_diff(at) <= window
         }) {
-            r.paired = true;
+            r.paired |= source.bit();
             self.duplicates += 1;
             return;
         }
@@ -174,7 +201,7 @@ impl CallKeys {
             key,
             at,
             source,
-            paired: false,
+            paired: 0,
         });
         out.push(CallKey { key, source, at });
     }
@@ -192,6 +219,16 @@ mod tests {
     /// Feeds `received` and `sent` frame by frame (20 ms), with RFC 4733 `events`
     /// (key, at sample) given when the received stream reaches them.
     fn run(received: &[i16], sent: &[i16], events: &[(char, usize)]) -> (String, CallKeys) {
+        run_with_info(received, sent, events, &[])
+    }
+
+    /// As [`run`], with SIP INFO keys too.
+    fn run_with_info(
+        received: &[i16],
+        sent: &[i16],
+        events: &[(char, usize)],
+        infos: &[(char, usize)],
+    ) -> (String, CallKeys) {
         let mut keys = CallKeys::new();
         let mut out = Vec::new();
         let silence = [0i16; 160];
@@ -204,6 +241,11 @@ mod tests {
             for &(k, at) in events {
                 if (start..start + 160).contains(&at) {
                     keys.event(k, &mut out);
+                }
+            }
+            for &(k, at) in infos {
+                if (start..start + 160).contains(&at) {
+                    keys.info(k, &mut out);
                 }
             }
             keys.received(frame, &mut out);
@@ -256,6 +298,53 @@ mod tests {
             "557"
         );
         assert_eq!(run(&rx, &[], &[]).0, "557");
+    }
+
+    #[test]
+    fn a_digit_typed_twice_quickly_by_a_gateway_sending_both_is_two_presses() {
+        // "1", "1", "1" 150 ms apart (70 ms tones), each also sent as an event:
+        // at the tone's start, or 100 ms late. Three presses, never six or one.
+        let rx = tape(&[
+            (None, 100),
+            (Some('1'), 70),
+            (None, 80),
+            (Some('1'), 70),
+            (None, 80),
+            (Some('1'), 70),
+            (None, 200),
+        ]);
+        for late in [0, 800] {
+            let events = [('1', 800 + late), ('1', 2000 + late), ('1', 3200 + late)];
+            let (keys, k) = run(&rx, &[], &events);
+            assert_eq!(keys, "111", "events {late} samples late");
+            assert_eq!(k.duplicates, 3);
+        }
+        assert_eq!(run(&rx, &[], &[]).0, "111");
+    }
+
+    #[test]
+    fn a_phone_sending_info_events_and_tones_counts_each_quick_press_once() {
+        // "4", "4", "6" 240 ms apart (as baresip types them), each sent as RFC
+        // 4733, as SIP INFO 30 ms later, and as tones: three presses.
+        let rx = tape(&[
+            (None, 100),
+            (Some('4'), 180),
+            (None, 60),
+            (Some('4'), 180),
+            (None, 60),
+            (Some('6'), 180),
+            (None, 200),
+        ]);
+        let events = [('4', 800), ('4', 2720), ('6', 4640)];
+        let infos = [('4', 1040), ('4', 2960), ('6', 4880)];
+        let (keys, k) = run_with_info(&rx, &[], &events, &infos);
+        assert_eq!(keys, "446");
+        assert_eq!(k.duplicates, 6);
+        // INFO and RFC 4733 alone (no tones), and INFO alone.
+        let quiet = generate::silence(900, SAMPLE_RATE);
+        let (keys, k) = run_with_info(&quiet, &[], &events, &infos);
+        assert_eq!((keys.as_str(), k.duplicates), ("446", 3));
+        assert_eq!(run_with_info(&quiet, &[], &[], &infos).0, "446");
     }
 
     #[test]
