@@ -400,7 +400,10 @@ pub async fn converse(
         prompts,
         cmd,
         writes: &shared.writes,
-        pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
+        pacer: Pacer::new(
+            media.pacer_config(StreamIds::random()),
+            super::slot_grid::slot_start(now),
+        ),
         session: RtpSession::new(media.session_config(), now),
         call_keys: CallKeys::new(),
         media,
