@@ -400,10 +400,7 @@ pub async fn converse(
         prompts,
         cmd,
         writes: &shared.writes,
-        pacer: Pacer::new(
-            media.pacer_config(StreamIds::random()),
-            super::slot_grid::slot_start(now),
-        ),
+        pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
         session: RtpSession::new(media.session_config(), now),
         call_keys: CallKeys::new(),
         media,

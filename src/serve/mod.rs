@@ -39,7 +39,6 @@ mod quiet;
 mod recording_fetch;
 mod sip_shell;
 mod sip_tcp;
-mod slot_grid;
 mod webhook_routes;
 
 use std::path::PathBuf;
