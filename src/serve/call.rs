@@ -8,12 +8,11 @@
 //! part, shared with the calls kuma places (`super::dialer`); [`drive`], its
 //! media loop, also drives the studio line's calls (`super::studio_line`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -90,7 +89,13 @@ fn beep() -> Prompt {
 
 /// Binds a UDP socket on a free port of the configured range (even ports, as RTP
 /// customarily uses, leaving the odd one for RTCP).
-pub async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
+///
+/// The socket is non-blocking and deliberately *not* registered with the
+/// runtime's reactor: the call reads it at each 20 ms packet slot, which the
+/// pacer's timer wakes anyway, so a readiness event per incoming packet would
+/// only wake the worker thread (and the reactor) for nothing. That was the
+/// larger part of the media plane's scheduling cost in issue 16's profile.
+pub fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
     let span = u32::from(hi - lo) + 1;
     for _ in 0..64 {
         let port = lo + (rand::random::<u32>() % span) as u16;
@@ -99,8 +104,11 @@ pub async fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSo
         } else {
             port
         };
-        match UdpSocket::bind(SocketAddr::new(ip, port)).await {
-            Ok(s) => return Ok(s),
+        match UdpSocket::bind(SocketAddr::new(ip, port)) {
+            Ok(s) => {
+                s.set_nonblocking(true)?;
+                return Ok(s);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
             Err(e) => return Err(e),
         }
@@ -271,7 +279,7 @@ async fn run_call(
     } else {
         IpAddr::from([0u8; 4])
     };
-    let socket = match bind_rtp(bind_ip, shared.config.rtp_ports).await {
+    let socket = match bind_rtp(bind_ip, shared.config.rtp_ports) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "no RTP port");
@@ -484,7 +492,7 @@ pub async fn drive(
         }
         // (`recvmmsg` instead, one system call a slot rather than two, was tried:
         // no gain measurable on loopback, and unsafe code; issue 16's note.)
-        while let Ok((n, from)) = socket.try_recv_from(&mut buf) {
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
             live.on_datagram(buf.get(..n).unwrap_or_default(), from)?;
         }
         live.on_time(&socket);
@@ -526,7 +534,7 @@ impl Live<'_> {
                     // A full socket buffer drops the packet rather than delay the
                     // next ones: late audio is worse than a lost frame.
                     if remote.port() != 0 && !remote.ip().is_unspecified() {
-                        let _ = socket.try_send_to(t.packet, remote);
+                        let _ = socket.send_to(t.packet, remote);
                     }
                     // What kuma says, so that its echo is not taken for the caller's
                     // keys: known beforehand for prompts and silence, so the

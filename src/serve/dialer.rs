@@ -346,7 +346,7 @@ impl Dialer {
         } else {
             IpAddr::from([0u8; 4])
         };
-        let socket = call::bind_rtp(bind_ip, shared.config.rtp_ports).await?;
+        let socket = call::bind_rtp(bind_ip, shared.config.rtp_ports)?;
         let local_media = LocalMedia {
             ip: shared
                 .config
