@@ -119,6 +119,41 @@ pub fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> 
     ))
 }
 
+/// kuma's side of an offered call: an RTP socket, what kuma announces and the
+/// SDP answer; or the SIP status to refuse it with and the call's outcome
+/// (no free port: 503, failed; an offer kuma cannot take: 488 and the like,
+/// rejected), logged here. Shared by listener and studio calls.
+pub fn answer_offer(
+    shared: &Shared,
+    offer: &[u8],
+    source: SocketAddr,
+) -> Result<(UdpSocket, LocalMedia, sdp::Answer), (u16, &'static str)> {
+    let bind_ip: IpAddr = if source.is_ipv6() {
+        IpAddr::from([0u16; 8])
+    } else {
+        IpAddr::from([0u8; 4])
+    };
+    let bound = bind_rtp(bind_ip, shared.config.rtp_ports)
+        .and_then(|socket| Ok((socket.local_addr()?.port(), socket)));
+    let (rtp_port, socket) = bound.map_err(|e| {
+        tracing::error!(error = %e, "no RTP port");
+        (503, "failed")
+    })?;
+    let local = LocalMedia {
+        ip: shared.config.public_ip.unwrap_or_else(|| route_ip(source)),
+        rtp_port,
+        session_id: rand::random::<u32>().into(),
+        session_version: 1,
+    };
+    match sdp::answer(offer, &local) {
+        Ok(answer) => Ok((socket, local, answer)),
+        Err(e) => {
+            tracing::info!(error = %e, "offer refused");
+            Err((e.sip_status(), "rejected"))
+        }
+    }
+}
+
 /// The local address of the route towards `peer`: what to announce when no public
 /// address is configured.
 pub fn route_ip(peer: SocketAddr) -> IpAddr {
@@ -274,31 +309,10 @@ async fn run_call(
         guard.done();
         return Ok(());
     };
-    let bind_ip: IpAddr = if source.is_ipv6() {
-        IpAddr::from([0u16; 8])
-    } else {
-        IpAddr::from([0u8; 4])
-    };
-    let socket = match bind_rtp(bind_ip, shared.config.rtp_ports) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "no RTP port");
-            reject(503, "failed").await?;
-            guard.done();
-            return Ok(());
-        }
-    };
-    let local = LocalMedia {
-        ip: shared.config.public_ip.unwrap_or_else(|| route_ip(source)),
-        rtp_port: socket.local_addr()?.port(),
-        session_id: rand::random::<u32>().into(),
-        session_version: 1,
-    };
-    let answer = match sdp::answer(&offer, &local) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::info!(error = %e, "offer refused");
-            reject(e.sip_status(), "rejected").await?;
+    let (socket, local, answer) = match answer_offer(shared, &offer, source) {
+        Ok(media) => media,
+        Err((code, outcome)) => {
+            reject(code, outcome).await?;
             guard.done();
             return Ok(());
         }

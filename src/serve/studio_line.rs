@@ -8,7 +8,7 @@
 //! does). A studio call has no row in the store and no answers; its start and
 //! end are logged with the caller's pseudonym and the PIN's token name.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -27,7 +27,6 @@ use crate::catalog::replace::NewRecording;
 use crate::conversation::runtime::{Conversation, Input, Output};
 use crate::conversation::studio::{self, Keep, Sound, Studio};
 use crate::sip::CallId;
-use crate::sip::sdp::{self, LocalMedia};
 use crate::store::PinKey;
 
 /// What the SIP side knows of a call to the studio line.
@@ -305,34 +304,10 @@ async fn answer(
         guard.done();
         return Ok(());
     };
-    let bind_ip: IpAddr = if source.is_ipv6() {
-        IpAddr::from([0u16; 8])
-    } else {
-        IpAddr::from([0u8; 4])
-    };
-    let socket = match call::bind_rtp(bind_ip, shared.config.rtp_ports).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "no RTP port");
-            reject(503);
-            guard.done();
-            return Ok(());
-        }
-    };
-    let local = LocalMedia {
-        ip: shared
-            .config
-            .public_ip
-            .unwrap_or_else(|| call::route_ip(source)),
-        rtp_port: socket.local_addr()?.port(),
-        session_id: rand::random::<u32>().into(),
-        session_version: 1,
-    };
-    let answer = match sdp::answer(&offer, &local) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::info!(error = %e, "offer refused");
-            reject(e.sip_status());
+    let (socket, local, answer) = match call::answer_offer(shared, &offer, source) {
+        Ok(media) => media,
+        Err((code, _)) => {
+            reject(code);
             guard.done();
             return Ok(());
         }
