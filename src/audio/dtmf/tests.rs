@@ -740,11 +740,11 @@ fn the_campaigns_prompts_are_no_key_played_or_echoed() {
     assert!(out.is_empty(), "{out:?}");
 }
 
-/// The same prompts slower and faster (lower and higher voices). Known to fail:
-/// slowed to 0.85 they give one '1' on the steady path (697 and 1209 Hz from one
-/// voice's harmonics, 6-7 dB over the other rows), issue 14 is still open for it.
+/// The same prompts slower and faster (lower and higher voices). Slowed to 0.85
+/// they gave one '1' on the steady path (697 and 1209 Hz from one voice's
+/// harmonics, 6-7 dB over the other rows) until the steady path looked for the
+/// voice's comb under a key.
 #[test]
-#[ignore]
 fn the_campaigns_prompts_slower_and_faster_are_no_key() {
     let (_, all) = campaign_prompts();
     let mut total = 0;
@@ -753,4 +753,53 @@ fn the_campaigns_prompts_slower_and_faster_are_no_key() {
         total += talkoff(&format!("the campaign's prompts, speed {speed}"), &audio).0;
     }
     assert_eq!(total, 0);
+}
+
+/// A steady voice at 110 Hz (harmonics 1 to 30, its 7th and 11th on key 4's pair)
+/// shows a comb once the key's two tones are out; the key's pair alone, and the pair
+/// over a voice at an unrelated fundamental, none.
+#[test]
+fn a_steady_voice_under_a_key_shows_its_comb() {
+    let voice = |f0: f64, skip: &[u32]| -> Vec<f64> {
+        (0..4000)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                (1..=30u32)
+                    .filter(|k| !skip.contains(k) && f0 * f64::from(*k) < 3800.0)
+                    .map(|k| {
+                        1500.0 / f64::from(k).sqrt()
+                            * (std::f64::consts::TAU * f0 * f64::from(k) * t + f64::from(k)).sin()
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    let key: Vec<f64> = (0..4000)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            3000.0
+                * ((std::f64::consts::TAU * 770.0 * t).sin()
+                    + (std::f64::consts::TAU * 1209.0 * t).sin())
+        })
+        .collect();
+    let comb = |x: Vec<f64>| {
+        let samples: Vec<i16> = x.iter().map(|v| *v as i16).collect();
+        let mut d = DtmfDetector::new();
+        d.push(&samples, &mut Vec::new());
+        d.voice_comb(770.0, 1209.0)
+    };
+    let sung = comb(voice(110.0, &[]));
+    eprintln!("sung {sung:?}");
+    assert!(sung.is_some_and(|c| c.is_voice()));
+    let alone = comb(key.clone());
+    eprintln!("alone {alone:?}");
+    assert!(!alone.is_some_and(|c| c.is_voice()));
+    let other: Vec<f64> = voice(123.0, &[])
+        .iter()
+        .zip(&key)
+        .map(|(a, b)| a + b)
+        .collect();
+    let talker = comb(other);
+    eprintln!("talker {talker:?}");
+    assert!(!talker.is_some_and(|c| c.is_voice()));
 }
