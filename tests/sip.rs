@@ -15,6 +15,20 @@ use common::{Server, count, free_port, have_sipp, repo};
 const CAMPAIGN: &str = "stop-trafficking-mali";
 
 impl Server {
+    /// Runs a sipp scenario that answers the poll as the sipp scripts do (see
+    /// [`assert_the_scripted_poll`]), checks that its one call completed at
+    /// goodbye with those answers, and returns the results.
+    fn completes_the_scripted_poll(&self, scenario: &str, what: &str) -> serde_json::Value {
+        let calls = self.call(scenario, &[], what);
+        assert_eq!(
+            calls,
+            [("completed".to_string(), Some("goodbye".to_string()))]
+        );
+        let r = self.results();
+        assert_the_scripted_poll(&r);
+        r
+    }
+
     fn database(&self) -> String {
         format!("sqlite://{}/data/kuma.db", self.dir.path().display())
     }
@@ -114,17 +128,10 @@ fn a_full_poll_answered_with_rfc4733_keys() {
         return;
     }
     let k = Server::start();
-    let calls = k.call(
+    let r = k.completes_the_scripted_poll(
         "poll_rfc4733.xml",
-        &[],
         "the call went through, and kuma hung up with BYE",
     );
-    assert_eq!(
-        calls,
-        [("completed".to_string(), Some("goodbye".to_string()))]
-    );
-    let r = k.results();
-    assert_the_scripted_poll(&r);
     assert_eq!(r["completed"], 1);
     let metrics = k.http_get("/metrics");
     assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
@@ -279,17 +286,10 @@ fn a_poll_answered_with_tones_while_a_radio_plays() {
     assert_eq!(heard, "29291211390");
     let k = Server::start();
     std::fs::write(k.dir.path().join("inband.ulaw"), tape).unwrap();
-    let calls = k.call(
+    let r = k.completes_the_scripted_poll(
         "voice_message_inband.xml",
-        &[],
         "kuma heard the keys over the radio and hung up after goodbye",
     );
-    assert_eq!(
-        calls,
-        [("completed".to_string(), Some("goodbye".to_string()))]
-    );
-    let r = k.results();
-    assert_the_scripted_poll(&r);
     assert_eq!(r["completed"], 1);
 }
 
@@ -313,17 +313,10 @@ fn a_gateway_sending_each_key_as_sip_info_and_as_tones_answers_the_poll_once() {
         kuma::audio::g711::ulaw_encode(&pcm),
     )
     .unwrap();
-    let calls = k.call(
+    k.completes_the_scripted_poll(
         "poll_info_and_tones.xml",
-        &[],
         "tones heard and each press counted once: the poll went through to goodbye",
     );
-    assert_eq!(
-        calls,
-        [("completed".to_string(), Some("goodbye".to_string()))]
-    );
-    let r = k.results();
-    assert_the_scripted_poll(&r);
     let metrics = k.http_get("/metrics");
     assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
 }
@@ -334,17 +327,10 @@ fn a_phone_sending_each_key_as_rfc4733_and_sip_info_answers_the_poll_once() {
         return;
     }
     let k = Server::start();
-    let calls = k.call(
+    k.completes_the_scripted_poll(
         "poll_info_and_rfc4733.xml",
-        &[],
         "each press counted once: the poll went through to goodbye",
     );
-    assert_eq!(
-        calls,
-        [("completed".to_string(), Some("goodbye".to_string()))]
-    );
-    let r = k.results();
-    assert_the_scripted_poll(&r);
     let metrics = k.http_get("/metrics");
     assert!(metrics.contains("kuma_answers_total 5"), "{metrics}");
 }
