@@ -234,9 +234,10 @@ impl Tokens<'_> {
 
 impl Tokens<'_> {
     /// Gives the active broadcaster or admin token `name` this PIN (replacing
-    /// its old one). `Ok(false)`: no such token (or an analyst's); `Err` with a
-    /// unique violation never happens, as a PIN another token holds is refused
-    /// first: [`Tokens::pin_taken`].
+    /// its old one). `Ok(false)`: no such token (or an analyst's). A PIN another
+    /// token holds is a unique-index error: `kuma token pin` draws one that
+    /// [`Tokens::pin_taken`] says is free, so only two draws of the same PIN at
+    /// the same moment meet it, as a database error.
     pub async fn set_pin(self, name: &str, key: &PinKey, pin: &str) -> Result<bool, StoreError> {
         let done = with_pool!(self.store, |pool| {
             sqlx::query(SET_PIN)
