@@ -1767,6 +1767,11 @@ async fn provider_recordings_are_kept_until_fetched(store: Store, _url: String) 
         .unwrap();
     let pending = store.pending_fetches().await.unwrap();
     assert_eq!(pending[0].attempts, 1);
+    let one = store.pending_fetch(f).await.unwrap().unwrap();
+    assert_eq!(
+        (one.id, one.attempts, one.url.as_str()),
+        (f, 1, "https://media.example/r1")
+    );
     assert!(store.recordings(CAMPAIGN).await.unwrap().is_empty());
     let rid = store
         .fetch_done(
@@ -1780,6 +1785,7 @@ async fn provider_recordings_are_kept_until_fetched(store: Store, _url: String) 
         .unwrap()
         .unwrap();
     assert!(store.pending_fetches().await.unwrap().is_empty());
+    assert!(store.pending_fetch(f).await.unwrap().is_none());
     assert_eq!(
         store.fetch_status(f).await.unwrap().as_deref(),
         Some("done")

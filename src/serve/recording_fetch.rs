@@ -66,21 +66,14 @@ pub fn spawn(shared: Arc<Shared>) -> mpsc::UnboundedSender<i64> {
                             tracing::info!(count = pending.len(), "retrying pending provider recordings");
                         }
                         for f in pending {
-                            fetcher.start(f);
+                            fetcher.start(f.id);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "cannot read the pending recordings"),
                 },
                 id = rx.recv() => {
                     let Some(id) = id else { break };
-                    match fetcher.shared.store.pending_fetches().await {
-                        Ok(pending) => {
-                            if let Some(f) = pending.into_iter().find(|f| f.id == id) {
-                                fetcher.start(f);
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot read the pending recordings"),
-                    }
+                    fetcher.start(id);
                 }
             }
         }
@@ -99,18 +92,27 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    fn start(self: &Arc<Self>, f: PendingFetch) {
+    /// Runs a round for fetch `id` unless one is running. The fetch is read again
+    /// once it is marked running: a list read earlier may still show it pending
+    /// after a round that just ended refused or stored it, and it must not be
+    /// requested (or counted) twice.
+    fn start(self: &Arc<Self>, id: i64) {
         let fresh = match self.running.lock() {
-            Ok(mut set) => set.insert(f.id),
-            Err(poisoned) => poisoned.into_inner().insert(f.id),
+            Ok(mut set) => set.insert(id),
+            Err(poisoned) => poisoned.into_inner().insert(id),
         };
         if !fresh {
             return;
         }
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            let id = f.id;
-            me.round(f).await;
+            match me.shared.store.pending_fetch(id).await {
+                Ok(Some(f)) => me.round(f).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(fetch = id, error = %e, "cannot read the pending recording")
+                }
+            }
             match me.running.lock() {
                 Ok(mut set) => set.remove(&id),
                 Err(poisoned) => poisoned.into_inner().remove(&id),

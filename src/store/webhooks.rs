@@ -79,6 +79,29 @@ const PENDING_FETCHES: &str = "\
     FROM recording_fetches f JOIN calls c ON c.id = f.call \
     WHERE f.status = 'pending' ORDER BY f.id";
 
+/// $1 id: the one fetch, if it is still pending.
+const PENDING_FETCH: &str = "\
+    SELECT f.id, f.call, c.campaign, f.node, f.url, f.provider, f.attempts, f.created_at \
+    FROM recording_fetches f JOIN calls c ON c.id = f.call \
+    WHERE f.status = 'pending' AND f.id = $1";
+
+/// A row of [`PENDING_FETCHES`] or [`PENDING_FETCH`].
+type FetchRow = (i64, i64, String, String, String, String, i64, i64);
+
+fn pending_fetch(row: FetchRow) -> Result<PendingFetch, StoreError> {
+    let (id, call, campaign, node, url, provider, attempts, created) = row;
+    Ok(PendingFetch {
+        id,
+        call,
+        campaign,
+        node,
+        url,
+        provider,
+        attempts,
+        created_at: time(created)?,
+    })
+}
+
 /// $1 id, $2 error, $3 status, $4 updated_at
 const FETCH_FAILED: &str = "\
     UPDATE recording_fetches SET attempts = attempts + 1, last_error = $2, status = $3, updated_at = $4 \
@@ -227,26 +250,21 @@ impl Store {
 
     /// Every recording still to fetch, oldest first.
     pub async fn pending_fetches(&self) -> Result<Vec<PendingFetch>, StoreError> {
-        type Row = (i64, i64, String, String, String, String, i64, i64);
-        let rows: Vec<Row> = with_pool!(self, |pool| {
+        let rows: Vec<FetchRow> = with_pool!(self, |pool| {
             sqlx::query_as(PENDING_FETCHES).fetch_all(pool).await?
         });
-        rows.into_iter()
-            .map(
-                |(id, call, campaign, node, url, provider, attempts, created)| {
-                    Ok(PendingFetch {
-                        id,
-                        call,
-                        campaign,
-                        node,
-                        url,
-                        provider,
-                        attempts,
-                        created_at: time(created)?,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(pending_fetch).collect()
+    }
+
+    /// The fetch `id` as it is now, if it is still pending.
+    pub async fn pending_fetch(&self, id: i64) -> Result<Option<PendingFetch>, StoreError> {
+        let row: Option<FetchRow> = with_pool!(self, |pool| {
+            sqlx::query_as(PENDING_FETCH)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(pending_fetch).transpose()
     }
 
     /// Counts a failed try; with `give_up` the fetch is no longer retried (the row
