@@ -211,6 +211,30 @@ struct Live<'a> {
     /// memory (a packet in or out allocates nothing).
     sent_pcm: Vec<i16>,
     heard_pcm: Vec<i16>,
+    /// An output that takes a while (a store write, a PIN check, keeping or
+    /// preparing a take), running while the call goes on: its audio is paced,
+    /// its keys heard. The outputs after it wait until it is done, so a write
+    /// is still committed before the next prompt plays.
+    pending: Option<Pending<'a>>,
+}
+
+/// What an output that took a while gives back.
+enum Done {
+    /// Nothing to tell (a write committed or spooled).
+    Nothing,
+    Hear(Input),
+    Play(Vec<Prompt>),
+}
+
+type Pending<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Done>> + Send + 'a>>;
+
+/// The pending output's result, or never when there is none.
+async fn pending_done(pending: &mut Option<Pending<'_>>) -> anyhow::Result<Done> {
+    match pending.as_mut() {
+        Some(p) => p.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// G.711 `codes` decoded into `pcm`, replacing what it held.
@@ -484,12 +508,14 @@ pub async fn drive(
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
         sent_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
+        pending: None,
     };
-    live.perform_all().await?;
+    live.perform_ready()?;
     let mut buf = vec![0u8; 2048];
     let sleep = tokio::time::sleep_until(live.next_wake());
     tokio::pin!(sleep);
-    while !live.talk.is_finished() {
+    // A call whose conversation has ended still finishes its last write.
+    while !live.talk.is_finished() || live.pending.is_some() {
         sleep.as_mut().reset(live.next_wake());
         // The task wakes once per 20 ms packet slot (or for SIP), not once per
         // packet in each direction: the caller's packets wait in the socket's
@@ -503,6 +529,14 @@ pub async fn drive(
                 None => live.hear(Input::HungUp),
             },
             _ = &mut sleep => {}
+            done = pending_done(&mut live.pending) => {
+                live.pending = None;
+                match done? {
+                    Done::Nothing => {}
+                    Done::Hear(input) => live.hear(input),
+                    Done::Play(prompts) => live.play(prompts),
+                }
+            }
         }
         // (`recvmmsg` instead, one system call a slot rather than two, was tried:
         // no gain measurable on loopback, and unsafe code; issue 16's note.)
@@ -510,7 +544,7 @@ pub async fn drive(
             live.on_datagram(buf.get(..n).unwrap_or_default(), from)?;
         }
         live.on_time(&socket);
-        live.perform_all().await?;
+        live.perform_ready()?;
     }
     // Keep answering the SIP side's last words (BYE retransmissions are its job);
     // the task ends here.
@@ -688,25 +722,37 @@ impl Live<'_> {
         Ok(())
     }
 
-    /// Performs what the conversation asks, in order: a write is committed (or
-    /// synced to the spool while the database is away) before the next output
-    /// (the next prompt) is performed.
-    async fn perform_all(&mut self) -> anyhow::Result<()> {
-        while let Some(output) = self.talk.poll_output(Instant::now().into_std()) {
-            self.perform(output).await?;
+    /// Performs what the conversation asks, in order, up to an output that
+    /// takes a while ([`Live::pending`]): a write is committed (or synced to
+    /// the spool while the database is away) before the next output (the next
+    /// prompt) is performed, and meanwhile the call's audio goes on.
+    fn perform_ready(&mut self) -> anyhow::Result<()> {
+        while self.pending.is_none() {
+            let Some(output) = self.talk.poll_output(Instant::now().into_std()) else {
+                break;
+            };
+            self.perform(output)?;
         }
         Ok(())
     }
 
-    async fn perform(&mut self, output: Output) -> anyhow::Result<()> {
+    fn perform(&mut self, output: Output) -> anyhow::Result<()> {
         match output {
-            Output::Write(w) => match self.writes.write(w.op.clone()).await {
-                Ok(()) => w.count(),
-                // The funnel counts the nodes calls reach. A count that could be
-                // neither stored nor spooled is not worth dropping the caller for.
-                Err(e) if !w.required() => tracing::warn!(error = %e, "node visit not stored"),
-                Err(e) => return Err(e.into()),
-            },
+            Output::Write(w) => {
+                let writes = self.writes;
+                self.pending = Some(Box::pin(async move {
+                    match writes.write(w.op.clone()).await {
+                        Ok(()) => w.count(),
+                        // The funnel counts the nodes calls reach. A count that could be
+                        // neither stored nor spooled is not worth dropping the caller for.
+                        Err(e) if !w.required() => {
+                            tracing::warn!(error = %e, "node visit not stored")
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    Ok(Done::Nothing)
+                }));
+            }
             Output::Play(prompts) => {
                 // After the previous answer's commit: tests/database_outage.rs reads it.
                 tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
@@ -718,16 +764,20 @@ impl Live<'_> {
             }
             Output::PlaySounds(sounds) => {
                 tracing::debug!(?sounds, "play");
-                let found = studio_line::sounds(self.shared, sounds).await;
-                self.play(found);
+                let shared = self.shared;
+                self.pending = Some(Box::pin(async move {
+                    Ok(Done::Play(studio_line::sounds(shared, sounds).await))
+                }));
             }
             Output::CheckPin { pin } => {
-                let answer = self.talk.check_pin(self.shared, &pin).await;
-                self.hear(answer);
+                let check = self.talk.check_pin(self.shared, pin);
+                self.pending = Some(Box::pin(async move { Ok(Done::Hear(check.await)) }));
             }
             Output::Keep(take) => {
-                let kept = studio_line::keep(self.shared, take).await;
-                self.hear(kept);
+                let shared = self.shared;
+                self.pending = Some(Box::pin(async move {
+                    Ok(Done::Hear(studio_line::keep(shared, take).await))
+                }));
             }
             Output::StopPlayback => {
                 self.pacer.stop();
