@@ -28,7 +28,7 @@ use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
 use crate::conversation::runtime::{self, Conversation, Input, Output};
-use crate::conversation::subscription;
+use crate::conversation::{subscription, writes};
 use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, Paused, PromptId, StreamIds};
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::rtp::{Codec, FRAME_MS};
@@ -242,16 +242,13 @@ async fn run_call(
     tracing::Span::current().record("caller", caller.as_str());
     // Kept (sealed) only if the caller may ask to be called after each broadcast,
     // and kuma may call them; the number itself goes no further than this.
-    let sealed = if has_subscribe(&campaign) {
-        subscription::seal(
-            &shared.config.callback,
-            &shared.sealer,
-            crate::outbound::callable(number.trim()).then_some(number.as_str()),
-            &caller,
-        )
-    } else {
-        Err("no_subscribe_question")
-    };
+    let sealed = subscription::seal_at_start(
+        &campaign,
+        &shared.config.callback,
+        &shared.sealer,
+        &number,
+        &caller,
+    );
     drop(number);
     let started = Utc::now();
     // A call's row comes from the database (its id numbers the call's writes), so
@@ -700,13 +697,7 @@ impl Live<'_> {
 
     async fn perform(&mut self, output: Output) -> anyhow::Result<()> {
         match output {
-            Output::Write(w) => match self.writes.write(w.op.clone()).await {
-                Ok(()) => w.count(),
-                // The funnel counts the nodes calls reach. A count that could be
-                // neither stored nor spooled is not worth dropping the caller for.
-                Err(e) if !w.required() => tracing::warn!(error = %e, "node visit not stored"),
-                Err(e) => return Err(e.into()),
-            },
+            Output::Write(w) => writes::perform(w, self.writes).await?,
             Output::Play(prompts) => {
                 // After the previous answer's commit: tests/database_outage.rs reads it.
                 tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
