@@ -374,3 +374,195 @@ impl Line<'_, '_> {
 }
 
 pub use crate::flow::keys_accepted as valid_keys;
+
+#[cfg(test)]
+mod tests {
+    //! Whole simulated calls into a real SQLite store: what they store, and
+    //! when (the simulated clock).
+
+    use std::collections::VecDeque;
+    use std::path::Path;
+
+    use super::*;
+    use crate::campaign::load_campaign_text;
+
+    const CAMPAIGN: &str = r#"
+title = "Simulator test"
+languages = ["fr"]
+audio = "../audio/stop-trafficking-mali"
+numbers = ["2000"]
+max_call = "1m"
+
+[defaults]
+timeout = "6s"
+retries = 1
+
+[[node]]
+id = "menu"
+kind = "menu"
+prompt = "main_menu"
+options = { "1" = "q_calls", "2" = "leave_message", "3" = "helpline", "4" = "news" }
+on_fail = "goodbye"
+
+[[node]]
+id = "q_calls"
+kind = "question"
+prompt = "q_know_signs"
+choices = { "1" = "yes", "2" = "no" }
+subscribe = "yes"
+next = "goodbye"
+
+[[node]]
+id = "leave_message"
+kind = "record"
+prompt = "leave_message"
+max = "2m"
+next = "goodbye"
+
+[[node]]
+id = "helpline"
+kind = "transfer"
+prompt = "connecting"
+to = "tel:+22370000000"
+on_fail = "goodbye"
+
+[[node]]
+id = "news"
+kind = "message"
+prompt = "warning_signs"
+next = "menu"
+
+[[node]]
+id = "goodbye"
+kind = "hangup"
+prompt = "goodbye"
+"#;
+
+    /// Keys from a list, then a hang-up.
+    struct Script(VecDeque<Reply>);
+
+    impl Caller for Script {
+        fn key(&mut self, _: &Campaign, _: &Node) -> Reply {
+            self.0.pop_front().unwrap_or(Reply::HangUp)
+        }
+    }
+
+    fn keys(s: &str) -> Script {
+        Script(
+            s.chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| match c {
+                    '_' => Reply::Silence,
+                    k => Reply::Key(k),
+                })
+                .collect(),
+        )
+    }
+
+    struct Station {
+        _dir: tempfile::TempDir,
+        store: Store,
+        keys: Keys,
+        policy: Policy,
+        campaign: Arc<Campaign>,
+    }
+
+    async fn station() -> Station {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kuma.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let keys = store.keys(b"a simulator test secret").await.unwrap();
+        let campaign = load_campaign_text(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/sim-test.toml"),
+            CAMPAIGN,
+        )
+        .unwrap();
+        Station {
+            _dir: dir,
+            store,
+            keys,
+            policy: Policy::default(),
+            campaign: Arc::new(campaign),
+        }
+    }
+
+    fn start() -> DateTime<Utc> {
+        "2026-12-01T19:30:00Z".parse().unwrap()
+    }
+
+    impl Station {
+        async fn call(&self, number: &str, script: &str) -> Report {
+            let setup = Setup {
+                campaign: Arc::clone(&self.campaign),
+                number,
+                keys: &self.keys,
+                policy: &self.policy,
+                channel: "simulate",
+                start: start(),
+            };
+            run_call(&self.store, &setup, &mut keys(script), &mut |_| {})
+                .await
+                .unwrap()
+        }
+
+        async fn subscribers(&self) -> u64 {
+            self.store
+                .callbacks()
+                .subscriber_count(&self.campaign.id)
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_subscribe_choice_subscribes_the_caller_as_over_sip_and_another_answer_erases_them()
+    {
+        let s = station().await;
+        let r = s.call("+22376123456", "1 1").await;
+        assert_eq!((r.outcome, r.answers), (Outcome::Completed, 1));
+        assert_eq!(s.subscribers().await, 1);
+        // The number is kept sealed, for the caller's pseudonym only.
+        let caller = s.keys.pseudonyms.pseudonym("+22376123456");
+        assert_eq!(
+            s.store.call_caller(r.call).await.unwrap().as_deref(),
+            Some(caller.as_str())
+        );
+        // "No" the next time: erased.
+        s.call("+22376123456", "1 2").await;
+        assert_eq!(s.subscribers().await, 0);
+        // A caller ID kuma could not call back is not kept; the answer is.
+        let r = s.call("simulator", "1 1").await;
+        assert_eq!(r.answers, 1);
+        assert_eq!(s.subscribers().await, 0);
+    }
+
+    #[tokio::test]
+    async fn the_clock_runs_to_the_end_of_prompts_keys_and_the_runtimes_timeouts() {
+        let s = station().await;
+        let secs = |r: &Report| (r.ended_at - start()).num_seconds();
+        // The menu (4 s), a key a second later, "connecting" (4 s): a transfer
+        // taken ends kuma's part of the call at once, as over SIP.
+        let r = s.call("+22376000001", "3").await;
+        assert_eq!((r.outcome, secs(&r)), (Outcome::Transferred, 9));
+        // Silence lasts until the keypad timeout (6 s): the menu again (this
+        // campaign has no `no_input` prompt), silence again, then the menu's
+        // on_fail, goodbye.
+        let r = s.call("+22376000002", "_ _").await;
+        assert_eq!(r.outcome, Outcome::Completed);
+        assert_eq!(secs(&r), 4 + 6 + 4 + 6 + 4, "{r:?}");
+        // A listener who goes round the news for ever meets `max_call` (1 m)
+        // at the very second, mid-prompt.
+        let r = s.call("+22376000003", &"4".repeat(50)).await;
+        assert_eq!((r.outcome, secs(&r)), (Outcome::TooLong, 60));
+    }
+
+    #[tokio::test]
+    async fn a_voice_message_is_simulated_and_leaves_no_recording_row() {
+        let s = station().await;
+        let r = s.call("+22376000004", "2").await;
+        // Menu, key, the record node's prompt, ten seconds of voice, goodbye.
+        assert_eq!(r.outcome, Outcome::Completed);
+        assert_eq!((r.ended_at - start()).num_seconds(), 4 + 1 + 4 + 10 + 4);
+        assert!(s.store.recordings(&s.campaign.id).await.unwrap().is_empty());
+    }
+}
