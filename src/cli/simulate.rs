@@ -1,6 +1,9 @@
 //! `kuma simulate`: many synthetic listeners through one campaign, concurrently,
 //! with random but reproducible keys. It fills a database for dashboards and
-//! measures the engine and store together.
+//! measures the runtime and store together. Its listeners' numbers are made up
+//! but look real (`+2237…`), and one who answers a `subscribe` question with
+//! its choice is kept as a subscriber, as over SIP: a database filled here is
+//! not one `kuma serve` should call subscribers from.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
