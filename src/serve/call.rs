@@ -28,7 +28,7 @@ use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
 use crate::conversation::runtime::{self, Conversation, Input, Output};
-use crate::conversation::subscription;
+use crate::conversation::{subscription, writes};
 use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, Paused, PromptId, StreamIds};
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::rtp::{Codec, FRAME_MS};
@@ -266,16 +266,13 @@ async fn run_call(
     tracing::Span::current().record("caller", caller.as_str());
     // Kept (sealed) only if the caller may ask to be called after each broadcast,
     // and kuma may call them; the number itself goes no further than this.
-    let sealed = if has_subscribe(&campaign) {
-        subscription::seal(
-            &shared.config.callback,
-            &shared.sealer,
-            crate::outbound::callable(number.trim()).then_some(number.as_str()),
-            &caller,
-        )
-    } else {
-        Err("no_subscribe_question")
-    };
+    let sealed = subscription::seal_at_start(
+        &campaign,
+        &shared.config.callback,
+        &shared.sealer,
+        &number,
+        &caller,
+    );
     drop(number);
     let started = Utc::now();
     // A call's row comes from the database (its id numbers the call's writes), so
@@ -739,17 +736,9 @@ impl Live<'_> {
     fn perform(&mut self, output: Output) -> anyhow::Result<()> {
         match output {
             Output::Write(w) => {
-                let writes = self.writes;
+                let to = self.writes;
                 self.pending = Some(Box::pin(async move {
-                    match writes.write(w.op.clone()).await {
-                        Ok(()) => w.count(),
-                        // The funnel counts the nodes calls reach. A count that could be
-                        // neither stored nor spooled is not worth dropping the caller for.
-                        Err(e) if !w.required() => {
-                            tracing::warn!(error = %e, "node visit not stored")
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
+                    writes::perform(w, to).await?;
                     Ok(Done::Nothing)
                 }));
             }
