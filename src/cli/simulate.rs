@@ -1,9 +1,11 @@
 //! `kuma simulate`: many synthetic listeners through one campaign, concurrently,
 //! with random but reproducible keys. It fills a database for dashboards and
 //! measures the runtime and store together. Its listeners' numbers are made up
-//! but look real (`+2237…`), and one who answers a `subscribe` question with
-//! its choice is kept as a subscriber, as over SIP: a database filled here is
-//! not one `kuma serve` should call subscribers from.
+//! under country code 999, which ITU-T keeps unassigned (`+999…`): one who
+//! answers a `subscribe` question with its choice is kept as a subscriber, as
+//! over SIP, but should `kuma serve` ever run on a database filled here, no
+//! real person could be dialled (a trunk refuses the number, and a station's
+//! `[callback] prefixes` never match it).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -133,7 +135,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         tasks.spawn(async move {
             let _permit = permit;
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-            let number = format!("+2237{:07}", rng.random_range(0..listeners));
+            let number = format!("+9997{:07}", rng.random_range(0..listeners));
             let start = start_time(&c, at, &mut rng);
             let setup = Setup {
                 campaign: c,
