@@ -32,6 +32,7 @@
 
 use std::collections::VecDeque;
 
+use super::gate::Gated;
 use super::{DtmfDetector, KeyEvent, SAMPLE_RATE};
 
 /// How close in time the same key from the two sources is one press, ms.
@@ -97,7 +98,8 @@ pub struct CallKey {
 /// One call's keys; see the module doc.
 #[derive(Debug, Clone, Default)]
 pub struct CallKeys {
-    received: DtmfDetector,
+    /// The caller's audio, behind a quiet gate (the same keys, less work).
+    received: Gated,
     sent: DtmfDetector,
     /// Samples of kuma's own audio so far, whether judged here or already known.
     sent_samples: u64,
