@@ -23,7 +23,7 @@ use std::time::Instant;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kuma::audio::dtmf::gate::Gated;
 use kuma::audio::dtmf::generate::{self, SAMPLE_RATE};
-use kuma::audio::dtmf::{DtmfDetector, tape};
+use kuma::audio::dtmf::{DtmfDetector, KeyEvent, tape};
 
 const FRAME: usize = 160;
 
@@ -133,39 +133,37 @@ fn bench(c: &mut Criterion) {
         ("keys", &keys),
         ("listener", &line),
     ];
-    let mut group = c.benchmark_group("dtmf/push_20ms");
-    group.throughput(Throughput::Elements(1));
-    for (name, audio) in signals {
-        let frames: Vec<&[i16]> = audio.chunks_exact(FRAME).collect();
-        if frames.is_empty() {
-            continue;
-        }
-        group.bench_with_input(BenchmarkId::from_parameter(name), &frames, |b, frames| {
-            let mut detector = DtmfDetector::new();
-            let mut out = Vec::with_capacity(16);
-            let mut i = 0;
-            b.iter(|| {
-                detector.push(black_box(frames[i % frames.len()]), &mut out);
-                out.clear();
-                i += 1;
-            });
-        });
-    }
-    group.finish();
+    frames_group(
+        c,
+        "dtmf/push_20ms",
+        &signals,
+        DtmfDetector::new,
+        DtmfDetector::push,
+    );
+    frames_group(c, "dtmf/gated_20ms", &signals, Gated::new, Gated::push);
+}
 
-    let mut group = c.benchmark_group("dtmf/gated_20ms");
+/// Each signal pushed 20 ms at a time through a detector made by `new`.
+fn frames_group<D>(
+    c: &mut Criterion,
+    name: &str,
+    signals: &[(&str, &Vec<i16>)],
+    new: fn() -> D,
+    push: fn(&mut D, &[i16], &mut Vec<KeyEvent>),
+) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
-    for (name, audio) in signals {
+    for &(name, audio) in signals {
         let frames: Vec<&[i16]> = audio.chunks_exact(FRAME).collect();
         if frames.is_empty() {
             continue;
         }
         group.bench_with_input(BenchmarkId::from_parameter(name), &frames, |b, frames| {
-            let mut detector = Gated::new();
+            let mut detector = new();
             let mut out = Vec::with_capacity(16);
             let mut i = 0;
             b.iter(|| {
-                detector.push(black_box(frames[i % frames.len()]), &mut out);
+                push(&mut detector, black_box(frames[i % frames.len()]), &mut out);
                 out.clear();
                 i += 1;
             });
