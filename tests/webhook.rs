@@ -281,6 +281,25 @@ impl Server {
     }
 
     /// Waits for the provider recordings to be fetched: (node, file, duration ms).
+    /// Calls that reached each node, from the funnel's counters.
+    fn nodes_reached(&self) -> HashMap<String, i64> {
+        let url = format!("sqlite://{}/kuma.db", self.data.display());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT node, SUM(reached) FROM node_counts GROUP BY node")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                pool.close().await;
+                rows.into_iter().collect()
+            })
+    }
+
     fn recordings(&self, expected: usize) -> Vec<(String, String, i64)> {
         let url = format!("sqlite://{}/kuma.db", self.data.display());
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -509,6 +528,11 @@ fn africas_talking_runs_the_example_campaign_end_to_end() {
     let calls = s.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["channel"], "africastalking");
+    // The funnel counts the nodes a provider's call went through, as a SIP call's.
+    let reached = s.nodes_reached();
+    for node in ["q_offered_work", "q_region", "leave_message"] {
+        assert_eq!(reached.get(node), Some(&1), "{node}: {reached:?}");
+    }
     assert_eq!(calls[0]["outcome"], "completed");
     assert!(calls[0]["caller"].starts_with("c_"), "{:?}", calls[0]);
     assert!(!calls[0]["caller"].contains("70000001"));

@@ -15,7 +15,8 @@ use crate::flow::{Action, Call, Event, Prompt};
 pub struct Turn {
     /// What the provider must do now, in order.
     pub verbs: Vec<Verb>,
-    /// Actions for `Store::store_action` (language, answers, completion, the end).
+    /// Actions to store, in order (the nodes entered, for the funnel; language,
+    /// answers, completion, the end).
     pub store: Vec<Action>,
     /// A recording the provider announced: (record node, URL), to fetch.
     pub recording: Option<(String, String)>,
@@ -147,13 +148,13 @@ fn run(
                         turn.verbs.push(Verb::HangUp);
                     }
                 }
-                a @ (Action::SetLanguage { .. }
+                a @ (Action::Enter { .. }
+                | Action::SetLanguage { .. }
                 | Action::StoreAnswer { .. }
                 | Action::Completed
                 | Action::Finished { .. }) => turn.store.push(a),
                 // A provider plays a prompt whole: it cannot seek or pause.
-                Action::Enter { .. }
-                | Action::StopPlayback
+                Action::StopPlayback
                 | Action::StopRecording
                 | Action::Seek { .. }
                 | Action::Pause
@@ -229,13 +230,24 @@ mod tests {
             "{turn:?}"
         );
         assert!(names(&turn.verbs[0]).len() >= 2, "every language's menu");
-        // The caller picks French.
+        // The first node entered is stored, for the funnel.
+        assert!(
+            matches!(&turn.store[..], [Action::Enter { .. }]),
+            "{:?}",
+            turn.store
+        );
+        // The caller picks French: the language, then the next node entered.
         let turn = run_step(&mut call, &c, &req("2", 1), now);
         assert_eq!(
-            turn.store,
-            vec![Action::SetLanguage {
+            turn.store[0],
+            Action::SetLanguage {
                 language: "fr".into()
-            }]
+            }
+        );
+        assert!(
+            matches!(&turn.store[1..], [Action::Enter { .. }, ..]),
+            "{:?}",
+            turn.store
         );
         assert!(matches!(turn.verbs.last(), Some(Verb::Collect { .. })));
         // No key: the no-input prompt, then the same menu again.
