@@ -19,7 +19,11 @@
 //! the group is not full), leaves the transaction open for it and waits; the last
 //! write of the group commits. A waiting write that is dropped (its call ended)
 //! never strands a group: each member that finds its group still open when it gets
-//! the lock again commits it.
+//! the lock again commits it, and a member dropped before its group ended (a
+//! webhook request whose provider hung up) leaves a [`Settles`] behind that commits
+//! it from a task of its own, so a group whose members were all dropped does not
+//! stay open, holding SQLite's write lock against every other process, until some
+//! later write comes.
 //!
 //! All writes use one connection of their own (a pool of one), whose page cache
 //! stays warm: in WAL mode a connection drops its cache whenever another connection
@@ -43,6 +47,38 @@ pub(super) struct Writer {
     pub(super) turn: tokio::sync::Mutex<Open>,
     /// Writes waiting for their first turn.
     queued: AtomicUsize,
+}
+
+/// Settles a write's group when the write is dropped before it has ended: made
+/// once the write has joined its group, it spawns [`Writer::settle`] (which
+/// commits the group if it is still the open one) unless the group has ended.
+pub(super) struct Settles {
+    writer: Arc<Writer>,
+    group: Arc<Group>,
+}
+
+impl Settles {
+    pub(super) fn new(writer: Arc<Writer>, group: Arc<Group>) -> Settles {
+        Settles { writer, group }
+    }
+}
+
+impl Drop for Settles {
+    fn drop(&mut self) {
+        if self.group.done.get().is_some() {
+            return;
+        }
+        // Writes run on a runtime; without one (a runtime shutting down) the
+        // transaction is rolled back when its connection closes.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let writer = Arc::clone(&self.writer);
+        let group = Arc::clone(&self.group);
+        rt.spawn(async move {
+            let _ = writer.settle(&group).await;
+        });
+    }
 }
 
 /// The transaction open for a group, if any.
@@ -153,4 +189,70 @@ impl Open {
 /// An error the spool takes as the database being away.
 pub(super) fn unavailable(why: impl Into<String>) -> StoreError {
     StoreError::Database(sqlx::Error::Io(std::io::Error::other(why.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group whose only member was dropped after joining (its request went
+    /// away) is committed all the same, and SQLite's write lock is released.
+    #[tokio::test]
+    async fn a_group_whose_members_were_all_dropped_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("g.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let other = sqlx::SqlitePool::connect_with(options.clone())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&other)
+            .await
+            .unwrap();
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let w = Arc::new(Writer::new(pool));
+        // What `write_tx!` does up to leaving the group open for a write that
+        // waits to join, then the write is dropped.
+        let mut open = w.turn.lock().await;
+        let (group, first) = open.join(&w.pool).await.unwrap();
+        assert!(first);
+        let settles = Settles::new(Arc::clone(&w), Arc::clone(&group));
+        let (_, tx) = open.group.as_mut().unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+        drop(open);
+        drop(settles);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while group.done.get().is_none() {
+            assert!(
+                std::time::Instant::now() < until,
+                "the group was never committed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(group.done.get(), Some(&Ok(())));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&other)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        // The write lock is free: another connection writes at once.
+        let mut c = other.acquire().await.unwrap();
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    }
 }

@@ -204,7 +204,7 @@ struct SqliteBackend {
     /// wakes at once, where SQLite's busy handler would have our own connections
     /// poll and sleep against each other. `busy_timeout` still covers writers in
     /// other processes.
-    writer: group::Writer,
+    writer: std::sync::Arc<group::Writer>,
 }
 
 impl Store {
@@ -288,6 +288,11 @@ macro_rules! write_tx {
                 let mut open = w.turn.lock().await;
                 drop(queued);
                 let (group, first) = open.join(&w.pool).await?;
+                // Commits the group should this write be dropped before it ends.
+                let _settles = $crate::store::group::Settles::new(
+                    ::std::sync::Arc::clone(w),
+                    ::std::sync::Arc::clone(&group),
+                );
                 let out: Result<_, StoreError> = if first {
                     match open.group.take() {
                         // The group's first write, in the transaction itself: if it

@@ -87,7 +87,7 @@ async fn open_sqlite(url: &str, path: &Path) -> Result<Backend, StoreError> {
         .connect_lazy_with(options);
     Ok(Backend::Sqlite(SqliteBackend {
         pool,
-        writer: super::group::Writer::new(writes),
+        writer: std::sync::Arc::new(super::group::Writer::new(writes)),
     }))
 }
 
