@@ -37,8 +37,18 @@ impl Kuma {
     }
 
     fn run_in(&self, campaigns: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kuma"))
-            .args(args)
+        self.run_configured(campaigns, args, None)
+    }
+
+    /// `run_in` with the station's settings file `KUMA_CONFIG` names.
+    fn run_configured(&self, campaigns: &Path, args: &[&str], config: Option<&Path>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuma"));
+        if let Some(config) = config {
+            cmd.env("KUMA_CONFIG", config);
+        } else {
+            cmd.env_remove("KUMA_CONFIG");
+        }
+        cmd.args(args)
             .arg("--campaigns")
             .arg(campaigns)
             .arg("--database")
@@ -48,7 +58,6 @@ impl Kuma {
             .env_remove("KUMA_SECRET")
             .env_remove("KUMA_DATABASE_URL")
             .env_remove("KUMA_CAMPAIGNS")
-            .env_remove("KUMA_CONFIG")
             .env_remove("KUMA_TRUNKS")
             .output()
             .unwrap()
@@ -525,6 +534,33 @@ fn simulated_callers_subscribe_and_unsubscribe_as_over_sip() {
     assert!(out.status.success(), "{}", stderr(&out));
     let kept = subscribers(&k);
     assert!((1..=40).contains(&kept), "{kept} subscribers");
+
+    // The station's `[callback]` rules apply, as in `kuma serve`: with the
+    // campaign at its subscriber limit, a new listener's "yes" is not kept.
+    let config = k.dir.path().join("station.toml");
+    std::fs::write(
+        &config,
+        format!("[callback]\nsubscribers_per_campaign = {kept}\n"),
+    )
+    .unwrap();
+    let args = [
+        "call",
+        CAMPAIGN,
+        "--digits",
+        POLL,
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+223 76 55 44 33",
+    ];
+    let out = k.run_configured(&campaigns, &args, Some(&config));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(subscribers(&k), kept);
+    // A settings file that does not load is one clear error.
+    std::fs::write(&config, "[callback]\nsubscribers_per_campaign = \"many\"\n").unwrap();
+    let out = k.run_configured(&campaigns, &args, Some(&config));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("station.toml:2"), "{}", stderr(&out));
 }
 
 #[test]

@@ -10,7 +10,6 @@ use chrono::Utc;
 
 use super::Env;
 use crate::campaign::{Campaign, Node};
-use crate::outbound::Policy;
 use crate::schedule::{Poll, describe};
 use crate::simulator::{Caller, Output, Reply, Setup, Step, Write, WriteOp, run_call};
 
@@ -229,7 +228,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             transfer_fails: args.transfer_fails,
         }),
     };
-    let policy = Policy::default();
+    let policy = env.callback_policy()?;
     let setup = Setup {
         campaign: Arc::clone(&c),
         number: &number,

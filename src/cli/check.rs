@@ -99,20 +99,10 @@ pub fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The station's settings as `kuma serve` reads them (`KUMA_CONFIG` or
-/// `kuma.toml`, `KUMA_TRUNKS`), for the call-back warnings; `None` when they do
-/// not load (`kuma serve` says why).
+/// The station's settings, for the call-back warnings; `None` when they do not
+/// load (`kuma serve` says why).
 fn serve_settings() -> Option<crate::serve::ServeConfig> {
-    use crate::serve::config::{Overrides, load};
-    let named = std::env::var_os("KUMA_CONFIG").map(std::path::PathBuf::from);
-    let file = named
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("kuma.toml"));
-    let overrides = Overrides {
-        trunks: std::env::var("KUMA_TRUNKS").ok(),
-        ..Default::default()
-    };
-    load(&file, named.is_some(), &overrides).ok()
+    super::station_settings().ok()
 }
 
 /// What `kuma check` prints about a valid campaign.

@@ -222,6 +222,27 @@ impl Env {
         let secret = load_or_create_secret(&self.data)?;
         Ok(store.keys(&secret).await?)
     }
+
+    /// The station's call-back rules (`[callback]` of `kuma.toml`, or of the
+    /// file `KUMA_CONFIG` names), as `kuma serve` applies them: the simulators
+    /// subscribe listeners under the station's limits, not the defaults. A
+    /// settings file that does not load is the error.
+    fn callback_policy(&self) -> anyhow::Result<crate::outbound::Policy> {
+        Ok(station_settings().map_err(anyhow::Error::msg)?.callback)
+    }
+}
+
+/// The station's settings as `kuma serve` reads them (`KUMA_CONFIG` or
+/// `kuma.toml` in the working folder, `KUMA_TRUNKS`).
+fn station_settings() -> Result<crate::serve::ServeConfig, String> {
+    use crate::serve::config::{Overrides, load};
+    let named = std::env::var_os("KUMA_CONFIG").map(PathBuf::from);
+    let file = named.clone().unwrap_or_else(|| PathBuf::from("kuma.toml"));
+    let overrides = Overrides {
+        trunks: std::env::var("KUMA_TRUNKS").ok(),
+        ..Default::default()
+    };
+    load(&file, named.is_some(), &overrides)
 }
 
 fn find(set: &CampaignSet, id: &str, dir: &Path) -> anyhow::Result<Campaign> {

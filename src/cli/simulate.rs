@@ -21,7 +21,6 @@ use tokio::task::JoinSet;
 
 use super::Env;
 use crate::campaign::{Campaign, KEYPAD, Node};
-use crate::outbound::Policy;
 use crate::simulator::{Caller, Reply, Setup, run_call, valid_keys};
 
 #[derive(Debug, clap::Args)]
@@ -118,7 +117,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     };
     let store = env.store().await?;
     let keys = Arc::new(env.keys(&store).await?);
-    let policy = Arc::new(Policy::default());
+    let policy = Arc::new(env.callback_policy()?);
     let limit = Arc::new(Semaphore::new(args.concurrency as usize));
     // Fewer numbers than calls: some listeners call more than once.
     let listeners = (args.calls / 2).max(1);
