@@ -51,9 +51,12 @@ use thiserror::Error;
 /// that reuses an identity for a later press (none should) is still heard after that.
 pub const FORGET_AFTER: Duration = Duration::from_secs(3);
 
-/// How many recent presses are remembered (a reordered packet of one of them is not
-/// a new press).
-const REMEMBERED: usize = 4;
+/// At most this many recent presses (and segments) are remembered, so that a
+/// reordered packet of one of them is not a new press: more than a sender makes
+/// within [`FORGET_AFTER`] at RFC 4733's fastest (40 ms tones 40 ms apart: 38), so
+/// a press is forgotten by its age, not pushed out by the next ones (a PIN typed
+/// quickly, then a late end packet of its first digit), unless a sender floods.
+const REMEMBERED: usize = 64;
 
 /// A segment that lasted at least this long (timestamp units) without an end may
 /// be followed by another segment of the same press: 0xFFFF less a second, for the
@@ -175,9 +178,8 @@ fn is_next_segment(seen: &Seen, ssrc: u32, timestamp: u32, event: u8) -> bool {
 /// Turns telephone-event packets into key presses, each reported once.
 #[derive(Debug, Clone, Default)]
 pub struct DtmfReceiver {
-    /// Recent presses, oldest first.
-    seen: [Option<Seen>; REMEMBERED],
-    next_slot: usize,
+    /// Presses heard within [`FORGET_AFTER`], oldest first.
+    seen: Vec<Seen>,
 }
 
 impl DtmfReceiver {
@@ -200,12 +202,10 @@ impl DtmfReceiver {
             return Ok(EventOutcome::NotAKey(event.event));
         };
 
-        let recent = |seen: &Seen| now.saturating_duration_since(seen.last_packet) < FORGET_AFTER;
-        if let Some(seen) = self.seen.iter_mut().flatten().find(|seen| {
-            recent(seen)
-                && seen.ssrc == ssrc
-                && seen.timestamp == timestamp
-                && seen.event == event.event
+        self.seen
+            .retain(|seen| now.saturating_duration_since(seen.last_packet) < FORGET_AFTER);
+        if let Some(seen) = self.seen.iter_mut().find(|seen| {
+            seen.ssrc == ssrc && seen.timestamp == timestamp && seen.event == event.event
         }) {
             seen.last_packet = seen.last_packet.max(now);
             seen.duration = seen.duration.max(event.duration);
@@ -215,8 +215,7 @@ impl DtmfReceiver {
         let next_segment = self
             .seen
             .iter()
-            .flatten()
-            .any(|seen| recent(seen) && is_next_segment(seen, ssrc, timestamp, event.event));
+            .any(|seen| is_next_segment(seen, ssrc, timestamp, event.event));
         let this = Seen {
             ssrc,
             timestamp,
@@ -242,12 +241,13 @@ impl DtmfReceiver {
         }))
     }
 
-    /// Remembers a press (or segment) in place of the oldest one.
+    /// Remembers a press (or segment), forgetting the oldest if there are
+    /// [`REMEMBERED`] already.
     fn remember(&mut self, seen: Seen) {
-        if let Some(slot) = self.seen.get_mut(self.next_slot) {
-            *slot = Some(seen);
+        if self.seen.len() >= REMEMBERED {
+            self.seen.remove(0);
         }
-        self.next_slot = (self.next_slot + 1) % REMEMBERED;
+        self.seen.push(seen);
     }
 }
 
@@ -451,6 +451,25 @@ mod tests {
             let mut rx = DtmfReceiver::new();
             assert_eq!(keys(&mut rx, base, &typed(160_000, &presses)), expected);
         }
+    }
+
+    #[test]
+    fn a_late_end_packet_after_many_quick_presses_is_no_new_press() {
+        // A PIN and more typed at RFC 4733's fastest (40 ms tones 40 ms apart),
+        // then one end packet of the first press, delayed, a second later.
+        let base = Instant::now();
+        let mut rx = DtmfReceiver::new();
+        let presses: Vec<_> = "123456789012"
+            .bytes()
+            .enumerate()
+            .map(|(i, k)| (k - b'0', 80 * i as u64, 40))
+            .collect();
+        let mut packets = typed(8000, &presses);
+        let late = *packets.iter().find(|p| p.2[1] & 0x80 != 0).unwrap();
+        packets.push((late.0, late.1, late.2, 1000));
+        assert_eq!(keys(&mut rx, base, &packets), "123456789012");
+        // Once forgotten (3 s after its last packet) the same identity is a press.
+        assert_eq!(keys(&mut rx, base, &[(late.0, late.1, late.2, 4100)]), "1");
     }
 
     #[test]
