@@ -103,7 +103,7 @@ pub(super) async fn descriptor(
             "flow_results_specification_version": SPEC_VERSION,
             "created": made,
             "modified": made,
-            "id": package_id(&key, &c)?,
+            "id": package_id(&key, &c.id, &questions)?,
             "name": name,
             "title": c.title,
             "resources": [{
@@ -209,19 +209,26 @@ fn package_name(id: &str) -> String {
         .collect()
 }
 
-/// A version 4 UUID (RFC 4122 layout) from an HMAC of the campaign id and its
-/// questions: the same on every request and every server sharing the secret,
-/// new when the questions change, and not guessable from the campaign alone.
-fn package_id(key: &[u8], c: &Campaign) -> Result<String, ApiError> {
+/// A version 4 UUID (RFC 4122 layout) from an HMAC of the campaign id and the
+/// package's questions with their choices (those of the campaign and those
+/// only stored answers still have; not their labels): the same on every request
+/// and every server sharing the secret, new when the package's questions
+/// change, and not guessable from the campaign alone.
+fn package_id(
+    key: &[u8],
+    campaign: &str,
+    questions: &Map<String, Value>,
+) -> Result<String, ApiError> {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .map_err(|e| ApiError::Internal(format!("package id key: {e}")))?;
-    mac.update(c.id.as_bytes());
-    for (node, choices) in c.questions() {
+    mac.update(campaign.as_bytes());
+    for (id, q) in questions {
         mac.update(b"\n");
-        mac.update(node.id.as_bytes());
-        for ch in choices {
+        mac.update(id.as_bytes());
+        let choices = q.pointer("/type_options/choices").and_then(Value::as_array);
+        for ch in choices.into_iter().flatten() {
             mac.update(b"\0");
-            mac.update(ch.target.as_bytes());
+            mac.update(ch.as_str().unwrap_or_default().as_bytes());
         }
     }
     let digest = mac.finalize().into_bytes();
@@ -243,6 +250,25 @@ fn package_id(key: &[u8], c: &Campaign) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_package_id_follows_the_packages_questions_not_their_labels() {
+        let q = |label: &str, choices: &[&str]| json_value!({"type": "select_one", "label": label, "type_options": {"choices": choices}});
+        let mut now = Map::new();
+        now.insert("q_gender".into(), q("Are you", &["man", "woman"]));
+        let id = |m: &Map<String, Value>| package_id(b"key", "stop", m).unwrap();
+        let mut relabelled = now.clone();
+        relabelled.insert("q_gender".into(), q("You are", &["man", "woman"]));
+        assert_eq!(id(&now), id(&relabelled));
+        // A question removed from the campaign whose answers are still rows.
+        let mut with_old = now.clone();
+        with_old.insert("q_old".into(), q("q_old", &["yes"]));
+        assert_ne!(id(&now), id(&with_old));
+        let mut more = now.clone();
+        more.insert("q_gender".into(), q("Are you", &["man", "woman", "other"]));
+        assert_ne!(id(&now), id(&more));
+        assert_ne!(id(&now), package_id(b"key", "other", &now).unwrap());
+    }
 
     #[test]
     fn names_are_url_safe() {
