@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::http::names;
 use super::isolation::CallGuard;
-use super::rtp_batch;
+use super::rtp_socket;
 use super::sip_shell::Command;
 use super::studio_line::{self, Talker};
 use crate::audio::dtmf::keys::{CallKey, CallKeys};
@@ -93,7 +93,7 @@ fn beep() -> Prompt {
 ///
 /// The socket is non-blocking and deliberately *not* registered with the
 /// runtime's reactor: the call reads it at every other 20 ms packet slot, which
-/// the pacer's timer wakes anyway (`super::rtp_batch`), so a readiness event per
+/// the pacer's timer wakes anyway (`super::rtp_socket`), so a readiness event per
 /// incoming packet would only wake the worker thread (and the reactor) for
 /// nothing. That was the larger part of the media plane's scheduling cost in
 /// issue 16's profile.
@@ -109,6 +109,8 @@ pub fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> 
         match UdpSocket::bind(SocketAddr::new(ip, port)) {
             Ok(s) => {
                 s.set_nonblocking(true)?;
+                // An optimisation only: a socket that refuses it sends as before.
+                let _ = rtp_socket::dont_fragment(&s);
                 return Ok(s);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
@@ -546,13 +548,13 @@ pub async fn drive(
             }
         }
         // The caller's packets are read every READ_EVERY (two slots), all that
-        // wait in one system call (`rtp_batch`): about one read per two packets
+        // wait in one system call (`rtp_socket`): about one read per two packets
         // instead of one per packet plus the reads that found the socket empty.
         let now = Instant::now();
         if now >= next_read {
-            next_read = now + rtp_batch::READ_EVERY;
+            next_read = now + rtp_socket::READ_EVERY;
             let at = now.into_std();
-            rtp_batch::read_all(&socket, |bytes, from| live.on_datagram(bytes, from, at))?;
+            rtp_socket::read_all(&socket, |bytes, from| live.on_datagram(bytes, from, at))?;
             live.flush_counters();
         }
         live.on_time(&socket);

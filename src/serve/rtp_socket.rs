@@ -1,26 +1,34 @@
-//! Reading a call's RTP socket in batches: every datagram waiting in it, up to
-//! [`BATCH`] at a time, in one `recvmmsg(2)` system call.
+//! The system calls on a call's RTP socket that the standard library does not
+//! make: reading every datagram waiting in one `recvmmsg(2)`, and sending with
+//! the "don't fragment" bit.
 //!
-//! A call reads its socket every [`READ_EVERY`] (two packet slots), not at every
-//! slot: about two of the caller's packets wait there by then, and one system
-//! call takes them all, where reading at each slot took one `recvfrom` per packet
-//! plus one that found the socket empty whenever the caller's packet came just
-//! after kuma's slot (sipp's, under load, about three reads in four: issue 16
-//! counted 1.77 `recvfrom` per packet sent at 200 calls). Nothing is lost or
-//! reordered by waiting: the datagrams stay in the socket's buffer (hundreds of
-//! kilobytes, seconds of audio), keys are timed by the samples heard
-//! (`audio::dtmf::keys`), not by when they were read, and a key is acted on at
-//! most one slot later than before (40 ms instead of 20).
+//! **Batched reads.** A call reads its socket every [`READ_EVERY`] (two packet
+//! slots), not at every slot: about two of the caller's packets wait there by
+//! then, and one system call takes them all ([`read_all`], up to [`BATCH`] at a
+//! time), where reading at each slot took one `recvfrom` per packet plus one that
+//! found the socket empty whenever the caller's packet came just after kuma's
+//! slot (issue 16 counted 1.61 `recvfrom` per packet sent at 300 calls). Nothing
+//! is lost or reordered by waiting: the datagrams stay in the socket's buffer
+//! (hundreds of kilobytes, seconds of audio), keys are timed by the samples
+//! heard (`audio::dtmf::keys`), not by when they were read, and a key is acted
+//! on at most one slot later than before (40 ms instead of 20). The buffers are
+//! the worker thread's, not the call's (a call reads, handles what it read and
+//! returns before another call runs on the thread): 3,000 calls do not each keep
+//! 32 KB.
 //!
-//! The buffers are the worker thread's, not the call's (a call reads, handles
-//! what it read and returns before another call runs on the thread): 3,000 calls
-//! do not each keep 32 KB.
+//! **Don't fragment.** [`dont_fragment`]: IPv4 packets without DF need an
+//! identification number drawn from a keyed hash and a shared table (the
+//! kernel's `__ip_select_ident`, 1.3 % of `kuma serve` under load); with DF set
+//! they carry 0 (RFC 6864). An RTP packet of 172 bytes is never fragmented
+//! anyway; `IP_PMTUDISC_PROBE` sets DF without ever refusing a send for a path
+//! MTU learned from ICMP.
 //!
 //! `recvmmsg` is not in the standard library nor in the crates kuma uses
 //! (`rustix` has `sendmmsg` only; `quinn-udp` has it but switches on GRO, which
 //! would merge a caller's packets into one buffer, and per-packet control
-//! messages): the call is made here, with `libc`, its memory all owned by
-//! [`Batch`] and every length the kernel returns checked before it is used.
+//! messages): the calls are made here, with `libc`, their memory all owned by
+//! [`Batch`] or the caller's frame and every length the kernel returns checked
+//! before it is used.
 
 use std::cell::RefCell;
 use std::io;
@@ -147,6 +155,30 @@ fn socket_addr(name: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Sets DF on what `socket` sends when it is an IPv4 socket (see the module
+/// doc); an IPv6 socket is left as it is (IPv6 routers never fragment).
+pub fn dont_fragment(socket: &UdpSocket) -> io::Result<()> {
+    if !socket.local_addr()?.is_ipv4() {
+        return Ok(());
+    }
+    let value: libc::c_int = libc::IP_PMTUDISC_PROBE;
+    // SAFETY: the option's value is a c_int, passed by pointer with its size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 thread_local! {
     static BATCH_BUFS: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
@@ -194,6 +226,34 @@ mod tests {
         a.set_nonblocking(true).unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         (a, b)
+    }
+
+    #[test]
+    fn a_socket_that_does_not_fragment_still_sends() {
+        let (a, b) = pair();
+        dont_fragment(&b).unwrap();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a c_int and its size, as the option is.
+        let r = unsafe {
+            libc::getsockopt(
+                b.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((r, value), (0, libc::IP_PMTUDISC_PROBE));
+        b.send_to(&[1u8; 172], a.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut n = 0;
+        read_all::<()>(&a, |bytes, _| {
+            n += bytes.len();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 172);
     }
 
     #[test]
