@@ -547,17 +547,20 @@ pub async fn drive(
                 }
             }
         }
+        // The slot's packet goes out first: reading (and the detector's work on
+        // what was read) would otherwise delay it, every other slot.
+        let now = Instant::now();
+        let finished = live.send_due(&socket, now.into_std());
         // The caller's packets are read every READ_EVERY (two slots), all that
         // wait in one system call (`rtp_socket`): about one read per two packets
         // instead of one per packet plus the reads that found the socket empty.
-        let now = Instant::now();
         if now >= next_read {
             next_read = now + rtp_socket::READ_EVERY;
             let at = now.into_std();
             rtp_socket::read_all(&socket, |bytes, from| live.on_datagram(bytes, from, at))?;
             live.flush_counters();
         }
-        live.on_time(&socket);
+        live.on_time(finished);
         live.perform_ready()?;
     }
     // Keep answering the SIP side's last words (BYE retransmissions are its job);
@@ -587,9 +590,10 @@ impl Live<'_> {
         self.talk.handle_input(input, Instant::now().into_std());
     }
 
-    /// Sends the packets that are due, and fires the deadlines that passed.
-    fn on_time(&mut self, socket: &UdpSocket) {
-        let now = Instant::now().into_std();
+    /// Sends the packets that are due; `true` when the prompt the conversation
+    /// waits for has ended (told by [`Live::on_time`], after the keys read in
+    /// this wake-up, as before).
+    fn send_due(&mut self, socket: &UdpSocket, now: std::time::Instant) -> bool {
         let remote = self.session.remote();
         let mut finished = false;
         loop {
@@ -628,6 +632,14 @@ impl Live<'_> {
                 PacerOutput::Timeout(_) => break,
             }
         }
+        finished
+    }
+
+    /// Tells the conversation what the time brought: the end of the prompt it
+    /// waited for (`finished`, from [`Live::send_due`]), no RTP for too long,
+    /// its own deadlines.
+    fn on_time(&mut self, finished: bool) {
+        let now = Instant::now().into_std();
         if finished {
             self.talk.handle_input(Input::PlayFinished, now);
         }
