@@ -20,6 +20,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::http::names;
 use super::isolation::CallGuard;
+use super::rtp_socket;
 use super::sip_shell::Command;
 use super::studio_line::{self, Talker};
 use crate::audio::dtmf::keys::{CallKey, CallKeys};
@@ -91,10 +92,11 @@ fn beep() -> Prompt {
 /// customarily uses, leaving the odd one for RTCP).
 ///
 /// The socket is non-blocking and deliberately *not* registered with the
-/// runtime's reactor: the call reads it at each 20 ms packet slot, which the
-/// pacer's timer wakes anyway, so a readiness event per incoming packet would
-/// only wake the worker thread (and the reactor) for nothing. That was the
-/// larger part of the media plane's scheduling cost in issue 16's profile.
+/// runtime's reactor: the call reads it at every other 20 ms packet slot, which
+/// the pacer's timer wakes anyway (`super::rtp_socket`), so a readiness event per
+/// incoming packet would only wake the worker thread (and the reactor) for
+/// nothing. That was the larger part of the media plane's scheduling cost in
+/// issue 16's profile.
 pub fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
     let span = u32::from(hi - lo) + 1;
     for _ in 0..64 {
@@ -107,6 +109,8 @@ pub fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> 
         match UdpSocket::bind(SocketAddr::new(ip, port)) {
             Ok(s) => {
                 s.set_nonblocking(true)?;
+                // An optimisation only: a socket that refuses it sends as before.
+                let _ = rtp_socket::dont_fragment(&s);
                 return Ok(s);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
@@ -207,6 +211,9 @@ struct Live<'a> {
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
     packets_late: metrics::Counter,
+    /// Packets sent (and sent late) not yet added to those counters.
+    unflushed_sent: u64,
+    unflushed_late: u64,
     /// The last frame sent and the last received, decoded: kept to reuse their
     /// memory (a packet in or out allocates nothing).
     sent_pcm: Vec<i16>,
@@ -464,9 +471,6 @@ pub struct Answered {
     pub guard: CallGuard,
 }
 
-/// How often a call's socket is read until it is empty (see [`drive`]).
-const DRAIN_EVERY: Duration = Duration::from_millis(100);
-
 /// Runs an answered call's media around what drives it (a listener's
 /// conversation or a studio call) until it is finished.
 pub async fn drive(
@@ -506,13 +510,14 @@ pub async fn drive(
         guard,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
+        unflushed_sent: 0,
+        unflushed_late: 0,
         sent_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         pending: None,
     };
     live.perform_ready()?;
-    let mut buf = vec![0u8; 2048];
-    let mut drained_at = Instant::now();
+    let mut next_read = Instant::now();
     let sleep = tokio::time::sleep_until(live.next_wake());
     tokio::pin!(sleep);
     // A call whose conversation has ended still finishes its last write.
@@ -520,16 +525,19 @@ pub async fn drive(
         sleep.as_mut().reset(live.next_wake());
         // The task wakes once per 20 ms packet slot (or for SIP), not once per
         // packet in each direction: the caller's packets wait in the socket's
-        // buffer and are read at the slot, which halves the call's wake-ups (the
-        // larger part of the media plane's CPU after the syscalls, issue 16). A
-        // key is then heard up to one slot later, far below what a caller notices.
+        // buffer and are read at every other slot, which halves the call's
+        // wake-ups (the larger part of the media plane's CPU after the syscalls,
+        // issue 16). A key is then heard up to two slots later, far below what a
+        // caller notices. The slot's timer is looked at first: when it fired, the
+        // other two need not be polled (they are at the next iteration).
         tokio::select! {
+            biased;
+            _ = &mut sleep => {}
             event = events.recv() => match event {
                 Some(e) => live.on_sip(e)?,
                 // The SIP side is gone (shutdown): end the call.
                 None => live.hear(Input::HungUp),
             },
-            _ = &mut sleep => {}
             done = pending_done(&mut live.pending) => {
                 live.pending = None;
                 match done? {
@@ -539,31 +547,31 @@ pub async fn drive(
                 }
             }
         }
-        // A slot's worth of the caller's audio is read, not until the socket says
-        // it is empty: the read that finds nothing was a third of the reads'
-        // system calls (issue 16). What came early or in a burst waits for the
-        // next slot, and the socket is read until empty at least every
-        // DRAIN_EVERY, so a caller whose clock runs fast or who sends shorter
-        // packets never piles up more than that. (`recvmmsg`, one system call a
-        // slot, was tried in session 6: no gain measurable, and unsafe code.)
+        // The slot's packet goes out first: reading (and the detector's work on
+        // what was read) would otherwise delay it, every other slot.
         let now = Instant::now();
-        let drain = now.saturating_duration_since(drained_at) >= DRAIN_EVERY;
-        let mut heard = 0;
-        while drain || heard < crate::rtp::FRAME_LEN {
-            let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                break;
-            };
-            heard += live.on_datagram(buf.get(..n).unwrap_or_default(), from)?;
+        let finished = live.send_due(&socket, now.into_std());
+        // The caller's packets are read every READ_EVERY (two slots), all that
+        // wait in one system call (`rtp_socket`): about one read per two packets
+        // instead of one per packet plus the reads that found the socket empty.
+        if now >= next_read {
+            next_read = now + rtp_socket::READ_EVERY;
+            let at = now.into_std();
+            rtp_socket::read_all(&socket, |bytes, from| live.on_datagram(bytes, from, at))?;
+            live.flush_counters();
         }
-        if drain {
-            drained_at = now;
-        }
-        live.on_time(&socket);
+        live.on_time(finished);
         live.perform_ready()?;
     }
     // Keep answering the SIP side's last words (BYE retransmissions are its job);
     // the task ends here.
     Ok(())
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.flush_counters();
+    }
 }
 
 impl Live<'_> {
@@ -582,18 +590,19 @@ impl Live<'_> {
         self.talk.handle_input(input, Instant::now().into_std());
     }
 
-    /// Sends the packets that are due, and fires the deadlines that passed.
-    fn on_time(&mut self, socket: &UdpSocket) {
-        let now = Instant::now().into_std();
+    /// Sends the packets that are due; `true` when the prompt the conversation
+    /// waits for has ended (told by [`Live::on_time`], after the keys read in
+    /// this wake-up, as before).
+    fn send_due(&mut self, socket: &UdpSocket, now: std::time::Instant) -> bool {
         let remote = self.session.remote();
         let mut finished = false;
         loop {
             match self.pacer.poll(now) {
                 PacerOutput::Transmit(t) => {
                     if now.saturating_duration_since(t.due) > Duration::from_millis(2) {
-                        self.packets_late.increment(1);
+                        self.unflushed_late += 1;
                     }
-                    self.packets_sent.increment(1);
+                    self.unflushed_sent += 1;
                     // A full socket buffer drops the packet rather than delay the
                     // next ones: late audio is worse than a lost frame.
                     if remote.port() != 0 && !remote.ip().is_unspecified() {
@@ -623,6 +632,14 @@ impl Live<'_> {
                 PacerOutput::Timeout(_) => break,
             }
         }
+        finished
+    }
+
+    /// Tells the conversation what the time brought: the end of the prompt it
+    /// waited for (`finished`, from [`Live::send_due`]), no RTP for too long,
+    /// its own deadlines.
+    fn on_time(&mut self, finished: bool) {
+        let now = Instant::now().into_std();
         if finished {
             self.talk.handle_input(Input::PlayFinished, now);
         }
@@ -648,9 +665,13 @@ impl Live<'_> {
         }
     }
 
-    /// One packet from the caller; the samples of audio it held.
-    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<usize> {
-        let now = Instant::now().into_std();
+    /// One packet from the caller, read at `now`.
+    fn on_datagram(
+        &mut self,
+        bytes: &[u8],
+        from: SocketAddr,
+        now: std::time::Instant,
+    ) -> anyhow::Result<()> {
         let mut pcm = std::mem::take(&mut self.heard_pcm);
         pcm.clear();
         match self.session.handle_datagram(bytes, from, now) {
@@ -659,9 +680,23 @@ impl Live<'_> {
             Some(RtpEvent::Key(k)) => self.key_event(k.key, false),
             Some(RtpEvent::MediaTimeout) | None => {}
         }
-        let heard = self.on_audio(&pcm, now).map(|()| pcm.len());
+        let heard = self.on_audio(&pcm, now);
         self.heard_pcm = pcm;
         heard
+    }
+
+    /// Adds the packets counted since the last flush to the metrics (an
+    /// increment of a shared counter per packet cost more than the packet's
+    /// bookkeeping).
+    fn flush_counters(&mut self) {
+        if self.unflushed_sent > 0 {
+            self.packets_sent.increment(self.unflushed_sent);
+            self.unflushed_sent = 0;
+        }
+        if self.unflushed_late > 0 {
+            self.packets_late.increment(self.unflushed_late);
+            self.unflushed_late = 0;
+        }
     }
 
     /// The caller's audio (8 kHz linear): keys in it, and the recording.

@@ -37,6 +37,7 @@ mod http;
 mod isolation;
 mod quiet;
 mod recording_fetch;
+mod rtp_socket;
 mod sip_shell;
 mod sip_tcp;
 mod studio_line;
