@@ -76,6 +76,17 @@
 //!   keypad switches them on at once. A sung harmonic held on a row while a note
 //!   starts on a column is refused, and held unreported (`muted`) while it lasts,
 //!   so that the same sound is not judged again a half block later.
+//! - **Both tones began together, looking further back** ([`ONSET_RUN_HALVES`]):
+//!   the window before the span is not enough when the four windows agree only
+//!   after the second tone has sounded a while (a window in between refused the
+//!   key). So each key frequency's bin is followed from window to window (`runs`:
+//!   how long it has held the same steady sine, its power and phase step nearly
+//!   unchanged) and its power kept for 150 ms: a key is refused, and held
+//!   unreported, when one tone's run reaches back over three windows in a row in
+//!   which it sounded as now, at its pitch now, while the other tone was
+//!   [`ONSET_SILENT_DB`] under its level now. On issue 14's talk-off this was a
+//!   sung harmonic held on 697 Hz while a music note (F♯6, 1480 Hz, +0.2 % from
+//!   1477 Hz) started on the column.
 //! - **No locked second harmonic** ([`LOCKED_HARMONIC_DB`]): twice either tone's
 //!   frequency, once the key's own tones' leakage is taken out of that bin at their
 //!   measured frequencies, must not hold a steady sine that moves with the tone
@@ -120,7 +131,10 @@
 //! sines) and the key is refused when [`VOICE_STANDING`] of that fundamental's
 //! other harmonics up to just past the column tone (and [`VOICE_MIN_STANDING`])
 //! stand [`VOICE_COMB_DB`] over what lies halfway to their neighbours. It runs only
-//! when every other check has passed. Measured on issue 14's tapes (`table.rs`,
+//! when every other check has passed, over the last `COMB_HALVES` half blocks
+//! (76 ms: the span alone, 44.6 ms, cannot tell a bass's harmonics, 87 Hz apart,
+//! from the gaps between them). The steady path refuses a key whose tones began
+//! apart, as the four windows do. Measured on issue 14's tapes (`table.rs`,
 //! four seeds, about 780 presses a row): 95.1 % of the keys 3 dB under a talker
 //! and 85.1 % of those 10 dB under (85.6 % without the comb check), no key in its
 //! two hours of talk-off. On fresh seeds the talk-off is not yet zero: 13 keys in
@@ -258,6 +272,31 @@ pub const ONSET_SOUNDING_DB: f32 = 3.0;
 /// ... and has not started when it is this far under, dB: a key whose one tone
 /// already sounds while the other has not started is a note or a voice.
 pub const ONSET_SILENT_DB: f32 = 10.0;
+/// How many half blocks longer one tone of a key may have sounded as the same
+/// steady sine than the other, the other having been silent ([`ONSET_SILENT_DB`]
+/// under its level now) just before its own run began: a keypad starts both at
+/// once, but a sung note's harmonic held on a row while a music note starts on a
+/// column (issue 14's talk-off, music under sung vowels) has been steady for
+/// much longer. (A run alone is not enough: under a talker a key's tone loses
+/// its run now and then.)
+pub const ONSET_RUN_HALVES: u32 = 3;
+/// Windows in a row that must find one tone silent while the other sounds.
+const ONSET_SILENT_WINDOWS: u32 = 3;
+/// Short windows whose key-bin powers are kept, for [`ONSET_RUN_HALVES`]: 150 ms.
+const HISTORY: usize = 24;
+/// A tone's run goes on while its bin's power stays within this factor from one
+/// window to the next ...
+const RUN_POWER_RATIO: f32 = 4.0;
+/// ... and its phase step from one window to the next changes by less than this,
+/// radians (0.3 rad a half block is 1 % at 941 Hz) ...
+const RUN_PHASE_TOLERANCE: f32 = 1.0;
+/// ... and its power is no more than this under [`MIN_LEVEL_DBM0`], dB.
+const RUN_FLOOR_DB: f32 = 6.0;
+/// The first tone counts as sounding as now when no more than this under, dB.
+const RUN_SOUNDING_DB: f32 = 6.0;
+/// ... and at its pitch now when its phase step then was within this of its
+/// step now, radians (0.4 rad a half block is 1.4 % at 697 Hz).
+const RUN_PITCH_TOLERANCE: f32 = 0.4;
 
 /// The fundamentals the steady path looks for under a key's two tones, Hz: a voice
 /// (a sung A2 is 110 Hz, whose 7th and 11th harmonics are 770 and 1210 Hz: key 4).
@@ -277,6 +316,9 @@ pub const VOICE_MIN_STANDING: u32 = 3;
 const VOICE_F0_STEP_PCT: f32 = 0.25;
 /// ... in this many steps either way of where the two tones put it.
 const VOICE_F0_STEPS: i32 = 4;
+/// Half blocks of samples the voice comb looks at: 76 ms, for the harmonics of a
+/// low voice (a bass at 87 Hz) to stand apart from the gaps between them.
+const COMB_HALVES: usize = 12;
 /// The highest harmonic looked at, Hz (the telephone band).
 const VOICE_TOP_HZ: f32 = 3400.0;
 
@@ -531,6 +573,10 @@ struct Limits {
     steady_tone_to_total: f32,
     onset_sounding: f32,
     onset_silent: f32,
+    run_floor: f32,
+    run_cos: f32,
+    run_sounding: f32,
+    run_pitch_cos: f32,
 }
 
 impl Default for Limits {
@@ -558,6 +604,10 @@ impl Default for Limits {
             steady_tone_to_total: db_to_power(STEADY_TONE_TO_TOTAL_DB),
             onset_sounding: db_to_power(-ONSET_SOUNDING_DB),
             onset_silent: db_to_power(-ONSET_SILENT_DB),
+            run_floor: bin_power(MIN_LEVEL_DBM0 - RUN_FLOOR_DB),
+            run_cos: RUN_PHASE_TOLERANCE.cos(),
+            run_sounding: db_to_power(-RUN_SOUNDING_DB),
+            run_pitch_cos: RUN_PITCH_TOLERANCE.cos(),
         }
     }
 }
@@ -584,7 +634,7 @@ pub struct DtmfDetector {
     half_energy: [f32; SLOTS],
     /// The samples of the last [`SLOTS`] half blocks, oldest first (the last one
     /// being filled): read only when the steady path is about to accept a key.
-    half_samples: [[i16; HALF]; SLOTS],
+    half_samples: [[i16; HALF]; COMB_HALVES],
     /// What each of the last [`WINDOWS`] windows heard, oldest first.
     hits: [[Option<(usize, usize)>; WINDOWS]; 1],
     /// Samples given since creation or reset.
@@ -601,6 +651,17 @@ pub struct DtmfDetector {
     steady_heard: Option<(usize, usize)>,
     /// Consecutive windows in which the held key was missing.
     misses: u32,
+    /// For each key frequency, how many half blocks its bin has held the same
+    /// steady sine (its power and its phase step from window to window nearly
+    /// unchanged), and the latest phase step.
+    runs: [u32; KEY_TONES],
+    steps: [Complex; KEY_TONES],
+    /// The key bins' powers over the last [`HISTORY`] short windows, a ring:
+    /// `history[(at + HISTORY - i) % HISTORY]` is `i` windows ago.
+    history: [[f32; KEY_TONES]; HISTORY],
+    /// Their phase steps from the window before, as `history`.
+    step_history: [[Complex; KEY_TONES]; HISTORY],
+    at: usize,
     /// Per-window diagnostics for the tests.
     #[cfg(test)]
     trace: Option<Vec<String>>,
@@ -625,7 +686,7 @@ impl DtmfDetector {
             last_half: [Complex::default(); TONES],
             shorts: [[Complex::default(); TONES]; SHORTS],
             half_energy: [0.0; SLOTS],
-            half_samples: [[0; HALF]; SLOTS],
+            half_samples: [[0; HALF]; COMB_HALVES],
             hits: [[None; WINDOWS]; 1],
             samples: 0,
             in_key: None,
@@ -633,6 +694,11 @@ impl DtmfDetector {
             muted: false,
             steady_heard: None,
             misses: 0,
+            runs: [0; KEY_TONES],
+            steps: [Complex::default(); KEY_TONES],
+            history: [[0.0; KEY_TONES]; HISTORY],
+            step_history: [[Complex::default(); KEY_TONES]; HISTORY],
+            at: 0,
             #[cfg(test)]
             trace: None,
         }
@@ -687,7 +753,7 @@ impl DtmfDetector {
         while !samples.is_empty() {
             let take = (HALF - self.pos).min(samples.len());
             let (now, rest) = samples.split_at(take);
-            self.half_samples[SLOTS - 1][self.pos..self.pos + take].copy_from_slice(now);
+            self.half_samples[COMB_HALVES - 1][self.pos..self.pos + take].copy_from_slice(now);
             self.run_filters(now);
             samples = rest;
             self.pos += take;
@@ -737,12 +803,74 @@ impl DtmfDetector {
             self.last_half[k] = y;
         }
         self.half_energy[SLOTS - 1] = self.energy;
+        self.follow_runs();
         self.s1 = [0.0; TONES];
         self.s2 = [0.0; TONES];
         self.energy = 0.0;
         self.pos = 0;
         self.end_window(out);
         self.half_samples.rotate_left(1);
+    }
+
+    /// Follows each key frequency's steady sine from window to window (`runs`).
+    fn follow_runs(&mut self) {
+        let l = &self.limits;
+        self.at = (self.at + 1) % HISTORY;
+        for k in 0..KEY_TONES {
+            self.history[self.at][k] = self.shorts[SHORTS - 1][k].norm();
+            let (w0, w1) = (self.shorts[SHORTS - 2][k], self.shorts[SHORTS - 1][k]);
+            let (p0, p1) = (w0.norm(), w1.norm());
+            // The phase step as a unit vector (the powers' product would overflow).
+            let mag = (p0.sqrt() * p1.sqrt()).max(f32::MIN_POSITIVE);
+            let step = w1.mul(w0.conj()).scale(1.0 / mag);
+            let turn = step.mul(self.steps[k].conj());
+            let same = p0 >= l.run_floor
+                && p1 >= l.run_floor
+                && p1 <= p0 * RUN_POWER_RATIO
+                && p0 <= p1 * RUN_POWER_RATIO
+                && turn.re > l.run_cos;
+            self.runs[k] = if same {
+                self.runs[k].saturating_add(1)
+            } else {
+                0
+            };
+            self.steps[k] = step;
+            self.step_history[self.at][k] = step;
+        }
+    }
+
+    /// Whether one tone of key (`row`, `col`) has held the same steady sine
+    /// [`ONSET_RUN_HALVES`] or more longer than the other: the two began apart.
+    fn began_apart(&self, row: usize, col: usize) -> bool {
+        let l = &self.limits;
+        let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
+        let power = |ago: usize, k: usize| self.history[slot(ago)][k];
+        // Whether tone `k` had, `ago` windows back, the frequency it has now.
+        let same_pitch = |ago: usize, k: usize| {
+            self.step_history[slot(ago)][k].mul(self.steps[k].conj()).re > l.run_pitch_cos
+        };
+        for (first, later) in [(row, 4 + col), (4 + col, row)] {
+            let run = (self.runs[first] as usize).min(HISTORY - 1);
+            let (first_now, later_now) = (power(0, first), power(0, later));
+            // Windows in a row inside the first tone's run, while it sounded as
+            // now, in which the later tone had not started (one is not enough:
+            // under a talker a tone's bin can cancel for a moment).
+            let mut silent = 0;
+            for ago in ONSET_RUN_HALVES as usize..=run {
+                if power(ago, later) < l.onset_silent * later_now
+                    && power(ago, first) >= l.run_sounding * first_now
+                    && same_pitch(ago, first)
+                {
+                    silent += 1;
+                    if silent >= ONSET_SILENT_WINDOWS {
+                        return true;
+                    }
+                } else {
+                    silent = 0;
+                }
+            }
+        }
+        false
     }
 
     /// The DFT of filter `k` over window `a` (0 the oldest, [`WINDOWS`] − 1 the
@@ -869,6 +997,9 @@ impl DtmfDetector {
         );
         if (col_hz / row_hz / 2.0 - 1.0).abs() < l.octave {
             return Err("octave");
+        }
+        if self.began_apart(row, col) {
+            return Err("onset");
         }
         // Knowing the frequencies, the amplitudes come out as if each tone were at its
         // bin's centre: the twist is the tones' own, whatever their offsets.
@@ -1022,6 +1153,12 @@ impl DtmfDetector {
                 if let Some(t) = self.trace.as_mut() {
                     t.push(format!("  voice comb: {comb}"));
                 }
+            }
+        }
+        if steady == Err("onset") {
+            let key = self.loudest_key();
+            if Some(key) != self.in_key {
+                self.hold(key, self.key_powers(key.0, key.1), true);
             }
         }
         if let Ok(key) = steady
@@ -1187,15 +1324,20 @@ impl DtmfDetector {
         }
     }
 
-    /// The steady path: which key, if any, has sounded steadily over the whole of the
-    /// last [`STEADY_HALVES`] half blocks, each of its tones standing clear of what
-    /// sounds near it (see the module doc).
-    fn classify_steady(&self) -> Result<(usize, usize), &'static str> {
+    /// The key whose row and column are the loudest in the latest short window.
+    fn loudest_key(&self) -> (usize, usize) {
         let a = WINDOWS - 1;
         let bins: [f32; KEY_TONES] = std::array::from_fn(|k| self.window(0, k, a).norm());
         let best =
             |from: usize| (from..from + 4).fold(from, |b, i| if bins[i] > bins[b] { i } else { b });
-        let (row, col) = (best(0), best(4) - 4);
+        (best(0), best(4) - 4)
+    }
+
+    /// The steady path: which key, if any, has sounded steadily over the whole of the
+    /// last [`STEADY_HALVES`] half blocks, each of its tones standing clear of what
+    /// sounds near it (see the module doc).
+    fn classify_steady(&self) -> Result<(usize, usize), &'static str> {
+        let (row, col) = self.loudest_key();
         // The key held still sounds: nothing to decide (and the checks below are
         // the detector's dearest).
         if self.in_key == Some((row, col)) && !self.muted {
@@ -1248,6 +1390,9 @@ impl DtmfDetector {
         let energy = span.iter().sum::<f32>() * 2.0 / STEADY_HALVES as f32;
         if 2.0 * (r.power + c.power) / (BLOCK as f32) < l.steady_tone_to_total * energy {
             return Err("total");
+        }
+        if self.began_apart(row, col) {
+            return Err("onset");
         }
         let row_hz = ROWS[row] * (1.0 + row_error);
         let col_hz = COLUMNS[col] * (1.0 + col_error);
@@ -1308,7 +1453,7 @@ impl DtmfDetector {
     /// The most voice-like comb, if any fundamental fits. Run only when a key is
     /// about to be accepted.
     fn voice_comb(&self, row_hz: f32, col_hz: f32) -> Option<Comb> {
-        const N: usize = HALF * STEADY_HALVES;
+        const N: usize = HALF * COMB_HALVES;
         let mut x = [0f32; N];
         for (i, v) in self.half_samples.iter().flatten().enumerate().take(N) {
             x[i] = f32::from(*v);
@@ -1542,7 +1687,7 @@ impl DtmfDetector {
             .map(|k| format!("{:.0}", db(norm * self.window(g, k, a).norm())))
             .collect();
         let line = format!(
-            "@{} window {} heard {:?}, bins [{}], errors {:?}, held {:?}",
+            "@{} window {} heard {:?}, bins [{}], errors {:?}, held {:?}, runs {:?}",
             self.samples.saturating_sub(BLOCK as u64),
             g,
             classified.map(|(r, c)| KEYPAD[r][c]),
@@ -1554,6 +1699,7 @@ impl DtmfDetector {
                 )
             }),
             self.held_key(),
+            self.runs,
         );
         if let Some(t) = self.trace.as_mut() {
             t.push(line);
