@@ -136,10 +136,14 @@
 //! from the gaps between them). The steady path refuses a key whose tones began
 //! apart, as the four windows do. Measured on issue 14's tapes (`table.rs`,
 //! four seeds, about 780 presses a row): 95.1 % of the keys 3 dB under a talker
-//! and 85.1 % of those 10 dB under (85.6 % without the comb check), no key in its
-//! two hours of talk-off. On fresh seeds the talk-off is not yet zero: 13 keys in
-//! 140 hours (seeds 130–269; 28 without the comb check), most in music under a
-//! sung vowel (kind 6). The `talkoff_on_fresh_seeds` test (ignored) hunts them.
+//! and 85.6 % of those 10 dB under, no key in its two hours of talk-off. On fresh
+//! seeds the talk-off is not yet zero: about one key in seven hours (seeds
+//! 300–469 of the old material, before the onset runs: 23 keys in 170 hours,
+//! 20 of them sung vowels over music, kind 6). What is left there is a sung
+//! harmonic and a music note (or two harmonics of one low voice) that start
+//! nearly together and hold still for the span. `talkoff_on_fresh_seeds`
+//! (ignored) hunts them, and `speech_misses_by_reason` tallies why keys under a
+//! talker are missed (mostly coherence: the voice's harmonics within a bin).
 //!
 //! # Levels
 //!
@@ -839,8 +843,10 @@ impl DtmfDetector {
         }
     }
 
-    /// Whether one tone of key (`row`, `col`) has held the same steady sine
-    /// [`ONSET_RUN_HALVES`] or more longer than the other: the two began apart.
+    /// Whether the two tones of key (`row`, `col`) began apart: one has held the
+    /// same steady sine, as loud and at the pitch it has now, through
+    /// [`ONSET_RUN_HALVES`] windows in a row (at least that far back) in which
+    /// the other was [`ONSET_SILENT_DB`] under its level now.
     fn began_apart(&self, row: usize, col: usize) -> bool {
         let l = &self.limits;
         let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
