@@ -137,11 +137,12 @@
 //! apart, as the four windows do. Measured on issue 14's tapes (`table.rs`,
 //! four seeds, about 780 presses a row): 95.1 % of the keys 3 dB under a talker
 //! and 85.6 % of those 10 dB under, no key in its two hours of talk-off. On fresh
-//! seeds the talk-off is not yet zero: about one key in seven hours (seeds
-//! 300–469 of the old material, before the onset runs: 23 keys in 170 hours,
-//! 20 of them sung vowels over music, kind 6). What is left there is a sung
-//! harmonic and a music note (or two harmonics of one low voice) that start
-//! nearly together and hold still for the span. `talkoff_on_fresh_seeds`
+//! seeds the talk-off is not yet zero: on seeds 300–369 and 400–468 (139 hours),
+//! 20 keys before the onset runs and the longer comb, 13 after on the same
+//! material (kinds 0–6; 12 of them sung vowels over music, kind 6), and 1 in the
+//! choir over music that kind 7 now is. What is left is a sung harmonic and a
+//! music note (or two harmonics of one low voice) that start nearly together and
+//! hold still for the span. `talkoff_on_fresh_seeds`
 //! (ignored) hunts them, and `speech_misses_by_reason` tallies why keys under a
 //! talker are missed (mostly coherence: the voice's harmonics within a bin).
 //!
