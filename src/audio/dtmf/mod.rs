@@ -541,6 +541,22 @@ impl Filters {
     }
 }
 
+/// Whether the angle between `a` and `b` is under the one whose cosine is `cos`
+/// (in f64, without a square root: the product of two windows' DFTs is too
+/// large for f32).
+fn within(a: Complex, b: Complex, cos: f32) -> bool {
+    let (ar, ai, br, bi) = (
+        f64::from(a.re),
+        f64::from(a.im),
+        f64::from(b.re),
+        f64::from(b.im),
+    );
+    let re = ar * br + ai * bi;
+    let im = ai * br - ar * bi;
+    let cos = f64::from(cos);
+    re > 0.0 && re * re > cos * cos * (re * re + im * im)
+}
+
 fn db_to_power(db: f32) -> f32 {
     10f32.powf(db / 10.0)
 }
@@ -825,15 +841,12 @@ impl DtmfDetector {
             self.history[self.at][k] = self.shorts[SHORTS - 1][k].norm();
             let (w0, w1) = (self.shorts[SHORTS - 2][k], self.shorts[SHORTS - 1][k]);
             let (p0, p1) = (w0.norm(), w1.norm());
-            // The phase step as a unit vector (the powers' product would overflow).
-            let mag = (p0.sqrt() * p1.sqrt()).max(f32::MIN_POSITIVE);
-            let step = w1.mul(w0.conj()).scale(1.0 / mag);
-            let turn = step.mul(self.steps[k].conj());
+            let step = w1.mul(w0.conj());
             let same = p0 >= l.run_floor
                 && p1 >= l.run_floor
                 && p1 <= p0 * RUN_POWER_RATIO
                 && p0 <= p1 * RUN_POWER_RATIO
-                && turn.re > l.run_cos;
+                && within(step, self.steps[k], l.run_cos);
             self.runs[k] = if same {
                 self.runs[k].saturating_add(1)
             } else {
@@ -854,7 +867,11 @@ impl DtmfDetector {
         let power = |ago: usize, k: usize| self.history[slot(ago)][k];
         // Whether tone `k` had, `ago` windows back, the frequency it has now.
         let same_pitch = |ago: usize, k: usize| {
-            self.step_history[slot(ago)][k].mul(self.steps[k].conj()).re > l.run_pitch_cos
+            within(
+                self.step_history[slot(ago)][k],
+                self.steps[k],
+                l.run_pitch_cos,
+            )
         };
         for (first, later) in [(row, 4 + col), (4 + col, row)] {
             let run = (self.runs[first] as usize).min(HISTORY - 1);
