@@ -2,22 +2,28 @@
 //!
 //! - `dtmf/push_20ms/<signal>`: one 20 ms frame (160 samples, what kuma feeds per
 //!   RTP packet) through `DtmfDetector::push`, on white noise, on speech (the
-//!   campaign's French prompts) and on the key-press tape; the throughput is in
-//!   frames per second.
+//!   campaign's French prompts), on the key-press tape and on a listener's line
+//!   (mostly silence or a quiet hiss, with words and keys now and then); the
+//!   throughput is in frames per second.
+//! - `dtmf/gated_20ms/<signal>`: the same frames through the quiet gate a call
+//!   puts in front of the detector (`dtmf::gate::Gated`, the same keys): what a
+//!   call pays per frame of the caller's audio.
 //!
 //! Before measuring, it prints the detector's figures on the generated test tape
 //! (detection rate) and on talk-off material (false keys per hour): an hour of
 //! speech (the French prompts replayed at 40 gains and speeds) and an hour of music,
 //! sweeps and noise.
 //!
-//! Run: `cargo bench --bench dtmf`.
+//! Run: `cargo bench --bench dtmf` (`KUMA_DTMF_BENCH_SPEED_ONLY=1` skips the
+//! figures, which take minutes).
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kuma::audio::dtmf::gate::Gated;
 use kuma::audio::dtmf::generate::{self, SAMPLE_RATE};
-use kuma::audio::dtmf::{DtmfDetector, tape};
+use kuma::audio::dtmf::{DtmfDetector, KeyEvent, tape};
 
 const FRAME: usize = 160;
 
@@ -99,25 +105,65 @@ fn figures(speech: &[i16]) {
     false_keys_per_hour("music, sweeps and noise", &tape::music_and_noise(60, 2));
 }
 
+/// A listener's line: 8 s of digital silence, 8 s of a hiss at −62 dBm0, a few
+/// words and a key, over and over.
+fn listener(speech: &[i16]) -> Vec<i16> {
+    let mut line = Vec::new();
+    for i in 0..4u64 {
+        line.extend(generate::silence(8_000, SAMPLE_RATE));
+        line.extend(generate::white_noise(8_000, -62.0, i, SAMPLE_RATE));
+        line.extend(speech.iter().skip(i as usize * 8_000).take(8_000));
+        line.extend(generate::tone('5', 120, -20.0, -20.0, 0.0, SAMPLE_RATE).unwrap_or_default());
+    }
+    line
+}
+
 fn bench(c: &mut Criterion) {
     let speech = french_speech();
-    figures(&speech);
+    if std::env::var_os("KUMA_DTMF_BENCH_SPEED_ONLY").is_none() {
+        figures(&speech);
+    }
 
     let noise = generate::white_noise(10_000, -20.0, 3, SAMPLE_RATE);
     let keys = tape::acceptance_tape().samples;
-    let mut group = c.benchmark_group("dtmf/push_20ms");
+    let line = listener(&speech);
+    let signals = [
+        ("noise", &noise),
+        ("speech", &speech),
+        ("keys", &keys),
+        ("listener", &line),
+    ];
+    frames_group(
+        c,
+        "dtmf/push_20ms",
+        &signals,
+        DtmfDetector::new,
+        DtmfDetector::push,
+    );
+    frames_group(c, "dtmf/gated_20ms", &signals, Gated::new, Gated::push);
+}
+
+/// Each signal pushed 20 ms at a time through a detector made by `new`.
+fn frames_group<D>(
+    c: &mut Criterion,
+    name: &str,
+    signals: &[(&str, &Vec<i16>)],
+    new: fn() -> D,
+    push: fn(&mut D, &[i16], &mut Vec<KeyEvent>),
+) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
-    for (name, audio) in [("noise", &noise), ("speech", &speech), ("keys", &keys)] {
+    for &(name, audio) in signals {
         let frames: Vec<&[i16]> = audio.chunks_exact(FRAME).collect();
         if frames.is_empty() {
             continue;
         }
         group.bench_with_input(BenchmarkId::from_parameter(name), &frames, |b, frames| {
-            let mut detector = DtmfDetector::new();
+            let mut detector = new();
             let mut out = Vec::with_capacity(16);
             let mut i = 0;
             b.iter(|| {
-                detector.push(black_box(frames[i % frames.len()]), &mut out);
+                push(&mut detector, black_box(frames[i % frames.len()]), &mut out);
                 out.clear();
                 i += 1;
             });

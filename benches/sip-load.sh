@@ -22,6 +22,17 @@
 # the machine's load average at the end of the level: the figures of a shared
 # machine are only comparable beside it.
 #
+# On one machine the kernel's delivery of kuma's packets into sipp's socket runs
+# inside kuma's sendto (loopback delivers in the sender's context) and is charged
+# to kuma, which a real network card would not do. KUMA_LOAD_NETNS=1 (needs root
+# and `ip netns`) runs sipp in a network namespace of its own, joined to kuma by
+# a veth pair, with receive packet steering (RPS) sending each side's receive
+# processing to that side's cores (KUMA_LOAD_KUMA_CPUS and KUMA_LOAD_SIPP_CPUS
+# must then be set): the delivery into sipp's socket runs on sipp's core, and
+# the delivery of sipp's packets to kuma's sockets runs in softirq on kuma's
+# core, outside kuma's process. Both are the kuma host's cost, so the mode adds
+# a column: the softirq time of kuma's cores (from /proc/stat) per call-minute.
+#
 # Needs sipp (Debian's sip-tester). Every port is chosen at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +51,51 @@ pin() { # pin CPUS COMMAND...: becomes COMMAND (same pid), on those cores when C
     if [[ -n "$cpus" ]]; then exec taskset -c "$cpus" "$@"; else exec "$@"; fi
 }
 work=$(mktemp -d -t kuma-load.XXXXXX)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+netns=${KUMA_LOAD_NETNS:-0}
+ns=""
+cleanup() {
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if [[ -n "$ns" ]]; then
+        ip link del "$ns-k" 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+pid=""
+trap cleanup EXIT
+kuma_ip=127.0.0.1 sipp_ip=127.0.0.1 dev=lo
+in_ns=()   # prefix of a command run on sipp's side
+if [[ "$netns" == 1 ]]; then
+    [[ -n "${KUMA_LOAD_KUMA_CPUS:-}" && -n "${KUMA_LOAD_SIPP_CPUS:-}" ]] || {
+        echo "KUMA_LOAD_NETNS=1 needs KUMA_LOAD_KUMA_CPUS and KUMA_LOAD_SIPP_CPUS" >&2
+        exit 1
+    }
+    # A /30 of 10.0.0.0/8 not in use here, names of this run.
+    for _ in $(seq 1 20); do
+        net="10.$((RANDOM % 200 + 20)).$((RANDOM % 250))"
+        ip -o -4 addr | grep -q " $net\." || break
+    done
+    ns="kl$$"
+    kuma_ip="$net.1" sipp_ip="$net.2" dev="$ns-k"
+    ip netns add "$ns"
+    ip link add "$ns-k" type veth peer name "$ns-s"
+    ip link set "$ns-s" netns "$ns"
+    ip addr add "$kuma_ip/30" dev "$ns-k"
+    ip -n "$ns" addr add "$sipp_ip/30" dev "$ns-s"
+    ip link set "$ns-k" up
+    ip -n "$ns" link set "$ns-s" up
+    ip -n "$ns" link set lo up
+    # RPS: a hexadecimal mask of cores ("0" and "1,3" as taskset lists).
+    mask() { python3 -c 'import sys; m=0
+for part in sys.argv[1].split(","):
+    a, _, b = part.partition("-"); b = b or a
+    for c in range(int(a), int(b) + 1): m |= 1 << c
+print(format(m, "x"))' "$1"; }
+    echo "$(mask "$KUMA_LOAD_KUMA_CPUS")" >"/sys/class/net/$ns-k/queues/rx-0/rps_cpus"
+    ip netns exec "$ns" sh -c "echo $(mask "$KUMA_LOAD_SIPP_CPUS") >/sys/class/net/$ns-s/queues/rx-0/rps_cpus"
+    in_ns=(ip netns exec "$ns")
+fi
 # The example campaign with its poll open whatever the day (its window closes
 # between Thursday 19:00 and Saturday 08:30, and Monday 08:30 and Tuesday 19:00,
 # when the callers would hear "poll closed" instead of the questions).
@@ -57,32 +112,46 @@ cp benches/sipp/load_call.xml "$work/"
 
 # sipp is the station's gateway: a trunk, so its calls are not rate-limited;
 # --max-calls as high as the RTP range allows (two ports a call).
-pin "${KUMA_LOAD_KUMA_CPUS:-}" "$kuma" serve --sip 127.0.0.1:0 --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 20000 --trunks 127.0.0.1 \
+pin "${KUMA_LOAD_KUMA_CPUS:-}" "$kuma" serve --sip "$kuma_ip:0" --http 127.0.0.1:0 --rtp-ports 20000-59999 --max-calls 20000 --trunks "$sipp_ip" \
     "${common[@]}" >"$work/serve.out" 2>"$work/serve.err" &
 pid=$!
 for _ in $(seq 1 100); do grep -q "SIP on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 sip=$(grep -o 'udp [0-9.]*:[0-9]*' "$work/serve.out" | cut -d' ' -f2)
 http=$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.out")
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "${in_ns[@]}" python3 -c 'import socket, sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$sipp_ip"; }
 metric() { { curl -s --max-time 10 "$http/metrics" || true; } | awk -v m="$1" '$1==m {print $2}' | head -1; }
 # The last value of a named column of sipp's statistics file.
 column() { awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } END { print $c + 0 }' "$1"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
+# Softirq ticks of kuma's cores (all cores when kuma is not pinned).
+softirq_ticks() {
+    python3 -c 'import sys
+cpus = set()
+for part in filter(None, sys.argv[1].split(",")):
+    a, _, b = part.partition("-"); cpus.update(range(int(a), int((b or a)) + 1))
+t = 0
+for line in open("/proc/stat"):
+    f = line.split()
+    if f[0].startswith("cpu") and f[0] != "cpu" and (not cpus or int(f[0][3:]) in cpus):
+        t += int(f[7])
+print(t)' "${KUMA_LOAD_KUMA_CPUS:-}"
+}
 hz=$(getconf CLK_TCK)
 
 gaps=0
 [[ "${KUMA_LOAD_GAPS:-1}" == 1 ]] && command -v tcpdump >/dev/null && gaps=1
-printf '%-10s %-10s %-8s %-8s %-10s %-12s %-16s %-26s %s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
-    "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
+printf '%-10s %-10s %-8s %-8s %-10s %-12s %-16s %-18s %-26s %s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
+    "$( [[ "$netns" == 1 ]] && echo 'softirq-ms/c-min')" "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
 for n in "${levels[@]}"; do
     total=$((n * 2))
     rate=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 16 }')   # a call lasts about 16 s
     sent0=$(metric kuma_rtp_packets_sent_total); late0=$(metric kuma_rtp_packets_late_total)
-    cpu0=$(cpu_ticks); t0=$(date +%s.%N)
+    cpu0=$(cpu_ticks); soft0=$(softirq_ticks); t0=$(date +%s.%N)
     mp=$(free_port)
-    (cd "$work" && pin "${KUMA_LOAD_SIPP_CPUS:-}" sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
-        -i 127.0.0.1 -mi 127.0.0.1 -p "$(free_port)" -mp "$mp" \
+    sp=$(free_port)
+    (cd "$work" && pin "${KUMA_LOAD_SIPP_CPUS:-}" "${in_ns[@]}" sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
+        -i "$sipp_ip" -mi "$sipp_ip" -p "$sp" -mp "$mp" \
         -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" >/dev/null 2>&1) &
     sipp_pid=$!
     gap=""
@@ -90,21 +159,23 @@ for n in "${levels[@]}"; do
         # Every call is up after the ramp (n / rate = 16 s); kuma sends all its RTP
         # to sipp's one media port.
         sleep 18
-        timeout 5 tcpdump -i lo -s 64 -w "$work/rtp-$n.pcap" "udp and dst port $mp" >/dev/null 2>&1 || true
+        timeout 5 tcpdump -i "$dev" -s 64 -w "$work/rtp-$n.pcap" "udp and dst port $mp" >/dev/null 2>&1 || true
         gap=$(python3 benches/rtp_gaps.py "$work/rtp-$n.pcap" 2>/dev/null || echo '?')
     fi
     wait "$sipp_pid" || true
-    t1=$(date +%s.%N); cpu1=$(cpu_ticks)
+    t1=$(date +%s.%N); cpu1=$(cpu_ticks); soft1=$(softirq_ticks)
     sent1=$(metric kuma_rtp_packets_sent_total); late1=$(metric kuma_rtp_packets_late_total)
     load=$(cut -d' ' -f1 /proc/loadavg)
     ok=$(column "$work/stat-$n.csv" 'SuccessfulCall(C)')
     failed=$(column "$work/stat-$n.csv" 'FailedCall(C)')
     awk -v n="$n" -v gap="$gap" -v load="$load" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
-        -v l0="${late0:-0}" -v l1="${late1:-0}" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" 'BEGIN {
+        -v l0="${late0:-0}" -v l1="${late1:-0}" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" \
+        -v q0="$soft0" -v q1="$soft1" -v netns="$netns" 'BEGIN {
         secs = t1 - t0; sent = s1 - s0; late = l1 - l0
         # call-minutes of audio kuma sent: 50 packets a second per call
         callmin = sent / 50 / 60
-        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-16.1f %-26s %s\n", n, (ok + failed) / secs, ok, failed, late,
-            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), gap, load
+        soft = netns == 1 ? sprintf("%.1f", callmin ? 1000 * (q1 - q0) / hz / callmin : 0) : ""
+        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-16.1f %-18s %-26s %s\n", n, (ok + failed) / secs, ok, failed, late,
+            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), soft, gap, load
     }'
 done

@@ -15,7 +15,9 @@ use crate::campaign::{Campaign, Diagnostic, load_folder};
 pub struct Catalog {
     campaigns: HashMap<String, (Arc<Campaign>, Arc<PromptSet>)>,
     by_number: HashMap<String, String>,
-    problems: Vec<String>,
+    problems: Vec<Diagnostic>,
+    /// The campaigns folder it was loaded from.
+    folder: PathBuf,
 }
 
 impl Catalog {
@@ -23,26 +25,31 @@ impl Catalog {
     /// when unchanged). A campaign whose prompts cannot all be played is left out.
     pub fn load(dir: &Path, data: &Path) -> Catalog {
         let set = load_folder(dir);
-        let mut problems: Vec<String> = set.problems.iter().map(Diagnostic::to_string).collect();
+        let mut problems = set.problems;
         let mut campaigns = HashMap::new();
         let mut by_number = HashMap::new();
         for c in set.campaigns {
             let (prompts, reports) = prepare_campaign(&c, data, &Settings::for_campaign(&c));
-            let bad: Vec<String> = reports
+            let bad: Vec<Diagnostic> = reports
                 .iter()
                 .filter_map(|r| {
-                    r.outcome
-                        .as_ref()
-                        .err()
-                        .map(|e| format!("{}: {e}", r.path.display()))
+                    r.outcome.as_ref().err().map(|e| Diagnostic {
+                        file: r.path.clone(),
+                        line: 0,
+                        message: e.to_string(),
+                    })
                 })
                 .collect();
             if !bad.is_empty() {
                 problems.extend(bad);
-                problems.push(format!(
-                    "campaign `{}` is not served: some prompts cannot be played",
-                    c.id
-                ));
+                problems.push(Diagnostic {
+                    file: c.file.clone(),
+                    line: 0,
+                    message: format!(
+                        "campaign `{}` is not served: some prompts cannot be played",
+                        c.id
+                    ),
+                });
                 continue;
             }
             for n in c.numbers.iter().chain(&c.callback_numbers) {
@@ -54,6 +61,7 @@ impl Catalog {
             campaigns,
             by_number,
             problems,
+            folder: dir.to_path_buf(),
         }
     }
 
@@ -108,9 +116,14 @@ impl Catalog {
         list
     }
 
-    /// Why files or campaigns are not served (`FILE:LINE: …`, as `kuma check`).
-    pub fn problems(&self) -> &[String] {
-        &self.problems
+    /// Why files or campaigns are not served (`FILE:LINE: …`, as `kuma check`),
+    /// each file named relative to the campaigns folder: these are shown in the
+    /// web app, where the server's own paths have no business.
+    pub fn problems(&self) -> Vec<String> {
+        self.problems
+            .iter()
+            .map(|d| d.shown_from(&self.folder))
+            .collect()
     }
 
     /// The campaign a dialled number reaches (or the default campaign).

@@ -431,6 +431,102 @@ fn simulate_fills_the_database_reproducibly() {
     assert!(broadcasts.len() >= 2, "{ra}");
 }
 
+/// A campaigns folder with the example campaign whose `q_would_report` asks to
+/// be called after each broadcast (`subscribe = "yes"`).
+fn subscribe_campaigns(dir: &Path) -> PathBuf {
+    let example = repo().join("campaigns").join(format!("{CAMPAIGN}.toml"));
+    let text = std::fs::read_to_string(example).unwrap();
+    let audio = repo().join("audio").join(CAMPAIGN);
+    let text = text
+        .replacen(
+            &format!("audio = \"../audio/{CAMPAIGN}\""),
+            &format!("audio = {:?}", audio.display().to_string()),
+            1,
+        )
+        .replacen(
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nnext = \"q_gender\"",
+            "choices = { \"1\" = \"yes\", \"2\" = \"no\", \"3\" = \"not_sure\" }\nsubscribe = \"yes\"\nnext = \"q_gender\"",
+            1,
+        );
+    assert!(
+        text.contains("subscribe = \"yes\""),
+        "the example changed: {text}"
+    );
+    let campaigns = dir.join("campaigns");
+    std::fs::create_dir_all(&campaigns).unwrap();
+    std::fs::write(campaigns.join(format!("{CAMPAIGN}.toml")), text).unwrap();
+    campaigns
+}
+
+/// The campaign's subscribers, read from the database.
+fn subscribers(k: &Kuma) -> u64 {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = kuma::store::Store::open(&k.database).await.unwrap();
+        let n = store.callbacks().subscriber_count(CAMPAIGN).await.unwrap();
+        store.close().await;
+        n
+    })
+}
+
+#[test]
+fn simulated_callers_subscribe_and_unsubscribe_as_over_sip() {
+    let k = Kuma::sqlite();
+    let campaigns = subscribe_campaigns(k.dir.path());
+    let call = |keys: &str, number: &str| {
+        let out = k.run_in(
+            &campaigns,
+            &[
+                "call",
+                CAMPAIGN,
+                "--digits",
+                keys,
+                "--at",
+                DURING_BROADCAST,
+                "--caller",
+                number,
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // "Yes" to q_would_report: the number is kept (sealed), never shown.
+    let out = call(POLL, "+223 76 12 34 56");
+    assert!(
+        out.contains("✔ answer saved: q_would_report = yes (key 1)"),
+        "{out}"
+    );
+    assert!(out.contains("✔ subscribed"), "{out}");
+    assert!(!out.contains("76123456") && !out.contains("76 12 34 56"));
+    assert_eq!(subscribers(&k), 1);
+    // "No" the next time: erased.
+    let out = call("2 2 1 2 2 1 3 0", "+22376123456");
+    assert!(out.contains("unsubscribed"), "{out}");
+    assert_eq!(subscribers(&k), 0);
+    // A caller ID kuma could not call back is not kept.
+    let out = call(POLL, "simulator");
+    assert!(!out.contains("subscribed"), "{out}");
+    assert_eq!(subscribers(&k), 0);
+
+    // Random listeners: some answer yes and are kept, one row per listener.
+    let out = k.run_in(
+        &campaigns,
+        &[
+            "simulate",
+            CAMPAIGN,
+            "--calls",
+            "80",
+            "--seed",
+            "3",
+            "--at",
+            "2026-12-05T12:00",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = subscribers(&k);
+    assert!((1..=40).contains(&kept), "{kept} subscribers");
+}
+
 #[test]
 fn results_by_a_question_per_broadcast_and_over_a_time_range() {
     let k = Kuma::sqlite();

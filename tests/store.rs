@@ -143,6 +143,7 @@ on_both_backends!(
     completed_is_counted_once,
     export_streams_pseudonymous_rows_in_order,
     concurrent_writers_lose_nothing,
+    a_refused_write_among_waiting_ones_undoes_only_itself,
     two_stores_on_one_database_write_side_by_side,
     calls_end_and_recordings_are_kept,
     recording_notes_are_kept,
@@ -857,6 +858,54 @@ async fn concurrent_writers_lose_nothing(store: Store, _url: String) {
     assert_eq!(c.by.iter().map(|p| p.count).sum::<u64>(), calls * 4);
     let rows = export(&store, CountFilter::default()).await;
     assert_eq!(rows.len() as u64, answers);
+}
+
+/// Writes that arrive together (SQLite commits them as one transaction, each
+/// after the first in a savepoint): one refused among them (an unknown call)
+/// undoes itself alone, and every other one is stored and counted once.
+async fn a_refused_write_among_waiting_ones_undoes_only_itself(store: Store, _url: String) {
+    const CALLS: usize = 30;
+    let mut ids = Vec::new();
+    for c in 0..CALLS {
+        ids.push(call(&store, &format!("c_{c}"), at(0), None).await);
+    }
+    let missing: CallRow = 424_242;
+    // Every write of a burst is spawned before any has its turn: they wait together.
+    let mut tasks = Vec::new();
+    for (c, &id) in ids.iter().enumerate() {
+        for (call, choice) in [(id, "yes"), (missing, "no")] {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .store_answer(&NewAnswer {
+                        call,
+                        question: if c % 2 == 0 { "q1" } else { "q2" },
+                        choice,
+                        digit: "1",
+                        at: at(1),
+                        broadcast: None,
+                    })
+                    .await
+            }));
+        }
+    }
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => stored += 1,
+            Err(e) => assert!(matches!(e, StoreError::UnknownCall(424_242)), "{e}"),
+        }
+    }
+    assert_eq!(stored, CALLS);
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!(
+        c.answers,
+        vec![
+            choice("q1", "yes", CALLS as u64 / 2),
+            choice("q2", "yes", CALLS as u64 / 2)
+        ]
+    );
+    assert_eq!(export(&store, CountFilter::default()).await.len(), CALLS);
 }
 
 /// Two stores on one database, as two processes would have (say `kuma serve` and a

@@ -172,6 +172,11 @@ fn the_schedule_is_changed_checked_kept_in_history_and_served_at_once() {
     assert_eq!(e["field"], "timezone", "{e}");
     let msg = e["error"].as_str().unwrap();
     assert!(msg.contains(&format!("{ID}.toml:")), "{msg}");
+    // The file by its name: the server's folders stay on the server.
+    assert!(
+        !e.to_string().contains(&campaigns.display().to_string()),
+        "{e}"
+    );
     assert!(
         msg.contains("[schedule] `timezone`: `Mars/Olympus` is not a time zone"),
         "{msg}"

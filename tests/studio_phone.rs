@@ -313,11 +313,12 @@ fn a_broadcaster_replaces_a_prompt_by_phone() {
     assert_eq!(kept.len(), 1, "the old recording is kept");
     assert_eq!(std::fs::read(kept[0].path()).unwrap(), before_file);
     // Served at once; the other languages untouched; no listener call stored.
-    assert_ne!(
-        get_audio(&s, served),
-        before_served,
-        "/audio serves the new one"
-    );
+    // Served once the catalog has reloaded (the log line comes just before).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get_audio(&s, served) == before_served {
+        assert!(Instant::now() < deadline, "/audio serves the new one");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let out = kuma(&s, &station.campaigns(), &["check"]);
     assert!(
         out.status.success(),

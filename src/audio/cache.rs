@@ -80,10 +80,7 @@ impl Cache {
     /// The key of a recording under these settings: SHA-256 of `fingerprint` and the
     /// file's bytes (read in pieces: a huge file costs time, not memory).
     pub fn key(path: &Path, fingerprint: &str) -> io::Result<String> {
-        let mut hasher = Sha256::new();
-        hasher.update(b"kuma prompt cache\0");
-        hasher.update(fingerprint.as_bytes());
-        hasher.update(b"\0");
+        let mut hasher = Self::hasher(fingerprint);
         let mut file = File::open(path)?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -94,6 +91,22 @@ impl Cache {
             hasher.update(&buf[..n]);
         }
         Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// The key [`Cache::key`] gives the file holding `bytes`: a recording
+    /// prepared before it is written (an upload) is found by the reload after.
+    pub fn key_of(bytes: &[u8], fingerprint: &str) -> String {
+        let mut hasher = Self::hasher(fingerprint);
+        hasher.update(bytes);
+        hex::encode(hasher.finalize())
+    }
+
+    fn hasher(fingerprint: &str) -> Sha256 {
+        let mut hasher = Sha256::new();
+        hasher.update(b"kuma prompt cache\0");
+        hasher.update(fingerprint.as_bytes());
+        hasher.update(b"\0");
+        hasher
     }
 
     fn entry_path(&self, key: &str) -> Option<PathBuf> {
@@ -212,6 +225,19 @@ mod tests {
             },
             pcm: vec![0, 1, -1, i16::MAX, i16::MIN],
         }
+    }
+
+    #[test]
+    fn the_key_of_bytes_is_the_key_of_the_file_holding_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.wav");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&file, &bytes).unwrap();
+        assert_eq!(
+            Cache::key(&file, "fp").unwrap(),
+            Cache::key_of(&bytes, "fp")
+        );
+        assert_ne!(Cache::key_of(&bytes, "fp"), Cache::key_of(&bytes, "other"));
     }
 
     #[test]

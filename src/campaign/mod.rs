@@ -47,6 +47,40 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl Diagnostic {
+    /// The same problem for a web client: its file named relative to the
+    /// campaigns `folder` (`stop.toml:12: …`, `../audio/stop/bm/q1.wav: …`),
+    /// never by the server's own path.
+    pub fn shown_from(&self, folder: &Path) -> String {
+        Diagnostic {
+            file: PathBuf::from(shown_path(&self.file, folder)),
+            line: self.line,
+            message: self.message.clone(),
+        }
+        .to_string()
+    }
+}
+
+/// A path as the web app shows it: relative to the campaigns `folder` when it
+/// is inside it or beside it, else only its last three parts (an audio folder
+/// kept elsewhere: `CAMPAIGN/LANG/PROMPT.wav`), so that the server's layout
+/// does not reach a broadcaster's screen.
+pub fn shown_path(path: &Path, folder: &Path) -> String {
+    if let Ok(inside) = path.strip_prefix(folder) {
+        return inside.display().to_string();
+    }
+    // Beside it: `audio = "../audio/…"` from the campaigns folder.
+    if let Some(parent) = folder.parent()
+        && !parent.as_os_str().is_empty()
+        && let Ok(beside) = path.strip_prefix(parent)
+    {
+        return Path::new("..").join(beside).display().to_string();
+    }
+    let parts: Vec<_> = path.components().rev().take(3).collect();
+    let tail: PathBuf = parts.into_iter().rev().collect();
+    tail.display().to_string()
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {

@@ -794,3 +794,35 @@ fn bad_programme_settings_say_where_and_what() {
         &["`back` and `forward` are both the key `4`"],
     );
 }
+
+#[test]
+fn paths_are_shown_from_the_campaigns_folder_never_from_the_server_root() {
+    use std::path::Path;
+    let folder = Path::new("/srv/kuma/campaigns");
+    let shown = |p: &str| super::shown_path(Path::new(p), folder);
+    assert_eq!(shown("/srv/kuma/campaigns/stop.toml"), "stop.toml");
+    assert_eq!(
+        shown("/srv/kuma/campaigns/../audio/stop/bm/q1.wav"),
+        "../audio/stop/bm/q1.wav"
+    );
+    assert_eq!(
+        shown("/srv/kuma/audio/stop/bm/q1.wav"),
+        "../audio/stop/bm/q1.wav"
+    );
+    assert_eq!(shown("/mnt/prompts/stop/bm/q1.wav"), "stop/bm/q1.wav");
+    // A relative campaigns folder, as `--campaigns campaigns` gives.
+    let relative = Path::new("campaigns");
+    assert_eq!(
+        super::shown_path(Path::new("campaigns/../audio/stop/fr/a.wav"), relative),
+        "../audio/stop/fr/a.wav"
+    );
+    let d = super::Diagnostic {
+        file: folder.join("stop.toml"),
+        line: 12,
+        message: "`colour` is not a setting".into(),
+    };
+    assert_eq!(
+        d.shown_from(folder),
+        "stop.toml:12: `colour` is not a setting"
+    );
+}

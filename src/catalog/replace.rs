@@ -17,6 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Catalog, Catalogs};
+use crate::audio::cache::{Cache, Entry};
 use crate::audio::error::AudioError;
 use crate::audio::prepare::{Settings, prepare_bytes};
 use crate::campaign::{AUDIO_EXTENSIONS, Campaign};
@@ -76,8 +77,21 @@ impl Catalogs {
             .join(&language);
         let name = prompt.clone();
         let stamp = stamp(Utc::now());
+        let cache = Cache::open(data);
         tokio::task::spawn_blocking(move || {
-            prepare_bytes(bytes.clone(), Some(ext), &settings).map_err(ReplaceError::Recording)?;
+            let prepared = prepare_bytes(bytes.clone(), Some(ext), &settings)
+                .map_err(ReplaceError::Recording)?;
+            // Into the prompt cache under the file's key: the reload that
+            // follows (and the web's report) find it instead of preparing the
+            // recording again.
+            let key = Cache::key_of(&bytes, &settings.fingerprint());
+            let entry = Entry {
+                summary: prepared.summary,
+                pcm: prepared.pcm,
+            };
+            if let Err(e) = cache.store(&key, &entry) {
+                tracing::debug!(error = %e, "prepared recording not cached");
+            }
             store(&dir, &name, ext, &bytes, &history, &stamp).map_err(ReplaceError::Store)
         })
         .await

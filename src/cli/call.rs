@@ -2,16 +2,17 @@
 //! walk through it before air. Keys come from `--digits` or from the terminal.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Write as _};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use chrono::Utc;
 
 use super::Env;
 use crate::campaign::{Campaign, Node};
-use crate::flow::{Action, EngineOptions};
+use crate::outbound::Policy;
 use crate::schedule::{Poll, describe};
-use crate::simulator::{Caller, Reply, Setup, Step, run_call};
+use crate::simulator::{Caller, Output, Reply, Setup, Step, Write, WriteOp, run_call};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -187,13 +188,16 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         .map(parse_digits)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let c = env.campaign(&args.campaign)?;
+    let c = Arc::new(env.campaign(&args.campaign)?);
     let start = match &args.at {
         Some(t) => super::time_arg(t, &c, "--at")?,
         None => Utc::now(),
     };
     let store = env.store().await?;
-    let caller = env.keys(&store).await?.pseudonyms.pseudonym(&args.caller);
+    let keys = env.keys(&store).await?;
+    // As a gateway gives it: "+223 70 12 34 56" is the caller +22370123456.
+    let number: String = args.caller.split_whitespace().collect();
+    let caller = keys.pseudonyms.pseudonym(&number);
     let tz = c
         .schedule
         .as_ref()
@@ -225,35 +229,37 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             transfer_fails: args.transfer_fails,
         }),
     };
+    let policy = Policy::default();
     let setup = Setup {
-        campaign: &c,
-        caller: &caller,
+        campaign: Arc::clone(&c),
+        number: &number,
+        keys: &keys,
+        policy: &policy,
         channel: "terminal",
         start,
-        options: EngineOptions::default(),
     };
     let mut print = |step: Step<'_>| match step {
-        Step::Action(a) => match a {
-            Action::Enter { node } => {
+        Step::Play { prompts, bargein } => {
+            for p in prompts {
+                println!(
+                    "  ▶ {}/{}  {}",
+                    p.language,
+                    p.name,
+                    transcript(&c, &p.language, &p.name)
+                );
+            }
+            if !bargein {
+                println!("    (keys are ignored while this plays)");
+            }
+        }
+        Step::WaitingForKey => println!("  … waiting for a key"),
+        Step::Output(Output::Write(Write { op })) => match op {
+            WriteOp::Visit { node, .. } => {
                 let kind = c.node(node).map_or("", |n| n.kind.name());
                 println!("[{node}] {kind}");
             }
-            Action::Play { prompts, bargein } => {
-                for p in prompts {
-                    println!(
-                        "  ▶ {}/{}  {}",
-                        p.language,
-                        p.name,
-                        transcript(&c, &p.language, &p.name)
-                    );
-                }
-                if !bargein {
-                    println!("    (keys are ignored while this plays)");
-                }
-            }
-            Action::CollectDigits { .. } => println!("  … waiting for a key"),
-            Action::SetLanguage { language } => println!("  language: {language}"),
-            Action::StoreAnswer {
+            WriteOp::Language { language, .. } => println!("  language: {language}"),
+            WriteOp::Answer {
                 question,
                 choice,
                 digit,
@@ -261,20 +267,29 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             } => {
                 println!("  ✔ answer saved: {question} = {choice} (key {digit})")
             }
-            Action::Record { max, .. } => println!(
+            WriteOp::Completed { .. } => println!("  (call completed)"),
+            WriteOp::Subscribe { .. } => {
+                println!("  ✔ subscribed: kuma calls this number after each broadcast")
+            }
+            WriteOp::Unsubscribe { .. } => {
+                println!("  unsubscribed: no calls after broadcasts (number erased, if kept)")
+            }
+            WriteOp::End { .. } | WriteOp::Recording { .. } => {}
+        },
+        Step::Output(o) => match o {
+            Output::Record { max, .. } => println!(
                 "  ● beep, recording up to {} (# to stop)",
                 crate::campaign::format_duration(*max)
             ),
-            Action::Transfer { to } => println!("  ☎ transferring to {to}"),
-            Action::Completed => println!("  (call completed)"),
-            Action::HangUp => println!("  kuma hangs up"),
-            Action::Seek { seconds } if *seconds < 0 => {
+            Output::Transfer { to } => println!("  ☎ transferring to {to}"),
+            Output::HangUp => println!("  kuma hangs up"),
+            Output::Seek { seconds } if *seconds < 0 => {
                 println!("  ⏪ back {}s", seconds.unsigned_abs())
             }
-            Action::Seek { seconds } => println!("  ⏩ forward {seconds}s"),
-            Action::Pause => println!("  ⏸ paused (the same key resumes)"),
-            Action::Resume => println!("  ▶ resumed"),
-            Action::Finished { .. } | Action::StopPlayback | Action::StopRecording => {}
+            Output::Seek { seconds } => println!("  ⏩ forward {seconds}s"),
+            Output::Pause => println!("  ⏸ paused (the same key resumes)"),
+            Output::Resume => println!("  ▶ resumed"),
+            _ => {}
         },
         Step::Key(k) => println!("  key {k}"),
         Step::Silence => println!("  (silence until the timeout)"),
@@ -284,7 +299,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             crate::campaign::format_duration(d)
         ),
         Step::TransferAnswered => {
-            println!("  (simulated: the helpline answers; the caller talks, then hangs up)")
+            println!("  (simulated: the helpline answers; the caller is put through)")
         }
         Step::TransferFailed => println!("  (simulated: the helpline does not answer)"),
     };

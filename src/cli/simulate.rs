@@ -1,6 +1,11 @@
 //! `kuma simulate`: many synthetic listeners through one campaign, concurrently,
 //! with random but reproducible keys. It fills a database for dashboards and
-//! measures the engine and store together.
+//! measures the runtime and store together. Its listeners' numbers are made up
+//! under country code 999, which ITU-T keeps unassigned (`+999…`): one who
+//! answers a `subscribe` question with its choice is kept as a subscriber, as
+//! over SIP, but should `kuma serve` ever run on a database filled here, no
+//! real person could be dialled (a trunk refuses the number, and a station's
+//! `[callback] prefixes` never match it).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::Env;
 use crate::campaign::{Campaign, KEYPAD, Node};
-use crate::flow::EngineOptions;
+use crate::outbound::Policy;
 use crate::simulator::{Caller, Reply, Setup, run_call, valid_keys};
 
 #[derive(Debug, clap::Args)]
@@ -112,7 +117,8 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         None => Utc::now(),
     };
     let store = env.store().await?;
-    let pseudonyms = Arc::new(env.keys(&store).await?.pseudonyms);
+    let keys = Arc::new(env.keys(&store).await?);
+    let policy = Arc::new(Policy::default());
     let limit = Arc::new(Semaphore::new(args.concurrency as usize));
     // Fewer numbers than calls: some listeners call more than once.
     let listeners = (args.calls / 2).max(1);
@@ -123,20 +129,21 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             .acquire_owned()
             .await
             .context("simulation stopped")?;
-        let (store, c, pseudonyms) = (store.clone(), Arc::clone(&c), Arc::clone(&pseudonyms));
+        let (store, c) = (store.clone(), Arc::clone(&c));
+        let (keys, policy) = (Arc::clone(&keys), Arc::clone(&policy));
         let seed = args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(i);
         tasks.spawn(async move {
             let _permit = permit;
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-            let number = format!("+2237{:07}", rng.random_range(0..listeners));
-            let caller = pseudonyms.pseudonym(&number);
+            let number = format!("+9997{:07}", rng.random_range(0..listeners));
             let start = start_time(&c, at, &mut rng);
             let setup = Setup {
-                campaign: &c,
-                caller: &caller,
+                campaign: c,
+                number: &number,
+                keys: &keys,
+                policy: &policy,
                 channel: "simulate",
                 start,
-                options: EngineOptions::default(),
             };
             let mut listener = RandomCaller { rng };
             run_call(&store, &setup, &mut listener, &mut |_| {}).await

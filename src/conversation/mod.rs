@@ -11,13 +11,16 @@
 //! - [`subscription`]: subscribing and unsubscribing on an answer;
 //! - [`clock`]: one monotonic clock per call;
 //! - [`metrics`]: what is counted of a call, under one set of names;
+//! - [`writes`]: performing the store writes a call asks for (counted, a lost
+//!   node visit forgiven), through the spool or straight to the store;
 //! - [`studio`]: the studio line (a broadcaster records prompts by phone),
 //!   sans-IO like [`runtime`] and driven by the same SIP shell.
 //!
-//! The SIP shell drives a whole call through [`runtime::Conversation`]; a
-//! webhook call lives one HTTP request at a time (its engine state is stored
-//! between requests), so the webhook shell uses the same rules piece by piece
-//! ([`start`], [`subscription`], [`metrics`]).
+//! The SIP shell and the terminal simulator (`crate::simulator`) drive a whole
+//! call through [`runtime::Conversation`]; a webhook call lives one HTTP
+//! request at a time (its engine state is stored between requests), so the
+//! webhook shell uses the same rules piece by piece ([`start`],
+//! [`subscription`], [`writes`]).
 
 pub mod clock;
 pub mod metrics;
@@ -25,3 +28,4 @@ pub mod runtime;
 pub mod start;
 pub mod studio;
 pub mod subscription;
+pub mod writes;

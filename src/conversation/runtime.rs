@@ -190,6 +190,13 @@ impl<'a> Conversation<'a> {
         self.clock.at(now)
     }
 
+    /// The engine, to read where the call is (its node, whether it waits for
+    /// a key): the terminal simulator's listener acts on it; a channel with
+    /// real media needs none of it.
+    pub fn engine(&self) -> &flow::Call {
+        &self.engine
+    }
+
     /// True once [`Output::Finished`] was given: nothing more will come.
     pub fn is_finished(&self) -> bool {
         self.finished && self.outputs.is_empty()

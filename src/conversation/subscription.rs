@@ -67,6 +67,24 @@ pub fn seal(
     sealer.seal(number, caller).map_err(|_| "seal_failed")
 }
 
+/// The caller's number sealed as a call that holds it from start to end (SIP,
+/// the terminal simulator) starts, so that the number itself can be dropped at
+/// once: only when the campaign has a question with `subscribe`, and only a
+/// number kuma could call (not a withheld or made-up caller ID).
+pub fn seal_at_start(
+    c: &Campaign,
+    policy: &Policy,
+    sealer: &Sealer,
+    number: &str,
+    caller: &str,
+) -> Result<Vec<u8>, &'static str> {
+    if !has_subscribe(c) {
+        return Err("no_subscribe_question");
+    }
+    let number = crate::outbound::callable(number.trim()).then_some(number);
+    seal(policy, sealer, number, caller)
+}
+
 /// What answering `question` with `choice` does: `None` when the question has
 /// no `subscribe`. `sealed` gives the caller's number sealed by [`seal`]; it is
 /// asked only when they subscribe.

@@ -131,6 +131,15 @@ impl Call {
             )
     }
 
+    /// While prompts play, whether a key cuts them short (the simulator tells
+    /// the person at the terminal when it does not); `None` when none plays.
+    pub fn bargein(&self) -> Option<bool> {
+        match self.phase {
+            Phase::Playing { bargein, .. } => Some(bargein),
+            _ => None,
+        }
+    }
+
     /// Whether the call is recording the caller.
     pub fn is_recording(&self) -> bool {
         self.phase == Phase::Recording

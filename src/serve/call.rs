@@ -28,7 +28,7 @@ use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
 use crate::audio::{Prompt, PromptSet};
 use crate::campaign::Campaign;
 use crate::conversation::runtime::{self, Conversation, Input, Output};
-use crate::conversation::subscription;
+use crate::conversation::{subscription, writes};
 use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, Paused, PromptId, StreamIds};
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::rtp::{Codec, FRAME_MS};
@@ -211,6 +211,30 @@ struct Live<'a> {
     /// memory (a packet in or out allocates nothing).
     sent_pcm: Vec<i16>,
     heard_pcm: Vec<i16>,
+    /// An output that takes a while (a store write, a PIN check, keeping or
+    /// preparing a take), running while the call goes on: its audio is paced,
+    /// its keys heard. The outputs after it wait until it is done, so a write
+    /// is still committed before the next prompt plays.
+    pending: Option<Pending<'a>>,
+}
+
+/// What an output that took a while gives back.
+enum Done {
+    /// Nothing to tell (a write committed or spooled).
+    Nothing,
+    Hear(Input),
+    Play(Vec<Prompt>),
+}
+
+type Pending<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Done>> + Send + 'a>>;
+
+/// The pending output's result, or never when there is none.
+async fn pending_done(pending: &mut Option<Pending<'_>>) -> anyhow::Result<Done> {
+    match pending.as_mut() {
+        Some(p) => p.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// G.711 `codes` decoded into `pcm`, replacing what it held.
@@ -242,16 +266,13 @@ async fn run_call(
     tracing::Span::current().record("caller", caller.as_str());
     // Kept (sealed) only if the caller may ask to be called after each broadcast,
     // and kuma may call them; the number itself goes no further than this.
-    let sealed = if has_subscribe(&campaign) {
-        subscription::seal(
-            &shared.config.callback,
-            &shared.sealer,
-            crate::outbound::callable(number.trim()).then_some(number.as_str()),
-            &caller,
-        )
-    } else {
-        Err("no_subscribe_question")
-    };
+    let sealed = subscription::seal_at_start(
+        &campaign,
+        &shared.config.callback,
+        &shared.sealer,
+        &number,
+        &caller,
+    );
     drop(number);
     let started = Utc::now();
     // A call's row comes from the database (its id numbers the call's writes), so
@@ -443,6 +464,9 @@ pub struct Answered {
     pub guard: CallGuard,
 }
 
+/// How often a call's socket is read until it is empty (see [`drive`]).
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
+
 /// Runs an answered call's media around what drives it (a listener's
 /// conversation or a studio call) until it is finished.
 pub async fn drive(
@@ -484,12 +508,15 @@ pub async fn drive(
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
         sent_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
+        pending: None,
     };
-    live.perform_all().await?;
+    live.perform_ready()?;
     let mut buf = vec![0u8; 2048];
+    let mut drained_at = Instant::now();
     let sleep = tokio::time::sleep_until(live.next_wake());
     tokio::pin!(sleep);
-    while !live.talk.is_finished() {
+    // A call whose conversation has ended still finishes its last write.
+    while !live.talk.is_finished() || live.pending.is_some() {
         sleep.as_mut().reset(live.next_wake());
         // The task wakes once per 20 ms packet slot (or for SIP), not once per
         // packet in each direction: the caller's packets wait in the socket's
@@ -503,14 +530,36 @@ pub async fn drive(
                 None => live.hear(Input::HungUp),
             },
             _ = &mut sleep => {}
+            done = pending_done(&mut live.pending) => {
+                live.pending = None;
+                match done? {
+                    Done::Nothing => {}
+                    Done::Hear(input) => live.hear(input),
+                    Done::Play(prompts) => live.play(prompts),
+                }
+            }
         }
-        // (`recvmmsg` instead, one system call a slot rather than two, was tried:
-        // no gain measurable on loopback, and unsafe code; issue 16's note.)
-        while let Ok((n, from)) = socket.recv_from(&mut buf) {
-            live.on_datagram(buf.get(..n).unwrap_or_default(), from)?;
+        // A slot's worth of the caller's audio is read, not until the socket says
+        // it is empty: the read that finds nothing was a third of the reads'
+        // system calls (issue 16). What came early or in a burst waits for the
+        // next slot, and the socket is read until empty at least every
+        // DRAIN_EVERY, so a caller whose clock runs fast or who sends shorter
+        // packets never piles up more than that. (`recvmmsg`, one system call a
+        // slot, was tried in session 6: no gain measurable, and unsafe code.)
+        let now = Instant::now();
+        let drain = now.saturating_duration_since(drained_at) >= DRAIN_EVERY;
+        let mut heard = 0;
+        while drain || heard < crate::rtp::FRAME_LEN {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                break;
+            };
+            heard += live.on_datagram(buf.get(..n).unwrap_or_default(), from)?;
+        }
+        if drain {
+            drained_at = now;
         }
         live.on_time(&socket);
-        live.perform_all().await?;
+        live.perform_ready()?;
     }
     // Keep answering the SIP side's last words (BYE retransmissions are its job);
     // the task ends here.
@@ -599,7 +648,8 @@ impl Live<'_> {
         }
     }
 
-    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<()> {
+    /// One packet from the caller; the samples of audio it held.
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) -> anyhow::Result<usize> {
         let now = Instant::now().into_std();
         let mut pcm = std::mem::take(&mut self.heard_pcm);
         pcm.clear();
@@ -609,7 +659,7 @@ impl Live<'_> {
             Some(RtpEvent::Key(k)) => self.key_event(k.key, false),
             Some(RtpEvent::MediaTimeout) | None => {}
         }
-        let heard = self.on_audio(&pcm, now);
+        let heard = self.on_audio(&pcm, now).map(|()| pcm.len());
         self.heard_pcm = pcm;
         heard
     }
@@ -688,25 +738,29 @@ impl Live<'_> {
         Ok(())
     }
 
-    /// Performs what the conversation asks, in order: a write is committed (or
-    /// synced to the spool while the database is away) before the next output
-    /// (the next prompt) is performed.
-    async fn perform_all(&mut self) -> anyhow::Result<()> {
-        while let Some(output) = self.talk.poll_output(Instant::now().into_std()) {
-            self.perform(output).await?;
+    /// Performs what the conversation asks, in order, up to an output that
+    /// takes a while ([`Live::pending`]): a write is committed (or synced to
+    /// the spool while the database is away) before the next output (the next
+    /// prompt) is performed, and meanwhile the call's audio goes on.
+    fn perform_ready(&mut self) -> anyhow::Result<()> {
+        while self.pending.is_none() {
+            let Some(output) = self.talk.poll_output(Instant::now().into_std()) else {
+                break;
+            };
+            self.perform(output)?;
         }
         Ok(())
     }
 
-    async fn perform(&mut self, output: Output) -> anyhow::Result<()> {
+    fn perform(&mut self, output: Output) -> anyhow::Result<()> {
         match output {
-            Output::Write(w) => match self.writes.write(w.op.clone()).await {
-                Ok(()) => w.count(),
-                // The funnel counts the nodes calls reach. A count that could be
-                // neither stored nor spooled is not worth dropping the caller for.
-                Err(e) if !w.required() => tracing::warn!(error = %e, "node visit not stored"),
-                Err(e) => return Err(e.into()),
-            },
+            Output::Write(w) => {
+                let to = self.writes;
+                self.pending = Some(Box::pin(async move {
+                    writes::perform(w, to).await?;
+                    Ok(Done::Nothing)
+                }));
+            }
             Output::Play(prompts) => {
                 // After the previous answer's commit: tests/database_outage.rs reads it.
                 tracing::debug!(prompts = ?prompts.iter().map(|p| &p.name).collect::<Vec<_>>(), "play");
@@ -718,16 +772,20 @@ impl Live<'_> {
             }
             Output::PlaySounds(sounds) => {
                 tracing::debug!(?sounds, "play");
-                let found = studio_line::sounds(self.shared, sounds).await;
-                self.play(found);
+                let shared = self.shared;
+                self.pending = Some(Box::pin(async move {
+                    Ok(Done::Play(studio_line::sounds(shared, sounds).await))
+                }));
             }
             Output::CheckPin { pin } => {
-                let answer = self.talk.check_pin(self.shared, &pin).await;
-                self.hear(answer);
+                let check = self.talk.check_pin(self.shared, pin);
+                self.pending = Some(Box::pin(async move { Ok(Done::Hear(check.await)) }));
             }
             Output::Keep(take) => {
-                let kept = studio_line::keep(self.shared, take).await;
-                self.hear(kept);
+                let shared = self.shared;
+                self.pending = Some(Box::pin(async move {
+                    Ok(Done::Hear(studio_line::keep(shared, take).await))
+                }));
             }
             Output::StopPlayback => {
                 self.pacer.stop();

@@ -98,41 +98,60 @@ impl Talker<'_> {
         }
     }
 
-    /// The store's answer to a PIN entered on the studio line.
-    pub async fn check_pin(&self, shared: &Shared, pin: &str) -> Input {
-        let Talker::Studio(s) = self else {
-            return Input::PinChecked(crate::store::PinCheck::Wrong);
+    /// The store's answer to a PIN entered on the studio line: a future that
+    /// owns what it needs, so the call goes on (its audio, its keys) while the
+    /// store checks.
+    pub fn check_pin(
+        &self,
+        shared: &Shared,
+        pin: String,
+    ) -> impl std::future::Future<Output = Input> + Send + 'static {
+        let who = match self {
+            Talker::Studio(s) => Some((s.key.clone(), s.caller.clone())),
+            Talker::Listener(_) => None,
         };
-        match shared
-            .store
-            .tokens()
-            .check_pin(&s.key, pin, &s.caller, Utc::now())
-            .await
-        {
-            Ok(answer) => {
-                let result = match &answer {
-                    crate::store::PinCheck::Ok { name, .. } => {
-                        tracing::info!(who = %name, "studio PIN accepted");
-                        "ok"
+        check_pin(shared.store.clone(), who, pin)
+    }
+}
+
+/// See [`Talker::check_pin`]; `who` is the PIN key and the caller's pseudonym
+/// (`None`: not a studio call, so no PIN is right).
+async fn check_pin(
+    store: crate::store::Store,
+    who: Option<(PinKey, String)>,
+    pin: String,
+) -> Input {
+    let Some((key, caller)) = who else {
+        return Input::PinChecked(crate::store::PinCheck::Wrong);
+    };
+    match store
+        .tokens()
+        .check_pin(&key, &pin, &caller, Utc::now())
+        .await
+    {
+        Ok(answer) => {
+            let result = match &answer {
+                crate::store::PinCheck::Ok { name, .. } => {
+                    tracing::info!(who = %name, "studio PIN accepted");
+                    "ok"
+                }
+                other => {
+                    tracing::info!(answer = ?other, "studio PIN refused");
+                    if *other == crate::store::PinCheck::Locked {
+                        "locked"
+                    } else {
+                        "wrong"
                     }
-                    other => {
-                        tracing::info!(answer = ?other, "studio PIN refused");
-                        if *other == crate::store::PinCheck::Locked {
-                            "locked"
-                        } else {
-                            "wrong"
-                        }
-                    }
-                };
-                metrics::counter!(names::STUDIO_PINS, "result" => result).increment(1);
-                Input::PinChecked(answer)
-            }
-            Err(e) => {
-                // No store, no studio: nobody gets in while it cannot check.
-                tracing::warn!(error = %e, "studio PIN not checked: the store is away");
-                metrics::counter!(names::STUDIO_PINS, "result" => "unchecked").increment(1);
-                Input::PinChecked(crate::store::PinCheck::Wrong)
-            }
+                }
+            };
+            metrics::counter!(names::STUDIO_PINS, "result" => result).increment(1);
+            Input::PinChecked(answer)
+        }
+        Err(e) => {
+            // No store, no studio: nobody gets in while it cannot check.
+            tracing::warn!(error = %e, "studio PIN not checked: the store is away");
+            metrics::counter!(names::STUDIO_PINS, "result" => "unchecked").increment(1);
+            Input::PinChecked(crate::store::PinCheck::Wrong)
         }
     }
 }

@@ -34,9 +34,10 @@ use tokio::sync::mpsc;
 use super::Shared;
 use super::recording_fetch;
 use crate::campaign::Campaign;
-use crate::conversation::subscription;
+use crate::conversation::runtime::Write;
+use crate::conversation::{subscription, writes};
 use crate::flow::{Action, Call, EngineOptions, Outcome};
-use crate::store::SessionStep;
+use crate::store::{SessionStep, WriteOp};
 use crate::webhook::{self, MAX_BODY, Provider, Request, RequestError, Urls, Verb};
 
 /// What the webhook handlers share.
@@ -343,10 +344,7 @@ async fn call_once(
             outcome: Outcome::Error,
             last_node: None,
         };
-        store
-            .store_action(s.call, &end, now)
-            .await
-            .map_err(internal)?;
+        store_action(st, s.call, &end, now).await?;
         let step = SessionStep {
             state: &s.state,
             reply: &reply,
@@ -504,7 +502,9 @@ async fn subscription(
     };
     subscription::log(&change, &caller);
     if let subscription::Change::Subscribe(op) | subscription::Change::Unsubscribe(op) = change {
-        op.apply(&shared.store).await.map_err(internal)?;
+        writes::perform(Write { op }, &shared.store)
+            .await
+            .map_err(internal)?;
     }
     Ok(())
 }
@@ -515,12 +515,10 @@ async fn store_action(
     action: &Action,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), Refused> {
-    let answer = st
-        .shared
-        .store
-        .store_action(call, action, now)
+    let Some(op) = WriteOp::from_action(call, action, now) else {
+        return Ok(());
+    };
+    writes::perform(Write { op }, &st.shared.store)
         .await
-        .map_err(internal)?;
-    crate::conversation::metrics::stored(action, answer);
-    Ok(())
+        .map_err(internal)
 }

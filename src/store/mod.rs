@@ -34,6 +34,7 @@ mod callbacks;
 mod error;
 mod flow;
 mod funnel;
+mod group;
 mod keys;
 mod open;
 mod reads;
@@ -195,12 +196,15 @@ enum Backend {
 }
 
 struct SqliteBackend {
+    /// Reads (and exports) use this pool; writes go through `writer`.
     pool: sqlx::SqlitePool,
-    /// One write transaction at a time from this process. SQLite allows one writer
-    /// anyway; queueing here is fair and wakes at once, where SQLite's busy handler
-    /// would have our own connections poll and sleep against each other.
-    /// `busy_timeout` still covers writers in other processes.
-    writer: tokio::sync::Mutex<()>,
+    /// One write transaction at a time from this process, on a connection of its
+    /// own, with the writes that wait for their turn grouped into one transaction
+    /// (`group.rs`). SQLite allows one writer anyway; queueing here is fair and
+    /// wakes at once, where SQLite's busy handler would have our own connections
+    /// poll and sleep against each other. `busy_timeout` still covers writers in
+    /// other processes.
+    writer: group::Writer,
 }
 
 impl Store {
@@ -224,7 +228,10 @@ impl Store {
     /// Closes every connection; later calls on this store (and its clones) fail.
     pub async fn close(&self) {
         match &*self.backend {
-            Backend::Sqlite(db) => db.pool.close().await,
+            Backend::Sqlite(db) => {
+                db.writer.pool.close().await;
+                db.pool.close().await
+            }
             Backend::Postgres(pool) => pool.close().await,
         }
     }
@@ -265,24 +272,55 @@ macro_rules! with_pool {
 }
 
 /// Runs `$body` (a block whose value is the result; `?` works inside) in a write
-/// transaction `$tx` and commits it. On SQLite the transaction begins with
-/// `BEGIN IMMEDIATE`, so it takes the write lock up front and waits on
-/// `busy_timeout` rather than failing when a read lock would have to be upgraded.
-/// On PostgreSQL a transaction that lost a deadlock or a serialization conflict
-/// to another writer is run again (the body only touches the database).
+/// transaction `$tx` and returns once that transaction is committed. On SQLite the
+/// transaction begins with `BEGIN IMMEDIATE`, so it takes the write lock up front
+/// and waits on `busy_timeout` rather than failing when a read lock would have to
+/// be upgraded, and it may hold other writes of this process that waited for their
+/// turn (`group.rs`: the body then runs in a savepoint, so that its failure undoes
+/// it alone). On PostgreSQL a transaction that lost a deadlock or a serialization
+/// conflict to another writer is run again (the body only touches the database).
 macro_rules! write_tx {
     ($store:expr, |$tx:ident| $body:block) => {
         match &*$store.backend {
             $crate::store::Backend::Sqlite(db) => {
-                let _turn = db.writer.lock().await;
-                let mut $tx = db.pool.begin_with("BEGIN IMMEDIATE").await?;
-                let out: Result<_, StoreError> = async { Ok($body) }.await;
-                match out {
-                    Ok(value) => {
-                        $tx.commit().await?;
-                        Ok(value)
+                let w = &db.writer;
+                let queued = w.queue();
+                let mut open = w.turn.lock().await;
+                drop(queued);
+                let (group, first) = open.join(&w.pool).await?;
+                let out: Result<_, StoreError> = if first {
+                    match open.group.take() {
+                        // The group's first write, in the transaction itself: if it
+                        // fails, dropping the transaction rolls back this write alone.
+                        Some((g, mut $tx)) => {
+                            let out: Result<_, StoreError> = async { Ok($body) }.await;
+                            if out.is_ok() {
+                                open.group = Some((g, $tx));
+                            }
+                            out
+                        }
+                        None => Err($crate::store::group::unavailable("no open transaction")),
                     }
-                    // Dropping the transaction rolls it back.
+                } else {
+                    match open.group.as_mut() {
+                        // A savepoint, released on success, rolled back when dropped
+                        // on failure; the group's transaction stays where it is.
+                        Some((_, outer)) => {
+                            async {
+                                let mut $tx = sqlx::Acquire::begin(&mut *outer).await?;
+                                let value = $body;
+                                $tx.commit().await?;
+                                Ok(value)
+                            }
+                            .await
+                        }
+                        None => Err($crate::store::group::unavailable("no open transaction")),
+                    }
+                };
+                w.close_unless_joined(&mut open).await;
+                drop(open);
+                match out {
+                    Ok(value) => w.settle(&group).await.map(|()| value),
                     Err(e) => Err(e),
                 }
             }

@@ -76,14 +76,18 @@ async fn open_sqlite(url: &str, path: &Path) -> Result<Backend, StoreError> {
 
     let pool = SqlitePoolOptions::new()
         .max_connections(SQLITE_POOL_SIZE)
-        .connect_lazy_with(options);
+        .connect_lazy_with(options.clone());
     SQLITE_MIGRATIONS
         .run(&pool)
         .await
         .map_err(|e| migrate_error(url, &e))?;
+    // Writes on a connection of their own (its page cache stays warm, `group.rs`).
+    let writes = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options);
     Ok(Backend::Sqlite(SqliteBackend {
         pool,
-        writer: tokio::sync::Mutex::new(()),
+        writer: super::group::Writer::new(writes),
     }))
 }
 

@@ -81,7 +81,7 @@ pub(super) async fn campaigns(
         .collect();
     // The problems name files: not for a token limited to some campaigns.
     let problems = if auth.scope.is_limited() {
-        &[]
+        Vec::new()
     } else {
         catalog.problems()
     };

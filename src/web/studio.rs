@@ -39,7 +39,7 @@ use crate::audio::prepare::{Settings, prepare_campaign};
 use crate::campaign::edit::{self, FieldError, ScheduleEdit};
 use crate::campaign::history::{Entry, History};
 use crate::campaign::node_edit::{self, NodeEdit};
-use crate::campaign::{Campaign, Diagnostic, load_campaign_text};
+use crate::campaign::{Campaign, Diagnostic, load_campaign_text, shown_path};
 
 /// One save at a time: read, check, write and reload must not interleave.
 static SAVES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -193,13 +193,14 @@ async fn check(
     let data = st.shared.data.clone();
     let (c, bad) = tokio::task::spawn_blocking(move || {
         let (_, reports) = prepare_campaign(&c, &data, &Settings::for_campaign(&c));
+        let folder = c.file.parent().unwrap_or(Path::new(""));
         let bad: Vec<String> = reports
             .iter()
             .filter_map(|r| {
                 r.outcome
                     .as_ref()
                     .err()
-                    .map(|e| format!("{}: error: {e}", r.path.display()))
+                    .map(|e| format!("{}: error: {e}", shown_path(&r.path, folder)))
             })
             .collect();
         (c, bad)
@@ -222,10 +223,12 @@ fn invalid(
     field_at: Option<fn(&str, usize) -> Option<String>>,
 ) -> SaveError {
     let first = diags.first();
+    // The campaign's file by its name alone: not the server's path.
+    let shown = |d: &Diagnostic| d.shown_from(d.file.parent().unwrap_or(Path::new("")));
     SaveError::Invalid {
-        message: first.map_or_else(|| "the campaign is not valid".into(), Diagnostic::to_string),
+        message: first.map_or_else(|| "the campaign is not valid".into(), shown),
         field: first.and_then(|d| field_at.and_then(|f| f(text, d.line))),
-        problems: diags.iter().map(Diagnostic::to_string).collect(),
+        problems: diags.iter().map(shown).collect(),
     }
 }
 
@@ -691,7 +694,7 @@ pub(super) async fn create(
     if tokio::fs::try_exists(&audio).await.unwrap_or(true) {
         return Err(ApiError::Conflict(format!(
             "the recordings folder {} exists already",
-            audio.display()
+            shown_path(&audio, &dir)
         )));
     }
     let source = tokio::fs::read_to_string(&from.file)

@@ -280,8 +280,11 @@ impl Server {
                 &free_media_port().to_string(),
             ])
             .args([
+                // The longest scenarios (a studio call: a PIN, a take, its
+                // playback) last about 45 s; a loaded CI machine stalls sipp
+                // for seconds at a time (its overload watchdog says so).
                 "-timeout",
-                "60",
+                "180",
                 "-timeout_error",
                 "-nostdin",
                 "-trace_err",

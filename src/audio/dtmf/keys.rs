@@ -12,7 +12,8 @@
 //!   events for some keys only. A gateway that sends both gives each press twice,
 //!   an event at the tone's start and a tone heard some 35 ms later (or the other
 //!   way round, when the event packets are late): a key from one source is dropped
-//!   when the same key came from another within [`PAIR_MS`], each key taking at
+//!   when the same key came from another within [`PAIR_MS`] ([`INFO_PAIR_MS`]
+//!   when one is a SIP INFO, which the signalling may delay), each key taking at
 //!   most one report from each other source, so that the same key pressed twice
 //!   is still two presses. SIP INFO is a third source: a phone set to send keys
 //!   "both" ways (INFO and RFC 4733, some also as tones) reports a press two or
@@ -31,10 +32,18 @@
 
 use std::collections::VecDeque;
 
+use super::gate::Gated;
 use super::{DtmfDetector, KeyEvent, SAMPLE_RATE};
 
 /// How close in time the same key from the two sources is one press, ms.
 pub const PAIR_MS: u64 = 250;
+/// The same for a SIP INFO and a key from the audio (tone or RFC 4733 event),
+/// ms: INFO travels with the signalling, not the media (through a proxy, over
+/// TCP, from a gateway that sends it when the key is released), so it may be
+/// late against the audio by far more than an event is. Pairs are one to one,
+/// in order, so the same key pressed twice quickly is still two presses when
+/// each source reports both.
+pub const INFO_PAIR_MS: u64 = 1000;
 /// How many windows of kuma's own audio must have sounded the key (the detector
 /// needs four in the caller's audio; a voice may pass one now and then).
 pub const ECHO_WINDOWS: usize = 3;
@@ -89,7 +98,8 @@ pub struct CallKey {
 /// One call's keys; see the module doc.
 #[derive(Debug, Clone, Default)]
 pub struct CallKeys {
-    received: DtmfDetector,
+    /// The caller's audio, behind a quiet gate (the same keys, less work).
+    received: Gated,
     sent: DtmfDetector,
     /// Samples of kuma's own audio so far, whether judged here or already known.
     sent_samples: u64,
@@ -179,11 +189,18 @@ impl CallKeys {
     }
 
     fn accept(&mut self, key: char, source: Source, at: u64, out: &mut Vec<CallKey>) {
-        let window = samples(PAIR_MS);
+        let window = |a: Source, b: Source| {
+            samples(if a == Source::Info || b == Source::Info {
+                INFO_PAIR_MS
+            } else {
+                PAIR_MS
+            })
+        };
+        let keep = 2 * samples(PAIR_MS.max(INFO_PAIR_MS));
         while self
             .recent
             .front()
-            .is_some_and(|r| r.at.saturating_add(2 * window) < at)
+            .is_some_and(|r| r.at.saturating_add(keep) < at)
         {
             self.recent.pop_front();
         }
@@ -191,7 +208,7 @@ impl CallKeys {
             r.key == key
                 && r.source != source
                 && r.paired & source.bit() == 0
-                && r.at.abs_diff(at) <= window
+                && r.at.abs_diff(at) <= window(r.source, source)
         }) {
             r.paired |= source.bit();
             self.duplicates += 1;
@@ -345,6 +362,25 @@ mod tests {
         let (keys, k) = run_with_info(&quiet, &[], &events, &infos);
         assert_eq!((keys.as_str(), k.duplicates), ("446", 3));
         assert_eq!(run_with_info(&quiet, &[], &[], &infos).0, "446");
+    }
+
+    #[test]
+    fn a_sip_info_late_against_the_audio_is_still_the_same_press() {
+        // "3", "3" 300 ms apart as tones, each also as SIP INFO that the
+        // signalling delays by 700 ms (a proxy, a stalled sender): two presses.
+        let rx = tape(&[
+            (None, 100),
+            (Some('3'), 100),
+            (None, 200),
+            (Some('3'), 100),
+            (None, 1500),
+        ]);
+        let infos = [('3', 800 + 5600), ('3', 3200 + 5600)];
+        let (keys, k) = run_with_info(&rx, &[], &[], &infos);
+        assert_eq!((keys.as_str(), k.duplicates), ("33", 2));
+        // An event that late is another press: events travel with the audio.
+        let events = [('3', 800 + 5600)];
+        assert_eq!(run(&rx, &[], &events).0, "333");
     }
 
     #[test]
