@@ -79,9 +79,10 @@
 //! - **Both tones began together, looking further back** ([`ONSET_RUN_HALVES`]):
 //!   the window before the span is not enough when the four windows agree only
 //!   after the second tone has sounded a while (a window in between refused the
-//!   key). So each key frequency's bin is followed from window to window (`runs`:
-//!   how long it has held the same steady sine, its power and phase step nearly
-//!   unchanged) and its power kept for 150 ms: a key is refused, and held
+//!   key). So each key frequency's bin has its power and phase step kept for
+//!   150 ms (`history`), from which how long it has held the same steady sine
+//!   (its run: power and phase step nearly unchanged from window to window) is
+//!   read when a key is about to be accepted: a key is refused, and held
 //!   unreported, when one tone's run reaches back over three windows in a row in
 //!   which it sounded as now, at its pitch now, while the other tone was
 //!   [`ONSET_SILENT_DB`] under its level now. On issue 14's talk-off this was a
@@ -649,14 +650,19 @@ pub struct DtmfDetector {
     /// The last half block's DFTs, referenced to its first sample.
     last_half: [Complex; TONES],
     /// The DFTs of the last [`SHORTS`] short windows (two half blocks, a half block
-    /// apart), oldest first, each referenced to its first sample: every check reads
-    /// them, so each is made once.
-    shorts: [[Complex; TONES]; SHORTS],
+    /// apart), each referenced to its first sample: every check reads them, so each
+    /// is made once. A ring written twice over, so that the last [`SHORTS`] are
+    /// always one slice, oldest first, from `short_at` ([`short`](Self::short)):
+    /// nothing is moved from one half block to the next.
+    shorts: [[Complex; TONES]; 2 * SHORTS],
+    short_at: usize,
     /// The energies of the last [`SLOTS`] half blocks, oldest first.
     half_energy: [f32; SLOTS],
-    /// The samples of the last [`SLOTS`] half blocks, oldest first (the last one
-    /// being filled): read only when the steady path is about to accept a key.
+    /// The samples of the last [`COMB_HALVES`] half blocks, a ring in which
+    /// `filling` is the one being filled (the others follow it, oldest first):
+    /// read only when the steady path is about to accept a key.
     half_samples: [[i16; HALF]; COMB_HALVES],
+    filling: usize,
     /// What each of the last [`WINDOWS`] windows heard, oldest first.
     hits: [[Option<(usize, usize)>; WINDOWS]; 1],
     /// Samples given since creation or reset.
@@ -673,13 +679,10 @@ pub struct DtmfDetector {
     steady_heard: Option<(usize, usize)>,
     /// Consecutive windows in which the held key was missing.
     misses: u32,
-    /// For each key frequency, how many half blocks its bin has held the same
-    /// steady sine (its power and its phase step from window to window nearly
-    /// unchanged), and the latest phase step.
-    runs: [u32; KEY_TONES],
-    steps: [Complex; KEY_TONES],
     /// The key bins' powers over the last [`HISTORY`] short windows, a ring:
-    /// `history[(at + HISTORY - i) % HISTORY]` is `i` windows ago.
+    /// `history[(at + HISTORY - i) % HISTORY]` is `i` windows ago. How long each
+    /// bin has held the same steady sine (its `run`) is read from them only when
+    /// a key is about to be accepted.
     history: [[f32; KEY_TONES]; HISTORY],
     /// Their phase steps from the window before, as `history`.
     step_history: [[Complex; KEY_TONES]; HISTORY],
@@ -706,9 +709,11 @@ impl DtmfDetector {
             energy: 0.0,
             pos: 0,
             last_half: [Complex::default(); TONES],
-            shorts: [[Complex::default(); TONES]; SHORTS],
+            shorts: [[Complex::default(); TONES]; 2 * SHORTS],
+            short_at: 0,
             half_energy: [0.0; SLOTS],
             half_samples: [[0; HALF]; COMB_HALVES],
+            filling: 0,
             hits: [[None; WINDOWS]; 1],
             samples: 0,
             in_key: None,
@@ -716,8 +721,6 @@ impl DtmfDetector {
             muted: false,
             steady_heard: None,
             misses: 0,
-            runs: [0; KEY_TONES],
-            steps: [Complex::default(); KEY_TONES],
             history: [[0.0; KEY_TONES]; HISTORY],
             step_history: [[Complex::default(); KEY_TONES]; HISTORY],
             at: 0,
@@ -790,7 +793,7 @@ impl DtmfDetector {
         while !samples.is_empty() {
             let take = (HALF - self.pos).min(samples.len());
             let (now, rest) = samples.split_at(take);
-            self.half_samples[COMB_HALVES - 1][self.pos..self.pos + take].copy_from_slice(now);
+            self.half_samples[self.filling][self.pos..self.pos + take].copy_from_slice(now);
             self.run_filters(now);
             samples = rest;
             self.pos += take;
@@ -826,9 +829,8 @@ impl DtmfDetector {
 
     fn end_half(&mut self, out: &mut Vec<KeyEvent>) {
         let f = &self.filters;
-        self.shorts.rotate_left(1);
         self.half_energy.rotate_left(1);
-        for k in 0..TONES {
+        let latest: [Complex; TONES] = std::array::from_fn(|k| {
             // s[n−1] − e^{−jω}·s[n−2] is the DFT referenced to the last sample.
             let y = Complex {
                 re: self.s1[k],
@@ -836,41 +838,62 @@ impl DtmfDetector {
             }
             .sub(f.back[k].scale(self.s2[k]))
             .mul(f.half_ref[k]);
-            self.shorts[SHORTS - 1][k] = self.last_half[k].add(y.mul(f.hops[k][1]));
+            let window = self.last_half[k].add(y.mul(f.hops[k][1]));
             self.last_half[k] = y;
-        }
+            window
+        });
+        // The oldest short window gives way to the latest, in both its places.
+        let at = self.short_at;
+        self.shorts[at] = latest;
+        self.shorts[at + SHORTS] = latest;
+        self.short_at = if at + 1 == SHORTS { 0 } else { at + 1 };
         self.half_energy[SLOTS - 1] = self.energy;
-        self.follow_runs();
+        self.keep_history();
         self.s1 = [0.0; TONES];
         self.s2 = [0.0; TONES];
         self.energy = 0.0;
         self.pos = 0;
         self.end_window(out);
-        self.half_samples.rotate_left(1);
+        self.filling = (self.filling + 1) % COMB_HALVES;
     }
 
-    /// Follows each key frequency's steady sine from window to window (`runs`).
-    fn follow_runs(&mut self) {
+    /// Keeps each key bin's power and phase step in the latest short window
+    /// (`history`): no decision here, so nothing to branch on.
+    fn keep_history(&mut self) {
+        self.at = if self.at + 1 == HISTORY {
+            0
+        } else {
+            self.at + 1
+        };
+        let (w0, w1) = (self.short(SHORTS - 2), self.short(SHORTS - 1));
+        let powers: [f32; KEY_TONES] = std::array::from_fn(|k| w1[k].norm());
+        let steps: [Complex; KEY_TONES] = std::array::from_fn(|k| w1[k].mul(w0[k].conj()));
+        self.history[self.at] = powers;
+        self.step_history[self.at] = steps;
+    }
+
+    /// How many windows in a row, up to the latest and at most [`HISTORY`] − 1,
+    /// key bin `k` has held the same steady sine: from each to the next its power
+    /// stays over the run floor and within [`RUN_POWER_RATIO`], and its phase step
+    /// changes by less than [`RUN_PHASE_TOLERANCE`].
+    fn run(&self, k: usize) -> usize {
         let l = &self.limits;
-        self.at = (self.at + 1) % HISTORY;
-        for k in 0..KEY_TONES {
-            self.history[self.at][k] = self.shorts[SHORTS - 1][k].norm();
-            let (w0, w1) = (self.shorts[SHORTS - 2][k], self.shorts[SHORTS - 1][k]);
-            let (p0, p1) = (w0.norm(), w1.norm());
-            let step = w1.mul(w0.conj());
-            let same = p0 >= l.run_floor
-                && p1 >= l.run_floor
-                && p1 <= p0 * RUN_POWER_RATIO
-                && p0 <= p1 * RUN_POWER_RATIO
-                && within(step, self.steps[k], l.run_cos);
-            self.runs[k] = if same {
-                self.runs[k].saturating_add(1)
-            } else {
-                0
-            };
-            self.steps[k] = step;
-            self.step_history[self.at][k] = step;
-        }
+        let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
+        (0..HISTORY - 1)
+            .take_while(|&ago| {
+                let (now, then) = (slot(ago), slot(ago + 1));
+                let (p0, p1) = (self.history[then][k], self.history[now][k]);
+                p0 >= l.run_floor
+                    && p1 >= l.run_floor
+                    && p1 <= p0 * RUN_POWER_RATIO
+                    && p0 <= p1 * RUN_POWER_RATIO
+                    && within(
+                        self.step_history[now][k],
+                        self.step_history[then][k],
+                        l.run_cos,
+                    )
+            })
+            .count()
     }
 
     /// Whether the two tones of key (`row`, `col`) began apart: one has held the
@@ -885,12 +908,15 @@ impl DtmfDetector {
         let same_pitch = |ago: usize, k: usize| {
             within(
                 self.step_history[slot(ago)][k],
-                self.steps[k],
+                self.step_history[self.at][k],
                 l.run_pitch_cos,
             )
         };
         for (first, later) in [(row, 4 + col), (4 + col, row)] {
-            let run = (self.runs[first] as usize).min(HISTORY - 1);
+            let run = self.run(first);
+            if run < ONSET_RUN_HALVES as usize {
+                continue;
+            }
             let (first_now, later_now) = (power(0, first), power(0, later));
             // Windows in a row inside the first tone's run, while it sounded as
             // now, in which the later tone had not started (one is not enough:
@@ -913,12 +939,17 @@ impl DtmfDetector {
         false
     }
 
+    /// The DFTs of short window `i`, 0 the oldest of the last [`SHORTS`].
+    fn short(&self, i: usize) -> &[Complex; TONES] {
+        &self.shorts[self.short_at + i]
+    }
+
     /// The DFT of filter `k` over window `a` (0 the oldest, [`WINDOWS`] − 1 the
     /// latest, a half block apart) of geometry `g` (0: short, 1: long), referenced
     /// to the window's first sample.
     fn window(&self, g: usize, k: usize, a: usize) -> Complex {
         debug_assert_eq!(self.filters.geometry[g].halves, 2);
-        self.shorts[SHORTS - WINDOWS + a][k]
+        self.short(SHORTS - WINDOWS + a)[k]
     }
 
     /// Σx² over window `a` of geometry `g`.
@@ -1064,7 +1095,7 @@ impl DtmfDetector {
         // Both tones start together: a keypad switches them on at once, but a
         // voice's harmonic held on a row while a note starts on a column (or the
         // other way round) is a key that began with one tone.
-        let (r0, c0) = pair.amplitudes(self.shorts[0][row], self.shorts[0][4 + col]);
+        let (r0, c0) = pair.amplitudes(self.short(0)[row], self.short(0)[4 + col]);
         let row_before = Onset::new(&amplitudes.map(|a| a.0), r0);
         let col_before = Onset::new(&amplitudes.map(|a| a.1), c0);
         if self.one_tone_first(row_before, col_before) {
@@ -1323,16 +1354,29 @@ impl DtmfDetector {
         const M: usize = SHORTS;
         let hop = self.filters.hops[k][1];
         // The short windows of the span, each referenced to its first sample.
-        let w: [Complex; M] = std::array::from_fn(|i| self.shorts[i][k]);
+        let w: [Complex; M] = std::array::from_fn(|i| self.short(i)[k]);
         let mut advance = Complex::default();
         let mut first = Complex::default();
         let mut energy = 0.0;
         let mut least = f32::INFINITY;
+        // A key bin's powers and phase steps are kept (`history`): the same
+        // products, not made again.
+        let kept = |i: usize| (self.at + HISTORY - (M - 1 - i)) % HISTORY;
         for i in 0..M {
-            least = least.min(w[i].norm());
-            energy += w[i].norm();
+            let power = if k < KEY_TONES {
+                self.history[kept(i)][k]
+            } else {
+                w[i].norm()
+            };
+            least = least.min(power);
+            energy += power;
             if i > 0 {
-                advance = advance.add(w[i].mul(w[i - 1].conj()));
+                let step = if k < KEY_TONES {
+                    self.step_history[kept(i)][k]
+                } else {
+                    w[i].mul(w[i - 1].conj())
+                };
+                advance = advance.add(step);
                 if i <= M / 2 {
                     first = advance;
                 }
@@ -1384,6 +1428,13 @@ impl DtmfDetector {
             return Ok((row, col));
         }
         let l = &self.limits;
+        // No sine carries more than the mean power of the windows it is fitted to
+        // (Cauchy-Schwarz; 0.1 % for rounding): a quiet bin needs no fit.
+        let energy = |k: usize| (0..SHORTS).map(|i| self.short(i)[k].norm()).sum::<f32>();
+        let least = l.min_power * (SHORTS as f32 * 0.999);
+        if energy(row) < least || energy(4 + col) < least {
+            return Err("level");
+        }
         let r = self.steady_tone(row);
         let c = self.steady_tone(4 + col);
         if r.power < l.min_power || c.power < l.min_power {
@@ -1495,7 +1546,10 @@ impl DtmfDetector {
     fn voice_comb(&self, row_hz: f32, col_hz: f32) -> Option<Comb> {
         const N: usize = HALF * COMB_HALVES;
         let mut x = [0f32; N];
-        for (i, v) in self.half_samples.iter().flatten().enumerate().take(N) {
+        // Oldest first: the one after the latest (`filling`, just completed).
+        let halves =
+            (1..=COMB_HALVES).map(|i| &self.half_samples[(self.filling + i) % COMB_HALVES]);
+        for (i, v) in halves.flatten().enumerate().take(N) {
             x[i] = f32::from(*v);
         }
         let hann: [f32; N] = std::array::from_fn(|i| {
@@ -1688,7 +1742,7 @@ impl DtmfDetector {
                 100.0 * err
             ));
         }
-        let (r0, c0) = pair.amplitudes(self.shorts[0][row], self.shorts[0][4 + col]);
+        let (r0, c0) = pair.amplitudes(self.short(0)[row], self.short(0)[4 + col]);
         let amps2: [(Complex, Complex); WINDOWS] = std::array::from_fn(|a| {
             pair.amplitudes(self.window(g, row, a), self.window(g, 4 + col, a))
         });
@@ -1739,7 +1793,7 @@ impl DtmfDetector {
                 )
             }),
             self.held_key(),
-            self.runs,
+            std::array::from_fn::<usize, KEY_TONES, _>(|k| self.run(k)),
         );
         if let Some(t) = self.trace.as_mut() {
             t.push(line);
