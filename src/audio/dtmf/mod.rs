@@ -1624,6 +1624,40 @@ impl DtmfDetector {
 
 #[cfg(test)]
 impl DtmfDetector {
+    /// Everything its decisions can read from now on, oldest first, for the quiet
+    /// gate's tests: two detectors with the same memory decide alike.
+    fn memory(&self) -> String {
+        let halves: Vec<&[i16]> = (1..=COMB_HALVES)
+            .map(|i| &self.half_samples[(self.filling + i) % COMB_HALVES][..])
+            .collect();
+        let (done, filling) = halves.split_at(COMB_HALVES - 1);
+        let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
+        // The kept powers and phase steps are read only inside a run.
+        let runs: [usize; KEY_TONES] = std::array::from_fn(|k| self.run(k));
+        let reach = runs.iter().copied().max().unwrap_or(0);
+        let kept: Vec<_> = (0..=reach)
+            .map(|ago| (self.history[slot(ago)], self.step_history[slot(ago)]))
+            .collect();
+        format!(
+            "{done:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {} {} {runs:?} {kept:?} {:?} {:?} {:?} {:?} {:?} {}",
+            &filling[0][..self.pos],
+            &self.shorts[self.short_at..self.short_at + SHORTS],
+            self.last_half,
+            self.half_energy,
+            self.s1,
+            self.s2,
+            self.energy,
+            self.pos,
+            self.samples,
+            self.hits,
+            self.in_key,
+            self.muted,
+            self.steady_heard,
+            self.held_power,
+            self.misses,
+        )
+    }
+
     /// What the steady path measures of the key whose tones are steadiest, for the
     /// trace.
     fn steady_features(&self) -> String {
