@@ -8,8 +8,9 @@
 //! - **A quiet sample** is at most [`QUIET_PEAK`] from zero: a quarter of the peak
 //!   of one tone at [`MIN_LEVEL_DBM0`](super::MIN_LEVEL_DBM0), the weakest a key
 //!   may have. Every bin the detector reads is a plain (rectangular) DFT over two
-//!   half blocks, or a mean of those, so over quiet samples alone it is at most a
-//!   quarter of the weakest tone's, 12 dB under the level both paths require
+//!   half blocks, or a mean of those, so over quiet samples alone its magnitude is
+//!   at most N · 71 against the weakest tone's N · 287 / 2: 6.1 dB under the level
+//!   both paths require
 //!   (leakage between a row and a column tone corrects a tone by far less): such a
 //!   window hears nothing. A frame with a key's tone in it at −38 dBm0 or louder is
 //!   never quiet (`a_weakest_key_always_opens_the_gate`).
@@ -18,20 +19,37 @@
 //!   window heard one: from there, running it over more quiet samples leaves every
 //!   decision "nothing", and only its memory of the latest samples moves.
 //! - **When sound comes back** the latest quiet samples are run through it first,
-//!   enough to fill its whole memory ([`SETTLE`] or more, ending on the same half
-//!   block boundary as the skipped stretch), and its sample count is moved over the
-//!   rest: its state is then what it would have been had it heard every sample.
+//!   enough to fill its whole memory of samples and of windows ([`SETTLE`] or more,
+//!   ending on the same half block boundary as the skipped stretch), and its sample
+//!   count is moved over the rest: its state is then what it would have been had it
+//!   heard every sample.
+//!
+//! Its memory: the samples of the last `COMB_HALVES` (12) half blocks, the one
+//! being filled and eleven whole ones, which the voice comb reads (76 ms); the
+//! windows' DFTs and energies over the last seven half blocks, inside those; and
+//! the key bins' powers and phase steps over the last 24 windows (150 ms), which
+//! the onset check reads only inside a tone's run: back to a window whose bin
+//! held at least the run floor, 6 dB under the weakest tone (`RUN_FLOOR_DB`). A
+//! window of quiet samples alone holds at most (71 · 102)² in a bin, 6.1 dB under
+//! the weakest tone's (287 · 102 / 2)², so it ends every run, and no run reaches
+//! back into a skipped stretch or to the window before it: those 24 windows need
+//! not be replayed. The replay
+//! starts where the skipped stretch started within its half block, so its first
+//! half block mixes quiet samples from before the stretch with replayed ones; the
+//! [`SETTLE`] samples after it leave eleven whole replayed half blocks and the one
+//! being filled, all of the memory read.
 
-use super::{DtmfDetector, HALF, KeyEvent, generate};
+use super::{COMB_HALVES, DtmfDetector, HALF, KeyEvent, generate};
 
 /// The loudest a quiet sample may be: a quarter of the peak of one tone at the
 /// weakest level a key may have.
 pub const QUIET_PEAK: i16 = (generate::DBM0_PEAK * 0.012_589_254 / 4.0) as i16; // 10^(−38/20) = 0.012 589 254
 
 /// Quiet samples the detector is given before it may be skipped, and the least it
-/// is given again when sound comes back: more than its memory (seven half blocks
-/// and the one being filled).
-pub const SETTLE: usize = 8 * HALF;
+/// is given again when sound comes back: its memory of samples (`COMB_HALVES`
+/// half blocks) and the half block in which the replay starts, whose beginning is
+/// from before the skipped stretch.
+pub const SETTLE: usize = COMB_HALVES * HALF;
 
 /// Samples of a skipped stretch kept to run again: [`SETTLE`] plus up to a half
 /// block to land on the stretch's own half block boundary.
@@ -220,8 +238,74 @@ mod tests {
         t
     }
 
+    /// Stretches of `sound`, 0.5 to 2.5 s each, between silences (digital or a
+    /// quiet hiss) that end at any phase of the detector's half blocks.
+    fn with_silences(sound: &[i16], seed: u64) -> Vec<i16> {
+        let mut t = Vec::new();
+        let (mut from, mut i) = (0, 0u64);
+        while from < sound.len() {
+            let quiet = 150 + ((seed * 13 + i * 277) % 700) as u32;
+            if i.is_multiple_of(2) {
+                t.extend(vec![0; generate::samples_for(quiet, SAMPLE_RATE)]);
+            } else {
+                t.extend(white_noise(quiet, -62.0, seed * 100 + i, SAMPLE_RATE));
+            }
+            t.extend(vec![-2; ((seed * 5 + i * 23) % 51) as usize]);
+            let len = 4_000 + ((seed * 31 + i * 1_511) % 16_000) as usize;
+            let to = (from + len).min(sound.len());
+            t.extend(&sound[from..to]);
+            (from, i) = (to, i + 1);
+        }
+        t
+    }
+
+    /// Keys 10 dB under a talker (the steady path, whose voice comb reads 76 ms
+    /// back, and the onset runs, 150 ms), and music under sung vowels and a choir,
+    /// each stretch after a silence: the gate changes no key.
+    #[test]
+    fn the_gate_changes_no_key_under_a_talker_or_in_music() {
+        for seed in 0..2u64 {
+            let mut sound = super::super::table::speech_tape(10.0, 60, seed + 40).samples;
+            sound.extend(super::super::table::talkoff_minute(6, seed + 40));
+            sound.extend(super::super::table::talkoff_minute(7, seed + 40));
+            let tape = with_silences(&sound, seed);
+            let mut alone = DtmfDetector::new();
+            let mut expected = Vec::new();
+            alone.push(&tape, &mut expected);
+            assert!(expected.len() >= 20, "seed {seed}: {expected:?}");
+            for frame in [160, 37] {
+                let mut gated = Gated::new();
+                let mut got = Vec::new();
+                // And whenever the gate has caught up, the detector behind it
+                // remembers what the detector alone does.
+                let mut plain = DtmfDetector::new();
+                let mut caught_up = 0;
+                for f in tape.chunks(frame) {
+                    let skipping = gated.skipped > 0;
+                    gated.push(f, &mut got);
+                    plain.push(f, &mut Vec::new());
+                    if skipping && gated.skipped == 0 {
+                        caught_up += 1;
+                        assert_eq!(
+                            gated.detector.memory(),
+                            plain.memory(),
+                            "seed {seed}, frames of {frame}, at {}",
+                            plain.samples_seen()
+                        );
+                    }
+                }
+                assert_eq!(got, expected, "seed {seed}, frames of {frame}");
+                assert!(
+                    caught_up >= 10,
+                    "seed {seed}, frames of {frame}: {caught_up}"
+                );
+            }
+        }
+    }
+
     /// The gate changes no key and no key's time, whatever the frame size, and it
-    /// does skip most of the silences.
+    /// does skip most of the silences; when it has caught up, the detector behind
+    /// it remembers all that the detector alone does.
     #[test]
     fn the_gate_changes_no_key() {
         for seed in 0..6u64 {
@@ -235,8 +319,14 @@ mod tests {
             for frame in [160, 240, 80, 37] {
                 let mut gated = Gated::new();
                 let mut got = Vec::new();
+                let mut plain = DtmfDetector::new();
                 for f in tape.chunks(frame) {
+                    let skipping = gated.skipped > 0;
                     gated.push(f, &mut got);
+                    plain.push(f, &mut Vec::new());
+                    if skipping && gated.skipped == 0 {
+                        assert_eq!(gated.detector.memory(), plain.memory(), "seed {seed}");
+                    }
                 }
                 assert_eq!(got, expected, "seed {seed}, frames of {frame}");
                 assert_eq!(gated.samples_seen(), tape.len() as u64);

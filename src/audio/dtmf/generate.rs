@@ -523,6 +523,99 @@ pub fn sung_vowels(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u3
     level_active(&out, level_dbm0)
 }
 
+/// The singers of [`song`]: the lowest and highest note each sings, semitones from
+/// A4 (440 Hz): bass, tenor, alto, soprano.
+const CHOIR: [(i32, i32); 4] = [(-26, -5), (-17, 1), (-12, 5), (-5, 12)];
+
+/// Seeded choral singing over an accompaniment, `duration_ms` long at an active
+/// level of `level_dbm0` (the voices; the accompaniment 8–14 dB under them): two
+/// to four voices (bass, tenor, alto, soprano) sing a chord progression legato,
+/// each moving to the nearest note of the next chord (0.4–1.6 s each) with a
+/// glide of 30–90 ms, on a vowel per note, with a singer's vibrato (5–6.5 Hz,
+/// ±0.5–2 %, fading in over the first 100–300 ms of each note) and a breath
+/// between phrases, over [`music`]. Real choirs are never exactly in tune with one
+/// another: each voice is off by up to ±15 cents.
+pub fn song(duration_ms: u32, level_dbm0: f64, seed: u64, sample_rate: u32) -> Vec<i16> {
+    let rate = f64::from(sample_rate.max(1));
+    let total = samples_for(duration_ms, sample_rate);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xc401);
+    let voices = rng.random_range(2..=4usize);
+    let first = rng.random_range(0..=4 - voices);
+    // The progression: each chord a triad (major or minor) on a degree of the key,
+    // with its length and whether the phrase ends after it.
+    let key: i32 = rng.random_range(-6..=5);
+    let mut chords = Vec::new();
+    let mut len = 0usize;
+    while len < total {
+        let degree = [0, 2, 4, 5, 7, 9][rng.random_range(0..6)];
+        let third = if rng.random::<bool>() { 4 } else { 3 };
+        let samples = (rate * rng.random_range(0.4..1.6)) as usize;
+        let breath = rng.random_range(0..5) == 0;
+        chords.push((key + degree, third, samples, breath));
+        len += samples;
+    }
+    let mut sum = vec![0.0f64; total + 16_000];
+    for (v, &(low, high)) in CHOIR.iter().enumerate().skip(first).take(voices) {
+        let mut voice = Voice::new(seed.wrapping_mul(31).wrapping_add(v as u64), rate);
+        let mut vrng = Xoshiro256PlusPlus::seed_from_u64(seed ^ (0x5151 + v as u64));
+        let cents = vrng.random_range(-15.0..15.0);
+        let gain = 10f64.powf(vrng.random_range(-6.0..0.0) / 20.0);
+        let mut note = (low + high) / 2;
+        let mut pitch = 440.0 * 2f64.powf(f64::from(note) / 12.0);
+        let mut vib_phase = vrng.random_range(0.0..TAU);
+        let mut out = Vec::with_capacity(total + 16_000);
+        for &(root, third, samples, breath) in &chords {
+            // The chord tone nearest the voice's last note, within its range.
+            let tones = [0, third, 7];
+            note = (low..=high)
+                .filter(|n| tones.contains(&(n - root).rem_euclid(12)))
+                .min_by_key(|n| (n - note).abs())
+                .unwrap_or(note);
+            let target = 440.0 * 2f64.powf((f64::from(note) + cents / 100.0) / 12.0);
+            let from = pitch;
+            let secs = samples as f64 / rate;
+            let glide = vrng.random_range(0.03..0.09) / secs;
+            let onset = vrng.random_range(0.1..0.3) / secs;
+            let vib_rate = vrng.random_range(5.0..6.5);
+            let depth = vrng.random_range(0.005..0.02);
+            let phase = vib_phase;
+            let formants = VOWELS[vrng.random_range(0..VOWELS.len())];
+            voice.segment(
+                Segment::Vowel { formants },
+                samples,
+                &|t| {
+                    let g = (t / glide).min(1.0);
+                    let base = from * (target / from).powf(g * g * (3.0 - 2.0 * g));
+                    let fade = (t / onset).min(1.0);
+                    base * (1.0 + fade * depth * (TAU * vib_rate * t * secs + phase).sin())
+                },
+                &mut out,
+            );
+            vib_phase = (phase + TAU * vib_rate * secs) % TAU;
+            pitch = target;
+            if breath {
+                let len = (rate * vrng.random_range(0.1..0.3)) as usize;
+                voice.segment(Segment::Pause, len, &|_| target, &mut out);
+            }
+        }
+        for (s, x) in sum.iter_mut().zip(&out) {
+            *s += gain * x;
+        }
+    }
+    sum.truncate(total);
+    let voices = level_active(&sum, level_dbm0);
+    let under = rng.random_range(8.0..14.0);
+    mix(
+        &voices,
+        &music(
+            duration_ms,
+            level_dbm0 - under,
+            seed.wrapping_add(1),
+            sample_rate,
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,18 @@
 //!   keypad switches them on at once. A sung harmonic held on a row while a note
 //!   starts on a column is refused, and held unreported (`muted`) while it lasts,
 //!   so that the same sound is not judged again a half block later.
+//! - **Both tones began together, looking further back** ([`ONSET_RUN_HALVES`]):
+//!   the window before the span is not enough when the four windows agree only
+//!   after the second tone has sounded a while (a window in between refused the
+//!   key). So each key frequency's bin has its power and phase step kept for
+//!   150 ms (`history`), from which how long it has held the same steady sine
+//!   (its run: power and phase step nearly unchanged from window to window) is
+//!   read when a key is about to be accepted: a key is refused, and held
+//!   unreported, when one tone's run reaches back over three windows in a row in
+//!   which it sounded as now, at its pitch now, while the other tone was
+//!   [`ONSET_SILENT_DB`] under its level now. On issue 14's talk-off this was a
+//!   sung harmonic held on 697 Hz while a music note (F♯6, 1480 Hz, +0.2 % from
+//!   1477 Hz) started on the column.
 //! - **No locked second harmonic** ([`LOCKED_HARMONIC_DB`]): twice either tone's
 //!   frequency, once the key's own tones' leakage is taken out of that bin at their
 //!   measured frequencies, must not hold a steady sine that moves with the tone
@@ -120,12 +132,20 @@
 //! sines) and the key is refused when [`VOICE_STANDING`] of that fundamental's
 //! other harmonics up to just past the column tone (and [`VOICE_MIN_STANDING`])
 //! stand [`VOICE_COMB_DB`] over what lies halfway to their neighbours. It runs only
-//! when every other check has passed. Measured on issue 14's tapes (`table.rs`,
+//! when every other check has passed, over the last `COMB_HALVES` half blocks
+//! (76 ms: the span alone, 44.6 ms, cannot tell a bass's harmonics, 87 Hz apart,
+//! from the gaps between them). The steady path refuses a key whose tones began
+//! apart, as the four windows do. Measured on issue 14's tapes (`table.rs`,
 //! four seeds, about 780 presses a row): 95.1 % of the keys 3 dB under a talker
-//! and 85.1 % of those 10 dB under (85.6 % without the comb check), no key in its
-//! two hours of talk-off. On fresh seeds the talk-off is not yet zero: 13 keys in
-//! 140 hours (seeds 130–269; 28 without the comb check), most in music under a
-//! sung vowel (kind 6). The `talkoff_on_fresh_seeds` test (ignored) hunts them.
+//! and 85.6 % of those 10 dB under, no key in its two hours of talk-off. On fresh
+//! seeds the talk-off is not yet zero: on seeds 300–369 and 400–468 (139 hours),
+//! 20 keys before the onset runs and the longer comb, 13 after on the same
+//! material (kinds 0–6; 12 of them sung vowels over music, kind 6), and 1 in the
+//! choir over music that kind 7 now is. What is left is a sung harmonic and a
+//! music note (or two harmonics of one low voice) that start nearly together and
+//! hold still for the span. `talkoff_on_fresh_seeds`
+//! (ignored) hunts them, and `speech_misses_by_reason` tallies why keys under a
+//! talker are missed (mostly coherence: the voice's harmonics within a bin).
 //!
 //! # Levels
 //!
@@ -259,6 +279,31 @@ pub const ONSET_SOUNDING_DB: f32 = 3.0;
 /// ... and has not started when it is this far under, dB: a key whose one tone
 /// already sounds while the other has not started is a note or a voice.
 pub const ONSET_SILENT_DB: f32 = 10.0;
+/// How many half blocks longer one tone of a key may have sounded as the same
+/// steady sine than the other, the other having been silent ([`ONSET_SILENT_DB`]
+/// under its level now) just before its own run began: a keypad starts both at
+/// once, but a sung note's harmonic held on a row while a music note starts on a
+/// column (issue 14's talk-off, music under sung vowels) has been steady for
+/// much longer. (A run alone is not enough: under a talker a key's tone loses
+/// its run now and then.)
+pub const ONSET_RUN_HALVES: u32 = 3;
+/// Windows in a row that must find one tone silent while the other sounds.
+const ONSET_SILENT_WINDOWS: u32 = 3;
+/// Short windows whose key-bin powers are kept, for [`ONSET_RUN_HALVES`]: 150 ms.
+const HISTORY: usize = 24;
+/// A tone's run goes on while its bin's power stays within this factor from one
+/// window to the next ...
+const RUN_POWER_RATIO: f32 = 4.0;
+/// ... and its phase step from one window to the next changes by less than this,
+/// radians (0.3 rad a half block is 1 % at 941 Hz) ...
+const RUN_PHASE_TOLERANCE: f32 = 1.0;
+/// ... and its power is no more than this under [`MIN_LEVEL_DBM0`], dB.
+const RUN_FLOOR_DB: f32 = 6.0;
+/// The first tone counts as sounding as now when no more than this under, dB.
+const RUN_SOUNDING_DB: f32 = 6.0;
+/// ... and at its pitch now when its phase step then was within this of its
+/// step now, radians (0.4 rad a half block is 1.4 % at 697 Hz).
+const RUN_PITCH_TOLERANCE: f32 = 0.4;
 
 /// The fundamentals the steady path looks for under a key's two tones, Hz: a voice
 /// (a sung A2 is 110 Hz, whose 7th and 11th harmonics are 770 and 1210 Hz: key 4).
@@ -278,6 +323,9 @@ pub const VOICE_MIN_STANDING: u32 = 3;
 const VOICE_F0_STEP_PCT: f32 = 0.25;
 /// ... in this many steps either way of where the two tones put it.
 const VOICE_F0_STEPS: i32 = 4;
+/// Half blocks of samples the voice comb looks at: 76 ms, for the harmonics of a
+/// low voice (a bass at 87 Hz) to stand apart from the gaps between them.
+const COMB_HALVES: usize = 12;
 /// The highest harmonic looked at, Hz (the telephone band).
 const VOICE_TOP_HZ: f32 = 3400.0;
 
@@ -495,6 +543,22 @@ impl Filters {
     }
 }
 
+/// Whether the angle between `a` and `b` is under the one whose cosine is `cos`
+/// (in f64, without a square root: the product of two windows' DFTs is too
+/// large for f32).
+fn within(a: Complex, b: Complex, cos: f32) -> bool {
+    let (ar, ai, br, bi) = (
+        f64::from(a.re),
+        f64::from(a.im),
+        f64::from(b.re),
+        f64::from(b.im),
+    );
+    let re = ar * br + ai * bi;
+    let im = ai * br - ar * bi;
+    let cos = f64::from(cos);
+    re > 0.0 && re * re > cos * cos * (re * re + im * im)
+}
+
 fn db_to_power(db: f32) -> f32 {
     10f32.powf(db / 10.0)
 }
@@ -532,6 +596,10 @@ struct Limits {
     steady_tone_to_total: f32,
     onset_sounding: f32,
     onset_silent: f32,
+    run_floor: f32,
+    run_cos: f32,
+    run_sounding: f32,
+    run_pitch_cos: f32,
 }
 
 impl Default for Limits {
@@ -559,6 +627,10 @@ impl Default for Limits {
             steady_tone_to_total: db_to_power(STEADY_TONE_TO_TOTAL_DB),
             onset_sounding: db_to_power(-ONSET_SOUNDING_DB),
             onset_silent: db_to_power(-ONSET_SILENT_DB),
+            run_floor: bin_power(MIN_LEVEL_DBM0 - RUN_FLOOR_DB),
+            run_cos: RUN_PHASE_TOLERANCE.cos(),
+            run_sounding: db_to_power(-RUN_SOUNDING_DB),
+            run_pitch_cos: RUN_PITCH_TOLERANCE.cos(),
         }
     }
 }
@@ -578,14 +650,19 @@ pub struct DtmfDetector {
     /// The last half block's DFTs, referenced to its first sample.
     last_half: [Complex; TONES],
     /// The DFTs of the last [`SHORTS`] short windows (two half blocks, a half block
-    /// apart), oldest first, each referenced to its first sample: every check reads
-    /// them, so each is made once.
-    shorts: [[Complex; TONES]; SHORTS],
+    /// apart), each referenced to its first sample: every check reads them, so each
+    /// is made once. A ring written twice over, so that the last [`SHORTS`] are
+    /// always one slice, oldest first, from `short_at` ([`short`](Self::short)):
+    /// nothing is moved from one half block to the next.
+    shorts: [[Complex; TONES]; 2 * SHORTS],
+    short_at: usize,
     /// The energies of the last [`SLOTS`] half blocks, oldest first.
     half_energy: [f32; SLOTS],
-    /// The samples of the last [`SLOTS`] half blocks, oldest first (the last one
-    /// being filled): read only when the steady path is about to accept a key.
-    half_samples: [[i16; HALF]; SLOTS],
+    /// The samples of the last [`COMB_HALVES`] half blocks, a ring in which
+    /// `filling` is the one being filled (the others follow it, oldest first):
+    /// read only when the steady path is about to accept a key.
+    half_samples: [[i16; HALF]; COMB_HALVES],
+    filling: usize,
     /// What each of the last [`WINDOWS`] windows heard, oldest first.
     hits: [[Option<(usize, usize)>; WINDOWS]; 1],
     /// Samples given since creation or reset.
@@ -602,6 +679,14 @@ pub struct DtmfDetector {
     steady_heard: Option<(usize, usize)>,
     /// Consecutive windows in which the held key was missing.
     misses: u32,
+    /// The key bins' powers over the last [`HISTORY`] short windows, a ring:
+    /// `history[(at + HISTORY - i) % HISTORY]` is `i` windows ago. How long each
+    /// bin has held the same steady sine (its `run`) is read from them only when
+    /// a key is about to be accepted.
+    history: [[f32; KEY_TONES]; HISTORY],
+    /// Their phase steps from the window before, as `history`.
+    step_history: [[Complex; KEY_TONES]; HISTORY],
+    at: usize,
     /// Per-window diagnostics for the tests.
     #[cfg(test)]
     trace: Option<Vec<String>>,
@@ -624,9 +709,11 @@ impl DtmfDetector {
             energy: 0.0,
             pos: 0,
             last_half: [Complex::default(); TONES],
-            shorts: [[Complex::default(); TONES]; SHORTS],
+            shorts: [[Complex::default(); TONES]; 2 * SHORTS],
+            short_at: 0,
             half_energy: [0.0; SLOTS],
-            half_samples: [[0; HALF]; SLOTS],
+            half_samples: [[0; HALF]; COMB_HALVES],
+            filling: 0,
             hits: [[None; WINDOWS]; 1],
             samples: 0,
             in_key: None,
@@ -634,6 +721,9 @@ impl DtmfDetector {
             muted: false,
             steady_heard: None,
             misses: 0,
+            history: [[0.0; KEY_TONES]; HISTORY],
+            step_history: [[Complex::default(); KEY_TONES]; HISTORY],
+            at: 0,
             #[cfg(test)]
             trace: None,
         }
@@ -703,7 +793,7 @@ impl DtmfDetector {
         while !samples.is_empty() {
             let take = (HALF - self.pos).min(samples.len());
             let (now, rest) = samples.split_at(take);
-            self.half_samples[SLOTS - 1][self.pos..self.pos + take].copy_from_slice(now);
+            self.half_samples[self.filling][self.pos..self.pos + take].copy_from_slice(now);
             self.run_filters(now);
             samples = rest;
             self.pos += take;
@@ -739,9 +829,8 @@ impl DtmfDetector {
 
     fn end_half(&mut self, out: &mut Vec<KeyEvent>) {
         let f = &self.filters;
-        self.shorts.rotate_left(1);
         self.half_energy.rotate_left(1);
-        for k in 0..TONES {
+        let latest: [Complex; TONES] = std::array::from_fn(|k| {
             // s[n−1] − e^{−jω}·s[n−2] is the DFT referenced to the last sample.
             let y = Complex {
                 re: self.s1[k],
@@ -749,16 +838,110 @@ impl DtmfDetector {
             }
             .sub(f.back[k].scale(self.s2[k]))
             .mul(f.half_ref[k]);
-            self.shorts[SHORTS - 1][k] = self.last_half[k].add(y.mul(f.hops[k][1]));
+            let window = self.last_half[k].add(y.mul(f.hops[k][1]));
             self.last_half[k] = y;
-        }
+            window
+        });
+        // The oldest short window gives way to the latest, in both its places.
+        let at = self.short_at;
+        self.shorts[at] = latest;
+        self.shorts[at + SHORTS] = latest;
+        self.short_at = if at + 1 == SHORTS { 0 } else { at + 1 };
         self.half_energy[SLOTS - 1] = self.energy;
+        self.keep_history();
         self.s1 = [0.0; TONES];
         self.s2 = [0.0; TONES];
         self.energy = 0.0;
         self.pos = 0;
         self.end_window(out);
-        self.half_samples.rotate_left(1);
+        self.filling = (self.filling + 1) % COMB_HALVES;
+    }
+
+    /// Keeps each key bin's power and phase step in the latest short window
+    /// (`history`): no decision here, so nothing to branch on.
+    fn keep_history(&mut self) {
+        self.at = if self.at + 1 == HISTORY {
+            0
+        } else {
+            self.at + 1
+        };
+        let (w0, w1) = (self.short(SHORTS - 2), self.short(SHORTS - 1));
+        let powers: [f32; KEY_TONES] = std::array::from_fn(|k| w1[k].norm());
+        let steps: [Complex; KEY_TONES] = std::array::from_fn(|k| w1[k].mul(w0[k].conj()));
+        self.history[self.at] = powers;
+        self.step_history[self.at] = steps;
+    }
+
+    /// How many windows in a row, up to the latest and at most [`HISTORY`] − 1,
+    /// key bin `k` has held the same steady sine: from each to the next its power
+    /// stays over the run floor and within [`RUN_POWER_RATIO`], and its phase step
+    /// changes by less than [`RUN_PHASE_TOLERANCE`].
+    fn run(&self, k: usize) -> usize {
+        let l = &self.limits;
+        let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
+        (0..HISTORY - 1)
+            .take_while(|&ago| {
+                let (now, then) = (slot(ago), slot(ago + 1));
+                let (p0, p1) = (self.history[then][k], self.history[now][k]);
+                p0 >= l.run_floor
+                    && p1 >= l.run_floor
+                    && p1 <= p0 * RUN_POWER_RATIO
+                    && p0 <= p1 * RUN_POWER_RATIO
+                    && within(
+                        self.step_history[now][k],
+                        self.step_history[then][k],
+                        l.run_cos,
+                    )
+            })
+            .count()
+    }
+
+    /// Whether the two tones of key (`row`, `col`) began apart: one has held the
+    /// same steady sine, as loud and at the pitch it has now, through
+    /// [`ONSET_RUN_HALVES`] windows in a row (at least that far back) in which
+    /// the other was [`ONSET_SILENT_DB`] under its level now.
+    fn began_apart(&self, row: usize, col: usize) -> bool {
+        let l = &self.limits;
+        let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
+        let power = |ago: usize, k: usize| self.history[slot(ago)][k];
+        // Whether tone `k` had, `ago` windows back, the frequency it has now.
+        let same_pitch = |ago: usize, k: usize| {
+            within(
+                self.step_history[slot(ago)][k],
+                self.step_history[self.at][k],
+                l.run_pitch_cos,
+            )
+        };
+        for (first, later) in [(row, 4 + col), (4 + col, row)] {
+            let run = self.run(first);
+            if run < ONSET_RUN_HALVES as usize {
+                continue;
+            }
+            let (first_now, later_now) = (power(0, first), power(0, later));
+            // Windows in a row inside the first tone's run, while it sounded as
+            // now, in which the later tone had not started (one is not enough:
+            // under a talker a tone's bin can cancel for a moment).
+            let mut silent = 0;
+            for ago in ONSET_RUN_HALVES as usize..=run {
+                if power(ago, later) < l.onset_silent * later_now
+                    && power(ago, first) >= l.run_sounding * first_now
+                    && same_pitch(ago, first)
+                {
+                    silent += 1;
+                    if silent >= ONSET_SILENT_WINDOWS {
+                        return true;
+                    }
+                } else {
+                    silent = 0;
+                }
+            }
+        }
+        false
+    }
+
+    /// The DFTs of short window `i`, 0 the oldest of the last [`SHORTS`].
+    fn short(&self, i: usize) -> &[Complex; TONES] {
+        &self.shorts[self.short_at + i]
     }
 
     /// The DFT of filter `k` over window `a` (0 the oldest, [`WINDOWS`] − 1 the
@@ -766,7 +949,7 @@ impl DtmfDetector {
     /// to the window's first sample.
     fn window(&self, g: usize, k: usize, a: usize) -> Complex {
         debug_assert_eq!(self.filters.geometry[g].halves, 2);
-        self.shorts[SHORTS - WINDOWS + a][k]
+        self.short(SHORTS - WINDOWS + a)[k]
     }
 
     /// Σx² over window `a` of geometry `g`.
@@ -886,6 +1069,9 @@ impl DtmfDetector {
         if (col_hz / row_hz / 2.0 - 1.0).abs() < l.octave {
             return Err("octave");
         }
+        if self.began_apart(row, col) {
+            return Err("onset");
+        }
         // Knowing the frequencies, the amplitudes come out as if each tone were at its
         // bin's centre: the twist is the tones' own, whatever their offsets.
         let pair = Pair::new(row_hz, col_hz, row, col, self.filters.geometry[g].samples());
@@ -909,7 +1095,7 @@ impl DtmfDetector {
         // Both tones start together: a keypad switches them on at once, but a
         // voice's harmonic held on a row while a note starts on a column (or the
         // other way round) is a key that began with one tone.
-        let (r0, c0) = pair.amplitudes(self.shorts[0][row], self.shorts[0][4 + col]);
+        let (r0, c0) = pair.amplitudes(self.short(0)[row], self.short(0)[4 + col]);
         let row_before = Onset::new(&amplitudes.map(|a| a.0), r0);
         let col_before = Onset::new(&amplitudes.map(|a| a.1), c0);
         if self.one_tone_first(row_before, col_before) {
@@ -1040,6 +1226,12 @@ impl DtmfDetector {
                 }
             }
         }
+        if steady == Err("onset") {
+            let key = self.loudest_key();
+            if Some(key) != self.in_key {
+                self.hold(key, self.key_powers(key.0, key.1), true);
+            }
+        }
         if let Ok(key) = steady
             && (Some(key) != self.in_key || self.muted)
         {
@@ -1162,16 +1354,29 @@ impl DtmfDetector {
         const M: usize = SHORTS;
         let hop = self.filters.hops[k][1];
         // The short windows of the span, each referenced to its first sample.
-        let w: [Complex; M] = std::array::from_fn(|i| self.shorts[i][k]);
+        let w: [Complex; M] = std::array::from_fn(|i| self.short(i)[k]);
         let mut advance = Complex::default();
         let mut first = Complex::default();
         let mut energy = 0.0;
         let mut least = f32::INFINITY;
+        // A key bin's powers and phase steps are kept (`history`): the same
+        // products, not made again.
+        let kept = |i: usize| (self.at + HISTORY - (M - 1 - i)) % HISTORY;
         for i in 0..M {
-            least = least.min(w[i].norm());
-            energy += w[i].norm();
+            let power = if k < KEY_TONES {
+                self.history[kept(i)][k]
+            } else {
+                w[i].norm()
+            };
+            least = least.min(power);
+            energy += power;
             if i > 0 {
-                advance = advance.add(w[i].mul(w[i - 1].conj()));
+                let step = if k < KEY_TONES {
+                    self.step_history[kept(i)][k]
+                } else {
+                    w[i].mul(w[i - 1].conj())
+                };
+                advance = advance.add(step);
                 if i <= M / 2 {
                     first = advance;
                 }
@@ -1203,21 +1408,33 @@ impl DtmfDetector {
         }
     }
 
-    /// The steady path: which key, if any, has sounded steadily over the whole of the
-    /// last [`STEADY_HALVES`] half blocks, each of its tones standing clear of what
-    /// sounds near it (see the module doc).
-    fn classify_steady(&self) -> Result<(usize, usize), &'static str> {
+    /// The key whose row and column are the loudest in the latest short window.
+    fn loudest_key(&self) -> (usize, usize) {
         let a = WINDOWS - 1;
         let bins: [f32; KEY_TONES] = std::array::from_fn(|k| self.window(0, k, a).norm());
         let best =
             |from: usize| (from..from + 4).fold(from, |b, i| if bins[i] > bins[b] { i } else { b });
-        let (row, col) = (best(0), best(4) - 4);
+        (best(0), best(4) - 4)
+    }
+
+    /// The steady path: which key, if any, has sounded steadily over the whole of the
+    /// last [`STEADY_HALVES`] half blocks, each of its tones standing clear of what
+    /// sounds near it (see the module doc).
+    fn classify_steady(&self) -> Result<(usize, usize), &'static str> {
+        let (row, col) = self.loudest_key();
         // The key held still sounds: nothing to decide (and the checks below are
         // the detector's dearest).
         if self.in_key == Some((row, col)) && !self.muted {
             return Ok((row, col));
         }
         let l = &self.limits;
+        // No sine carries more than the mean power of the windows it is fitted to
+        // (Cauchy-Schwarz; 0.1 % for rounding): a quiet bin needs no fit.
+        let energy = |k: usize| (0..SHORTS).map(|i| self.short(i)[k].norm()).sum::<f32>();
+        let least = l.min_power * (SHORTS as f32 * 0.999);
+        if energy(row) < least || energy(4 + col) < least {
+            return Err("level");
+        }
         let r = self.steady_tone(row);
         let c = self.steady_tone(4 + col);
         if r.power < l.min_power || c.power < l.min_power {
@@ -1264,6 +1481,9 @@ impl DtmfDetector {
         let energy = span.iter().sum::<f32>() * 2.0 / STEADY_HALVES as f32;
         if 2.0 * (r.power + c.power) / (BLOCK as f32) < l.steady_tone_to_total * energy {
             return Err("total");
+        }
+        if self.began_apart(row, col) {
+            return Err("onset");
         }
         let row_hz = ROWS[row] * (1.0 + row_error);
         let col_hz = COLUMNS[col] * (1.0 + col_error);
@@ -1324,9 +1544,12 @@ impl DtmfDetector {
     /// The most voice-like comb, if any fundamental fits. Run only when a key is
     /// about to be accepted.
     fn voice_comb(&self, row_hz: f32, col_hz: f32) -> Option<Comb> {
-        const N: usize = HALF * STEADY_HALVES;
+        const N: usize = HALF * COMB_HALVES;
         let mut x = [0f32; N];
-        for (i, v) in self.half_samples.iter().flatten().enumerate().take(N) {
+        // Oldest first: the one after the latest (`filling`, just completed).
+        let halves =
+            (1..=COMB_HALVES).map(|i| &self.half_samples[(self.filling + i) % COMB_HALVES]);
+        for (i, v) in halves.flatten().enumerate().take(N) {
             x[i] = f32::from(*v);
         }
         let hann: [f32; N] = std::array::from_fn(|i| {
@@ -1401,6 +1624,40 @@ impl DtmfDetector {
 
 #[cfg(test)]
 impl DtmfDetector {
+    /// Everything its decisions can read from now on, oldest first, for the quiet
+    /// gate's tests: two detectors with the same memory decide alike.
+    fn memory(&self) -> String {
+        let halves: Vec<&[i16]> = (1..=COMB_HALVES)
+            .map(|i| &self.half_samples[(self.filling + i) % COMB_HALVES][..])
+            .collect();
+        let (done, filling) = halves.split_at(COMB_HALVES - 1);
+        let slot = |ago: usize| (self.at + HISTORY - ago) % HISTORY;
+        // The kept powers and phase steps are read only inside a run.
+        let runs: [usize; KEY_TONES] = std::array::from_fn(|k| self.run(k));
+        let reach = runs.iter().copied().max().unwrap_or(0);
+        let kept: Vec<_> = (0..=reach)
+            .map(|ago| (self.history[slot(ago)], self.step_history[slot(ago)]))
+            .collect();
+        format!(
+            "{done:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {} {} {runs:?} {kept:?} {:?} {:?} {:?} {:?} {:?} {}",
+            &filling[0][..self.pos],
+            &self.shorts[self.short_at..self.short_at + SHORTS],
+            self.last_half,
+            self.half_energy,
+            self.s1,
+            self.s2,
+            self.energy,
+            self.pos,
+            self.samples,
+            self.hits,
+            self.in_key,
+            self.muted,
+            self.steady_heard,
+            self.held_power,
+            self.misses,
+        )
+    }
+
     /// What the steady path measures of the key whose tones are steadiest, for the
     /// trace.
     fn steady_features(&self) -> String {
@@ -1519,7 +1776,7 @@ impl DtmfDetector {
                 100.0 * err
             ));
         }
-        let (r0, c0) = pair.amplitudes(self.shorts[0][row], self.shorts[0][4 + col]);
+        let (r0, c0) = pair.amplitudes(self.short(0)[row], self.short(0)[4 + col]);
         let amps2: [(Complex, Complex); WINDOWS] = std::array::from_fn(|a| {
             pair.amplitudes(self.window(g, row, a), self.window(g, 4 + col, a))
         });
@@ -1558,7 +1815,7 @@ impl DtmfDetector {
             .map(|k| format!("{:.0}", db(norm * self.window(g, k, a).norm())))
             .collect();
         let line = format!(
-            "@{} window {} heard {:?}, bins [{}], errors {:?}, held {:?}",
+            "@{} window {} heard {:?}, bins [{}], errors {:?}, held {:?}, runs {:?}",
             self.samples.saturating_sub(BLOCK as u64),
             g,
             classified.map(|(r, c)| KEYPAD[r][c]),
@@ -1570,6 +1827,7 @@ impl DtmfDetector {
                 )
             }),
             self.held_key(),
+            std::array::from_fn::<usize, KEY_TONES, _>(|k| self.run(k)),
         );
         if let Some(t) = self.trace.as_mut() {
             t.push(line);

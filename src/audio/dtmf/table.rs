@@ -31,7 +31,8 @@
 //! The talk-off material is the campaign's own French prompts (a real recording,
 //! `testdata/`) at several speeds and levels, synthetic talkers (men, women,
 //! children), synthetic singing (held vowels, with and without vibrato, from bass to
-//! soprano), the music-like generator, and singing over music.
+//! soprano), the music-like generator, singing over music, and a choir of two to
+//! four voices singing legato with vibrato over music.
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -284,7 +285,8 @@ pub fn speech_tape(under_db: f64, presses: usize, seed: u64) -> Tape {
 }
 
 /// One minute of talk-off material, the `i`-th of a seeded series that cycles
-/// through real prompts, synthetic speech, singing, music and singing over music.
+/// through real prompts, synthetic speech, sung vowels, music, sung vowels over
+/// music, and a choir singing legato with vibrato over music ([`generate::song`]).
 pub fn talkoff_minute(i: u64, seed: u64) -> Vec<i16> {
     let s = seed.wrapping_mul(100_003).wrapping_add(i);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(s);
@@ -298,7 +300,8 @@ pub fn talkoff_minute(i: u64, seed: u64) -> Vec<i16> {
             generate::gain(prompts.get(start..).unwrap_or_default(), gain)
         }
         1 | 4 => generate::speech(60_000, level, s, SAMPLE_RATE),
-        2 | 5 | 7 => generate::sung_vowels(60_000, level, s, SAMPLE_RATE),
+        2 | 5 => generate::sung_vowels(60_000, level, s, SAMPLE_RATE),
+        7 => generate::song(60_000, level, s, SAMPLE_RATE),
         3 => generate::music(60_000, level - 6.0, s, SAMPLE_RATE),
         _ => generate::mix(
             &generate::sung_vowels(60_000, level, s, SAMPLE_RATE),
