@@ -280,9 +280,11 @@ impl Server {
             })
     }
 
-    /// Waits for the provider recordings to be fetched: (node, file, duration ms).
-    /// Calls that reached each node, from the funnel's counters.
-    fn nodes_reached(&self) -> HashMap<String, i64> {
+    /// The rows of `sql`, read from the server's SQLite database.
+    fn rows<T>(&self, sql: &'static str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin + 'static,
+    {
         let url = format!("sqlite://{}/kuma.db", self.data.display());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -290,36 +292,24 @@ impl Server {
             .unwrap()
             .block_on(async move {
                 let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                let rows: Vec<(String, i64)> =
-                    sqlx::query_as("SELECT node, SUM(reached) FROM node_counts GROUP BY node")
-                        .fetch_all(&pool)
-                        .await
-                        .unwrap();
+                let rows = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
                 pool.close().await;
-                rows.into_iter().collect()
+                rows
             })
     }
 
+    /// Calls that reached each node, from the funnel's counters.
+    fn nodes_reached(&self) -> HashMap<String, i64> {
+        self.rows::<(String, i64)>("SELECT node, SUM(reached) FROM node_counts GROUP BY node")
+            .into_iter()
+            .collect()
+    }
+
+    /// Waits for the provider recordings to be fetched: (node, file, duration ms).
     fn recordings(&self, expected: usize) -> Vec<(String, String, i64)> {
-        let url = format!("sqlite://{}/kuma.db", self.data.display());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let url = url.clone();
-            let rows: Vec<(String, String, i64)> = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async move {
-                    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                    let rows = sqlx::query_as(
-                        "SELECT node, file, duration_ms FROM recordings ORDER BY id",
-                    )
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-                    pool.close().await;
-                    rows
-                });
+            let rows = self.rows("SELECT node, file, duration_ms FROM recordings ORDER BY id");
             if rows.len() >= expected || Instant::now() > deadline {
                 return rows;
             }
