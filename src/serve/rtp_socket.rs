@@ -41,6 +41,11 @@ use std::time::Duration;
 pub const READ_EVERY: Duration = Duration::from_millis(35);
 /// Datagrams one system call takes at most; a full batch is followed by another.
 pub const BATCH: usize = 16;
+/// Batches one read takes at most (128 datagrams, where a caller sends two or
+/// three per read): a flood on a call's port cannot keep its task reading
+/// for ever; what is left waits for the next read, or is dropped by the kernel
+/// when the socket's buffer is full.
+pub const MAX_BATCHES: usize = 8;
 /// The largest datagram kept whole (longer ones are cut, as the kernel does for
 /// any short buffer; RTP audio kuma accepts is at most 12 + 960 bytes).
 pub const DATAGRAM: usize = 2048;
@@ -184,8 +189,8 @@ thread_local! {
 }
 
 /// Reads every datagram waiting in `socket` and hands each to `each` with its
-/// source, in arrival order, until the socket is empty or `each` fails; the
-/// number of system calls made.
+/// source, in arrival order, until the socket is empty (or [`MAX_BATCHES`]
+/// were read) or `each` fails; the number of system calls made.
 pub fn read_all<E>(
     socket: &UdpSocket,
     mut each: impl FnMut(&[u8], SocketAddr) -> Result<(), E>,
@@ -210,7 +215,7 @@ pub fn read_all<E>(
                     each(bytes, from)?;
                 }
             }
-            if n < BATCH {
+            if n < BATCH || calls >= MAX_BATCHES {
                 return Ok(calls);
             }
         }
@@ -311,6 +316,32 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, vec![(DATAGRAM, b.local_addr().unwrap())]);
+    }
+
+    #[test]
+    fn a_flood_is_read_a_bounded_batch_at_a_time() {
+        let (a, b) = pair();
+        let to = a.local_addr().unwrap();
+        let total = BATCH * MAX_BATCHES + 5;
+        for i in 0..total {
+            b.send_to(&[i as u8], to).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let mut seen = 0;
+        let calls = read_all::<()>(&a, |_, _| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((seen, calls), (BATCH * MAX_BATCHES, MAX_BATCHES));
+        // The rest waits for the next read.
+        let mut rest = 0;
+        read_all::<()>(&a, |_, _| {
+            rest += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rest, 5);
     }
 
     #[test]
