@@ -203,35 +203,20 @@ impl Server {
 
     /// Rows of the calls table, read from the database itself.
     fn calls(&self) -> Vec<HashMap<String, String>> {
-        let url = format!("sqlite://{}/kuma.db", self.data.display());
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                use sqlx::Row;
-                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                let rows = sqlx::query(
-                    "SELECT channel, caller, COALESCE(outcome, ''), COALESCE(language, ''), completed FROM calls ORDER BY id",
-                )
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-                let out = rows
-                    .iter()
-                    .map(|r| {
-                        let mut m = HashMap::new();
-                        m.insert("channel".into(), r.get::<String, _>(0));
-                        m.insert("caller".into(), r.get::<String, _>(1));
-                        m.insert("outcome".into(), r.get::<String, _>(2));
-                        m.insert("language".into(), r.get::<String, _>(3));
-                        m.insert("completed".into(), r.get::<bool, _>(4).to_string());
-                        m
-                    })
-                    .collect();
-                pool.close().await;
-                out
-            })
+        self.rows::<(String, String, String, String, bool)>(
+            "SELECT channel, caller, COALESCE(outcome, ''), COALESCE(language, ''), completed FROM calls ORDER BY id",
+        )
+        .into_iter()
+        .map(|(channel, caller, outcome, language, completed)| {
+            HashMap::from([
+                ("channel".to_string(), channel),
+                ("caller".to_string(), caller),
+                ("outcome".to_string(), outcome),
+                ("language".to_string(), language),
+                ("completed".to_string(), completed.to_string()),
+            ])
+        })
+        .collect()
     }
 
     /// An Africa's Talking caller picks French, then the voice message, and the
