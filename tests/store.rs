@@ -152,6 +152,7 @@ on_both_backends!(
     webhook_sessions_apply_each_step_once,
     provider_recordings_are_kept_until_fetched,
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
+    a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing,
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
@@ -1935,4 +1936,145 @@ async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store,
             .await
             .unwrap()
     );
+}
+
+/// A call's burst of writes in one transaction (`Store::apply_all`, as `kuma
+/// serve` stores an answer and the next node) stores and counts exactly what
+/// the same writes store one by one; a batch with a write the store refuses
+/// stores none of them (the shell then writes them one by one); a batch with
+/// a write that is never batched is left to the caller.
+async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
+    store: Store,
+    _url: String,
+) {
+    let ops = |call: CallRow| {
+        vec![
+            WriteOp::Visit {
+                call,
+                node: "lang".into(),
+            },
+            WriteOp::Language {
+                call,
+                language: "fr".into(),
+            },
+            WriteOp::Visit {
+                call,
+                node: "q_a".into(),
+            },
+            WriteOp::Answer {
+                call,
+                question: "q_a".into(),
+                choice: "yes".into(),
+                digit: "1".into(),
+                at: at(1),
+                broadcast: None,
+            },
+            WriteOp::Answer {
+                call,
+                question: "q_b".into(),
+                choice: "no".into(),
+                digit: "2".into(),
+                at: at(2),
+                broadcast: None,
+            },
+            // The last answer counts, within a batch too.
+            WriteOp::Answer {
+                call,
+                question: "q_a".into(),
+                choice: "no".into(),
+                digit: "2".into(),
+                at: at(3),
+                broadcast: None,
+            },
+            WriteOp::Completed { call },
+            WriteOp::End {
+                call,
+                at: at(4),
+                outcome: "caller_hangup".into(),
+                last_node: Some("q_a".into()),
+            },
+        ]
+    };
+    let alone = call(&store, "c_alone", at(0), None).await;
+    for op in ops(alone) {
+        op.apply(&store).await.unwrap();
+    }
+    let once = counts(&store, CountFilter::default()).await;
+    let funnel_once = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+
+    let batched = call(&store, "c_batch", at(0), None).await;
+    assert!(store.apply_all(&ops(batched)).await.unwrap());
+    let twice = counts(&store, CountFilter::default()).await;
+    let funnel_twice = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!((twice.calls, twice.completed), (2, 2));
+    assert_eq!(twice.languages, [("fr".to_string(), 2)]);
+    let doubled: Vec<_> = once
+        .answers
+        .iter()
+        .map(|c| choice(&c.question, &c.choice, c.count * 2))
+        .collect();
+    assert_eq!(twice.answers, doubled);
+    assert_eq!(
+        twice.answers,
+        [choice("q_a", "no", 2), choice("q_b", "no", 2)]
+    );
+    let doubled: Vec<_> = funnel_once
+        .nodes
+        .iter()
+        .map(|(k, (r, h))| (k.clone(), (r * 2, h * 2)))
+        .collect();
+    assert_eq!(funnel_twice.nodes.into_iter().collect::<Vec<_>>(), doubled);
+    let rows: Vec<_> = export(&store, CountFilter::default())
+        .await
+        .into_iter()
+        .map(|r| (r.call, r.question, r.choice, r.answered_at))
+        .collect();
+    assert_eq!(
+        rows.iter().filter(|r| r.0 == batched).count(),
+        rows.iter().filter(|r| r.0 == alone).count()
+    );
+
+    // A refused write (an unknown call) undoes the whole batch.
+    let third = call(&store, "c_third", at(0), None).await;
+    let mut refused = ops(third);
+    refused.push(WriteOp::Visit {
+        call: 999_999,
+        node: "lang".into(),
+    });
+    assert!(store.apply_all(&refused).await.is_err());
+    let after = counts(&store, CountFilter::default()).await;
+    assert_eq!((after.calls, after.completed), (3, 2));
+    assert_eq!(after.answers, twice.answers);
+    let funnel = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(funnel.nodes.get("lang"), Some(&(2, 0)));
+
+    // A recording is never batched: nothing done, the caller applies each.
+    let with_recording = vec![
+        WriteOp::Visit {
+            call: third,
+            node: "lang".into(),
+        },
+        WriteOp::Recording {
+            call: third,
+            node: "msg".into(),
+            file: "x.wav".into(),
+            duration_ms: 1000,
+            at: at(5),
+        },
+    ];
+    assert!(!store.apply_all(&with_recording).await.unwrap());
+    let funnel = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(funnel.nodes.get("lang"), Some(&(2, 0)));
 }

@@ -48,3 +48,23 @@ pub async fn perform<W: Writer + Sync>(w: Write, to: &W) -> Result<(), W::Error>
         Err(e) => Err(e),
     }
 }
+
+/// Performs a call's writes `ws`, in order, as [`perform`] does each, in one
+/// transaction when the database takes them ([`SpooledStore::write_all`]: one
+/// commit where each took its own); otherwise (the database away, a write
+/// refused) one by one through [`perform`], which spools them, forgives a lost
+/// node visit or fails, exactly as without the batch (nothing of a batch that
+/// failed was stored, and every write may be applied again).
+pub async fn perform_all(ws: Vec<Write>, to: &SpooledStore) -> Result<(), SpoolError> {
+    if ws.len() > 1 {
+        let ops: Vec<WriteOp> = ws.iter().map(|w| w.op.clone()).collect();
+        if to.write_all(&ops).await {
+            ws.iter().for_each(Write::count);
+            return Ok(());
+        }
+    }
+    for w in ws {
+        perform(w, to).await?;
+    }
+    Ok(())
+}

@@ -790,9 +790,15 @@ impl Live<'_> {
     fn perform(&mut self, output: Output) -> anyhow::Result<()> {
         match output {
             Output::Write(w) => {
+                // The writes due together (an answer and the next node) in
+                // one transaction (`writes::perform_all`).
+                let mut ws = vec![w];
+                while let Some(w) = self.talk.next_write() {
+                    ws.push(w);
+                }
                 let to = self.writes;
                 self.pending = Some(Box::pin(async move {
-                    writes::perform(w, to).await?;
+                    writes::perform_all(ws, to).await?;
                     Ok(Done::Nothing)
                 }));
             }

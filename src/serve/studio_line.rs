@@ -91,6 +91,15 @@ impl Talker<'_> {
         }
     }
 
+    /// A write due right after the one being performed (a listener's call;
+    /// the studio line's writes are its own).
+    pub fn next_write(&mut self) -> Option<crate::conversation::runtime::Write> {
+        match self {
+            Talker::Listener(c) => c.next_write(),
+            Talker::Studio(_) => None,
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         match self {
             Talker::Listener(c) => c.is_finished(),

@@ -111,6 +111,20 @@ impl WriteOp {
         })
     }
 
+    /// Whether [`Store::apply_all`] takes this write with others in one
+    /// transaction: a call's progress (visit, language, answer, completion,
+    /// end), not a recording or a subscription.
+    pub fn batches(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::Visit { .. }
+                | WriteOp::Language { .. }
+                | WriteOp::Answer { .. }
+                | WriteOp::Completed { .. }
+                | WriteOp::End { .. }
+        )
+    }
+
     /// Performs the write, committed before it returns.
     ///
     /// Applying it again leaves the store as it was (exactly-once by natural

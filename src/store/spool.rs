@@ -381,24 +381,42 @@ impl SpooledStore {
         self.append(op).await
     }
 
-    async fn append(&self, op: WriteOp) -> Result<(), SpoolError> {
-        let spool = Arc::clone(&self.spool);
-        // The sync takes milliseconds: not on a thread that paces RTP.
-        let done = tokio::task::spawn_blocking(move || {
-            let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
-            let out = spool.append(&op);
-            (out, spool.pending, spool.full())
-        })
-        .await;
-        let (out, pending, full) = match done {
-            Ok(x) => x,
-            Err(e) => {
-                return Err(SpoolError::Io {
-                    path: PathBuf::from("spool"),
-                    source: std::io::Error::other(e.to_string()),
-                });
+    /// Stores a call's writes `ops` (in order) in one transaction, while the
+    /// database answers: `true` once committed. `false` when they were not
+    /// (the database is away, a write was refused, one of them is not taken in
+    /// a batch, see [`Store::apply_all`]): nothing of them is stored, and the
+    /// caller writes them one by one with [`SpooledStore::write`], which spools
+    /// them or reports the one that failed, as if there had been no batch.
+    pub async fn write_all(&self, ops: &[WriteOp]) -> bool {
+        let s = self.status();
+        if !(s.database_reachable && s.pending == 0) {
+            return false;
+        }
+        match tokio::time::timeout(DIRECT_TIMEOUT, self.store.apply_all(ops)).await {
+            Ok(Ok(done)) => done,
+            // One write's own error: each alone will say which.
+            Ok(Err(e)) if !e.is_unavailable() => false,
+            Ok(Err(e)) => {
+                self.database_unreachable(&e);
+                false
             }
-        };
+            Err(_) => {
+                self.database_unreachable(&format_args!(
+                    "no commit within {} s",
+                    DIRECT_TIMEOUT.as_secs()
+                ));
+                false
+            }
+        }
+    }
+
+    async fn append(&self, op: WriteOp) -> Result<(), SpoolError> {
+        let (out, pending, full) = self
+            .with_spool(move |spool| {
+                let out = spool.append(&op);
+                (out, spool.pending, spool.full())
+            })
+            .await?;
         self.pending.store(pending, Ordering::Release);
         self.full.store(full, Ordering::Release);
         metrics::gauge!(metric::PENDING).set(pending as f64);
@@ -411,6 +429,27 @@ impl SpooledStore {
         }
         self.wake.notify_one();
         out
+    }
+
+    /// Runs `f` on the spool, on a thread of the blocking pool: the spool's lock
+    /// is held while a record is synced to disk (milliseconds, seconds on a busy
+    /// disk), and a thread that paces RTP must never wait for it (a replay that
+    /// took the lock on a worker thread stalled every call's audio behind the
+    /// appenders' syncs, issue 16).
+    async fn with_spool<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Spool) -> T + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        let spool = Arc::clone(&self.spool);
+        tokio::task::spawn_blocking(move || {
+            let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut spool)
+        })
+        .await
+        .map_err(|e| SpoolError::Io {
+            path: PathBuf::from("spool"),
+            source: std::io::Error::other(e.to_string()),
+        })
     }
 
     /// Applies the spooled writes whenever the database answers; runs for ever.
@@ -444,20 +483,18 @@ impl SpooledStore {
             }
             return Ok(ok);
         }
-        let batch = {
-            let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
-            spool.read(BATCH)?
-        };
+        let (batch, pending) = self
+            .with_spool(|spool| spool.read(BATCH).map(|b| (b, spool.pending)))
+            .await??;
         if batch.is_empty() {
             // A writer stores its count after letting go of the lock, so it can land
             // after this replay emptied the spool: the count then says "pending"
             // over an empty file, and without this the loop read that file again and
             // again without ever yielding (a worker thread lost, under load).
-            let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
-            self.pending.store(spool.pending, Ordering::Release);
-            metrics::gauge!(metric::PENDING).set(spool.pending as f64);
+            self.pending.store(pending, Ordering::Release);
+            metrics::gauge!(metric::PENDING).set(pending as f64);
             // Nothing left: the next turn waits (or pings, while the database is away).
-            return Ok(spool.pending == 0);
+            return Ok(pending == 0);
         }
         let mut applied = 0u64;
         let mut to = None;
@@ -468,8 +505,9 @@ impl SpooledStore {
                     Ok(Ok(())) => metrics::counter!(metric::REPLAYED).increment(1),
                     Ok(Err(e)) if !e.is_unavailable() => {
                         metrics::counter!(metric::REJECTED).increment(1);
-                        let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
-                        spool.reject(encode(&op).trim_end(), &e.to_string());
+                        let (line, why) = (encode(&op), e.to_string());
+                        self.with_spool(move |spool| spool.reject(line.trim_end(), &why))
+                            .await?;
                     }
                     Ok(Err(_)) | Err(_) => {
                         stopped = true;
@@ -478,20 +516,27 @@ impl SpooledStore {
                 },
                 Err(line) => {
                     metrics::counter!(metric::REJECTED).increment(1);
-                    let spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
-                    spool.reject(&line, "the record's checksum does not match");
+                    self.with_spool(move |spool| {
+                        spool.reject(&line, "the record's checksum does not match")
+                    })
+                    .await?;
                 }
             }
             applied += 1;
             to = Some(end);
         }
         if let Some(to) = to {
-            let mut spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
-            spool.advance(to, applied)?;
-            self.pending.store(spool.pending, Ordering::Release);
-            self.full.store(spool.full(), Ordering::Release);
-            metrics::gauge!(metric::PENDING).set(spool.pending as f64);
-            if spool.pending == 0 {
+            let (pending, full) = self
+                .with_spool(move |spool| {
+                    spool
+                        .advance(to, applied)
+                        .map(|()| (spool.pending, spool.full()))
+                })
+                .await??;
+            self.pending.store(pending, Ordering::Release);
+            self.full.store(full, Ordering::Release);
+            metrics::gauge!(metric::PENDING).set(pending as f64);
+            if pending == 0 {
                 tracing::warn!("spool: every spooled write is in the database");
             }
         }
