@@ -274,7 +274,6 @@ impl<'a> Conversation<'a> {
         }
     }
 
-    /// The next thing to do at `now`, once what came before it is done.
     /// The next output if it is a write already due (no new input is handled
     /// for it): a channel stores a burst of writes together (an answer and the
     /// node it leads to) before the output after them.
@@ -288,6 +287,7 @@ impl<'a> Conversation<'a> {
         }
     }
 
+    /// The next thing to do at `now`, once what came before it is done.
     pub fn poll_output(&mut self, now: Instant) -> Option<Output> {
         loop {
             if let Some(o) = self.outputs.pop_front() {
