@@ -96,6 +96,18 @@
 //!   not. On issue 14's talk-off, 10 of the 13 false keys in 30 hours on fresh
 //!   seeds were a music note on 1633 Hz (G♯6, +1.7 %) under a sung harmonic on a
 //!   row, each with its harmonics 8 to 18 dB down.
+//! - **No voice under it** ([`COMB_SHARE_DB`], `voice_comb`): when the two tones
+//!   carry less than nearly all of the span's energy (a keypad's carry all of it,
+//!   even in noise), the 76 ms behind the key are searched, its tones taken out,
+//!   for a voice of which both tones are harmonics (as the steady path does, see
+//!   below), or of which one tone is the second or third harmonic
+//!   ([`SUNG_HARMONIC_MAX`], a fundamental of [`SUNG_F0_MIN_HZ`] or more) while a
+//!   note sounds the other: a sung vowel over music, most of the false keys left
+//!   on issue 14's fresh seeds. Its harmonics around the tone must stand
+//!   [`VOICE_COMB_DB`] over what lies halfway and a third of the way between
+//!   them (a talker an octave or a twelfth lower, under a real key, has harmonics
+//!   there). The steady path does not look for the one-tone voice: under a
+//!   talker it refused more real keys than false ones.
 //!
 //! Once reported, a key is held until [`RELEASE`] = 2 windows in a row lose either
 //! tone by more than [`HOLD_DB`] against its level when confirmed: a 10 ms dropout
@@ -328,6 +340,20 @@ const VOICE_F0_STEPS: i32 = 4;
 const COMB_HALVES: usize = 12;
 /// The highest harmonic looked at, Hz (the telephone band).
 const VOICE_TOP_HZ: f32 = 3400.0;
+/// The four windows also refuse a key one of whose tones is a sung voice's
+/// second or third harmonic while a note sounds the other (issue 14's talk-off:
+/// most false keys left on fresh seeds were sung vowels over music): the
+/// highest harmonic looked for, ...
+pub const SUNG_HARMONIC_MAX: u32 = 3;
+/// ... the lowest fundamental, Hz (under it a talker's harmonics crowd the key's
+/// bins and a real key under speech would be refused), ...
+pub const SUNG_F0_MIN_HZ: f32 = 200.0;
+/// ... and how many of the voice's harmonics above the tone's are looked at.
+const SUNG_ABOVE: u32 = 3;
+/// The four windows look for a voice under a key only when its two tones carry
+/// less than this share of the span's energy, dB: a voice's other harmonics
+/// carry some, a keypad's key in noise at 15 dB S/N carries all but 0.14 dB.
+pub const COMB_SHARE_DB: f32 = -1.0;
 
 const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLUMNS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
@@ -594,6 +620,7 @@ struct Limits {
     locked_harmonic: f32,
     locked_offset: f32,
     steady_tone_to_total: f32,
+    comb_share: f32,
     onset_sounding: f32,
     onset_silent: f32,
     run_floor: f32,
@@ -625,6 +652,7 @@ impl Default for Limits {
             locked_harmonic: db_to_power(LOCKED_HARMONIC_DB),
             locked_offset: LOCKED_OFFSET_PCT / 100.0,
             steady_tone_to_total: db_to_power(STEADY_TONE_TO_TOTAL_DB),
+            comb_share: db_to_power(COMB_SHARE_DB),
             onset_sounding: db_to_power(-ONSET_SOUNDING_DB),
             onset_silent: db_to_power(-ONSET_SILENT_DB),
             run_floor: bin_power(MIN_LEVEL_DBM0 - RUN_FLOOR_DB),
@@ -1121,6 +1149,19 @@ impl DtmfDetector {
                 return Err("locked harmonic");
             }
         }
+        // A voice under the key: two of its harmonics on the pair, or one on a
+        // tone while a note sounds the other (see `voice_comb`). Its other
+        // harmonics carry energy besides the key's: a key that carries nearly
+        // all of the span's (a keypad's, even in noise at 15 dB S/N) needs no
+        // comb, which is dear (a keypad can send ten keys a second).
+        let energy: f32 = (0..WINDOWS).map(|a| self.window_energy(g, a)).sum();
+        if 2.0 * (pr + pc) / (n as f32) < l.comb_share * energy
+            && self
+                .voice_comb(row_hz, col_hz, true)
+                .is_some_and(|c| c.is_voice())
+        {
+            return Err("voice comb");
+        }
         let n = WINDOWS as f32 / self.per_short(g);
         Ok((pr / n, pc / n))
     }
@@ -1488,7 +1529,7 @@ impl DtmfDetector {
         let row_hz = ROWS[row] * (1.0 + row_error);
         let col_hz = COLUMNS[col] * (1.0 + col_error);
         if self
-            .voice_comb(row_hz, col_hz)
+            .voice_comb(row_hz, col_hz, false)
             .is_some_and(|c| c.is_voice())
         {
             return Err("voice comb");
@@ -1543,7 +1584,13 @@ impl DtmfDetector {
     /// looked at on that fundamental's other harmonics and halfway between them.
     /// The most voice-like comb, if any fundamental fits. Run only when a key is
     /// about to be accepted.
-    fn voice_comb(&self, row_hz: f32, col_hz: f32) -> Option<Comb> {
+    ///
+    /// With `single` (the four windows' check), also a sung voice of which only
+    /// one tone is a harmonic, its [`SUNG_HARMONIC_MAX`]-th at most (a fundamental
+    /// from [`SUNG_F0_MIN_HZ`] up), while a note sounds the other: its harmonics
+    /// up to [`SUNG_ABOVE`] past the tone's must stand as a voice's do over what
+    /// lies halfway and a third of the way between them.
+    fn voice_comb(&self, row_hz: f32, col_hz: f32, single: bool) -> Option<Comb> {
         const N: usize = HALF * COMB_HALVES;
         let mut x = [0f32; N];
         // Oldest first: the one after the latest (`filling`, just completed).
@@ -1615,6 +1662,56 @@ impl DtmfDetector {
                 };
                 if best.is_none_or(|b| comb.standing > b.standing) {
                     best = Some(comb);
+                }
+            }
+        }
+        if best.is_some_and(|b| b.is_voice()) || !single {
+            return best;
+        }
+        // One tone a sung voice's second or third harmonic, the other something
+        // else (a note): the voice's other harmonics, f0 apart, stand around it,
+        // with nothing between them; a keypad's tone has no such neighbours.
+        for tone in [row_hz, col_hz] {
+            for m in 2..=SUNG_HARMONIC_MAX {
+                let near = tone / m as f32;
+                if near < SUNG_F0_MIN_HZ {
+                    continue;
+                }
+                for step in -VOICE_F0_STEPS..=VOICE_F0_STEPS {
+                    let f0 = near * (1.0 + step as f32 * VOICE_F0_STEP_PCT / 100.0);
+                    let top = (m + SUNG_ABOVE).min((VOICE_TOP_HZ / f0) as u32);
+                    let power = |k: f32| goertzel_power(&residual, k * f0);
+                    // What lies between harmonics k − 1 and k: halfway, and a third
+                    // and two thirds of the way, where a lower voice (f0/2, f0/3:
+                    // a talker under a real key) has harmonics of its own.
+                    let gap = |k: u32| {
+                        let k = k as f32;
+                        power(k - 0.5)
+                            .max(power(k - 1.0 / 3.0))
+                            .max(power(k - 2.0 / 3.0))
+                    };
+                    let mut below = gap(1);
+                    let (mut standing, mut count) = (0u32, 0u32);
+                    for k in 1..=top {
+                        let above = gap(k + 1);
+                        if k != m {
+                            count += 1;
+                            if power(k as f32) > stands * below.max(above) {
+                                standing += 1;
+                            }
+                        }
+                        below = above;
+                    }
+                    let comb = Comb {
+                        f0,
+                        m,
+                        n: 0,
+                        standing,
+                        count,
+                    };
+                    if comb.is_voice() {
+                        return Some(comb);
+                    }
                 }
             }
         }
@@ -1706,6 +1803,7 @@ impl DtmfDetector {
         let comb = self.voice_comb(
             ROWS[row] * (1.0 + t[row].error()),
             COLUMNS[col - 4] * (1.0 + t[col].error()),
+            false,
         );
         match comb {
             None => "none".into(),

@@ -794,7 +794,7 @@ fn a_steady_voice_under_a_key_shows_its_comb() {
         let samples: Vec<i16> = x.iter().map(|v| *v as i16).collect();
         let mut d = DtmfDetector::new();
         d.push(&samples, &mut Vec::new());
-        d.voice_comb(770.0, 1209.0)
+        d.voice_comb(770.0, 1209.0, false)
     };
     let sung = comb(voice(110.0, &[]));
     eprintln!("sung {sung:?}");
@@ -810,6 +810,49 @@ fn a_steady_voice_under_a_key_shows_its_comb() {
     let talker = comb(other);
     eprintln!("talker {talker:?}");
     assert!(!talker.is_some_and(|c| c.is_voice()));
+}
+
+/// A sung voice at 385 Hz (its second harmonic on key 4's 770 Hz) while a note
+/// sounds 1209 Hz: only one tone is the voice's, so the pair's comb misses it,
+/// the four windows' (`single`) finds it; key 4 alone, or over a talker at an
+/// unrelated pitch, shows none either way.
+#[test]
+fn a_sung_harmonic_on_one_tone_of_a_key_shows_its_comb() {
+    let wave = |parts: &[(f64, f64)]| -> Vec<f64> {
+        (0..4000)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                parts
+                    .iter()
+                    .map(|&(hz, a)| a * (std::f64::consts::TAU * hz * t + hz).sin())
+                    .sum()
+            })
+            .collect()
+    };
+    let comb = |x: Vec<f64>, single: bool| {
+        let samples: Vec<i16> = x.iter().map(|v| *v as i16).collect();
+        let mut d = DtmfDetector::new();
+        d.push(&samples, &mut Vec::new());
+        d.voice_comb(770.0, 1209.0, single)
+    };
+    let sung: Vec<(f64, f64)> = (1..=8u32)
+        .map(|k| (385.0 * f64::from(k), 2500.0 / f64::from(k)))
+        .chain([(1209.0, 1500.0)])
+        .collect();
+    assert!(!comb(wave(&sung), false).is_some_and(|c| c.is_voice()));
+    let found = comb(wave(&sung), true);
+    eprintln!("sung {found:?}");
+    assert!(found.is_some_and(|c| c.is_voice() && c.n == 0));
+    let key = [(770.0, 3000.0), (1209.0, 3000.0)];
+    assert!(!comb(wave(&key), true).is_some_and(|c| c.is_voice()));
+    let talker: Vec<(f64, f64)> = (1..=30u32)
+        .map(|k| (123.0 * f64::from(k), 1500.0 / f64::from(k).sqrt()))
+        .filter(|&(hz, _)| hz < 3800.0)
+        .chain(key)
+        .collect();
+    let found = comb(wave(&talker), true);
+    eprintln!("talker {found:?}");
+    assert!(!found.is_some_and(|c| c.is_voice()));
 }
 
 /// Why the keys pressed during speech that were missed were refused, for tuning
