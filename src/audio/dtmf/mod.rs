@@ -149,12 +149,14 @@
 //! from the gaps between them). The steady path refuses a key whose tones began
 //! apart, as the four windows do. Measured on issue 14's tapes (`table.rs`,
 //! four seeds, about 780 presses a row): 95.1 % of the keys 3 dB under a talker
-//! and 85.6 % of those 10 dB under, no key in its two hours of talk-off. On fresh
-//! seeds the talk-off is not yet zero: on seeds 300–369 and 400–468 (139 hours),
-//! 20 keys before the onset runs and the longer comb, 13 after on the same
-//! material (kinds 0–6; 12 of them sung vowels over music, kind 6), and 1 in the
-//! choir over music that kind 7 now is. What is left is a sung harmonic and a
-//! music note (or two harmonics of one low voice) that start nearly together and
+//! and 85.6 % of those 10 dB under, no key in its two hours of talk-off; on
+//! fresh seeds (300–339) 95.1 % and 85.3 %, so those figures are not tuned in.
+//! On fresh seeds the talk-off is not yet zero: 14 keys in 210 hours (seeds
+//! 300–369, 400–469 and 500–569, the last never used for tuning; 21 before the
+//! four windows looked for a voice under a key): 10 sung vowels over music
+//! (kind 6), 3 in the choir (kind 7), 1 plain sung vowels. What is left is a
+//! sung harmonic and a music note (or two harmonics of one low voice) that start
+//! nearly together, carry nearly all the span's energy, and
 //! hold still for the span. `talkoff_on_fresh_seeds`
 //! (ignored) hunts them, and `speech_misses_by_reason` tallies why keys under a
 //! talker are missed (mostly coherence: the voice's harmonics within a bin).
