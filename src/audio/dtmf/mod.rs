@@ -1643,18 +1643,13 @@ impl DtmfDetector {
                 // The harmonics looked at: up to just past the column tone's.
                 let top = (n + 2).min((VOICE_TOP_HZ / f0) as u32);
                 let power = |k: f32| goertzel_power(&residual, k * f0);
-                let mut below = power(0.5);
-                let (mut standing, mut count) = (0u32, 0u32);
-                for k in 1..=top {
-                    let above = power(k as f32 + 0.5);
-                    if k != m && k != n {
-                        count += 1;
-                        if power(k as f32) > stands * below.max(above) {
-                            standing += 1;
-                        }
-                    }
-                    below = above;
-                }
+                let (standing, count) = standing_harmonics(
+                    top,
+                    |k| k == m || k == n,
+                    power,
+                    |k| power(k as f32 - 0.5),
+                    stands,
+                );
                 let comb = Comb {
                     f0,
                     m,
@@ -1692,18 +1687,7 @@ impl DtmfDetector {
                             .max(power(k - 1.0 / 3.0))
                             .max(power(k - 2.0 / 3.0))
                     };
-                    let mut below = gap(1);
-                    let (mut standing, mut count) = (0u32, 0u32);
-                    for k in 1..=top {
-                        let above = gap(k + 1);
-                        if k != m {
-                            count += 1;
-                            if power(k as f32) > stands * below.max(above) {
-                                standing += 1;
-                            }
-                        }
-                        below = above;
-                    }
+                    let (standing, count) = standing_harmonics(top, |k| k == m, power, gap, stands);
                     let comb = Comb {
                         f0,
                         m,
@@ -1719,6 +1703,32 @@ impl DtmfDetector {
         }
         best
     }
+}
+
+/// Of harmonics 1 to `top` of a fundamental (but those `skip` names, the key's
+/// own), how many stand `stands` times over what lies between them and their
+/// neighbours, and how many were looked at. `power(k)` is the power at k times
+/// the fundamental; `gap(k)`, what lies between harmonics k − 1 and k.
+fn standing_harmonics(
+    top: u32,
+    skip: impl Fn(u32) -> bool,
+    power: impl Fn(f32) -> f32,
+    gap: impl Fn(u32) -> f32,
+    stands: f32,
+) -> (u32, u32) {
+    let mut below = gap(1);
+    let (mut standing, mut count) = (0u32, 0u32);
+    for k in 1..=top {
+        let above = gap(k + 1);
+        if !skip(k) {
+            count += 1;
+            if power(k as f32) > stands * below.max(above) {
+                standing += 1;
+            }
+        }
+        below = above;
+    }
+    (standing, count)
 }
 
 #[cfg(test)]
