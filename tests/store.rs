@@ -153,6 +153,7 @@ on_both_backends!(
     provider_recordings_are_kept_until_fetched,
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
     a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing,
+    a_write_goes_on_while_its_callers_runtime_is_stuck,
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
@@ -2077,4 +2078,70 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
         .await
         .unwrap();
     assert_eq!(funnel.nodes.get("lang"), Some(&(2, 0)));
+}
+
+/// A call's write does not wait for the runtime of the task that made it: that
+/// runtime paces hundreds of calls' audio, and a transaction whose every
+/// statement waited for it held the write lock for seconds under load (issue
+/// 16). Here the caller's runtime makes the write, then cannot run at all
+/// (its only thread is blocked) until the answer is seen committed.
+async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: String) {
+    let id = call(&store, "c_1", at(0), None).await;
+    let reader = Store::open(&url).await.unwrap();
+    let (polled, handed_over) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let writer = store.clone();
+    let stuck = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let ops = vec![
+                WriteOp::Visit {
+                    call: id,
+                    node: "q1".into(),
+                },
+                WriteOp::Answer {
+                    call: id,
+                    question: "q1".into(),
+                    choice: "yes".into(),
+                    digit: "1".into(),
+                    at: at(1),
+                    broadcast: None,
+                },
+            ];
+            let write = writer.apply_all(&ops);
+            tokio::pin!(write);
+            // One poll starts the write; then this runtime's only thread blocks.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let _ = write.as_mut().poll(&mut cx);
+            polled.send(()).unwrap();
+            released.recv().unwrap();
+            write.await
+        })
+    });
+    handed_over.await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        // The raw counts: `counts` also compares them with a second read.
+        let c = reader
+            .counts(CAMPAIGN, &CountFilter::default())
+            .await
+            .unwrap();
+        if c.answers == vec![choice("q1", "yes", 1)] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the answer was not committed while its caller's runtime was stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    release.send(()).unwrap();
+    let done = tokio::task::spawn_blocking(move || stuck.join().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(done, Ok(true)), "{done:?}");
+    reader.close().await;
 }

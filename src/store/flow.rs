@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CallEnd, CallRow, NewAnswer, NewRecording, Store, StoreError};
+use super::{CallRow, NewRecording, Store, StoreError};
 use crate::flow::Action;
 
 /// One write of a call in progress, as data (and as one line of the spool).
@@ -139,45 +139,13 @@ impl WriteOp {
     /// reached, and the last one on the final state.
     pub async fn apply(&self, store: &Store) -> Result<(), StoreError> {
         match self {
-            WriteOp::Visit { call, node } => store.visit_node(*call, node).await,
-            WriteOp::Language { call, language } => store.set_language(*call, language).await,
-            WriteOp::Answer {
-                call,
-                question,
-                choice,
-                digit,
-                at,
-                broadcast,
-            } => {
-                store
-                    .store_answer(&NewAnswer {
-                        call: *call,
-                        question,
-                        choice,
-                        digit,
-                        at: *at,
-                        broadcast: *broadcast,
-                    })
-                    .await
-            }
-            WriteOp::Completed { call } => store.mark_completed(*call).await,
-            WriteOp::End {
-                call,
-                at,
-                outcome,
-                last_node,
-            } => {
-                store
-                    .end_call(
-                        *call,
-                        &CallEnd {
-                            ended_at: *at,
-                            outcome,
-                            last_node: last_node.as_deref(),
-                        },
-                    )
-                    .await
-            }
+            // A call's progress: written by the one function that writes it
+            // alone or with the rest of a burst (`Store::apply_all`).
+            WriteOp::Visit { .. }
+            | WriteOp::Language { .. }
+            | WriteOp::Answer { .. }
+            | WriteOp::Completed { .. }
+            | WriteOp::End { .. } => store.apply_one(self.clone()).await,
             WriteOp::Recording {
                 call,
                 node,

@@ -43,6 +43,7 @@ pub mod spool;
 mod sql;
 mod tokens;
 mod webhooks;
+mod writer_thread;
 mod writes;
 
 use std::sync::Arc;
@@ -180,6 +181,8 @@ pub struct AnswerRow {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    /// Where calls' writes run (`writer_thread.rs`).
+    writer: Arc<writer_thread::WriterThread>,
 }
 
 impl std::fmt::Debug for Store {
@@ -212,9 +215,24 @@ impl Store {
     /// `postgres://…` — and brings its tables up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let backend = open::open(url).await?;
+        let writer = writer_thread::WriterThread::start().map_err(|e| StoreError::Open {
+            url: redact_url(url),
+            reason: format!("cannot start the writer thread: {e}"),
+        })?;
         Ok(Store {
             backend: Arc::new(backend),
+            writer: Arc::new(writer),
         })
+    }
+
+    /// Runs the write `job` makes of a clone of this store on the writer thread
+    /// (`writer_thread.rs`), and waits for its result.
+    async fn on_writer<T, F>(&self, job: impl FnOnce(Store) -> F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.run(job(self.clone())).await
     }
 
     /// "sqlite" or "postgres".

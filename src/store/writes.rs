@@ -1,6 +1,13 @@
 //! Recording what happens in calls: each write stores its row and updates the
 //! counters that include it in one transaction, committed before the call returns,
 //! so results read at any moment are exact and survive a crash mid-call.
+//!
+//! A call's progress (a node reached, its language, an answer, completion, its
+//! end) is written by one function, [`Store::apply_here`], whether one write or a
+//! call's burst of them goes into the transaction; the methods for each write
+//! ([`Store::set_language`]…) hand it a [`WriteOp`]. Calls' writes run on the
+//! store's writer thread (`writer_thread.rs`), never on the runtime that paces
+//! calls' audio.
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -11,256 +18,91 @@ use super::{
     millis, sql, with_pool, write_tx,
 };
 
-// The body of each write, once: run alone in its own transaction by its method
-// below, or with the other writes of a batch in one ([`Store::apply_all`]).
-// `$tx` is the transaction, the other arguments the write's values.
-
-macro_rules! set_language_body {
-    ($tx:ident, $call:ident, $language:ident) => {{
-        $tx.lock_call($call).await?;
-        let (campaign, broadcast, old): (String, Option<i64>, Option<String>) =
-            sqlx::query_as(sql::CALL)
-                .bind($call)
-                .fetch_optional(&mut *$tx)
-                .await?
-                .ok_or(StoreError::UnknownCall($call))?;
-        if old.as_deref() != Some($language) {
-            sqlx::query(sql::SET_LANGUAGE)
-                .bind($call)
-                .bind($language)
-                .execute(&mut *$tx)
-                .await?;
-            let moves = old.as_deref().map(|l| (l, -1_i64)).into_iter();
-            for (lang, delta) in moves.chain([($language, 1_i64)]) {
-                sqlx::query(sql::COUNT_LANGUAGE)
-                    .bind(&campaign)
-                    .bind(broadcast.unwrap_or(NO_BROADCAST))
-                    .bind(lang)
-                    .bind(delta)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-        }
-    }};
-}
-
-macro_rules! store_answer_body {
-    ($tx:ident, $a:ident, $answered_at:ident, $broadcast:ident) => {{
-        $tx.lock_call($a.call).await?;
-        let (campaign, previous_choice, previous_broadcast): (String, Option<String>, Option<i64>) =
-            sqlx::query_as(sql::CALL_AND_ANSWER)
-                .bind($a.call)
-                .bind($a.question)
-                .fetch_optional(&mut *$tx)
-                .await?
-                .ok_or(StoreError::UnknownCall($a.call))?;
-        let previous = previous_choice.map(|choice| (choice, previous_broadcast));
-
-        // (choice, broadcast key, delta) for every count this answer changes.
-        let mut changes: Vec<(String, i64, i64)> = Vec::with_capacity(2);
-        match previous {
-            Some((choice, b)) if choice == $a.choice && b == $broadcast => {}
-            Some((choice, b)) => {
-                changes.push((choice, b.unwrap_or(NO_BROADCAST), -1));
-                changes.push(($a.choice.to_owned(), $broadcast.unwrap_or(NO_BROADCAST), 1));
-            }
-            None => {
-                changes.push(($a.choice.to_owned(), $broadcast.unwrap_or(NO_BROADCAST), 1));
-            }
-        }
-
-        // Every writer touches counter rows in one global order (by choice),
-        // so two calls replacing answers in opposite directions (yes -> no,
-        // no -> yes) cannot deadlock on PostgreSQL.
-        changes.sort();
-
-        sqlx::query(sql::SAVE_ANSWER)
-            .bind($a.call)
-            .bind(&campaign)
-            .bind($a.question)
-            .bind($a.choice)
-            .bind($a.digit)
-            .bind($answered_at)
-            .bind($broadcast)
-            .execute(&mut *$tx)
-            .await?;
-
-        // The pair counts pair this question with the call's *other* answers, so
-        // it does not matter that the answer row was replaced first.
-        for (choice, key, delta) in &changes {
-            sqlx::query(sql::COUNT_CHOICE)
-                .bind(&campaign)
-                .bind(*key)
-                .bind($a.question)
-                .bind(choice)
-                .bind(*delta)
-                .execute(&mut *$tx)
-                .await?;
-            sqlx::query(sql::COUNT_PAIRS)
-                .bind($a.call)
-                .bind(*key)
-                .bind($a.question)
-                .bind(choice)
-                .bind(*delta)
-                .execute(&mut *$tx)
-                .await?;
-        }
-    }};
-}
-
-macro_rules! mark_completed_body {
-    ($tx:ident, $call:ident) => {{
-        let first: Option<(String, Option<i64>)> = sqlx::query_as(sql::COMPLETE_CALL)
-            .bind($call)
-            .fetch_optional(&mut *$tx)
-            .await?;
-        match first {
-            Some((campaign, broadcast)) => {
-                sqlx::query(sql::COUNT_CALL)
-                    .bind(&campaign)
-                    .bind(broadcast.unwrap_or(NO_BROADCAST))
-                    .bind(0_i64)
-                    .bind(1_i64)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-            None => {
-                let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
-                    .bind($call)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                known.ok_or(StoreError::UnknownCall($call))?;
-            }
-        }
-    }};
-}
-
-macro_rules! end_call_body {
-    ($tx:ident, $call:ident, $e:ident, $ended_at:ident, $after:ident) => {{
-        $tx.lock_call($call).await?;
-        let (outcome, last_node): (Option<String>, Option<String>) = sqlx::query_as(sql::CALL_END)
-            .bind($call)
-            .fetch_optional(&mut *$tx)
-            .await?
-            .ok_or(StoreError::UnknownCall($call))?;
-        let before = outcome
-            .as_deref()
-            .and_then(|o| hung_up_at(o, last_node.as_deref()));
-        sqlx::query(sql::END_CALL)
-            .bind($call)
-            .bind($ended_at)
-            .bind($e.outcome)
-            .bind($e.last_node)
-            .execute(&mut *$tx)
-            .await?;
-        if before != $after {
-            // In one global order (by node), as the answers' counters.
-            let mut changes: Vec<(&str, i64)> = before
-                .map(|n| (n, -1))
-                .into_iter()
-                .chain($after.map(|n| (n, 1)))
-                .collect();
-            changes.sort();
-            for (node, delta) in changes {
-                sqlx::query(sql::COUNT_NODE)
-                    .bind($call)
-                    .bind(node)
-                    .bind(0_i64)
-                    .bind(delta)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-        }
-    }};
-}
-
-macro_rules! visit_node_body {
-    ($tx:ident, $call:ident, $node:ident) => {{
-        let first = sqlx::query(sql::VISIT_NODE)
-            .bind($call)
-            .bind($node)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        if first == 1 {
-            sqlx::query(sql::COUNT_NODE)
-                .bind($call)
-                .bind($node)
-                .bind(1_i64)
-                .bind(0_i64)
-                .execute(&mut *$tx)
-                .await?;
-        } else {
-            let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
-                .bind($call)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            known.ok_or(StoreError::UnknownCall($call))?;
-        }
-    }};
-}
-
 impl Store {
     /// Stores a call that reached a campaign and counts it; returns its id.
     pub async fn start_call(&self, c: &NewCall<'_>) -> Result<CallRow, StoreError> {
         let started_at = millis(c.started_at);
         let broadcast = c.broadcast.map(millis);
-        write_tx!(self, |tx| {
-            let id: CallRow = sqlx::query_scalar(sql::INSERT_CALL)
-                .bind(c.campaign)
-                .bind(c.caller)
-                .bind(c.channel)
-                .bind(started_at)
-                .bind(broadcast)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(sql::COUNT_CALL)
-                .bind(c.campaign)
-                .bind(broadcast.unwrap_or(NO_BROADCAST))
-                .bind(1_i64)
-                .bind(0_i64)
-                .execute(&mut *tx)
-                .await?;
-            id
+        let (campaign, caller, channel) = (
+            c.campaign.to_owned(),
+            c.caller.to_owned(),
+            c.channel.to_owned(),
+        );
+        self.on_writer(move |store| async move {
+            write_tx!(store, |tx| {
+                let id: CallRow = sqlx::query_scalar(sql::INSERT_CALL)
+                    .bind(&campaign)
+                    .bind(&caller)
+                    .bind(&channel)
+                    .bind(started_at)
+                    .bind(broadcast)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(sql::COUNT_CALL)
+                    .bind(&campaign)
+                    .bind(broadcast.unwrap_or(NO_BROADCAST))
+                    .bind(1_i64)
+                    .bind(0_i64)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            })
         })
+        .await
     }
 
     /// Sets the call's language and counts the call for it. Setting another
     /// language later moves the call's count to that one.
     pub async fn set_language(&self, call: CallRow, language: &str) -> Result<(), StoreError> {
-        write_tx!(self, |tx| { set_language_body!(tx, call, language) })
+        self.apply_one(WriteOp::Language {
+            call,
+            language: language.to_owned(),
+        })
+        .await
     }
 
     /// Stores an answer, replacing the call's previous answer to the same question
     /// (the last answer counts), and moves the counts accordingly. Committed
     /// before it returns.
     pub async fn store_answer(&self, a: &NewAnswer<'_>) -> Result<(), StoreError> {
-        let answered_at = millis(a.at);
-        let broadcast = a.broadcast.map(millis);
-        write_tx!(self, |tx| {
-            store_answer_body!(tx, a, answered_at, broadcast)
+        self.apply_one(WriteOp::Answer {
+            call: a.call,
+            question: a.question.to_owned(),
+            choice: a.choice.to_owned(),
+            digit: a.digit.to_owned(),
+            at: a.at,
+            broadcast: a.broadcast,
         })
+        .await
     }
 
     /// Marks the call completed (it reached a hangup node). Idempotent: a call is
     /// counted as completed once, however often this is called.
     pub async fn mark_completed(&self, call: CallRow) -> Result<(), StoreError> {
-        write_tx!(self, |tx| { mark_completed_body!(tx, call) })
+        self.apply_one(WriteOp::Completed { call }).await
     }
 
     /// Records how the call ended. A caller who hung up is counted at the node
     /// the call was at (the funnel's `hung_up`), in the same transaction; ending
     /// a call again (a late report) moves that count, never adds a second one.
     pub async fn end_call(&self, call: CallRow, e: &CallEnd<'_>) -> Result<(), StoreError> {
-        let ended_at = millis(e.ended_at);
-        let after = hung_up_at(e.outcome, e.last_node);
-        write_tx!(self, |tx| { end_call_body!(tx, call, e, ended_at, after) })
+        self.apply_one(WriteOp::End {
+            call,
+            at: e.ended_at,
+            outcome: e.outcome.to_owned(),
+            last_node: e.last_node.map(str::to_owned),
+        })
+        .await
     }
 
     /// The call entered `node`: counted once per call and node (the funnel's
     /// `reached`), however often the call comes back to it.
     pub async fn visit_node(&self, call: CallRow, node: &str) -> Result<(), StoreError> {
-        write_tx!(self, |tx| { visit_node_body!(tx, call, node) })
+        self.apply_one(WriteOp::Visit {
+            call,
+            node: node.to_owned(),
+        })
+        .await
     }
 
     /// Applies a call's writes `ops`, in order, in one transaction: one commit
@@ -278,16 +120,79 @@ impl Store {
         if !ops.iter().all(WriteOp::batches) {
             return Ok(false);
         }
+        let ops = ops.to_vec();
+        self.on_writer(move |store| async move { store.apply_here(&ops).await })
+            .await?;
+        Ok(true)
+    }
+
+    /// Applies one write of a call's progress (see [`WriteOp::batches`]) in a
+    /// transaction of its own.
+    pub(super) async fn apply_one(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.on_writer(
+            move |store| async move { store.apply_here(std::slice::from_ref(&op)).await },
+        )
+        .await
+    }
+
+    /// Writes a call's progress `ops` in one transaction, on the thread this
+    /// runs on (the writer thread: [`Store::apply_all`], [`Store::apply_one`]).
+    /// The only place these writes' SQL is written. Other writes (recordings,
+    /// subscriptions) are left alone: the callers above never pass them.
+    async fn apply_here(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         write_tx!(self, |tx| {
             for op in ops {
                 match op {
                     WriteOp::Visit { call, node } => {
                         let (call, node) = (*call, node.as_str());
-                        visit_node_body!(tx, call, node)
+                        let first = sqlx::query(sql::VISIT_NODE)
+                            .bind(call)
+                            .bind(node)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        if first == 1 {
+                            sqlx::query(sql::COUNT_NODE)
+                                .bind(call)
+                                .bind(node)
+                                .bind(1_i64)
+                                .bind(0_i64)
+                                .execute(&mut *tx)
+                                .await?;
+                        } else {
+                            let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
+                                .bind(call)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                            known.ok_or(StoreError::UnknownCall(call))?;
+                        }
                     }
                     WriteOp::Language { call, language } => {
                         let (call, language) = (*call, language.as_str());
-                        set_language_body!(tx, call, language)
+                        tx.lock_call(call).await?;
+                        let (campaign, broadcast, old): (String, Option<i64>, Option<String>) =
+                            sqlx::query_as(sql::CALL)
+                                .bind(call)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .ok_or(StoreError::UnknownCall(call))?;
+                        if old.as_deref() != Some(language) {
+                            sqlx::query(sql::SET_LANGUAGE)
+                                .bind(call)
+                                .bind(language)
+                                .execute(&mut *tx)
+                                .await?;
+                            let moves = old.as_deref().map(|l| (l, -1_i64)).into_iter();
+                            for (lang, delta) in moves.chain([(language, 1_i64)]) {
+                                sqlx::query(sql::COUNT_LANGUAGE)
+                                    .bind(&campaign)
+                                    .bind(broadcast.unwrap_or(NO_BROADCAST))
+                                    .bind(lang)
+                                    .bind(delta)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
                     }
                     WriteOp::Answer {
                         call,
@@ -307,11 +212,102 @@ impl Store {
                         };
                         let answered_at = millis(a.at);
                         let broadcast = a.broadcast.map(millis);
-                        store_answer_body!(tx, a, answered_at, broadcast)
+                        tx.lock_call(a.call).await?;
+                        let (campaign, previous_choice, previous_broadcast): (
+                            String,
+                            Option<String>,
+                            Option<i64>,
+                        ) = sqlx::query_as(sql::CALL_AND_ANSWER)
+                            .bind(a.call)
+                            .bind(a.question)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .ok_or(StoreError::UnknownCall(a.call))?;
+                        let previous = previous_choice.map(|choice| (choice, previous_broadcast));
+
+                        // (choice, broadcast key, delta) for every count this answer changes.
+                        let mut changes: Vec<(String, i64, i64)> = Vec::with_capacity(2);
+                        match previous {
+                            Some((choice, b)) if choice == a.choice && b == broadcast => {}
+                            Some((choice, b)) => {
+                                changes.push((choice, b.unwrap_or(NO_BROADCAST), -1));
+                                changes.push((
+                                    a.choice.to_owned(),
+                                    broadcast.unwrap_or(NO_BROADCAST),
+                                    1,
+                                ));
+                            }
+                            None => {
+                                changes.push((
+                                    a.choice.to_owned(),
+                                    broadcast.unwrap_or(NO_BROADCAST),
+                                    1,
+                                ));
+                            }
+                        }
+
+                        // Every writer touches counter rows in one global order (by choice),
+                        // so two calls replacing answers in opposite directions (yes -> no,
+                        // no -> yes) cannot deadlock on PostgreSQL.
+                        changes.sort();
+
+                        sqlx::query(sql::SAVE_ANSWER)
+                            .bind(a.call)
+                            .bind(&campaign)
+                            .bind(a.question)
+                            .bind(a.choice)
+                            .bind(a.digit)
+                            .bind(answered_at)
+                            .bind(broadcast)
+                            .execute(&mut *tx)
+                            .await?;
+
+                        // The pair counts pair this question with the call's *other* answers, so
+                        // it does not matter that the answer row was replaced first.
+                        for (choice, key, delta) in &changes {
+                            sqlx::query(sql::COUNT_CHOICE)
+                                .bind(&campaign)
+                                .bind(*key)
+                                .bind(a.question)
+                                .bind(choice)
+                                .bind(*delta)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query(sql::COUNT_PAIRS)
+                                .bind(a.call)
+                                .bind(*key)
+                                .bind(a.question)
+                                .bind(choice)
+                                .bind(*delta)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                     WriteOp::Completed { call } => {
                         let call = *call;
-                        mark_completed_body!(tx, call)
+                        let first: Option<(String, Option<i64>)> =
+                            sqlx::query_as(sql::COMPLETE_CALL)
+                                .bind(call)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        match first {
+                            Some((campaign, broadcast)) => {
+                                sqlx::query(sql::COUNT_CALL)
+                                    .bind(&campaign)
+                                    .bind(broadcast.unwrap_or(NO_BROADCAST))
+                                    .bind(0_i64)
+                                    .bind(1_i64)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            None => {
+                                let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
+                                    .bind(call)
+                                    .fetch_optional(&mut *tx)
+                                    .await?;
+                                known.ok_or(StoreError::UnknownCall(call))?;
+                            }
+                        }
                     }
                     WriteOp::End {
                         call,
@@ -327,15 +323,48 @@ impl Store {
                         };
                         let ended_at = millis(e.ended_at);
                         let after = hung_up_at(e.outcome, e.last_node);
-                        end_call_body!(tx, call, e, ended_at, after)
+                        tx.lock_call(call).await?;
+                        let (outcome, last_node): (Option<String>, Option<String>) =
+                            sqlx::query_as(sql::CALL_END)
+                                .bind(call)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .ok_or(StoreError::UnknownCall(call))?;
+                        let before = outcome
+                            .as_deref()
+                            .and_then(|o| hung_up_at(o, last_node.as_deref()));
+                        sqlx::query(sql::END_CALL)
+                            .bind(call)
+                            .bind(ended_at)
+                            .bind(e.outcome)
+                            .bind(e.last_node)
+                            .execute(&mut *tx)
+                            .await?;
+                        if before != after {
+                            // In one global order (by node), as the answers' counters.
+                            let mut changes: Vec<(&str, i64)> = before
+                                .map(|n| (n, -1))
+                                .into_iter()
+                                .chain(after.map(|n| (n, 1)))
+                                .collect();
+                            changes.sort();
+                            for (node, delta) in changes {
+                                sqlx::query(sql::COUNT_NODE)
+                                    .bind(call)
+                                    .bind(node)
+                                    .bind(0_i64)
+                                    .bind(delta)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
                     }
-                    // Refused above.
+                    // Never passed (see `WriteOp::batches`).
                     WriteOp::Recording { .. }
                     | WriteOp::Subscribe { .. }
                     | WriteOp::Unsubscribe { .. } => {}
                 }
             }
-            true
         })
     }
 
@@ -345,28 +374,33 @@ impl Store {
     pub async fn add_recording(&self, r: &NewRecording<'_>) -> Result<i64, StoreError> {
         let duration_ms = i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX);
         let created_at = millis(r.at);
-        write_tx!(self, |tx| {
-            tx.lock_call(r.call).await?;
-            let known: Option<i64> = sqlx::query_scalar(sql::RECORDING_OF_FILE)
-                .bind(r.call)
-                .bind(r.file)
-                .fetch_optional(&mut *tx)
-                .await?;
-            match known {
-                Some(id) => id,
-                None => {
-                    let id: Option<i64> = sqlx::query_scalar(sql::ADD_RECORDING)
-                        .bind(r.call)
-                        .bind(r.node)
-                        .bind(r.file)
-                        .bind(duration_ms)
-                        .bind(created_at)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    id.ok_or(StoreError::UnknownCall(r.call))?
+        let call = r.call;
+        let (node, file) = (r.node.to_owned(), r.file.to_owned());
+        self.on_writer(move |store| async move {
+            write_tx!(store, |tx| {
+                tx.lock_call(call).await?;
+                let known: Option<i64> = sqlx::query_scalar(sql::RECORDING_OF_FILE)
+                    .bind(call)
+                    .bind(&file)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match known {
+                    Some(id) => id,
+                    None => {
+                        let id: Option<i64> = sqlx::query_scalar(sql::ADD_RECORDING)
+                            .bind(call)
+                            .bind(&node)
+                            .bind(&file)
+                            .bind(duration_ms)
+                            .bind(created_at)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        id.ok_or(StoreError::UnknownCall(call))?
+                    }
                 }
-            }
+            })
         })
+        .await
     }
 
     /// Whether the database answers now (a cheap round trip).

@@ -1,0 +1,72 @@
+//! The thread the calls' writes run on.
+//!
+//! A write transaction is a dozen statements, and with sqlx each statement is
+//! a round trip between the task that runs the transaction and the driver (the
+//! SQLite connection's own thread, or the PostgreSQL server): the task sends a
+//! statement, sleeps, and must be woken and scheduled again to send the next.
+//! When that task ran on the runtime that paces hundreds of calls' audio, every
+//! step waited its turn behind those calls, while the transaction held SQLite's
+//! one write lock (or PostgreSQL's row locks on the counters). From about 500
+//! calls on a busy machine one write took over 2 s, the database was taken for
+//! away and new calls were refused (issue 16).
+//!
+//! So the writes calls make (starting a call, its progress, a recording) run on
+//! a runtime of their own, on one thread that does nothing else: its steps are
+//! woken at once however busy the calls are, and the caller waits for one
+//! wake-up, at the end. The writes still form groups there (`group.rs`): all
+//! of them are tasks of this one runtime, queued on the writer's fair lock.
+//!
+//! A write, once handed over, runs to its end even if the caller stops waiting
+//! (a call that hung up meanwhile): an answer given is committed, not cut off
+//! halfway (a cut-off transaction rolls back, but the caller would not know).
+//! The thread ends when the last clone of its [`Store`](super::Store) is
+//! dropped; a write handed over after that (there can be none: the caller holds
+//! a clone) would get an error that reads as "the database is away", never a
+//! panic.
+
+use std::future::Future;
+
+use tokio::runtime::{Builder, Handle};
+use tokio::sync::oneshot;
+
+use super::StoreError;
+use super::group::unavailable;
+
+/// The writer thread's runtime, and what ends it.
+pub(super) struct WriterThread {
+    handle: Handle,
+    /// Dropped with the store: the thread's runtime then stops.
+    _stop: oneshot::Sender<()>,
+}
+
+impl WriterThread {
+    /// Starts the thread (named `kuma-store`).
+    pub(super) fn start() -> std::io::Result<WriterThread> {
+        let runtime = Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("kuma-store".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(WriterThread {
+            handle,
+            _stop: stop,
+        })
+    }
+
+    /// Runs `job` on the writer thread and waits for its result.
+    pub(super) async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.handle.spawn(job).await {
+            Ok(out) => out,
+            Err(e) => Err(unavailable(format!("the store's writer thread: {e}"))),
+        }
+    }
+}
