@@ -12,6 +12,12 @@
 //! - `visit_node/<backend>`: nodes entered per second by `Store::visit_node` (the
 //!   funnel's count, one committed transaction per first visit: every channel
 //!   stores one per node a call enters), from 1 and 8 concurrent callers;
+//! - `busy_answer/<backend>`: `store_answer` from 8 callers while the same
+//!   runtime also runs 0, 150 or 300 tasks that each work 100 µs every 20 ms,
+//!   as calls pacing their audio do (300 of them keep about 1.5 cores busy):
+//!   how much the runtime's load slows the calls' writes (issue 16: it took
+//!   over 2 s per write under 500 calls, before the writes had a thread of
+//!   their own, `store/writer_thread.rs`);
 //! - `counts/<backend>`: time of `Store::counts()` with no filter, with a `by`
 //!   cross-tab, and over one broadcast's day (raw rows), at 10^4, 10^5 and 10^6
 //!   stored answers. The first two read only counters and should not grow with
@@ -474,9 +480,71 @@ fn bench_counts(c: &mut Criterion) {
     }
 }
 
+/// How long each of [`busy`]'s tasks works every 20 ms.
+const BUSY_WORK: Duration = Duration::from_micros(100);
+
+/// Tasks that keep `rt` busy as calls pacing audio do; stopped when dropped.
+struct Busy(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+fn busy(rt: &Runtime, tasks: usize) -> Busy {
+    let _in = rt.enter();
+    Busy(
+        (0..tasks)
+            .map(|_| {
+                tokio::spawn(async {
+                    let mut tick = tokio::time::interval(Duration::from_millis(20));
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        let until = Instant::now() + BUSY_WORK;
+                        while Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+            })
+            .collect(),
+    )
+}
+
+fn bench_busy_answer(c: &mut Criterion) {
+    let rt = runtime();
+    for target in targets(&rt) {
+        let mut group = c.benchmark_group(format!("busy_answer/{}", target.name));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5))
+            .throughput(Throughput::Elements(1));
+        let mut next_call = 3u64 << 40;
+        for calls in [0usize, 150, 300] {
+            let store = target.store.clone();
+            let load = busy(&rt, calls);
+            group.bench_function(BenchmarkId::new("calls", calls), |b| {
+                b.to_async(&rt).iter_custom(|iters| {
+                    let store = store.clone();
+                    let first = next_call;
+                    next_call += iters + 8;
+                    async move { timed_answers(&store, first, iters, 8, None).await }
+                })
+            });
+            drop(load);
+        }
+        group.finish();
+        finish(&rt, target);
+    }
+}
+
 criterion_group!(
     benches,
     bench_store_answer,
+    bench_busy_answer,
     bench_spooled_answer,
     bench_visit_node,
     bench_counts
