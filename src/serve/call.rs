@@ -92,7 +92,7 @@ fn beep() -> Prompt {
 /// customarily uses, leaving the odd one for RTCP).
 ///
 /// The socket is non-blocking and deliberately *not* registered with the
-/// runtime's reactor: the call reads it at every fourth 20 ms packet slot, which
+/// runtime's reactor: the call reads it at every other 20 ms packet slot, which
 /// the pacer's timer wakes anyway (`super::rtp_socket`), so a readiness event per
 /// incoming packet would only wake the worker thread (and the reactor) for
 /// nothing. That was the larger part of the media plane's scheduling cost in
@@ -529,9 +529,9 @@ pub async fn drive(
         sleep.as_mut().reset(live.next_wake());
         // The task wakes once per 20 ms packet slot (or for SIP), not once per
         // packet in each direction: the caller's packets wait in the socket's
-        // buffer and are read at every fourth slot, which halves the call's
+        // buffer and are read at every other slot, which halves the call's
         // wake-ups (the larger part of the media plane's CPU after the syscalls,
-        // issue 16). A key is then heard up to four slots later, far below what a
+        // issue 16). A key is then heard up to two slots later, far below what a
         // caller notices. The slot's timer is looked at first: when it fired, the
         // other two need not be polled (they are at the next iteration).
         tokio::select! {
@@ -552,11 +552,11 @@ pub async fn drive(
             }
         }
         // The slot's packet goes out first: reading (and the detector's work on
-        // what was read) would otherwise delay it, every fourth slot.
+        // what was read) would otherwise delay it, every other slot.
         let now = Instant::now();
         let finished = live.send_due(&socket, now.into_std());
-        // The caller's packets are read every READ_EVERY (four slots), all that
-        // wait in one system call (`rtp_socket`): about one read per four packets
+        // The caller's packets are read every READ_EVERY (two slots), all that
+        // wait in one system call (`rtp_socket`): about one read per two packets
         // instead of one per packet plus the reads that found the socket empty.
         // Then the socket is connected to the caller, or released, as the
         // session's rules allow (`Live::pin`).

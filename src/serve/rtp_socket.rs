@@ -2,21 +2,20 @@
 //! make: reading every datagram waiting in one `recvmmsg(2)`, sending with the
 //! "don't fragment" bit, and dissolving a UDP socket's association.
 //!
-//! **Batched reads.** A call reads its socket every [`READ_EVERY`] (four packet
-//! slots), not at every slot: about four of the caller's packets wait there by
+//! **Batched reads.** A call reads its socket every [`READ_EVERY`] (two packet
+//! slots), not at every slot: about two of the caller's packets wait there by
 //! then, and one system call takes them all ([`read_all`], up to [`BATCH`] at a
 //! time), where reading at each slot took one `recvfrom` per packet plus one that
 //! found the socket empty whenever the caller's packet came just after kuma's
-//! slot (issue 16 counted 1.61 `recvfrom` per packet sent at 300 calls; reading
-//! every other slot, `recvmmsg` was still 11 % of kuma's CPU at 300 calls, less
-//! than half of it the copy of the datagrams, the rest the call itself). Nothing
+//! slot (issue 16 counted 1.61 `recvfrom` per packet sent at 300 calls). Nothing
 //! is lost or reordered by waiting: the datagrams stay in the socket's buffer
 //! (hundreds of kilobytes, seconds of audio), keys are timed by the samples
 //! heard (`audio::dtmf::keys`), not by when they were read, and a key is acted
-//! on at most three slots later than at every slot (80 ms instead of 20, well
-//! under what a caller notices after a key press, and far inside the echo
-//! guard's and the key pairing's windows, which count received samples). The
-//! buffers are
+//! on at most one slot later than before (40 ms instead of 20). Reading every
+//! fourth slot (75 ms) halved the `recvmmsg` calls but cost more CPU per packet
+//! than it saved, measured back to back at 300 calls (14.2 and 16.4 µs of
+//! kuma's CPU per packet sent, against 13.2 and 13.1 every other slot): the
+//! datagrams wait longer in memory that has gone cold. The buffers are
 //! the worker thread's, not the call's (a call reads, handles what it read and
 //! returns before another call runs on the thread): 3,000 calls do not each keep
 //! 32 KB.
@@ -56,9 +55,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSo
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-/// How often a call reads its socket: every fourth 20 ms slot, a few ms early so
+/// How often a call reads its socket: every other 20 ms slot, a few ms early so
 /// that a slot's wake-up a little before its time still reads.
-pub const READ_EVERY: Duration = Duration::from_millis(75);
+pub const READ_EVERY: Duration = Duration::from_millis(35);
 /// Datagrams one system call takes at most; a full batch is followed by another.
 pub const BATCH: usize = 16;
 /// Batches one read takes at most (128 datagrams, where a caller sends two or
