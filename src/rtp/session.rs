@@ -291,6 +291,24 @@ impl RtpSession {
         matches!(self.source, Source::Locked { .. })
     }
 
+    /// The caller's address while its packets are the only ones that can count
+    /// at `now`: a source is locked and has not been silent for
+    /// [`RELEARN_AFTER`] (rule 4), so any other address's datagram would be
+    /// dropped here anyway. The shell may then have the kernel drop them
+    /// (`serve::rtp_socket::associate`: a connected socket) and send without a
+    /// route lookup. `None` while learning (rules 1–3, 5) or once another source
+    /// may take over: then every datagram must reach this session again.
+    pub fn pinned(&self, now: Instant) -> Option<SocketAddr> {
+        match self.source {
+            Source::Locked { addr, last_packet }
+                if now.saturating_duration_since(last_packet) < self.config.relearn_after =>
+            {
+                Some(addr)
+            }
+            _ => None,
+        }
+    }
+
     /// A re-INVITE renegotiated the media: new payload types, and when the SDP's
     /// address changed, learning starts again (rule 5).
     pub fn update_remote(&mut self, audio_pt: u8, dtmf_pt: Option<u8>, remote: SocketAddr) {
@@ -637,6 +655,35 @@ mod tests {
         assert_eq!(s.remote(), rebound);
         // Now the old address is the stranger.
         assert!(s.handle_datagram(&audio(10, 160), caller, t2).is_none());
+    }
+
+    #[test]
+    fn the_source_is_pinned_only_while_strangers_cannot_take_over() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let caller = addr("192.168.1.20:4000");
+        let rebound = addr("192.168.1.20:4002");
+        // Learning: every datagram must come here.
+        assert_eq!(s.pinned(t0), None);
+        assert!(is_audio(s.handle_datagram(&audio(1, 160), caller, t0)));
+        assert_eq!(s.pinned(t0), Some(caller));
+        // Until the caller has been silent for RELEARN_AFTER, only its packets count.
+        assert_eq!(s.pinned(t0 + 4999 * MS), Some(caller));
+        assert!(
+            s.handle_datagram(&audio(2, 160), rebound, t0 + 4999 * MS)
+                .is_none()
+        );
+        // Then another source may take over: no longer pinned.
+        let t1 = t0 + 5000 * MS;
+        assert_eq!(s.pinned(t1), None);
+        for seq in 3..5 {
+            assert!(s.handle_datagram(&audio(seq, 160), rebound, t1).is_none());
+        }
+        assert!(is_audio(s.handle_datagram(&audio(5, 160), rebound, t1)));
+        assert_eq!(s.pinned(t1), Some(rebound));
+        // A re-INVITE to a new address learns again.
+        s.update_remote(AUDIO_PT, Some(DTMF_PT), addr("10.0.0.9:7000"));
+        assert_eq!(s.pinned(t1), None);
     }
 
     #[test]

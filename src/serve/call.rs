@@ -208,6 +208,9 @@ struct Live<'a> {
     /// kuma's side of the SDP, kept for re-INVITE answers (same port, version + 1).
     local: LocalMedia,
     guard: CallGuard,
+    /// The address the RTP socket is connected to, while the session accepts
+    /// that source only ([`Live::pin`], `super::rtp_socket`).
+    pinned: Option<SocketAddr>,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
     packets_late: metrics::Counter,
@@ -508,6 +511,7 @@ pub async fn drive(
         source,
         local,
         guard,
+        pinned: None,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
         unflushed_sent: 0,
@@ -554,12 +558,15 @@ pub async fn drive(
         // The caller's packets are read every READ_EVERY (two slots), all that
         // wait in one system call (`rtp_socket`): about one read per two packets
         // instead of one per packet plus the reads that found the socket empty.
+        // Then the socket is connected to the caller, or released, as the
+        // session's rules allow (`Live::pin`).
         if now >= next_read {
             next_read = now + rtp_socket::READ_EVERY;
             let at = now.into_std();
             rtp_socket::read_all(&socket, |bytes, from| live.on_datagram(bytes, from, at))?;
             live.flush_counters();
         }
+        live.pin(&socket, now.into_std());
         live.on_time(finished);
         live.perform_ready()?;
     }
@@ -605,7 +612,9 @@ impl Live<'_> {
                     self.unflushed_sent += 1;
                     // A full socket buffer drops the packet rather than delay the
                     // next ones: late audio is worse than a lost frame.
-                    if remote.port() != 0 && !remote.ip().is_unspecified() {
+                    if self.pinned == Some(remote) {
+                        let _ = socket.send(t.packet);
+                    } else if remote.port() != 0 && !remote.ip().is_unspecified() {
                         let _ = socket.send_to(t.packet, remote);
                     }
                     // What kuma says, so that its echo is not taken for the caller's
@@ -633,6 +642,23 @@ impl Live<'_> {
             }
         }
         finished
+    }
+
+    /// Connects the RTP socket to the caller while the session accepts its
+    /// packets only, and releases it as soon as another source may take over
+    /// (a silence of 5 s, a re-INVITE to a new address), before the next read:
+    /// the kernel then drops strangers' datagrams and kuma's sends skip the route
+    /// lookup (`super::rtp_socket`). A failed `connect` leaves the socket as it
+    /// was (sends then name their address) and is tried again at the next wake.
+    fn pin(&mut self, socket: &UdpSocket, now: std::time::Instant) {
+        let want = self.session.pinned(now);
+        if want == self.pinned {
+            return;
+        }
+        match rtp_socket::associate(socket, want) {
+            Ok(()) => self.pinned = want,
+            Err(e) => tracing::debug!(error = %e, to = ?want, "RTP socket not (dis)connected"),
+        }
     }
 
     /// Tells the conversation what the time brought: the end of the prompt it
