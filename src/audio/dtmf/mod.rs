@@ -107,10 +107,7 @@
 //!   [`VOICE_COMB_DB`] over what lies halfway and a third of the way between
 //!   them (a talker an octave or a twelfth lower, under a real key, has harmonics
 //!   there). The steady path does not look for the one-tone voice: under a
-//!   talker it refused more real keys than false ones (still so with a
-//!   talker's harmonics taken out of the key's bins, see below: 8 keys of the
-//!   table's 10 dB row, which then fails, and 7 to 10 of 7,755 on fresh seeds,
-//!   for 2 of the 5 false keys on seeds 300–369).
+//!   talker it refused more real keys than false ones.
 //!
 //! Once reported, a key is held until [`RELEASE`] = 2 windows in a row lose either
 //! tone by more than [`HOLD_DB`] against its level when confirmed: a 10 ms dropout
@@ -150,37 +147,19 @@
 //! when every other check has passed, over the last `COMB_HALVES` half blocks
 //! (76 ms: the span alone, 44.6 ms, cannot tell a bass's harmonics, 87 Hz apart,
 //! from the gaps between them). The steady path refuses a key whose tones began
-//! apart, as the four windows do.
-//!
-//! **A talker's harmonic inside a tone's bin** (`unmasked_tone`): under a
-//! talker, a tone's steady sine often explains too little of its bin, because
-//! one of the voice's harmonics sounds within ±78 Hz of it. When it still
-//! explains [`UNMASK_FLOOR`] or more, and the key's bins' mean powers (an upper
-//! bound on their sines) already pass the relative peak and the share of the
-//! span's energy, the span's samples are searched, the tone itself taken out,
-//! for the [`UNMASK_SINES`] strongest sines within [`UNMASK_REACH_HZ`] of it
-//! and [`UNMASK_GUARD_HZ`] or more away; each short window's bin is then solved
-//! for the tone and those sines together (their leakage into each other's bins
-//! is known), and every check above is made on what the tone alone gives. It
-//! wins little (fresh seeds 300–339: 7373 → 7379 of 7755 keys 3 dB under, 6617
-//! → 6632 10 dB under): most keys a harmonic masks are pressed where the voice
-//! is loud, and once unmasked they fail the share of the span's energy or the
-//! relative peak (a harmonic near another row), which are what keeps chords and
-//! music out. Measured on issue 14's tapes (`table.rs`, four seeds, about 780
-//! presses a row): 95.3 % of the keys 3 dB under a talker and 86.0 % of those
-//! 10 dB under, no key in its two hours of talk-off; on fresh seeds (300–339)
-//! 95.2 % and 85.5 %, so those figures are not tuned in.
+//! apart, as the four windows do. Measured on issue 14's tapes (`table.rs`,
+//! four seeds, about 780 presses a row): 95.1 % of the keys 3 dB under a talker
+//! and 85.6 % of those 10 dB under, no key in its two hours of talk-off; on
+//! fresh seeds (300–339) 95.1 % and 85.3 %, so those figures are not tuned in.
 //! On fresh seeds the talk-off is not yet zero: 14 keys in 210 hours (seeds
 //! 300–369, 400–469 and 500–569, the last never used for tuning; 21 before the
-//! four windows looked for a voice under a key; taking a talker's harmonics
-//! out of the key's bins added none: the same 5, 6 and 3): 10 sung vowels over music
+//! four windows looked for a voice under a key): 10 sung vowels over music
 //! (kind 6), 3 in the choir (kind 7), 1 plain sung vowels. What is left is a
 //! sung harmonic and a music note (or two harmonics of one low voice) that start
 //! nearly together, carry nearly all the span's energy, and
 //! hold still for the span. `talkoff_on_fresh_seeds`
 //! (ignored) hunts them, and `speech_misses_by_reason` tallies why keys under a
-//! talker are missed (now mostly the share of the span's energy and the
-//! relative peak; coherence, before the talker's harmonics were taken out).
+//! talker are missed (mostly coherence: the voice's harmonics within a bin).
 //!
 //! # Levels
 //!
@@ -339,24 +318,6 @@ const RUN_SOUNDING_DB: f32 = 6.0;
 /// ... and at its pitch now when its phase step then was within this of its
 /// step now, radians (0.4 rad a half block is 1.4 % at 697 Hz).
 const RUN_PITCH_TOLERANCE: f32 = 0.4;
-
-/// Samples in the steady path's span.
-const SPAN: usize = STEADY_HALVES * HALF;
-/// A key tone whose steady sine explains too little of its bin (under
-/// [`STEADY_COHERENCE`]) but more than this is looked at again with what else
-/// sounds near it taken out: the strongest sines of the span within
-/// [`UNMASK_REACH_HZ`] of the tone (a talker's harmonics), at least
-/// [`UNMASK_GUARD_HZ`] from it, each window's bin solved for the tone and them.
-pub const UNMASK_FLOOR: f32 = 0.5;
-/// See [`UNMASK_FLOOR`].
-pub const UNMASK_REACH_HZ: f32 = 120.0;
-/// See [`UNMASK_FLOOR`].
-pub const UNMASK_GUARD_HZ: f32 = 25.0;
-/// How many sines near a tone are taken out.
-pub const UNMASK_SINES: usize = 2;
-/// The grid on which they are looked for, Hz.
-const UNMASK_STEP_HZ: f32 = 5.0;
-const UNMASK_POINTS: usize = 2 * (UNMASK_REACH_HZ / UNMASK_STEP_HZ) as usize + 1;
 
 /// The fundamentals the steady path looks for under a key's two tones, Hz: a voice
 /// (a sung A2 is 110 Hz, whose 7th and 11th harmonics are 770 and 1210 Hz: key 4).
@@ -546,8 +507,6 @@ struct Filters {
     freq: [f32; TONES],
     /// 2·cos(ω): the Goertzel recursion.
     coef: [f32; TONES],
-    /// (2·cos(ω))² − 1: the recursion two samples at a time.
-    coef2: [f32; TONES],
     /// e^{−jω}: turns the last two states into the DFT.
     back: [Complex; TONES],
     /// e^{−jω(HALF−1)}: references a half block's DFT to its first sample.
@@ -560,8 +519,6 @@ struct Filters {
     /// The window: two half blocks. (A longer one, four half blocks, separates a
     /// key from a voice's harmonics better but let chords of pure notes through.)
     geometry: [Geometry; 1],
-    /// A Hann window over the steady path's span.
-    span_hann: [f32; SPAN],
 }
 
 /// What depends on a window's length: `halves` half blocks.
@@ -604,17 +561,12 @@ impl Filters {
         Self {
             freq,
             coef: freq.map(|f| (2.0 * omega(f).cos()) as f32),
-            coef2: freq.map(|f| ((2.0 * omega(f).cos()).powi(2) - 1.0) as f32),
             back: freq.map(|f| Complex::polar(-omega(f))),
             half_ref: freq.map(|f| Complex::polar(-omega(f) * (HALF as f64 - 1.0))),
             to_error: freq.map(|f| SAMPLE_RATE as f32 / (std::f32::consts::TAU * HALF as f32) / f),
             hops: freq
                 .map(|f| std::array::from_fn(|i| Complex::polar(-omega(f) * (HALF * i) as f64))),
             geometry: [Geometry::new(2, &freq)],
-            span_hann: std::array::from_fn(|i| {
-                let t = std::f32::consts::TAU * (i as f32 + 0.5) / SPAN as f32;
-                0.5 - 0.5 * t.cos()
-            }),
         }
     }
 }
@@ -677,9 +629,6 @@ struct Limits {
     run_cos: f32,
     run_sounding: f32,
     run_pitch_cos: f32,
-    /// Whether a masked tone is looked at again with what sounds near it taken
-    /// out ([`UNMASK_FLOOR`]); the tests turn it off to show what it wins.
-    unmask: bool,
 }
 
 impl Default for Limits {
@@ -712,7 +661,6 @@ impl Default for Limits {
             run_cos: RUN_PHASE_TOLERANCE.cos(),
             run_sounding: db_to_power(-RUN_SOUNDING_DB),
             run_pitch_cos: RUN_PITCH_TOLERANCE.cos(),
-            unmask: true,
         }
     }
 }
@@ -722,11 +670,10 @@ impl Default for Limits {
 pub struct DtmfDetector {
     filters: Filters,
     limits: Limits,
-    /// Goertzel states s[n−1] and s[n−2] at the end of the latest half block
-    /// (zero while the next is filled: the filters run once it is complete).
+    /// Goertzel states s[n−1] and s[n−2] of the running half block.
     s1: [f32; TONES],
     s2: [f32; TONES],
-    /// Σx² over the latest half block, as `s1` and `s2`.
+    /// Σx² over the running half block.
     energy: f32,
     /// Samples so far in the running half block.
     pos: usize,
@@ -877,6 +824,7 @@ impl DtmfDetector {
             let take = (HALF - self.pos).min(samples.len());
             let (now, rest) = samples.split_at(take);
             self.half_samples[self.filling][self.pos..self.pos + take].copy_from_slice(now);
+            self.run_filters(now);
             samples = rest;
             self.pos += take;
             self.samples = self.samples.saturating_add(take as u64);
@@ -890,47 +838,26 @@ impl DtmfDetector {
         }
     }
 
-    /// The Goertzel recursion over the half block just completed (its samples
-    /// are kept for the voice comb: run once they are all in, the filters see
-    /// the same steps however the audio was cut into frames): the hot loop.
-    /// Two samples a step, s[n] = (x[n] − s[n−2]) + c·s[n−1] and s[n+1] =
-    /// ((x[n+1] + c·x[n]) − c·s[n−2]) + (c² − 1)·s[n−1], so that each step
-    /// waits on one multiply and one add of the step before, not on two
-    /// samples' worth.
-    fn run_filters(&mut self) {
-        let samples: [i16; HALF] = self.half_samples[self.filling];
-        let (coef, coef2) = (self.filters.coef, self.filters.coef2);
-        let (mut s1, mut s2) = ([0f32; TONES], [0f32; TONES]);
-        let mut energy = 0f32;
-        let mut pairs = samples.chunks_exact(2);
-        for pair in &mut pairs {
-            let (x0, x1) = (f32::from(pair[0]), f32::from(pair[1]));
-            energy += x0 * x0;
-            energy += x1 * x1;
-            for k in 0..TONES {
-                let (a, b) = (s1[k], s2[k]);
-                let p = (x0 - b) + coef[k] * a;
-                let q = ((x1 + coef[k] * x0) - coef[k] * b) + coef2[k] * a;
-                s2[k] = p;
-                s1[k] = q;
-            }
-        }
-        for &x in pairs.remainder() {
+    /// The Goertzel recursion over part of a half block: the hot loop.
+    fn run_filters(&mut self, samples: &[i16]) {
+        let coef = self.filters.coef;
+        let (mut s1, mut s2) = (self.s1, self.s2);
+        let mut energy = 0.0f32;
+        for &x in samples {
             let x = f32::from(x);
             energy += x * x;
             for k in 0..TONES {
-                let s0 = (x - s2[k]) + coef[k] * s1[k];
+                let s0 = x + coef[k] * s1[k] - s2[k];
                 s2[k] = s1[k];
                 s1[k] = s0;
             }
         }
         self.s1 = s1;
         self.s2 = s2;
-        self.energy = energy;
+        self.energy += energy;
     }
 
     fn end_half(&mut self, out: &mut Vec<KeyEvent>) {
-        self.run_filters();
         let f = &self.filters;
         self.half_energy.rotate_left(1);
         let latest: [Complex; TONES] = std::array::from_fn(|k| {
@@ -1327,12 +1254,12 @@ impl DtmfDetector {
         // The steady path, for keys a talker or music masks: one window decides, as
         // its span already covers 44 ms of the tone.
         let steady = self.classify_steady();
-        self.steady_heard = steady.ok().map(|(key, _)| key);
+        self.steady_heard = steady.ok();
         #[cfg(test)]
         if self.trace.is_some() {
             let features = self.steady_features();
             if let Some(t) = self.trace.as_mut() {
-                let heard = steady.map(|((r, c), _)| KEYPAD[r][c]);
+                let heard = steady.map(|(r, c)| KEYPAD[r][c]);
                 t.push(format!("  steady {heard:?}: {features}"));
             }
             if matches!(steady, Ok(_) | Err("voice comb")) {
@@ -1348,9 +1275,13 @@ impl DtmfDetector {
                 self.hold(key, self.key_powers(key.0, key.1), true);
             }
         }
-        if let Ok((key, power)) = steady
+        if let Ok(key) = steady
             && (Some(key) != self.in_key || self.muted)
         {
+            let power = (
+                self.steady_tone(key.0).power,
+                self.steady_tone(4 + key.1).power,
+            );
             let span = (HALF * STEADY_HALVES) as u64;
             out.push(KeyEvent {
                 key: KEYPAD[key.0][key.1],
@@ -1461,66 +1392,6 @@ impl SteadyTone {
     }
 }
 
-impl SteadyTone {
-    /// The steady sine that best explains `w`, a bin's short windows over the
-    /// span (a half block apart), for filter `k`'s hop.
-    fn fit(w: &[Complex; SHORTS], hop: Complex, to_error: f32) -> Self {
-        const M: usize = SHORTS;
-        let mut advance = Complex::default();
-        let mut first = Complex::default();
-        let mut energy = 0.0;
-        let mut least = f32::INFINITY;
-        for i in 0..M {
-            let power = w[i].norm();
-            least = least.min(power);
-            energy += power;
-            if i > 0 {
-                advance = advance.add(w[i].mul(w[i - 1].conj()));
-                if i <= M / 2 {
-                    first = advance;
-                }
-            }
-        }
-        Self::from_sums(w, energy, least, first, advance, hop, to_error)
-    }
-
-    fn from_sums(
-        w: &[Complex; SHORTS],
-        energy: f32,
-        least: f32,
-        first: Complex,
-        advance: Complex,
-        hop: Complex,
-        to_error: f32,
-    ) -> Self {
-        const M: usize = SHORTS;
-        let len = advance.norm().sqrt();
-        let step = if len > 0.0 {
-            advance.conj().scale(1.0 / len)
-        } else {
-            Complex { re: 1.0, im: 0.0 }
-        };
-        let mut sum = Complex::default();
-        let mut turn = Complex { re: 1.0, im: 0.0 };
-        for &wi in w {
-            sum = sum.add(wi.mul(turn));
-            turn = turn.mul(step);
-        }
-        let n = M as f32;
-        let sine = sum.norm() / (n * n);
-        SteadyTone {
-            coherence: if energy > 0.0 { sine * n / energy } else { 0.0 },
-            power: sine,
-            dip: if sine > 0.0 { least / sine } else { 0.0 },
-            first,
-            advance,
-            hop,
-            // A phase step of φ per half block is a frequency of φ·fs/(2π·HALF).
-            to_error,
-        }
-    }
-}
-
 impl DtmfDetector {
     fn steady_tone(&self, k: usize) -> SteadyTone {
         const M: usize = SHORTS;
@@ -1554,15 +1425,30 @@ impl DtmfDetector {
                 }
             }
         }
-        SteadyTone::from_sums(
-            &w,
-            energy,
-            least,
+        let len = advance.norm().sqrt();
+        let step = if len > 0.0 {
+            advance.conj().scale(1.0 / len)
+        } else {
+            Complex { re: 1.0, im: 0.0 }
+        };
+        let mut sum = Complex::default();
+        let mut turn = Complex { re: 1.0, im: 0.0 };
+        for wi in w {
+            sum = sum.add(wi.mul(turn));
+            turn = turn.mul(step);
+        }
+        let n = M as f32;
+        let sine = sum.norm() / (n * n);
+        SteadyTone {
+            coherence: if energy > 0.0 { sine * n / energy } else { 0.0 },
+            power: sine,
+            dip: if sine > 0.0 { least / sine } else { 0.0 },
             first,
             advance,
             hop,
-            self.filters.to_error[k],
-        )
+            // A phase step of φ per half block is a frequency of φ·fs/(2π·HALF).
+            to_error: self.filters.to_error[k],
+        }
     }
 
     /// The key whose row and column are the loudest in the latest short window.
@@ -1577,77 +1463,28 @@ impl DtmfDetector {
     /// The steady path: which key, if any, has sounded steadily over the whole of the
     /// last [`STEADY_HALVES`] half blocks, each of its tones standing clear of what
     /// sounds near it (see the module doc).
-    fn classify_steady(&self) -> Result<SteadyKey, &'static str> {
+    fn classify_steady(&self) -> Result<(usize, usize), &'static str> {
         let (row, col) = self.loudest_key();
         // The key held still sounds: nothing to decide (and the checks below are
         // the detector's dearest).
         if self.in_key == Some((row, col)) && !self.muted {
-            return Ok(((row, col), self.held_power));
+            return Ok((row, col));
         }
         let l = &self.limits;
         // No sine carries more than the mean power of the windows it is fitted to
         // (Cauchy-Schwarz; 0.1 % for rounding): a quiet bin needs no fit.
-        let bin_energy = |k: usize| (0..SHORTS).map(|i| self.short(i)[k].norm()).sum::<f32>();
+        let energy = |k: usize| (0..SHORTS).map(|i| self.short(i)[k].norm()).sum::<f32>();
         let least = l.min_power * (SHORTS as f32 * 0.999);
-        if bin_energy(row) < least || bin_energy(4 + col) < least {
+        if energy(row) < least || energy(4 + col) < least {
             return Err("level");
         }
-        let mut r = self.steady_tone(row);
-        let mut c = self.steady_tone(4 + col);
+        let r = self.steady_tone(row);
+        let c = self.steady_tone(4 + col);
         if r.power < l.min_power || c.power < l.min_power {
             return Err("level");
         }
-        let peaks = |r: &SteadyTone, c: &SteadyTone| {
-            for k in (0..KEY_TONES).filter(|&k| k != row && k != 4 + col) {
-                let peak = if k < 4 { r.power } else { c.power };
-                if self.steady_tone(k).power * l.steady_relative_peak > peak {
-                    return Err(if k < 4 { "row peak" } else { "col peak" });
-                }
-            }
-            Ok(())
-        };
-        // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the window.
-        let span = &self.half_energy[SLOTS - STEADY_HALVES..];
-        let energy = span.iter().sum::<f32>() * 2.0 / STEADY_HALVES as f32;
-        let total = |r: &SteadyTone, c: &SteadyTone| {
-            2.0 * (r.power + c.power) / (BLOCK as f32) >= l.steady_tone_to_total * energy
-        };
-        let (row_masked, col_masked) = (
-            r.coherence < STEADY_COHERENCE,
-            c.coherence < STEADY_COHERENCE,
-        );
-        if row_masked || col_masked {
-            // A talker's harmonic within a tone's bin: taken out, when the rest
-            // of the key already looks like one (the search is dear).
-            if !l.unmask || r.coherence < UNMASK_FLOOR || c.coherence < UNMASK_FLOOR {
-                return Err("coherence");
-            }
-            // A masked tone's sine is at most its bin's mean power (see above).
-            let bound = |t: &SteadyTone, k: usize, masked: bool| SteadyTone {
-                power: if masked {
-                    bin_energy(k) / SHORTS as f32
-                } else {
-                    t.power
-                },
-                ..*t
-            };
-            let (rb, cb) = (bound(&r, row, row_masked), bound(&c, 4 + col, col_masked));
-            peaks(&rb, &cb)?;
-            if !total(&rb, &cb) {
-                return Err("total");
-            }
-            if row_masked {
-                r = self.unmasked_tone(row, &r);
-            }
-            if col_masked {
-                c = self.unmasked_tone(4 + col, &c);
-            }
-            if r.power < l.min_power || c.power < l.min_power {
-                return Err("level");
-            }
-            if r.coherence < STEADY_COHERENCE || c.coherence < STEADY_COHERENCE {
-                return Err("coherence");
-            }
+        if r.coherence < STEADY_COHERENCE || c.coherence < STEADY_COHERENCE {
+            return Err("coherence");
         }
         if r.dip < l.steady_dip || c.dip < l.steady_dip {
             return Err("dip");
@@ -1662,7 +1499,12 @@ impl DtmfDetector {
         if row_error.abs() > l.steady_offset || col_error.abs() > l.steady_offset {
             return Err("offset");
         }
-        peaks(&r, &c)?;
+        for k in (0..KEY_TONES).filter(|&k| k != row && k != 4 + col) {
+            let peak = if k < 4 { r.power } else { c.power };
+            if self.steady_tone(k).power * l.steady_relative_peak > peak {
+                return Err(if k < 4 { "row peak" } else { "col peak" });
+            }
+        }
         // Second harmonics: none as strong as a voice's or an instrument's, and none
         // locked to the tone (a note's), however weak.
         for (tone, error, harmonic) in [(r, row_error, 12 + row), (c, col_error, 8 + col)] {
@@ -1677,7 +1519,10 @@ impl DtmfDetector {
                 return Err("locked harmonic");
             }
         }
-        if !total(&r, &c) {
+        // A sine of amplitude a puts |X|² = (aN/2)² in its bin and N·a²/2 in the window.
+        let span = &self.half_energy[SLOTS - STEADY_HALVES..];
+        let energy = span.iter().sum::<f32>() * 2.0 / STEADY_HALVES as f32;
+        if 2.0 * (r.power + c.power) / (BLOCK as f32) < l.steady_tone_to_total * energy {
             return Err("total");
         }
         if self.began_apart(row, col) {
@@ -1691,126 +1536,9 @@ impl DtmfDetector {
         {
             return Err("voice comb");
         }
-        Ok(((row, col), (r.power, c.power)))
-    }
-
-    /// The span's samples, the last [`STEADY_HALVES`] half blocks, oldest first.
-    fn span_samples(&self) -> [f32; SPAN] {
-        let mut x = [0f32; SPAN];
-        let halves = (COMB_HALVES - STEADY_HALVES + 1..=COMB_HALVES)
-            .map(|i| &self.half_samples[(self.filling + i) % COMB_HALVES]);
-        for (i, v) in halves.flatten().enumerate().take(SPAN) {
-            x[i] = f32::from(*v);
-        }
-        x
-    }
-
-    /// Key tone `k` over the span (`raw` as first measured) with what else sounds
-    /// near it taken out: the [`UNMASK_SINES`] strongest sines of the span
-    /// within [`UNMASK_REACH_HZ`] of it and [`UNMASK_GUARD_HZ`] or more away (a
-    /// talker's harmonics), found with the tone itself taken out; then each short
-    /// window's bin is solved for the tone and those sines, and the steady sine
-    /// fitted to what the tone alone gives.
-    fn unmasked_tone(&self, k: usize, raw: &SteadyTone) -> SteadyTone {
-        let l = &self.limits;
-        let x = self.span_samples();
-        let hann = &self.filters.span_hann;
-        let bin_hz = self.filters.freq[k];
-        let error = raw.error().clamp(-l.steady_offset, l.steady_offset);
-        let tone_hz = bin_hz * (1.0 + error);
-        // The tone out: the Hann-weighted least-squares sine at its frequency.
-        let w = omega(tone_hz) as f32;
-        let weight: f32 = hann.iter().sum();
-        let (mut cs, mut sn) = (0.0f32, 0.0f32);
-        for (i, (&v, &h)) in x.iter().zip(hann).enumerate() {
-            let (sin, cos) = (w * i as f32).sin_cos();
-            cs += v * h * cos;
-            sn += v * h * sin;
-        }
-        let (a, b) = (2.0 * cs / weight, 2.0 * sn / weight);
-        let residual: [f32; SPAN] = std::array::from_fn(|i| {
-            let (sin, cos) = (w * i as f32).sin_cos();
-            (x[i] - a * cos - b * sin) * hann[i]
-        });
-        // The power around it, on a grid, every point's Goertzel at once.
-        let reach = UNMASK_REACH_HZ;
-        let grid: [f32; UNMASK_POINTS] =
-            std::array::from_fn(|j| tone_hz - reach + j as f32 * UNMASK_STEP_HZ);
-        let coef: [f32; UNMASK_POINTS] = grid.map(|f| 2.0 * (omega(f) as f32).cos());
-        let (mut s1, mut s2) = ([0f32; UNMASK_POINTS], [0f32; UNMASK_POINTS]);
-        for &v in &residual {
-            for j in 0..UNMASK_POINTS {
-                let s0 = v + coef[j] * s1[j] - s2[j];
-                s2[j] = s1[j];
-                s1[j] = s0;
-            }
-        }
-        let power: [f32; UNMASK_POINTS] =
-            std::array::from_fn(|j| s1[j] * s1[j] + s2[j] * s2[j] - coef[j] * s1[j] * s2[j]);
-        // The strongest peaks, far enough from the tone and from each other.
-        let mut near = [0f32; UNMASK_SINES];
-        let mut found = 0;
-        let mut taken = [false; UNMASK_POINTS];
-        while found < UNMASK_SINES {
-            let best = (1..UNMASK_POINTS - 1)
-                .filter(|&j| {
-                    !taken[j]
-                        && (grid[j] - tone_hz).abs() >= UNMASK_GUARD_HZ
-                        && power[j] >= power[j - 1]
-                        && power[j] >= power[j + 1]
-                        && near[..found]
-                            .iter()
-                            .all(|&f| (grid[j] - f).abs() >= 2.0 * UNMASK_GUARD_HZ)
-                })
-                .max_by(|&i, &j| power[i].total_cmp(&power[j]));
-            let Some(j) = best else {
-                break;
-            };
-            taken[j] = true;
-            near[found] = grid[j];
-            found += 1;
-        }
-        if found == 0 {
-            return *raw;
-        }
-        // Each short window: its bin and the near sines' DFTs, solved for all.
-        let n = found + 1;
-        let freqs: [f32; UNMASK_SINES + 1] = std::array::from_fn(|t| {
-            if t == 0 {
-                tone_hz
-            } else {
-                near[(t - 1).min(found - 1)]
-            }
-        });
-        let bins: [f32; UNMASK_SINES + 1] =
-            std::array::from_fn(|t| if t == 0 { bin_hz } else { freqs[t] });
-        let mut m = [[Complex::default(); UNMASK_SINES + 1]; UNMASK_SINES + 1];
-        for (bi, row) in m.iter_mut().enumerate().take(n) {
-            for (t, cell) in row.iter_mut().enumerate().take(n) {
-                *cell = leakage(omega(freqs[t]) - omega(bins[bi]), BLOCK);
-            }
-        }
-        let turns: [Complex; UNMASK_SINES + 1] = bins.map(|f| Complex::polar(-omega(f)));
-        let tone: [Complex; SHORTS] = std::array::from_fn(|i| {
-            let mut d = [Complex::default(); UNMASK_SINES + 1];
-            d[0] = self.short(i)[k];
-            for t in 1..n {
-                let mut turn = Complex { re: 1.0, im: 0.0 };
-                let mut sum = Complex::default();
-                for &v in &x[i * HALF..i * HALF + BLOCK] {
-                    sum = sum.add(turn.scale(v));
-                    turn = turn.mul(turns[t]);
-                }
-                d[t] = sum;
-            }
-            solve(m, d, n)[0]
-        });
-        SteadyTone::fit(&tone, raw.hop, raw.to_error)
+        Ok((row, col))
     }
 }
-
-/// What the steady path hears: a key (row, column) and its two tones' powers.
-type SteadyKey = ((usize, usize), (f32, f32));
 
 /// A harmonic comb at one fundamental under a key's two tones: a voice whose two
 /// harmonics sound as the key, or not.
@@ -1835,40 +1563,6 @@ impl Comb {
         self.standing as f32 >= VOICE_STANDING * self.count as f32
             && self.standing >= VOICE_MIN_STANDING
     }
-}
-
-/// Solves the first `n` equations of `m·a = d` (Gaussian elimination with
-/// partial pivoting); a singular system gives zeros.
-fn solve<const N: usize>(mut m: [[Complex; N]; N], mut d: [Complex; N], n: usize) -> [Complex; N] {
-    for col in 0..n {
-        let pivot = (col..n)
-            .max_by(|&i, &j| m[i][col].norm().total_cmp(&m[j][col].norm()))
-            .unwrap_or(col);
-        m.swap(col, pivot);
-        d.swap(col, pivot);
-        let p = m[col][col].norm();
-        if p < 1e-9 {
-            return [Complex::default(); N];
-        }
-        let inv = m[col][col].conj().scale(1.0 / p);
-        let pivot_row = m[col];
-        for i in col + 1..n {
-            let f = m[i][col].mul(inv);
-            for (x, &p) in m[i].iter_mut().zip(&pivot_row).take(n).skip(col) {
-                *x = x.sub(f.mul(p));
-            }
-            d[i] = d[i].sub(f.mul(d[col]));
-        }
-    }
-    let mut a = [Complex::default(); N];
-    for i in (0..n).rev() {
-        let mut v = d[i];
-        for j in i + 1..n {
-            v = v.sub(m[i][j].mul(a[j]));
-        }
-        a[i] = v.mul(m[i][i].conj().scale(1.0 / m[i][i].norm()));
-    }
-    a
 }
 
 /// |Σ x[i]·e^{−jωi}|² by Goertzel.

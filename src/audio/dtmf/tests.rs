@@ -855,39 +855,6 @@ fn a_sung_harmonic_on_one_tone_of_a_key_shows_its_comb() {
     assert!(!found.is_some_and(|c| c.is_voice()));
 }
 
-/// A key whose column tone has a steady sine 3 dB weaker 41 Hz under it,
-/// starting with it (a talker's harmonic inside the bin): the steady path hears
-/// the key once that sine is taken out of the bin (`unmasked_tone`), and
-/// nothing hears it without.
-#[test]
-fn a_key_with_a_sine_inside_its_bin_is_heard_once_that_is_taken_out() {
-    let mut tape = Tape::default();
-    tape.gap(60).key('5', 120, -20.0, -20.0).gap(100);
-    let start = tape.presses[0].1 as usize;
-    let near = generate::sine(1295.0, 120, -23.0, SAMPLE_RATE);
-    for (x, n) in tape.samples[start..].iter_mut().zip(near) {
-        *x = x.saturating_add(n);
-    }
-    let heard = |unmask: bool, frame: usize| {
-        let mut d = DtmfDetector::new();
-        d.limits.unmask = unmask;
-        let mut out = Vec::new();
-        for f in tape.samples.chunks(frame) {
-            d.push(f, &mut out);
-        }
-        out.iter().map(|e| e.key).collect::<String>()
-    };
-    if std::env::var_os("DTMF_TRACE").is_some() {
-        for line in trace(&tape.samples) {
-            eprintln!("{line}");
-        }
-    }
-    assert_eq!(heard(false, 160), "");
-    for frame in [160, 77, 1] {
-        assert_eq!(heard(true, frame), "5", "frames of {frame}");
-    }
-}
-
 /// Why the keys pressed during speech that were missed were refused, for tuning
 /// (`DTMF_TAPE`: speech3 or speech10; `DTMF_SEEDS`: a range): for each missed
 /// press, the last check the steady path reached on any of its windows whose
