@@ -160,6 +160,13 @@
 //! hold still for the span. `talkoff_on_fresh_seeds`
 //! (ignored) hunts them, and `speech_misses_by_reason` tallies why keys under a
 //! talker are missed (mostly coherence: the voice's harmonics within a bin).
+//! Taking those harmonics out was tried (session 10: the span searched, the
+//! tone taken out, for the two strongest sines 25–120 Hz from it, each short
+//! window's bin solved for the tone and them): most keys so unmasked then fail
+//! the share of the span's energy or the relative peak, as they are pressed
+//! where the voice is loud (+3 keys of the table's 10 dB row, +15 of 7,755 on
+//! fresh seeds 300–339, false keys unchanged), and it ran at every key's onset
+//! and end, nine times dearer per frame on the keys bench: not kept.
 //!
 //! # Levels
 //!
