@@ -293,6 +293,18 @@ mod tests {
         (a, b)
     }
 
+    /// What one [`read_all`] of `socket` takes: each datagram with its source,
+    /// and how many system calls it made.
+    fn read_now(socket: &UdpSocket) -> (Vec<(Vec<u8>, SocketAddr)>, usize) {
+        let mut got = Vec::new();
+        let calls = read_all::<()>(socket, |bytes, from| {
+            got.push((bytes.to_vec(), from));
+            Ok(())
+        })
+        .unwrap();
+        (got, calls)
+    }
+
     #[test]
     fn a_socket_that_does_not_fragment_still_sends() {
         let (a, b) = pair();
@@ -312,25 +324,15 @@ mod tests {
         assert_eq!((r, value), (0, libc::IP_PMTUDISC_PROBE));
         b.send_to(&[1u8; 172], a.local_addr().unwrap()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        let mut n = 0;
-        read_all::<()>(&a, |bytes, _| {
-            n += bytes.len();
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(n, 172);
+        let (got, _) = read_now(&a);
+        assert_eq!(got.iter().map(|(d, _)| d.len()).sum::<usize>(), 172);
     }
 
     #[test]
     fn an_empty_socket_reads_nothing_in_one_call() {
         let (a, _) = pair();
-        let mut seen = 0;
-        let calls = read_all::<()>(&a, |_, _| {
-            seen += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!((seen, calls), (0, 1));
+        let (got, calls) = read_now(&a);
+        assert_eq!((got.len(), calls), (0, 1));
     }
 
     #[test]
@@ -344,16 +346,10 @@ mod tests {
         }
         // Loopback delivers at once, but leave the kernel a moment.
         std::thread::sleep(Duration::from_millis(20));
-        let mut got = Vec::new();
-        let calls = read_all::<()>(&a, |bytes, from| {
-            assert_eq!(from, b.local_addr().unwrap());
-            got.push((bytes.len(), bytes.first().copied()));
-            Ok(())
-        })
-        .unwrap();
+        let (got, calls) = read_now(&a);
         assert_eq!(calls, 3);
         let want: Vec<_> = (0..total)
-            .map(|i| (1 + i * 37 % 1000, Some(i as u8)))
+            .map(|i| (vec![i as u8; 1 + i * 37 % 1000], b.local_addr().unwrap()))
             .collect();
         assert_eq!(got, want);
     }
@@ -369,12 +365,8 @@ mod tests {
         b.send_to(&[7u8; DATAGRAM + 100], a.local_addr().unwrap())
             .unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        let mut got = Vec::new();
-        read_all::<()>(&a, |bytes, from| {
-            got.push((bytes.len(), from));
-            Ok(())
-        })
-        .unwrap();
+        let (got, _) = read_now(&a);
+        let got: Vec<_> = got.into_iter().map(|(d, from)| (d.len(), from)).collect();
         assert_eq!(got, vec![(DATAGRAM, b.local_addr().unwrap())]);
     }
 
@@ -387,21 +379,10 @@ mod tests {
             b.send_to(&[i as u8], to).unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
-        let mut seen = 0;
-        let calls = read_all::<()>(&a, |_, _| {
-            seen += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!((seen, calls), (BATCH * MAX_BATCHES, MAX_BATCHES));
+        let (got, calls) = read_now(&a);
+        assert_eq!((got.len(), calls), (BATCH * MAX_BATCHES, MAX_BATCHES));
         // The rest waits for the next read.
-        let mut rest = 0;
-        read_all::<()>(&a, |_, _| {
-            rest += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(rest, 5);
+        assert_eq!(read_now(&a).0.len(), 5);
     }
 
     /// A non-blocking socket bound to a port it names, as `call::bind_rtp`
@@ -434,12 +415,7 @@ mod tests {
         // Sent without an address: to the caller.
         a.send(b"to the caller").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        let mut got = Vec::new();
-        read_all::<()>(&a, |bytes, from| {
-            got.push((bytes.to_vec(), from));
-            Ok(())
-        })
-        .unwrap();
+        let (got, _) = read_now(&a);
         assert_eq!(
             got,
             vec![(b"caller".to_vec(), caller.local_addr().unwrap())]
@@ -452,12 +428,7 @@ mod tests {
         assert_eq!(a.local_addr().unwrap().port(), port);
         stranger.send_to(b"stranger again", to).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        got.clear();
-        read_all::<()>(&a, |bytes, from| {
-            got.push((bytes.to_vec(), from));
-            Ok(())
-        })
-        .unwrap();
+        let (got, _) = read_now(&a);
         assert_eq!(
             got,
             vec![(b"stranger again".to_vec(), stranger.local_addr().unwrap())]
@@ -484,12 +455,8 @@ mod tests {
         drop(caller);
         a.send(b"x").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        let mut got = Vec::new();
-        read_all::<()>(&a, |bytes, _| {
-            got.extend_from_slice(bytes);
-            Ok(())
-        })
-        .unwrap();
+        let (got, _) = read_now(&a);
+        let got: Vec<u8> = got.into_iter().flat_map(|(d, _)| d).collect();
         assert_eq!(got, vec![0, 1, 2]);
     }
 
