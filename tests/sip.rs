@@ -455,6 +455,84 @@ fn sigterm_lets_the_call_in_progress_finish_then_stops() {
     );
 }
 
+/// A machine that cannot keep the calls' audio on time (kuma stopped for
+/// 150 ms out of every 200, as a starved or stolen CPU does): within a second
+/// new calls and probes get 503, so a proxy sends them elsewhere; the calls in
+/// progress go on; once the audio is on time again, the node takes calls.
+#[test]
+fn a_node_whose_audio_goes_out_late_refuses_new_calls_until_it_is_on_time() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start();
+    let sip = k.sip;
+    let dir = k.dir.path().to_path_buf();
+    // Twelve callers who stay 9 s: 600 packets a second from kuma.
+    let callers = std::thread::spawn(move || {
+        Command::new("sipp")
+            .args(["-sn", "uac", &sip.to_string(), "-s", "2000"])
+            .args(["-m", "12", "-l", "12", "-r", "12", "-d", "9000"])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &free_port().to_string()])
+            .args(["-mp", &common::free_media_port().to_string()])
+            .args(["-timeout", "60", "-timeout_error", "-nostdin"])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(2000));
+    let on_time = |from: u32| {
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut n = from;
+        while sip_status(sip, "OPTIONS", n).as_deref() != Some("SIP/2.0 200 OK") {
+            assert!(
+                Instant::now() < until,
+                "the node stayed busy while its audio was on time"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+            n += 1;
+        }
+    };
+    on_time(1);
+    let pid = k.child.id().to_string();
+    let signal = |s: &str| {
+        assert!(
+            Command::new("kill")
+                .args([s, &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    for _ in 0..10 {
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(150));
+        signal("-CONT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        sip_status(k.sip, "OPTIONS", 1000).as_deref(),
+        Some("SIP/2.0 503 Service Unavailable"),
+        "late: the node is busy"
+    );
+    assert_eq!(
+        sip_status(k.sip, "INVITE", 1001).as_deref(),
+        Some("SIP/2.0 503 Service Unavailable"),
+        "late: a new call is refused"
+    );
+    on_time(1002);
+    let out = callers.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the calls in progress went on to their end: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let log = std::fs::read_to_string(&k.log).unwrap();
+    assert!(log.contains("new calls refused (503)"), "{log}");
+    assert!(log.contains("on time again"), "{log}");
+}
+
 fn have_baresip() -> bool {
     Command::new("baresip").arg("-h").output().is_ok()
         || common::peer_missing("baresip (baresip-core)")

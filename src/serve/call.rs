@@ -20,6 +20,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::http::names;
 use super::isolation::CallGuard;
+use super::media_guard;
 use super::rtp_socket;
 use super::sip_shell::Command;
 use super::studio_line::{self, Talker};
@@ -217,6 +218,12 @@ struct Live<'a> {
     /// Packets sent (and sent late) not yet added to those counters.
     unflushed_sent: u64,
     unflushed_late: u64,
+    /// Packet slots (packets sent and slots skipped) and missed slots (sent a
+    /// whole frame late, or skipped) not yet added to `Shared::media` (the
+    /// media guard's), and the pacer's skipped slots already counted.
+    unflushed_slots: u64,
+    unflushed_missed: u64,
+    skipped_seen: u64,
     /// The last frame sent and the last received, decoded: kept to reuse their
     /// memory (a packet in or out allocates nothing).
     sent_pcm: Vec<i16>,
@@ -516,6 +523,9 @@ pub async fn drive(
         packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
         unflushed_sent: 0,
         unflushed_late: 0,
+        unflushed_slots: 0,
+        unflushed_missed: 0,
+        skipped_seen: 0,
         sent_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         pending: None,
@@ -606,10 +616,15 @@ impl Live<'_> {
         loop {
             match self.pacer.poll(now) {
                 PacerOutput::Transmit(t) => {
-                    if now.saturating_duration_since(t.due) > Duration::from_millis(2) {
+                    let lateness = now.saturating_duration_since(t.due);
+                    if lateness > Duration::from_millis(2) {
                         self.unflushed_late += 1;
                     }
+                    if lateness >= media_guard::MISSED_AFTER {
+                        self.unflushed_missed += 1;
+                    }
                     self.unflushed_sent += 1;
+                    self.unflushed_slots += 1;
                     // A full socket buffer drops the packet rather than delay the
                     // next ones: late audio is worse than a lost frame.
                     if self.pinned == Some(remote) {
@@ -640,6 +655,13 @@ impl Live<'_> {
                 }
                 PacerOutput::Timeout(_) => break,
             }
+        }
+        // Slots the pacer skipped, too late to send: missed slots too.
+        let skipped = self.pacer.stats().slots_skipped;
+        if let Some(more) = skipped.checked_sub(self.skipped_seen).filter(|&n| n > 0) {
+            self.unflushed_slots += more;
+            self.unflushed_missed += more;
+            self.skipped_seen = skipped;
         }
         finished
     }
@@ -715,6 +737,13 @@ impl Live<'_> {
     /// increment of a shared counter per packet cost more than the packet's
     /// bookkeeping).
     fn flush_counters(&mut self) {
+        if self.unflushed_slots > 0 {
+            self.shared
+                .media
+                .add(self.unflushed_slots, self.unflushed_missed);
+            self.unflushed_slots = 0;
+            self.unflushed_missed = 0;
+        }
         if self.unflushed_sent > 0 {
             self.packets_sent.increment(self.unflushed_sent);
             self.unflushed_sent = 0;

@@ -238,11 +238,16 @@ impl Dialer {
         })
     }
 
-    /// Until `stop`: claims as many due call-backs as there are free slots.
+    /// Until `stop`: claims as many due call-backs as there are free slots,
+    /// none while the node is busy.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let me = Arc::new(self);
         loop {
-            while let Ok(permit) = Arc::clone(&me.slots).try_acquire_owned() {
+            // While the calls' audio goes out late (`super::media_guard`), a
+            // call-back would only add to it: the due ones wait for the next look.
+            while !me.shared.media.is_busy()
+                && let Ok(permit) = Arc::clone(&me.slots).try_acquire_owned()
+            {
                 let now = Utc::now();
                 match me
                     .shared

@@ -24,6 +24,8 @@ pub mod names {
     pub const HTTP_CONNECTIONS: &str = "kuma_http_connections";
     pub const HTTP_REFUSED: &str = "kuma_http_refused_total";
     pub const SIP_REFUSED: &str = "kuma_sip_refused_total";
+    /// 1 while new calls are refused because the calls' audio goes out late.
+    pub const MEDIA_BUSY: &str = "kuma_media_busy";
     pub const STUDIO_PINS: &str = "kuma_studio_pins_total";
     pub const STUDIO_TAKES: &str = "kuma_studio_takes_total";
 }

@@ -9,6 +9,8 @@
 //!   call's task;
 //! - `call`: one task per call owns its RTP socket, the pacer, the receiver, the
 //!   flow engine and the store writes;
+//! - `media_guard`: new calls (and call-backs) wait while the calls' audio goes
+//!   out late: 503, so a proxy sends them to another node;
 //! - `dialer`: missed calls to a call-back number become queued call-backs; the
 //!   dialer claims the due ones from the store and places them through the trunk;
 //!   an answered call-back runs like any call;
@@ -35,6 +37,7 @@ mod dialer;
 pub mod fetch_policy;
 mod http;
 mod isolation;
+mod media_guard;
 mod quiet;
 mod recording_fetch;
 mod rtp_socket;
@@ -71,6 +74,9 @@ pub struct Shared {
     pub callbacks_queued: tokio::sync::Notify,
     pub data: PathBuf,
     pub catalog: Arc<Catalogs>,
+    /// The calls' packet slots and missed slots, and whether new calls are
+    /// refused for them (`media_guard`).
+    pub media: media_guard::MediaLoad,
 }
 
 impl Shared {
@@ -139,6 +145,7 @@ pub async fn run(
         sealer,
         callbacks_queued: tokio::sync::Notify::new(),
         data,
+        media: media_guard::MediaLoad::default(),
         catalog: Arc::new(Catalogs::new(catalog)),
     });
     let (stop_tx, stop_rx) = watch::channel(false);

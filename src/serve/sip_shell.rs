@@ -16,6 +16,7 @@ use super::call::{self, CallStart};
 use super::dialer;
 use super::http::names;
 use super::isolation::{first_line, guarded};
+use super::media_guard::{self, MediaGuard};
 use super::sip_tcp;
 use super::studio_line::{self, StudioStart};
 use crate::sip::{CallId, Config, Dial, Endpoint, Event, Output, Stats, Transport};
@@ -116,6 +117,10 @@ pub async fn run(
     let mut stopping = false;
     let mut stop_deadline: Option<Instant> = None;
     let mut linger: Option<Instant> = None;
+    let mut guard = MediaGuard::new();
+    let mut guard_tick = tokio::time::interval(media_guard::TICK);
+    guard_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    metrics::gauge!(names::MEDIA_BUSY).set(0.0);
     loop {
         let wake = endpoint.poll_timeout().map(Instant::from_std);
         tokio::select! {
@@ -158,6 +163,19 @@ pub async fn run(
                         let _ = placed.send(call);
                     }
                 });
+            }
+            _ = guard_tick.tick() => {
+                if let Some(change) = guard.tick(shared.media.totals()) {
+                    endpoint.set_busy(change.busy);
+                    shared.media.set_busy(change.busy);
+                    metrics::gauge!(names::MEDIA_BUSY).set(if change.busy { 1.0 } else { 0.0 });
+                    let share = format!("{}.{}%", change.missed_permille / 10, change.missed_permille % 10);
+                    if change.busy {
+                        tracing::warn!(missed = %share, slots = change.slots, calls = calls.len(), "the calls' audio goes out late: new calls refused (503) until it is on time");
+                    } else {
+                        tracing::warn!(missed = %share, slots = change.slots, calls = calls.len(), "the calls' audio is on time again: new calls taken");
+                    }
+                }
             }
             _ = sleep_until(wake) => {
                 guarded(|| "a timer".into(), || endpoint.handle_timeout(Instant::now().into_std()));

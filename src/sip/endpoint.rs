@@ -63,6 +63,11 @@ use crate::sip::transaction::{InviteServer, NonInviteServer, Timers, TxKey, TxTi
 /// retransmissions; past it (a flood), requests are still answered, statelessly.
 const MAX_SERVER_TRANSACTIONS: usize = 50_000;
 
+/// `Retry-After` of a 503 while busy ([`Endpoint::set_busy`]), in seconds: a
+/// busy spell lasts seconds (the calls' audio is on time again), not the minute
+/// of a shutdown.
+const BUSY_RETRY_AFTER: &str = "5";
+
 /// The endpoint's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -175,13 +180,15 @@ pub struct Stats {
     pub responses_from_elsewhere: u64,
     /// Requests for a dialog or transaction that does not exist (481).
     pub no_dialog: u64,
+    /// INVITEs refused with 503 while the node was busy ([`Endpoint::set_busy`]).
+    pub busy: u64,
 }
 
 impl Stats {
     /// Every count of something refused, dropped or answered for want of a
     /// transaction, with its reason as the metric `kuma_sip_refused_total{reason}`
     /// names it (and the log lines, where there are any).
-    pub fn by_reason(&self) -> [(&'static str, u64); 7] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 8] {
         [
             ("garbage", self.garbage),
             ("malformed", self.malformed),
@@ -190,6 +197,7 @@ impl Stats {
             ("stray_response", self.stray_responses),
             ("response_from_elsewhere", self.responses_from_elsewhere),
             ("no_dialog", self.no_dialog),
+            ("busy", self.busy),
         ]
     }
 }
@@ -269,6 +277,8 @@ pub struct Endpoint {
     ids: Ids,
     admission: Admission,
     accepting: bool,
+    /// New calls refused for a while ([`Endpoint::set_busy`]).
+    busy: bool,
     out: VecDeque<Output>,
     calls: HashMap<CallId, CallSlot>,
     invites: HashMap<TxKey, CallId>,
@@ -303,6 +313,7 @@ impl Endpoint {
             config,
             ids,
             accepting: true,
+            busy: false,
             out: VecDeque::new(),
             calls: HashMap::new(),
             invites: HashMap::new(),
@@ -344,6 +355,13 @@ impl Endpoint {
     /// with OPTIONS stops sending calls here); calls in progress go on.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
+    }
+
+    /// While `busy` (the calls' audio goes out late: `crate::serve`'s media
+    /// guard), new INVITEs and OPTIONS get 503 with a short `Retry-After`, as
+    /// on shutdown; calls in progress go on, and so do the INVITEs kuma sends.
+    pub fn set_busy(&mut self, busy: bool) {
+        self.busy = busy;
     }
 
     /// The next output, in order.
@@ -600,6 +618,10 @@ impl Endpoint {
                 let extra = [("Retry-After", "60")];
                 self.respond(key, &base, false, reply(503), &extra, now);
             }
+            Method::Options if self.busy => {
+                let extra = [("Retry-After", BUSY_RETRY_AFTER)];
+                self.respond(key, &base, false, reply(503), &extra, now);
+            }
             Method::Options => {
                 let extra = [("Allow", ALLOW), ("Accept", ACCEPT)];
                 self.respond(key, &base, false, reply(200), &extra, now);
@@ -649,6 +671,12 @@ impl Endpoint {
         };
         if !self.accepting {
             self.respond(key, &base, true, reply(503), &[("Retry-After", "60")], now);
+            return;
+        }
+        if self.busy {
+            self.stats.busy += 1;
+            let extra = [("Retry-After", BUSY_RETRY_AFTER)];
+            self.respond(key, &base, true, reply(503), &extra, now);
             return;
         }
         // §8.2.2.3: kuma supports no extension a caller could require (100rel,

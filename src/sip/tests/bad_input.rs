@@ -262,6 +262,47 @@ fn a_draining_endpoint_answers_options_with_503_so_a_proxy_stops_sending() {
     assert_eq!(h.one_sent().status(), Some(503));
 }
 
+#[test]
+fn a_busy_endpoint_refuses_new_calls_and_probes_until_it_is_calm_again() {
+    let mut h = Harness::new();
+    let mut first = Caller::new("192.0.2.10:5060", "b1");
+    let invite = first.invite();
+    h.from(&first, &invite);
+    h.take_sent();
+    let call = h.incoming();
+
+    h.ep.set_busy(true);
+    let mut proxy = Caller::new("192.0.2.5:5060", "b2");
+    let options = proxy.request("OPTIONS", 1, "z9hG4bKb1", "", "");
+    h.from(&proxy, &options);
+    let busy = h.one_sent();
+    assert_eq!(busy.status(), Some(503));
+    assert_eq!(busy.header("Retry-After").as_deref(), Some("5"));
+    let invite = proxy.invite();
+    h.from(&proxy, &invite);
+    let refused = h.one_sent();
+    assert_eq!(refused.status(), Some(503));
+    assert_eq!(refused.header("Retry-After").as_deref(), Some("5"));
+    assert!(h.take_events().is_empty(), "no call for the shell");
+    assert_eq!(h.ep.stats().busy, 1);
+    h.ep.accept(call, ANSWER.to_owned(), h.now);
+    assert_eq!(
+        h.one_sent().status(),
+        Some(200),
+        "the call in progress goes on"
+    );
+
+    h.ep.set_busy(false);
+    let options = proxy.request("OPTIONS", 2, "z9hG4bKb2", "", "");
+    h.from(&proxy, &options);
+    assert_eq!(h.one_sent().status(), Some(200));
+    let mut third = Caller::new("192.0.2.10:5060", "b3");
+    let invite = third.invite();
+    h.from(&third, &invite);
+    assert_eq!(h.one_sent().status(), Some(100));
+    h.incoming();
+}
+
 /// A node behind Kamailio: `trunks` names the gateway, `proxies` the proxy.
 fn behind_a_proxy() -> Harness {
     Harness::with(Config {
