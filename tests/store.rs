@@ -154,6 +154,7 @@ on_both_backends!(
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
     a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing,
     a_write_goes_on_while_its_callers_runtime_is_stuck,
+    a_batch_given_up_comes_back_whole_and_is_spooled,
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
@@ -1088,18 +1089,18 @@ async fn spooled_writes_applied_again_count_once(store: Store, _url: String) {
     };
     let all: Vec<WriteOp> = ops(a).into_iter().chain(ops(b)).collect();
     for op in &all {
-        op.apply(&store).await.unwrap();
+        op.clone().apply(&store).await.unwrap();
     }
     let once = snapshot(&store).await;
     assert!(once.contains("choice: \"no\", count: 2"), "{once}");
     // Each write twice in a row (a commit that came back too late, then its replay).
     for op in &all {
-        op.apply(&store).await.unwrap();
+        op.clone().apply(&store).await.unwrap();
     }
     assert_eq!(snapshot(&store).await, once);
     // The whole spool again, in order (a crash before the checkpoint moved).
     for op in &all {
-        op.apply(&store).await.unwrap();
+        op.clone().apply(&store).await.unwrap();
     }
     assert_eq!(snapshot(&store).await, once);
 }
@@ -2007,7 +2008,7 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
         .unwrap();
 
     let batched = call(&store, "c_batch", at(0), None).await;
-    assert!(store.apply_all(&ops(batched)).await.unwrap());
+    store.apply_all(ops(batched)).await.unwrap();
     let twice = counts(&store, CountFilter::default()).await;
     let funnel_twice = store
         .funnel(CAMPAIGN, &CountFilter::default())
@@ -2048,7 +2049,13 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
         call: 999_999,
         node: "lang".into(),
     });
-    assert!(store.apply_all(&refused).await.is_err());
+    let n = refused.len();
+    let back = store.apply_all(refused).await.unwrap_err();
+    assert!(
+        matches!(back.error, StoreError::UnknownCall(999_999)),
+        "{back}"
+    );
+    assert_eq!(back.ops.len(), n, "the batch's writes come back");
     let after = counts(&store, CountFilter::default()).await;
     assert_eq!((after.calls, after.completed), (3, 2));
     assert_eq!(after.answers, twice.answers);
@@ -2072,7 +2079,9 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
             at: at(5),
         },
     ];
-    assert!(!store.apply_all(&with_recording).await.unwrap());
+    let back = store.apply_all(with_recording.clone()).await.unwrap_err();
+    assert!(matches!(back.error, StoreError::NotBatched), "{back}");
+    assert_eq!(back.ops, with_recording);
     let funnel = store
         .funnel(CAMPAIGN, &CountFilter::default())
         .await
@@ -2111,7 +2120,7 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
                     broadcast: None,
                 },
             ];
-            let write = writer.apply_all(&ops);
+            let write = writer.apply_all(ops);
             tokio::pin!(write);
             // One poll starts the write; then this runtime's only thread blocks.
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -2142,6 +2151,99 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
     let done = tokio::task::spawn_blocking(move || stuck.join().unwrap())
         .await
         .unwrap();
-    assert!(matches!(done, Ok(true)), "{done:?}");
+    assert!(done.is_ok(), "{done:?}");
     reader.close().await;
+}
+
+/// A call's burst of writes that cannot commit within the spool's deadline
+/// (another process holds what it writes) comes back whole from the writer
+/// thread, which had it moved to it, not copied, and goes to the spool; once
+/// the database is free, the spool stores it, once.
+async fn a_batch_given_up_comes_back_whole_and_is_spooled(store: Store, url: String) {
+    use kuma::store::spool::{DIRECT_TIMEOUT, SpoolLimits, SpooledStore};
+    let id = call(&store, "c_1", at(0), None).await;
+    let ops = vec![
+        WriteOp::Visit {
+            call: id,
+            node: "q1".into(),
+        },
+        WriteOp::Answer {
+            call: id,
+            question: "q1".into(),
+            choice: "yes".into(),
+            digit: "1".into(),
+            at: at(1),
+            broadcast: None,
+        },
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let spooled = std::sync::Arc::new(
+        SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap(),
+    );
+    // Another process holds the database (SQLite) or the call's row (PostgreSQL).
+    enum Holder {
+        Sqlite(sqlx::SqliteConnection),
+        Postgres(sqlx::PgConnection),
+    }
+    let holder = match store.backend() {
+        "sqlite" => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Holder::Sqlite(c)
+        }
+        _ => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("SELECT id FROM calls WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Holder::Postgres(c)
+        }
+    };
+    let started = std::time::Instant::now();
+    let back = spooled.write_all(ops.clone()).await.unwrap_err();
+    assert!(
+        started.elapsed() >= DIRECT_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(back.error.is_unavailable(), "{back}");
+    assert_eq!(back.ops, ops, "the batch comes back whole, in order");
+    assert!(spooled.refuses_new_calls());
+    for op in back.ops {
+        spooled.write(op).await.unwrap();
+    }
+    assert_eq!(spooled.status().pending, 2);
+    match holder {
+        Holder::Sqlite(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        Holder::Postgres(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+    }
+    let replay = tokio::spawn({
+        let spooled = std::sync::Arc::clone(&spooled);
+        async move { spooled.replay().await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while spooled.status().pending > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replay.abort();
+    assert_eq!(spooled.status().pending, 0);
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!(c.answers, [choice("q1", "yes", 1)]);
+    let funnel = store
+        .funnel(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(funnel.nodes.get("q1"), Some(&(1, 0)));
 }

@@ -54,7 +54,7 @@ pub use callbacks::{
     AttemptRow, CallbackCount, CallbackFilter, CallbackQueue, CallbackRow, Claimed, NewCallback,
 };
 pub use error::StoreError;
-pub use flow::WriteOp;
+pub use flow::{Unwritten, WriteOp};
 pub use funnel::FunnelCounts;
 pub use keys::{Keys, Rotated};
 pub use open::redact_url;
