@@ -23,8 +23,9 @@
 //! this thread, which then hands the write back with the error: a call's
 //! writes are moved here, never copied, and come back only if not written
 //! (`Store::lend`).
-//! The thread ends when the last clone of its [`Store`](super::Store) is
-//! dropped; a write handed over after that (there can be none: the caller holds
+//! The thread starts with the first write that needs it, so a store opened
+//! only to read (`kuma results`, an export) runs none. It ends when the last
+//! clone of its [`Store`](super::Store) is dropped; a write handed over after that (there can be none: the caller holds
 //! a clone) would get an error that reads as "the database is away", never a
 //! panic.
 

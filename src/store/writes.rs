@@ -147,12 +147,16 @@ impl Store {
         ops: Vec<WriteOp>,
         within: Option<Duration>,
     ) -> Result<(), Unwritten> {
+        let writer = match self.writer().await {
+            Ok(writer) => writer,
+            Err(error) => return Err(Unwritten { error, ops }),
+        };
         let store = self.clone();
         let job = async move {
             let result = deadline(within, store.write_here(&ops)).await;
             result.map_err(|error| Unwritten { error, ops })
         };
-        match self.writer.spawn(job).await {
+        match writer.spawn(job).await {
             Ok(out) => out,
             // The job panicked (a bug) and its writes went with it: an error
             // that does not read as the database away, since they cannot be
