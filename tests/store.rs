@@ -154,6 +154,7 @@ on_both_backends!(
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
     a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing,
     a_write_goes_on_while_its_callers_runtime_is_stuck,
+    a_webhook_step_goes_on_while_its_callers_runtime_is_stuck,
     a_batch_given_up_comes_back_whole_and_is_spooled,
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
@@ -2097,40 +2098,10 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
 async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: String) {
     let id = call(&store, "c_1", at(0), None).await;
     let reader = Store::open(&url).await.unwrap();
-    let (polled, handed_over) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
     let writer = store.clone();
-    let stuck = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let ops = vec![
-                WriteOp::Visit {
-                    call: id,
-                    node: "q1".into(),
-                },
-                WriteOp::Answer {
-                    call: id,
-                    question: "q1".into(),
-                    choice: "yes".into(),
-                    digit: "1".into(),
-                    at: at(1),
-                    broadcast: None,
-                },
-            ];
-            let write = writer.apply_all(ops);
-            tokio::pin!(write);
-            // One poll starts the write; then this runtime's only thread blocks.
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            let _ = write.as_mut().poll(&mut cx);
-            polled.send(()).unwrap();
-            released.recv().unwrap();
-            write.await
-        })
-    });
-    handed_over.await.unwrap();
+    let stuck =
+        Stuck::after_one_poll(move || async move { writer.apply_all(visit_and_answer(id)).await })
+            .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         // The raw counts: `counts` also compares them with a second read.
@@ -2147,22 +2118,70 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    release.send(()).unwrap();
-    let done = tokio::task::spawn_blocking(move || stuck.join().unwrap())
-        .await
-        .unwrap();
+    let done = stuck.release().await;
     assert!(done.is_ok(), "{done:?}");
     reader.close().await;
 }
 
-/// A call's burst of writes that cannot commit within the spool's deadline
-/// (another process holds what it writes) comes back whole from the writer
-/// thread, which had it moved to it, not copied, and goes to the spool; once
-/// the database is free, the spool stores it, once.
-async fn a_batch_given_up_comes_back_whole_and_is_spooled(store: Store, url: String) {
-    use kuma::store::spool::{DIRECT_TIMEOUT, SpoolLimits, SpooledStore};
-    let id = call(&store, "c_1", at(0), None).await;
-    let ops = vec![
+/// A webhook call's writes (its session claimed with the call, a step, a
+/// recording to fetch) do not wait for the runtime of the request that made
+/// them either: each provider request of a call reads and writes its session,
+/// and those requests are served beside the SIP calls.
+async fn a_webhook_step_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: String) {
+    let new = |caller| NewCall {
+        campaign: CAMPAIGN,
+        caller,
+        channel: "twilio",
+        started_at: at(0),
+        broadcast: None,
+    };
+    let id = store
+        .start_webhook_call(&new("c_1"), "twilio", "S1", &step("{}", "<r1/>", false))
+        .await
+        .unwrap()
+        .unwrap();
+    let reader = Store::open(&url).await.unwrap();
+    let writer = store.clone();
+    let stuck = Stuck::after_one_poll(move || async move {
+        let second = new("c_2");
+        let first = step("{}", "<r1/>", false);
+        let next = step("{\"x\":1}", "<r2/>", false);
+        let (started, advanced, fetch) = tokio::join!(
+            writer.start_webhook_call(&second, "twilio", "S2", &first),
+            writer.advance_webhook_session("twilio", "S1", 1, &next),
+            writer.add_recording_fetch(id, "msg", "https://p.example/r.wav", "twilio", at(1)),
+        );
+        (started.map(|s| s.is_some()), advanced, fetch.map(|_| ()))
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s1 = reader.webhook_session("twilio", "S1").await.unwrap();
+        let s2 = reader.webhook_session("twilio", "S2").await.unwrap();
+        let fetches = reader.pending_fetches().await.unwrap();
+        if s1.is_some_and(|s| s.seq == 2 && s.reply == "<r2/>")
+            && s2.is_some()
+            && fetches.len() == 1
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook writes were not committed while their caller's runtime was stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (started, advanced, fetch) = stuck.release().await;
+    assert!(matches!(started, Ok(true)), "{started:?}");
+    assert!(matches!(advanced, Ok(true)), "{advanced:?}");
+    assert!(fetch.is_ok(), "{fetch:?}");
+    assert_eq!(counts(&reader, CountFilter::default()).await.calls, 2);
+    reader.close().await;
+}
+
+/// A call's node `q1` and its answer `yes` there, as a call's burst.
+fn visit_and_answer(id: CallRow) -> Vec<WriteOp> {
+    vec![
         WriteOp::Visit {
             call: id,
             node: "q1".into(),
@@ -2175,7 +2194,62 @@ async fn a_batch_given_up_comes_back_whole_and_is_spooled(store: Store, url: Str
             at: at(1),
             broadcast: None,
         },
-    ];
+    ]
+}
+
+/// A write made on a runtime of its own whose only thread, once the write was
+/// polled (and so handed over), blocks until released.
+struct Stuck<T> {
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Stuck<T> {
+    /// Starts the write `make` makes; returns once it was polled once.
+    async fn after_one_poll<F>(make: impl FnOnce() -> F + Send + 'static) -> Stuck<T>
+    where
+        F: Future<Output = T>,
+    {
+        let (polled, handed_over) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let write = make();
+                tokio::pin!(write);
+                // One poll starts the write; then this runtime's only thread blocks.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let _ = write.as_mut().poll(&mut cx);
+                polled.send(()).unwrap();
+                released.recv().unwrap();
+                write.await
+            })
+        });
+        handed_over.await.unwrap();
+        Stuck { release, thread }
+    }
+
+    /// Lets the runtime go on, and waits for the write's result.
+    async fn release(self) -> T {
+        self.release.send(()).unwrap();
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+/// A call's burst of writes that cannot commit within the spool's deadline
+/// (another process holds what it writes) comes back whole from the writer
+/// thread, which had it moved to it, not copied, and goes to the spool; once
+/// the database is free, the spool stores it, once.
+async fn a_batch_given_up_comes_back_whole_and_is_spooled(store: Store, url: String) {
+    use kuma::store::spool::{DIRECT_TIMEOUT, SpoolLimits, SpooledStore};
+    let id = call(&store, "c_1", at(0), None).await;
+    let ops = visit_and_answer(id);
     let dir = tempfile::tempdir().unwrap();
     let spooled = std::sync::Arc::new(
         SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap(),
