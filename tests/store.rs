@@ -2099,9 +2099,21 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
     let id = call(&store, "c_1", at(0), None).await;
     let reader = Store::open(&url).await.unwrap();
     let writer = store.clone();
-    let stuck =
-        Stuck::after_one_poll(move || async move { writer.apply_all(visit_and_answer(id)).await })
-            .await;
+    let stuck = Stuck::after_one_poll(move || async move {
+        // The answer subscribes the caller to call-backs, as `subscribe` does.
+        let subscribe = WriteOp::Subscribe {
+            campaign: CAMPAIGN.into(),
+            caller: "c_1".into(),
+            sealed: "00ff".into(),
+            at: at(1),
+            limit: None,
+        };
+        tokio::join!(
+            writer.apply_all(visit_and_answer(id)),
+            subscribe.apply(&writer)
+        )
+    })
+    .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         // The raw counts: `counts` also compares them with a second read.
@@ -2109,7 +2121,8 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
             .counts(CAMPAIGN, &CountFilter::default())
             .await
             .unwrap();
-        if c.answers == vec![choice("q1", "yes", 1)] {
+        let subscribers = reader.callbacks().subscriber_count(CAMPAIGN).await.unwrap();
+        if c.answers == vec![choice("q1", "yes", 1)] && subscribers == 1 {
             break;
         }
         assert!(
@@ -2118,8 +2131,9 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let done = stuck.release().await;
-    assert!(done.is_ok(), "{done:?}");
+    let (batch, subscribed) = stuck.release().await;
+    assert!(batch.is_ok(), "{batch:?}");
+    assert!(subscribed.is_ok(), "{subscribed:?}");
     reader.close().await;
 }
 

@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use super::writes::deadline;
 use super::{CallRow, Store, StoreError};
 use crate::flow::Action;
 
@@ -172,27 +171,14 @@ impl WriteOp {
         store: &Store,
         within: Option<Duration>,
     ) -> Result<(), Unwritten> {
-        match self {
-            // A subscription is written on the caller's runtime, and stays
-            // with it meanwhile.
-            WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. } => {
-                match deadline(within, self.subscription(store)).await {
-                    Ok(()) => Ok(()),
-                    Err(error) => Err(Unwritten {
-                        error,
-                        ops: vec![self],
-                    }),
-                }
-            }
-            // A call's progress or a recording: on the writer thread, by the
-            // one function that writes a call's progress alone or with the
-            // rest of a burst (`Store::apply_all`).
-            op => store.lend(vec![op], within).await,
-        }
+        // On the writer thread, which writes a call's progress, alone or with
+        // the rest of a burst (`Store::apply_all`), a recording or a
+        // subscription.
+        store.lend(vec![self], within).await
     }
 
     /// Writes a subscription or an unsubscription (nothing for other writes).
-    async fn subscription(&self, store: &Store) -> Result<(), StoreError> {
+    pub(super) async fn subscription(&self, store: &Store) -> Result<(), StoreError> {
         match self {
             WriteOp::Subscribe {
                 campaign,

@@ -136,7 +136,8 @@ impl Store {
         Ok(self.lend(vec![op], None).await?)
     }
 
-    /// Moves `ops` (a call's progress, or one recording) to the writer thread,
+    /// Moves `ops` (a call's progress, one recording or one subscription) to
+    /// the writer thread,
     /// which writes them in one transaction, given up after `within` if set
     /// (then rolled back, or committed if the commit had begun: every write
     /// may be applied again). Those not written come back with the error, so a
@@ -189,6 +190,9 @@ impl Store {
                 })
                 .await
                 .map(|_| ()),
+            [op @ (WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. })] => {
+                op.subscription(self).await
+            }
             ops if ops.iter().all(WriteOp::batches) => self.apply_here(ops).await,
             _ => Err(StoreError::NotBatched),
         }
@@ -489,7 +493,7 @@ impl Store {
 /// `write`, given up after `within` if set, with an error that reads as the
 /// database away (`StoreError::is_unavailable`: the caller spools what it
 /// could not write).
-pub(super) async fn deadline<T>(
+async fn deadline<T>(
     within: Option<Duration>,
     write: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
