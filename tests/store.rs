@@ -154,6 +154,8 @@ on_both_backends!(
     the_funnel_counts_each_node_once_and_hang_ups_where_they_happen,
     a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing,
     a_write_goes_on_while_its_callers_runtime_is_stuck,
+    a_webhook_step_goes_on_while_its_callers_runtime_is_stuck,
+    a_batch_given_up_comes_back_whole_and_is_spooled,
     callbacks_are_listed_filtered_and_counted,
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
@@ -1088,18 +1090,18 @@ async fn spooled_writes_applied_again_count_once(store: Store, _url: String) {
     };
     let all: Vec<WriteOp> = ops(a).into_iter().chain(ops(b)).collect();
     for op in &all {
-        op.apply(&store).await.unwrap();
+        op.clone().apply(&store).await.unwrap();
     }
     let once = snapshot(&store).await;
     assert!(once.contains("choice: \"no\", count: 2"), "{once}");
     // Each write twice in a row (a commit that came back too late, then its replay).
     for op in &all {
-        op.apply(&store).await.unwrap();
+        op.clone().apply(&store).await.unwrap();
     }
     assert_eq!(snapshot(&store).await, once);
     // The whole spool again, in order (a crash before the checkpoint moved).
     for op in &all {
-        op.apply(&store).await.unwrap();
+        op.clone().apply(&store).await.unwrap();
     }
     assert_eq!(snapshot(&store).await, once);
 }
@@ -2007,7 +2009,7 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
         .unwrap();
 
     let batched = call(&store, "c_batch", at(0), None).await;
-    assert!(store.apply_all(&ops(batched)).await.unwrap());
+    store.apply_all(ops(batched)).await.unwrap();
     let twice = counts(&store, CountFilter::default()).await;
     let funnel_twice = store
         .funnel(CAMPAIGN, &CountFilter::default())
@@ -2048,7 +2050,13 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
         call: 999_999,
         node: "lang".into(),
     });
-    assert!(store.apply_all(&refused).await.is_err());
+    let n = refused.len();
+    let back = store.apply_all(refused).await.unwrap_err();
+    assert!(
+        matches!(back.error, StoreError::UnknownCall(999_999)),
+        "{back}"
+    );
+    assert_eq!(back.ops.len(), n, "the batch's writes come back");
     let after = counts(&store, CountFilter::default()).await;
     assert_eq!((after.calls, after.completed), (3, 2));
     assert_eq!(after.answers, twice.answers);
@@ -2072,7 +2080,9 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
             at: at(5),
         },
     ];
-    assert!(!store.apply_all(&with_recording).await.unwrap());
+    let back = store.apply_all(with_recording.clone()).await.unwrap_err();
+    assert!(matches!(back.error, StoreError::NotBatched), "{back}");
+    assert_eq!(back.ops, with_recording);
     let funnel = store
         .funnel(CAMPAIGN, &CountFilter::default())
         .await
@@ -2088,40 +2098,22 @@ async fn a_batch_of_writes_stores_what_they_store_one_by_one_or_nothing(
 async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: String) {
     let id = call(&store, "c_1", at(0), None).await;
     let reader = Store::open(&url).await.unwrap();
-    let (polled, handed_over) = tokio::sync::oneshot::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
     let writer = store.clone();
-    let stuck = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let ops = vec![
-                WriteOp::Visit {
-                    call: id,
-                    node: "q1".into(),
-                },
-                WriteOp::Answer {
-                    call: id,
-                    question: "q1".into(),
-                    choice: "yes".into(),
-                    digit: "1".into(),
-                    at: at(1),
-                    broadcast: None,
-                },
-            ];
-            let write = writer.apply_all(&ops);
-            tokio::pin!(write);
-            // One poll starts the write; then this runtime's only thread blocks.
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            let _ = write.as_mut().poll(&mut cx);
-            polled.send(()).unwrap();
-            released.recv().unwrap();
-            write.await
-        })
-    });
-    handed_over.await.unwrap();
+    let stuck = Stuck::after_one_poll(move || async move {
+        // The answer subscribes the caller to call-backs, as `subscribe` does.
+        let subscribe = WriteOp::Subscribe {
+            campaign: CAMPAIGN.into(),
+            caller: "c_1".into(),
+            sealed: "00ff".into(),
+            at: at(1),
+            limit: None,
+        };
+        tokio::join!(
+            writer.apply_all(visit_and_answer(id)),
+            subscribe.apply(&writer)
+        )
+    })
+    .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         // The raw counts: `counts` also compares them with a second read.
@@ -2129,7 +2121,8 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
             .counts(CAMPAIGN, &CountFilter::default())
             .await
             .unwrap();
-        if c.answers == vec![choice("q1", "yes", 1)] {
+        let subscribers = reader.callbacks().subscriber_count(CAMPAIGN).await.unwrap();
+        if c.answers == vec![choice("q1", "yes", 1)] && subscribers == 1 {
             break;
         }
         assert!(
@@ -2138,10 +2131,207 @@ async fn a_write_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: S
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    release.send(()).unwrap();
-    let done = tokio::task::spawn_blocking(move || stuck.join().unwrap())
+    let (batch, subscribed) = stuck.release().await;
+    assert!(batch.is_ok(), "{batch:?}");
+    assert!(subscribed.is_ok(), "{subscribed:?}");
+    reader.close().await;
+}
+
+/// A webhook call's writes (its session claimed with the call, a step, a
+/// recording to fetch) do not wait for the runtime of the request that made
+/// them either: each provider request of a call reads and writes its session,
+/// and those requests are served beside the SIP calls.
+async fn a_webhook_step_goes_on_while_its_callers_runtime_is_stuck(store: Store, url: String) {
+    let new = |caller| NewCall {
+        campaign: CAMPAIGN,
+        caller,
+        channel: "twilio",
+        started_at: at(0),
+        broadcast: None,
+    };
+    let id = store
+        .start_webhook_call(&new("c_1"), "twilio", "S1", &step("{}", "<r1/>", false))
+        .await
+        .unwrap()
+        .unwrap();
+    let reader = Store::open(&url).await.unwrap();
+    let writer = store.clone();
+    let stuck = Stuck::after_one_poll(move || async move {
+        let second = new("c_2");
+        let first = step("{}", "<r1/>", false);
+        let next = step("{\"x\":1}", "<r2/>", false);
+        let (started, advanced, fetch) = tokio::join!(
+            writer.start_webhook_call(&second, "twilio", "S2", &first),
+            writer.advance_webhook_session("twilio", "S1", 1, &next),
+            writer.add_recording_fetch(id, "msg", "https://p.example/r.wav", "twilio", at(1)),
+        );
+        (started.map(|s| s.is_some()), advanced, fetch.map(|_| ()))
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s1 = reader.webhook_session("twilio", "S1").await.unwrap();
+        let s2 = reader.webhook_session("twilio", "S2").await.unwrap();
+        let fetches = reader.pending_fetches().await.unwrap();
+        if s1.is_some_and(|s| s.seq == 2 && s.reply == "<r2/>")
+            && s2.is_some()
+            && fetches.len() == 1
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook writes were not committed while their caller's runtime was stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (started, advanced, fetch) = stuck.release().await;
+    assert!(matches!(started, Ok(true)), "{started:?}");
+    assert!(matches!(advanced, Ok(true)), "{advanced:?}");
+    assert!(fetch.is_ok(), "{fetch:?}");
+    assert_eq!(counts(&reader, CountFilter::default()).await.calls, 2);
+    reader.close().await;
+}
+
+/// A call's node `q1` and its answer `yes` there, as a call's burst.
+fn visit_and_answer(id: CallRow) -> Vec<WriteOp> {
+    vec![
+        WriteOp::Visit {
+            call: id,
+            node: "q1".into(),
+        },
+        WriteOp::Answer {
+            call: id,
+            question: "q1".into(),
+            choice: "yes".into(),
+            digit: "1".into(),
+            at: at(1),
+            broadcast: None,
+        },
+    ]
+}
+
+/// A write made on a runtime of its own whose only thread, once the write was
+/// polled (and so handed over), blocks until released.
+struct Stuck<T> {
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Stuck<T> {
+    /// Starts the write `make` makes; returns once it was polled once.
+    async fn after_one_poll<F>(make: impl FnOnce() -> F + Send + 'static) -> Stuck<T>
+    where
+        F: Future<Output = T>,
+    {
+        let (polled, handed_over) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let write = make();
+                tokio::pin!(write);
+                // One poll starts the write; then this runtime's only thread blocks.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let _ = write.as_mut().poll(&mut cx);
+                polled.send(()).unwrap();
+                released.recv().unwrap();
+                write.await
+            })
+        });
+        handed_over.await.unwrap();
+        Stuck { release, thread }
+    }
+
+    /// Lets the runtime go on, and waits for the write's result.
+    async fn release(self) -> T {
+        self.release.send(()).unwrap();
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+/// A call's burst of writes that cannot commit within the spool's deadline
+/// (another process holds what it writes) comes back whole from the writer
+/// thread, which had it moved to it, not copied, and goes to the spool; once
+/// the database is free, the spool stores it, once.
+async fn a_batch_given_up_comes_back_whole_and_is_spooled(store: Store, url: String) {
+    use kuma::store::spool::{DIRECT_TIMEOUT, SpoolLimits, SpooledStore};
+    let id = call(&store, "c_1", at(0), None).await;
+    let ops = visit_and_answer(id);
+    let dir = tempfile::tempdir().unwrap();
+    let spooled = std::sync::Arc::new(
+        SpooledStore::open(store.clone(), dir.path(), SpoolLimits::default()).unwrap(),
+    );
+    // Another process holds the database (SQLite) or the call's row (PostgreSQL).
+    enum Holder {
+        Sqlite(sqlx::SqliteConnection),
+        Postgres(sqlx::PgConnection),
+    }
+    let holder = match store.backend() {
+        "sqlite" => {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Holder::Sqlite(c)
+        }
+        _ => {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+            sqlx::query("SELECT id FROM calls WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .unwrap();
+            Holder::Postgres(c)
+        }
+    };
+    let started = std::time::Instant::now();
+    let back = spooled.write_all(ops.clone()).await.unwrap_err();
+    assert!(
+        started.elapsed() >= DIRECT_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(back.error.is_unavailable(), "{back}");
+    assert_eq!(back.ops, ops, "the batch comes back whole, in order");
+    assert!(spooled.refuses_new_calls());
+    for op in back.ops {
+        spooled.write(op).await.unwrap();
+    }
+    assert_eq!(spooled.status().pending, 2);
+    match holder {
+        Holder::Sqlite(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        Holder::Postgres(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+    }
+    let replay = tokio::spawn({
+        let spooled = std::sync::Arc::clone(&spooled);
+        async move { spooled.replay().await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while spooled.status().pending > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    replay.abort();
+    assert_eq!(spooled.status().pending, 0);
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!(c.answers, [choice("q1", "yes", 1)]);
+    let funnel = store
+        .funnel(CAMPAIGN, &CountFilter::default())
         .await
         .unwrap();
-    assert!(matches!(done, Ok(true)), "{done:?}");
-    reader.close().await;
+    assert_eq!(funnel.nodes.get("q1"), Some(&(1, 0)));
 }

@@ -4,12 +4,12 @@
 pub const CALLS_TOTAL: &str = "kuma_calls_total";
 pub const ANSWERS_TOTAL: &str = "kuma_answers_total";
 
-/// A poll answer was stored.
-pub fn answered() {
-    metrics::counter!(ANSWERS_TOTAL).increment(1);
+/// Counts poll answers stored.
+pub fn answers() -> metrics::Counter {
+    metrics::counter!(ANSWERS_TOTAL)
 }
 
-/// A call's end was stored, with this outcome (`flow::Outcome::as_str`).
-pub fn ended(outcome: &str) {
-    metrics::counter!(CALLS_TOTAL, "outcome" => outcome.to_owned()).increment(1);
+/// Counts calls' ends stored with this outcome (`flow::Outcome::as_str`).
+pub fn ends(outcome: &str) -> metrics::Counter {
+    metrics::counter!(CALLS_TOTAL, "outcome" => outcome.to_owned())
 }

@@ -70,13 +70,15 @@ impl Write {
         !matches!(self.op, WriteOp::Visit { .. })
     }
 
-    /// Counts what was written, under the names every channel uses: an answer
-    /// (`kuma_answers_total`), the call's end by outcome (`kuma_calls_total`).
-    pub fn count(&self) {
+    /// The counter to add one to once this is written, under the names every
+    /// channel uses: an answer (`kuma_answers_total`), the call's end by
+    /// outcome (`kuma_calls_total`). Taken before the write, which moves the
+    /// op to the store.
+    pub fn counter(&self) -> Option<metrics::Counter> {
         match &self.op {
-            WriteOp::Answer { .. } => super::metrics::answered(),
-            WriteOp::End { outcome, .. } => super::metrics::ended(outcome),
-            _ => {}
+            WriteOp::Answer { .. } => Some(super::metrics::answers()),
+            WriteOp::End { outcome, .. } => Some(super::metrics::ends(outcome)),
+            _ => None,
         }
     }
 }

@@ -20,7 +20,7 @@ pub trait Writer {
 impl Writer for Store {
     type Error = StoreError;
     async fn write(&self, op: WriteOp) -> Result<(), StoreError> {
-        op.apply(self).await
+        Ok(op.apply(self).await?)
     }
 }
 
@@ -31,17 +31,18 @@ impl Writer for SpooledStore {
     }
 }
 
-/// Performs `w` on `to`: once written it is counted (`Write::count`); a node
+/// Performs `w` on `to`: once written it is counted (`Write::counter`); a node
 /// visit that could not be written is logged and the call goes on (the funnel
 /// is not worth dropping a caller for); any other failure is the error that
-/// ends the call.
+/// ends the call. The op is moved to the store, never copied.
 pub async fn perform<W: Writer + Sync>(w: Write, to: &W) -> Result<(), W::Error> {
-    match to.write(w.op.clone()).await {
+    let (counter, required) = (w.counter(), w.required());
+    match to.write(w.op).await {
         Ok(()) => {
-            w.count();
+            counter.inspect(|c| c.increment(1));
             Ok(())
         }
-        Err(e) if !w.required() => {
+        Err(e) if !required => {
             tracing::warn!(error = %e, "node visit not stored");
             Ok(())
         }
@@ -54,17 +55,29 @@ pub async fn perform<W: Writer + Sync>(w: Write, to: &W) -> Result<(), W::Error>
 /// commit where each took its own); otherwise (the database away, a write
 /// refused) one by one through [`perform`], which spools them, forgives a lost
 /// node visit or fails, exactly as without the batch (nothing of a batch that
-/// failed was stored, and every write may be applied again).
+/// failed was stored, every write may be applied again, and the batch's writes
+/// come back to be written one by one). Each op is moved, never copied.
 pub async fn perform_all(ws: Vec<Write>, to: &SpooledStore) -> Result<(), SpoolError> {
-    if ws.len() > 1 {
-        let ops: Vec<WriteOp> = ws.iter().map(|w| w.op.clone()).collect();
-        if to.write_all(&ops).await {
-            ws.iter().for_each(Write::count);
-            return Ok(());
+    if ws.len() < 2 {
+        for w in ws {
+            perform(w, to).await?;
+        }
+        return Ok(());
+    }
+    let counters: Vec<metrics::Counter> = ws.iter().filter_map(Write::counter).collect();
+    let ops: Vec<WriteOp> = ws.into_iter().map(|w| w.op).collect();
+    match to.write_all(ops).await {
+        Ok(()) => {
+            counters.iter().for_each(|c| c.increment(1));
+            Ok(())
+        }
+        // Lost with the job that held them (a bug): nothing to write one by one.
+        Err(u) if u.ops.is_empty() => Err(u.error.into()),
+        Err(u) => {
+            for op in u.ops {
+                perform(Write { op }, to).await?;
+            }
+            Ok(())
         }
     }
-    for w in ws {
-        perform(w, to).await?;
-    }
-    Ok(())
 }

@@ -52,6 +52,16 @@ pub enum StoreError {
     #[error(transparent)]
     SecretFile(#[from] crate::secret::SecretError),
 
+    /// A recording or a subscription handed to [`Store::apply_all`](super::Store::apply_all)
+    /// with other writes: those are written alone.
+    #[error("a recording or a subscription is written alone, not in a batch of writes")]
+    NotBatched,
+
+    /// The thread the calls' writes run on (`writer_thread.rs`) could not be
+    /// started, or a write was lost with the job that held it (a bug).
+    #[error("the store's writer thread: {0}")]
+    WriterThread(String),
+
     /// The consumer of [`Store::for_each_answer`](super::Store::for_each_answer)
     /// stopped the export (for example its output file could not be written).
     #[error("export stopped: {0}")]

@@ -12,7 +12,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CallRow, NewRecording, Store, StoreError};
+use std::time::Duration;
+
+use super::{CallRow, Store, StoreError};
 use crate::flow::Action;
 
 /// One write of a call in progress, as data (and as one line of the spool).
@@ -70,6 +72,24 @@ pub enum WriteOp {
         caller: String,
         at: DateTime<Utc>,
     },
+}
+
+/// Writes handed to the store that it did not write, given back with the
+/// reason: the caller keeps them (the spool) or applies them one by one
+/// without having copied them first. `ops` is empty only when they were lost
+/// with the job that held them (it panicked, a bug); `error` then does not
+/// read as the database away.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Unwritten {
+    pub error: StoreError,
+    pub ops: Vec<WriteOp>,
+}
+
+impl From<Unwritten> for StoreError {
+    fn from(u: Unwritten) -> StoreError {
+        u.error
+    }
 }
 
 impl WriteOp {
@@ -137,31 +157,29 @@ impl WriteOp {
     /// upsert and unsubscribing a delete. So is replaying a whole sequence of one
     /// call's writes in order: each step lands on the state the sequence had
     /// reached, and the last one on the final state.
-    pub async fn apply(&self, store: &Store) -> Result<(), StoreError> {
+    ///
+    /// The write is moved to the store, never copied: should it not be
+    /// written, it comes back in the error ([`Unwritten`]).
+    pub async fn apply(self, store: &Store) -> Result<(), Unwritten> {
+        self.apply_within(store, None).await
+    }
+
+    /// [`WriteOp::apply`], given up after `within` if set, with an error that
+    /// reads as the database away (the spool's direct writes).
+    pub(super) async fn apply_within(
+        self,
+        store: &Store,
+        within: Option<Duration>,
+    ) -> Result<(), Unwritten> {
+        // On the writer thread, which writes a call's progress, alone or with
+        // the rest of a burst (`Store::apply_all`), a recording or a
+        // subscription.
+        store.lend(vec![self], within).await
+    }
+
+    /// Writes a subscription or an unsubscription (nothing for other writes).
+    pub(super) async fn subscription(&self, store: &Store) -> Result<(), StoreError> {
         match self {
-            // A call's progress: written by the one function that writes it
-            // alone or with the rest of a burst (`Store::apply_all`).
-            WriteOp::Visit { .. }
-            | WriteOp::Language { .. }
-            | WriteOp::Answer { .. }
-            | WriteOp::Completed { .. }
-            | WriteOp::End { .. } => store.apply_one(self.clone()).await,
-            WriteOp::Recording {
-                call,
-                node,
-                file,
-                duration_ms,
-                at,
-            } => store
-                .add_recording(&NewRecording {
-                    call: *call,
-                    node,
-                    file,
-                    duration: std::time::Duration::from_millis(*duration_ms),
-                    at: *at,
-                })
-                .await
-                .map(|_| ()),
             WriteOp::Subscribe {
                 campaign,
                 caller,
@@ -190,6 +208,7 @@ impl WriteOp {
                 .unsubscribe(campaign, caller, *at)
                 .await
                 .map(|_| ()),
+            _ => Ok(()),
         }
     }
 
@@ -224,8 +243,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match WriteOp::from_action(call, action, at) {
             Some(op) => {
+                let answer = op.is_answer();
                 op.apply(self).await?;
-                Ok(op.is_answer())
+                Ok(answer)
             }
             None => Ok(false),
         }

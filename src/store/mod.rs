@@ -54,7 +54,7 @@ pub use callbacks::{
     AttemptRow, CallbackCount, CallbackFilter, CallbackQueue, CallbackRow, Claimed, NewCallback,
 };
 pub use error::StoreError;
-pub use flow::WriteOp;
+pub use flow::{Unwritten, WriteOp};
 pub use funnel::FunnelCounts;
 pub use keys::{Keys, Rotated};
 pub use open::redact_url;
@@ -181,8 +181,10 @@ pub struct AnswerRow {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
-    /// Where calls' writes run (`writer_thread.rs`).
-    writer: Arc<writer_thread::WriterThread>,
+    /// Where calls' writes run (`writer_thread.rs`): started by the first of
+    /// them, so that a store opened to read (`kuma results`, exports) starts
+    /// no thread.
+    writer: Arc<tokio::sync::OnceCell<writer_thread::WriterThread>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -215,14 +217,22 @@ impl Store {
     /// `postgres://…` — and brings its tables up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let backend = open::open(url).await?;
-        let writer = writer_thread::WriterThread::start().map_err(|e| StoreError::Open {
-            url: redact_url(url),
-            reason: format!("cannot start the writer thread: {e}"),
-        })?;
         Ok(Store {
             backend: Arc::new(backend),
-            writer: Arc::new(writer),
+            writer: Arc::new(tokio::sync::OnceCell::new()),
         })
+    }
+
+    /// The writer thread, started by the first write that needs it (the
+    /// clones of this store share it); an error, not a panic, when it cannot
+    /// be started.
+    async fn writer(&self) -> Result<&writer_thread::WriterThread, StoreError> {
+        self.writer
+            .get_or_try_init(|| async {
+                writer_thread::WriterThread::start()
+                    .map_err(|e| StoreError::WriterThread(format!("cannot start it: {e}")))
+            })
+            .await
     }
 
     /// Runs the write `job` makes of a clone of this store on the writer thread
@@ -232,7 +242,7 @@ impl Store {
         F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.run(job(self.clone())).await
+        self.writer().await?.run(job(self.clone())).await
     }
 
     /// "sqlite" or "postgres".

@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Store, StoreError, WriteOp};
+use super::group::unavailable;
+use super::{Store, StoreError, Unwritten, WriteOp};
 
 /// How long a direct write may take before it is given up and spooled. A caller
 /// waits this long, once, when the database goes away; the write may still commit
@@ -364,64 +365,78 @@ impl SpooledStore {
     }
 
     /// Stores `op`: committed to the database, or synced to the spool, before it
-    /// returns.
+    /// returns. The op is moved to the database's writer and comes back only if
+    /// it was not written, to be spooled: it is never copied.
     pub async fn write(&self, op: WriteOp) -> Result<(), SpoolError> {
         let s = self.status();
-        if s.database_reachable && s.pending == 0 {
-            match tokio::time::timeout(DIRECT_TIMEOUT, op.apply(&self.store)).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) if !e.is_unavailable() => return Err(e.into()),
-                Ok(Err(e)) => self.database_unreachable(&e),
-                Err(_) => self.database_unreachable(&format_args!(
-                    "no commit within {} s",
-                    DIRECT_TIMEOUT.as_secs()
-                )),
+        let ops = if s.database_reachable && s.pending == 0 {
+            match op.apply_within(&self.store, Some(DIRECT_TIMEOUT)).await {
+                Ok(()) => return Ok(()),
+                Err(u) if !u.error.is_unavailable() => return Err(u.error.into()),
+                Err(u) => {
+                    self.database_unreachable(&u.error);
+                    u.ops
+                }
             }
-        }
-        self.append(op).await
+        } else {
+            vec![op]
+        };
+        self.append(ops).await
     }
 
     /// Stores a call's writes `ops` (in order) in one transaction, while the
-    /// database answers: `true` once committed. `false` when they were not
-    /// (the database is away, a write was refused, one of them is not taken in
-    /// a batch, see [`Store::apply_all`]): nothing of them is stored, and the
-    /// caller writes them one by one with [`SpooledStore::write`], which spools
-    /// them or reports the one that failed, as if there had been no batch.
-    pub async fn write_all(&self, ops: &[WriteOp]) -> bool {
+    /// database answers. When they were not committed (the database is away,
+    /// a write was refused, one of them is not taken in a batch, see
+    /// [`Store::apply_all`]) nothing of them is stored and they come back, for
+    /// the caller to write one by one with [`SpooledStore::write`], which
+    /// spools them or reports the one that failed, as if there had been no
+    /// batch.
+    pub async fn write_all(&self, ops: Vec<WriteOp>) -> Result<(), Unwritten> {
         let s = self.status();
         if !(s.database_reachable && s.pending == 0) {
-            return false;
+            return Err(Unwritten {
+                error: unavailable("the database is away: the spool takes the writes"),
+                ops,
+            });
         }
-        match tokio::time::timeout(DIRECT_TIMEOUT, self.store.apply_all(ops)).await {
-            Ok(Ok(done)) => done,
-            // One write's own error: each alone will say which.
-            Ok(Err(e)) if !e.is_unavailable() => false,
-            Ok(Err(e)) => {
-                self.database_unreachable(&e);
-                false
-            }
-            Err(_) => {
-                self.database_unreachable(&format_args!(
-                    "no commit within {} s",
-                    DIRECT_TIMEOUT.as_secs()
-                ));
-                false
-            }
+        if !ops.iter().all(WriteOp::batches) {
+            return Err(Unwritten {
+                error: StoreError::NotBatched,
+                ops,
+            });
         }
+        let out = self.store.lend(ops, Some(DIRECT_TIMEOUT)).await;
+        if let Err(u) = &out
+            && u.error.is_unavailable()
+        {
+            self.database_unreachable(&u.error);
+        }
+        // Otherwise one write's own error: each alone will say which.
+        out
     }
 
-    async fn append(&self, op: WriteOp) -> Result<(), SpoolError> {
-        let (out, pending, full) = self
+    /// Appends `ops` to the spool, in order, up to the first that cannot be.
+    async fn append(&self, ops: Vec<WriteOp>) -> Result<(), SpoolError> {
+        let (out, spooled, pending, full) = self
             .with_spool(move |spool| {
-                let out = spool.append(&op);
-                (out, spool.pending, spool.full())
+                let mut spooled = 0u64;
+                let mut out = Ok(());
+                for op in &ops {
+                    out = spool.append(op);
+                    if out.is_err() {
+                        break;
+                    }
+                    spooled += 1;
+                }
+                (out, spooled, spool.pending, spool.full())
             })
             .await?;
         self.pending.store(pending, Ordering::Release);
         self.full.store(full, Ordering::Release);
         metrics::gauge!(metric::PENDING).set(pending as f64);
+        metrics::counter!(metric::SPOOLED).increment(spooled);
         match &out {
-            Ok(()) => metrics::counter!(metric::SPOOLED).increment(1),
+            Ok(()) => {}
             Err(e @ SpoolError::Full { .. }) => {
                 tracing::error!(error = %e, "spool full: a write is lost, new calls are refused")
             }
@@ -501,15 +516,16 @@ impl SpooledStore {
         let mut stopped = false;
         for (end, record) in batch {
             match record {
-                Ok(op) => match tokio::time::timeout(DIRECT_TIMEOUT, op.apply(&self.store)).await {
-                    Ok(Ok(())) => metrics::counter!(metric::REPLAYED).increment(1),
-                    Ok(Err(e)) if !e.is_unavailable() => {
+                Ok(op) => match op.apply_within(&self.store, Some(DIRECT_TIMEOUT)).await {
+                    Ok(()) => metrics::counter!(metric::REPLAYED).increment(1),
+                    Err(u) if !u.error.is_unavailable() => {
                         metrics::counter!(metric::REJECTED).increment(1);
-                        let (line, why) = (encode(&op), e.to_string());
+                        let line: String = u.ops.iter().map(encode).collect();
+                        let why = u.error.to_string();
                         self.with_spool(move |spool| spool.reject(line.trim_end(), &why))
                             .await?;
                     }
-                    Ok(Err(_)) | Err(_) => {
+                    Err(_) => {
                         stopped = true;
                         break;
                     }

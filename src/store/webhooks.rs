@@ -7,6 +7,10 @@
 //! provider and session id. Each step is written with an optimistic check on the
 //! row's `seq`: a step computed from a state that another request has already
 //! moved on is refused, so a replayed or reordered request never applies twice.
+//!
+//! Every write here runs on the store's writer thread (`writer_thread.rs`), as a
+//! SIP call's do: each provider request of a call reads and writes its session,
+//! and its transaction must not wait for the runtime that serves the requests.
 
 use chrono::{DateTime, Utc};
 
@@ -35,6 +39,34 @@ pub struct SessionStep<'a> {
     pub reply: &'a str,
     pub finished: bool,
     pub at: DateTime<Utc>,
+}
+
+/// A [`SessionStep`] that owns its text, to be handed to the writer thread.
+struct Step {
+    state: String,
+    reply: String,
+    finished: bool,
+    at: DateTime<Utc>,
+}
+
+impl Step {
+    fn of(step: &SessionStep<'_>) -> Step {
+        Step {
+            state: step.state.to_owned(),
+            reply: step.reply.to_owned(),
+            finished: step.finished,
+            at: step.at,
+        }
+    }
+
+    fn borrow(&self) -> SessionStep<'_> {
+        SessionStep {
+            state: &self.state,
+            reply: &self.reply,
+            finished: self.finished,
+            at: self.at,
+        }
+    }
 }
 
 /// A provider recording waiting to be fetched.
@@ -157,6 +189,37 @@ impl Store {
         session: &str,
         step: &SessionStep<'_>,
     ) -> Result<Option<CallRow>, StoreError> {
+        let (campaign, caller, channel) = (
+            c.campaign.to_owned(),
+            c.caller.to_owned(),
+            c.channel.to_owned(),
+        );
+        let (started_at, broadcast) = (c.started_at, c.broadcast);
+        let (provider, session, step) = (provider.to_owned(), session.to_owned(), Step::of(step));
+        self.on_writer(move |store| async move {
+            let c = NewCall {
+                campaign: &campaign,
+                caller: &caller,
+                channel: &channel,
+                started_at,
+                broadcast,
+            };
+            store
+                .start_webhook_call_here(&c, &provider, &session, &step.borrow())
+                .await
+        })
+        .await
+    }
+
+    /// What [`Store::start_webhook_call`] does, on the thread this runs on (the
+    /// writer thread).
+    async fn start_webhook_call_here(
+        &self,
+        c: &NewCall<'_>,
+        provider: &str,
+        session: &str,
+        step: &SessionStep<'_>,
+    ) -> Result<Option<CallRow>, StoreError> {
         let started_at = millis(c.started_at);
         let broadcast = c.broadcast.map(millis);
         write_tx!(self, |tx| {
@@ -210,20 +273,25 @@ impl Store {
         from_seq: i64,
         step: &SessionStep<'_>,
     ) -> Result<bool, StoreError> {
-        let updated = with_pool!(self, |pool| {
-            sqlx::query(ADVANCE_SESSION)
-                .bind(provider)
-                .bind(session)
-                .bind(from_seq)
-                .bind(step.state)
-                .bind(step.reply)
-                .bind(step.finished)
-                .bind(millis(step.at))
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(updated == 1)
+        let (provider, session, step) = (provider.to_owned(), session.to_owned(), Step::of(step));
+        self.on_writer(move |store| async move {
+            let step = step.borrow();
+            let updated = with_pool!(store, |pool| {
+                sqlx::query(ADVANCE_SESSION)
+                    .bind(&provider)
+                    .bind(&session)
+                    .bind(from_seq)
+                    .bind(step.state)
+                    .bind(step.reply)
+                    .bind(step.finished)
+                    .bind(millis(step.at))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            Ok(updated == 1)
+        })
+        .await
     }
 
     /// Remembers a recording the provider announced by URL, before any fetch, so
@@ -236,16 +304,20 @@ impl Store {
         provider: &str,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(with_pool!(self, |pool| {
-            sqlx::query_scalar(ADD_FETCH)
-                .bind(call)
-                .bind(node)
-                .bind(url)
-                .bind(provider)
-                .bind(millis(at))
-                .fetch_one(pool)
-                .await?
-        }))
+        let (node, url, provider) = (node.to_owned(), url.to_owned(), provider.to_owned());
+        self.on_writer(move |store| async move {
+            Ok(with_pool!(store, |pool| {
+                sqlx::query_scalar(ADD_FETCH)
+                    .bind(call)
+                    .bind(&node)
+                    .bind(&url)
+                    .bind(&provider)
+                    .bind(millis(at))
+                    .fetch_one(pool)
+                    .await?
+            }))
+        })
+        .await
     }
 
     /// Every recording still to fetch, oldest first.
@@ -277,16 +349,20 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let status = if give_up { "failed" } else { "pending" };
-        with_pool!(self, |pool| {
-            sqlx::query(FETCH_FAILED)
-                .bind(id)
-                .bind(error)
-                .bind(status)
-                .bind(millis(at))
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        let error = error.to_owned();
+        self.on_writer(move |store| async move {
+            with_pool!(store, |pool| {
+                sqlx::query(FETCH_FAILED)
+                    .bind(id)
+                    .bind(&error)
+                    .bind(status)
+                    .bind(millis(at))
+                    .execute(pool)
+                    .await?;
+            });
+            Ok(())
+        })
+        .await
     }
 
     /// The fetch's status: `pending`, `done` or `failed`.
@@ -312,6 +388,25 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         let now = millis(at);
+        let (node, file) = (node.to_owned(), file.to_owned());
+        self.on_writer(move |store| async move {
+            store
+                .fetch_done_here(id, &node, &file, duration_ms, now)
+                .await
+        })
+        .await
+    }
+
+    /// What [`Store::fetch_done`] does, on the thread this runs on (the writer
+    /// thread).
+    async fn fetch_done_here(
+        &self,
+        id: i64,
+        node: &str,
+        file: &str,
+        duration_ms: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
         write_tx!(self, |tx| {
             let call: Option<CallRow> = sqlx::query_scalar(FETCH_DONE)
                 .bind(id)

@@ -19,8 +19,13 @@
 //! A write, once handed over, runs to its end even if the caller stops waiting
 //! (a call that hung up meanwhile): an answer given is committed, not cut off
 //! halfway (a cut-off transaction rolls back, but the caller would not know).
-//! The thread ends when the last clone of its [`Store`](super::Store) is
-//! dropped; a write handed over after that (there can be none: the caller holds
+//! Only a deadline the caller gave with it (the spool's) cuts it off, here, on
+//! this thread, which then hands the write back with the error: a call's
+//! writes are moved here, never copied, and come back only if not written
+//! (`Store::lend`).
+//! The thread starts with the first write that needs it, so a store opened
+//! only to read (`kuma results`, an export) runs none. It ends when the last
+//! clone of its [`Store`](super::Store) is dropped; a write handed over after that (there can be none: the caller holds
 //! a clone) would get an error that reads as "the database is away", never a
 //! panic.
 
@@ -28,6 +33,7 @@ use std::future::Future;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::StoreError;
 use super::group::unavailable;
@@ -64,9 +70,19 @@ impl WriterThread {
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
         T: Send + 'static,
     {
-        match self.handle.spawn(job).await {
+        match self.spawn(job).await {
             Ok(out) => out,
             Err(e) => Err(unavailable(format!("the store's writer thread: {e}"))),
         }
+    }
+
+    /// Starts `job` on the writer thread; its handle gives its output, or says
+    /// that it panicked.
+    pub(super) fn spawn<F>(&self, job: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(job)
     }
 }

@@ -9,13 +9,16 @@
 //! store's writer thread (`writer_thread.rs`), never on the runtime that paces
 //! calls' audio.
 
+use std::future::Future;
+use std::time::Duration;
+
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::flow::Outcome;
 
 use super::{
-    CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, WriteOp,
-    millis, sql, with_pool, write_tx,
+    CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, Unwritten,
+    WriteOp, group::unavailable, millis, sql, with_pool, write_tx,
 };
 
 impl Store {
@@ -111,32 +114,92 @@ impl Store {
     /// language and the next node), and under load the transactions, not the
     /// statements, were most of the store's cost (issue 16).
     ///
-    /// All or nothing: should one fail, none is stored, and the caller may
-    /// apply them one by one to learn which (`store::spool::SpooledStore::write_all`).
-    /// `Ok(false)`, with nothing done, when one of them is not a call's progress
-    /// (a visit, language, answer, completion or end): recordings and
-    /// subscriptions are applied alone, as before.
-    pub async fn apply_all(&self, ops: &[WriteOp]) -> Result<bool, StoreError> {
+    /// All or nothing: should one fail, none is stored, and `ops` come back
+    /// with the error, so that the caller may apply them one by one to learn
+    /// which (`store::spool::SpooledStore::write_all`). So they do, with
+    /// nothing done, when one of them is not a call's progress (a visit,
+    /// language, answer, completion or end: [`StoreError::NotBatched`]):
+    /// recordings and subscriptions are applied alone, as before.
+    pub async fn apply_all(&self, ops: Vec<WriteOp>) -> Result<(), Unwritten> {
         if !ops.iter().all(WriteOp::batches) {
-            return Ok(false);
+            return Err(Unwritten {
+                error: StoreError::NotBatched,
+                ops,
+            });
         }
-        let ops = ops.to_vec();
-        self.on_writer(move |store| async move { store.apply_here(&ops).await })
-            .await?;
-        Ok(true)
+        self.lend(ops, None).await
     }
 
     /// Applies one write of a call's progress (see [`WriteOp::batches`]) in a
     /// transaction of its own.
     pub(super) async fn apply_one(&self, op: WriteOp) -> Result<(), StoreError> {
-        self.on_writer(
-            move |store| async move { store.apply_here(std::slice::from_ref(&op)).await },
-        )
-        .await
+        Ok(self.lend(vec![op], None).await?)
+    }
+
+    /// Moves `ops` (a call's progress, one recording or one subscription) to
+    /// the writer thread,
+    /// which writes them in one transaction, given up after `within` if set
+    /// (then rolled back, or committed if the commit had begun: every write
+    /// may be applied again). Those not written come back with the error, so a
+    /// caller that keeps them (the spool) never copies them beforehand, and
+    /// the path from a call to the writer thread copies none.
+    pub(super) async fn lend(
+        &self,
+        ops: Vec<WriteOp>,
+        within: Option<Duration>,
+    ) -> Result<(), Unwritten> {
+        let writer = match self.writer().await {
+            Ok(writer) => writer,
+            Err(error) => return Err(Unwritten { error, ops }),
+        };
+        let store = self.clone();
+        let job = async move {
+            let result = deadline(within, store.write_here(&ops)).await;
+            result.map_err(|error| Unwritten { error, ops })
+        };
+        match writer.spawn(job).await {
+            Ok(out) => out,
+            // The job panicked (a bug) and its writes went with it: an error
+            // that does not read as the database away, since they cannot be
+            // spooled.
+            Err(e) => Err(Unwritten {
+                error: StoreError::WriterThread(format!("a write was lost: {e}")),
+                ops: Vec::new(),
+            }),
+        }
+    }
+
+    /// Writes what [`Store::lend`] hands over, on the writer thread.
+    async fn write_here(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        match ops {
+            [
+                WriteOp::Recording {
+                    call,
+                    node,
+                    file,
+                    duration_ms,
+                    at,
+                },
+            ] => self
+                .add_recording_here(&NewRecording {
+                    call: *call,
+                    node,
+                    file,
+                    duration: Duration::from_millis(*duration_ms),
+                    at: *at,
+                })
+                .await
+                .map(|_| ()),
+            [op @ (WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. })] => {
+                op.subscription(self).await
+            }
+            ops if ops.iter().all(WriteOp::batches) => self.apply_here(ops).await,
+            _ => Err(StoreError::NotBatched),
+        }
     }
 
     /// Writes a call's progress `ops` in one transaction, on the thread this
-    /// runs on (the writer thread: [`Store::apply_all`], [`Store::apply_one`]).
+    /// runs on (the writer thread: [`Store::lend`]).
     /// The only place these writes' SQL is written. Other writes (recordings,
     /// subscriptions) are left alone: the callers above never pass them.
     async fn apply_here(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
@@ -372,35 +435,50 @@ impl Store {
     /// Storing the same file of the same call again returns the row already there
     /// (a spooled write replayed), never a second one.
     pub async fn add_recording(&self, r: &NewRecording<'_>) -> Result<i64, StoreError> {
+        let (node, file) = (r.node.to_owned(), r.file.to_owned());
+        let (call, duration, at) = (r.call, r.duration, r.at);
+        self.on_writer(move |store| async move {
+            store
+                .add_recording_here(&NewRecording {
+                    call,
+                    node: &node,
+                    file: &file,
+                    duration,
+                    at,
+                })
+                .await
+        })
+        .await
+    }
+
+    /// What [`Store::add_recording`] does, on the thread this runs on (the
+    /// writer thread).
+    async fn add_recording_here(&self, r: &NewRecording<'_>) -> Result<i64, StoreError> {
         let duration_ms = i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX);
         let created_at = millis(r.at);
         let call = r.call;
-        let (node, file) = (r.node.to_owned(), r.file.to_owned());
-        self.on_writer(move |store| async move {
-            write_tx!(store, |tx| {
-                tx.lock_call(call).await?;
-                let known: Option<i64> = sqlx::query_scalar(sql::RECORDING_OF_FILE)
-                    .bind(call)
-                    .bind(&file)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match known {
-                    Some(id) => id,
-                    None => {
-                        let id: Option<i64> = sqlx::query_scalar(sql::ADD_RECORDING)
-                            .bind(call)
-                            .bind(&node)
-                            .bind(&file)
-                            .bind(duration_ms)
-                            .bind(created_at)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        id.ok_or(StoreError::UnknownCall(call))?
-                    }
+        write_tx!(self, |tx| {
+            tx.lock_call(call).await?;
+            let known: Option<i64> = sqlx::query_scalar(sql::RECORDING_OF_FILE)
+                .bind(call)
+                .bind(r.file)
+                .fetch_optional(&mut *tx)
+                .await?;
+            match known {
+                Some(id) => id,
+                None => {
+                    let id: Option<i64> = sqlx::query_scalar(sql::ADD_RECORDING)
+                        .bind(call)
+                        .bind(r.node)
+                        .bind(r.file)
+                        .bind(duration_ms)
+                        .bind(created_at)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    id.ok_or(StoreError::UnknownCall(call))?
                 }
-            })
+            }
         })
-        .await
     }
 
     /// Whether the database answers now (a cheap round trip).
@@ -409,6 +487,24 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+/// `write`, given up after `within` if set, with an error that reads as the
+/// database away (`StoreError::is_unavailable`: the caller spools what it
+/// could not write).
+async fn deadline<T>(
+    within: Option<Duration>,
+    write: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match within {
+        Some(d) => tokio::time::timeout(d, write).await.unwrap_or_else(|_| {
+            Err(unavailable(format!(
+                "no commit within {} s",
+                d.as_secs_f32()
+            )))
+        }),
+        None => write.await,
     }
 }
 
