@@ -465,9 +465,71 @@ fn a_node_whose_audio_goes_out_late_refuses_new_calls_until_it_is_on_time() {
         return;
     }
     let k = Server::start();
+    let callers = twelve_calls_on_a_stalling_node(&k);
+    assert_eq!(
+        sip_status(k.sip, "OPTIONS", 1000).as_deref(),
+        Some("SIP/2.0 503 Service Unavailable"),
+        "late: the node is busy"
+    );
+    assert_eq!(
+        sip_status(k.sip, "INVITE", 1001).as_deref(),
+        Some("SIP/2.0 503 Service Unavailable"),
+        "late: a new call is refused"
+    );
+    on_time(k.sip, 1002);
+    let out = callers.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the calls in progress went on to their end: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let log = std::fs::read_to_string(&k.log).unwrap();
+    assert!(log.contains("new calls refused (503)"), "{log}");
+    assert!(log.contains("on time again"), "{log}");
+}
+
+#[test]
+fn a_node_with_the_media_guard_off_takes_calls_however_late_its_audio() {
+    if !have_sipp() {
+        return;
+    }
+    let k = Server::start_with(&["--media-guard", "off"]);
+    let callers = twelve_calls_on_a_stalling_node(&k);
+    assert_eq!(
+        sip_status(k.sip, "OPTIONS", 1000).as_deref(),
+        Some("SIP/2.0 200 OK"),
+        "the guard is off: never busy"
+    );
+    let out = callers.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the calls went on to their end: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let log = std::fs::read_to_string(&k.log).unwrap();
+    assert!(!log.contains("new calls refused"), "{log}");
+}
+
+/// Waits until OPTIONS gets 200 (20 s at most), numbering its probes from `from`.
+fn on_time(sip: std::net::SocketAddr, from: u32) {
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut n = from;
+    while sip_status(sip, "OPTIONS", n).as_deref() != Some("SIP/2.0 200 OK") {
+        assert!(
+            Instant::now() < until,
+            "the node stayed busy while its audio was on time"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        n += 1;
+    }
+}
+
+/// Twelve sipp callers who stay 9 s (600 packets a second from kuma); once
+/// they are in, kuma is stopped (SIGSTOP) 150 ms of every 200 for 2 s, so its
+/// audio goes out late. Returns when that is over, with sipp's thread.
+fn twelve_calls_on_a_stalling_node(k: &Server) -> std::thread::JoinHandle<std::process::Output> {
     let sip = k.sip;
     let dir = k.dir.path().to_path_buf();
-    // Twelve callers who stay 9 s: 600 packets a second from kuma.
     let callers = std::thread::spawn(move || {
         Command::new("sipp")
             .args(["-sn", "uac", &sip.to_string(), "-s", "2000"])
@@ -482,19 +544,7 @@ fn a_node_whose_audio_goes_out_late_refuses_new_calls_until_it_is_on_time() {
             .unwrap()
     });
     std::thread::sleep(Duration::from_millis(2000));
-    let on_time = |from: u32| {
-        let until = Instant::now() + Duration::from_secs(20);
-        let mut n = from;
-        while sip_status(sip, "OPTIONS", n).as_deref() != Some("SIP/2.0 200 OK") {
-            assert!(
-                Instant::now() < until,
-                "the node stayed busy while its audio was on time"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-            n += 1;
-        }
-    };
-    on_time(1);
+    on_time(sip, 1);
     let pid = k.child.id().to_string();
     let signal = |s: &str| {
         assert!(
@@ -511,26 +561,7 @@ fn a_node_whose_audio_goes_out_late_refuses_new_calls_until_it_is_on_time() {
         signal("-CONT");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        sip_status(k.sip, "OPTIONS", 1000).as_deref(),
-        Some("SIP/2.0 503 Service Unavailable"),
-        "late: the node is busy"
-    );
-    assert_eq!(
-        sip_status(k.sip, "INVITE", 1001).as_deref(),
-        Some("SIP/2.0 503 Service Unavailable"),
-        "late: a new call is refused"
-    );
-    on_time(1002);
-    let out = callers.join().unwrap();
-    assert!(
-        out.status.success(),
-        "the calls in progress went on to their end: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let log = std::fs::read_to_string(&k.log).unwrap();
-    assert!(log.contains("new calls refused (503)"), "{log}");
-    assert!(log.contains("on time again"), "{log}");
+    callers
 }
 
 fn have_baresip() -> bool {

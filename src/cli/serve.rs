@@ -83,6 +83,10 @@ pub struct Args {
     /// calls are refused [default: 100000]
     #[arg(long, env = "KUMA_SPOOL_MAX_RECORDS", value_name = "N")]
     spool_max_records: Option<u64>,
+    /// Refuse new calls (503) while this share of the calls' packets goes out
+    /// 40 ms late or more, e.g. 10%; `off` never refuses [default: 5%]
+    #[arg(long, env = "KUMA_MEDIA_GUARD", value_name = "PERCENT|off")]
+    media_guard: Option<String>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -122,6 +126,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         http_header_timeout: args.http_header_timeout,
         http_max_body: args.http_max_body,
         spool_max_records: args.spool_max_records,
+        media_guard: args.media_guard,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

@@ -55,6 +55,9 @@ pub struct ServeConfig {
     /// How much the spool may hold while the database is away
     /// (`crate::store::spool`); when full, new calls are refused.
     pub spool: crate::store::spool::SpoolLimits,
+    /// When new calls are refused because the calls' audio goes out late
+    /// (`super::media_guard`); `None`: never (`media_guard = "off"`).
+    pub media_guard: Option<super::media_guard::Thresholds>,
 }
 
 /// How much of kuma a peer may hold: connections, their idle time, request sizes.
@@ -209,6 +212,7 @@ impl Default for ServeConfig {
             limits: Limits::default(),
             metrics_token: None,
             spool: crate::store::spool::SpoolLimits::default(),
+            media_guard: Some(super::media_guard::Thresholds::default()),
         }
     }
 }
@@ -247,6 +251,8 @@ pub struct FileConfig {
     pub http_max_body: Option<usize>,
     pub spool_max_records: Option<u64>,
     pub spool_max_bytes: Option<u64>,
+    /// `"off"`, or the share of late packets that makes the node busy (`"5%"`).
+    pub media_guard: Option<String>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -291,6 +297,8 @@ pub struct Overrides {
     pub http_header_timeout: Option<String>,
     pub http_max_body: Option<usize>,
     pub spool_max_records: Option<u64>,
+    /// `KUMA_MEDIA_GUARD`, `--media-guard`.
+    pub media_guard: Option<String>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -441,6 +449,9 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
             return Err("spool_max_bytes must be at least 65536".into());
         }
         c.spool.max_bytes = n;
+    }
+    if let Some(v) = pick(&o.media_guard, &file.media_guard) {
+        c.media_guard = super::media_guard::Thresholds::parse(&v)?;
     }
     let cb = file.callback.unwrap_or_default();
     let p = &mut c.callback;
@@ -783,6 +794,32 @@ mod tests {
         let err = load(&file, true, &o).unwrap_err();
         assert!(err.contains("proxies: `kamailio.lan`"), "{err}");
         assert!(ServeConfig::default().proxies.is_empty(), "none by default");
+    }
+
+    #[test]
+    fn the_media_guard_is_on_at_five_percent_until_set_otherwise() {
+        use crate::serve::media_guard::Thresholds;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(&file, "").unwrap();
+        let c = load(&file, true, &Overrides::default()).unwrap();
+        assert_eq!(c.media_guard, Some(Thresholds::default()));
+        std::fs::write(&file, "media_guard = \"off\"\n").unwrap();
+        assert_eq!(
+            load(&file, true, &Overrides::default())
+                .unwrap()
+                .media_guard,
+            None
+        );
+        let o = Overrides {
+            media_guard: Some("12%".into()),
+            ..Default::default()
+        };
+        let c = load(&file, true, &o).unwrap();
+        assert_eq!(c.media_guard.map(|t| t.busy_permille), Some(120));
+        std::fs::write(&file, "media_guard = \"lots\"\n").unwrap();
+        let err = load(&file, true, &Overrides::default()).unwrap_err();
+        assert!(err.starts_with("media_guard: `lots` is neither"), "{err}");
     }
 
     #[test]

@@ -117,7 +117,8 @@ pub async fn run(
     let mut stopping = false;
     let mut stop_deadline: Option<Instant> = None;
     let mut linger: Option<Instant> = None;
-    let mut guard = MediaGuard::new();
+    // Off: the guard never ticks, and the node is never busy for lateness.
+    let mut guard = shared.config.media_guard.map(MediaGuard::new);
     let mut guard_tick = tokio::time::interval(media_guard::TICK);
     guard_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     metrics::gauge!(names::MEDIA_BUSY).set(0.0);
@@ -164,8 +165,8 @@ pub async fn run(
                     }
                 });
             }
-            _ = guard_tick.tick() => {
-                if let Some(change) = guard.tick(shared.media.totals()) {
+            _ = guard_tick.tick(), if guard.is_some() => {
+                if let Some(change) = guard.as_mut().and_then(|g| g.tick(shared.media.totals())) {
                     endpoint.set_busy(change.busy);
                     shared.media.set_busy(change.busy);
                     metrics::gauge!(names::MEDIA_BUSY).set(if change.busy { 1.0 } else { 0.0 });
