@@ -4,8 +4,9 @@
 # Callers that listen, send speech all along (as a phone does), press keys as RFC
 # 4733 events, answer the whole poll of the example campaign and wait for kuma's
 # goodbye. For each level of concurrent calls it reports: calls set up per second,
-# failed calls, the share of RTP packets kuma sent more than 2 ms after their
-# schedule (from its /metrics), and kuma's own CPU time per call-minute (from
+# calls completed, calls refused at once because kuma's audio was going out late
+# (503 from its media guard, from kuma's /metrics), other failed calls, the share
+# of RTP packets kuma sent more than 2 ms after their schedule (from its /metrics), and kuma's own CPU time per call-minute (from
 # /proc/PID/stat, so sipp's CPU is not counted).
 #
 #   benches/sip-load.sh [CONCURRENT_CALLS ...]     (default: 50 100 200)
@@ -31,11 +32,15 @@
 # must then be set): the delivery into sipp's socket runs on sipp's core, and
 # the delivery of sipp's packets to kuma's sockets runs in softirq on kuma's
 # core, outside kuma's process. Both are the kuma host's cost, so the mode adds
-# a column: the softirq time of kuma's cores (from /proc/stat) per call-minute.
+# two columns: the softirq time of kuma's cores (from /proc/stat) per
+# call-minute, and all their busy time per call-minute (kuma and the kernel's
+# work for it, counted once: the time they were not idle; see benches/netns.sh,
+# and why the softirq column is a sample that can miss or double-count).
 #
 # Needs sipp (Debian's sip-tester). Every port is chosen at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/netns.sh
 levels=("$@")
 ((${#levels[@]})) || levels=(50 100 200)
 command -v sipp >/dev/null || { echo "needs sipp: apt-get install sip-tester" >&2; exit 1; }
@@ -56,10 +61,7 @@ ns=""
 cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    if [[ -n "$ns" ]]; then
-        ip link del "$ns-k" 2>/dev/null || true
-        ip netns del "$ns" 2>/dev/null || true
-    fi
+    netns_down
     rm -rf "$work"
 }
 pid=""
@@ -71,30 +73,7 @@ if [[ "$netns" == 1 ]]; then
         echo "KUMA_LOAD_NETNS=1 needs KUMA_LOAD_KUMA_CPUS and KUMA_LOAD_SIPP_CPUS" >&2
         exit 1
     }
-    # A /30 of 10.0.0.0/8 not in use here, names of this run.
-    for _ in $(seq 1 20); do
-        net="10.$((RANDOM % 200 + 20)).$((RANDOM % 250))"
-        ip -o -4 addr | grep -q " $net\." || break
-    done
-    ns="kl$$"
-    kuma_ip="$net.1" sipp_ip="$net.2" dev="$ns-k"
-    ip netns add "$ns"
-    ip link add "$ns-k" type veth peer name "$ns-s"
-    ip link set "$ns-s" netns "$ns"
-    ip addr add "$kuma_ip/30" dev "$ns-k"
-    ip -n "$ns" addr add "$sipp_ip/30" dev "$ns-s"
-    ip link set "$ns-k" up
-    ip -n "$ns" link set "$ns-s" up
-    ip -n "$ns" link set lo up
-    # RPS: a hexadecimal mask of cores ("0" and "1,3" as taskset lists).
-    mask() { python3 -c 'import sys; m=0
-for part in sys.argv[1].split(","):
-    a, _, b = part.partition("-"); b = b or a
-    for c in range(int(a), int(b) + 1): m |= 1 << c
-print(format(m, "x"))' "$1"; }
-    echo "$(mask "$KUMA_LOAD_KUMA_CPUS")" >"/sys/class/net/$ns-k/queues/rx-0/rps_cpus"
-    ip netns exec "$ns" sh -c "echo $(mask "$KUMA_LOAD_SIPP_CPUS") >/sys/class/net/$ns-s/queues/rx-0/rps_cpus"
-    in_ns=(ip netns exec "$ns")
+    netns_up "$KUMA_LOAD_KUMA_CPUS" "$KUMA_LOAD_SIPP_CPUS"
 fi
 # The example campaign with its poll open whatever the day (its window closes
 # between Thursday 19:00 and Saturday 08:30, and Monday 08:30 and Tuesday 19:00,
@@ -124,30 +103,19 @@ metric() { { curl -s --max-time 10 "$http/metrics" || true; } | awk -v m="$1" '$
 # The last value of a named column of sipp's statistics file.
 column() { awk -F';' -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i } END { print $c + 0 }' "$1"; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
-# Softirq ticks of kuma's cores (all cores when kuma is not pinned).
-softirq_ticks() {
-    python3 -c 'import sys
-cpus = set()
-for part in filter(None, sys.argv[1].split(",")):
-    a, _, b = part.partition("-"); cpus.update(range(int(a), int((b or a)) + 1))
-t = 0
-for line in open("/proc/stat"):
-    f = line.split()
-    if f[0].startswith("cpu") and f[0] != "cpu" and (not cpus or int(f[0][3:]) in cpus):
-        t += int(f[7])
-print(t)' "${KUMA_LOAD_KUMA_CPUS:-}"
-}
 hz=$(getconf CLK_TCK)
 
 gaps=0
 [[ "${KUMA_LOAD_GAPS:-1}" == 1 ]] && command -v tcpdump >/dev/null && gaps=1
-printf '%-10s %-10s %-8s %-8s %-10s %-12s %-16s %-18s %-26s %s\n' concurrent calls/s ok failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
-    "$( [[ "$netns" == 1 ]] && echo 'softirq-ms/c-min')" "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
+printf '%-10s %-10s %-8s %-8s %-8s %-10s %-12s %-16s %-18s %-14s %-26s %s\n' concurrent calls/s ok refused failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
+"$( [[ "$netns" == 1 ]] && echo 'softirq-ms/c-min')" "$( [[ "$netns" == 1 ]] && echo 'core-ms/c-min')" "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
 for n in "${levels[@]}"; do
     total=$((n * 2))
     rate=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 16 }')   # a call lasts about 16 s
     sent0=$(metric kuma_rtp_packets_sent_total); late0=$(metric kuma_rtp_packets_late_total)
-    cpu0=$(cpu_ticks); soft0=$(softirq_ticks); t0=$(date +%s.%N)
+    busy0=$(metric 'kuma_sip_refused_total{reason="busy"}')
+    log0=$(wc -l <"$work/serve.err")
+    cpu0=$(cpu_ticks); soft0=$(softirq_ticks "${KUMA_LOAD_KUMA_CPUS:-}"); idle0=$(idle_ticks "${KUMA_LOAD_KUMA_CPUS:-}"); t0=$(date +%s.%N)
     mp=$(free_port)
     sp=$(free_port)
     (cd "$work" && pin "${KUMA_LOAD_SIPP_CPUS:-}" "${in_ns[@]}" sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
@@ -163,19 +131,26 @@ for n in "${levels[@]}"; do
         gap=$(python3 benches/rtp_gaps.py "$work/rtp-$n.pcap" 2>/dev/null || echo '?')
     fi
     wait "$sipp_pid" || true
-    t1=$(date +%s.%N); cpu1=$(cpu_ticks); soft1=$(softirq_ticks)
+    t1=$(date +%s.%N); cpu1=$(cpu_ticks); soft1=$(softirq_ticks "${KUMA_LOAD_KUMA_CPUS:-}"); idle1=$(idle_ticks "${KUMA_LOAD_KUMA_CPUS:-}")
     sent1=$(metric kuma_rtp_packets_sent_total); late1=$(metric kuma_rtp_packets_late_total)
+    busy1=$(metric 'kuma_sip_refused_total{reason="busy"}')
     load=$(cut -d' ' -f1 /proc/loadavg)
     ok=$(column "$work/stat-$n.csv" 'SuccessfulCall(C)')
     failed=$(column "$work/stat-$n.csv" 'FailedCall(C)')
-    awk -v n="$n" -v gap="$gap" -v load="$load" -v ok="$ok" -v failed="$failed" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
+    awk -v n="$n" -v gap="$gap" -v load="$load" -v ok="$ok" -v failed="$failed" -v b0="${busy0:-0}" -v b1="${busy1:-0}" -v t0="$t0" -v t1="$t1" -v s0="${sent0:-0}" -v s1="${sent1:-0}" \
         -v l0="${late0:-0}" -v l1="${late1:-0}" -v c0="$cpu0" -v c1="$cpu1" -v hz="$hz" \
-        -v q0="$soft0" -v q1="$soft1" -v netns="$netns" 'BEGIN {
+        -v q0="$soft0" -v q1="$soft1" -v i0="$idle0" -v i1="$idle1" -v cores="$(cpu_count "${KUMA_LOAD_KUMA_CPUS:-}")" -v netns="$netns" 'BEGIN {
         secs = t1 - t0; sent = s1 - s0; late = l1 - l0
+        # sipp counts a call refused with 503 as failed
+        refused = b1 - b0; other = failed - refused; if (other < 0) other = 0
         # call-minutes of audio kuma sent: 50 packets a second per call
         callmin = sent / 50 / 60
         soft = netns == 1 ? sprintf("%.1f", callmin ? 1000 * (q1 - q0) / hz / callmin : 0) : ""
-        printf "%-10d %-10.1f %-8d %-8d %-10d %-12.3f %-16.1f %-18s %-26s %s\n", n, (ok + failed) / secs, ok, failed, late,
-            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), soft, gap, load
+        core = netns == 1 ? sprintf("%.1f", callmin ? 1000 * (secs * cores - (i1 - i0) / hz) / callmin : 0) : ""
+        printf "%-10d %-10.1f %-8d %-8d %-8d %-10d %-12.3f %-16.1f %-18s %-14s %-26s %s\n", n, (ok + failed) / secs, ok, refused, other, late,
+            (sent ? 100 * late / sent : 0), (callmin ? 1000 * (c1 - c0) / hz / callmin : 0), soft, core, gap, load
     }'
+    # The media guard's changes during the level (when, at how many calls, the
+    # share missed), on standard error so the table stays a table.
+    tail -n +"$((log0 + 1))" "$work/serve.err" | grep -E 'refused \(503\)|on time again' | sed 's/^/    guard: /' >&2 || true
 done

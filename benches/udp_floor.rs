@@ -1,0 +1,289 @@
+//! What the kernel alone charges for a media plane's packets on this machine:
+//! the floor under `kuma serve`'s CPU per call-minute (issue 16), for two
+//! socket designs. Run by `benches/udp-floor.sh`, which puts the two sides of
+//! this program in two network namespaces as `benches/sip-load.sh` puts kuma and
+//! sipp, and reports the `media` side's CPU and its core's softirq time per
+//! call-minute.
+//!
+//! - `media per-call N`: N UDP sockets, one per call, each connected to the
+//!   caller and sending a 172-byte packet every 20 ms at its own phase, and read
+//!   every 40 ms with one `recvmmsg` (what `kuma serve` does, minus all of
+//!   kuma: no runtime, no task, no codec, no detector, no database).
+//! - `media shared N`: one socket for all the calls; each 1 ms tick sends the
+//!   packets due with one `sendmmsg` and reads what came with `recvmmsg`.
+//! - `caller N`: sipp's part: one socket that sends every call's 50 packets a
+//!   second to its port and reads what comes back.
+//!
+//! `udp_floor media MODE N BIND_IP CALLER_ADDR SECONDS PORTS_FILE` binds, writes its
+//! ports to PORTS_FILE, waits for the file `PORTS_FILE.go`, runs, and prints
+//! `cpu_ms_per_call_min`; `udp_floor caller N BIND_ADDR MEDIA_IP PORTS_FILE SECONDS`.
+//! A measurement tool: it trusts its arguments and panics on a bad one.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const SLOT: Duration = Duration::from_millis(20);
+const PACKET: usize = 172;
+const BATCH: usize = 64;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| panic!("argument {i} missing: see the file's header"))
+    };
+    match arg(0).as_str() {
+        "media" => media(
+            &arg(1),
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            arg(4).parse().unwrap(),
+            arg(5).parse().unwrap(),
+            &arg(6),
+        ),
+        "caller" => caller(
+            arg(1).parse().unwrap(),
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            &arg(4),
+            arg(5).parse().unwrap(),
+        ),
+        // `cargo bench` runs every bench with no arguments: nothing to measure alone.
+        _ => eprintln!("udp_floor: run by benches/udp-floor.sh"),
+    }
+}
+
+fn cpu_time() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Reads every datagram waiting on `socket`, `BATCH` at a time; how many.
+fn drain(socket: &UdpSocket, bufs: &mut [[u8; 256]; BATCH]) -> usize {
+    let mut total = 0;
+    loop {
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = v;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: `msgs` points at `iov`, which points at `bufs`; all outlive the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            return total;
+        }
+        total += n as usize;
+        if (n as usize) < BATCH {
+            return total;
+        }
+    }
+}
+
+/// Sends `packet` to each of `to` with `sendmmsg`, `BATCH` at a time.
+fn send_batch(socket: &UdpSocket, to: &[SocketAddr], packet: &[u8; PACKET]) {
+    for chunk in to.chunks(BATCH) {
+        let mut names: Vec<libc::sockaddr_in> = chunk
+            .iter()
+            .map(|a| {
+                let SocketAddr::V4(a) = a else {
+                    panic!("IPv4 only")
+                };
+                libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                }
+            })
+            .collect();
+        let mut iov = libc::iovec {
+            iov_base: packet.as_ptr() as *mut _,
+            iov_len: PACKET,
+        };
+        let mut msgs: Vec<libc::mmsghdr> = names
+            .iter_mut()
+            .map(|n| {
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_name = (n as *mut libc::sockaddr_in).cast();
+                m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                m.msg_hdr.msg_iov = &mut iov;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < msgs.len() {
+            // SAFETY: every pointer in `msgs[sent..]` points at live locals.
+            let n = unsafe {
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    msgs[sent..].as_mut_ptr(),
+                    (msgs.len() - sent) as u32,
+                    0,
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            sent += n as usize;
+        }
+    }
+}
+
+fn media(
+    mode: &str,
+    calls: usize,
+    bind: IpAddr,
+    caller: SocketAddr,
+    seconds: u64,
+    ports_file: &str,
+) {
+    let per_call = mode == "per-call";
+    let sockets: Vec<UdpSocket> = (0..if per_call { calls } else { 1 })
+        .map(|_| {
+            let s = UdpSocket::bind((bind, 0)).unwrap();
+            s.set_nonblocking(true).unwrap();
+            if per_call {
+                s.connect(caller).unwrap();
+            }
+            s
+        })
+        .collect();
+    let ports: Vec<String> = sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap().port().to_string())
+        .collect();
+    std::fs::write(ports_file, ports.join("\n")).unwrap();
+    let go = format!("{ports_file}.go");
+    while std::fs::metadata(&go).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let packet = [0x80u8; PACKET];
+    let mut bufs = [[0u8; 256]; BATCH];
+    let start = Instant::now();
+    let cpu0 = cpu_time();
+    let (mut sent, mut received) = (0u64, 0usize);
+    // Call i sends at i * 20 ms / calls into each slot, and per-call reads at
+    // the same phase every other slot.
+    let mut next_send: Vec<Instant> = (0..calls)
+        .map(|i| start + SLOT * i as u32 / calls as u32)
+        .collect();
+    let mut next_read = next_send.clone();
+    let end = start + Duration::from_secs(seconds);
+    let mut tick = start;
+    let shared_to = vec![caller; BATCH];
+    while tick < end {
+        tick += Duration::from_millis(1);
+        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let now = Instant::now();
+        let mut due = 0;
+        for (i, t) in next_send.iter_mut().enumerate() {
+            if *t <= now {
+                *t += SLOT;
+                if per_call {
+                    let _ = sockets[i].send(&packet);
+                } else {
+                    due += 1;
+                }
+                sent += 1;
+            }
+        }
+        if per_call {
+            for (i, t) in next_read.iter_mut().enumerate() {
+                if *t <= now {
+                    *t += SLOT * 2;
+                    received += drain(&sockets[i], &mut bufs);
+                }
+            }
+        } else {
+            while due > 0 {
+                let n = due.min(BATCH);
+                send_batch(&sockets[0], &shared_to[..n], &packet);
+                due -= n;
+            }
+            received += drain(&sockets[0], &mut bufs);
+        }
+    }
+    let cpu = cpu_time() - cpu0;
+    let call_min = sent as f64 / 50.0 / 60.0;
+    println!(
+        "mode={mode} calls={calls} sent={sent} received={received} cpu_ms={:.0} cpu_ms_per_call_min={:.1}",
+        cpu.as_secs_f64() * 1000.0,
+        cpu.as_secs_f64() * 1000.0 / call_min
+    );
+}
+
+fn caller(calls: usize, bind: SocketAddr, media_ip: IpAddr, ports_file: &str, seconds: u64) {
+    let socket = UdpSocket::bind(bind).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let ports: Vec<u16> = loop {
+        if let Ok(text) = std::fs::read_to_string(ports_file)
+            && !text.is_empty()
+        {
+            break text.lines().map(|p| p.parse().unwrap()).collect();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Per-call sockets: one port each; shared: every call on the one port.
+    let to: Vec<SocketAddr> = (0..calls)
+        .map(|i| SocketAddr::new(media_ip, ports[i % ports.len()]))
+        .collect();
+    let packet = [0x80u8; PACKET];
+    let mut bufs = [[0u8; 256]; BATCH];
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds) + Duration::from_secs(1);
+    let mut next: Vec<Instant> = (0..calls)
+        .map(|i| start + SLOT * i as u32 / calls as u32)
+        .collect();
+    let mut tick = start;
+    let mut due = Vec::with_capacity(calls);
+    while tick < end {
+        tick += Duration::from_millis(1);
+        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let now = Instant::now();
+        due.clear();
+        for (i, t) in next.iter_mut().enumerate() {
+            if *t <= now {
+                *t += SLOT;
+                due.push(to[i]);
+            }
+        }
+        send_batch(&socket, &due, &packet);
+        drain(&socket, &mut bufs);
+    }
+}
