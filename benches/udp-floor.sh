@@ -6,8 +6,9 @@
 #
 #   benches/udp-floor.sh [CONCURRENT_CALLS ...]     (default: 500 1000)
 #
-# For each level, two designs: a socket per call (kuma's), and one socket for
-# all calls with `sendmmsg`/`recvmmsg` batches. Columns: the media side's own
+# For each level, three designs: a socket per call (kuma's) in a plain loop,
+# the same with each call a tokio task woken by its timer (as kuma's calls
+# are), and one socket for all calls with `sendmmsg`/`recvmmsg` batches. Columns: the media side's own
 # CPU per call-minute (getrusage), the softirq time of its core per call-minute
 # (/proc/stat), as sip-load.sh reports them, and all the busy time of its core
 # per call-minute (the program and the kernel's work for it, counted once: the
@@ -35,7 +36,7 @@ netns_up "$media_cpus" "$caller_cpus"
 hz=$(getconf CLK_TCK)
 printf '%-10s %-10s %-16s %-18s %-18s %s\n' concurrent design cpu-ms/call-min softirq-ms/c-min core-ms/call-min load1
 for n in "${levels[@]}"; do
-    for design in per-call shared; do
+    for design in per-call tokio shared; do
         ports="$work/ports-$n-$design"
         port=$("${in_ns[@]}" python3 -c 'import socket, sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$sipp_ip")
         taskset -c "$media_cpus" "$bin" media "$design" "$n" "$kuma_ip" "$sipp_ip:$port" "$seconds" "$ports" >"$work/out" &

@@ -11,6 +11,9 @@
 //!   kuma: no runtime, no task, no codec, no detector, no database).
 //! - `media shared N`: one socket for all the calls; each 1 ms tick sends the
 //!   packets due with one `sendmmsg` and reads what came with `recvmmsg`.
+//! - `media tokio N`: the per-call sockets again, each call a task of a
+//!   one-worker tokio runtime woken by its own timer at each slot, as
+//!   `kuma serve`'s calls are (`serve::call::drive`): the runtime's share.
 //! - `caller N`: sipp's part: one socket that sends every call's 50 packets a
 //!   second to its port and reads what comes back.
 //!
@@ -169,7 +172,7 @@ fn media(
     seconds: u64,
     ports_file: &str,
 ) {
-    let per_call = mode == "per-call";
+    let per_call = mode != "shared";
     let sockets: Vec<UdpSocket> = (0..if per_call { calls } else { 1 })
         .map(|_| {
             let s = UdpSocket::bind((bind, 0)).unwrap();
@@ -188,6 +191,9 @@ fn media(
     let go = format!("{ports_file}.go");
     while std::fs::metadata(&go).is_err() {
         std::thread::sleep(Duration::from_millis(10));
+    }
+    if mode == "tokio" {
+        return media_tokio(sockets, seconds);
     }
     let packet = [0x80u8; PACKET];
     let mut bufs = [[0u8; 256]; BATCH];
@@ -237,7 +243,55 @@ fn media(
             received += drain(&sockets[0], &mut bufs);
         }
     }
-    let cpu = cpu_time() - cpu0;
+    report(mode, calls, sent, received, cpu_time() - cpu0);
+}
+
+/// Each call a task: wake at its slot, send, read every other slot.
+fn media_tokio(sockets: Vec<UdpSocket>, seconds: u64) {
+    let calls = sockets.len();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let cpu0 = cpu_time();
+    let (sent, received) = rt.block_on(async move {
+        let start = tokio::time::Instant::now();
+        let end = start + Duration::from_secs(seconds);
+        let tasks: Vec<_> = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                tokio::spawn(async move {
+                    let packet = [0x80u8; PACKET];
+                    let mut bufs = Box::new([[0u8; 256]; BATCH]);
+                    let (mut sent, mut received) = (0u64, 0usize);
+                    let mut at = start + SLOT * i as u32 / calls as u32;
+                    while at < end {
+                        tokio::time::sleep_until(at).await;
+                        let _ = socket.send(&packet);
+                        if sent % 2 == 0 {
+                            received += drain(&socket, &mut bufs);
+                        }
+                        sent += 1;
+                        at += SLOT;
+                    }
+                    (sent, received)
+                })
+            })
+            .collect();
+        let (mut sent, mut received) = (0, 0);
+        for t in tasks {
+            let (s, r) = t.await.unwrap();
+            sent += s;
+            received += r;
+        }
+        (sent, received)
+    });
+    report("tokio", calls, sent, received, cpu_time() - cpu0);
+}
+
+fn report(mode: &str, calls: usize, sent: u64, received: usize, cpu: Duration) {
     let call_min = sent as f64 / 50.0 / 60.0;
     println!(
         "mode={mode} calls={calls} sent={sent} received={received} cpu_ms={:.0} cpu_ms_per_call_min={:.1}",
