@@ -4,10 +4,10 @@
 //!
 //! sqlx runs every SQLite statement on the connection's own worker thread:
 //! the caller sends it the statement and sleeps, the worker wakes, runs it,
-//! sends the result back and wakes the caller. A call makes about 55
-//! statements in some 15 transactions (a BEGIN and a COMMIT each), so about
-//! 85 such round trips, two thread wake-ups each, for well under a
-//! millisecond of SQLite's own work. Under `benches/sip-load.sh 500` the
+//! sends the result back and wakes the caller. A call of
+//! `benches/sip-load.sh` makes 53 statements in about 13 transactions (a
+//! BEGIN and a COMMIT each), so about 80 such round trips, two thread
+//! wake-ups each, for about a millisecond of SQLite's own work. Under `benches/sip-load.sh 500` the
 //! worker and the writer thread were 29 % of kuma's profile samples, mostly
 //! that waking and the softirq that landed on them meanwhile (issue 16). Here
 //! a call's write costs the writer thread one wake-up, to take the job.
