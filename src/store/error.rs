@@ -36,6 +36,10 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// A query failed on the writer thread's own SQLite connection (`direct.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
     /// A write named a call that was never started in this store.
     #[error("no call {0} in the results store")]
     UnknownCall(CallRow),
@@ -90,8 +94,12 @@ impl StoreError {
     /// may succeed later, so `kuma serve` spools it. False for the errors the
     /// write itself causes (an unknown call, a constraint), which no retry cures.
     pub fn is_unavailable(&self) -> bool {
-        let StoreError::Database(e) = self else {
-            return false;
+        let e = match self {
+            StoreError::Database(e) => e,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                return sqlite_unavailable(e.extended_code);
+            }
+            _ => return false,
         };
         match e {
             sqlx::Error::Io(_)
@@ -107,13 +115,16 @@ impl StoreError {
                 // (57…: admin or crash shutdown, cannot connect now),
                 // insufficient_resources (53…), system_error (58…).
                 ["08", "57", "53", "58"].iter().any(|c| code.starts_with(c))
-                    // SQLite (primary code in the low byte): BUSY 5, LOCKED 6,
-                    // IOERR 10, FULL 13.
-                    || code
-                        .parse::<i32>()
-                        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13))
+                    || code.parse::<i32>().is_ok_and(sqlite_unavailable)
             }
             _ => false,
         }
     }
+}
+
+/// SQLite's (extended) result codes that say the database, not the write, is
+/// the trouble (primary code in the low byte): BUSY 5, LOCKED 6, IOERR 10,
+/// FULL 13.
+fn sqlite_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 10 | 13)
 }

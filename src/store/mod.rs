@@ -27,16 +27,22 @@
 //! the secret's fingerprint and rotates it (the secret and the pseudonyms are
 //! `crate::secret`); `callbacks.rs` keeps the call-back queue ([`CallbackQueue`]); `webhooks.rs` the provider calls' state;
 //! `flow.rs` turns the engine's actions into writes ([`WriteOp`]) and `spool.rs`
-//! keeps them on disk while the database is away (`kuma serve`).
+//! keeps them on disk while the database is away (`kuma serve`);
+//! `writer_thread.rs` is the thread calls' writes run on, `group.rs` groups
+//! SQLite writes into one transaction, `direct.rs` runs a call's writes on
+//! SQLite without sqlx's worker thread and `progress_tx.rs` is the
+//! transaction they are written against, either backend.
 
 pub mod callback_listing;
 mod callbacks;
+mod direct;
 mod error;
 mod flow;
 mod funnel;
 mod group;
 mod keys;
 mod open;
+mod progress_tx;
 mod reads;
 mod recordings;
 pub mod spool;
@@ -210,6 +216,9 @@ struct SqliteBackend {
     /// poll and sleep against each other. `busy_timeout` still covers writers in
     /// other processes.
     writer: std::sync::Arc<group::Writer>,
+    /// Where calls' own writes (their rows and progress) run, on the writer
+    /// thread itself, in their turn on `writer` (`direct.rs`).
+    direct: direct::Direct,
 }
 
 impl Store {
@@ -257,6 +266,9 @@ impl Store {
     pub async fn close(&self) {
         match &*self.backend {
             Backend::Sqlite(db) => {
+                let turn = db.writer.turn.lock().await;
+                db.direct.close();
+                drop(turn);
                 db.writer.pool.close().await;
                 db.pool.close().await
             }
@@ -358,39 +370,43 @@ macro_rules! write_tx {
                 }
             }
             $crate::store::Backend::Postgres(pool) => {
-                let mut attempt = 1u32;
-                loop {
-                    let mut $tx = pool.begin().await?;
-                    let out: Result<_, StoreError> = async { Ok($body) }.await;
-                    let out = match out {
-                        Ok(value) => $tx.commit().await.map(|()| value).map_err(StoreError::from),
-                        Err(e) => Err(e),
-                    };
-                    match out {
-                        Err(e) if e.is_retryable() && attempt < $crate::store::PG_ATTEMPTS => {
-                            tracing::debug!(
-                                attempt,
-                                "write conflict, running the transaction again"
-                            );
-                            attempt += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(
-                                u64::from(attempt) * 5,
-                            ))
-                            .await;
-                        }
-                        out => break out,
-                    }
-                }
+                $crate::store::pg_write_tx!(pool, |$tx| $body)
             }
         }
     };
+}
+
+/// The PostgreSQL side of [`write_tx!`]: `$body` in a transaction `$tx` of
+/// `$pool`, run again after a deadlock or a serialization conflict.
+macro_rules! pg_write_tx {
+    ($pool:expr, |$tx:ident| $body:block) => {{
+        let pool = $pool;
+        let mut attempt = 1u32;
+        loop {
+            let mut $tx = pool.begin().await?;
+            let out: Result<_, StoreError> = async { Ok($body) }.await;
+            let out = match out {
+                Ok(value) => $tx.commit().await.map(|()| value).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            match out {
+                Err(e) if e.is_retryable() && attempt < $crate::store::PG_ATTEMPTS => {
+                    tracing::debug!(attempt, "write conflict, running the transaction again");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt) * 5))
+                        .await;
+                }
+                out => break out,
+            }
+        }
+    }};
 }
 
 /// How many times a PostgreSQL write transaction is tried before its conflict is
 /// reported.
 const PG_ATTEMPTS: u32 = 8;
 
-use {with_pool, write_tx};
+use {pg_write_tx, with_pool, write_tx};
 
 #[cfg(test)]
 mod tests {

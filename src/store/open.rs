@@ -26,7 +26,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a writer waits for another process's write lock on SQLite.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for a PostgreSQL server to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One writer at a time anyway; the others serve concurrent reads and exports.
@@ -88,6 +88,7 @@ async fn open_sqlite(url: &str, path: &Path) -> Result<Backend, StoreError> {
     Ok(Backend::Sqlite(SqliteBackend {
         pool,
         writer: std::sync::Arc::new(super::group::Writer::new(writes)),
+        direct: super::direct::Direct::new(path.to_path_buf()),
     }))
 }
 

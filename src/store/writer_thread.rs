@@ -13,8 +13,11 @@
 //! So the writes calls make (starting a call, its progress, a recording) run on
 //! a runtime of their own, on one thread that does nothing else: its steps are
 //! woken at once however busy the calls are, and the caller waits for one
-//! wake-up, at the end. The writes still form groups there (`group.rs`): all
-//! of them are tasks of this one runtime, queued on the writer's fair lock.
+//! wake-up, at the end. On SQLite a call's own writes (its row, its progress)
+//! then run on this thread itself, without sqlx's hop per statement to its
+//! connection's worker thread (`direct.rs`); the other writes still form
+//! groups here (`group.rs`): all of them are tasks of this one runtime,
+//! queued on the writer's fair lock.
 //!
 //! A write, once handed over, runs to its end even if the caller stops waiting
 //! (a call that hung up meanwhile): an answer given is committed, not cut off

@@ -3,22 +3,25 @@
 //! so results read at any moment are exact and survive a crash mid-call.
 //!
 //! A call's progress (a node reached, its language, an answer, completion, its
-//! end) is written by one function, [`Store::apply_here`], whether one write or a
-//! call's burst of them goes into the transaction; the methods for each write
-//! ([`Store::set_language`]…) hand it a [`WriteOp`]. Calls' writes run on the
-//! store's writer thread (`writer_thread.rs`), never on the runtime that paces
-//! calls' audio.
+//! end) is written by one function, `apply_ops` (through [`Store::apply_here`]),
+//! whether one write or a call's burst of them goes into the transaction; the
+//! methods for each write ([`Store::set_language`]…) hand it a [`WriteOp`].
+//! It is written once for both backends against `progress_tx::ProgressTx`:
+//! an sqlx transaction on PostgreSQL, on SQLite a rusqlite one run on the
+//! writer thread itself (`direct.rs`). Calls' writes run on the store's writer
+//! thread (`writer_thread.rs`), never on the runtime that paces calls' audio.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::flow::Outcome;
 
+use super::progress_tx::{Arg::*, ProgressTx};
 use super::{
-    CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, Unwritten,
-    WriteOp, group::unavailable, millis, sql, with_pool, write_tx,
+    Backend, CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError,
+    Unwritten, WriteOp, direct, group::unavailable, millis, pg_write_tx, sql, with_pool, write_tx,
 };
 
 impl Store {
@@ -32,24 +35,18 @@ impl Store {
             c.channel.to_owned(),
         );
         self.on_writer(move |store| async move {
-            write_tx!(store, |tx| {
-                let id: CallRow = sqlx::query_scalar(sql::INSERT_CALL)
-                    .bind(&campaign)
-                    .bind(&caller)
-                    .bind(&channel)
-                    .bind(started_at)
-                    .bind(broadcast)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(sql::COUNT_CALL)
-                    .bind(&campaign)
-                    .bind(broadcast.unwrap_or(NO_BROADCAST))
-                    .bind(1_i64)
-                    .bind(0_i64)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            })
+            let call = (campaign.as_str(), caller.as_str(), channel.as_str());
+            match &*store.backend {
+                Backend::Sqlite(db) => {
+                    direct::write(db, None, |tx| {
+                        direct::now(insert_call(tx, call, started_at, broadcast))
+                    })
+                    .await
+                }
+                Backend::Postgres(pool) => pg_write_tx!(pool, |tx| {
+                    insert_call(&mut tx, call, started_at, broadcast).await?
+                }),
+            }
         })
         .await
     }
@@ -154,7 +151,8 @@ impl Store {
         };
         let store = self.clone();
         let job = async move {
-            let result = deadline(within, store.write_here(&ops)).await;
+            let until = within.map(|d| Instant::now() + d);
+            let result = deadline(within, store.write_here(&ops, until)).await;
             result.map_err(|error| Unwritten { error, ops })
         };
         match writer.spawn(job).await {
@@ -169,8 +167,9 @@ impl Store {
         }
     }
 
-    /// Writes what [`Store::lend`] hands over, on the writer thread.
-    async fn write_here(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
+    /// Writes what [`Store::lend`] hands over, on the writer thread, by
+    /// `until` if set.
+    async fn write_here(&self, ops: &[WriteOp], until: Option<Instant>) -> Result<(), StoreError> {
         match ops {
             [
                 WriteOp::Recording {
@@ -193,242 +192,22 @@ impl Store {
             [op @ (WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. })] => {
                 op.subscription(self).await
             }
-            ops if ops.iter().all(WriteOp::batches) => self.apply_here(ops).await,
+            ops if ops.iter().all(WriteOp::batches) => self.apply_here(ops, until).await,
             _ => Err(StoreError::NotBatched),
         }
     }
 
     /// Writes a call's progress `ops` in one transaction, on the thread this
-    /// runs on (the writer thread: [`Store::lend`]).
-    /// The only place these writes' SQL is written. Other writes (recordings,
-    /// subscriptions) are left alone: the callers above never pass them.
-    async fn apply_here(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
-        write_tx!(self, |tx| {
-            for op in ops {
-                match op {
-                    WriteOp::Visit { call, node } => {
-                        let (call, node) = (*call, node.as_str());
-                        let first = sqlx::query(sql::VISIT_NODE)
-                            .bind(call)
-                            .bind(node)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        if first == 1 {
-                            sqlx::query(sql::COUNT_NODE)
-                                .bind(call)
-                                .bind(node)
-                                .bind(1_i64)
-                                .bind(0_i64)
-                                .execute(&mut *tx)
-                                .await?;
-                        } else {
-                            let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
-                                .bind(call)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                            known.ok_or(StoreError::UnknownCall(call))?;
-                        }
-                    }
-                    WriteOp::Language { call, language } => {
-                        let (call, language) = (*call, language.as_str());
-                        tx.lock_call(call).await?;
-                        let (campaign, broadcast, old): (String, Option<i64>, Option<String>) =
-                            sqlx::query_as(sql::CALL)
-                                .bind(call)
-                                .fetch_optional(&mut *tx)
-                                .await?
-                                .ok_or(StoreError::UnknownCall(call))?;
-                        if old.as_deref() != Some(language) {
-                            sqlx::query(sql::SET_LANGUAGE)
-                                .bind(call)
-                                .bind(language)
-                                .execute(&mut *tx)
-                                .await?;
-                            let moves = old.as_deref().map(|l| (l, -1_i64)).into_iter();
-                            for (lang, delta) in moves.chain([(language, 1_i64)]) {
-                                sqlx::query(sql::COUNT_LANGUAGE)
-                                    .bind(&campaign)
-                                    .bind(broadcast.unwrap_or(NO_BROADCAST))
-                                    .bind(lang)
-                                    .bind(delta)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
-                        }
-                    }
-                    WriteOp::Answer {
-                        call,
-                        question,
-                        choice,
-                        digit,
-                        at,
-                        broadcast,
-                    } => {
-                        let a = NewAnswer {
-                            call: *call,
-                            question,
-                            choice,
-                            digit,
-                            at: *at,
-                            broadcast: *broadcast,
-                        };
-                        let answered_at = millis(a.at);
-                        let broadcast = a.broadcast.map(millis);
-                        tx.lock_call(a.call).await?;
-                        let (campaign, previous_choice, previous_broadcast): (
-                            String,
-                            Option<String>,
-                            Option<i64>,
-                        ) = sqlx::query_as(sql::CALL_AND_ANSWER)
-                            .bind(a.call)
-                            .bind(a.question)
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .ok_or(StoreError::UnknownCall(a.call))?;
-                        let previous = previous_choice.map(|choice| (choice, previous_broadcast));
-
-                        // (choice, broadcast key, delta) for every count this answer changes.
-                        let mut changes: Vec<(String, i64, i64)> = Vec::with_capacity(2);
-                        match previous {
-                            Some((choice, b)) if choice == a.choice && b == broadcast => {}
-                            Some((choice, b)) => {
-                                changes.push((choice, b.unwrap_or(NO_BROADCAST), -1));
-                                changes.push((
-                                    a.choice.to_owned(),
-                                    broadcast.unwrap_or(NO_BROADCAST),
-                                    1,
-                                ));
-                            }
-                            None => {
-                                changes.push((
-                                    a.choice.to_owned(),
-                                    broadcast.unwrap_or(NO_BROADCAST),
-                                    1,
-                                ));
-                            }
-                        }
-
-                        // Every writer touches counter rows in one global order (by choice),
-                        // so two calls replacing answers in opposite directions (yes -> no,
-                        // no -> yes) cannot deadlock on PostgreSQL.
-                        changes.sort();
-
-                        sqlx::query(sql::SAVE_ANSWER)
-                            .bind(a.call)
-                            .bind(&campaign)
-                            .bind(a.question)
-                            .bind(a.choice)
-                            .bind(a.digit)
-                            .bind(answered_at)
-                            .bind(broadcast)
-                            .execute(&mut *tx)
-                            .await?;
-
-                        // The pair counts pair this question with the call's *other* answers, so
-                        // it does not matter that the answer row was replaced first.
-                        for (choice, key, delta) in &changes {
-                            sqlx::query(sql::COUNT_CHOICE)
-                                .bind(&campaign)
-                                .bind(*key)
-                                .bind(a.question)
-                                .bind(choice)
-                                .bind(*delta)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query(sql::COUNT_PAIRS)
-                                .bind(a.call)
-                                .bind(*key)
-                                .bind(a.question)
-                                .bind(choice)
-                                .bind(*delta)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                    WriteOp::Completed { call } => {
-                        let call = *call;
-                        let first: Option<(String, Option<i64>)> =
-                            sqlx::query_as(sql::COMPLETE_CALL)
-                                .bind(call)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                        match first {
-                            Some((campaign, broadcast)) => {
-                                sqlx::query(sql::COUNT_CALL)
-                                    .bind(&campaign)
-                                    .bind(broadcast.unwrap_or(NO_BROADCAST))
-                                    .bind(0_i64)
-                                    .bind(1_i64)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
-                            None => {
-                                let known: Option<CallRow> = sqlx::query_scalar(sql::CALL_EXISTS)
-                                    .bind(call)
-                                    .fetch_optional(&mut *tx)
-                                    .await?;
-                                known.ok_or(StoreError::UnknownCall(call))?;
-                            }
-                        }
-                    }
-                    WriteOp::End {
-                        call,
-                        at,
-                        outcome,
-                        last_node,
-                    } => {
-                        let call = *call;
-                        let e = CallEnd {
-                            ended_at: *at,
-                            outcome,
-                            last_node: last_node.as_deref(),
-                        };
-                        let ended_at = millis(e.ended_at);
-                        let after = hung_up_at(e.outcome, e.last_node);
-                        tx.lock_call(call).await?;
-                        let (outcome, last_node): (Option<String>, Option<String>) =
-                            sqlx::query_as(sql::CALL_END)
-                                .bind(call)
-                                .fetch_optional(&mut *tx)
-                                .await?
-                                .ok_or(StoreError::UnknownCall(call))?;
-                        let before = outcome
-                            .as_deref()
-                            .and_then(|o| hung_up_at(o, last_node.as_deref()));
-                        sqlx::query(sql::END_CALL)
-                            .bind(call)
-                            .bind(ended_at)
-                            .bind(e.outcome)
-                            .bind(e.last_node)
-                            .execute(&mut *tx)
-                            .await?;
-                        if before != after {
-                            // In one global order (by node), as the answers' counters.
-                            let mut changes: Vec<(&str, i64)> = before
-                                .map(|n| (n, -1))
-                                .into_iter()
-                                .chain(after.map(|n| (n, 1)))
-                                .collect();
-                            changes.sort();
-                            for (node, delta) in changes {
-                                sqlx::query(sql::COUNT_NODE)
-                                    .bind(call)
-                                    .bind(node)
-                                    .bind(0_i64)
-                                    .bind(delta)
-                                    .execute(&mut *tx)
-                                    .await?;
-                            }
-                        }
-                    }
-                    // Never passed (see `WriteOp::batches`).
-                    WriteOp::Recording { .. }
-                    | WriteOp::Subscribe { .. }
-                    | WriteOp::Unsubscribe { .. } => {}
-                }
+    /// runs on (the writer thread: [`Store::lend`]), by `until` if set (on
+    /// SQLite, where a statement cannot be cut short, it bounds the wait for
+    /// another process's write lock).
+    async fn apply_here(&self, ops: &[WriteOp], until: Option<Instant>) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(db) => {
+                direct::write(db, until, |tx| direct::now(apply_ops(tx, ops))).await
             }
-        })
+            Backend::Postgres(pool) => pg_write_tx!(pool, |tx| { apply_ops(&mut tx, ops).await? }),
+        }
     }
 
     /// Stores a voice message's metadata (the audio itself is a file); returns its id.
@@ -458,7 +237,7 @@ impl Store {
         let created_at = millis(r.at);
         let call = r.call;
         write_tx!(self, |tx| {
-            tx.lock_call(call).await?;
+            LockCall::lock_call(&mut tx, call).await?;
             let known: Option<i64> = sqlx::query_scalar(sql::RECORDING_OF_FILE)
                 .bind(call)
                 .bind(r.file)
@@ -535,4 +314,237 @@ impl LockCall for Transaction<'_, Postgres> {
             .await
             .map(|_| ())
     }
+}
+
+/// Stores a call's row and counts it (`Store::start_call`); returns its id.
+async fn insert_call<T: ProgressTx>(
+    tx: &mut T,
+    (campaign, caller, channel): (&str, &str, &str),
+    started_at: i64,
+    broadcast: Option<i64>,
+) -> Result<CallRow, StoreError> {
+    let (id,): (CallRow,) = tx
+        .row(
+            sql::INSERT_CALL,
+            &[
+                Text(campaign),
+                Text(caller),
+                Text(channel),
+                Int(started_at),
+                MaybeInt(broadcast),
+            ],
+        )
+        .await?
+        .ok_or_else(|| StoreError::BadValue("no id for the new call".into()))?;
+    count_call(tx, campaign, broadcast, 1, 0).await?;
+    Ok(id)
+}
+
+/// Adds to a campaign's (and broadcast's) call counters.
+async fn count_call<T: ProgressTx>(
+    tx: &mut T,
+    campaign: &str,
+    broadcast: Option<i64>,
+    calls: i64,
+    completed: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        sql::COUNT_CALL,
+        &[
+            Text(campaign),
+            Int(broadcast.unwrap_or(NO_BROADCAST)),
+            Int(calls),
+            Int(completed),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Fails with [`StoreError::UnknownCall`] unless `call` is in the store.
+async fn known_call<T: ProgressTx>(tx: &mut T, call: CallRow) -> Result<(), StoreError> {
+    let known: Option<(CallRow,)> = tx.row(sql::CALL_EXISTS, &[Int(call)]).await?;
+    known.map(|_| ()).ok_or(StoreError::UnknownCall(call))
+}
+
+/// Writes a call's progress `ops`, in order, in the transaction `tx`
+/// ([`Store::apply_here`]). The only place these writes' SQL is written.
+/// Other writes (recordings, subscriptions) are left alone: the callers never
+/// pass them.
+async fn apply_ops<T: ProgressTx>(tx: &mut T, ops: &[WriteOp]) -> Result<(), StoreError> {
+    for op in ops {
+        match op {
+            WriteOp::Visit { call, node } => {
+                let (call, node) = (*call, node.as_str());
+                let first = tx
+                    .execute(sql::VISIT_NODE, &[Int(call), Text(node)])
+                    .await?;
+                if first == 1 {
+                    tx.execute(sql::COUNT_NODE, &[Int(call), Text(node), Int(1), Int(0)])
+                        .await?;
+                } else {
+                    known_call(tx, call).await?;
+                }
+            }
+            WriteOp::Language { call, language } => {
+                let (call, language) = (*call, language.as_str());
+                tx.lock_call(call).await?;
+                let (campaign, broadcast, old): (String, Option<i64>, Option<String>) = tx
+                    .row(sql::CALL, &[Int(call)])
+                    .await?
+                    .ok_or(StoreError::UnknownCall(call))?;
+                if old.as_deref() != Some(language) {
+                    tx.execute(sql::SET_LANGUAGE, &[Int(call), Text(language)])
+                        .await?;
+                    let moves = old.as_deref().map(|l| (l, -1_i64)).into_iter();
+                    for (lang, delta) in moves.chain([(language, 1_i64)]) {
+                        tx.execute(
+                            sql::COUNT_LANGUAGE,
+                            &[
+                                Text(&campaign),
+                                Int(broadcast.unwrap_or(NO_BROADCAST)),
+                                Text(lang),
+                                Int(delta),
+                            ],
+                        )
+                        .await?;
+                    }
+                }
+            }
+            WriteOp::Answer {
+                call,
+                question,
+                choice,
+                digit,
+                at,
+                broadcast,
+            } => {
+                let (call, question, choice) = (*call, question.as_str(), choice.as_str());
+                let answered_at = millis(*at);
+                let broadcast = broadcast.map(millis);
+                tx.lock_call(call).await?;
+                let (campaign, previous_choice, previous_broadcast): (
+                    String,
+                    Option<String>,
+                    Option<i64>,
+                ) = tx
+                    .row(sql::CALL_AND_ANSWER, &[Int(call), Text(question)])
+                    .await?
+                    .ok_or(StoreError::UnknownCall(call))?;
+                let previous = previous_choice.map(|choice| (choice, previous_broadcast));
+
+                // (choice, broadcast key, delta) for every count this answer changes.
+                let mut changes: Vec<(String, i64, i64)> = Vec::with_capacity(2);
+                match previous {
+                    Some((c, b)) if c == choice && b == broadcast => {}
+                    Some((c, b)) => {
+                        changes.push((c, b.unwrap_or(NO_BROADCAST), -1));
+                        changes.push((choice.to_owned(), broadcast.unwrap_or(NO_BROADCAST), 1));
+                    }
+                    None => {
+                        changes.push((choice.to_owned(), broadcast.unwrap_or(NO_BROADCAST), 1));
+                    }
+                }
+
+                // Every writer touches counter rows in one global order (by choice),
+                // so two calls replacing answers in opposite directions (yes -> no,
+                // no -> yes) cannot deadlock on PostgreSQL.
+                changes.sort();
+
+                tx.execute(
+                    sql::SAVE_ANSWER,
+                    &[
+                        Int(call),
+                        Text(&campaign),
+                        Text(question),
+                        Text(choice),
+                        Text(digit),
+                        Int(answered_at),
+                        MaybeInt(broadcast),
+                    ],
+                )
+                .await?;
+
+                // The pair counts pair this question with the call's *other* answers, so
+                // it does not matter that the answer row was replaced first.
+                for (c, key, delta) in &changes {
+                    tx.execute(
+                        sql::COUNT_CHOICE,
+                        &[
+                            Text(&campaign),
+                            Int(*key),
+                            Text(question),
+                            Text(c),
+                            Int(*delta),
+                        ],
+                    )
+                    .await?;
+                    tx.execute(
+                        sql::COUNT_PAIRS,
+                        &[Int(call), Int(*key), Text(question), Text(c), Int(*delta)],
+                    )
+                    .await?;
+                }
+            }
+            WriteOp::Completed { call } => {
+                let call = *call;
+                let first: Option<(String, Option<i64>)> =
+                    tx.row(sql::COMPLETE_CALL, &[Int(call)]).await?;
+                match first {
+                    Some((campaign, broadcast)) => {
+                        count_call(tx, &campaign, broadcast, 0, 1).await?;
+                    }
+                    None => known_call(tx, call).await?,
+                }
+            }
+            WriteOp::End {
+                call,
+                at,
+                outcome,
+                last_node,
+            } => {
+                let call = *call;
+                let ended_at = millis(*at);
+                let after = hung_up_at(outcome, last_node.as_deref());
+                tx.lock_call(call).await?;
+                let (was, was_at): (Option<String>, Option<String>) = tx
+                    .row(sql::CALL_END, &[Int(call)])
+                    .await?
+                    .ok_or(StoreError::UnknownCall(call))?;
+                let before = was
+                    .as_deref()
+                    .and_then(|o| hung_up_at(o, was_at.as_deref()));
+                tx.execute(
+                    sql::END_CALL,
+                    &[
+                        Int(call),
+                        Int(ended_at),
+                        Text(outcome),
+                        MaybeText(last_node.as_deref()),
+                    ],
+                )
+                .await?;
+                if before != after {
+                    // In one global order (by node), as the answers' counters.
+                    let mut changes: Vec<(&str, i64)> = before
+                        .map(|n| (n, -1))
+                        .into_iter()
+                        .chain(after.map(|n| (n, 1)))
+                        .collect();
+                    changes.sort();
+                    for (node, delta) in changes {
+                        tx.execute(
+                            sql::COUNT_NODE,
+                            &[Int(call), Text(node), Int(0), Int(delta)],
+                        )
+                        .await?;
+                    }
+                }
+            }
+            // Never passed (see `WriteOp::batches`).
+            WriteOp::Recording { .. } | WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. } => {
+            }
+        }
+    }
+    Ok(())
 }
