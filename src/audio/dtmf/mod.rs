@@ -351,6 +351,22 @@ const RUN_SOUNDING_DB: f32 = 6.0;
 /// step now, radians (0.4 rad a half block is 1.4 % at 697 Hz).
 const RUN_PITCH_TOLERANCE: f32 = 0.4;
 
+/// How much more either tone may carry in the first two of the four windows than
+/// in the last two, dB: a keypad holds its level, a plucked or struck note fades
+/// from its attack (issue 14's generated music loses 26 dB over a note, 0.4 to
+/// 2 dB a half block). Three of the eleven false keys on fresh seeds 300–369 and
+/// 400–469 were such a note on a column under a sung vowel's harmonic on a row;
+/// at 1 dB, two went (at 0.7 dB three, but 13 keys under a talker were lost of
+/// 7,755, against 3).
+pub const FADING_DB: f32 = 1.0;
+/// The steady path refuses a key one of whose tones' bin powers fell from every
+/// short window of the span to the next, and by more than this in all, dB: a
+/// fading note. Under a talker a key's bin power beats with the voice's nearby
+/// harmonics, often slowly enough to fall over the first half of the span and
+/// rise over the second: comparing the span's halves (1 dB) refused 90 keys of
+/// 7,755 10 dB under a talker, a fall at every window 2.
+pub const STEADY_FADING_DB: f32 = 1.0;
+
 /// The fundamentals the steady path looks for under a key's two tones, Hz: a voice
 /// (a sung A2 is 110 Hz, whose 7th and 11th harmonics are 770 and 1210 Hz: key 4).
 pub const VOICE_F0_MIN_HZ: f32 = 70.0;
@@ -661,6 +677,8 @@ struct Limits {
     run_cos: f32,
     run_sounding: f32,
     run_pitch_cos: f32,
+    fading: f32,
+    steady_fading: f32,
 }
 
 impl Default for Limits {
@@ -693,6 +711,8 @@ impl Default for Limits {
             run_cos: RUN_PHASE_TOLERANCE.cos(),
             run_sounding: db_to_power(-RUN_SOUNDING_DB),
             run_pitch_cos: RUN_PITCH_TOLERANCE.cos(),
+            fading: db_to_power(FADING_DB),
+            steady_fading: db_to_power(STEADY_FADING_DB),
         }
     }
 }
@@ -1168,6 +1188,18 @@ impl DtmfDetector {
         if min < l.steady * max {
             return Err("steady");
         }
+        // A keypad holds its tones' level; a plucked or struck note fades from
+        // its attack (most of the false keys the four windows gave on issue 14's
+        // fresh seeds: a music note on a column under a sung vowel's harmonic).
+        let half = WINDOWS / 2;
+        let fading = |f: fn(&(f32, f32)) -> f32| {
+            let head: f32 = tones[..half].iter().map(f).sum();
+            let tail: f32 = tones[half..].iter().map(f).sum();
+            head > l.fading * tail
+        };
+        if fading(|t| t.0) || fading(|t| t.1) {
+            return Err("fading");
+        }
         // Both tones start together: a keypad switches them on at once, but a
         // voice's harmonic held on a row while a note starts on a column (or the
         // other way round) is a key that began with one tone.
@@ -1416,6 +1448,12 @@ struct SteadyTone {
     /// The weakest short window's power over the sine's: a tone that starts or
     /// ends inside the span leaves some window nearly empty.
     dip: f32,
+    /// The first and the last short window's power, and whether it fell from
+    /// every window to the next (a fading note's does; a key's, even under a
+    /// talker, rises now and then).
+    first_power: f32,
+    last_power: f32,
+    falling: bool,
     /// Σ w[i]·w[i−1]* over the span's first half and over all of it: the phase
     /// step from one window to the next (read only when needed: `atan2` is slow).
     first: Complex,
@@ -1448,6 +1486,7 @@ impl DtmfDetector {
         let mut first = Complex::default();
         let mut energy = 0.0;
         let mut least = f32::INFINITY;
+        let (mut first_power, mut last_power, mut falling) = (0.0f32, 0.0f32, true);
         // A key bin's powers and phase steps are kept (`history`): the same
         // products, not made again.
         let kept = |i: usize| (self.at + HISTORY - (M - 1 - i)) % HISTORY;
@@ -1459,6 +1498,12 @@ impl DtmfDetector {
             };
             least = least.min(power);
             energy += power;
+            if i == 0 {
+                first_power = power;
+            } else if power > last_power {
+                falling = false;
+            }
+            last_power = power;
             if i > 0 {
                 let step = if k < KEY_TONES {
                     self.step_history[kept(i)][k]
@@ -1489,6 +1534,9 @@ impl DtmfDetector {
             coherence: if energy > 0.0 { sine * n / energy } else { 0.0 },
             power: sine,
             dip: if sine > 0.0 { least / sine } else { 0.0 },
+            first_power,
+            last_power,
+            falling,
             first,
             advance,
             hop,
@@ -1534,6 +1582,12 @@ impl DtmfDetector {
         }
         if r.dip < l.steady_dip || c.dip < l.steady_dip {
             return Err("dip");
+        }
+        // A note fading from its attack (issue 14's talk-off: music under a sung
+        // vowel) loses some of its power from every window to the next.
+        let fading = |t: &SteadyTone| t.falling && t.first_power > l.steady_fading * t.last_power;
+        if fading(&r) || fading(&c) {
+            return Err("fading");
         }
         if c.power > r.power * l.steady_twist || c.power * l.steady_twist < r.power {
             return Err("twist");
