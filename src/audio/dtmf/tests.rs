@@ -872,11 +872,12 @@ fn speech_misses_by_reason() {
     } else {
         3.0
     };
-    const ORDER: [&str; 14] = [
+    const ORDER: [&str; 15] = [
         "other key",
         "level",
         "coherence",
         "dip",
+        "fading",
         "twist",
         "drift",
         "offset",
