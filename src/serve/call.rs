@@ -241,6 +241,9 @@ enum Done {
     Nothing,
     Hear(Input),
     Play(Vec<Prompt>),
+    /// What the output in flight gave, then what closing a recording that
+    /// ended meanwhile gave ([`Live::close_recording`]).
+    Then(Box<Done>, Input),
 }
 
 type Pending<'a> =
@@ -554,11 +557,7 @@ pub async fn drive(
             },
             done = pending_done(&mut live.pending) => {
                 live.pending = None;
-                match done? {
-                    Done::Nothing => {}
-                    Done::Hear(input) => live.hear(input),
-                    Done::Play(prompts) => live.play(prompts),
-                }
+                live.done(done?);
             }
         }
         // The slot's packet goes out first: reading (and the detector's work on
@@ -605,6 +604,19 @@ impl Live<'_> {
 
     fn hear(&mut self, input: Input) {
         self.talk.handle_input(input, Instant::now().into_std());
+    }
+
+    /// What an output that took a while gave back.
+    fn done(&mut self, done: Done) {
+        match done {
+            Done::Nothing => {}
+            Done::Hear(input) => self.hear(input),
+            Done::Play(prompts) => self.play(prompts),
+            Done::Then(first, input) => {
+                self.done(*first);
+                self.hear(input);
+            }
+        }
     }
 
     /// Sends the packets that are due; `true` when the prompt the conversation
@@ -969,12 +981,35 @@ impl Live<'_> {
 
     /// Closes the recording in progress (synced to disk) and tells the
     /// conversation, which stores it before anything else.
+    ///
+    /// The file is finished and synced on tokio's blocking pool, as an output
+    /// that takes a while ([`Live::pending`]): a sync waits for the disk (a
+    /// station's SD card or a busy disk: tens to hundreds of milliseconds), and
+    /// on this task's worker thread it would hold back every call's audio on
+    /// that worker meanwhile. The outputs after it wait for it, as they waited
+    /// for the synchronous close, and the call's own audio goes on.
     fn close_recording(&mut self) -> anyhow::Result<()> {
         let Some(rec) = self.recording.take() else {
             return Ok(());
         };
-        let duration = rec.recorder.sink.finish_synced()?;
-        self.hear(Input::RecordingClosed { duration });
+        let sink = rec.recorder.sink;
+        let closed = tokio::task::spawn_blocking(move || sink.finish_synced());
+        let close = async move {
+            let duration = closed
+                .await
+                .map_err(|e| anyhow::anyhow!("closing the recording: {e}"))??;
+            anyhow::Ok(Input::RecordingClosed { duration })
+        };
+        // A recording that ends by itself (silence, its longest) while another
+        // output is in flight is told after that output's result.
+        self.pending = Some(match self.pending.take() {
+            None => Box::pin(async move { Ok(Done::Hear(close.await?)) }),
+            Some(first) => Box::pin(async move {
+                let first = first.await;
+                let closed = close.await?;
+                Ok(Done::Then(Box::new(first?), closed))
+            }),
+        });
         Ok(())
     }
 }
