@@ -216,7 +216,15 @@
 //! 67); refusing over 2 % would have taken two of the six false keys. The
 //! steady path's own drift over the spans after acceptance, for its keys
 //! alone, separated no better (over 1.8 % within 25 ms: 2 of its 5 false
-//! keys, 9 and 65 keys lost).
+//! keys, 9 and 65 keys lost). Nor did the four windows' one-tone sung comb
+//! (`voice_comb` with `single`) on the steady path alone: it found a sung
+//! voice under 2 of those 5 (seed 335 minute 14, seed 341 minute 6) and
+//! under about 47 and 54 keys the steady path heard 3 and 10 dB under a
+//! talker. The two together looked best: a steady-path key under a sung
+//! voice whose pitch then moved over 1.5 % would have cost 1 key 3 dB under
+//! and none 10 dB under (seeds 300–339) for those same 2 false keys, but
+//! the table's 3 dB row has no key to spare, and it was not built and
+//! measured whole.
 //!
 //! # Levels
 //!
