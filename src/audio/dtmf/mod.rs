@@ -204,6 +204,28 @@
 //! check that the long-fitted tone did not sound before the other (the run
 //! history, made robust to a short break) before it can be.
 //!
+//! Following each tone's pitch after a key is accepted was measured (session
+//! 13, not kept): the key held, not yet reported, for up to six half blocks
+//! (38 ms), each tone's frequency over the latest four windows compared with
+//! that over the four it was accepted on. The six false keys left on fresh
+//! seeds 300–369 and 400–469 (five from the steady path) moved by 1.0–3.9 %
+//! at most on the sung harmonic's tone, the note's by under 0.5 %. But a key
+//! under a talker reads as moving too, a harmonic of the talker's gliding
+//! through its bin: of the 7,369 keys heard 3 dB under on seeds 300–339, 74
+//! moved over 1 % and 7 over 2 % (of the 6,612 heard 10 dB under, 290 and
+//! 67); refusing over 2 % would have taken two of the six false keys. The
+//! steady path's own drift over the spans after acceptance, for its keys
+//! alone, separated no better (over 1.8 % within 25 ms: 2 of its 5 false
+//! keys, 9 and 65 keys lost). Nor did the four windows' one-tone sung comb
+//! (`voice_comb` with `single`) on the steady path alone: it found a sung
+//! voice under 2 of those 5 (seed 335 minute 14, seed 341 minute 6) and
+//! under about 47 and 54 keys the steady path heard 3 and 10 dB under a
+//! talker. The two together looked best: a steady-path key under a sung
+//! voice whose pitch then moved over 1.5 % would have cost 1 key 3 dB under
+//! and none 10 dB under (seeds 300–339) for those same 2 false keys, but
+//! the table's 3 dB row has no key to spare, and it was not built and
+//! measured whole.
+//!
 //! # Levels
 //!
 //! dBm0 follow the G.711 µ-law convention: a full-scale 16-bit sine is +3.14 dBm0, so
