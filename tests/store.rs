@@ -1789,6 +1789,25 @@ async fn webhook_sessions_apply_each_step_once(store: Store, _url: String) {
         .unwrap();
     assert!(s.finished);
     assert_eq!(s.reply, "<end/>");
+    // A call over at its first request (the campaign hangs up at once) is
+    // stored finished: no step applies.
+    let over = store
+        .start_webhook_call(&new, "twilio", "S2", &step("{}", "<hangup/>", true))
+        .await
+        .unwrap()
+        .unwrap();
+    let s = store
+        .webhook_session("twilio", "S2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((s.call, s.seq, s.finished), (over, 1, true));
+    assert!(
+        !store
+            .advance_webhook_session("twilio", "S2", 1, &step("{}", "<more/>", false))
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .webhook_session("africastalking", "nope")

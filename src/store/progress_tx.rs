@@ -20,6 +20,7 @@ pub(super) enum Arg<'a> {
     MaybeInt(Option<i64>),
     Text(&'a str),
     MaybeText(Option<&'a str>),
+    Bool(bool),
 }
 
 /// A row the writes read, decoded alike from either backend (a tuple of
@@ -91,6 +92,7 @@ fn bind_pg<'q>(
             Arg::MaybeInt(v) => query.bind(v),
             Arg::Text(v) => query.bind(v),
             Arg::MaybeText(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
         };
     }
     query
@@ -129,6 +131,7 @@ impl rusqlite::ToSql for Arg<'_> {
             Arg::MaybeInt(v) => v.to_sql(),
             Arg::Text(v) => v.to_sql(),
             Arg::MaybeText(v) => v.to_sql(),
+            Arg::Bool(v) => v.to_sql(),
         }
     }
 }

@@ -11,11 +11,17 @@
 //! Every write here runs on the store's writer thread (`writer_thread.rs`), as a
 //! SIP call's do: each provider request of a call reads and writes its session,
 //! and its transaction must not wait for the runtime that serves the requests.
+//! A call's start (its session claimed, its row) is written by the same code
+//! on both backends (`progress_tx::ProgressTx`), its row by the same function
+//! as a SIP call's.
 
 use chrono::{DateTime, Utc};
 
+use super::progress_tx::{Arg::*, ProgressTx};
+use super::writes::insert_call;
 use super::{
-    CallRow, NO_BROADCAST, NewCall, Store, StoreError, millis, sql, time, with_pool, write_tx,
+    Backend, CallRow, NewCall, Store, StoreError, direct, millis, pg_write_tx, sql, time,
+    with_pool, write_tx,
 };
 
 /// One call's stored webhook state.
@@ -66,6 +72,54 @@ impl Step {
             finished: self.finished,
             at: self.at,
         }
+    }
+}
+
+/// A provider call to start ([`Store::start_webhook_call`]), owned, to be
+/// handed to the writer thread.
+struct NewWebhookCall {
+    campaign: String,
+    caller: String,
+    channel: String,
+    started_at: i64,
+    broadcast: Option<i64>,
+    provider: String,
+    session: String,
+    step: Step,
+}
+
+impl NewWebhookCall {
+    /// Claims the session and, if this request was the first to, stores and
+    /// counts the call (the same SQL as a SIP call's row: `insert_call`) and
+    /// ties it to the session.
+    async fn write<T: ProgressTx>(&self, tx: &mut T) -> Result<Option<CallRow>, StoreError> {
+        let (provider, session, step) = (self.provider.as_str(), self.session.as_str(), &self.step);
+        let claimed: Option<(i64,)> = tx
+            .row(
+                CLAIM_SESSION,
+                &[
+                    Text(provider),
+                    Text(session),
+                    Text(&self.campaign),
+                    Text(&step.state),
+                    Text(&step.reply),
+                    Bool(step.finished),
+                    Int(millis(step.at)),
+                ],
+            )
+            .await?;
+        if claimed.is_none() {
+            return Ok(None);
+        }
+        let call = (
+            self.campaign.as_str(),
+            self.caller.as_str(),
+            self.channel.as_str(),
+        );
+        let id = insert_call(tx, call, self.started_at, self.broadcast).await?;
+        tx.execute(SET_SESSION_CALL, &[Text(provider), Text(session), Int(id)])
+            .await?;
+        Ok(Some(id))
     }
 }
 
@@ -181,7 +235,8 @@ impl Store {
     /// Starts a provider call: claims its session and stores (and counts) the call
     /// in one transaction. `None` when the session was already claimed (the
     /// provider sent its first request twice): nothing is written then, so the
-    /// call is counted once.
+    /// call is counted once. On SQLite it is written on the writer thread
+    /// itself (`direct.rs`), as a SIP call's row is.
     pub async fn start_webhook_call(
         &self,
         c: &NewCall<'_>,
@@ -189,78 +244,25 @@ impl Store {
         session: &str,
         step: &SessionStep<'_>,
     ) -> Result<Option<CallRow>, StoreError> {
-        let (campaign, caller, channel) = (
-            c.campaign.to_owned(),
-            c.caller.to_owned(),
-            c.channel.to_owned(),
-        );
-        let (started_at, broadcast) = (c.started_at, c.broadcast);
-        let (provider, session, step) = (provider.to_owned(), session.to_owned(), Step::of(step));
+        let call = NewWebhookCall {
+            campaign: c.campaign.to_owned(),
+            caller: c.caller.to_owned(),
+            channel: c.channel.to_owned(),
+            started_at: millis(c.started_at),
+            broadcast: c.broadcast.map(millis),
+            provider: provider.to_owned(),
+            session: session.to_owned(),
+            step: Step::of(step),
+        };
         self.on_writer(move |store| async move {
-            let c = NewCall {
-                campaign: &campaign,
-                caller: &caller,
-                channel: &channel,
-                started_at,
-                broadcast,
-            };
-            store
-                .start_webhook_call_here(&c, &provider, &session, &step.borrow())
-                .await
-        })
-        .await
-    }
-
-    /// What [`Store::start_webhook_call`] does, on the thread this runs on (the
-    /// writer thread).
-    async fn start_webhook_call_here(
-        &self,
-        c: &NewCall<'_>,
-        provider: &str,
-        session: &str,
-        step: &SessionStep<'_>,
-    ) -> Result<Option<CallRow>, StoreError> {
-        let started_at = millis(c.started_at);
-        let broadcast = c.broadcast.map(millis);
-        write_tx!(self, |tx| {
-            let claimed: Option<i64> = sqlx::query_scalar(CLAIM_SESSION)
-                .bind(provider)
-                .bind(session)
-                .bind(c.campaign)
-                .bind(step.state)
-                .bind(step.reply)
-                .bind(step.finished)
-                .bind(millis(step.at))
-                .fetch_optional(&mut *tx)
-                .await?;
-            match claimed {
-                None => None,
-                Some(_) => {
-                    let id: CallRow = sqlx::query_scalar(sql::INSERT_CALL)
-                        .bind(c.campaign)
-                        .bind(c.caller)
-                        .bind(c.channel)
-                        .bind(started_at)
-                        .bind(broadcast)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    sqlx::query(sql::COUNT_CALL)
-                        .bind(c.campaign)
-                        .bind(broadcast.unwrap_or(NO_BROADCAST))
-                        .bind(1_i64)
-                        .bind(0_i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(SET_SESSION_CALL)
-                        .bind(provider)
-                        .bind(session)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    Some(id)
+            match &*store.backend {
+                Backend::Sqlite(db) => {
+                    direct::write(db, None, |tx| direct::now(call.write(tx))).await
                 }
+                Backend::Postgres(pool) => pg_write_tx!(pool, |tx| { call.write(&mut tx).await? }),
             }
         })
+        .await
     }
 
     /// Writes one step of a call whose stored `seq` was `from_seq`; false (and

@@ -316,8 +316,9 @@ impl LockCall for Transaction<'_, Postgres> {
     }
 }
 
-/// Stores a call's row and counts it (`Store::start_call`); returns its id.
-async fn insert_call<T: ProgressTx>(
+/// Stores a call's row and counts it (`Store::start_call`, a provider call's
+/// start in `webhooks.rs`); returns its id.
+pub(super) async fn insert_call<T: ProgressTx>(
     tx: &mut T,
     (campaign, caller, channel): (&str, &str, &str),
     started_at: i64,
