@@ -402,11 +402,33 @@ macro_rules! pg_write_tx {
     }};
 }
 
+/// A write made of [`ProgressTx`](progress_tx::ProgressTx) calls (`$write`,
+/// with the transaction `$tx`), in one transaction on the thread this runs on
+/// (the writer thread): on SQLite through the direct connection (`direct.rs`),
+/// its wait for another process's lock bounded by `$until`; on PostgreSQL in
+/// [`pg_write_tx!`].
+macro_rules! progress_write {
+    ($store:expr, $until:expr, |$tx:ident| $write:expr) => {
+        match &*$store.backend {
+            $crate::store::Backend::Sqlite(db) => {
+                $crate::store::direct::write(db, $until, |$tx| $crate::store::direct::now($write))
+                    .await
+            }
+            $crate::store::Backend::Postgres(pool) => {
+                $crate::store::pg_write_tx!(pool, |pg| {
+                    let $tx = &mut pg;
+                    $write.await?
+                })
+            }
+        }
+    };
+}
+
 /// How many times a PostgreSQL write transaction is tried before its conflict is
 /// reported.
 const PG_ATTEMPTS: u32 = 8;
 
-use {pg_write_tx, with_pool, write_tx};
+use {pg_write_tx, progress_write, with_pool, write_tx};
 
 #[cfg(test)]
 mod tests {

@@ -20,8 +20,7 @@ use chrono::{DateTime, Utc};
 use super::progress_tx::{Arg::*, ProgressTx};
 use super::writes::insert_call;
 use super::{
-    Backend, CallRow, NewCall, Store, StoreError, direct, millis, pg_write_tx, sql, time,
-    with_pool, write_tx,
+    CallRow, NewCall, Store, StoreError, millis, progress_write, sql, time, with_pool, write_tx,
 };
 
 /// One call's stored webhook state.
@@ -254,14 +253,9 @@ impl Store {
             session: session.to_owned(),
             step: Step::of(step),
         };
-        self.on_writer(move |store| async move {
-            match &*store.backend {
-                Backend::Sqlite(db) => {
-                    direct::write(db, None, |tx| direct::now(call.write(tx))).await
-                }
-                Backend::Postgres(pool) => pg_write_tx!(pool, |tx| { call.write(&mut tx).await? }),
-            }
-        })
+        self.on_writer(
+            move |store| async move { progress_write!(store, None, |tx| call.write(tx)) },
+        )
         .await
     }
 

@@ -54,9 +54,9 @@ use super::group::unavailable;
 const WRITER_NICE: libc::c_int = 10;
 
 /// Lowers the calling thread's priority by [`WRITER_NICE`] (to 19 at most).
-/// Threads it starts (a SQLite connection's worker, opened from here) inherit
-/// it. Only where a nice value is a thread's own (Linux); a refusal leaves it
-/// as it was.
+/// Threads it starts inherit it; sqlx's SQLite connection threads, opened from
+/// the main runtime, do not. Only where a nice value is a thread's own
+/// (Linux); a refusal leaves it as it was.
 fn yield_to_the_calls() {
     #[cfg(target_os = "linux")]
     {

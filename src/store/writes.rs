@@ -20,8 +20,8 @@ use crate::flow::Outcome;
 
 use super::progress_tx::{Arg::*, ProgressTx};
 use super::{
-    Backend, CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError,
-    Unwritten, WriteOp, direct, group::unavailable, millis, pg_write_tx, sql, with_pool, write_tx,
+    CallEnd, CallRow, NO_BROADCAST, NewAnswer, NewCall, NewRecording, Store, StoreError, Unwritten,
+    WriteOp, group::unavailable, millis, progress_write, sql, with_pool, write_tx,
 };
 
 impl Store {
@@ -36,17 +36,9 @@ impl Store {
         );
         self.on_writer(move |store| async move {
             let call = (campaign.as_str(), caller.as_str(), channel.as_str());
-            match &*store.backend {
-                Backend::Sqlite(db) => {
-                    direct::write(db, None, |tx| {
-                        direct::now(insert_call(tx, call, started_at, broadcast))
-                    })
-                    .await
-                }
-                Backend::Postgres(pool) => pg_write_tx!(pool, |tx| {
-                    insert_call(&mut tx, call, started_at, broadcast).await?
-                }),
-            }
+            progress_write!(store, None, |tx| insert_call(
+                tx, call, started_at, broadcast
+            ))
         })
         .await
     }
@@ -202,12 +194,7 @@ impl Store {
     /// SQLite, where a statement cannot be cut short, it bounds the wait for
     /// another process's write lock).
     async fn apply_here(&self, ops: &[WriteOp], until: Option<Instant>) -> Result<(), StoreError> {
-        match &*self.backend {
-            Backend::Sqlite(db) => {
-                direct::write(db, until, |tx| direct::now(apply_ops(tx, ops))).await
-            }
-            Backend::Postgres(pool) => pg_write_tx!(pool, |tx| { apply_ops(&mut tx, ops).await? }),
-        }
+        progress_write!(self, until, |tx| apply_ops(tx, ops))
     }
 
     /// Stores a voice message's metadata (the audio itself is a file); returns its id.
