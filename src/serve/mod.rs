@@ -38,6 +38,7 @@ pub mod fetch_policy;
 mod http;
 mod isolation;
 mod media_guard;
+mod media_loop;
 mod quiet;
 mod recording_fetch;
 mod rtp_socket;
@@ -77,6 +78,11 @@ pub struct Shared {
     /// The calls' packet slots and missed slots, and whether new calls are
     /// refused for them (`media_guard`).
     pub media: media_guard::MediaLoad,
+    /// `config.callback`, shared by the calls' conversations.
+    pub policy: Arc<crate::outbound::Policy>,
+    /// The threads that pace the calls' media (`media_loop`), started with
+    /// the first call.
+    pub media_loops: std::sync::OnceLock<media_loop::MediaLoops>,
 }
 
 impl Shared {
@@ -137,8 +143,11 @@ pub async fn run(
     );
     let replay = Arc::clone(&writes);
     tokio::spawn(async move { replay.replay().await });
+    let policy = Arc::new(config.callback.clone());
     let shared = Arc::new(Shared {
         config,
+        policy,
+        media_loops: std::sync::OnceLock::new(),
         store,
         writes,
         pseudonyms,
