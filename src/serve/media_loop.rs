@@ -44,8 +44,11 @@ pub const GRID: Duration = Duration::from_micros(500);
 /// One call as a media thread runs it.
 pub trait Paced: Send + 'static {
     /// Does what is due now; `Ok(Some(at))`: call again at `at` (or sooner,
-    /// when `cx`'s waker fires); `Ok(None)`: the call is finished.
-    fn turn(&mut self, cx: &mut Context<'_>) -> anyhow::Result<Option<Instant>>;
+    /// when `cx`'s waker fires); `Ok(None)`: the call is finished. `woken`:
+    /// the waker fired since the last turn (or this is the first): what the
+    /// call polls with it may be ready. A turn that was only due need not poll
+    /// them: what was not ready then has not woken it since.
+    fn turn(&mut self, cx: &mut Context<'_>, woken: bool) -> anyhow::Result<Option<Instant>>;
 }
 
 /// The media threads of one server.
@@ -182,27 +185,46 @@ impl Wake for CallWaker {
 
 /// A call on its thread.
 struct Running {
+    /// Its key in [`MediaLoops::run`]'s numbering (the waker's).
+    key: u64,
     call: Box<dyn Paced>,
     span: tracing::Span,
     done: oneshot::Sender<anyhow::Result<()>>,
     wake: Arc<CallWaker>,
     waker: Waker,
-    /// Bumped at each turn: heap entries of older turns are stale.
+    /// The number of its last scheduled turn: heap entries of older turns
+    /// are stale.
     turn: u64,
 }
 
 struct Turns {
     lp: Arc<Loop>,
-    calls: HashMap<u64, Running>,
-    /// When each call is next due: (at, key, turn).
-    due: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    /// The calls, in slots reused once free.
+    slots: Vec<Option<Running>>,
+    free: Vec<usize>,
+    /// Where each call's key is (a waker names its key).
+    by_key: HashMap<u64, usize>,
+    /// When each call is next due: (at, turn number, slot). Turn numbers are
+    /// the thread's, never reused: an entry whose number is not its slot's
+    /// call's last is stale.
+    due: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    turns: u64,
+    /// Turns since the calls' `drive`s were last checked for.
+    since_check: u32,
 }
+
+/// Turns between checks that each call's `drive` is still there.
+const CHECK_EVERY: u32 = 4096;
 
 fn run_thread(lp: &Arc<Loop>) {
     let mut t = Turns {
         lp: Arc::clone(lp),
-        calls: HashMap::new(),
+        slots: Vec::new(),
+        free: Vec::new(),
+        by_key: HashMap::new(),
         due: BinaryHeap::new(),
+        turns: 0,
+        since_check: 0,
     };
     let epoch = Instant::now();
     let mut messages = Vec::new();
@@ -215,20 +237,32 @@ fn run_thread(lp: &Arc<Loop>) {
         for m in messages.drain(..) {
             match m {
                 Message::Start(s) => t.start(*s),
-                Message::Wake(key) => t.turn(key),
+                Message::Wake(key) => {
+                    if let Some(&slot) = t.by_key.get(&key) {
+                        t.turn(slot, true);
+                    }
+                }
             }
         }
         let now = Instant::now();
-        while let Some(&Reverse((at, key, turn))) = t.due.peek() {
+        while let Some(&Reverse((at, turn, slot))) = t.due.peek() {
             if at > now {
                 break;
             }
             t.due.pop();
-            if t.calls.get(&key).is_some_and(|c| c.turn == turn) {
-                t.turn(key);
+            if t.slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.turn == turn)
+            {
+                t.turn(slot, false);
             }
         }
-        if stop && t.calls.is_empty() {
+        if t.since_check >= CHECK_EVERY {
+            t.since_check = 0;
+            t.drop_abandoned();
+        }
+        if stop && t.by_key.is_empty() {
             return;
         }
         if !lp
@@ -273,60 +307,83 @@ impl Turns {
             queued: AtomicBool::new(false),
         });
         let waker = Waker::from(Arc::clone(&wake));
-        self.calls.insert(
-            s.key,
-            Running {
-                call: s.call,
-                span: s.span,
-                done: s.done,
-                wake,
-                waker,
-                turn: 0,
-            },
-        );
-        self.turn(s.key);
+        let running = Running {
+            key: s.key,
+            call: s.call,
+            span: s.span,
+            done: s.done,
+            wake,
+            waker,
+            turn: 0,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        if let Some(place) = self.slots.get_mut(slot) {
+            *place = Some(running);
+        }
+        self.by_key.insert(s.key, slot);
+        self.turn(slot, true);
     }
 
-    /// Runs one turn of the call `key` (if it is still here), and schedules
+    /// Runs one turn of the call in `slot` (if there is one), and schedules
     /// its next or ends it.
-    fn turn(&mut self, key: u64) {
-        let Some(c) = self.calls.get_mut(&key) else {
+    fn turn(&mut self, slot: usize, woken: bool) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        // Its `drive` is gone (the runtime shutting down): so is the call.
-        if c.done.is_closed() {
-            self.end(key, None);
-            return;
-        }
+        self.since_check += 1;
         c.wake.queued.store(false, Ordering::Release);
         let outcome = {
             let _span = c.span.enter();
             let mut cx = Context::from_waker(&c.waker);
-            std::panic::catch_unwind(AssertUnwindSafe(|| c.call.turn(&mut cx)))
+            std::panic::catch_unwind(AssertUnwindSafe(|| c.call.turn(&mut cx, woken)))
         };
         match outcome {
             Ok(Ok(Some(at))) => {
-                c.turn += 1;
-                self.due.push(Reverse((at, key, c.turn)));
+                self.turns += 1;
+                c.turn = self.turns;
+                self.due.push(Reverse((at, self.turns, slot)));
             }
-            Ok(Ok(None)) => self.end(key, Some(Ok(()))),
-            Ok(Err(e)) => self.end(key, Some(Err(e))),
+            Ok(Ok(None)) => self.end(slot, Some(Ok(()))),
+            Ok(Err(e)) => self.end(slot, Some(Err(e))),
             Err(_) => {
                 metrics::counter!(super::http::names::PANICS, "where" => "media").increment(1);
                 self.end(
-                    key,
+                    slot,
                     Some(Err(anyhow::anyhow!("BUG: the call's media panicked"))),
                 );
             }
         }
     }
 
+    /// Ends the calls whose `drive` is gone (the runtime shutting down).
+    fn drop_abandoned(&mut self) {
+        let gone: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|c| c.done.is_closed())
+            })
+            .collect();
+        for slot in gone {
+            self.end(slot, None);
+        }
+    }
+
     /// Drops the call (inside its span: its guard logs there) and tells its
     /// `drive` how it ended.
-    fn end(&mut self, key: u64, outcome: Option<anyhow::Result<()>>) {
-        let Some(c) = self.calls.remove(&key) else {
+    fn end(&mut self, slot: usize, outcome: Option<anyhow::Result<()>>) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
+        self.free.push(slot);
+        self.by_key.remove(&c.key);
         self.lp.calls.fetch_sub(1, Ordering::Relaxed);
         let Running {
             call, span, done, ..
@@ -357,7 +414,7 @@ mod tests {
     }
 
     impl Paced for Ticker {
-        fn turn(&mut self, _cx: &mut Context<'_>) -> anyhow::Result<Option<Instant>> {
+        fn turn(&mut self, _cx: &mut Context<'_>, _woken: bool) -> anyhow::Result<Option<Instant>> {
             let n = self.turns.fetch_add(1, Ordering::Relaxed) + 1;
             if Some(n) == self.fail_at {
                 anyhow::bail!("failed at {n}");
@@ -413,7 +470,7 @@ mod tests {
     }
 
     impl Paced for Waiting {
-        fn turn(&mut self, cx: &mut Context<'_>) -> anyhow::Result<Option<Instant>> {
+        fn turn(&mut self, cx: &mut Context<'_>, _woken: bool) -> anyhow::Result<Option<Instant>> {
             match std::pin::Pin::new(&mut self.rx).poll(cx) {
                 std::task::Poll::Ready(v) => {
                     self.got.store(v?, Ordering::Relaxed);
