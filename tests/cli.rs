@@ -770,6 +770,32 @@ fn audio_dtmf_prints_the_keys_heard_as_tones() {
     fails_with(&bad, "/nonexistent.wav");
 }
 
+/// A key the detector holds back before reporting it (3 dB under a talker, over
+/// a sung voice: the table's tape, seed 14) when the file ends while it is held
+/// back: still printed, with its start.
+#[test]
+fn audio_dtmf_prints_a_key_held_back_at_the_end_of_the_file() {
+    let tape = kuma::audio::dtmf::table::speech_tape(3.0, 200, 14);
+    // From 4,000 samples before the press at 98,400 (on a half block of the
+    // tape's) to 38 ms after the steady path heard it, 0.5 s into the file.
+    let pcm = &tape.samples[94_350..98_900];
+    let k = Kuma::sqlite();
+    let wav = k.dir.path().join("held.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    for s in pcm {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+    let out = k.ok(&["audio", "dtmf", wav.to_str().unwrap()]);
+    assert_eq!(out, "0.50\t8\n");
+}
+
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     // `kuma check | head -c 1`: the reader goes away after one byte, long before
