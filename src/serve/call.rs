@@ -802,6 +802,16 @@ impl Live<'_> {
                 match sdp::answer(&offer, &self.local) {
                     Ok(a) => {
                         let m = a.media;
+                        if !m.direction.receives() {
+                            // The caller's audio stops (on hold): a key its
+                            // detector still held back is the caller's now.
+                            self.keys.clear();
+                            self.call_keys.received_end(&mut self.keys);
+                            let now = Instant::now().into_std();
+                            for k in &self.keys {
+                                self.talk.handle_input(Input::Key(k.key), now);
+                            }
+                        }
                         self.session.update_remote(m.pt, m.dtmf_pt, m.remote);
                         self.session
                             .set_expect_media(m.direction.receives(), Instant::now().into_std());
