@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{count, repo};
+use common::{count, repo, write_wav_8k};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
@@ -734,21 +734,6 @@ fn the_same_commands_work_on_postgresql() {
         "one CSV row per counted answer"
     );
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
-}
-
-/// `pcm` as a 16-bit mono WAV at 8 kHz.
-fn write_wav_8k(path: &std::path::Path, pcm: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for s in pcm {
-        w.write_sample(*s).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 #[test]
