@@ -226,9 +226,8 @@
 //! under about 47 and 54 keys the steady path heard 3 and 10 dB under a
 //! talker. The two together looked best: a steady-path key under a sung
 //! voice whose pitch then moved over 1.5 % would have cost 1 key 3 dB under
-//! and none 10 dB under (seeds 300–339) for those same 2 false keys, but
-//! the table's 3 dB row has no key to spare, and it was not built and
-//! measured whole.
+//! and none 10 dB under (seeds 300–339) for those same 2 false keys, from
+//! the runs' logs.
 //!
 //! Built whole (session 14, kept): a key the steady path accepts while the
 //! one-tone sung comb finds a voice under it is held (`in_key`) but not
