@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{count, repo};
+use common::{count, repo, write_wav_8k};
 use serde_json::Value;
 
 const CAMPAIGN: &str = "stop-trafficking-mali";
@@ -747,17 +747,7 @@ fn audio_dtmf_prints_the_keys_heard_as_tones() {
     }
     // As a WAV at 8 kHz, and as headerless µ-law.
     let wav = k.dir.path().join("keys.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for s in &pcm {
-        w.write_sample(*s).unwrap();
-    }
-    w.finalize().unwrap();
+    write_wav_8k(&wav, &pcm);
     let out = k.ok(&["audio", "dtmf", wav.to_str().unwrap()]);
     let keys: Vec<&str> = out.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
     assert_eq!(keys, ["1", "9", "#", "*", "0"], "{out}");
@@ -768,6 +758,23 @@ fn audio_dtmf_prints_the_keys_heard_as_tones() {
     assert_eq!(out.lines().count(), 5, "{out}");
     let bad = k.run(&["audio", "dtmf", "/nonexistent.wav"]);
     fails_with(&bad, "/nonexistent.wav");
+}
+
+/// A key the detector holds back before reporting it (3 dB under a talker, over
+/// a sung voice: the table's tape, seed 14) when the file ends while it is held
+/// back: still printed, with its start.
+#[test]
+fn audio_dtmf_prints_a_key_held_back_at_the_end_of_the_file() {
+    let tape = kuma::audio::dtmf::table::speech_tape(3.0, 200, 14);
+    // From 4,000 samples before the press at 98,400 (on a half block of the
+    // tape's, so that the detector's windows are the tape's) to 20 ms after the
+    // steady path heard it, before the 38 ms it is held back for are over.
+    let pcm = &tape.samples[94_350..98_900];
+    let k = Kuma::sqlite();
+    let wav = k.dir.path().join("held.wav");
+    write_wav_8k(&wav, pcm);
+    let out = k.ok(&["audio", "dtmf", wav.to_str().unwrap()]);
+    assert_eq!(out, "0.50\t8\n");
 }
 
 #[test]

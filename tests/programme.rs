@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{kuma_ok, peer_missing};
+use common::{kuma_ok, peer_missing, write_wav_8k};
 
 const CAMPAIGN: &str = r#"title = "Weekly programme"
 languages = ["fr"]
@@ -43,21 +43,16 @@ prompt = "goodbye"
 /// `seconds` of 8 kHz speech-like sound (tones whose loudness moves three times
 /// a second) as a 16-bit WAV.
 fn sound(path: &Path, seconds: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..seconds * 8000 {
-        let t = f64::from(i) / 8000.0;
-        let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
-        let tone = (2.0 * std::f64::consts::PI * 440.0 * t).sin()
-            + 0.5 * (2.0 * std::f64::consts::PI * 1250.0 * t).sin();
-        w.write_sample((tone * envelope * 8000.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    let pcm: Vec<i16> = (0..seconds * 8000)
+        .map(|i| {
+            let t = f64::from(i) / 8000.0;
+            let envelope = 0.55 + 0.45 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+            let tone = (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+                + 0.5 * (2.0 * std::f64::consts::PI * 1250.0 * t).sin();
+            (tone * envelope * 8000.0) as i16
+        })
+        .collect();
+    write_wav_8k(path, &pcm);
 }
 
 /// A campaign folder whose `programme` is a 20-minute MP3; `None` when lame is

@@ -103,6 +103,7 @@ fn dtmf(file: &std::path::Path, raw_ulaw: bool) -> anyhow::Result<ExitCode> {
     for frame in pcm.chunks(160) {
         detector.push(frame, &mut keys);
     }
+    detector.finish(&mut keys);
     for k in &keys {
         println!("{:.2}\t{}", k.start_sample as f64 / 8000.0, k.key);
     }

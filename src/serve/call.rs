@@ -755,13 +755,24 @@ impl Live {
     /// A key from RFC 4733 (`info` false) or SIP INFO, unless another source
     /// already gave it.
     fn key_event(&mut self, key: char, info: bool) {
+        self.tell_keys(Instant::now(), |keys, out| {
+            if info {
+                keys.info(key, out);
+            } else {
+                keys.event(key, out);
+            }
+        });
+    }
+
+    /// The presses `find` gets from the call's key sources (each press once,
+    /// kuma's own echo left out), told to the conversation as heard at `now`.
+    fn tell_keys(
+        &mut self,
+        now: Instant,
+        find: impl FnOnce(&mut CallKeys, &mut Vec<CallKey>),
+    ) {
         self.keys.clear();
-        if info {
-            self.call_keys.info(key, &mut self.keys);
-        } else {
-            self.call_keys.event(key, &mut self.keys);
-        }
-        let now = Instant::now();
+        find(&mut self.call_keys, &mut self.keys);
         for k in &self.keys {
             self.talk.handle_input(Input::Key(k.key), now);
         }
@@ -808,11 +819,7 @@ impl Live {
         if pcm.is_empty() {
             return Ok(());
         }
-        self.keys.clear();
-        self.call_keys.received(pcm, &mut self.keys);
-        for k in &self.keys {
-            self.talk.handle_input(Input::Key(k.key), now);
-        }
+        self.tell_keys(now, |keys, out| keys.received(pcm, out));
         if let Some(rec) = self.recording.as_mut() {
             rec.pending.extend_from_slice(pcm);
             let mut done = false;
@@ -839,6 +846,11 @@ impl Live {
                 match sdp::answer(&offer, &self.local) {
                     Ok(a) => {
                         let m = a.media;
+                        if !m.direction.receives() {
+                            // The caller's audio stops (on hold): a key its
+                            // detector still held back is the caller's now.
+                            self.tell_keys(Instant::now(), CallKeys::received_end);
+                        }
                         self.session.update_remote(m.pt, m.dtmf_pt, m.remote);
                         self.session
                             .set_expect_media(m.direction.receives(), Instant::now());

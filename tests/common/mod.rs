@@ -492,3 +492,18 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
         raw = &raw[size + 2..];
     }
 }
+
+/// `pcm` as a 16-bit mono WAV at 8 kHz.
+pub fn write_wav_8k(path: &Path, pcm: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in pcm {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+}

@@ -117,6 +117,12 @@ impl Gated {
         };
     }
 
+    /// As [`DtmfDetector::finish`]: the key held back, if any. (A detector that
+    /// holds one is not idle, so none is ever held in a skipped stretch.)
+    pub fn finish(&mut self, out: &mut Vec<KeyEvent>) {
+        self.detector.finish(out);
+    }
+
     fn keep(&mut self, pcm: &[i16]) {
         for &x in pcm {
             self.kept[self.at] = x;

@@ -119,10 +119,25 @@ impl CallKeys {
         Self::default()
     }
 
-    /// A frame of the caller's audio (8 kHz linear); its new keys go to `out`.
+    /// A frame of the caller's audio (8 kHz linear); its new keys go to `out`. A
+    /// tone may be reported up to 38 ms after it is heard (the detector follows a
+    /// key heard over a sung voice before reporting it), with its start as `at`.
     pub fn received(&mut self, pcm: &[i16], out: &mut Vec<CallKey>) {
         self.events.clear();
         self.received.push(pcm, &mut self.events);
+        self.take_events(out);
+    }
+
+    /// The caller's audio has ended (or stopped coming: a call on hold): the key
+    /// its detector still held back, if any, goes to `out`.
+    pub fn received_end(&mut self, out: &mut Vec<CallKey>) {
+        self.events.clear();
+        self.received.finish(&mut self.events);
+        self.take_events(out);
+    }
+
+    /// The keys the caller's detector reported (`events`), but kuma's own echo.
+    fn take_events(&mut self, out: &mut Vec<CallKey>) {
         let now_sent = self.sent_samples;
         for i in 0..self.events.len() {
             let e = self.events[i];
@@ -381,6 +396,51 @@ mod tests {
         // An event that late is another press: events travel with the audio.
         let events = [('3', 800 + 5600)];
         assert_eq!(run(&rx, &[], &events).0, "333");
+    }
+
+    #[test]
+    fn a_key_held_back_by_the_detector_still_reaches_the_call() {
+        // A key 3 dB under a talker that the detector follows before reporting it
+        // (heard over a sung voice: `DtmfDetector::finish`): the call gets it at
+        // most 40 ms late, at its start, and at the end of the audio too.
+        let tape = super::super::table::speech_tape(3.0, 200, 14);
+        let Some(&(key, start, end)) = tape.presses.iter().find(|p| p.1 == 98_400) else {
+            panic!("the press at 98,400 moved: {:?}", &tape.presses[..10]);
+        };
+        let from = (start as usize - 4000) / 51 * 51;
+        let feed = |to: usize, end_of_audio: bool| {
+            let mut keys = CallKeys::new();
+            let mut out = Vec::new();
+            let mut got_at = None;
+            let mut fed = from;
+            for frame in tape.samples[from..to].chunks(160) {
+                keys.received(frame, &mut out);
+                fed += frame.len();
+                if !out.is_empty() && got_at.is_none() {
+                    got_at = Some(fed as u64);
+                }
+            }
+            if end_of_audio {
+                keys.received_end(&mut out);
+            }
+            (out, got_at)
+        };
+        let (out, got_at) = feed(end as usize + 1600, false);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].key, key);
+        let at = out[0].at + from as u64;
+        assert!(at + 102 >= start && at < start + 400, "{at} vs {start}");
+        // Heard once the steady span (44.6 ms) is in, reported at most 40 ms on.
+        let got_at = got_at.unwrap_or(u64::MAX);
+        assert!(got_at <= at + 357 + 320 + 160, "{got_at} vs {at}");
+        // The audio stops while the key is held back.
+        let cut = (got_at as usize).saturating_sub(200);
+        assert!(feed(cut, false).0.is_empty());
+        let (out, _) = feed(cut, true);
+        assert_eq!(
+            out.iter().map(|k| (k.key, k.at)).collect::<Vec<_>>(),
+            [(key, at - from as u64)]
+        );
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub fn detect(samples: &[i16], frame: usize) -> Vec<KeyEvent> {
     for chunk in samples.chunks(frame.max(1)) {
         detector.push(chunk, &mut out);
     }
+    detector.finish(&mut out);
     out
 }
 
