@@ -6,9 +6,11 @@
 //!
 //! - `sip_shell`: one task owns the SIP UDP socket and the endpoint, feeds it
 //!   datagrams and timeouts, sends what it asks, and hands each call's events to the
-//!   call's task;
-//! - `call`: one task per call owns its RTP socket, the pacer, the receiver, the
-//!   flow engine and the store writes;
+//!   call;
+//! - `call`: a call owns its RTP socket, the pacer, the receiver, the flow
+//!   engine and the store writes; its media is paced by `media_loop`, one
+//!   thread per core taking turns between its calls on one timer heap, while
+//!   the call's SIP side and its end are awaited by a task;
 //! - `media_guard`: new calls (and call-backs) wait while the calls' audio goes
 //!   out late: 503, so a proxy sends them to another node;
 //! - `dialer`: missed calls to a call-back number become queued call-backs; the
