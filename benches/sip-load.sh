@@ -178,4 +178,7 @@ for n in "${levels[@]}"; do
     # The media guard's changes during the level (when, at how many calls, the
     # share missed), on standard error so the table stays a table.
     tail -n +"$((log0 + 1))" "$work/serve.err" | grep -E 'refused \(503\)|on time again' | sed 's/^/    guard: /' >&2 || true
+    # Datagrams the kernel dropped at kuma's SIP socket, its buffer full, since
+    # kuma started (the last column of /proc/net/udp).
+    awk -v port=":$(printf '%04X' "${sip##*:}")" '$2 ~ port "$" { d += $NF } END { print "    kuma'"'"'s SIP socket dropped " d + 0 " datagrams so far" }' "/proc/$pid/net/udp" >&2 || true
 done

@@ -766,11 +766,7 @@ impl Live {
 
     /// The presses `find` gets from the call's key sources (each press once,
     /// kuma's own echo left out), told to the conversation as heard at `now`.
-    fn tell_keys(
-        &mut self,
-        now: Instant,
-        find: impl FnOnce(&mut CallKeys, &mut Vec<CallKey>),
-    ) {
+    fn tell_keys(&mut self, now: Instant, find: impl FnOnce(&mut CallKeys, &mut Vec<CallKey>)) {
         self.keys.clear();
         find(&mut self.call_keys, &mut self.keys);
         for k in &self.keys {
