@@ -38,14 +38,14 @@ fn wall() -> DateTime<Utc> {
 }
 
 /// One call through the runtime; returns how many writes it asked for.
-fn runtime_call(campaign: &Arc<Campaign>, policy: &Policy, base: Instant) -> usize {
+fn runtime_call(campaign: &Arc<Campaign>, policy: &Arc<Policy>, base: Instant) -> usize {
     let mut talk = Conversation::answered(
         Start {
             campaign: Arc::clone(campaign),
             row: 1,
             caller: "c_0123456789abcdef".into(),
             sealed: Err("no_subscribe_question"),
-            policy,
+            policy: Arc::clone(policy),
             recordings: PathBuf::from("/data/recordings"),
         },
         wall(),
@@ -112,7 +112,7 @@ fn engine_call(campaign: &Campaign) -> usize {
 
 fn calls(c: &mut Criterion) {
     let campaign = campaign();
-    let policy = Policy::default();
+    let policy = Arc::new(Policy::default());
     let base = Instant::now();
     assert!(
         runtime_call(&campaign, &policy, base) >= 5,

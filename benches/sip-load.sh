@@ -37,6 +37,13 @@
 # work for it, counted once: the time they were not idle; see benches/netns.sh,
 # and why the softirq column is a sample that can miss or double-count).
 #
+# KUMA_LOAD_KUMA_SHARE=50 (as root) gives kuma that percentage of its cores'
+# time, through a CPU quota of its own cgroup (10 ms period): kuma overloaded
+# at half the calls, with sipp's core not overloaded as well. At 2,000 calls on
+# a 2-core machine sipp's one core is saturated too (its SIP socket drops
+# datagrams by the ten thousand) and the calls it fails are partly its own;
+# 1,000 calls with half of kuma's core overload kuma alone.
+#
 # Needs sipp (Debian's sip-tester). Every port is chosen at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,9 +65,11 @@ pin() { # pin CPUS COMMAND...: becomes COMMAND (same pid), on those cores when C
 work=$(mktemp -d -t kuma-load.XXXXXX)
 netns=${KUMA_LOAD_NETNS:-0}
 ns=""
+cgroup=""
 cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+    [[ -n "$cgroup" ]] && rmdir "$cgroup" 2>/dev/null || true
     netns_down
     rm -rf "$work"
 }
@@ -96,6 +105,22 @@ pin "${KUMA_LOAD_KUMA_CPUS:-}" "$kuma" serve --sip "$kuma_ip:0" --http 127.0.0.1
 pid=$!
 for _ in $(seq 1 100); do grep -q "SIP on" "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 sip=$(grep -o 'udp [0-9.]*:[0-9]*' "$work/serve.out" | cut -d' ' -f2)
+if [[ -n "${KUMA_LOAD_KUMA_SHARE:-}" ]]; then
+    # The quota is per period over all of kuma's cores: share% of each.
+    quota=$((KUMA_LOAD_KUMA_SHARE * 100 * $(cpu_count "${KUMA_LOAD_KUMA_CPUS:-}")))
+    if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+        cgroup=/sys/fs/cgroup/kuma-load-$$
+        mkdir "$cgroup"
+        echo "$quota 10000" >"$cgroup/cpu.max"
+    else
+        cgroup=/sys/fs/cgroup/cpu/kuma-load-$$
+        mkdir "$cgroup"
+        echo 10000 >"$cgroup/cpu.cfs_period_us"
+        echo "$quota" >"$cgroup/cpu.cfs_quota_us"
+    fi
+    echo "$pid" >"$cgroup/cgroup.procs"
+    echo "kuma held to ${KUMA_LOAD_KUMA_SHARE}% of its cores' time" >&2
+fi
 http=$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.out")
 
 free_port() { "${in_ns[@]}" python3 -c 'import socket, sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$sipp_ip"; }
@@ -153,4 +178,7 @@ for n in "${levels[@]}"; do
     # The media guard's changes during the level (when, at how many calls, the
     # share missed), on standard error so the table stays a table.
     tail -n +"$((log0 + 1))" "$work/serve.err" | grep -E 'refused \(503\)|on time again' | sed 's/^/    guard: /' >&2 || true
+    # Datagrams the kernel dropped at kuma's SIP socket, its buffer full, since
+    # kuma started (the last column of /proc/net/udp).
+    awk -v port=":$(printf '%04X' "${sip##*:}")" '$2 ~ port "$" { d += $NF } END { print "    kuma'"'"'s SIP socket dropped " d + 0 " datagrams so far" }' "/proc/$pid/net/udp" >&2 || true
 done

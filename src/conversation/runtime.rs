@@ -133,8 +133,8 @@ struct Recording {
     path: PathBuf,
 }
 
-/// One call's conversation. `'a` borrows the station's call-back rules.
-pub struct Conversation<'a> {
+/// One call's conversation.
+pub struct Conversation {
     campaign: Arc<Campaign>,
     engine: flow::Call,
     clock: CallClock,
@@ -145,7 +145,8 @@ pub struct Conversation<'a> {
     /// Their number sealed, or why it may not be kept (asked only when they
     /// subscribe).
     sealed: Result<Vec<u8>, &'static str>,
-    policy: &'a Policy,
+    /// The station's call-back rules.
+    policy: Arc<Policy>,
     /// `DATA/recordings`.
     recordings: PathBuf,
     events: VecDeque<Event>,
@@ -157,19 +158,20 @@ pub struct Conversation<'a> {
 }
 
 /// What a conversation starts from.
-pub struct Start<'a> {
+pub struct Start {
     pub campaign: Arc<Campaign>,
     pub row: store::CallRow,
     pub caller: String,
     pub sealed: Result<Vec<u8>, &'static str>,
-    pub policy: &'a Policy,
+    /// The station's call-back rules.
+    pub policy: Arc<Policy>,
     /// Where recordings go (`DATA/recordings`).
     pub recordings: PathBuf,
 }
 
-impl<'a> Conversation<'a> {
+impl Conversation {
     /// An answered call: its clock reads `wall` at the monotonic `answered`.
-    pub fn answered(start: Start<'a>, wall: DateTime<Utc>, answered: Instant) -> Self {
+    pub fn answered(start: Start, wall: DateTime<Utc>, answered: Instant) -> Self {
         Conversation {
             campaign: start.campaign,
             engine: flow::Call::new(EngineOptions::default()),
@@ -389,7 +391,7 @@ impl<'a> Conversation<'a> {
             choice,
             &self.caller,
             sealed,
-            self.policy,
+            &self.policy,
             at,
         ) else {
             return;
@@ -502,7 +504,7 @@ prompt = "goodbye"
 
     /// The fake phone: the conversation, the fake clock, and what was asked.
     struct Phone {
-        talk: Conversation<'static>,
+        talk: Conversation,
         now: Instant,
         /// The stores written, in order.
         writes: Vec<Write>,
@@ -513,9 +515,8 @@ prompt = "goodbye"
         recording: Option<Instant>,
     }
 
-    fn policy() -> &'static Policy {
-        static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
-        POLICY.get_or_init(Policy::default)
+    fn policy() -> Arc<Policy> {
+        Arc::new(Policy::default())
     }
 
     fn wall() -> DateTime<Utc> {
@@ -1041,7 +1042,7 @@ mod replay_tests {
 
     /// A phone whose every prompt is the programme.
     struct Phone {
-        talk: Conversation<'static>,
+        talk: Conversation,
         now: Instant,
         outputs: Vec<Output>,
         /// Where the programme is, as of `since`, and whether it moves.
@@ -1052,7 +1053,6 @@ mod replay_tests {
 
     impl Phone {
         fn new(replay: bool) -> Phone {
-            static POLICY: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
             let now = Instant::now();
             let talk = Conversation::answered(
                 Start {
@@ -1060,7 +1060,7 @@ mod replay_tests {
                     row: 1,
                     caller: "c_test".into(),
                     sealed: Err("no"),
-                    policy: POLICY.get_or_init(Policy::default),
+                    policy: Arc::new(Policy::default()),
                     recordings: PathBuf::from("/data/recordings"),
                 },
                 "2026-12-01T19:00:05Z".parse().unwrap(),

@@ -3,24 +3,28 @@
 //! caller's voice for record nodes) and the recording's file. What the call
 //! does (the engine, its clock, the store writes and their order, subscribing,
 //! where recordings go) is `crate::conversation::runtime::Conversation`,
-//! sans-IO; this task only moves bytes, sleeps until the earliest deadline, and
-//! performs the conversation's outputs in order. [`converse`] is the answered
-//! part, shared with the calls kuma places (`super::dialer`); [`drive`], its
-//! media loop, also drives the studio line's calls (`super::studio_line`).
+//! sans-IO; this shell only moves bytes, is turned at its earliest deadline by
+//! a media thread (`super::media_loop`), and performs the conversation's
+//! outputs in order. [`converse`] is the answered part, shared with the calls
+//! kuma places (`super::dialer`); [`drive`], its media, also drives the studio
+//! line's calls (`super::studio_line`).
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Shared;
 use super::http::names;
 use super::isolation::CallGuard;
 use super::media_guard;
+use super::media_loop::{self, MediaLoops};
 use super::rtp_socket;
 use super::sip_shell::Command;
 use super::studio_line::{self, Talker};
@@ -95,7 +99,7 @@ fn beep() -> Prompt {
 /// The socket is non-blocking and deliberately *not* registered with the
 /// runtime's reactor: the call reads it at every other 20 ms packet slot, which
 /// the pacer's timer wakes anyway (`super::rtp_socket`), so a readiness event per
-/// incoming packet would only wake the worker thread (and the reactor) for
+/// incoming packet would only wake a thread (and the reactor) for
 /// nothing. That was the larger part of the media plane's scheduling cost in
 /// issue 16's profile.
 pub fn bind_rtp(ip: IpAddr, (lo, hi): (u16, u16)) -> std::io::Result<UdpSocket> {
@@ -185,14 +189,13 @@ struct Recording {
 
 /// The call's media, and the SIP side it answers to; the conversation decides
 /// the rest (`crate::conversation::runtime`).
-struct Live<'a> {
+struct Live {
     /// A listener's conversation, or a studio call (`super::studio_line`).
-    talk: Talker<'a>,
-    shared: &'a Shared,
+    talk: Talker,
+    shared: Arc<Shared>,
     id: CallId,
     prompts: Arc<PromptSet>,
-    cmd: &'a mpsc::UnboundedSender<Command>,
-    writes: &'a crate::store::spool::SpooledStore,
+    cmd: mpsc::UnboundedSender<Command>,
     pacer: Pacer,
     session: RtpSession,
     media: Media,
@@ -232,7 +235,7 @@ struct Live<'a> {
     /// preparing a take), running while the call goes on: its audio is paced,
     /// its keys heard. The outputs after it wait until it is done, so a write
     /// is still committed before the next prompt plays.
-    pending: Option<Pending<'a>>,
+    pending: Option<Pending>,
 }
 
 /// What an output that took a while gives back.
@@ -246,16 +249,7 @@ enum Done {
     Then(Box<Done>, Input),
 }
 
-type Pending<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Done>> + Send + 'a>>;
-
-/// The pending output's result, or never when there is none.
-async fn pending_done(pending: &mut Option<Pending<'_>>) -> anyhow::Result<Done> {
-    match pending.as_mut() {
-        Some(p) => p.await,
-        None => std::future::pending().await,
-    }
-}
+type Pending = Pin<Box<dyn Future<Output = anyhow::Result<Done>> + Send + 'static>>;
 
 /// G.711 `codes` decoded into `pcm`, replacing what it held.
 fn decode_into(codec: Codec, codes: &[u8], pcm: &mut Vec<i16>) {
@@ -267,7 +261,7 @@ fn decode_into(codec: Codec, codes: &[u8], pcm: &mut Vec<i16>) {
 }
 
 async fn run_call(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     start: CallStart,
     mut events: mpsc::UnboundedReceiver<SipEvent>,
     cmd: &mpsc::UnboundedSender<Command>,
@@ -422,7 +416,7 @@ pub use crate::conversation::subscription::has_subscribe;
 /// Runs the campaign's flow on an answered call until it ends: prompts out, keys
 /// and voice in, answers stored.
 pub async fn converse(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     talk: Talk,
     events: mpsc::UnboundedReceiver<SipEvent>,
     cmd: &mpsc::UnboundedSender<Command>,
@@ -440,14 +434,14 @@ pub async fn converse(
         sealed,
         guard,
     } = talk;
-    let now = Instant::now().into_std();
+    let now = Instant::now();
     let conversation = Conversation::answered(
         runtime::Start {
             campaign,
             row: store_id,
             caller,
             sealed,
-            policy: &shared.config.callback,
+            policy: Arc::clone(&shared.policy),
             recordings: shared.data.join("recordings"),
         },
         Utc::now(),
@@ -485,12 +479,13 @@ pub struct Answered {
 }
 
 /// Runs an answered call's media around what drives it (a listener's
-/// conversation or a studio call) until it is finished.
+/// conversation or a studio call) until it is finished, on one of the media
+/// threads (`super::media_loop`), in the current tracing span.
 pub async fn drive(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     call: Answered,
-    talk: Talker<'_>,
-    mut events: mpsc::UnboundedReceiver<SipEvent>,
+    talk: Talker,
+    events: mpsc::UnboundedReceiver<SipEvent>,
     cmd: &mpsc::UnboundedSender<Command>,
 ) -> anyhow::Result<()> {
     let Answered {
@@ -502,14 +497,13 @@ pub async fn drive(
         source,
         guard,
     } = call;
-    let now = Instant::now().into_std();
-    let mut live = Live {
+    let now = Instant::now();
+    let live = Live {
         talk,
-        shared,
+        shared: Arc::clone(shared),
         id,
         prompts,
-        cmd,
-        writes: &shared.writes,
+        cmd: cmd.clone(),
         pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
         session: RtpSession::new(media.session_config(), now),
         call_keys: CallKeys::new(),
@@ -533,77 +527,125 @@ pub async fn drive(
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         pending: None,
     };
-    live.perform_ready()?;
-    let mut next_read = Instant::now();
-    let sleep = tokio::time::sleep_until(live.next_wake());
-    tokio::pin!(sleep);
-    // A call whose conversation has ended still finishes its last write.
-    while !live.talk.is_finished() || live.pending.is_some() {
-        sleep.as_mut().reset(live.next_wake());
-        // The task wakes once per 20 ms packet slot (or for SIP), not once per
-        // packet in each direction: the caller's packets wait in the socket's
-        // buffer and are read at every other slot, which halves the call's
-        // wake-ups (the larger part of the media plane's CPU after the syscalls,
-        // issue 16). A key is then heard up to two slots later, far below what a
-        // caller notices. The slot's timer is looked at first: when it fired, the
-        // other two need not be polled (they are at the next iteration).
-        tokio::select! {
-            biased;
-            _ = &mut sleep => {}
-            event = events.recv() => match event {
-                Some(e) => live.on_sip(e)?,
+    let paced = Paced {
+        live,
+        socket,
+        events,
+        sip_gone: false,
+        next_read: now,
+        started: false,
+    };
+    let loops = shared
+        .media_loops
+        .get_or_init(|| MediaLoops::start(tokio::runtime::Handle::current()));
+    let ended = loops.run(Box::new(paced), tracing::Span::current())?;
+    ended
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the media thread stopped")))
+}
+
+/// A call as its media thread runs it: the call, its socket and its SIP side.
+struct Paced {
+    live: Live,
+    socket: UdpSocket,
+    events: mpsc::UnboundedReceiver<SipEvent>,
+    /// The SIP side has gone (shutdown): the call was told it hung up.
+    sip_gone: bool,
+    /// When the caller's packets are next read.
+    next_read: Instant,
+    /// The first turn performs the conversation's first outputs first.
+    started: bool,
+}
+
+impl media_loop::Paced for Paced {
+    /// What the call's task did at each wake-up when it was a task: the SIP
+    /// events and the pending output's result (both polled with `cx`, whose
+    /// waker turns the call at once, and only then: a channel polled at every
+    /// slot was 3 % of the media thread's samples), then the slot's packet, every
+    /// [`rtp_socket::READ_EVERY`] the caller's packets, the time's events and
+    /// the conversation's outputs.
+    fn turn(&mut self, cx: &mut Context<'_>, woken: bool) -> anyhow::Result<Option<Instant>> {
+        let live = &mut self.live;
+        if !self.started {
+            self.started = true;
+            live.perform_ready()?;
+        }
+        while woken && !self.sip_gone {
+            match self.events.poll_recv(cx) {
+                Poll::Ready(Some(e)) => live.on_sip(e)?,
                 // The SIP side is gone (shutdown): end the call.
-                None => live.hear(Input::HungUp),
-            },
-            done = pending_done(&mut live.pending) => {
-                live.pending = None;
-                live.done(done?);
+                Poll::Ready(None) => {
+                    self.sip_gone = true;
+                    live.hear(Input::HungUp);
+                }
+                Poll::Pending => break,
             }
+        }
+        if woken {
+            live.poll_pending(cx)?;
         }
         // The slot's packet goes out first: reading (and the detector's work on
         // what was read) would otherwise delay it, every other slot.
         let now = Instant::now();
-        let finished = live.send_due(&socket, now.into_std());
+        let finished = live.send_due(&self.socket, now);
         // The caller's packets are read every READ_EVERY (two slots), all that
         // wait in one system call (`rtp_socket`): about one read per two packets
         // instead of one per packet plus the reads that found the socket empty.
         // Then the socket is connected to the caller, or released, as the
         // session's rules allow (`Live::pin`).
-        if now >= next_read {
-            next_read = now + rtp_socket::READ_EVERY;
-            let at = now.into_std();
-            rtp_socket::read_all(&socket, |bytes, from| live.on_datagram(bytes, from, at))?;
+        if now >= self.next_read {
+            self.next_read = now + rtp_socket::READ_EVERY;
+            rtp_socket::read_all(&self.socket, |bytes, from| {
+                live.on_datagram(bytes, from, now)
+            })?;
             live.flush_counters();
         }
-        live.pin(&socket, now.into_std());
+        live.pin(&self.socket, now);
         live.on_time(finished);
         live.perform_ready()?;
+        live.poll_pending(cx)?;
+        // A call whose conversation has ended still finishes its last write.
+        if live.talk.is_finished() && live.pending.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(live.next_wake()))
     }
-    // Keep answering the SIP side's last words (BYE retransmissions are its job);
-    // the task ends here.
-    Ok(())
 }
 
-impl Drop for Live<'_> {
+impl Drop for Live {
     fn drop(&mut self) {
         self.flush_counters();
     }
 }
 
-impl Live<'_> {
+impl Live {
     fn next_wake(&self) -> Instant {
-        let mut at = Instant::from_std(self.pacer.poll_timeout());
+        let mut at = self.pacer.poll_timeout();
         if let Some(t) = self.session.poll_timeout() {
-            at = at.min(Instant::from_std(t));
+            at = at.min(t);
         }
         if let Some(t) = self.talk.poll_timeout() {
-            at = at.min(Instant::from_std(t));
+            at = at.min(t);
         }
         at
     }
 
+    /// Polls the output in flight; when it is done, takes its result and
+    /// performs the outputs it held back, up to the next that takes a while.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> anyhow::Result<()> {
+        while let Some(p) = self.pending.as_mut() {
+            let Poll::Ready(done) = p.as_mut().poll(cx) else {
+                break;
+            };
+            self.pending = None;
+            self.done(done?);
+            self.perform_ready()?;
+        }
+        Ok(())
+    }
+
     fn hear(&mut self, input: Input) {
-        self.talk.handle_input(input, Instant::now().into_std());
+        self.talk.handle_input(input, Instant::now());
     }
 
     /// What an output that took a while gave back.
@@ -622,7 +664,7 @@ impl Live<'_> {
     /// Sends the packets that are due; `true` when the prompt the conversation
     /// waits for has ended (told by [`Live::on_time`], after the keys read in
     /// this wake-up, as before).
-    fn send_due(&mut self, socket: &UdpSocket, now: std::time::Instant) -> bool {
+    fn send_due(&mut self, socket: &UdpSocket, now: Instant) -> bool {
         let remote = self.session.remote();
         let mut finished = false;
         loop {
@@ -684,7 +726,7 @@ impl Live<'_> {
     /// the kernel then drops strangers' datagrams and kuma's sends skip the route
     /// lookup (`super::rtp_socket`). A failed `connect` leaves the socket as it
     /// was (sends then name their address) and is tried again at the next wake.
-    fn pin(&mut self, socket: &UdpSocket, now: std::time::Instant) {
+    fn pin(&mut self, socket: &UdpSocket, now: Instant) {
         let want = self.session.pinned(now);
         if want == self.pinned {
             return;
@@ -699,7 +741,7 @@ impl Live<'_> {
     /// waited for (`finished`, from [`Live::send_due`]), no RTP for too long,
     /// its own deadlines.
     fn on_time(&mut self, finished: bool) {
-        let now = Instant::now().into_std();
+        let now = Instant::now();
         if finished {
             self.talk.handle_input(Input::PlayFinished, now);
         }
@@ -713,7 +755,7 @@ impl Live<'_> {
     /// A key from RFC 4733 (`info` false) or SIP INFO, unless another source
     /// already gave it.
     fn key_event(&mut self, key: char, info: bool) {
-        self.tell_keys(Instant::now().into_std(), |keys, out| {
+        self.tell_keys(Instant::now(), |keys, out| {
             if info {
                 keys.info(key, out);
             } else {
@@ -724,11 +766,7 @@ impl Live<'_> {
 
     /// The presses `find` gets from the call's key sources (each press once,
     /// kuma's own echo left out), told to the conversation as heard at `now`.
-    fn tell_keys(
-        &mut self,
-        now: std::time::Instant,
-        find: impl FnOnce(&mut CallKeys, &mut Vec<CallKey>),
-    ) {
+    fn tell_keys(&mut self, now: Instant, find: impl FnOnce(&mut CallKeys, &mut Vec<CallKey>)) {
         self.keys.clear();
         find(&mut self.call_keys, &mut self.keys);
         for k in &self.keys {
@@ -737,12 +775,7 @@ impl Live<'_> {
     }
 
     /// One packet from the caller, read at `now`.
-    fn on_datagram(
-        &mut self,
-        bytes: &[u8],
-        from: SocketAddr,
-        now: std::time::Instant,
-    ) -> anyhow::Result<()> {
+    fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr, now: Instant) -> anyhow::Result<()> {
         let mut pcm = std::mem::take(&mut self.heard_pcm);
         pcm.clear();
         match self.session.handle_datagram(bytes, from, now) {
@@ -778,7 +811,7 @@ impl Live<'_> {
     }
 
     /// The caller's audio (8 kHz linear): keys in it, and the recording.
-    fn on_audio(&mut self, pcm: &[i16], now: std::time::Instant) -> anyhow::Result<()> {
+    fn on_audio(&mut self, pcm: &[i16], now: Instant) -> anyhow::Result<()> {
         if pcm.is_empty() {
             return Ok(());
         }
@@ -812,11 +845,11 @@ impl Live<'_> {
                         if !m.direction.receives() {
                             // The caller's audio stops (on hold): a key its
                             // detector still held back is the caller's now.
-                            self.tell_keys(Instant::now().into_std(), CallKeys::received_end);
+                            self.tell_keys(Instant::now(), CallKeys::received_end);
                         }
                         self.session.update_remote(m.pt, m.dtmf_pt, m.remote);
                         self.session
-                            .set_expect_media(m.direction.receives(), Instant::now().into_std());
+                            .set_expect_media(m.direction.receives(), Instant::now());
                         self.pacer.set_muted(!m.direction.sends());
                         self.media = m;
                         let _ = self.cmd.send(Command::AcceptReinvite {
@@ -858,7 +891,7 @@ impl Live<'_> {
     /// prompt) is performed, and meanwhile the call's audio goes on.
     fn perform_ready(&mut self) -> anyhow::Result<()> {
         while self.pending.is_none() {
-            let Some(output) = self.talk.poll_output(Instant::now().into_std()) else {
+            let Some(output) = self.talk.poll_output(Instant::now()) else {
                 break;
             };
             self.perform(output)?;
@@ -875,9 +908,9 @@ impl Live<'_> {
                 while let Some(w) = self.talk.next_write() {
                     ws.push(w);
                 }
-                let to = self.writes;
+                let to = Arc::clone(&self.shared.writes);
                 self.pending = Some(Box::pin(async move {
-                    writes::perform_all(ws, to).await?;
+                    writes::perform_all(ws, &to).await?;
                     Ok(Done::Nothing)
                 }));
             }
@@ -892,19 +925,19 @@ impl Live<'_> {
             }
             Output::PlaySounds(sounds) => {
                 tracing::debug!(?sounds, "play");
-                let shared = self.shared;
+                let shared = Arc::clone(&self.shared);
                 self.pending = Some(Box::pin(async move {
-                    Ok(Done::Play(studio_line::sounds(shared, sounds).await))
+                    Ok(Done::Play(studio_line::sounds(&shared, sounds).await))
                 }));
             }
             Output::CheckPin { pin } => {
-                let check = self.talk.check_pin(self.shared, pin);
+                let check = self.talk.check_pin(&self.shared, pin);
                 self.pending = Some(Box::pin(async move { Ok(Done::Hear(check.await)) }));
             }
             Output::Keep(take) => {
-                let shared = self.shared;
+                let shared = Arc::clone(&self.shared);
                 self.pending = Some(Box::pin(async move {
-                    Ok(Done::Hear(studio_line::keep(shared, take).await))
+                    Ok(Done::Hear(studio_line::keep(&shared, take).await))
                 }));
             }
             Output::StopPlayback => {
@@ -997,8 +1030,8 @@ impl Live<'_> {
     /// The file is finished and synced on tokio's blocking pool, as an output
     /// that takes a while ([`Live::pending`]): a sync waits for the disk (a
     /// station's SD card or a busy disk: tens to hundreds of milliseconds), and
-    /// on this task's worker thread it would hold back every call's audio on
-    /// that worker meanwhile. The outputs after it wait for it, as they waited
+    /// on the call's media thread it would hold back every call's audio on
+    /// that thread meanwhile. The outputs after it wait for it, as they waited
     /// for the synchronous close, and the call's own audio goes on.
     fn close_recording(&mut self) -> anyhow::Result<()> {
         let Some(rec) = self.recording.take() else {

@@ -16,7 +16,7 @@
 //! than it saved, measured back to back at 300 calls (14.2 and 16.4 µs of
 //! kuma's CPU per packet sent, against 13.2 and 13.1 every other slot): the
 //! datagrams wait longer in memory that has gone cold. The buffers are
-//! the worker thread's, not the call's (a call reads, handles what it read and
+//! the media thread's, not the call's (a call reads, handles what it read and
 //! returns before another call runs on the thread): 3,000 calls do not each keep
 //! 32 KB.
 //!

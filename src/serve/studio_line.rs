@@ -39,8 +39,8 @@ pub struct StudioStart {
 }
 
 /// What the media shell drives: a listener's call or a studio call.
-pub enum Talker<'a> {
-    Listener(Conversation<'a>),
+pub enum Talker {
+    Listener(Conversation),
     Studio(StudioCall),
 }
 
@@ -52,7 +52,7 @@ pub struct StudioCall {
     key: PinKey,
 }
 
-impl Talker<'_> {
+impl Talker {
     pub fn handle_input(&mut self, input: Input, now: std::time::Instant) {
         match self {
             Talker::Listener(c) => c.handle_input(input, now),
@@ -309,7 +309,7 @@ pub async fn run(
 }
 
 async fn answer(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     start: StudioStart,
     events: mpsc::UnboundedReceiver<crate::sip::Event>,
     cmd: &mpsc::UnboundedSender<Command>,

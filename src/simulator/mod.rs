@@ -132,7 +132,7 @@ enum Media {
 /// One simulated call: the conversation, the simulated clock and line, and
 /// where its writes go.
 struct Line<'a, 'o> {
-    talk: Conversation<'a>,
+    talk: Conversation,
     now: Instant,
     media: Media,
     store: &'a Store,
@@ -170,7 +170,7 @@ pub async fn run_call(
             row,
             caller: pseudonym,
             sealed,
-            policy: setup.policy,
+            policy: Arc::new(setup.policy.clone()),
             // No recording is written (see the module's doc).
             recordings: PathBuf::new(),
         },

@@ -1,0 +1,528 @@
+//! The threads that pace the calls' media: one per core the process may run
+//! on, each taking turns between its calls on one timer heap.
+//!
+//! A call's media is a slot every 20 ms (a packet out, every other slot the
+//! caller's packets read) and, now and then, a SIP event or the end of a store
+//! write. As a tokio task per call, each slot cost a task wake-up, a poll of
+//! the call's `select!` (its timer, its SIP channel, its pending output) and a
+//! timer reset in tokio's wheel, whose 1 ms granularity also made a packet up
+//! to a millisecond late (issue 16's profile: tokio 7–10 % of kuma's samples;
+//! most packets late by over 2 ms were a timer tick late). Here a thread keeps
+//! its calls in a heap ordered by when each is next due, runs every call that
+//! is due when it wakes, and sleeps until the next one, woken early only when
+//! a call's waker fires (a SIP event, a write committed) or a call starts.
+//!
+//! A call is a [`Paced`]: `turn` does what is due and says when it is next
+//! due. It runs on this thread with the tokio runtime entered, so it may spawn
+//! work, and poll futures (a store write, its SIP channel) with the waker it is
+//! given: a waker that fires queues the call for a turn and unparks the
+//! thread. Nothing on this thread may block: slow work (a disk sync, a
+//! database round trip) is a future or a task of the runtime.
+//!
+//! Wake-ups are rounded up to a [`GRID`] of half a millisecond, so that calls
+//! due a few microseconds apart share one wake-up (at 1,000 calls, one every
+//! 20 µs is due) and a packet is at most that late for it.
+//!
+//! A call's turn runs inside `catch_unwind`, with the call's tracing span
+//! entered: a call that panics is dropped (its `CallGuard` hangs it up and ends
+//! its row) and its `drive` gets an error; the other calls go on.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+/// Wake-ups are rounded up to this grid (see the module's doc).
+pub const GRID: Duration = Duration::from_micros(500);
+
+/// One call as a media thread runs it.
+pub trait Paced: Send + 'static {
+    /// Does what is due now; `Ok(Some(at))`: call again at `at` (or sooner,
+    /// when `cx`'s waker fires); `Ok(None)`: the call is finished. `woken`:
+    /// the waker fired since the last turn (or this is the first): what the
+    /// call polls with it may be ready. A turn that was only due need not poll
+    /// them: what was not ready then has not woken it since.
+    fn turn(&mut self, cx: &mut Context<'_>, woken: bool) -> anyhow::Result<Option<Instant>>;
+}
+
+/// The media threads of one server.
+pub struct MediaLoops {
+    loops: Vec<Arc<Loop>>,
+}
+
+/// What a media thread and the rest of the process share.
+struct Loop {
+    inbox: Mutex<Inbox>,
+    thread: OnceLock<Thread>,
+    /// Calls on this thread (new calls go to the thread with fewest).
+    calls: AtomicUsize,
+    next_key: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inbox {
+    messages: Vec<Message>,
+    /// The server is gone: the thread ends once its calls have.
+    stop: bool,
+}
+
+enum Message {
+    Start(Box<Start>),
+    Wake(u64),
+}
+
+struct Start {
+    key: u64,
+    call: Box<dyn Paced>,
+    span: tracing::Span,
+    done: oneshot::Sender<anyhow::Result<()>>,
+}
+
+impl Loop {
+    fn send(&self, message: Message) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .messages
+            .push(message);
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+impl MediaLoops {
+    /// Starts one thread per core this process may run on, each with
+    /// `runtime` entered. A thread that cannot be started is logged; with
+    /// none, [`MediaLoops::run`] refuses calls.
+    pub fn start(runtime: tokio::runtime::Handle) -> MediaLoops {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut loops = Vec::with_capacity(n);
+        for i in 0..n {
+            let lp = Arc::new(Loop {
+                inbox: Mutex::new(Inbox::default()),
+                thread: OnceLock::new(),
+                calls: AtomicUsize::new(0),
+                next_key: AtomicU64::new(0),
+            });
+            let (shared, rt) = (Arc::clone(&lp), runtime.clone());
+            match std::thread::Builder::new()
+                .name(format!("kuma-media-{i}"))
+                .spawn(move || {
+                    let _rt = rt.enter();
+                    run_thread(&shared);
+                }) {
+                Ok(handle) => {
+                    let _ = lp.thread.set(handle.thread().clone());
+                    loops.push(lp);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start a media thread"),
+            }
+        }
+        MediaLoops { loops }
+    }
+
+    /// Runs `call` on the media thread with the fewest calls, inside `span`;
+    /// the receiver gets how it ended.
+    pub fn run(
+        &self,
+        call: Box<dyn Paced>,
+        span: tracing::Span,
+    ) -> anyhow::Result<oneshot::Receiver<anyhow::Result<()>>> {
+        let lp = self
+            .loops
+            .iter()
+            .min_by_key(|l| l.calls.load(Ordering::Relaxed))
+            .ok_or_else(|| anyhow::anyhow!("no media thread could be started"))?;
+        lp.calls.fetch_add(1, Ordering::Relaxed);
+        let (done, ended) = oneshot::channel();
+        let key = lp.next_key.fetch_add(1, Ordering::Relaxed);
+        lp.send(Message::Start(Box::new(Start {
+            key,
+            call,
+            span,
+            done,
+        })));
+        Ok(ended)
+    }
+}
+
+impl Drop for MediaLoops {
+    fn drop(&mut self) {
+        for lp in &self.loops {
+            lp.inbox.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            if let Some(t) = lp.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+/// A call's waker: queues the call for a turn, once until it has had it.
+struct CallWaker {
+    key: u64,
+    lp: Arc<Loop>,
+    queued: AtomicBool,
+}
+
+impl Wake for CallWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            self.lp.send(Message::Wake(self.key));
+        }
+    }
+}
+
+/// A call on its thread.
+struct Running {
+    /// Its key in [`MediaLoops::run`]'s numbering (the waker's).
+    key: u64,
+    call: Box<dyn Paced>,
+    span: tracing::Span,
+    done: oneshot::Sender<anyhow::Result<()>>,
+    wake: Arc<CallWaker>,
+    waker: Waker,
+    /// The number of its last scheduled turn: heap entries of older turns
+    /// are stale.
+    turn: u64,
+}
+
+struct Turns {
+    lp: Arc<Loop>,
+    /// The calls, in slots reused once free.
+    slots: Vec<Option<Running>>,
+    free: Vec<usize>,
+    /// Where each call's key is (a waker names its key).
+    by_key: HashMap<u64, usize>,
+    /// When each call is next due: (at, turn number, slot). Turn numbers are
+    /// the thread's, never reused: an entry whose number is not its slot's
+    /// call's last is stale.
+    due: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    turns: u64,
+    /// Turns since the calls' `drive`s were last checked for.
+    since_check: u32,
+}
+
+/// Turns between checks that each call's `drive` is still there.
+const CHECK_EVERY: u32 = 4096;
+
+fn run_thread(lp: &Arc<Loop>) {
+    let mut t = Turns {
+        lp: Arc::clone(lp),
+        slots: Vec::new(),
+        free: Vec::new(),
+        by_key: HashMap::new(),
+        due: BinaryHeap::new(),
+        turns: 0,
+        since_check: 0,
+    };
+    let epoch = Instant::now();
+    let mut messages = Vec::new();
+    loop {
+        let stop = {
+            let mut inbox = lp.inbox.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut messages, &mut inbox.messages);
+            inbox.stop
+        };
+        for m in messages.drain(..) {
+            match m {
+                Message::Start(s) => t.start(*s),
+                Message::Wake(key) => {
+                    if let Some(&slot) = t.by_key.get(&key) {
+                        t.turn(slot, true);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        while let Some(&Reverse((at, turn, slot))) = t.due.peek() {
+            if at > now {
+                break;
+            }
+            t.due.pop();
+            if t.slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.turn == turn)
+            {
+                t.turn(slot, false);
+            }
+        }
+        if t.since_check >= CHECK_EVERY {
+            t.since_check = 0;
+            t.drop_abandoned();
+        }
+        if stop && t.by_key.is_empty() {
+            return;
+        }
+        if !lp
+            .inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .messages
+            .is_empty()
+        {
+            continue;
+        }
+        match t.due.peek() {
+            Some(&Reverse((at, _, _))) => {
+                let now = Instant::now();
+                if at > now {
+                    std::thread::park_timeout(on_grid(at, epoch) - now);
+                }
+            }
+            None => std::thread::park(),
+        }
+    }
+}
+
+/// `at` rounded up to the next multiple of [`GRID`] after `epoch`.
+fn on_grid(at: Instant, epoch: Instant) -> Instant {
+    let since = at.saturating_duration_since(epoch).as_nanos();
+    let grid = GRID.as_nanos();
+    let rest = since % grid;
+    if rest == 0 {
+        at
+    } else {
+        // Under GRID: fits in u64 nanoseconds.
+        at + Duration::from_nanos(u64::try_from(grid - rest).unwrap_or(0))
+    }
+}
+
+impl Turns {
+    fn start(&mut self, s: Start) {
+        let wake = Arc::new(CallWaker {
+            key: s.key,
+            lp: Arc::clone(&self.lp),
+            queued: AtomicBool::new(false),
+        });
+        let waker = Waker::from(Arc::clone(&wake));
+        let running = Running {
+            key: s.key,
+            call: s.call,
+            span: s.span,
+            done: s.done,
+            wake,
+            waker,
+            turn: 0,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        if let Some(place) = self.slots.get_mut(slot) {
+            *place = Some(running);
+        }
+        self.by_key.insert(s.key, slot);
+        self.turn(slot, true);
+    }
+
+    /// Runs one turn of the call in `slot` (if there is one), and schedules
+    /// its next or ends it.
+    fn turn(&mut self, slot: usize, woken: bool) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        self.since_check += 1;
+        c.wake.queued.store(false, Ordering::Release);
+        let outcome = {
+            let _span = c.span.enter();
+            let mut cx = Context::from_waker(&c.waker);
+            std::panic::catch_unwind(AssertUnwindSafe(|| c.call.turn(&mut cx, woken)))
+        };
+        match outcome {
+            Ok(Ok(Some(at))) => {
+                self.turns += 1;
+                c.turn = self.turns;
+                self.due.push(Reverse((at, self.turns, slot)));
+            }
+            Ok(Ok(None)) => self.end(slot, Some(Ok(()))),
+            Ok(Err(e)) => self.end(slot, Some(Err(e))),
+            Err(_) => {
+                metrics::counter!(super::http::names::PANICS, "where" => "media").increment(1);
+                self.end(
+                    slot,
+                    Some(Err(anyhow::anyhow!("BUG: the call's media panicked"))),
+                );
+            }
+        }
+    }
+
+    /// Ends the calls whose `drive` is gone (the runtime shutting down).
+    fn drop_abandoned(&mut self) {
+        let gone: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|c| c.done.is_closed())
+            })
+            .collect();
+        for slot in gone {
+            self.end(slot, None);
+        }
+    }
+
+    /// Drops the call (inside its span: its guard logs there) and tells its
+    /// `drive` how it ended.
+    fn end(&mut self, slot: usize, outcome: Option<anyhow::Result<()>>) {
+        let Some(c) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        self.by_key.remove(&c.key);
+        self.lp.calls.fetch_sub(1, Ordering::Relaxed);
+        let Running {
+            call, span, done, ..
+        } = c;
+        {
+            let _span = span.enter();
+            // A drop that panics (a bug) must not take the thread's other calls.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(call)));
+        }
+        if let Some(outcome) = outcome {
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// Counts its turns; finished after `turns`, each `every` apart.
+    struct Ticker {
+        turns: Arc<AtomicU32>,
+        last: u32,
+        every: Duration,
+        fail_at: Option<u32>,
+        panic_at: Option<u32>,
+    }
+
+    impl Paced for Ticker {
+        fn turn(&mut self, _cx: &mut Context<'_>, _woken: bool) -> anyhow::Result<Option<Instant>> {
+            let n = self.turns.fetch_add(1, Ordering::Relaxed) + 1;
+            if Some(n) == self.fail_at {
+                anyhow::bail!("failed at {n}");
+            }
+            if Some(n) == self.panic_at {
+                panic!("test panic at {n}");
+            }
+            Ok((n < self.last).then(|| Instant::now() + self.every))
+        }
+    }
+
+    fn ticker(last: u32, fail_at: Option<u32>, panic_at: Option<u32>) -> (Ticker, Arc<AtomicU32>) {
+        let turns = Arc::new(AtomicU32::new(0));
+        let t = Ticker {
+            turns: Arc::clone(&turns),
+            last,
+            every: Duration::from_millis(2),
+            fail_at,
+            panic_at,
+        };
+        (t, turns)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_run_to_their_end_and_a_failing_or_panicking_call_stops_alone() {
+        let loops = MediaLoops::start(tokio::runtime::Handle::current());
+        let (ok, ok_turns) = ticker(20, None, None);
+        let (bad, bad_turns) = ticker(20, Some(5), None);
+        let (boom, boom_turns) = ticker(20, None, Some(3));
+        let ok = loops.run(Box::new(ok), tracing::Span::none()).unwrap();
+        let bad = loops.run(Box::new(bad), tracing::Span::none()).unwrap();
+        let boom = loops.run(Box::new(boom), tracing::Span::none()).unwrap();
+        let bad = bad.await.unwrap();
+        assert_eq!(bad.unwrap_err().to_string(), "failed at 5");
+        assert_eq!(bad_turns.load(Ordering::Relaxed), 5);
+        assert!(
+            boom.await
+                .unwrap()
+                .unwrap_err()
+                .to_string()
+                .contains("panicked")
+        );
+        assert_eq!(boom_turns.load(Ordering::Relaxed), 3);
+        ok.await.unwrap().unwrap();
+        assert_eq!(ok_turns.load(Ordering::Relaxed), 20);
+    }
+
+    /// A call waiting for a future is turned when the future's waker fires,
+    /// not only when it is due.
+    struct Waiting {
+        rx: oneshot::Receiver<u32>,
+        got: Arc<AtomicU32>,
+    }
+
+    impl Paced for Waiting {
+        fn turn(&mut self, cx: &mut Context<'_>, _woken: bool) -> anyhow::Result<Option<Instant>> {
+            match std::pin::Pin::new(&mut self.rx).poll(cx) {
+                std::task::Poll::Ready(v) => {
+                    self.got.store(v?, Ordering::Relaxed);
+                    Ok(None)
+                }
+                // Due in an hour: only the waker can turn it sooner.
+                std::task::Poll::Pending => Ok(Some(Instant::now() + Duration::from_secs(3600))),
+            }
+        }
+    }
+
+    use std::future::Future;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waker_turns_the_call_at_once() {
+        let loops = MediaLoops::start(tokio::runtime::Handle::current());
+        let (tx, rx) = oneshot::channel();
+        let got = Arc::new(AtomicU32::new(0));
+        let ended = loops
+            .run(
+                Box::new(Waiting {
+                    rx,
+                    got: Arc::clone(&got),
+                }),
+                tracing::Span::none(),
+            )
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.send(7).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect("woken, not left for an hour")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn wake_ups_are_rounded_up_to_the_grid() {
+        let epoch = Instant::now();
+        assert_eq!(on_grid(epoch, epoch), epoch);
+        assert_eq!(
+            on_grid(epoch + Duration::from_micros(1), epoch),
+            epoch + GRID
+        );
+        assert_eq!(
+            on_grid(epoch + Duration::from_micros(500), epoch),
+            epoch + GRID
+        );
+        assert_eq!(
+            on_grid(epoch + Duration::from_micros(501), epoch),
+            epoch + 2 * GRID
+        );
+    }
+}
