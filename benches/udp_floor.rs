@@ -80,6 +80,22 @@ fn cpu_time() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Each call's first send: call i at i * 20 ms / calls after `start`, so the
+/// calls' packets spread evenly over a slot.
+fn phases(start: Instant, calls: usize) -> Vec<Instant> {
+    (0..calls)
+        .map(|i| start + SLOT * i as u32 / calls as u32)
+        .collect()
+}
+
+/// Moves `tick` on by 1 ms and sleeps until then.
+fn next_tick(tick: &mut Instant) {
+    *tick += Duration::from_millis(1);
+    if let Some(wait) = tick.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
 /// Reads every datagram waiting on `socket`, `BATCH` at a time; how many.
 fn drain(socket: &UdpSocket, bufs: &mut [[u8; 256]; BATCH]) -> usize {
     let mut total = 0;
@@ -214,18 +230,13 @@ fn media(
     let (mut sent, mut received) = (0u64, 0usize);
     // Call i sends at i * 20 ms / calls into each slot, and per-call reads at
     // the same phase every other slot.
-    let mut next_send: Vec<Instant> = (0..calls)
-        .map(|i| start + SLOT * i as u32 / calls as u32)
-        .collect();
+    let mut next_send = phases(start, calls);
     let mut next_read = next_send.clone();
     let end = start + Duration::from_secs(seconds);
     let mut tick = start;
     let shared_to = vec![caller; BATCH];
     while tick < end {
-        tick += Duration::from_millis(1);
-        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        next_tick(&mut tick);
         let now = Instant::now();
         let mut due = 0;
         for (i, t) in next_send.iter_mut().enumerate() {
@@ -432,17 +443,12 @@ fn media_uring(sockets: Vec<UdpSocket>, seconds: u64, multishot: bool) {
     let (mut rearms, mut late_rearms) = (0u64, 0u64);
     let settled = start + Duration::from_secs(2);
     let mut first_error: Option<std::io::Error> = None;
-    let mut next_send: Vec<Instant> = (0..calls)
-        .map(|i| start + SLOT * i as u32 / calls as u32)
-        .collect();
+    let mut next_send = phases(start, calls);
     let mut next_read = next_send.clone();
     let end = start + Duration::from_secs(seconds);
     let mut tick = start;
     while tick < end {
-        tick += Duration::from_millis(1);
-        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        next_tick(&mut tick);
         let now = Instant::now();
         let due = next_send.iter_mut().enumerate().filter_map(|(i, t)| {
             (*t <= now).then(|| {
@@ -566,16 +572,11 @@ fn caller(calls: usize, bind: SocketAddr, media_ip: IpAddr, ports_file: &str, se
     let mut bufs = [[0u8; 256]; BATCH];
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds) + Duration::from_secs(1);
-    let mut next: Vec<Instant> = (0..calls)
-        .map(|i| start + SLOT * i as u32 / calls as u32)
-        .collect();
+    let mut next = phases(start, calls);
     let mut tick = start;
     let mut due = Vec::with_capacity(calls);
     while tick < end {
-        tick += Duration::from_millis(1);
-        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        next_tick(&mut tick);
         let now = Instant::now();
         due.clear();
         for (i, t) in next.iter_mut().enumerate() {
