@@ -6,21 +6,26 @@
 #
 #   benches/udp-floor.sh [CONCURRENT_CALLS ...]     (default: 500 1000)
 #
-# For each level, three designs: a socket per call (kuma's) in a plain loop,
+# For each level, five designs: a socket per call (kuma's) in a plain loop,
 # the same with each call a tokio task woken by its timer (as kuma's calls
-# are), and one socket for all calls with `sendmmsg`/`recvmmsg` batches. Columns: the media side's own
+# are), one socket for all calls with `sendmmsg`/`recvmmsg` batches, and the
+# sockets per call driven through one io_uring (each tick's sends in one
+# `io_uring_enter`, receives by multishot `recv`; `uring-send`: the same sends,
+# reads with `recvmmsg` as per-call's). Columns: the media side's own
 # CPU per call-minute (getrusage), the softirq time of its core per call-minute
 # (/proc/stat), as sip-load.sh reports them, and all the busy time of its core
 # per call-minute (the program and the kernel's work for it, counted once: the
 # time not idle; see `benches/netns.sh`). Needs root and
 # `ip netns`; FLOOR_SECONDS (default 20) per run; FLOOR_MEDIA_CPUS and
-# FLOOR_CALLER_CPUS (default 0 and 1) pin the two sides.
+# FLOOR_CALLER_CPUS (default 0 and 1) pin the two sides; FLOOR_DESIGNS (default
+# all five, in the order above) picks and orders the designs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/netns.sh
 levels=("$@")
 ((${#levels[@]})) || levels=(500 1000)
 seconds=${FLOOR_SECONDS:-20}
+read -r -a designs <<<"${FLOOR_DESIGNS:-per-call tokio shared uring uring-send}"
 media_cpus=${FLOOR_MEDIA_CPUS:-0} caller_cpus=${FLOOR_CALLER_CPUS:-1}
 cargo bench --bench udp_floor --no-run --quiet 2>/dev/null
 bin=$(cargo bench --bench udp_floor --no-run --message-format=json 2>/dev/null |
@@ -36,7 +41,7 @@ netns_up "$media_cpus" "$caller_cpus"
 hz=$(getconf CLK_TCK)
 printf '%-10s %-10s %-16s %-18s %-18s %s\n' concurrent design cpu-ms/call-min softirq-ms/c-min core-ms/call-min load1
 for n in "${levels[@]}"; do
-    for design in per-call tokio shared; do
+    for design in "${designs[@]}"; do
         ports="$work/ports-$n-$design"
         port=$("${in_ns[@]}" python3 -c 'import socket, sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "$sipp_ip")
         taskset -c "$media_cpus" "$bin" media "$design" "$n" "$kuma_ip" "$sipp_ip:$port" "$seconds" "$ports" >"$work/out" &

@@ -14,6 +14,14 @@
 //! - `media tokio N`: the per-call sockets again, each call a task of a
 //!   one-worker tokio runtime woken by its own timer at each slot, as
 //!   `kuma serve`'s calls are (`serve::call::drive`): the runtime's share.
+//! - `media uring N`: the per-call sockets driven through one io_uring: each
+//!   1 ms tick queues one `IORING_OP_SEND` per call due and hands them all to
+//!   the kernel with one `io_uring_enter`, which also runs the receives: one
+//!   multishot `recv` per socket, armed once, drawing its buffers from one
+//!   provided-buffer ring shared by all the calls; the tick reaps every
+//!   completion and gives the buffers back.
+//! - `media uring-send N`: the same sends, but each call read with `recvmmsg`
+//!   every 40 ms as `per-call` reads: what io_uring's sends alone save.
 //! - `caller N`: sipp's part: one socket that sends every call's 50 packets a
 //!   second to its port and reads what comes back.
 //!
@@ -24,6 +32,7 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 const SLOT: Duration = Duration::from_millis(20);
@@ -69,6 +78,22 @@ fn cpu_time() -> Duration {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
     tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// Each call's first send: call i at i * 20 ms / calls after `start`, so the
+/// calls' packets spread evenly over a slot.
+fn phases(start: Instant, calls: usize) -> Vec<Instant> {
+    (0..calls)
+        .map(|i| start + SLOT * i as u32 / calls as u32)
+        .collect()
+}
+
+/// Moves `tick` on by 1 ms and sleeps until then.
+fn next_tick(tick: &mut Instant) {
+    *tick += Duration::from_millis(1);
+    if let Some(wait) = tick.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
 }
 
 /// Reads every datagram waiting on `socket`, `BATCH` at a time; how many.
@@ -192,8 +217,11 @@ fn media(
     while std::fs::metadata(&go).is_err() {
         std::thread::sleep(Duration::from_millis(10));
     }
-    if mode == "tokio" {
-        return media_tokio(sockets, seconds);
+    match mode {
+        "tokio" => return media_tokio(sockets, seconds),
+        "uring" => return media_uring(sockets, seconds, true),
+        "uring-send" => return media_uring(sockets, seconds, false),
+        _ => {}
     }
     let packet = [0x80u8; PACKET];
     let mut bufs = [[0u8; 256]; BATCH];
@@ -202,18 +230,13 @@ fn media(
     let (mut sent, mut received) = (0u64, 0usize);
     // Call i sends at i * 20 ms / calls into each slot, and per-call reads at
     // the same phase every other slot.
-    let mut next_send: Vec<Instant> = (0..calls)
-        .map(|i| start + SLOT * i as u32 / calls as u32)
-        .collect();
+    let mut next_send = phases(start, calls);
     let mut next_read = next_send.clone();
     let end = start + Duration::from_secs(seconds);
     let mut tick = start;
     let shared_to = vec![caller; BATCH];
     while tick < end {
-        tick += Duration::from_millis(1);
-        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        next_tick(&mut tick);
         let now = Instant::now();
         let mut due = 0;
         for (i, t) in next_send.iter_mut().enumerate() {
@@ -291,6 +314,236 @@ fn media_tokio(sockets: Vec<UdpSocket>, seconds: u64) {
     report("tokio", calls, sent, received, cpu_time() - cpu0);
 }
 
+/// `user_data` of a completion: what it was for in the top half, the call in the bottom.
+const SEND: u64 = 0;
+const RECV: u64 = 1 << 32;
+/// The buffer group of the provided-buffer ring, and the size of its buffers.
+const GROUP: u16 = 0;
+const BUF_LEN: usize = 256;
+
+/// A provided-buffer ring (`IORING_REGISTER_PBUF_RING`): `entries` buffers of
+/// `BUF_LEN` bytes the kernel picks from for each datagram a multishot `recv`
+/// takes; the completion names the buffer, which goes back on the ring once
+/// reaped.
+struct BufRing {
+    /// The ring of `entries` `BufRingEntry`s, page-aligned (mmap), shared with the kernel.
+    ring: *mut io_uring::types::BufRingEntry,
+    entries: u16,
+    /// Our producer index; the kernel sees it once `publish` stores it.
+    tail: u16,
+    bufs: Vec<u8>,
+}
+
+impl BufRing {
+    /// Maps a ring of `entries` (a power of two) and fills it with every buffer.
+    fn new(entries: u16) -> BufRing {
+        assert!(entries.is_power_of_two());
+        let bytes = entries as usize * std::mem::size_of::<io_uring::types::BufRingEntry>();
+        // SAFETY: an anonymous private mapping, no pointer of ours passed in.
+        let ring = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ring, libc::MAP_FAILED, "mmap of the buffer ring failed");
+        let mut ring = BufRing {
+            ring: ring.cast(),
+            entries,
+            tail: 0,
+            bufs: vec![0; entries as usize * BUF_LEN],
+        };
+        for bid in 0..entries {
+            ring.give(bid);
+        }
+        ring.publish();
+        ring
+    }
+
+    /// Puts buffer `bid` back at the tail (seen by the kernel after `publish`).
+    fn give(&mut self, bid: u16) {
+        let slot = (self.tail & (self.entries - 1)) as usize;
+        let addr = self.bufs[bid as usize * BUF_LEN..].as_mut_ptr() as u64;
+        // SAFETY: `slot` < `entries`, the ring's length; the kernel reads only
+        // entries between its head and our published tail, and this one is past it.
+        let entry = unsafe { &mut *self.ring.add(slot) };
+        entry.set_addr(addr);
+        entry.set_len(BUF_LEN as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Shows the kernel every buffer given back so far.
+    fn publish(&self) {
+        // SAFETY: `ring` is the ring's first entry, mapped and initialised; its
+        // `resv` field is the ring's tail, which the kernel reads atomically.
+        let tail = unsafe { io_uring::types::BufRingEntry::tail(self.ring) } as *const AtomicU16;
+        // SAFETY: as above; a u16 in the mapping, aligned, for the life of `self`.
+        unsafe { (*tail).store(self.tail, Ordering::Release) };
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        let bytes = self.entries as usize * std::mem::size_of::<io_uring::types::BufRingEntry>();
+        // SAFETY: the mapping made in `new`; unregistered from the kernel before.
+        unsafe { libc::munmap(self.ring.cast(), bytes) };
+    }
+}
+
+/// The per-call sockets through one io_uring (see the file's header):
+/// `multishot` receives through the ring, else with `recvmmsg` as `per-call`.
+fn media_uring(sockets: Vec<UdpSocket>, seconds: u64, multishot: bool) {
+    use io_uring::{IoUring, cqueue, opcode, types};
+    let mode = if multishot { "uring" } else { "uring-send" };
+    let calls = sockets.len();
+    // At most one send and one re-armed receive per call in a tick.
+    let sq = (2 * calls).next_power_of_two().max(8) as u32;
+    // Deferred task work: the receives' work waits for the tick's one
+    // `io_uring_enter` (GETEVENTS) instead of interrupting the thread.
+    let mut ring: IoUring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(4 * sq)
+        .setup_clamp()
+        .build(sq)
+        .expect("io_uring_setup");
+    // Enough buffers for what the caller sent before `go` (up to a socket's
+    // receive buffer each); past them a socket's receive ends with ENOBUFS and
+    // is armed again at the next tick.
+    let buffers = (64 * calls).next_power_of_two().clamp(64, 1 << 15) as u16;
+    let mut buf_ring = multishot.then(|| BufRing::new(buffers));
+    if let Some(b) = &buf_ring {
+        // SAFETY: the ring's memory lives in `buf_ring`, unregistered below before it is dropped.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(b.ring as u64, buffers, GROUP, 0)
+                .expect("IORING_REGISTER_PBUF_RING");
+        }
+    }
+    let fds: Vec<types::Fd> = sockets.iter().map(|s| types::Fd(s.as_raw_fd())).collect();
+    let packet = [0x80u8; PACKET];
+    let mut bufs = [[0u8; 256]; BATCH];
+    let mut rearm: Vec<usize> = if multishot {
+        (0..calls).collect()
+    } else {
+        Vec::new()
+    };
+    let start = Instant::now();
+    let cpu0 = cpu_time();
+    let (mut sent, mut received) = (0u64, 0usize);
+    let (mut send_errors, mut recv_errors, mut no_buffers) = (0u64, 0u64, 0u64);
+    // Receives ended (and armed again) at all, and once the backlog the caller
+    // sent before `go` is drained: a multishot receive ends when the
+    // completion queue is full.
+    let (mut rearms, mut late_rearms) = (0u64, 0u64);
+    let settled = start + Duration::from_secs(2);
+    let mut first_error: Option<std::io::Error> = None;
+    let mut next_send = phases(start, calls);
+    let mut next_read = next_send.clone();
+    let end = start + Duration::from_secs(seconds);
+    let mut tick = start;
+    while tick < end {
+        next_tick(&mut tick);
+        let now = Instant::now();
+        let due = next_send.iter_mut().enumerate().filter_map(|(i, t)| {
+            (*t <= now).then(|| {
+                *t += SLOT;
+                opcode::Send::new(fds[i], packet.as_ptr(), PACKET as u32)
+                    .build()
+                    .user_data(SEND | i as u64)
+            })
+        });
+        let arm = rearm.drain(..).map(|i| {
+            opcode::RecvMulti::new(fds[i], GROUP)
+                .build()
+                .user_data(RECV | i as u64)
+        });
+        for entry in due.chain(arm) {
+            // SAFETY: a send reads `packet` and a receive writes into
+            // `buf_ring`'s buffers, both alive until the ring is dropped; the
+            // sockets too.
+            while unsafe { ring.submission().push(&entry) }.is_err() {
+                ring.submit().expect("io_uring_enter");
+            }
+        }
+        let queued = ring.submission().len() as u32;
+        // SAFETY: no argument pointer. One call submits the tick's sends and,
+        // with GETEVENTS, runs the receives the kernel deferred to us.
+        unsafe {
+            ring.submitter().enter::<libc::sigset_t>(
+                queued,
+                0,
+                io_uring::EnterFlags::GETEVENTS.bits(),
+                None,
+            )
+        }
+        .expect("io_uring_enter");
+        for cqe in ring.completion() {
+            let (what, i) = (cqe.user_data() & !0xffff_ffff, cqe.user_data() as u32);
+            let res = cqe.result();
+            if res < 0 && res != -libc::ENOBUFS {
+                first_error.get_or_insert(std::io::Error::from_raw_os_error(-res));
+            }
+            if what == SEND {
+                if res > 0 {
+                    sent += 1;
+                } else {
+                    send_errors += 1;
+                }
+                continue;
+            }
+            if let (Some(bid), Some(b)) = (cqueue::buffer_select(cqe.flags()), &mut buf_ring) {
+                b.give(bid);
+            }
+            if res > 0 {
+                received += 1;
+            } else if res == -libc::ENOBUFS {
+                no_buffers += 1;
+            } else {
+                recv_errors += 1;
+            }
+            // The kernel ended this socket's multishot receive (out of buffers, say): arm it again.
+            if !cqueue::more(cqe.flags()) {
+                rearm.push(i as usize);
+                rearms += 1;
+                late_rearms += u64::from(now >= settled);
+            }
+        }
+        if let Some(b) = &buf_ring {
+            b.publish();
+        }
+        if !multishot {
+            for (i, t) in next_read.iter_mut().enumerate() {
+                if *t <= now {
+                    *t += SLOT * 2;
+                    received += drain(&sockets[i], &mut bufs);
+                }
+            }
+        }
+    }
+    let cpu = cpu_time() - cpu0;
+    if send_errors + recv_errors + no_buffers + late_rearms > 0 {
+        eprintln!(
+            "udp_floor {mode}: {send_errors} failed sends, {recv_errors} failed receives, \
+             {no_buffers} receives out of buffers, {rearms} receives re-armed \
+             ({late_rearms} after the first 2 s); first error: {first_error:?}"
+        );
+    }
+    if buf_ring.is_some() {
+        ring.submitter()
+            .unregister_buf_ring(GROUP)
+            .expect("IORING_UNREGISTER_PBUF_RING");
+    }
+    drop(ring);
+    drop(buf_ring);
+    report(mode, calls, sent, received, cpu);
+}
+
 fn report(mode: &str, calls: usize, sent: u64, received: usize, cpu: Duration) {
     let call_min = sent as f64 / 50.0 / 60.0;
     println!(
@@ -319,16 +572,11 @@ fn caller(calls: usize, bind: SocketAddr, media_ip: IpAddr, ports_file: &str, se
     let mut bufs = [[0u8; 256]; BATCH];
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds) + Duration::from_secs(1);
-    let mut next: Vec<Instant> = (0..calls)
-        .map(|i| start + SLOT * i as u32 / calls as u32)
-        .collect();
+    let mut next = phases(start, calls);
     let mut tick = start;
     let mut due = Vec::with_capacity(calls);
     while tick < end {
-        tick += Duration::from_millis(1);
-        if let Some(wait) = tick.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        next_tick(&mut tick);
         let now = Instant::now();
         due.clear();
         for (i, t) in next.iter_mut().enumerate() {
