@@ -291,46 +291,22 @@ async fn bind_sip(
 /// socket dropped 700 to 2,000 datagrams a run, INVITEs and BYEs among them,
 /// while the shell waited for the core. Linux caps the size at
 /// `net.core.rmem_max` (the README's deployment section).
-const SIP_RECEIVE_BUFFER: libc::c_int = 4 << 20;
+const SIP_RECEIVE_BUFFER: usize = 4 << 20;
 
 /// Asks for [`SIP_RECEIVE_BUFFER`] on the SIP socket; logs what it got.
 fn widen_receive_buffer(udp: &tokio::net::UdpSocket) {
-    use std::os::fd::AsRawFd;
-    let fd = udp.as_raw_fd();
-    let size = SIP_RECEIVE_BUFFER;
-    let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the option's value is a c_int, passed by pointer with its size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&size as *const libc::c_int).cast(),
-            int,
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
+    let socket = socket2::SockRef::from(udp);
+    if let Err(e) = socket.set_recv_buffer_size(SIP_RECEIVE_BUFFER) {
         tracing::warn!(error = %e, "cannot widen the SIP socket's receive buffer");
         return;
     }
-    let mut got: libc::c_int = 0;
-    let mut len = int;
-    // SAFETY: `got` is a writable c_int and `len` its size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut got as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
     // Linux reports twice what it grants (the kernel's bookkeeping included).
-    if r == 0 && got / 2 < size {
+    if let Ok(got) = socket.recv_buffer_size()
+        && got / 2 < SIP_RECEIVE_BUFFER
+    {
         tracing::info!(
             granted_kib = got / 2 / 1024,
-            asked_kib = size / 1024,
+            asked_kib = SIP_RECEIVE_BUFFER / 1024,
             "the SIP socket's receive buffer is capped by net.core.rmem_max"
         );
     }
