@@ -228,12 +228,11 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             transfer_fails: args.transfer_fails,
         }),
     };
-    let policy = env.callback_policy()?;
     let setup = Setup {
         campaign: Arc::clone(&c),
         number: &number,
         keys: &keys,
-        policy: &policy,
+        policy: Arc::new(env.callback_policy()?),
         channel: "terminal",
         start,
     };

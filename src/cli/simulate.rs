@@ -140,7 +140,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
                 campaign: c,
                 number: &number,
                 keys: &keys,
-                policy: &policy,
+                policy,
                 channel: "simulate",
                 start,
             };

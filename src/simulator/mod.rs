@@ -110,8 +110,9 @@ pub struct Setup<'a> {
     pub number: &'a str,
     /// The database's pseudonyms and sealer.
     pub keys: &'a Keys,
-    /// The station's call-back rules (who may subscribe).
-    pub policy: &'a Policy,
+    /// The station's call-back rules (who may subscribe), shared by every
+    /// call it sets up.
+    pub policy: Arc<Policy>,
     pub channel: &'a str,
     pub start: DateTime<Utc>,
 }
@@ -155,7 +156,7 @@ pub async fn run_call(
     let pseudonym = setup.keys.pseudonyms.pseudonym(setup.number);
     let sealed = subscription::seal_at_start(
         c,
-        setup.policy,
+        &setup.policy,
         &setup.keys.sealer,
         setup.number,
         &pseudonym,
@@ -170,7 +171,7 @@ pub async fn run_call(
             row,
             caller: pseudonym,
             sealed,
-            policy: Arc::new(setup.policy.clone()),
+            policy: Arc::clone(&setup.policy),
             // No recording is written (see the module's doc).
             recordings: PathBuf::new(),
         },
@@ -463,7 +464,7 @@ prompt = "goodbye"
         _dir: tempfile::TempDir,
         store: Store,
         keys: Keys,
-        policy: Policy,
+        policy: Arc<Policy>,
         campaign: Arc<Campaign>,
     }
 
@@ -481,7 +482,7 @@ prompt = "goodbye"
             _dir: dir,
             store,
             keys,
-            policy: Policy::default(),
+            policy: Arc::new(Policy::default()),
             campaign: Arc::new(campaign),
         }
     }
@@ -496,7 +497,7 @@ prompt = "goodbye"
                 campaign: Arc::clone(&self.campaign),
                 number,
                 keys: &self.keys,
-                policy: &self.policy,
+                policy: Arc::clone(&self.policy),
                 channel: "simulate",
                 start: start(),
             };
