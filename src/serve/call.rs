@@ -236,6 +236,9 @@ struct Live {
     /// its keys heard. The outputs after it wait until it is done, so a write
     /// is still committed before the next prompt plays.
     pending: Option<Pending>,
+    /// `pending` was set and not yet polled: its waker is not registered, so
+    /// the turn that set it polls it before it ends ([`Live::start`]).
+    pending_fresh: bool,
 }
 
 /// What an output that took a while gives back.
@@ -526,6 +529,7 @@ pub async fn drive(
         sent_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         heard_pcm: Vec::with_capacity(crate::rtp::FRAME_LEN),
         pending: None,
+        pending_fresh: false,
     };
     let paced = Paced {
         live,
@@ -603,7 +607,12 @@ impl media_loop::Paced for Paced {
         live.pin(&self.socket, now);
         live.on_time(finished);
         live.perform_ready()?;
-        live.poll_pending(cx)?;
+        // An output in flight since an earlier turn registered the waker when
+        // it was polled, and has not woken the call since: polled again only
+        // when it does (above). One started in this turn is polled now.
+        if live.pending_fresh {
+            live.poll_pending(cx)?;
+        }
         // A call whose conversation has ended still finishes its last write.
         if live.talk.is_finished() && live.pending.is_none() {
             return Ok(None);
@@ -634,6 +643,7 @@ impl Live {
     /// performs the outputs it held back, up to the next that takes a while.
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> anyhow::Result<()> {
         while let Some(p) = self.pending.as_mut() {
+            self.pending_fresh = false;
             let Poll::Ready(done) = p.as_mut().poll(cx) else {
                 break;
             };
@@ -909,7 +919,7 @@ impl Live {
                     ws.push(w);
                 }
                 let to = Arc::clone(&self.shared.writes);
-                self.pending = Some(Box::pin(async move {
+                self.start(Box::pin(async move {
                     writes::perform_all(ws, &to).await?;
                     Ok(Done::Nothing)
                 }));
@@ -926,17 +936,17 @@ impl Live {
             Output::PlaySounds(sounds) => {
                 tracing::debug!(?sounds, "play");
                 let shared = Arc::clone(&self.shared);
-                self.pending = Some(Box::pin(async move {
+                self.start(Box::pin(async move {
                     Ok(Done::Play(studio_line::sounds(&shared, sounds).await))
                 }));
             }
             Output::CheckPin { pin } => {
                 let check = self.talk.check_pin(&self.shared, pin);
-                self.pending = Some(Box::pin(async move { Ok(Done::Hear(check.await)) }));
+                self.start(Box::pin(async move { Ok(Done::Hear(check.await)) }));
             }
             Output::Keep(take) => {
                 let shared = Arc::clone(&self.shared);
-                self.pending = Some(Box::pin(async move {
+                self.start(Box::pin(async move {
                     Ok(Done::Hear(studio_line::keep(&shared, take).await))
                 }));
             }
@@ -1047,14 +1057,21 @@ impl Live {
         };
         // A recording that ends by itself (silence, its longest) while another
         // output is in flight is told after that output's result.
-        self.pending = Some(match self.pending.take() {
+        let both: Pending = match self.pending.take() {
             None => Box::pin(async move { Ok(Done::Hear(close.await?)) }),
             Some(first) => Box::pin(async move {
                 let first = first.await;
                 let closed = close.await?;
                 Ok(Done::Then(Box::new(first?), closed))
             }),
-        });
+        };
+        self.start(both);
         Ok(())
+    }
+
+    /// Sets the output in flight, to be polled before the turn ends.
+    fn start(&mut self, pending: Pending) {
+        self.pending = Some(pending);
+        self.pending_fresh = true;
     }
 }
