@@ -27,8 +27,8 @@ use super::media_guard;
 use super::media_loop::{self, MediaLoops};
 use super::rtp_socket;
 use super::sip_shell::Command;
-use super::uring_send::Sender;
 use super::studio_line::{self, Talker};
+use super::uring_send::Sender;
 use crate::audio::dtmf::keys::{CallKey, CallKeys};
 use crate::audio::g711::{decode_alaw, decode_ulaw};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
@@ -536,9 +536,9 @@ pub async fn drive(
         next_read: now,
         started: false,
     };
-    let loops = shared
-        .media_loops
-        .get_or_init(|| MediaLoops::start(tokio::runtime::Handle::current(), shared.config.io_uring));
+    let loops = shared.media_loops.get_or_init(|| {
+        MediaLoops::start(tokio::runtime::Handle::current(), shared.config.io_uring)
+    });
     let ended = loops.run(Box::new(paced), tracing::Span::current())?;
     ended
         .await

@@ -833,6 +833,23 @@ mod tests {
     }
 
     #[test]
+    fn io_uring_is_used_unless_turned_off_and_a_flag_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(&file, "").unwrap();
+        assert!(load(&file, true, &Overrides::default()).unwrap().io_uring);
+        std::fs::write(&file, "io_uring = false\n").unwrap();
+        assert!(!load(&file, true, &Overrides::default()).unwrap().io_uring);
+        let o = Overrides {
+            io_uring: Some(true),
+            ..Default::default()
+        };
+        assert!(load(&file, true, &o).unwrap().io_uring);
+        std::fs::write(&file, "io_uring = \"no\"\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
+    }
+
+    #[test]
     fn the_studio_line_is_closed_until_numbers_are_given() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kuma.toml");

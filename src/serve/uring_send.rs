@@ -47,7 +47,7 @@
 //!
 //! **Fallback.** Without a ring (the kernel has no io_uring: `ENOSYS`;
 //! refused by Docker's default seccomp profile or `kernel.io_uring_disabled`:
-//! `EPERM`; `KUMA_IO_URING=0`), a packet too long for a slot, or every slot
+//! `EPERM`; a kernel before 5.6, whose ring cannot send; `KUMA_IO_URING=0`), a packet too long for a slot, or every slot
 //! still in flight after a submit, the packet is sent at once with `send` or
 //! `send_to`, as before. [`Sender::new`] says which path it took.
 
@@ -96,6 +96,7 @@ impl Sender {
     }
 
     /// Whether packets go through the io_uring.
+    #[cfg(test)]
     pub fn uses_ring(&self) -> bool {
         #[cfg(target_os = "linux")]
         {
@@ -190,6 +191,14 @@ mod ring {
                 .setup_cqsize(2 * slots)
                 .build(slots)
                 .or_else(|_| IoUring::builder().setup_cqsize(2 * slots).build(slots))?;
+            // A kernel that has a ring but not these operations (5.1–5.5)
+            // would fail every send: plain `sendto` there.
+            let mut probe = io_uring::Probe::new();
+            ring.submitter().register_probe(&mut probe)?;
+            if !probe.is_supported(opcode::Send::CODE) || !probe.is_supported(opcode::SendMsg::CODE)
+            {
+                return Err(io::Error::other("the kernel's io_uring cannot send"));
+            }
             // At most `slots` submissions are outstanding (a slot each), so
             // neither queue can overflow.
             let len = ring.params().sq_entries().min(slots) as usize;
@@ -347,19 +356,21 @@ mod ring {
         /// Frees the slots whose sends completed (their result ignored), and
         /// lets go of their sockets.
         fn reap(&mut self) {
-            let mut done = Vec::new();
-            for cqe in self.ring.completion() {
-                done.push(cqe.user_data());
-            }
-            for data in done {
-                let Some(i) = usize::try_from(data).ok().filter(|&i| i < self.len) else {
+            let Ring {
+                ring,
+                slots,
+                len,
+                free,
+            } = self;
+            for cqe in ring.completion() {
+                let Some(i) = usize::try_from(cqe.user_data()).ok().filter(|i| i < len) else {
                     continue;
                 };
                 // SAFETY: `i` < `len`; its completion is here, so the kernel
                 // is done with the slot.
-                let slot = unsafe { &mut *self.slots.as_ptr().add(i) };
+                let slot = unsafe { &mut *slots.as_ptr().add(i) };
                 slot.socket = None;
-                self.free.push(i as u32);
+                free.push(i as u32);
             }
         }
     }
@@ -510,7 +521,10 @@ mod tests {
         let s = socket();
         let mut sender = sender;
         sender.send(&s, b"now", Some(to.local_addr().unwrap()));
-        assert_eq!(received(&to), vec![(b"now".to_vec(), s.local_addr().unwrap().port())]);
+        assert_eq!(
+            received(&to),
+            vec![(b"now".to_vec(), s.local_addr().unwrap().port())]
+        );
         both_forms_arrive_in_order(sender);
     }
 
