@@ -10,19 +10,18 @@
 //! call overhead. The reads stay `recvmmsg` (`super::rtp_socket`): multishot
 //! receives saved nothing there.
 //!
-//! Measured in kuma (`benches/sip-load.sh` in network namespaces, kuma on one
-//! core and sipp on the other, alternated with the binary before this change,
-//! on a 2-core machine shared with other work): at 500 calls, 47.8–54.2
-//! CPU-ms per call-minute against 57.4–61.9 (the core's busy time, kernel
-//! included, 59.8–71.4 against 66.5–72.0); at 1,000 calls, more than one core
-//! carries (both refuse some calls through the media guard), 49.3–54.4
-//! against 57.0–71.4. System calls at about 1,000 calls: 34,000 a second
-//! against 53,000 (`sendto` 29,500 → 77; 4,300 `io_uring_enter`, about
-//! 9 packets each). The RTP gaps on the wire are unchanged (p99 24.5–25.6 ms
-//! against 24.1–24.7 at 500). The share of packets counted late (over 2 ms)
-//! fell from 12–13 % to 1.5 %, but it is counted when a packet is queued: it
-//! no longer includes the sends of the calls turned before it in the
-//! wake-up, which now happen after them all, so the two are not comparable.
+//! Measured in kuma, smaller: `benches/sip-load.sh` in network namespaces
+//! (kuma on one core, sipp on the other; a 2-core machine shared with other
+//! work), the same binary alternated with `KUMA_IO_URING=0`: at 500 calls
+//! 53.7–59.7 CPU-ms per call-minute against 58.9–60.9 (the core's busy time,
+//! kernel included, 67.1–71.4 against 69.5–73.0); at 1,000 calls, about all
+//! one core carries, 44.0–46.5 against 48.1–51.4 (51.6–54.5 against 56.0–60.3),
+//! and fewer calls refused by the media guard. System calls at about 1,000
+//! calls: 34,000 a second against 53,000 (`sendto` 29,500 → 77; 4,300
+//! `io_uring_enter`, about 9 packets each: wake-ups for a SIP event or a
+//! committed write submit their own). RTP gaps on the wire and the share of
+//! late packets are unchanged or a little better. kuma's own work per packet,
+//! not the system calls, is most of its CPU.
 //!
 //! **How.** A media thread owns one [`Sender`]. A call's turn gives it each
 //! packet ([`Sender::send`]), which is copied into a slot the sender owns and
@@ -448,6 +447,7 @@ mod ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::rtp_socket;
     use std::os::fd::AsRawFd;
     use std::time::Duration;
 
@@ -594,22 +594,12 @@ mod tests {
         let caller = peer();
         // Bound to a port it names, as `call::bind_rtp` binds: releasing it
         // keeps the port.
-        let s = loop {
-            let port = UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if let Ok(s) = UdpSocket::bind(("127.0.0.1", port)) {
-                break Arc::new(s);
-            }
-        };
-        s.set_nonblocking(true).unwrap();
-        super::super::rtp_socket::associate(&s, Some(caller.local_addr().unwrap())).unwrap();
+        let s = Arc::new(rtp_socket::tests::named_port());
+        rtp_socket::associate(&s, Some(caller.local_addr().unwrap())).unwrap();
         sender.send(&s, b"connected", None);
         // What `Live::pin` does before it changes the association.
         sender.settle();
-        super::super::rtp_socket::associate(&s, None).unwrap();
+        rtp_socket::associate(&s, None).unwrap();
         sender.flush();
         let got: Vec<Vec<u8>> = received(&caller).into_iter().map(|(d, _)| d).collect();
         assert_eq!(got, vec![b"connected".to_vec()]);
