@@ -87,6 +87,13 @@ pub struct Args {
     /// 40 ms late or more, e.g. 10%; `off` never refuses [default: 5%]
     #[arg(long, env = "KUMA_MEDIA_GUARD", value_name = "PERCENT|off")]
     media_guard: Option<String>,
+    /// Send the calls' RTP packets through io_uring (one system call per media
+    /// thread's wake-up); `off` (or `0`): one `sendto` each. Without io_uring
+    /// (an old kernel, a container's seccomp profile) kuma uses `sendto` anyway
+    /// [default: on]
+    #[arg(long, env = "KUMA_IO_URING", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    io_uring: Option<bool>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -127,6 +134,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         http_max_body: args.http_max_body,
         spool_max_records: args.spool_max_records,
         media_guard: args.media_guard,
+        io_uring: args.io_uring,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

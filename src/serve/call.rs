@@ -28,6 +28,7 @@ use super::media_loop::{self, MediaLoops};
 use super::rtp_socket;
 use super::sip_shell::Command;
 use super::studio_line::{self, Talker};
+use super::uring_send::Sender;
 use crate::audio::dtmf::keys::{CallKey, CallKeys};
 use crate::audio::g711::{decode_alaw, decode_ulaw};
 use crate::audio::recording::{EndSettings, Recorder, Verdict, WavRecorder};
@@ -533,15 +534,15 @@ pub async fn drive(
     };
     let paced = Paced {
         live,
-        socket,
+        socket: Arc::new(socket),
         events,
         sip_gone: false,
         next_read: now,
         started: false,
     };
-    let loops = shared
-        .media_loops
-        .get_or_init(|| MediaLoops::start(tokio::runtime::Handle::current()));
+    let loops = shared.media_loops.get_or_init(|| {
+        MediaLoops::start(tokio::runtime::Handle::current(), shared.config.io_uring)
+    });
     let ended = loops.run(Box::new(paced), tracing::Span::current())?;
     ended
         .await
@@ -551,7 +552,9 @@ pub async fn drive(
 /// A call as its media thread runs it: the call, its socket and its SIP side.
 struct Paced {
     live: Live,
-    socket: UdpSocket,
+    /// Shared with the packets in flight in the media thread's io_uring, which
+    /// keep it open until sent (`super::uring_send`).
+    socket: Arc<UdpSocket>,
     events: mpsc::UnboundedReceiver<SipEvent>,
     /// The SIP side has gone (shutdown): the call was told it hung up.
     sip_gone: bool,
@@ -568,7 +571,12 @@ impl media_loop::Paced for Paced {
     /// slot was 3 % of the media thread's samples), then the slot's packet, every
     /// [`rtp_socket::READ_EVERY`] the caller's packets, the time's events and
     /// the conversation's outputs.
-    fn turn(&mut self, cx: &mut Context<'_>, woken: bool) -> anyhow::Result<Option<Instant>> {
+    fn turn(
+        &mut self,
+        cx: &mut Context<'_>,
+        woken: bool,
+        send: &mut Sender,
+    ) -> anyhow::Result<Option<Instant>> {
         let live = &mut self.live;
         if !self.started {
             self.started = true;
@@ -591,7 +599,7 @@ impl media_loop::Paced for Paced {
         // The slot's packet goes out first: reading (and the detector's work on
         // what was read) would otherwise delay it, every other slot.
         let now = Instant::now();
-        let finished = live.send_due(&self.socket, now);
+        let finished = live.send_due(&self.socket, send, now);
         // The caller's packets are read every READ_EVERY (two slots), all that
         // wait in one system call (`rtp_socket`): about one read per two packets
         // instead of one per packet plus the reads that found the socket empty.
@@ -604,7 +612,7 @@ impl media_loop::Paced for Paced {
             })?;
             live.flush_counters();
         }
-        live.pin(&self.socket, now);
+        live.pin(&self.socket, send, now);
         live.on_time(finished);
         live.perform_ready()?;
         // An output in flight since an earlier turn registered the waker when
@@ -674,7 +682,7 @@ impl Live {
     /// Sends the packets that are due; `true` when the prompt the conversation
     /// waits for has ended (told by [`Live::on_time`], after the keys read in
     /// this wake-up, as before).
-    fn send_due(&mut self, socket: &UdpSocket, now: Instant) -> bool {
+    fn send_due(&mut self, socket: &Arc<UdpSocket>, send: &mut Sender, now: Instant) -> bool {
         let remote = self.session.remote();
         let mut finished = false;
         loop {
@@ -690,11 +698,13 @@ impl Live {
                     self.unflushed_sent += 1;
                     self.unflushed_slots += 1;
                     // A full socket buffer drops the packet rather than delay the
-                    // next ones: late audio is worse than a lost frame.
+                    // next ones: late audio is worse than a lost frame. Queued
+                    // on the media thread's ring, it goes out with the other
+                    // calls' after this wake-up's turns (`super::uring_send`).
                     if self.pinned == Some(remote) {
-                        let _ = socket.send(t.packet);
+                        send.send(socket, t.packet, None);
                     } else if remote.port() != 0 && !remote.ip().is_unspecified() {
-                        let _ = socket.send_to(t.packet, remote);
+                        send.send(socket, t.packet, Some(remote));
                     }
                     // What kuma says, so that its echo is not taken for the caller's
                     // keys: known beforehand for prompts and silence, so the
@@ -736,11 +746,14 @@ impl Live {
     /// the kernel then drops strangers' datagrams and kuma's sends skip the route
     /// lookup (`super::rtp_socket`). A failed `connect` leaves the socket as it
     /// was (sends then name their address) and is tried again at the next wake.
-    fn pin(&mut self, socket: &UdpSocket, now: Instant) {
+    /// The packets queued on the thread's ring are sent first: each was queued
+    /// in the form (connected or not) of the association it was queued under.
+    fn pin(&mut self, socket: &UdpSocket, send: &mut Sender, now: Instant) {
         let want = self.session.pinned(now);
         if want == self.pinned {
             return;
         }
+        send.settle();
         match rtp_socket::associate(socket, want) {
             Ok(()) => self.pinned = want,
             Err(e) => tracing::debug!(error = %e, to = ?want, "RTP socket not (dis)connected"),

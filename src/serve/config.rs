@@ -58,6 +58,9 @@ pub struct ServeConfig {
     /// When new calls are refused because the calls' audio goes out late
     /// (`super::media_guard`); `None`: never (`media_guard = "off"`).
     pub media_guard: Option<super::media_guard::Thresholds>,
+    /// Send the calls' RTP packets through one io_uring per media thread
+    /// (`super::uring_send`); false: one `sendto` each, as without io_uring.
+    pub io_uring: bool,
 }
 
 /// How much of kuma a peer may hold: connections, their idle time, request sizes.
@@ -213,6 +216,7 @@ impl Default for ServeConfig {
             metrics_token: None,
             spool: crate::store::spool::SpoolLimits::default(),
             media_guard: Some(super::media_guard::Thresholds::default()),
+            io_uring: true,
         }
     }
 }
@@ -253,6 +257,7 @@ pub struct FileConfig {
     pub spool_max_bytes: Option<u64>,
     /// `"off"`, or the share of late packets that makes the node busy (`"5%"`).
     pub media_guard: Option<String>,
+    pub io_uring: Option<bool>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -299,6 +304,8 @@ pub struct Overrides {
     pub spool_max_records: Option<u64>,
     /// `KUMA_MEDIA_GUARD`, `--media-guard`.
     pub media_guard: Option<String>,
+    /// `KUMA_IO_URING`, `--io-uring`.
+    pub io_uring: Option<bool>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -452,6 +459,9 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     }
     if let Some(v) = pick(&o.media_guard, &file.media_guard) {
         c.media_guard = super::media_guard::Thresholds::parse(&v)?;
+    }
+    if let Some(on) = o.io_uring.or(file.io_uring) {
+        c.io_uring = on;
     }
     let cb = file.callback.unwrap_or_default();
     let p = &mut c.callback;
@@ -820,6 +830,23 @@ mod tests {
         std::fs::write(&file, "media_guard = \"lots\"\n").unwrap();
         let err = load(&file, true, &Overrides::default()).unwrap_err();
         assert!(err.starts_with("media_guard: `lots` is neither"), "{err}");
+    }
+
+    #[test]
+    fn io_uring_is_used_unless_turned_off_and_a_flag_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(&file, "").unwrap();
+        assert!(load(&file, true, &Overrides::default()).unwrap().io_uring);
+        std::fs::write(&file, "io_uring = false\n").unwrap();
+        assert!(!load(&file, true, &Overrides::default()).unwrap().io_uring);
+        let o = Overrides {
+            io_uring: Some(true),
+            ..Default::default()
+        };
+        assert!(load(&file, true, &o).unwrap().io_uring);
+        std::fs::write(&file, "io_uring = \"no\"\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
     }
 
     #[test]

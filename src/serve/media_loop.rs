@@ -23,6 +23,10 @@
 //! due a few microseconds apart share one wake-up (at 1,000 calls, one every
 //! 20 µs is due) and a packet is at most that late for it.
 //!
+//! The packets the calls send in their turns go out together once every call
+//! due at a wake-up has had its turn: one `io_uring_enter` for them all
+//! (`super::uring_send`), where each was a `sendto` of its own.
+//!
 //! A call's turn runs inside `catch_unwind`, with the call's tracing span
 //! entered: a call that panics is dropped (its `CallGuard` hangs it up and ends
 //! its row) and its `drive` gets an error; the other calls go on.
@@ -38,6 +42,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::uring_send::{self, Sender};
+
 /// Wake-ups are rounded up to this grid (see the module's doc).
 pub const GRID: Duration = Duration::from_micros(500);
 
@@ -47,8 +53,14 @@ pub trait Paced: Send + 'static {
     /// when `cx`'s waker fires); `Ok(None)`: the call is finished. `woken`:
     /// the waker fired since the last turn (or this is the first): what the
     /// call polls with it may be ready. A turn that was only due need not poll
-    /// them: what was not ready then has not woken it since.
-    fn turn(&mut self, cx: &mut Context<'_>, woken: bool) -> anyhow::Result<Option<Instant>>;
+    /// them: what was not ready then has not woken it since. Packets go out
+    /// through `send`, the thread's, after the wake-up's last turn.
+    fn turn(
+        &mut self,
+        cx: &mut Context<'_>,
+        woken: bool,
+        send: &mut Sender,
+    ) -> anyhow::Result<Option<Instant>>;
 }
 
 /// The media threads of one server.
@@ -99,9 +111,10 @@ impl Loop {
 
 impl MediaLoops {
     /// Starts one thread per core this process may run on, each with
-    /// `runtime` entered. A thread that cannot be started is logged; with
-    /// none, [`MediaLoops::run`] refuses calls.
-    pub fn start(runtime: tokio::runtime::Handle) -> MediaLoops {
+    /// `runtime` entered, sending through an io_uring when `ring` is true and
+    /// the kernel gives one (`super::uring_send`). A thread that cannot be
+    /// started is logged; with none, [`MediaLoops::run`] refuses calls.
+    pub fn start(runtime: tokio::runtime::Handle, ring: bool) -> MediaLoops {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut loops = Vec::with_capacity(n);
         for i in 0..n {
@@ -116,7 +129,9 @@ impl MediaLoops {
                 .name(format!("kuma-media-{i}"))
                 .spawn(move || {
                     let _rt = rt.enter();
-                    run_thread(&shared);
+                    let (send, path) = Sender::new(ring, uring_send::SLOTS);
+                    say_path(&path);
+                    run_thread(&shared, send);
                 }) {
                 Ok(handle) => {
                     let _ = lp.thread.set(handle.thread().clone());
@@ -164,6 +179,22 @@ impl Drop for MediaLoops {
     }
 }
 
+/// Logs which way the calls' packets go: once, from the first media thread
+/// (and again from another should it differ, which only a lack of memory
+/// would make).
+fn say_path(path: &Result<(), String>) {
+    static SAID: Mutex<Option<bool>> = Mutex::new(None);
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if *said == Some(path.is_ok()) {
+        return;
+    }
+    *said = Some(path.is_ok());
+    match path {
+        Ok(()) => tracing::info!("RTP packets sent through io_uring, one submit per wake-up"),
+        Err(why) => tracing::info!(why = %why, "RTP packets sent with sendto (no io_uring)"),
+    }
+}
+
 /// A call's waker: queues the call for a turn, once until it has had it.
 struct CallWaker {
     key: u64,
@@ -199,6 +230,8 @@ struct Running {
 
 struct Turns {
     lp: Arc<Loop>,
+    /// Sends what the calls' turns queued, once a wake-up's turns are done.
+    send: Sender,
     /// The calls, in slots reused once free.
     slots: Vec<Option<Running>>,
     free: Vec<usize>,
@@ -216,9 +249,10 @@ struct Turns {
 /// Turns between checks that each call's `drive` is still there.
 const CHECK_EVERY: u32 = 4096;
 
-fn run_thread(lp: &Arc<Loop>) {
+fn run_thread(lp: &Arc<Loop>, send: Sender) {
     let mut t = Turns {
         lp: Arc::clone(lp),
+        send,
         slots: Vec::new(),
         free: Vec::new(),
         by_key: HashMap::new(),
@@ -258,6 +292,8 @@ fn run_thread(lp: &Arc<Loop>) {
                 t.turn(slot, false);
             }
         }
+        // Every call due has had its turn: their packets go out together.
+        t.send.flush();
         if t.since_check >= CHECK_EVERY {
             t.since_check = 0;
             t.drop_abandoned();
@@ -341,7 +377,8 @@ impl Turns {
         let outcome = {
             let _span = c.span.enter();
             let mut cx = Context::from_waker(&c.waker);
-            std::panic::catch_unwind(AssertUnwindSafe(|| c.call.turn(&mut cx, woken)))
+            let send = &mut self.send;
+            std::panic::catch_unwind(AssertUnwindSafe(|| c.call.turn(&mut cx, woken, send)))
         };
         match outcome {
             Ok(Ok(Some(at))) => {
@@ -414,7 +451,12 @@ mod tests {
     }
 
     impl Paced for Ticker {
-        fn turn(&mut self, _cx: &mut Context<'_>, _woken: bool) -> anyhow::Result<Option<Instant>> {
+        fn turn(
+            &mut self,
+            _cx: &mut Context<'_>,
+            _woken: bool,
+            _send: &mut Sender,
+        ) -> anyhow::Result<Option<Instant>> {
             let n = self.turns.fetch_add(1, Ordering::Relaxed) + 1;
             if Some(n) == self.fail_at {
                 anyhow::bail!("failed at {n}");
@@ -440,7 +482,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_run_to_their_end_and_a_failing_or_panicking_call_stops_alone() {
-        let loops = MediaLoops::start(tokio::runtime::Handle::current());
+        let loops = MediaLoops::start(tokio::runtime::Handle::current(), true);
         let (ok, ok_turns) = ticker(20, None, None);
         let (bad, bad_turns) = ticker(20, Some(5), None);
         let (boom, boom_turns) = ticker(20, None, Some(3));
@@ -470,7 +512,12 @@ mod tests {
     }
 
     impl Paced for Waiting {
-        fn turn(&mut self, cx: &mut Context<'_>, _woken: bool) -> anyhow::Result<Option<Instant>> {
+        fn turn(
+            &mut self,
+            cx: &mut Context<'_>,
+            _woken: bool,
+            _send: &mut Sender,
+        ) -> anyhow::Result<Option<Instant>> {
             match std::pin::Pin::new(&mut self.rx).poll(cx) {
                 std::task::Poll::Ready(v) => {
                     self.got.store(v?, Ordering::Relaxed);
@@ -486,7 +533,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waker_turns_the_call_at_once() {
-        let loops = MediaLoops::start(tokio::runtime::Handle::current());
+        let loops = MediaLoops::start(tokio::runtime::Handle::current(), true);
         let (tx, rx) = oneshot::channel();
         let got = Arc::new(AtomicU32::new(0));
         let ended = loops

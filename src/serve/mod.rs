@@ -10,7 +10,8 @@
 //! - `call`: a call owns its RTP socket, the pacer, the receiver, the flow
 //!   engine and the store writes; its media is paced by `media_loop`, one
 //!   thread per core taking turns between its calls on one timer heap, while
-//!   the call's SIP side and its end are awaited by a task;
+//!   the call's SIP side and its end are awaited by a task; each media
+//!   thread sends its calls' packets through one io_uring (`uring_send`);
 //! - `media_guard`: new calls (and call-backs) wait while the calls' audio goes
 //!   out late: 503, so a proxy sends them to another node;
 //! - `dialer`: missed calls to a call-back number become queued call-backs; the
@@ -47,6 +48,7 @@ mod rtp_socket;
 mod sip_shell;
 mod sip_tcp;
 mod studio_line;
+mod uring_send;
 mod webhook_routes;
 
 use std::path::PathBuf;

@@ -283,7 +283,7 @@ pub fn read_all<E>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn pair() -> (UdpSocket, UdpSocket) {
@@ -387,7 +387,7 @@ mod tests {
 
     /// A non-blocking socket bound to a port it names, as `call::bind_rtp`
     /// binds (a free port found at run time).
-    fn named_port() -> UdpSocket {
+    pub(in crate::serve) fn named_port() -> UdpSocket {
         for _ in 0..20 {
             let port = UdpSocket::bind("127.0.0.1:0")
                 .unwrap()
