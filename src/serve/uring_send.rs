@@ -313,10 +313,11 @@ mod ring {
 
         pub fn flush(&mut self) {
             self.reap();
-            let queued = self.ring.submission().len();
-            if queued == 0 && self.taken() == 0 {
+            // Nothing queued nor in flight (what is queued is taken too).
+            if self.taken() == 0 {
                 return;
             }
+            let queued = self.ring.submission().len();
             // An error (EINTR, EAGAIN: no memory, EBUSY) leaves the rest
             // queued for the next flush.
             let _ = self.enter(queued, 0);
@@ -474,6 +475,11 @@ mod tests {
         got
     }
 
+    /// The payloads `peer` receives, as [`received`], without their sources.
+    fn payloads(peer: &UdpSocket) -> Vec<Vec<u8>> {
+        received(peer).into_iter().map(|(d, _)| d).collect()
+    }
+
     fn ring_sender(slots: u32) -> Option<Sender> {
         let (sender, path) = Sender::new(true, slots);
         match path {
@@ -585,7 +591,7 @@ mod tests {
         // Too long for a slot: sent at once, after the ten queued.
         sender.send(&s, &big, Some(to.local_addr().unwrap()));
         sender.flush();
-        let got: Vec<Vec<u8>> = received(&to).into_iter().map(|(d, _)| d).collect();
+        let got = payloads(&to);
         let mut want: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
         want.push(big);
         assert_eq!(got, want);
@@ -606,11 +612,11 @@ mod tests {
         sender.settle();
         rtp_socket::associate(&s, None).unwrap();
         sender.flush();
-        let got: Vec<Vec<u8>> = received(&caller).into_iter().map(|(d, _)| d).collect();
+        let got = payloads(&caller);
         assert_eq!(got, vec![b"connected".to_vec()]);
-        // Without it, the connected form queued before the release fails
-        // (the socket has no peer any more): the packet is lost, never
-        // sent elsewhere.
+        // The connected form executed after a release (what a packet queued
+        // before it would meet without the settle) fails: the socket has no
+        // peer any more, so the packet is lost, never sent elsewhere.
         sender.send(&s, b"lost", None);
         sender.flush();
         assert_eq!(received(&caller), vec![]);
@@ -626,7 +632,7 @@ mod tests {
         s.connect(caller.local_addr().unwrap()).unwrap();
         sender.send(&s, b"named", Some(caller.local_addr().unwrap()));
         sender.flush();
-        let got: Vec<Vec<u8>> = received(&caller).into_iter().map(|(d, _)| d).collect();
+        let got = payloads(&caller);
         assert_eq!(got, vec![b"named".to_vec()]);
     }
 
