@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -218,10 +218,9 @@ struct Live {
     pinned: Option<SocketAddr>,
     /// Looked up once: a metrics lookup per packet costs more than the packet.
     packets_sent: metrics::Counter,
-    packets_late: metrics::Counter,
-    /// Packets sent (and sent late) not yet added to those counters.
+    /// Packets sent not yet added to that counter (the media thread's sender
+    /// counts those that leave late).
     unflushed_sent: u64,
-    unflushed_late: u64,
     /// Packet slots (packets sent and slots skipped) and missed slots (sent a
     /// whole frame late, or skipped) not yet added to `Shared::media` (the
     /// media guard's), and the pacer's skipped slots already counted.
@@ -521,9 +520,7 @@ pub async fn drive(
         guard,
         pinned: None,
         packets_sent: metrics::counter!(names::RTP_PACKETS_SENT),
-        packets_late: metrics::counter!(names::RTP_PACKETS_LATE),
         unflushed_sent: 0,
-        unflushed_late: 0,
         unflushed_slots: 0,
         unflushed_missed: 0,
         skipped_seen: 0,
@@ -688,10 +685,8 @@ impl Live {
         loop {
             match self.pacer.poll(now) {
                 PacerOutput::Transmit(t) => {
+                    // Late packets are counted by `send`, when they leave.
                     let lateness = now.saturating_duration_since(t.due);
-                    if lateness > Duration::from_millis(2) {
-                        self.unflushed_late += 1;
-                    }
                     if lateness >= media_guard::MISSED_AFTER {
                         self.unflushed_missed += 1;
                     }
@@ -702,9 +697,9 @@ impl Live {
                     // on the media thread's ring, it goes out with the other
                     // calls' after this wake-up's turns (`super::uring_send`).
                     if self.pinned == Some(remote) {
-                        send.send(socket, t.packet, None);
+                        send.send(socket, t.packet, None, t.due);
                     } else if remote.port() != 0 && !remote.ip().is_unspecified() {
-                        send.send(socket, t.packet, Some(remote));
+                        send.send(socket, t.packet, Some(remote), t.due);
                     }
                     // What kuma says, so that its echo is not taken for the caller's
                     // keys: known beforehand for prompts and silence, so the
@@ -826,10 +821,6 @@ impl Live {
         if self.unflushed_sent > 0 {
             self.packets_sent.increment(self.unflushed_sent);
             self.unflushed_sent = 0;
-        }
-        if self.unflushed_late > 0 {
-            self.packets_late.increment(self.unflushed_late);
-            self.unflushed_late = 0;
         }
     }
 

@@ -14,6 +14,7 @@ pub mod names {
     pub use crate::conversation::metrics::{ANSWERS_TOTAL, CALLS_TOTAL};
     pub const RTP_PACKETS_SENT: &str = "kuma_rtp_packets_sent_total";
     pub const RTP_PACKETS_LATE: &str = "kuma_rtp_packets_late_total";
+    pub const RTP_PACKETS_SENT_AT_ONCE: &str = "kuma_rtp_packets_sent_at_once_total";
     pub const MISSED_CALLS: &str = "kuma_missed_calls_total";
     pub const CALLBACK_ATTEMPTS: &str = "kuma_callback_attempts_total";
     pub const PANICS: &str = "kuma_panics_total";
@@ -49,6 +50,10 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_counter!(
         names::RTP_PACKETS_LATE,
         "RTP packets sent more than 2 ms after their time"
+    );
+    metrics::describe_counter!(
+        names::RTP_PACKETS_SENT_AT_ONCE,
+        "RTP packets sent with a system call of their own, not through the media thread's io_uring"
     );
     metrics::describe_counter!(
         names::MISSED_CALLS,

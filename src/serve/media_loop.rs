@@ -294,6 +294,7 @@ fn run_thread(lp: &Arc<Loop>, send: Sender) {
         }
         // Every call due has had its turn: their packets go out together.
         t.send.flush();
+        t.count_sends();
         if t.since_check >= CHECK_EVERY {
             t.since_check = 0;
             t.drop_abandoned();
@@ -395,6 +396,20 @@ impl Turns {
                     Some(Err(anyhow::anyhow!("BUG: the call's media panicked"))),
                 );
             }
+        }
+    }
+
+    /// Adds what the sender counted to the metrics (looked up here, once per
+    /// wake-up that counted something: the thread may start before the
+    /// metrics are installed).
+    fn count_sends(&mut self) {
+        let counts = self.send.take_counts();
+        if counts.late > 0 {
+            metrics::counter!(super::http::names::RTP_PACKETS_LATE).increment(counts.late);
+        }
+        if counts.at_once > 0 {
+            metrics::counter!(super::http::names::RTP_PACKETS_SENT_AT_ONCE)
+                .increment(counts.at_once);
         }
     }
 

@@ -67,12 +67,33 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Sends the calls' packets of one media thread (see the module's doc).
 pub struct Sender {
     #[cfg(target_os = "linux")]
     ring: Option<ring::Ring>,
+    /// When each packet queued on the ring and not yet handed to the kernel
+    /// was due, in the order queued (the ring submits in that order).
+    dues: Vec<Instant>,
+    /// What was counted since [`Sender::take_counts`].
+    counts: Counts,
 }
+
+/// Packets a [`Sender`] handed to the kernel, counted for the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Handed over more than [`LATE_AFTER`] after they were due: measured when
+    /// the packet leaves (the submit), not when its call's turn queued it.
+    pub late: u64,
+    /// Sent with a system call of their own (`send`/`sendto`): no ring, a
+    /// packet too long for a slot, or every slot in flight.
+    pub at_once: u64,
+}
+
+/// A packet handed to the kernel later than this after its time is late
+/// (`kuma_rtp_packets_late_total`).
+pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// Slots (packets queued or in flight at once) of a media thread's ring: at
 /// 3,000 calls a thread, a wake-up every 0.5 ms has some 75 packets due.
@@ -89,7 +110,14 @@ impl Sender {
         #[cfg(target_os = "linux")]
         {
             match ring::Ring::new(slots) {
-                Ok(r) => (Sender { ring: Some(r) }, Ok(())),
+                Ok(r) => {
+                    let sender = Sender {
+                        ring: Some(r),
+                        dues: Vec::with_capacity(slots as usize),
+                        counts: Counts::default(),
+                    };
+                    (sender, Ok(()))
+                }
                 Err(e) => (Sender::plain(), Err(e.to_string())),
             }
         }
@@ -105,6 +133,8 @@ impl Sender {
         Sender {
             #[cfg(target_os = "linux")]
             ring: None,
+            dues: Vec::new(),
+            counts: Counts::default(),
         }
     }
 
@@ -121,17 +151,28 @@ impl Sender {
         }
     }
 
-    /// Sends `packet` from `socket`: to the peer it is connected to (`to`
-    /// `None`), or to `to`. Through the ring, it leaves at the next
-    /// [`Sender::flush`] (or sooner); errors are ignored (a full socket
-    /// buffer drops the packet).
-    pub fn send(&mut self, socket: &Arc<UdpSocket>, packet: &[u8], to: Option<SocketAddr>) {
+    /// Sends `packet`, due at `due`, from `socket`: to the peer it is
+    /// connected to (`to` `None`), or to `to`. Through the ring, it leaves at
+    /// the next [`Sender::flush`] (or sooner); errors are ignored (a full
+    /// socket buffer drops the packet).
+    pub fn send(
+        &mut self,
+        socket: &Arc<UdpSocket>,
+        packet: &[u8],
+        to: Option<SocketAddr>,
+        due: Instant,
+    ) {
         #[cfg(target_os = "linux")]
-        if let Some(ring) = &mut self.ring
-            && ring.queue(socket, packet, to)
-        {
-            return;
+        if let Some(ring) = &mut self.ring {
+            if ring.queue(socket, packet, to) {
+                self.dues.push(due);
+                return;
+            }
+            // Refused after handing over what was queued (see `Ring::queue`).
+            self.count_submitted();
         }
+        self.counts.at_once += 1;
+        self.count(due, Instant::now());
         let _ = match to {
             None => socket.send(packet),
             Some(to) => socket.send_to(packet, to),
@@ -144,6 +185,7 @@ impl Sender {
         #[cfg(target_os = "linux")]
         if let Some(ring) = &mut self.ring {
             ring.flush();
+            self.count_submitted();
         }
     }
 
@@ -155,6 +197,37 @@ impl Sender {
         #[cfg(target_os = "linux")]
         if let Some(ring) = &mut self.ring {
             ring.settle();
+            self.count_submitted();
+        }
+    }
+
+    /// What was counted since the last call (the media thread adds it to the
+    /// metrics once per wake-up).
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// Counts the packets the ring has handed to the kernel since they were
+    /// queued: the oldest, as many as are no longer waiting in its queue.
+    #[cfg(target_os = "linux")]
+    fn count_submitted(&mut self) {
+        let waiting = self.ring.as_mut().map_or(0, ring::Ring::unsubmitted);
+        let submitted = self.dues.len().saturating_sub(waiting);
+        if submitted == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let late = self
+            .dues
+            .drain(..submitted)
+            .filter(|&due| now.saturating_duration_since(due) > LATE_AFTER)
+            .count();
+        self.counts.late += late as u64;
+    }
+
+    fn count(&mut self, due: Instant, now: Instant) {
+        if now.saturating_duration_since(due) > LATE_AFTER {
+            self.counts.late += 1;
         }
     }
 }
@@ -306,6 +379,11 @@ mod ring {
             true
         }
 
+        /// Packets queued and not yet handed to the kernel.
+        pub fn unsubmitted(&mut self) -> usize {
+            self.ring.submission().len()
+        }
+
         /// Slots queued or in flight.
         fn taken(&self) -> usize {
             self.len - self.free.len()
@@ -450,7 +528,6 @@ mod tests {
     use super::*;
     use crate::serve::rtp_socket;
     use std::os::fd::AsRawFd;
-    use std::time::Duration;
 
     fn peer() -> UdpSocket {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -505,8 +582,13 @@ mod tests {
         let (a, b) = (socket(), socket());
         a.connect(to.local_addr().unwrap()).unwrap();
         for i in 0..20u8 {
-            sender.send(&a, &[b'a', i], None);
-            sender.send(&b, &[b'b', i], Some(to.local_addr().unwrap()));
+            sender.send(&a, &[b'a', i], None, Instant::now());
+            sender.send(
+                &b,
+                &[b'b', i],
+                Some(to.local_addr().unwrap()),
+                Instant::now(),
+            );
             if i % 7 == 6 {
                 sender.flush();
             }
@@ -545,7 +627,7 @@ mod tests {
         let to = peer();
         let s = socket();
         let mut sender = sender;
-        sender.send(&s, b"now", Some(to.local_addr().unwrap()));
+        sender.send(&s, b"now", Some(to.local_addr().unwrap()), Instant::now());
         assert_eq!(
             received(&to),
             vec![(b"now".to_vec(), s.local_addr().unwrap().port())]
@@ -562,7 +644,7 @@ mod tests {
         let ended = socket();
         ended.connect(caller.local_addr().unwrap()).unwrap();
         let fd = ended.as_raw_fd();
-        sender.send(&ended, b"for the caller", None);
+        sender.send(&ended, b"for the caller", None, Instant::now());
         // The call ends: its socket is dropped before the flush, and a new
         // call's socket, connected to someone else, is opened meanwhile.
         drop(ended);
@@ -586,15 +668,96 @@ mod tests {
         let s = socket();
         let big = vec![9u8; ring::SLOT_BYTES + 1];
         for i in 0..10u8 {
-            sender.send(&s, &[i], Some(to.local_addr().unwrap()));
+            sender.send(&s, &[i], Some(to.local_addr().unwrap()), Instant::now());
         }
         // Too long for a slot: sent at once, after the ten queued.
-        sender.send(&s, &big, Some(to.local_addr().unwrap()));
+        sender.send(&s, &big, Some(to.local_addr().unwrap()), Instant::now());
         sender.flush();
         let got = payloads(&to);
         let mut want: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
         want.push(big);
         assert_eq!(got, want);
+        assert_eq!(sender.take_counts().at_once, 1, "only the long one");
+    }
+
+    #[test]
+    fn through_the_ring_a_packet_is_late_by_when_it_leaves_not_when_it_was_queued() {
+        let Some(mut sender) = ring_sender(8) else {
+            return;
+        };
+        let to = peer();
+        let s = socket();
+        let dest = Some(to.local_addr().unwrap());
+        // On time when queued, handed to the kernel 5 ms later: late.
+        sender.send(&s, b"held", dest, Instant::now());
+        std::thread::sleep(Duration::from_millis(5));
+        sender.flush();
+        assert_eq!(
+            sender.take_counts(),
+            Counts {
+                late: 1,
+                at_once: 0
+            }
+        );
+        // Queued on time and handed over at once: not late; one due 10 ms
+        // ago is.
+        sender.send(&s, b"prompt", dest, Instant::now());
+        sender.send(
+            &s,
+            b"overdue",
+            dest,
+            Instant::now() - Duration::from_millis(10),
+        );
+        sender.flush();
+        assert_eq!(
+            sender.take_counts(),
+            Counts {
+                late: 1,
+                at_once: 0
+            }
+        );
+        // Counted once: a flush with nothing queued counts nothing more.
+        sender.flush();
+        assert_eq!(sender.take_counts(), Counts::default());
+        // A settle hands over what is queued, and counts it.
+        sender.send(
+            &s,
+            b"before a release",
+            dest,
+            Instant::now() - Duration::from_millis(3),
+        );
+        sender.settle();
+        assert_eq!(
+            sender.take_counts(),
+            Counts {
+                late: 1,
+                at_once: 0
+            }
+        );
+        assert_eq!(payloads(&to).len(), 4);
+    }
+
+    #[test]
+    fn the_fallback_counts_each_packet_as_sent_at_once_and_late_by_its_send() {
+        let (mut sender, _) = Sender::new(false, 8);
+        let to = peer();
+        let s = socket();
+        let dest = Some(to.local_addr().unwrap());
+        sender.send(&s, b"on time", dest, Instant::now());
+        sender.send(
+            &s,
+            b"late",
+            dest,
+            Instant::now() - Duration::from_millis(10),
+        );
+        assert_eq!(
+            sender.take_counts(),
+            Counts {
+                late: 1,
+                at_once: 2
+            }
+        );
+        assert_eq!(sender.take_counts(), Counts::default());
     }
 
     #[test]
@@ -607,7 +770,7 @@ mod tests {
         // keeps the port.
         let s = Arc::new(rtp_socket::tests::named_port());
         rtp_socket::associate(&s, Some(caller.local_addr().unwrap())).unwrap();
-        sender.send(&s, b"connected", None);
+        sender.send(&s, b"connected", None, Instant::now());
         // What `Live::pin` does before it changes the association.
         sender.settle();
         rtp_socket::associate(&s, None).unwrap();
@@ -617,7 +780,7 @@ mod tests {
         // The connected form executed after a release (what a packet queued
         // before it would meet without the settle) fails: the socket has no
         // peer any more, so the packet is lost, never sent elsewhere.
-        sender.send(&s, b"lost", None);
+        sender.send(&s, b"lost", None, Instant::now());
         sender.flush();
         assert_eq!(received(&caller), vec![]);
     }
@@ -630,7 +793,12 @@ mod tests {
         let caller = peer();
         let s = socket();
         s.connect(caller.local_addr().unwrap()).unwrap();
-        sender.send(&s, b"named", Some(caller.local_addr().unwrap()));
+        sender.send(
+            &s,
+            b"named",
+            Some(caller.local_addr().unwrap()),
+            Instant::now(),
+        );
         sender.flush();
         let got = payloads(&caller);
         assert_eq!(got, vec![b"named".to_vec()]);
@@ -644,7 +812,7 @@ mod tests {
         let to = peer();
         let s = socket();
         for i in 0..5u8 {
-            sender.send(&s, &[i], Some(to.local_addr().unwrap()));
+            sender.send(&s, &[i], Some(to.local_addr().unwrap()), Instant::now());
         }
         drop(sender);
         assert_eq!(received(&to).len(), 5);
