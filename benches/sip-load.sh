@@ -149,7 +149,7 @@ for n in "${levels[@]}"; do
     sp=$(free_port)
     (cd "$work" && pin "${KUMA_LOAD_SIPP_CPUS:-}" "${in_ns[@]}" timeout -k 10 "$sipp_limit" sipp -sf load_call.xml -s 2000 "$sip" -l "$n" -r "$rate" -m "$total" \
         -i "$sipp_ip" -mi "$sipp_ip" -p "$sp" -mp "$mp" \
-        -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" >/dev/null 2>&1) &
+        -nostdin -timeout 300 -trace_stat -stf "stat-$n.csv" -trace_err -error_file "err-$n.log" >/dev/null 2>&1) &
     sipp_pid=$!
     gap=""
     if ((gaps)); then
@@ -182,6 +182,14 @@ for n in "${levels[@]}"; do
     # The media guard's changes during the level (when, at how many calls, the
     # share missed), on standard error so the table stays a table.
     tail -n +"$((log0 + 1))" "$work/serve.err" | grep -E 'refused \(503\)|on time again' | sed 's/^/    guard: /' >&2 || true
+    # Why the other calls failed: kuma's refusals other than busy since it
+    # started (`kuma_sip_refused_total` by reason), and sipp's errors in the level (its
+    # statistics' Failed* counters, and its -trace_err file, most frequent first).
+    { curl -s --max-time 10 "$http/metrics" || true; } | awk '$1 ~ /^kuma_sip_refused_total\{/ && $1 !~ /"busy"/ && $2 > 0 { print "    kuma refused (since start): " $1 " " $2 }' >&2
+    awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) name[i] = $i } END { for (i = 1; i <= NF; i++) if (name[i] ~ /^Failed.*\(C\)$/ && $i > 0) printf "    sipp: %s %d\n", name[i], $i }' "$work/stat-$n.csv" >&2
+    if [[ -s "$work/err-$n.log" ]]; then
+        grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}' "$work/err-$n.log" | cut -f3- | sed -E "s/Call-Id '[^']*'/Call-Id X/g; s/[0-9]+/N/g" | cut -c1-110 | sort | uniq -c | sort -rn | head -5 | sed 's/^/    sipp: /' >&2
+    fi
     # Datagrams the kernel dropped at kuma's SIP socket, its buffer full, since
     # kuma started (the last column of /proc/net/udp).
     awk -v port=":$(printf '%04X' "${sip##*:}")" '$2 ~ port "$" { d += $NF } END { print "    kuma'"'"'s SIP socket dropped " d + 0 " datagrams so far" }' "/proc/$pid/net/udp" >&2 || true
