@@ -94,6 +94,12 @@ pub struct Args {
     #[arg(long, env = "KUMA_IO_URING", value_name = "on|off",
           value_parser = clap::builder::BoolishValueParser::new())]
     io_uring: Option<bool>,
+    /// Run the threads that pace the calls' audio at real-time priority
+    /// (SCHED_RR 10) where the system allows it (root, CAP_SYS_NICE, or
+    /// systemd's LimitRTPRIO); `off`: at kuma's own priority [default: on]
+    #[arg(long, env = "KUMA_MEDIA_REALTIME", value_name = "on|off",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    media_realtime: Option<bool>,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -135,6 +141,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         spool_max_records: args.spool_max_records,
         media_guard: args.media_guard,
         io_uring: args.io_uring,
+        media_realtime: args.media_realtime,
     };
     let config = load(&file, explicit, &overrides).map_err(anyhow::Error::msg)?;
     let store = env.store().await?;

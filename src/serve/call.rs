@@ -538,7 +538,11 @@ pub async fn drive(
         started: false,
     };
     let loops = shared.media_loops.get_or_init(|| {
-        MediaLoops::start(tokio::runtime::Handle::current(), shared.config.io_uring)
+        MediaLoops::start(
+            tokio::runtime::Handle::current(),
+            shared.config.io_uring,
+            shared.config.media_realtime,
+        )
     });
     let ended = loops.run(Box::new(paced), tracing::Span::current())?;
     ended

@@ -61,6 +61,9 @@ pub struct ServeConfig {
     /// Send the calls' RTP packets through one io_uring per media thread
     /// (`super::uring_send`); false: one `sendto` each, as without io_uring.
     pub io_uring: bool,
+    /// Run the media threads at real-time priority where the system allows
+    /// it (`super::media_loop::go_realtime`); false: at the process's.
+    pub media_realtime: bool,
 }
 
 /// How much of kuma a peer may hold: connections, their idle time, request sizes.
@@ -217,6 +220,7 @@ impl Default for ServeConfig {
             spool: crate::store::spool::SpoolLimits::default(),
             media_guard: Some(super::media_guard::Thresholds::default()),
             io_uring: true,
+            media_realtime: true,
         }
     }
 }
@@ -258,6 +262,7 @@ pub struct FileConfig {
     /// `"off"`, or the share of late packets that makes the node busy (`"5%"`).
     pub media_guard: Option<String>,
     pub io_uring: Option<bool>,
+    pub media_realtime: Option<bool>,
     /// Read by other parts of kuma (kept here so a shared file is accepted).
     pub database: Option<String>,
     pub campaigns: Option<String>,
@@ -306,6 +311,8 @@ pub struct Overrides {
     pub media_guard: Option<String>,
     /// `KUMA_IO_URING`, `--io-uring`.
     pub io_uring: Option<bool>,
+    /// `KUMA_MEDIA_REALTIME`, `--media-realtime`.
+    pub media_realtime: Option<bool>,
 }
 
 /// Reads `kuma.toml` (if `path` exists) and applies the overrides.
@@ -462,6 +469,9 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     }
     if let Some(on) = o.io_uring.or(file.io_uring) {
         c.io_uring = on;
+    }
+    if let Some(on) = o.media_realtime.or(file.media_realtime) {
+        c.media_realtime = on;
     }
     let cb = file.callback.unwrap_or_default();
     let p = &mut c.callback;
@@ -846,6 +856,31 @@ mod tests {
         };
         assert!(load(&file, true, &o).unwrap().io_uring);
         std::fs::write(&file, "io_uring = \"no\"\n").unwrap();
+        assert!(load(&file, true, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn media_threads_ask_for_real_time_unless_turned_off_and_a_flag_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kuma.toml");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            load(&file, true, &Overrides::default())
+                .unwrap()
+                .media_realtime
+        );
+        std::fs::write(&file, "media_realtime = false\n").unwrap();
+        assert!(
+            !load(&file, true, &Overrides::default())
+                .unwrap()
+                .media_realtime
+        );
+        let o = Overrides {
+            media_realtime: Some(true),
+            ..Default::default()
+        };
+        assert!(load(&file, true, &o).unwrap().media_realtime);
+        std::fs::write(&file, "media_realtime = 1\n").unwrap();
         assert!(load(&file, true, &Overrides::default()).is_err());
     }
 

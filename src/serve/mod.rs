@@ -59,6 +59,9 @@ use tokio::sync::watch;
 
 pub use crate::catalog::{Catalog, Catalogs};
 pub use config::ServeConfig;
+/// The media threads' real-time priority (the systemd unit's `LimitRTPRIO`
+/// must reach it).
+pub use media_loop::REALTIME_PRIORITY;
 
 use crate::outbound::sealed::Sealer;
 use crate::secret::Pseudonymizer;
