@@ -201,11 +201,9 @@ impl Drop for MediaLoops {
 /// would make).
 fn say_path(path: &Result<(), String>) {
     static SAID: Mutex<Option<bool>> = Mutex::new(None);
-    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if *said == Some(path.is_ok()) {
+    if !first_time(&SAID, path.is_ok()) {
         return;
     }
-    *said = Some(path.is_ok());
     match path {
         Ok(()) => tracing::info!("RTP packets sent through io_uring, one submit per wake-up"),
         Err(why) => tracing::info!(why = %why, "RTP packets sent with sendto (no io_uring)"),
@@ -225,19 +223,7 @@ pub const REALTIME_PRIORITY: libc::c_int = 10;
 pub fn go_realtime() -> Result<(), String> {
     #[cfg(target_os = "linux")]
     {
-        let param = libc::sched_param {
-            sched_priority: REALTIME_PRIORITY,
-        };
-        // SAFETY: `param` is a valid sched_param; pid 0 is the calling
-        // thread, whose scheduling alone changes.
-        let r = unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param)
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error().to_string())
-        }
+        set_policy(libc::SCHED_RR, REALTIME_PRIORITY)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -245,15 +231,30 @@ pub fn go_realtime() -> Result<(), String> {
     }
 }
 
+/// Sets the calling thread's scheduling policy (with `SCHED_RESET_ON_FORK`)
+/// and priority.
+#[cfg(target_os = "linux")]
+fn set_policy(policy: libc::c_int, priority: libc::c_int) -> Result<(), String> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread,
+    // whose scheduling alone changes.
+    let r = unsafe { libc::sched_setscheduler(0, policy | libc::SCHED_RESET_ON_FORK, &param) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
+
 /// Logs the media threads' priority once (and again should another thread's
 /// differ).
 fn say_priority(got: &Result<(), String>) {
     static SAID: Mutex<Option<bool>> = Mutex::new(None);
-    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
-    if *said == Some(got.is_ok()) {
+    if !first_time(&SAID, got.is_ok()) {
         return;
     }
-    *said = Some(got.is_ok());
     match got {
         Ok(()) => tracing::info!(
             priority = REALTIME_PRIORITY,
@@ -348,16 +349,7 @@ impl Duty {
 fn go_ordinary() -> Result<(), String> {
     #[cfg(target_os = "linux")]
     {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: as in `go_realtime`.
-        let r = unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_OTHER | libc::SCHED_RESET_ON_FORK, &param)
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error().to_string())
-        }
+        set_policy(libc::SCHED_OTHER, 0)
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -384,6 +376,16 @@ fn change_priority(realtime: bool, duty: &mut Duty) {
             duty.realtime = !realtime;
         }
     }
+}
+
+/// Whether `outcome` differs from the last one `said` records (none at
+/// first), recording it: the media threads log how they started once, not
+/// once each.
+fn first_time(said: &Mutex<Option<bool>>, outcome: bool) -> bool {
+    let mut said = said.lock().unwrap_or_else(|e| e.into_inner());
+    let first = *said != Some(outcome);
+    *said = Some(outcome);
+    first
 }
 
 /// A call's waker: queues the call for a turn, once until it has had it.
