@@ -280,7 +280,7 @@ fn say_priority(got: &Result<(), String>) {
 /// seconds, and calls failed instead of being refused (`benches/sip-load.sh
 /// 2000`, kuma on one core: 2,233 of 4,000 calls failed; resting 1 ms after
 /// every 3 ms of work did not help: 1,212, against 37–547 at ordinary
-/// priority). At 1,000 calls the media thread is awake about half the time.
+/// priority).
 pub const DUTY_WINDOW: Duration = Duration::from_millis(100);
 /// See [`DUTY_WINDOW`] (per mille).
 pub const DUTY_HIGH: u32 = 900;
@@ -316,9 +316,12 @@ impl Duty {
     /// priority should now be (`Some`: change to real-time `true` or
     /// ordinary `false`).
     fn awake(&mut self, woke: Instant, now: Instant) -> Option<bool> {
+        if !self.allowed {
+            return None;
+        }
         self.awake += now.saturating_duration_since(woke);
         let window = now.saturating_duration_since(self.window_start);
-        if !self.allowed || window < DUTY_WINDOW {
+        if window < DUTY_WINDOW {
             return None;
         }
         let permille = u32::try_from(self.awake.as_micros() * 1000 / window.as_micros().max(1))
@@ -508,22 +511,17 @@ fn run_thread(lp: &Arc<Loop>, send: Sender, realtime: bool) {
             continue;
         }
         let now = Instant::now();
-        let sleep = match t.due.peek() {
-            Some(&Reverse((at, _, _))) if at > now => Some(Some(on_grid(at, epoch) - now)),
-            Some(_) => None,
-            None => Some(None),
-        };
         if let Some(realtime) = duty.awake(woke, now) {
             change_priority(realtime, &mut duty);
         }
         woke = now;
-        if let Some(sleep) = sleep {
-            match sleep {
-                Some(d) => std::thread::park_timeout(d),
-                None => std::thread::park(),
-            }
-            woke = Instant::now();
+        match t.due.peek() {
+            // Calls already due: their turns come next, awake.
+            Some(&Reverse((at, _, _))) if at <= now => continue,
+            Some(&Reverse((at, _, _))) => std::thread::park_timeout(on_grid(at, epoch) - now),
+            None => std::thread::park(),
         }
+        woke = Instant::now();
     }
 }
 

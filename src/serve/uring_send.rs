@@ -67,7 +67,9 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use crate::rtp::pacer::LATE_AFTER;
 
 /// Sends the calls' packets of one media thread (see the module's doc).
 pub struct Sender {
@@ -83,17 +85,14 @@ pub struct Sender {
 /// Packets a [`Sender`] handed to the kernel, counted for the metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    /// Handed over more than [`LATE_AFTER`] after they were due: measured when
+    /// Handed over more than [`LATE_AFTER`] after they were due
+    /// (`kuma_rtp_packets_late_total`, the pacer's threshold): measured when
     /// the packet leaves (the submit), not when its call's turn queued it.
     pub late: u64,
     /// Sent with a system call of their own (`send`/`sendto`): no ring, a
     /// packet too long for a slot, or every slot in flight.
     pub at_once: u64,
 }
-
-/// A packet handed to the kernel later than this after its time is late
-/// (`kuma_rtp_packets_late_total`).
-pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 /// Slots (packets queued or in flight at once) of a media thread's ring: at
 /// 3,000 calls a thread, a wake-up every 0.5 ms has some 75 packets due.
@@ -172,7 +171,7 @@ impl Sender {
             self.count_submitted();
         }
         self.counts.at_once += 1;
-        self.count(due, Instant::now());
+        self.counts.late += u64::from(is_late(due, Instant::now()));
         let _ = match to {
             None => socket.send(packet),
             Some(to) => socket.send_to(packet, to),
@@ -220,16 +219,15 @@ impl Sender {
         let late = self
             .dues
             .drain(..submitted)
-            .filter(|&due| now.saturating_duration_since(due) > LATE_AFTER)
+            .filter(|&due| is_late(due, now))
             .count();
         self.counts.late += late as u64;
     }
+}
 
-    fn count(&mut self, due: Instant, now: Instant) {
-        if now.saturating_duration_since(due) > LATE_AFTER {
-            self.counts.late += 1;
-        }
-    }
+/// Whether a packet due at `due` and handed to the kernel at `now` is late.
+fn is_late(due: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(due) > LATE_AFTER
 }
 
 /// The ring and its slots (Linux only).
@@ -528,6 +526,7 @@ mod tests {
     use super::*;
     use crate::serve::rtp_socket;
     use std::os::fd::AsRawFd;
+    use std::time::Duration;
 
     fn peer() -> UdpSocket {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
