@@ -96,7 +96,20 @@ common=(--campaigns "$work/campaigns" --data "$work/data" --database "sqlite://$
 # The caller's voice: any French prompt, as raw µ-law.
 "$kuma" audio export stop-trafficking-mali fr welcome --format wav-ulaw -o "$work/speech.wav" "${common[@]}" >/dev/null
 tail -c +59 "$work/speech.wav" >"$work/speech.ulaw"
-cp benches/sipp/load_call.xml "$work/"
+# KUMA_LOAD_KEY_PAUSE_MS: how long the caller waits after each key but the last
+# (default 1200: it barges through every prompt, a call lasts about 16 s). With
+# 6000 it hears most of each prompt, as a listener does (calls of about 64 s):
+# what a call costs once (SIP, its keys, its rows) is then spread over more
+# minutes, and two runs tell it apart from what each minute of audio costs.
+key_pause=${KUMA_LOAD_KEY_PAUSE_MS:-1200}
+[[ "$key_pause" =~ ^[0-9]+$ ]] && ((key_pause >= 100 && key_pause <= 6000)) || {
+    echo "KUMA_LOAD_KEY_PAUSE_MS: a number of milliseconds from 100 to 6000 (the campaign waits 6 s for a key)" >&2
+    exit 1
+}
+sed "s/<pause milliseconds=\"1200\"\/>/<pause milliseconds=\"$key_pause\"\/>/" benches/sipp/load_call.xml >"$work/load_call.xml"
+# About how long a call lasts: a second before the first key, 10 pauses, the
+# goodbye (16 s by default, as before).
+call_secs=$(awk -v p="$key_pause" 'BEGIN { printf "%.1f", 4 + 10 * p / 1000 }')
 
 # sipp is the station's gateway: a trunk, so its calls are not rate-limited;
 # --max-calls as high as the RTP range allows (two ports a call).
@@ -136,7 +149,7 @@ printf '%-10s %-10s %-8s %-8s %-8s %-10s %-12s %-16s %-18s %-14s %-26s %s\n' con
 "$( [[ "$netns" == 1 ]] && echo 'softirq-ms/c-min')" "$( [[ "$netns" == 1 ]] && echo 'core-ms/c-min')" "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
 for n in "${levels[@]}"; do
     total=$((n * 2))
-    rate=$(awk -v n="$n" 'BEGIN { printf "%.1f", n / 16 }')   # a call lasts about 16 s
+    rate=$(awk -v n="$n" -v d="$call_secs" 'BEGIN { printf "%.1f", n / d }')
     # sipp's own -timeout did not always end it: in one overloaded run it still
     # held 14 calls (that kuma had ended) 13 minutes later. A level takes 2 to 4
     # minutes; past 10, sipp is stopped and the level reported as it stands.
@@ -153,9 +166,9 @@ for n in "${levels[@]}"; do
     sipp_pid=$!
     gap=""
     if ((gaps)); then
-        # Every call is up after the ramp (n / rate = 16 s); kuma sends all its RTP
-        # to sipp's one media port.
-        sleep 18
+        # Every call is up after the ramp (n / rate = a call's length); kuma sends
+        # all its RTP to sipp's one media port.
+        sleep "$(awk -v d="$call_secs" 'BEGIN { printf "%.0f", d + 2 }')"
         timeout 5 tcpdump -i "$dev" -s 64 -w "$work/rtp-$n.pcap" "udp and dst port $mp" >/dev/null 2>&1 || true
         gap=$(python3 benches/rtp_gaps.py "$work/rtp-$n.pcap" 2>/dev/null || echo '?')
     fi
