@@ -44,6 +44,10 @@
 # datagrams by the ten thousand) and the calls it fails are partly its own;
 # 1,000 calls with half of kuma's core overload kuma alone.
 #
+# KUMA_LOAD_POSTGRES_URL (an admin URL, e.g. from .ci/start-postgres) runs kuma
+# on a database of its own on that PostgreSQL server instead of SQLite (the
+# server's CPU is not in kuma's column).
+#
 # Needs sipp (Debian's sip-tester). Every port is chosen at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,9 +75,11 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
     [[ -n "$cgroup" ]] && rmdir "$cgroup" 2>/dev/null || true
     netns_down
+    [[ -n "$pg_db" ]] && psql "$KUMA_LOAD_POSTGRES_URL" -qAtc "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 pid=""
+pg_db=""
 trap cleanup EXIT
 kuma_ip=127.0.0.1 sipp_ip=127.0.0.1 dev=lo
 in_ns=()   # prefix of a command run on sipp's side
@@ -90,7 +96,16 @@ fi
 mkdir -p "$work/campaigns"
 sed -e '/^poll_window = /d' -e "s|^audio = \"\.\./audio/|audio = \"$PWD/audio/|" \
     campaigns/stop-trafficking-mali.toml >"$work/campaigns/stop-trafficking-mali.toml"
-common=(--campaigns "$work/campaigns" --data "$work/data" --database "sqlite://$work/data/kuma.db")
+database="sqlite://$work/data/kuma.db"
+if [[ -n "${KUMA_LOAD_POSTGRES_URL:-}" ]]; then
+    # A database of this run's own on that server (an admin URL, as the tests'
+    # KUMA_TEST_POSTGRES_URL), dropped at the end.
+    command -v psql >/dev/null || { echo "KUMA_LOAD_POSTGRES_URL needs psql" >&2; exit 1; }
+    pg_db="kuma_load_$$"
+    psql "$KUMA_LOAD_POSTGRES_URL" -qAtc "CREATE DATABASE $pg_db" >/dev/null
+    database=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$KUMA_LOAD_POSTGRES_URL" "$pg_db")
+fi
+common=(--campaigns "$work/campaigns" --data "$work/data" --database "$database")
 "$kuma" audio prepare stop-trafficking-mali "${common[@]}" >/dev/null
 
 # The caller's voice: any French prompt, as raw µ-law.
