@@ -162,7 +162,102 @@ on_both_backends!(
     secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
     tokens_are_listed_with_their_campaigns,
     studio_pins_unlock_their_token_and_lock_after_wrong_tries,
+    writes_cut_off_anywhere_leave_no_transaction_open,
 );
+
+/// A write cut off at any point (the spool's deadline, an HTTP client that hung
+/// up, a call that ended) leaves nothing open for the writes after it. On
+/// PostgreSQL a `BEGIN` cut off before its answer came back left the pool's
+/// connection inside a transaction that sqlx did not know of, and the pool lent
+/// it again: a statement made on it later outside a transaction (a token
+/// created or revoked, a studio PIN's wrong tries, a call-back ringing) was
+/// committed only if some later write on that connection committed, and was
+/// lost when the connection closed.
+async fn writes_cut_off_anywhere_leave_no_transaction_open(store: Store, url: String) {
+    let mut made = 0;
+    // Writes cut off after each of their steps in turn: polled `steps` times,
+    // 2 ms apart (each step sends a statement or reads its answer: BEGIN,
+    // the statements, COMMIT), then dropped.
+    // Where the BEGIN is cut off depends on how soon the pool lends a
+    // connection, so the first steps are tried many times.
+    for steps in 1..=12u32 {
+        for round in 0..if steps <= 3 { 25 } else { 3 } {
+            let caller = format!("p_{steps}_{round}");
+            {
+                let mut write = std::pin::pin!(store.callbacks().subscribe(
+                    "c",
+                    &caller,
+                    b"sealed",
+                    u32::MAX,
+                    at(0)
+                ));
+                for _ in 0..steps {
+                    let ready = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(write.as_mut().poll(cx).is_ready())
+                    })
+                    .await;
+                    if ready {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            // The pool has taken back the write's connection.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if store.backend() == "postgres" {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                let open: Vec<(i32, String)> = sqlx::query_as(
+                    "SELECT pid, query FROM pg_stat_activity \
+                     WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                )
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+                c.close().await.unwrap();
+                assert!(
+                    open.is_empty(),
+                    "cut off after {steps} steps, connections are left inside a transaction: {open:?}"
+                );
+            }
+            // Statements outside a transaction, on whichever connections the
+            // pool lends, are committed: another connection sees them.
+            for _ in 0..4 {
+                assert!(
+                    store
+                        .tokens()
+                        .create(&format!("tok-{made}"), "admin", &format!("h-{made}"), at(1))
+                        .await
+                        .unwrap()
+                );
+                made += 1;
+            }
+            assert_eq!(
+                committed_tokens(&store, &url).await,
+                made,
+                "cut off after {steps} steps"
+            );
+        }
+    }
+}
+
+/// The tokens another connection than the store's sees.
+async fn committed_tokens(store: &Store, url: &str) -> i64 {
+    let count = "SELECT count(*) FROM tokens WHERE name LIKE 'tok-%'";
+    match store.backend() {
+        "postgres" => {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            let seen = sqlx::query_scalar(count).fetch_one(&mut c).await.unwrap();
+            c.close().await.unwrap();
+            seen
+        }
+        _ => {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            let seen = sqlx::query_scalar(count).fetch_one(&mut c).await.unwrap();
+            c.close().await.unwrap();
+            seen
+        }
+    }
+}
 
 async fn tokens_are_listed_with_their_campaigns(store: Store, _url: String) {
     let t0 = at(0);

@@ -376,19 +376,26 @@ macro_rules! write_tx {
     };
 }
 
-/// The PostgreSQL side of [`write_tx!`]: `$body` in a transaction `$tx` of
-/// `$pool`, run again after a deadlock or a serialization conflict.
+/// The PostgreSQL side of [`write_tx!`]: `$body` in a transaction `$tx` on a
+/// connection of `$pool` ([`PgHeld`]: closed if the write is cut off), run
+/// again after a deadlock or a serialization conflict.
 macro_rules! pg_write_tx {
     ($pool:expr, |$tx:ident| $body:block) => {{
         let pool = $pool;
         let mut attempt = 1u32;
         loop {
-            let mut $tx = pool.begin().await?;
+            let mut held = $crate::store::PgHeld::acquire(pool).await?;
+            let mut $tx = sqlx::Connection::begin(held.conn()).await?;
             let out: Result<_, StoreError> = async { Ok($body) }.await;
             let out = match out {
                 Ok(value) => $tx.commit().await.map(|()| value).map_err(StoreError::from),
-                Err(e) => Err(e),
+                Err(e) => {
+                    // Rolled back before the connection is lent again.
+                    drop($tx);
+                    Err(e)
+                }
             };
+            held.ended();
             match out {
                 Err(e) if e.is_retryable() && attempt < $crate::store::PG_ATTEMPTS => {
                     tracing::debug!(attempt, "write conflict, running the transaction again");
@@ -400,6 +407,51 @@ macro_rules! pg_write_tx {
             }
         }
     }};
+}
+
+/// A connection of the PostgreSQL pool held for one write transaction
+/// ([`pg_write_tx!`]). Dropped before [`PgHeld::ended`], because the write was
+/// cut off (the spool's deadline, a request whose client hung up, a call that
+/// ended), the connection is closed instead of going back to the pool, and the
+/// server rolls back whatever the write had begun (or keeps it, if its COMMIT
+/// had arrived: every write may be applied again). sqlx counts a transaction
+/// as begun only once it has read the server's answer to `BEGIN`, and as ended
+/// once it has read the answer to `COMMIT`: a write cut off in between left the
+/// connection inside a transaction sqlx did not know of, which the pool lent
+/// again, so that a statement made on it outside a transaction (a token
+/// created, a studio PIN's wrong tries) was not committed until some later
+/// write on that connection committed, and was lost if none did (seen under
+/// load: "there is already a transaction in progress" in PostgreSQL's log).
+pub(crate) struct PgHeld {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    ended: bool,
+}
+
+impl PgHeld {
+    pub(crate) async fn acquire(pool: &sqlx::PgPool) -> Result<PgHeld, sqlx::Error> {
+        Ok(PgHeld {
+            conn: pool.acquire().await?,
+            ended: false,
+        })
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.conn
+    }
+
+    /// The transaction was committed or rolled back: the connection may be
+    /// lent again.
+    pub(crate) fn ended(mut self) {
+        self.ended = true;
+    }
+}
+
+impl Drop for PgHeld {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// A write made of [`ProgressTx`](progress_tx::ProgressTx) calls (`$write`,
