@@ -4,9 +4,8 @@
 //! a group it denies is easy to miss: `~@resources` once took away the
 //! store's `setpriority`, which would have killed kuma at its first database
 //! write. The groups are expanded by `systemd-analyze syscall-filter` (this
-//! machine's systemd), and the lines combined as systemd.exec(5) says: the
-//! first line's kind (an allow list here) sets the default, later allow
-//! lines add to the set, later `~` lines take away.
+//! machine's systemd), and the lines combined as systemd.exec(5) says
+//! ([`allowed_by_unit`]).
 
 mod common;
 
@@ -85,11 +84,15 @@ fn expand(
     }
 }
 
-#[test]
-fn the_systemd_unit_lets_kuma_make_its_system_calls_and_ask_for_its_priority() {
+/// The system calls the unit's `SystemCallFilter` lines allow, combined as
+/// systemd.exec(5) says: the first line's kind (an allow list here) sets the
+/// default, and an allow list always holds `@default`; later allow lines add
+/// to the set, later `~` lines take away. `None` (after
+/// [`common::peer_missing`]) without `systemd-analyze`.
+fn allowed_by_unit() -> Option<BTreeSet<String>> {
     let Some(groups) = groups() else {
         common::peer_missing("systemd-analyze (Debian's systemd)");
-        return;
+        return None;
     };
     let lines = values("SystemCallFilter");
     assert!(
@@ -97,6 +100,7 @@ fn the_systemd_unit_lets_kuma_make_its_system_calls_and_ask_for_its_priority() {
         "the first SystemCallFilter line is an allow list: {lines:?}"
     );
     let mut allowed = BTreeSet::new();
+    expand("@default", &groups, &mut allowed);
     for line in &lines {
         let (deny, list) = match line.strip_prefix('~') {
             Some(rest) => (true, rest),
@@ -112,6 +116,14 @@ fn the_systemd_unit_lets_kuma_make_its_system_calls_and_ask_for_its_priority() {
             allowed.extend(set);
         }
     }
+    Some(allowed)
+}
+
+#[test]
+fn the_systemd_unit_lets_kuma_make_its_system_calls_and_ask_for_its_priority() {
+    let Some(allowed) = allowed_by_unit() else {
+        return;
+    };
     let refused: Vec<_> = KUMA_CALLS
         .iter()
         .filter(|c| !allowed.contains(**c))
