@@ -323,11 +323,31 @@ impl Server {
 
     /// With environment variables too (`KUMA_LOG`…).
     pub fn start_with_env(campaigns: &Path, flags: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_under(&[], campaigns, flags, env)
+    }
+
+    /// Run by another program: `wrapper` (`strace -f -o FILE`…) comes before
+    /// kuma on the command line. `child` is then that program, not kuma.
+    pub fn start_under(
+        wrapper: &[&std::ffi::OsStr],
+        campaigns: &Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         prepared_data(&data);
         let (stderr, log) = stderr_log(dir.path());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        let kuma = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_kuma"));
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(kuma);
+                command
+            }
+            None => Command::new(kuma),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--sip",
