@@ -63,6 +63,7 @@ fn main() -> io::Result<()> {
     for (dir, target) in [
         ("webhook-at", "webhook_at"),
         ("webhook-twilio", "webhook_twilio"),
+        ("studio-edit", "studio_edit"),
     ] {
         total += write_mutations(&out.join(target), &read_dir(&corpus.join(dir))?, stride)?;
     }
