@@ -411,10 +411,11 @@ macro_rules! pg_write_tx {
 
 /// A connection of the PostgreSQL pool held for one write transaction
 /// ([`pg_write_tx!`]). Dropped before [`PgHeld::ended`], because the write was
-/// cut off (the spool's deadline, a request whose client hung up, a call that
-/// ended), the connection is closed instead of going back to the pool, and the
-/// server rolls back whatever the write had begun (or keeps it, if its COMMIT
-/// had arrived: every write may be applied again). sqlx counts a transaction
+/// cut off (the spool's deadline on the writer thread, or any caller that
+/// stops waiting for a write it runs itself), the connection is closed instead
+/// of going back to the pool, and the server rolls back whatever the write had
+/// begun (or keeps it, if its COMMIT had arrived: every write may be applied
+/// again). sqlx counts a transaction
 /// as begun only once it has read the server's answer to `BEGIN`, and as ended
 /// once it has read the answer to `COMMIT`: a write cut off in between left the
 /// connection inside a transaction sqlx did not know of, which the pool lent
