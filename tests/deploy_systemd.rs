@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::Server;
+use common::{Server, eventually};
 
 const UNIT: &str = include_str!("../deploy/systemd/kuma.service");
 
@@ -316,18 +316,6 @@ impl Drop for Tracee {
     fn drop(&mut self) {
         if self.running {
             let _ = Command::new("kill").args(["-KILL", &self.pid]).status();
-        }
-    }
-}
-
-/// Tries `f` every 100 ms until it succeeds or `limit` has passed (then its
-/// last error).
-fn eventually<T, E>(limit: Duration, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    let until = Instant::now() + limit;
-    loop {
-        match f() {
-            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(100)),
-            done => return done,
         }
     }
 }

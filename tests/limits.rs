@@ -109,16 +109,7 @@ fn metric(http: SocketAddr, name: &str) -> f64 {
 
 /// Waits until `f` holds, for up to `within`.
 fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + within;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually(within, || f().then_some(()).ok_or(())).is_ok()
 }
 
 /// Whether the server closed `s`: reads without waiting; anything read is dropped.

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The SIP and HTTP addresses a starting `kuma serve` prints on its first line of
 /// standard output (the ports are chosen at run time):
@@ -460,8 +461,7 @@ pub fn http(
 ) -> HttpReply {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -526,4 +526,16 @@ pub fn write_wav_8k(path: &Path, pcm: &[i16]) {
         w.write_sample(*s).unwrap();
     }
     w.finalize().unwrap();
+}
+
+/// Tries `f` every 50 ms until it succeeds or `limit` has passed (then its
+/// last error).
+pub fn eventually<T, E>(limit: Duration, mut f: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let until = Instant::now() + limit;
+    loop {
+        match f() {
+            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+            done => return done,
+        }
+    }
 }
