@@ -129,13 +129,21 @@ pub fn kuma_json(campaigns: &Path, database: &str, data: &Path, args: &[&str]) -
     serde_json::from_str(&kuma_ok(campaigns, database, data, args)).unwrap()
 }
 
-/// A free UDP port on loopback, found at run time.
+/// A port on loopback free for both UDP and TCP, found at run time (sipp
+/// binds its `-p` port for TCP with `-t t1`; a port only checked for UDP was
+/// once taken for TCP: "Unable to bind main socket").
 pub fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    for _ in 0..100 {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1")
 }
 
 /// A base port for sipp's media (`-mp`): sipp binds the audio RTP port, the one
