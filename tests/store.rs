@@ -163,6 +163,7 @@ on_both_backends!(
     tokens_are_listed_with_their_campaigns,
     studio_pins_unlock_their_token_and_lock_after_wrong_tries,
     writes_cut_off_anywhere_leave_no_transaction_open,
+    writes_go_on_after_the_server_drops_every_connection,
 );
 
 /// A write cut off at any point (the spool's deadline, an HTTP client that hung
@@ -238,6 +239,69 @@ async fn writes_cut_off_anywhere_leave_no_transaction_open(store: Store, url: St
             );
         }
     }
+}
+
+/// The server drops every connection of the store (restarted, or an operator's
+/// `pg_terminate_backend`) just after a write: the writes that come next are
+/// stored all the same. On PostgreSQL a connection whose transaction ended is
+/// kept for the next write without the pool's check (`store/pg_conn.rs`), so a
+/// `BEGIN` that fails on one must be tried again on a checked connection, not
+/// fail the write (a call's write would be spooled; a token's would be lost).
+async fn writes_go_on_after_the_server_drops_every_connection(store: Store, url: String) {
+    let first = call(&store, "c_1", at(0), None).await;
+    answer(&store, first, "q1", "yes", at(1), None).await;
+    assert!(
+        store
+            .tokens()
+            .create("tok-0", "admin", "h-0", at(1))
+            .await
+            .unwrap()
+    );
+    if store.backend() == "postgres" {
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let others = "SELECT pid FROM pg_stat_activity \
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        // (Materialized: the filter on pids runs before the terminations.)
+        let dropped: Vec<(i32,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH o AS MATERIALIZED ({others}) SELECT pid FROM o WHERE pg_terminate_backend(pid)"
+        )))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert!(!dropped.is_empty(), "the store holds no connection");
+        // Gone, well within the second a kept connection is lent unchecked.
+        while !sqlx::query_as::<_, (i32,)>(others)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        c.close().await.unwrap();
+    }
+    answer(&store, first, "q2", "no", at(2), None).await;
+    let second = call(&store, "c_2", at(2), None).await;
+    answer(&store, second, "q1", "no", at(3), None).await;
+    store.mark_completed(second).await.unwrap();
+    assert!(
+        store
+            .tokens()
+            .create("tok-1", "admin", "h-1", at(3))
+            .await
+            .unwrap()
+    );
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!((c.calls, c.completed), (2, 1));
+    assert_eq!(
+        c.answers,
+        vec![
+            choice("q1", "no", 1),
+            choice("q1", "yes", 1),
+            choice("q2", "no", 1),
+        ]
+    );
+    assert_eq!(committed_tokens(&store, &url).await, 2);
 }
 
 /// The tokens another connection than the store's sees.

@@ -30,8 +30,9 @@
 //! keeps them on disk while the database is away (`kuma serve`);
 //! `writer_thread.rs` is the thread calls' writes run on, `group.rs` groups
 //! SQLite writes into one transaction, `direct.rs` runs a call's writes on
-//! SQLite without sqlx's worker thread and `progress_tx.rs` is the
-//! transaction they are written against, either backend.
+//! SQLite without sqlx's worker thread, `pg_conn.rs` holds the connections
+//! PostgreSQL writes run on, and `progress_tx.rs` is the transaction a
+//! call's writes are written against, either backend.
 
 pub mod callback_listing;
 mod callbacks;
@@ -42,6 +43,7 @@ mod funnel;
 mod group;
 mod keys;
 mod open;
+mod pg_conn;
 mod progress_tx;
 mod reads;
 mod recordings;
@@ -203,7 +205,7 @@ impl std::fmt::Debug for Store {
 
 enum Backend {
     Sqlite(SqliteBackend),
-    Postgres(sqlx::PgPool),
+    Postgres(pg_conn::PgBackend),
 }
 
 struct SqliteBackend {
@@ -272,7 +274,7 @@ impl Store {
                 db.writer.pool.close().await;
                 db.pool.close().await
             }
-            Backend::Postgres(pool) => pool.close().await,
+            Backend::Postgres(pg) => pg.close().await,
         }
     }
 }
@@ -303,8 +305,8 @@ macro_rules! with_pool {
                 let $pool = &db.pool;
                 $body
             }
-            $crate::store::Backend::Postgres(pool) => {
-                let $pool = pool;
+            $crate::store::Backend::Postgres(pg) => {
+                let $pool = &pg.pool;
                 $body
             }
         }
@@ -369,33 +371,46 @@ macro_rules! write_tx {
                     Err(e) => Err(e),
                 }
             }
-            $crate::store::Backend::Postgres(pool) => {
-                $crate::store::pg_write_tx!(pool, |$tx| $body)
+            $crate::store::Backend::Postgres(pg) => {
+                $crate::store::pg_write_tx!(pg, |$tx| $body)
             }
         }
     };
 }
 
 /// The PostgreSQL side of [`write_tx!`]: `$body` in a transaction `$tx` on a
-/// connection of `$pool` ([`PgHeld`]: closed if the write is cut off), run
-/// again after a deadlock or a serialization conflict.
+/// connection of `$pg` (a [`pg_conn::PgBackend`]; the connection is kept for
+/// the next write once the transaction ended, closed if the write is cut
+/// off), run again after a deadlock or a serialization conflict.
 macro_rules! pg_write_tx {
-    ($pool:expr, |$tx:ident| $body:block) => {{
-        let pool = $pool;
+    ($pg:expr, |$tx:ident| $body:block) => {{
+        let pg = $pg;
         let mut attempt = 1u32;
         loop {
-            let mut held = $crate::store::PgHeld::acquire(pool).await?;
-            let mut $tx = sqlx::Connection::begin(held.conn()).await?;
-            let out: Result<_, StoreError> = async { Ok($body) }.await;
-            let out = match out {
-                Ok(value) => $tx.commit().await.map(|()| value).map_err(StoreError::from),
-                Err(e) => {
-                    // Rolled back before the connection is lent again.
-                    drop($tx);
-                    Err(e)
+            let mut held = $crate::store::pg_conn::PgHeld::acquire(pg).await?;
+            let kept = held.was_kept();
+            let mut $tx = match sqlx::Connection::begin(held.conn()).await {
+                Ok(tx) => tx,
+                // A kept connection that died since its last write (the
+                // server restarted): closed, and the write begins again on
+                // one from the pool, which checks it (at most `KEPT` times).
+                Err(error) if kept => {
+                    tracing::debug!(%error, "a kept connection failed; taking one from the pool");
+                    continue;
                 }
+                Err(error) => break Err(StoreError::from(error)),
             };
-            held.ended();
+            let out: Result<_, StoreError> = async { Ok($body) }.await;
+            let (out, ended) = match out {
+                Ok(value) => match $tx.commit().await {
+                    Ok(()) => (Ok(value), true),
+                    Err(e) => (Err(StoreError::from(e)), false),
+                },
+                Err(e) => (Err(e), $tx.rollback().await.is_ok()),
+            };
+            if ended {
+                held.ended();
+            }
             match out {
                 Err(e) if e.is_retryable() && attempt < $crate::store::PG_ATTEMPTS => {
                     tracing::debug!(attempt, "write conflict, running the transaction again");
@@ -407,52 +422,6 @@ macro_rules! pg_write_tx {
             }
         }
     }};
-}
-
-/// A connection of the PostgreSQL pool held for one write transaction
-/// ([`pg_write_tx!`]). Dropped before [`PgHeld::ended`], because the write was
-/// cut off (the spool's deadline on the writer thread, or any caller that
-/// stops waiting for a write it runs itself), the connection is closed instead
-/// of going back to the pool, and the server rolls back whatever the write had
-/// begun (or keeps it, if its COMMIT had arrived: every write may be applied
-/// again). sqlx counts a transaction
-/// as begun only once it has read the server's answer to `BEGIN`, and as ended
-/// once it has read the answer to `COMMIT`: a write cut off in between left the
-/// connection inside a transaction sqlx did not know of, which the pool lent
-/// again, so that a statement made on it outside a transaction (a token
-/// created, a studio PIN's wrong tries) was not committed until some later
-/// write on that connection committed, and was lost if none did (seen under
-/// load: "there is already a transaction in progress" in PostgreSQL's log).
-pub(crate) struct PgHeld {
-    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
-    ended: bool,
-}
-
-impl PgHeld {
-    pub(crate) async fn acquire(pool: &sqlx::PgPool) -> Result<PgHeld, sqlx::Error> {
-        Ok(PgHeld {
-            conn: pool.acquire().await?,
-            ended: false,
-        })
-    }
-
-    pub(crate) fn conn(&mut self) -> &mut sqlx::PgConnection {
-        &mut self.conn
-    }
-
-    /// The transaction was committed or rolled back: the connection may be
-    /// lent again.
-    pub(crate) fn ended(mut self) {
-        self.ended = true;
-    }
-}
-
-impl Drop for PgHeld {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.conn.close_on_drop();
-        }
-    }
 }
 
 /// A write made of [`ProgressTx`](progress_tx::ProgressTx) calls (`$write`,
@@ -467,9 +436,9 @@ macro_rules! progress_write {
                 $crate::store::direct::write(db, $until, |$tx| $crate::store::direct::now($write))
                     .await
             }
-            $crate::store::Backend::Postgres(pool) => {
-                $crate::store::pg_write_tx!(pool, |pg| {
-                    let $tx = &mut pg;
+            $crate::store::Backend::Postgres(pg) => {
+                $crate::store::pg_write_tx!(pg, |tx| {
+                    let $tx = &mut tx;
                     $write.await?
                 })
             }

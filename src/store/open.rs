@@ -31,6 +31,7 @@ pub(super) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One writer at a time anyway; the others serve concurrent reads and exports.
 const SQLITE_POOL_SIZE: u32 = 4;
+/// Connections for reads and for writes beyond those kept warm (`pg_conn.rs`).
 const POSTGRES_POOL_SIZE: u32 = 10;
 
 pub(super) async fn open(url: &str) -> Result<Backend, StoreError> {
@@ -111,14 +112,14 @@ async fn open_postgres(url: &str) -> Result<Backend, StoreError> {
     let _ = first.close().await;
 
     let pool = PgPoolOptions::new()
-        .max_connections(POSTGRES_POOL_SIZE)
+        .max_connections(POSTGRES_POOL_SIZE + super::pg_conn::KEPT as u32)
         .acquire_timeout(CONNECT_TIMEOUT)
         .connect_lazy_with(options);
     POSTGRES_MIGRATIONS
         .run(&pool)
         .await
         .map_err(|e| migrate_error(url, &e))?;
-    Ok(Backend::Postgres(pool))
+    Ok(Backend::Postgres(super::pg_conn::PgBackend::new(pool)))
 }
 
 /// Turns a connection error into one line an operator can act on.
