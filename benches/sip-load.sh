@@ -7,7 +7,9 @@
 # calls completed, calls refused at once because kuma's audio was going out late
 # (503 from its media guard, from kuma's /metrics), other failed calls, the share
 # of RTP packets kuma sent more than 2 ms after their schedule (from its /metrics), and kuma's own CPU time per call-minute (from
-# /proc/PID/stat, so sipp's CPU is not counted).
+# /proc/PID/stat, so sipp's CPU is not counted). After each level it checks that
+# every call sipp took to its goodbye is stored as completed in `kuma results`
+# (a line on standard error, starting `!!` when some are missing).
 #
 #   benches/sip-load.sh [CONCURRENT_CALLS ...]     (default: 50 100 200)
 #
@@ -162,6 +164,7 @@ gaps=0
 [[ "${KUMA_LOAD_GAPS:-1}" == 1 ]] && command -v tcpdump >/dev/null && gaps=1
 printf '%-10s %-10s %-8s %-8s %-8s %-10s %-12s %-16s %-18s %-14s %-26s %s\n' concurrent calls/s ok refused failed 'late>2ms' 'late%' 'cpu-ms/call-min' \
 "$( [[ "$netns" == 1 ]] && echo 'softirq-ms/c-min')" "$( [[ "$netns" == 1 ]] && echo 'core-ms/c-min')" "$( ((gaps)) && echo 'RTP gap p50/p99/worst ms')" load1
+completed_at_sipp=0
 for n in "${levels[@]}"; do
     total=$((n * 2))
     rate=$(awk -v n="$n" -v d="$call_secs" 'BEGIN { printf "%.1f", n / d }')
@@ -221,4 +224,18 @@ for n in "${levels[@]}"; do
     # Datagrams the kernel dropped at kuma's SIP socket, its buffer full, since
     # kuma started (the last column of /proc/net/udp).
     awk -v port=":$(printf '%04X' "${sip##*:}")" '$2 ~ port "$" { d += $NF } END { print "    kuma'"'"'s SIP socket dropped " d + 0 " datagrams so far" }' "/proc/$pid/net/udp" >&2 || true
+    # Nothing lost under load: every call sipp took to its goodbye is stored as
+    # completed (`kuma results`, on the run's database; writes a slow database
+    # held back are spooled and applied within seconds).
+    completed_at_sipp=$((completed_at_sipp + ok))
+    stored=""
+    for _ in $(seq 1 30); do
+        stored=$("$kuma" results stop-trafficking-mali --format json "${common[@]}" 2>/dev/null |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["completed"])' 2>/dev/null || true)
+        [[ "$stored" =~ ^[0-9]+$ ]] && ((stored >= completed_at_sipp)) && break
+        sleep 1
+    done
+    echo "    stored as completed: ${stored:-?} calls; completed at sipp: $completed_at_sipp (since start)" >&2
+    [[ "$stored" =~ ^[0-9]+$ ]] && ((stored >= completed_at_sipp)) ||
+        echo "    !! calls that sipp completed are missing from kuma's results" >&2
 done
