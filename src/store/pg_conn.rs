@@ -4,9 +4,9 @@
 //! sqlx's pool checks a connection with a round trip to the server each time
 //! it lends one (`test_before_acquire`) and again each time one comes back
 //! (always: its "band-aid" for futures dropped mid-statement). A call's
-//! writes are about 15 short transactions (a BEGIN, two to seven statements,
-//! a COMMIT), so those two checks were a third of the 90 round trips a call
-//! cost kuma and the server (issue 16). A connection whose transaction
+//! writes are about 14 short transactions (a BEGIN, two to seven statements,
+//! a COMMIT), so those two checks were 28 of the 116 messages a call sent
+//! the server under `benches/sip-load.sh` (issue 16). A connection whose transaction
 //! ended is therefore kept here, out of the pool's reach, for the next write,
 //! and lent again at once while it is fresh: used within [`FRESH_FOR`]. One
 //! that waited longer is let go and the write takes one from the pool, which
@@ -77,25 +77,19 @@ impl PgBackend {
     /// to the pool (which checks them there), dropped here, on the caller's
     /// runtime.
     fn fresh(&self) -> Option<PoolConnection<Postgres>> {
-        let stale = {
-            let mut kept = self.kept();
-            let (conn, since) = kept.pop()?;
-            if since.elapsed() <= FRESH_FOR {
-                return Some(conn);
-            }
-            // The others were kept earlier still.
-            let mut stale = std::mem::take(&mut *kept);
-            stale.push((conn, since));
-            stale
-        };
-        drop(stale);
+        let mut kept = self.kept();
+        let (conn, since) = kept.pop()?;
+        if since.elapsed() <= FRESH_FOR {
+            return Some(conn);
+        }
+        // The others were kept earlier still.
+        kept.clear();
         None
     }
 
     /// Gives the kept connections back to the pool and closes it.
     pub(super) async fn close(&self) {
-        let kept = std::mem::take(&mut *self.kept());
-        drop(kept);
+        self.kept().clear();
         self.pool.close().await;
     }
 }
@@ -157,9 +151,6 @@ impl<'a> PgHeld<'a> {
             let mut kept = self.home.kept();
             if kept.len() < KEPT {
                 kept.push((conn, Instant::now()));
-            } else {
-                drop(kept);
-                drop(conn);
             }
         }
     }
