@@ -9,7 +9,9 @@
 # of RTP packets kuma sent more than 2 ms after their schedule (from its /metrics), and kuma's own CPU time per call-minute (from
 # /proc/PID/stat, so sipp's CPU is not counted). After each level it checks that
 # every call sipp took to its goodbye is stored as completed in `kuma results`
-# (a line on standard error, starting `!!` when some are missing).
+# (a line on standard error, starting `!!` when some are missing), and what kuma
+# holds once the level's calls have ended (resident memory, its peak, threads,
+# open files): the same level repeated (`sip-load.sh 200 200 200 …`) is a soak.
 #
 #   benches/sip-load.sh [CONCURRENT_CALLS ...]     (default: 50 100 200)
 #
@@ -224,6 +226,10 @@ for n in "${levels[@]}"; do
     # Datagrams the kernel dropped at kuma's SIP socket, its buffer full, since
     # kuma started (the last column of /proc/net/udp).
     awk -v port=":$(printf '%04X' "${sip##*:}")" '$2 ~ port "$" { d += $NF } END { print "    kuma'"'"'s SIP socket dropped " d + 0 " datagrams so far" }' "/proc/$pid/net/udp" >&2 || true
+    # What kuma holds once the level's calls have ended: a level repeated
+    # (`sip-load.sh 200 200 200 …`) is a soak, and these must not grow with it.
+    awk '/^VmRSS|^VmHWM|^Threads/ { printf "%s %s%s ", $1, $2, ($3 ? " " $3 : "") } END { print "" }' "/proc/$pid/status" |
+        sed "s/^/    kuma holds: /; s/\$/open files $(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)/" >&2 || true
     # Nothing lost under load: every call sipp took to its goodbye is stored as
     # completed (`kuma results`, on the run's database; writes a slow database
     # held back are spooled and applied within seconds).
