@@ -363,6 +363,91 @@ fn a_new_campaign_is_made_from_an_existing_one() {
     );
 }
 
+#[test]
+fn the_recordings_folder_is_not_changed_from_the_studio() {
+    // A token limited to its own campaign pointed that campaign's `audio` at
+    // another's recordings, then replaced one by uploading a prompt.
+    let (dir, campaigns) = studio_copy();
+    let s = Server::start_in(&campaigns, &[]);
+    let admin = token(&s, &campaigns, "admin", "office");
+    let r = request(
+        &s,
+        "POST",
+        "/api/campaigns",
+        &admin,
+        &[("Content-Type", "application/json")],
+        Some(
+            serde_json::json!({"id": "week-49", "from": ID, "title": "Week 49"})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let out = kuma(
+        &s,
+        &campaigns,
+        &[
+            "token",
+            "create",
+            "--role",
+            "broadcaster",
+            "--name",
+            "week",
+            "--campaign",
+            "week-49",
+        ],
+    );
+    assert!(out.status.success());
+    let week = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let file = campaigns.join("week-49.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("audio = "))
+        .unwrap()
+        + 1;
+    for (who, token) in [("limited broadcaster", &week), ("admin", &admin)] {
+        let absolute = dir.path().join("audio").join(ID).display().to_string();
+        for folder in [format!("../audio/{ID}"), absolute] {
+            let tag = get(&s, "/api/campaigns/week-49/source", token).etag();
+            let changed = text.replace(
+                "audio = \"../audio/week-49\"",
+                &format!("audio = \"{folder}\""),
+            );
+            let r = request(
+                &s,
+                "PUT",
+                "/api/campaigns/week-49/source",
+                token,
+                &[("If-Match", &format!("\"{tag}\""))],
+                Some(changed.as_bytes()),
+            );
+            assert_eq!(r.status, 400, "{who}, {folder}: {}", r.text());
+            let error = r.json()["error"].as_str().unwrap().to_string();
+            assert!(
+                error.starts_with(&format!("week-49.toml:{line}: `audio`")),
+                "{error}"
+            );
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+        }
+    }
+    // Its own recordings are still its to replace, and the other's untouched.
+    let theirs = dir.path().join(format!("audio/{ID}/fr/welcome.ogg"));
+    let before = std::fs::read(&theirs).unwrap();
+    let mp3 = std::fs::read(repo().join("audio").join(ID).join("fr/main_menu.mp3")).unwrap();
+    let r = request(
+        &s,
+        "PUT",
+        "/api/campaigns/week-49/prompts/fr/welcome",
+        &week,
+        &[("Content-Type", "audio/mpeg")],
+        Some(&mp3),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(dir.path().join("audio/week-49/fr/welcome.mp3").is_file());
+    assert_eq!(std::fs::read(&theirs).unwrap(), before);
+}
+
 /// A WAV of `seconds` of silence at 8 kHz.
 fn silent_wav(seconds: u32) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());

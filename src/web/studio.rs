@@ -178,9 +178,23 @@ async fn check(
             return Err(invalid(text, &[d], None));
         }
     }
+    let served = catalog.get(&c.id);
+    // The recordings' folder is the station technician's, set in the file on
+    // disk: from the studio it could point a campaign at another's recordings
+    // (which this campaign's prompt uploads would then replace, whatever
+    // campaigns the token is limited to) or at any folder kuma may write to.
+    if let Some((old, _)) = &served
+        && old.audio_dir != c.audio_dir
+    {
+        let d = Diagnostic {
+            file: path.to_path_buf(),
+            line: key_line(text, "audio"),
+            message: "`audio` (the folder of this campaign's recordings) cannot be changed from the studio: the station's technician sets it in the file".into(),
+        };
+        return Err(invalid(text, &[d], None));
+    }
     // Recordings the server already plays need no second look (a schedule
     // change, say): only prompts new to the campaign go through the pipeline.
-    let served = catalog.get(&c.id);
     let all_served = served.as_ref().is_some_and(|(old, prompts)| {
         old.audio_dir == c.audio_dir
             && c.languages
@@ -215,6 +229,18 @@ async fn check(
         });
     }
     Ok(c)
+}
+
+/// The line (from 1) of top-level key `key` in a campaign's text, or 0.
+fn key_line(text: &str, key: &str) -> usize {
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map_or(0, |i| i + 1)
 }
 
 fn invalid(
