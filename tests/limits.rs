@@ -449,6 +449,47 @@ fn http_heads_bodies_slow_clients_and_connections_are_bounded() {
     let reply: serde_json::Value = serde_json::from_str(reply.trim()).unwrap();
     assert!(reply["error"].is_string(), "{reply}");
 
+    // A body that comes slower than 500 bytes a second once the header
+    // timeout's grace is over is cut off (a few hundred such clients held every
+    // connection); one that comes in pieces at a human pace is answered.
+    let mut trickle = TcpStream::connect(k.http).unwrap();
+    write!(
+        trickle,
+        "POST /api/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 900\r\n\r\n"
+    )
+    .unwrap();
+    let mut writer = trickle.try_clone().unwrap();
+    let start = Instant::now();
+    let dripping = std::thread::spawn(move || {
+        while start.elapsed() < Duration::from_secs(20) && writer.write_all(b" ").is_ok() {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    assert!(
+        closed_within(&mut trickle, Duration::from_secs(6)),
+        "a body of a byte every 250 ms was kept"
+    );
+    assert!(start.elapsed() >= Duration::from_millis(800));
+    drop(trickle);
+    dripping.join().unwrap();
+    let body = "{\"name\": \"paced\", \"role\": \"analyst\"}";
+    let mut s = TcpStream::connect(k.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /api/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let (first, rest) = body.split_at(10);
+    s.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    s.write_all(rest.as_bytes()).unwrap();
+    let (status, reply) = read_response(&mut s);
+    assert_eq!(status, 201, "{reply}");
+
     // A client that never finishes its head is closed after the header timeout;
     // so is a kept-alive connection with no next request.
     let mut slow = TcpStream::connect(k.http).unwrap();

@@ -214,7 +214,8 @@ fn metrics_page(
 /// The accept loop, instead of `axum::serve`, for what that does not bound: the
 /// connections open at once (a semaphore), the time a client may take to send a
 /// request head or leave a kept-alive connection idle (hyper's header read
-/// timeout, which also runs between requests), and the size of a head.
+/// timeout, which also runs between requests), the pace of a request body
+/// ([`PacedBody`]), and the size of a head.
 async fn accept(
     listener: TcpListener,
     app: Router,
@@ -263,12 +264,13 @@ async fn accept(
         metrics::gauge!(names::HTTP_CONNECTIONS)
             .set((limits.http_max_connections - open.available_permits()) as f64);
         // The peer's address: the Africa's Talking allowlist checks it.
+        let grace = limits.http_header_timeout;
         let service = tower::ServiceExt::map_request(
             app.clone(),
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                req.map(axum::body::Body::new)
+                req.map(|body| axum::body::Body::new(PacedBody::new(body, grace)))
             },
         );
         let service = hyper_util::service::TowerToHyperService::new(service);
@@ -320,6 +322,92 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
         Ok::<(), std::io::Error>(())
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), linger).await;
+}
+
+/// The slowest a request body may come: after the header timeout's grace, at
+/// least this many bytes a second on average since its head (Apache's
+/// `mod_reqtimeout` default). A 3 MB recording needs 4 kbit/s; a client sending
+/// a byte now and then to hold one of the few connections is cut off.
+pub const BODY_MIN_RATE: u64 = 500;
+
+/// A request body that fails (and so closes its connection, the handler
+/// reading it answering 400) once it comes slower than [`BODY_MIN_RATE`] after
+/// `grace`. Without it a client announcing a large body and sending a byte every
+/// few seconds held its connection for ever: a few hundred of them took every
+/// connection of `http_max_connections`, and with them the API, `/healthz` and
+/// the voice providers' webhooks.
+struct PacedBody {
+    inner: hyper::body::Incoming,
+    since: tokio::time::Instant,
+    grace: std::time::Duration,
+    received: u64,
+    /// Made at the first wait: a body that is all there costs no timer.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl PacedBody {
+    fn new(inner: hyper::body::Incoming, grace: std::time::Duration) -> Self {
+        PacedBody {
+            inner,
+            since: tokio::time::Instant::now(),
+            grace,
+            received: 0,
+            timer: None,
+        }
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        let earned =
+            std::time::Duration::from_millis(self.received.saturating_mul(1000) / BODY_MIN_RATE);
+        self.since + self.grace.saturating_add(earned)
+    }
+}
+
+impl hyper::body::Body for PacedBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received = this.received.saturating_add(data.len() as u64);
+                }
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        let deadline = this.deadline();
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(format!(
+                "the request body came slower than {BODY_MIN_RATE} bytes a second"
+            )
+            .into())));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Refusals of a body too large (413: axum's extractors, the webhooks) may be
