@@ -787,6 +787,62 @@ fn hostile_template(
     .into_bytes()
 }
 
+/// kuma's 200 OK goes back to where the INVITE came from, and the call's audio
+/// waits for the ACK that only a caller who received it can send. Before, one
+/// INVITE with a forged source (UDP) and a victim's address in its SDP made
+/// kuma stream a call's audio to the victim: several hundred times the
+/// INVITE's size, until the silent line's timeout.
+#[test]
+fn no_audio_goes_out_before_the_ack() {
+    let k = Server::start();
+    let sig = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sig.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let media = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let me = sig.local_addr().unwrap();
+    let invite = hostile_template("INVITE", k.sip, me, media.local_addr().unwrap().port(), 1);
+    sig.send_to(&invite, k.sip).unwrap();
+    let mut buf = [0u8; 8192];
+    let start = Instant::now();
+    let ok = loop {
+        assert!(start.elapsed() < Duration::from_secs(10), "no 200 OK");
+        if let Ok((n, _)) = sig.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 200") {
+                break text;
+            }
+        }
+    };
+    let heard = |within: Duration| {
+        let mut buf = [0u8; 2048];
+        let mut n = 0;
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if media.recv_from(&mut buf).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(heard(Duration::from_secs(2)), 0, "audio before the ACK");
+    let to = ok
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+        .unwrap();
+    let ack = format!(
+        "ACK sip:2000@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bK-ack-1\r\n\
+         From: \"Awa\" <sip:+22376000000@{ip}>;tag=h1\r\n{to}\r\nCall-ID: hostile-1@{ip}\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = k.sip,
+        ip = me.ip()
+    );
+    sig.send_to(ack.as_bytes(), k.sip).unwrap();
+    assert!(heard(Duration::from_secs(2)) > 20, "no audio after the ACK");
+}
+
 /// Every byte offset of `valid` with a multibyte character, an invalid UTF-8 byte,
 /// a NUL, or line breaks inserted there, and `valid` cut there.
 fn byte_mutations(valid: &[u8]) -> Vec<Vec<u8>> {

@@ -40,7 +40,7 @@ use crate::rtp::pacer::{Output as PacerOutput, Pacer, PacerEvent, Paused, Prompt
 use crate::rtp::session::{Event as RtpEvent, RtpSession};
 use crate::rtp::{Codec, FRAME_MS};
 use crate::sip::sdp::{self, LocalMedia, Media};
-use crate::sip::{CallId, Event as SipEvent};
+use crate::sip::{CallId, EndReason, Event as SipEvent};
 use crate::store::WriteOp;
 use crate::store::spool;
 
@@ -378,6 +378,11 @@ async fn run_call(
         call: id,
         sdp: answer.sdp,
     });
+    if let Err(outcome) = confirmed(&mut events).await {
+        shared.writes.write(ended(outcome)).await?;
+        guard.done();
+        return Ok(());
+    }
     let talk = Talk {
         id,
         campaign,
@@ -392,6 +397,27 @@ async fn run_call(
         guard,
     };
     converse(shared, talk, events, cmd).await
+}
+
+/// Waits for the caller to confirm kuma's 200 OK (its ACK) before the call's
+/// media starts; `Err(outcome)` when the call ended first (`no_ack` when the
+/// ACK never came). The 200 goes back to where the INVITE came from, so one
+/// who forged that source (over UDP) never learns its tag and cannot confirm:
+/// without this wait, one forged INVITE made kuma send a call's audio to
+/// whatever address its SDP named, several hundred times the INVITE's size,
+/// until the silent line's timeout. Events before the ACK are dropped.
+pub async fn confirmed(events: &mut mpsc::UnboundedReceiver<SipEvent>) -> Result<(), &'static str> {
+    loop {
+        match events.recv().await {
+            Some(SipEvent::Established { .. }) => return Ok(()),
+            Some(SipEvent::Ended {
+                reason: EndReason::AckTimeout,
+                ..
+            }) => return Err("no_ack"),
+            Some(SipEvent::Ended { .. }) | None => return Err("cancelled"),
+            Some(_) => {}
+        }
+    }
 }
 
 /// An answered call, either way: what [`converse`] needs.

@@ -311,7 +311,7 @@ pub async fn run(
 async fn answer(
     shared: &Arc<Shared>,
     start: StudioStart,
-    events: mpsc::UnboundedReceiver<crate::sip::Event>,
+    mut events: mpsc::UnboundedReceiver<crate::sip::Event>,
     cmd: &mpsc::UnboundedSender<Command>,
 ) -> anyhow::Result<()> {
     let StudioStart {
@@ -349,6 +349,11 @@ async fn answer(
         call: id,
         sdp: answer.sdp,
     });
+    // No audio before the caller's ACK (see `call::confirmed`).
+    if call::confirmed(&mut events).await.is_err() {
+        guard.done();
+        return Ok(());
+    }
     let take: PathBuf = shared
         .data
         .join("studio")
