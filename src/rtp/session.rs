@@ -21,18 +21,22 @@
 //!    [`RtpSession::remote`] returns it.
 //! 2. A well-formed RTP packet (any payload type) from exactly the address of the SDP
 //!    is trusted at once: that source is locked in.
-//! 3. Any other address must first send [`PROBATION`] packets in sequence (same
-//!    SSRC, consecutive sequence numbers), as RFC 3550 §6.2.1 asks of a new source;
-//!    then it is locked in. A scanner's single datagram or a spoofed burst with
-//!    random numbers is not enough to steal the call's media (the "RTP bleed"
-//!    attack); the first 40 ms of a NATed caller's audio are dropped, which nobody
-//!    hears while the first prompt plays.
+//! 3. Another address of the caller's, one whose host is the SDP's or the one
+//!    the call's SIP came from (the gateway, or the NAT in front of a phone: see
+//!    [`SessionConfig::signalling`]), must first send [`PROBATION`] packets in
+//!    sequence (same SSRC, consecutive sequence numbers), as RFC 3550 §6.2.1 asks
+//!    of a new source; then it is locked in. A scanner's single datagram or a
+//!    spoofed burst with random numbers is not enough to steal the call's media
+//!    (the "RTP bleed" attack); the first 40 ms of a NATed caller's audio are
+//!    dropped, which nobody hears while the first prompt plays. Any other host
+//!    is never believed (counted in [`ReceiveStats::from_stranger`]): a stranger
+//!    who sent three packets in sequence before the caller's first, or while the
+//!    caller paused, took the call's audio and answered its poll.
 //! 4. Once locked, packets from any other address are dropped and counted
 //!    ([`ReceiveStats::from_stranger`]) — unless the locked source has been silent
-//!    for [`RELEARN_AFTER`] (5 s): then a new address that passes probation takes
-//!    over. That is what a NAT that rebinds the caller's mapping to a new port looks
-//!    like; a caller who merely pauses (silence suppression) keeps its address
-//!    because nobody else sends.
+//!    for [`RELEARN_AFTER`] (5 s): then a new address of the caller's hosts (rule
+//!    3) that passes probation takes over. That is what a NAT that rebinds the
+//!    caller's mapping to a new port looks like.
 //! 5. A re-INVITE that changes the address in the SDP starts learning again
 //!    ([`RtpSession::update_remote`]).
 //!
@@ -48,7 +52,7 @@
 //! alive. Loss and jitter are counted per RFC 3550 appendix A.1 and A.8 on the
 //! audio stream.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::CLOCK_RATE;
@@ -82,6 +86,10 @@ pub struct SessionConfig {
     pub media_timeout: Duration,
     /// How long the learned source must be silent before another may replace it.
     pub relearn_after: Duration,
+    /// The host the call's SIP came from (the gateway's, through a proxy): its
+    /// packets may be the caller's (rule 3) as the SDP host's may. `None`: the
+    /// SDP's host only.
+    pub signalling: Option<IpAddr>,
 }
 
 impl SessionConfig {
@@ -93,7 +101,22 @@ impl SessionConfig {
             remote,
             media_timeout: MEDIA_TIMEOUT,
             relearn_after: RELEARN_AFTER,
+            signalling: None,
         }
+    }
+
+    /// The same, with the host the call's SIP came from.
+    pub fn with_signalling(self, host: IpAddr) -> Self {
+        SessionConfig {
+            signalling: Some(host.to_canonical()),
+            ..self
+        }
+    }
+
+    /// Whether packets from `from` may be the caller's (rule 3).
+    fn callers_host(&self, from: SocketAddr) -> bool {
+        let host = from.ip().to_canonical();
+        host == self.remote.ip().to_canonical() || Some(host) == self.signalling
     }
 }
 
@@ -443,7 +466,10 @@ impl RtpSession {
             }
             Source::Locked { last_packet, .. } => {
                 let silent = now.saturating_duration_since(last_packet);
-                if silent >= self.config.relearn_after && self.on_probation(packet, from) {
+                if silent >= self.config.relearn_after
+                    && self.config.callers_host(from)
+                    && self.on_probation(packet, from)
+                {
                     tracing::info!(%from, ?silent, "RTP source changed");
                     self.lock(from, now);
                     true
@@ -453,10 +479,15 @@ impl RtpSession {
                 }
             }
             Source::Learning => {
-                if from == self.config.remote || self.on_probation(packet, from) {
+                if from == self.config.remote
+                    || (self.config.callers_host(from) && self.on_probation(packet, from))
+                {
                     tracing::debug!(%from, announced = %self.config.remote, "RTP source learned");
                     self.lock(from, now);
                     true
+                } else if !self.config.callers_host(from) {
+                    self.stats.from_stranger += 1;
+                    false
                 } else {
                     // Still alive, though not yet believed.
                     self.last_activity = self.last_activity.max(now);
@@ -534,9 +565,13 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The NAT in front of the caller, where its SIP came from.
+    const NAT_HOST: &str = "203.0.113.5";
+
     fn session(now: Instant) -> RtpSession {
         RtpSession::new(
-            SessionConfig::new(AUDIO_PT, Some(DTMF_PT), addr("192.168.1.20:4000")),
+            SessionConfig::new(AUDIO_PT, Some(DTMF_PT), addr("192.168.1.20:4000"))
+                .with_signalling(NAT_HOST.parse().unwrap()),
             now,
         )
     }
@@ -604,7 +639,7 @@ mod tests {
     fn probation_needs_packets_in_sequence_from_one_source() {
         let t0 = Instant::now();
         let mut s = session(t0);
-        let (a, b) = (addr("198.51.100.1:1000"), addr("198.51.100.2:1000"));
+        let (a, b) = (addr("203.0.113.5:1000"), addr("203.0.113.5:1002"));
         // Interleaved sources, and numbers out of sequence, never pass.
         for i in 0..10u16 {
             let from = if i % 2 == 0 { a } else { b };
@@ -632,6 +667,43 @@ mod tests {
         }
         assert_eq!(s.remote(), caller);
         assert_eq!(s.stats().from_stranger, 20);
+    }
+
+    #[test]
+    fn a_stranger_is_never_believed_however_well_it_counts() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let stranger = addr("198.51.100.66:4000");
+        // Before the caller's first packet: in sequence, still nothing.
+        for i in 0..10u16 {
+            let now = t0 + u32::from(i) * 20 * MS;
+            assert!(s.handle_datagram(&audio(i, 160), stranger, now).is_none());
+        }
+        assert!(!s.is_learned());
+        assert_eq!(s.remote(), addr("192.168.1.20:4000"));
+        // The caller, from behind its NAT, is learned as before.
+        let nat = addr("203.0.113.5:61000");
+        let t1 = t0 + 200 * MS;
+        for seq in 50..52 {
+            assert!(s.handle_datagram(&audio(seq, 160), nat, t1).is_none());
+        }
+        assert!(is_audio(s.handle_datagram(&audio(52, 160), nat, t1)));
+        // Silent (suppression) for long past RELEARN_AFTER: the stranger's
+        // packets in sequence still take nothing.
+        let t2 = t1 + 8000 * MS;
+        for i in 0..10u16 {
+            assert!(
+                s.handle_datagram(&audio(20 + i, 160), stranger, t2)
+                    .is_none()
+            );
+        }
+        assert_eq!(s.remote(), nat);
+        assert_eq!(s.stats().from_stranger, 20);
+        // The stranger's packets do not keep a silent call alive either.
+        assert_eq!(
+            s.handle_timeout(t1 + MEDIA_TIMEOUT),
+            Some(Event::MediaTimeout)
+        );
     }
 
     #[test]

@@ -534,7 +534,9 @@ pub async fn drive(
         prompts,
         cmd: cmd.clone(),
         pacer: Pacer::new(media.pacer_config(StreamIds::random()), now),
-        session: RtpSession::new(media.session_config(), now),
+        // The caller's packets come from the SDP's host or the one its SIP
+        // came from (the gateway, or a phone's NAT); no one else's count.
+        session: RtpSession::new(media.session_config().with_signalling(source.ip()), now),
         call_keys: CallKeys::new(),
         media,
         keys: Vec::new(),
