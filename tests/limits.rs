@@ -364,6 +364,56 @@ fn answer_then_close(s: &mut TcpStream) -> (String, bool) {
     (text.lines().next().unwrap_or_default().to_string(), closed)
 }
 
+/// With `trunks` set, only a trunk (or a proxy) may hold a SIP TCP connection:
+/// strangers took every place, and the trunk's own connection was refused. And
+/// a trunk's burst of requests in one write is answered in full: kuma wrote one
+/// queued message for each read of up to sixteen, and closed the connection as
+/// "not reading" after some 140 answers.
+#[test]
+fn over_tcp_only_trunks_connect_and_a_burst_of_requests_is_all_answered() {
+    let k = Server::start_with(&["--trunks", "127.0.0.1"]);
+    let mut stranger = connect_from("127.0.0.2".parse().unwrap(), k.sip).unwrap();
+    assert!(
+        closed_within(&mut stranger, Duration::from_secs(5)),
+        "a stranger's connection was kept"
+    );
+    assert_eq!(
+        metric(k.http, "kuma_sip_tcp_refused_total{reason=\"not_trunk\"}"),
+        1.0
+    );
+
+    let n = 300;
+    let burst: String = (0..n)
+        .map(|_| options_with("Content-Length: 0\r\n\r\n"))
+        .collect();
+    let mut s = connect_from("127.0.0.1".parse().unwrap(), k.sip).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let sending = std::thread::spawn(move || writer.write_all(burst.as_bytes()));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    let start = Instant::now();
+    let answered = |got: &[u8]| {
+        String::from_utf8_lossy(got)
+            .matches("SIP/2.0 200 OK\r\n")
+            .count()
+    };
+    while answered(&got) < n && start.elapsed() < Duration::from_secs(30) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(m) => got.extend_from_slice(&buf[..m]),
+            Err(_) => break,
+        }
+    }
+    sending.join().unwrap().unwrap();
+    assert_eq!(answered(&got), n);
+    assert!(!closed(&mut s), "the trunk's connection was closed");
+    assert_eq!(
+        metric(k.http, "kuma_sip_tcp_closed_total{reason=\"not_reading\"}"),
+        0.0
+    );
+}
+
 #[test]
 fn a_sip_head_or_body_too_large_over_tcp_is_answered_513_and_closed() {
     let k = Server::start();

@@ -99,7 +99,14 @@ pub async fn run(
     let (tcp_tx, mut tcp_rx) = mpsc::channel(sip_tcp::QUEUE);
     let (open_tx, mut open_rx) = mpsc::unbounded_channel();
     let limits = shared.config.limits.clone();
-    tokio::spawn(sip_tcp::accept(tcp, limits, tcp_tx, open_tx));
+    // Who may connect over TCP: the endpoint's own rules (its rate limit is
+    // not asked).
+    let who = crate::sip::admission::Admission::new(
+        shared.config.trunks.clone(),
+        (u32::MAX, std::time::Duration::from_secs(1)),
+    )
+    .with_proxies(shared.config.proxies.clone());
+    tokio::spawn(sip_tcp::accept(tcp, limits, who, tcp_tx, open_tx));
     let mut connections = sip_tcp::Connections::default();
     let mut endpoint = Endpoint::new(Config {
         local: shared
@@ -346,3 +353,4 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+

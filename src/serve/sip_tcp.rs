@@ -5,6 +5,10 @@
 //! Every connection costs a socket, a task and up to `MAX_HEAD + MAX_BODY` bytes of
 //! framing, so what peers may hold is bounded (`Limits` in `super::config`):
 //!
+//! - with `trunks` configured, only the trunks and the `proxies` may connect (the
+//!   UDP side drops everyone else's requests; over TCP their connections took
+//!   every place, and the trunk's own connection was refused): anyone else's
+//!   connection is closed at once, counted under the reason `not_trunk`;
 //! - at most `sip_tcp_max_connections` at once, and `sip_tcp_max_per_source` from
 //!   one IP address: a connection over either is accepted and closed at once (not
 //!   left in the kernel's backlog, where it would hold a place a caller's gateway
@@ -15,9 +19,10 @@
 //!   `sip_tcp_idle_timeout` is closed, so half a message trickled in never holds
 //!   one forever; while a call uses the connection (the shell [`Connections::hold`]s
 //!   it) it stays, as a call may last longer than any idle time without SIP;
-//! - what the shell sends waits in a queue of [`WRITE_QUEUE`] messages: a peer that
-//!   does not read its responses is closed instead of filling kuma's memory, and
-//!   a write that does not finish within the idle time closes it too;
+//! - what the shell sends waits in a queue of [`WRITE_QUEUE`] messages, all of
+//!   which are written (in one write) before the connection is read again: a
+//!   peer that does not read its responses is closed instead of filling kuma's
+//!   memory, and a write that does not finish within the idle time closes it too;
 //! - messages wait for the shell in one queue of [`QUEUE`]: when the shell is
 //!   behind, the connections stop being read and TCP slows their senders down.
 
@@ -36,22 +41,37 @@ use super::config::Limits;
 use super::http::names;
 use super::quiet::QuietLog;
 use crate::sip::CallId;
+use crate::sip::admission::Admission;
 use crate::sip::framing::StreamFramer;
 
 /// Messages read from all connections, waiting for the shell.
 pub const QUEUE: usize = 1024;
 
-/// Messages waiting to be written to one connection.
-pub const WRITE_QUEUE: usize = 64;
+/// Messages waiting to be written to one connection. The queue is written
+/// out before each read, and a read (8 KiB) brings at most some 27 INVITEs
+/// with their SDP, or 60 shorter requests; each is answered with up to three
+/// messages (100, 180, 200), the [`IN_FLIGHT`] before them too. With 64, and
+/// without that bound, a trunk's burst of requests in one write was closed
+/// as "not reading" after some 140 answers.
+pub const WRITE_QUEUE: usize = 128;
 
 /// After a message that cannot be framed, how long the connection stays for the
 /// endpoint's 400 or 513 to be written.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Messages of one connection handed to the shell and not yet handled: the
+/// connection reads no further meanwhile. Without this bound a connection read
+/// far ahead of the shell (its queue holds [`QUEUE`]), and the shell then
+/// answered hundreds of them at once, more than [`WRITE_QUEUE`].
+const IN_FLIGHT: usize = 8;
+
 /// A message read from a connection.
 pub struct Incoming {
     pub from: SocketAddr,
     pub bytes: Vec<u8>,
+    /// Given back to the connection when the shell drops the message, having
+    /// queued its answers.
+    _turn: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The shell's side of one connection.
@@ -168,6 +188,7 @@ impl Drop for Place {
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
+    NotTrunk,
     Total,
     PerSource,
 }
@@ -194,9 +215,11 @@ impl Tally {
 }
 
 /// Accepts connections until the shell is gone; each one admitted gets its task.
+/// `who`: the trunk allow-list and the proxies (only `may_contact` is asked).
 pub async fn accept(
     listener: TcpListener,
     limits: Limits,
+    who: Admission,
     messages: mpsc::Sender<Incoming>,
     opened: mpsc::UnboundedSender<Opened>,
 ) {
@@ -214,23 +237,29 @@ pub async fn accept(
                 continue;
             }
         };
-        let place = match Tally::admit(&tally, from.ip(), &limits) {
+        let admitted = match who.may_contact(from.ip()) {
+            Ok(()) => Tally::admit(&tally, from.ip(), &limits),
+            Err(_) => Err(Refusal::NotTrunk),
+        };
+        let place = match admitted {
             Ok(p) => p,
             Err(why) => {
                 // Dropped: closed at once.
                 drop(stream);
                 let reason = match why {
+                    Refusal::NotTrunk => "not_trunk",
                     Refusal::Total => "total",
                     Refusal::PerSource => "per_source",
                 };
                 metrics::counter!(names::SIP_TCP_REFUSED, "reason" => reason).increment(1);
                 refused.note(&format_args!(
-                    "limits: {} in all, {} per source address; the last from {from}, over the {}",
+                    "limits: {} in all, {} per source address, trunks and proxies only when trunks are set; the last from {from}, {}",
                     limits.sip_tcp_max_connections,
                     limits.sip_tcp_max_per_source,
                     match why {
-                        Refusal::Total => "total",
-                        Refusal::PerSource => "limit per source",
+                        Refusal::NotTrunk => "not a trunk",
+                        Refusal::Total => "over the total",
+                        Refusal::PerSource => "over the limit per source",
                     }
                 ));
                 continue;
@@ -254,6 +283,7 @@ pub async fn accept(
             outgoing: rx,
             calls,
             idle: limits.sip_tcp_idle_timeout,
+            turns: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
             _place: place,
         };
         tokio::spawn(async move {
@@ -271,10 +301,26 @@ struct Connection {
     outgoing: mpsc::Receiver<Vec<u8>>,
     calls: Arc<AtomicUsize>,
     idle: Duration,
+    /// [`IN_FLIGHT`] turns.
+    turns: Arc<tokio::sync::Semaphore>,
     _place: Place,
 }
 
 impl Connection {
+    /// Hands a message to the shell once fewer than [`IN_FLIGHT`] of this
+    /// connection's wait there; false when the shell is gone.
+    async fn hand_over(&self, bytes: Vec<u8>) -> bool {
+        let Ok(turn) = Arc::clone(&self.turns).acquire_owned().await else {
+            return false;
+        };
+        let m = Incoming {
+            from: self.from,
+            bytes,
+            _turn: turn,
+        };
+        self.messages.send(m).await.is_ok()
+    }
+
     async fn run(mut self, mut stream: TcpStream) {
         let from = self.from;
         let mut framer = StreamFramer::new();
@@ -282,8 +328,27 @@ impl Connection {
         let mut deadline = Instant::now() + self.idle;
         // Set once the stream cannot be framed: nothing more is read.
         let mut closing: Option<Instant> = None;
+        let mut out = Vec::new();
         loop {
             tokio::select! {
+                // What the shell sent is written before more is read (below).
+                biased;
+                next = self.outgoing.recv() => {
+                    let Some(bytes) = next else {
+                        return; // the shell let go of it
+                    };
+                    // Everything queued, in one write.
+                    out.clear();
+                    out.extend_from_slice(&bytes);
+                    while let Ok(more) = self.outgoing.try_recv() {
+                        out.extend_from_slice(&more);
+                    }
+                    match tokio::time::timeout(self.idle, stream.write_all(&out)).await {
+                        Ok(Ok(())) if closing.is_none() => {}
+                        // After a framing error, the first thing written is its answer.
+                        _ => return,
+                    }
+                }
                 got = stream.read(&mut buf), if closing.is_none() => {
                     let n = match got {
                         Ok(0) | Err(_) => return,
@@ -293,7 +358,7 @@ impl Connection {
                     loop {
                         match framer.next_message() {
                             Ok(Some(bytes)) => {
-                                if self.messages.send(Incoming { from, bytes }).await.is_err() {
+                                if !self.hand_over(bytes).await {
                                     return;
                                 }
                             }
@@ -304,7 +369,7 @@ impl Connection {
                                     .increment(1);
                                 // The endpoint answers it if it can (513, 400).
                                 let bytes = framer.take_rejected();
-                                if self.messages.send(Incoming { from, bytes }).await.is_err() {
+                                if !self.hand_over(bytes).await {
                                     return;
                                 }
                                 closing = Some(Instant::now() + LINGER);
@@ -324,16 +389,6 @@ impl Connection {
                         )
                     {
                         return;
-                    }
-                }
-                out = self.outgoing.recv() => {
-                    let Some(bytes) = out else {
-                        return; // the shell let go of it
-                    };
-                    match tokio::time::timeout(self.idle, stream.write_all(&bytes)).await {
-                        Ok(Ok(())) if closing.is_none() => {}
-                        // After a framing error, the first thing written is its answer.
-                        _ => return,
                     }
                 }
                 () = tokio::time::sleep_until(closing.unwrap_or(deadline)) => {
