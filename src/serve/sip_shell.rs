@@ -82,6 +82,18 @@ impl Command {
 /// How long a stopping server keeps answering retransmissions after its last call.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// A dialled number as a log may show it: a short code (up to six characters,
+/// a station's) whole; a longer one, which a misrouted call could make a
+/// person's number, only by its length and last two characters.
+fn loggable_dialled(dialled: &str) -> String {
+    let count = dialled.chars().count();
+    if count <= 6 {
+        return dialled.to_string();
+    }
+    let tail: String = dialled.chars().skip(count - 2).collect();
+    format!("{count} characters ending in {tail}")
+}
+
 /// The largest datagram read; bigger ones are cut and then fail to parse.
 const MAX_DATAGRAM: usize = 65_536;
 
@@ -258,7 +270,7 @@ pub async fn run(
                     let Some((campaign, prompts)) =
                         catalog.route(&dialled, shared.config.default_campaign.as_deref())
                     else {
-                        tracing::info!(%call, number = %dialled, "no campaign for this number");
+                        tracing::info!(%call, number = %loggable_dialled(&dialled), "no campaign for this number");
                         endpoint.reject(call, 404, now);
                         continue;
                     };
@@ -354,3 +366,19 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_dialled_number_is_logged_whole_only_when_it_is_a_short_code() {
+        assert_eq!(super::loggable_dialled("2000"), "2000");
+        assert_eq!(super::loggable_dialled("36123"), "36123");
+        assert_eq!(
+            super::loggable_dialled("+22376533333"),
+            "12 characters ending in 33"
+        );
+        assert_eq!(
+            super::loggable_dialled("9é9é9é9é"),
+            "8 characters ending in 9é"
+        );
+    }
+}
