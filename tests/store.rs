@@ -110,6 +110,46 @@ where
     }
 }
 
+/// An erased number leaves no copy in the database's files: SQLite left
+/// deleted content in the file's free space, and a copy of the disk (with the
+/// secret beside it) gave back numbers kuma had erased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_number_leaves_no_copy_in_the_sqlite_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kuma.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let marker = b"sealed-number-4c1d-sealed-number-4c1d";
+    for (caller, sealed) in [
+        ("c_kept", &b"another sealed number"[..]),
+        ("c_gone", marker),
+    ] {
+        store
+            .callbacks()
+            .subscribe(CAMPAIGN, caller, sealed, 1000, at(5))
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .callbacks()
+            .unsubscribe(CAMPAIGN, "c_gone", at(6))
+            .await
+            .unwrap()
+    );
+    store.close().await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let file = entry.unwrap().path();
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "{} still holds the erased number",
+            file.display()
+        );
+    }
+}
+
 /// Declares, for each body, one test per backend: `sqlite::NAME`, `postgres::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

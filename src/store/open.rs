@@ -27,6 +27,10 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a writer waits for another process's write lock on SQLite.
 pub(super) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The bytes of the write-ahead log kept when it starts over after a
+/// checkpoint (`journal_size_limit`): none, so the frames written before,
+/// which hold what was since erased, go with it.
+pub(super) const SQLITE_WAL_KEPT: i64 = 0;
 /// How long to wait for a PostgreSQL server to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One writer at a time anyway; the others serve concurrent reads and exports.
@@ -61,7 +65,14 @@ async fn open_sqlite(url: &str, path: &Path) -> Result<Backend, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // What is deleted or overwritten (a sealed number erased once its
+        // call-back is over or its listener unsubscribed) is overwritten with
+        // zeros, not left in the file's free space, where a copy of the disk
+        // gave erased numbers back. And the write-ahead log, whose older
+        // frames still hold it, is cut back each time it starts over.
+        .pragma("secure_delete", "ON")
+        .pragma("journal_size_limit", SQLITE_WAL_KEPT.to_string());
 
     let first: SqliteConnection = options.connect().await.map_err(|e| open_error(url, &e))?;
     // Best effort: it has done its job.
