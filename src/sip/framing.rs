@@ -155,6 +155,12 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
     let text = String::from_utf8_lossy(head);
     let mut found = None;
     for line in text.split('\n').skip(1) {
+        // A line that starts with white space continues the header before it
+        // (RFC 3261 §7.3.1): `Subject: x` folded over ` Content-Length: 30`
+        // is a subject, not a length.
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
@@ -193,6 +199,20 @@ mod tests {
             body.len()
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn a_folded_line_is_not_a_content_length() {
+        let folded = b"OPTIONS sip:kuma@192.0.2.1 SIP/2.0\r\n\
+            Via: SIP/2.0/TCP 192.0.2.9:40000;branch=z9hG4bKo2\r\n\
+            Subject: x\r\n Content-Length: 30\r\n\
+            From: <sip:gw@192.0.2.9>;tag=1\r\nTo: <sip:kuma@192.0.2.1>\r\n\
+            Call-ID: o2\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let mut framer = StreamFramer::new();
+        framer.push(folded);
+        framer.push(OPTIONS);
+        assert_eq!(framer.next_message().unwrap().as_deref(), Some(&folded[..]));
+        assert_eq!(framer.next_message().unwrap().as_deref(), Some(OPTIONS));
     }
 
     #[test]
