@@ -125,6 +125,23 @@ fn token(s: &Server, campaigns: &Path, role: &str, name: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// `POST /api/campaigns`: campaign `id` made from the example, as `token`.
+fn new_campaign_from_the_example(s: &Server, token: &str, id: &str) {
+    let r = request(
+        s,
+        "POST",
+        "/api/campaigns",
+        token,
+        &[("Content-Type", "application/json")],
+        Some(
+            serde_json::json!({"id": id, "from": ID, "title": "Week 49"})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
 fn comments(text: &str) -> Vec<&str> {
     text.lines()
         .filter(|l| l.trim_start().starts_with('#'))
@@ -370,19 +387,7 @@ fn the_recordings_folder_is_not_changed_from_the_studio() {
     let (dir, campaigns) = studio_copy();
     let s = Server::start_in(&campaigns, &[]);
     let admin = token(&s, &campaigns, "admin", "office");
-    let r = request(
-        &s,
-        "POST",
-        "/api/campaigns",
-        &admin,
-        &[("Content-Type", "application/json")],
-        Some(
-            serde_json::json!({"id": "week-49", "from": ID, "title": "Week 49"})
-                .to_string()
-                .as_bytes(),
-        ),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
+    new_campaign_from_the_example(&s, &admin, "week-49");
     let out = kuma(
         &s,
         &campaigns,
@@ -594,19 +599,7 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
     let s = Server::start_in(&campaigns, &[]);
     let admin = token(&s, &campaigns, "admin", "office");
     let other = "week-49";
-    let r = request(
-        &s,
-        "POST",
-        "/api/campaigns",
-        &admin,
-        &[("Content-Type", "application/json")],
-        Some(
-            serde_json::json!({"id": other, "from": ID, "title": "Week 49"})
-                .to_string()
-                .as_bytes(),
-        ),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
+    new_campaign_from_the_example(&s, &admin, other);
     // An unknown campaign is refused when the token is made.
     let out = kuma(
         &s,
