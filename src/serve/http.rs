@@ -74,7 +74,7 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_gauge!(names::SIP_TCP_CONNECTIONS, "SIP TCP connections open");
     metrics::describe_counter!(
         names::SIP_TCP_REFUSED,
-        "SIP TCP connections closed at once, over the limit in all or per source"
+        "SIP TCP connections closed at once: over the limit in all or per source, or not from a trunk while trunks are set"
     );
     metrics::describe_counter!(
         names::SIP_TCP_CLOSED,
