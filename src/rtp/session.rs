@@ -478,16 +478,16 @@ impl RtpSession {
                     false
                 }
             }
+            // The SDP's own address is on the caller's host, so it is never here.
+            Source::Learning if !self.config.callers_host(from) => {
+                self.stats.from_stranger += 1;
+                false
+            }
             Source::Learning => {
-                if from == self.config.remote
-                    || (self.config.callers_host(from) && self.on_probation(packet, from))
-                {
+                if from == self.config.remote || self.on_probation(packet, from) {
                     tracing::debug!(%from, announced = %self.config.remote, "RTP source learned");
                     self.lock(from, now);
                     true
-                } else if !self.config.callers_host(from) {
-                    self.stats.from_stranger += 1;
-                    false
                 } else {
                     // Still alive, though not yet believed.
                     self.last_activity = self.last_activity.max(now);
