@@ -652,7 +652,6 @@ impl<'t> Cx<'t> {
         let callback_numbers = callback_numbers?;
         let (max_prompt, max_call, replay) = (max_prompt?, max_call?, replay?);
         let base = self.file.parent().unwrap_or(Path::new("."));
-        located.audio_line = audio_line;
         // `node = []` parses as a list of no nodes: without `start`, there is no
         // first node to start at (and with one, validation reports it dangling).
         let Some(start) = start.or_else(|| nodes.first().map(|n| n.id.clone())) else {
@@ -668,6 +667,7 @@ impl<'t> Cx<'t> {
             title,
             languages,
             audio_dir: base.join(audio),
+            audio_line,
             numbers,
             callback_numbers,
             start,

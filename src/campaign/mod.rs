@@ -103,6 +103,9 @@ pub struct Campaign {
     /// Folder of recordings (already resolved against the campaign file's folder).
     #[serde(skip)]
     pub audio_dir: PathBuf,
+    /// The line of `audio` in the file.
+    #[serde(skip)]
+    pub audio_line: usize,
     pub numbers: Vec<String>,
     /// Dialled numbers that are never answered: kuma refuses the call (so it costs
     /// the caller nothing) and calls the caller back.

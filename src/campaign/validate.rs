@@ -16,7 +16,6 @@ pub struct Located {
     pub refs: Vec<(String, String, usize)>,
     /// (prompt name, line), every use.
     pub prompts: Vec<(String, usize)>,
-    pub audio_line: usize,
 }
 
 /// Runs every check; `report(line, message)` is called once per problem.
@@ -138,7 +137,7 @@ fn check_graph(c: &Campaign, report: &mut dyn FnMut(usize, String)) {
 fn check_recordings(c: &Campaign, located: &Located, report: &mut dyn FnMut(usize, String)) {
     if !c.audio_dir.is_dir() {
         report(
-            located.audio_line,
+            c.audio_line,
             format!(
                 "`audio`: the folder `{}` does not exist",
                 c.audio_dir.display()

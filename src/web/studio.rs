@@ -188,18 +188,17 @@ async fn check(
     {
         let d = Diagnostic {
             file: path.to_path_buf(),
-            line: key_line(text, "audio"),
+            line: c.audio_line,
             message: "`audio` (the folder of this campaign's recordings) cannot be changed from the studio: the station's technician sets it in the file".into(),
         };
         return Err(invalid(text, &[d], None));
     }
     // Recordings the server already plays need no second look (a schedule
     // change, say): only prompts new to the campaign go through the pipeline.
-    let all_served = served.as_ref().is_some_and(|(old, prompts)| {
-        old.audio_dir == c.audio_dir
-            && c.languages
-                .iter()
-                .all(|l| c.prompt_names().iter().all(|p| prompts.get(l, p).is_some()))
+    let all_served = served.as_ref().is_some_and(|(_, prompts)| {
+        c.languages
+            .iter()
+            .all(|l| c.prompt_names().iter().all(|p| prompts.get(l, p).is_some()))
     });
     if all_served {
         return Ok(c);
@@ -229,18 +228,6 @@ async fn check(
         });
     }
     Ok(c)
-}
-
-/// The line (from 1) of top-level key `key` in a campaign's text, or 0.
-fn key_line(text: &str, key: &str) -> usize {
-    text.lines()
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .position(|l| {
-            l.trim_start()
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map_or(0, |i| i + 1)
 }
 
 fn invalid(
