@@ -111,14 +111,6 @@ pub async fn run(
     let (tcp_tx, mut tcp_rx) = mpsc::channel(sip_tcp::QUEUE);
     let (open_tx, mut open_rx) = mpsc::unbounded_channel();
     let limits = shared.config.limits.clone();
-    // Who may connect over TCP: the endpoint's own rules (its rate limit is
-    // not asked).
-    let who = crate::sip::admission::Admission::new(
-        shared.config.trunks.clone(),
-        (u32::MAX, std::time::Duration::from_secs(1)),
-    )
-    .with_proxies(shared.config.proxies.clone());
-    tokio::spawn(sip_tcp::accept(tcp, limits, who, tcp_tx, open_tx));
     let mut connections = sip_tcp::Connections::default();
     let mut endpoint = Endpoint::new(Config {
         local: shared
@@ -130,6 +122,9 @@ pub async fn run(
         ..Config::default()
     })
     .map_err(|e| anyhow::anyhow!("no entropy from the operating system for SIP tags: {e}"))?;
+    // Who may connect over TCP: the endpoint's own rules.
+    let who = endpoint.admission().clone();
+    tokio::spawn(sip_tcp::accept(tcp, limits, who, tcp_tx, open_tx));
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<Event>> = HashMap::new();
     let mut exported = Stats::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];

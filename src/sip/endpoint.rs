@@ -331,6 +331,12 @@ impl Endpoint {
         &self.config
     }
 
+    /// Who may send it requests outside calls (`Admission::may_contact`): for
+    /// a transport that admits peers before any request, SIP over TCP.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
     /// Counters of what was dropped or answered on its own.
     pub fn stats(&self) -> Stats {
         self.stats
