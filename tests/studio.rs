@@ -112,11 +112,21 @@ fn kuma(s: &Server, campaigns: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn token(s: &Server, campaigns: &Path, role: &str, name: &str) -> String {
-    let out = kuma(
+    made_token(s, campaigns, &["--role", role, "--name", name])
+}
+
+/// A token that reaches `campaign` only.
+fn limited_token(s: &Server, campaigns: &Path, role: &str, name: &str, campaign: &str) -> String {
+    made_token(
         s,
         campaigns,
-        &["token", "create", "--role", role, "--name", name],
-    );
+        &["--role", role, "--name", name, "--campaign", campaign],
+    )
+}
+
+/// `kuma token create ARGS`: the token it printed.
+fn made_token(s: &Server, campaigns: &Path, args: &[&str]) -> String {
+    let out = kuma(s, campaigns, &[&["token", "create"], args].concat());
     assert!(
         out.status.success(),
         "{}",
@@ -388,22 +398,7 @@ fn the_recordings_folder_is_not_changed_from_the_studio() {
     let s = Server::start_in(&campaigns, &[]);
     let admin = token(&s, &campaigns, "admin", "office");
     new_campaign_from_the_example(&s, &admin, "week-49");
-    let out = kuma(
-        &s,
-        &campaigns,
-        &[
-            "token",
-            "create",
-            "--role",
-            "broadcaster",
-            "--name",
-            "week",
-            "--campaign",
-            "week-49",
-        ],
-    );
-    assert!(out.status.success());
-    let week = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let week = limited_token(&s, &campaigns, "broadcaster", "week", "week-49");
     let file = campaigns.join("week-49.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let line = text
@@ -616,26 +611,7 @@ fn a_token_limited_to_one_campaign_gets_404_for_every_route_of_another() {
         ],
     );
     assert!(!out.status.success());
-    let out = kuma(
-        &s,
-        &campaigns,
-        &[
-            "token",
-            "create",
-            "--role",
-            "admin",
-            "--name",
-            "station",
-            "--campaign",
-            ID,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let station = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let station = limited_token(&s, &campaigns, "admin", "station", ID);
     // `kuma token list` (and `GET /api/tokens`) show each token's reach.
     let out = kuma(&s, &campaigns, &["token", "list"]);
     let listed = String::from_utf8_lossy(&out.stdout);
