@@ -50,6 +50,10 @@ pub struct Pseudonymizer {
     /// then every secret that replaced it (`kuma secret rotate`), oldest first.
     first: Hmac<Sha256>,
     later: Vec<Hmac<Sha256>>,
+    /// The station's country calling code (`223`), when national numbers
+    /// (`76543212`) are joined to their international spelling
+    /// (`+22376543212`) before the HMAC; see [`Pseudonymizer::with_country`].
+    country: Option<String>,
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -76,6 +80,7 @@ impl Pseudonymizer {
         Pseudonymizer {
             first: keyed(secret),
             later: Vec::new(),
+            country: None,
         }
     }
 
@@ -94,8 +99,28 @@ impl Pseudonymizer {
                     .map(|s| keyed(s))
                     .chain([keyed(secret)])
                     .collect(),
+                country: None,
             },
         }
+    }
+
+    /// The same, joining a national number (no `+` or `00`: `76543212`, or
+    /// `076543212` with a trunk `0`) to its international spelling in
+    /// `country` (`223`: `+22376543212`), so a caller has one pseudonym
+    /// whichever way a gateway or provider writes their number. `None` keeps
+    /// numbers as written. The database records the code its pseudonyms were
+    /// made with (`crate::store::Store::join_numbers`).
+    #[must_use]
+    pub fn with_country(mut self, country: Option<&str>) -> Self {
+        self.country = country
+            .map(|c| c.trim_start_matches('+').to_owned())
+            .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+        self
+    }
+
+    /// The country calling code national numbers are joined with, if any.
+    pub fn country(&self) -> Option<&str> {
+        self.country.as_deref()
     }
 
     /// The key of the current secret (the last one).
@@ -107,7 +132,20 @@ impl Pseudonymizer {
     /// same number (`+223 70-00 00 00`, `0022370000000`, `sip:+22370000000@host`)
     /// give the same pseudonym.
     pub fn pseudonym(&self, number: &str) -> String {
-        let mut p = step(&self.first, normalize(number).as_bytes());
+        self.chain(&normalize(number, self.country.as_deref()))
+    }
+
+    /// The pseudonym `number` had as written, before national and
+    /// international spellings were joined, when that is another one: a
+    /// `[callback] blocked` entry made then still blocks it.
+    pub fn as_written(&self, number: &str) -> Option<String> {
+        let written = normalize(number, None);
+        (self.country.is_some() && written != normalize(number, self.country.as_deref()))
+            .then(|| self.chain(&written))
+    }
+
+    fn chain(&self, normalized: &str) -> String {
+        let mut p = step(&self.first, normalized.as_bytes());
         for key in &self.later {
             p = step(key, p.as_bytes());
         }
@@ -140,10 +178,12 @@ impl Pseudonymizer {
 }
 
 /// The number as the pseudonym sees it: no URI scheme or host, no punctuation,
-/// a leading `+` for international numbers ("00" becomes "+"). Something with no
-/// digit at all (e.g. "anonymous") is kept as it is, lowercased, so that it does not
-/// share a pseudonym with every other number-less caller ID.
-fn normalize(number: &str) -> String {
+/// a leading `+` for international numbers ("00" becomes "+"), and with a
+/// `country` code, national numbers made international (a trunk `0` dropped).
+/// Something with no digit at all (e.g. "anonymous") is kept as it is,
+/// lowercased, so that it does not share a pseudonym with every other
+/// number-less caller ID.
+fn normalize(number: &str, country: Option<&str>) -> String {
     let mut s = number.trim();
     for scheme in ["tel:", "sips:", "sip:"] {
         if s.len() >= scheme.len()
@@ -169,6 +209,12 @@ fn normalize(number: &str) -> String {
     }
     if let Some(rest) = out.strip_prefix("00") {
         out = format!("+{rest}");
+    }
+    if let Some(cc) = country
+        && !out.starts_with('+')
+    {
+        let national = out.strip_prefix('0').unwrap_or(&out);
+        out = format!("+{cc}{national}");
     }
     out
 }
@@ -360,6 +406,40 @@ mod tests {
             "without + is another number"
         );
         assert_ne!(p.pseudonym("+22370000001"), expected);
+    }
+
+    #[test]
+    fn with_a_country_code_national_and_international_spellings_share_a_pseudonym() {
+        let p = Pseudonymizer::new(SECRET).with_country(Some("223"));
+        let expected = p.pseudonym("+22376543212");
+        for spelling in [
+            "76543212",
+            "076543212",
+            "76 54 32 12",
+            "0022376543212",
+            "sip:76543212@10.0.0.1;user=phone",
+            "tel:+223-76-54-32-12",
+        ] {
+            assert_eq!(p.pseudonym(spelling), expected, "{spelling}");
+        }
+        // A national number as written had another pseudonym, still known
+        // (for blocked lists made then); an international one had this one.
+        let plain = Pseudonymizer::new(SECRET);
+        assert_ne!(plain.pseudonym("76543212"), expected);
+        assert_eq!(plain.pseudonym("+22376543212"), expected);
+        assert_eq!(p.as_written("76543212"), Some(plain.pseudonym("76543212")));
+        assert_eq!(p.as_written("+22376543212"), None);
+        assert_eq!(plain.as_written("76543212"), None);
+        // Another country's number stays itself; number-less IDs stay apart.
+        assert_ne!(p.pseudonym("+33612345678"), p.pseudonym("+223612345678"));
+        assert_eq!(p.pseudonym("anonymous"), plain.pseudonym("anonymous"));
+        assert_eq!(p.country(), Some("223"));
+        assert_eq!(
+            Pseudonymizer::new(SECRET)
+                .with_country(Some("+223"))
+                .pseudonym("76543212"),
+            expected
+        );
     }
 
     #[test]

@@ -200,6 +200,7 @@ on_both_backends!(
     spooled_writes_applied_again_count_once,
     the_spool_is_applied_in_order_once_the_database_answers,
     secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
+    a_country_code_joins_spellings_and_carries_subscribers_over_with_their_history,
     tokens_are_listed_with_their_campaigns,
     studio_pins_unlock_their_token_and_lock_after_wrong_tries,
     writes_cut_off_anywhere_leave_no_transaction_open,
@@ -2157,6 +2158,112 @@ async fn secret_rotation_rekeys_callers_and_sealed_numbers_at_once(store: Store,
             .await
             .unwrap()
     );
+}
+
+/// `[callback] country_code` (`Store::join_numbers`, as `kuma serve` starts):
+/// national and international spellings of a number become one pseudonym;
+/// subscribers and waiting call-backs keep their history, a listener kept
+/// under both spellings becomes one, and the database remembers the code.
+async fn a_country_code_joins_spellings_and_carries_subscribers_over_with_their_history(
+    store: Store,
+    _url: String,
+) {
+    const SECRET: &[u8] = b"the station's secret, 16+ bytes";
+    const OTHER: &str = "other-campaign";
+    let (national, international, alone) = ("76123456", "+22376123456", "066999999");
+    let keys = store.keys(SECRET).await.unwrap();
+    // One listener subscribed under both spellings, one under a national
+    // spelling alone, each with an answered call.
+    let mut minute = 0;
+    let mut subscribe = async |number: &str, campaign: &str| {
+        let caller = keys.pseudonyms.pseudonym(number);
+        let sealed = keys.sealer.seal(number, &caller).unwrap();
+        let cb = store.callbacks();
+        assert!(
+            cb.subscribe(campaign, &caller, &sealed, 10, at(minute))
+                .await
+                .unwrap()
+        );
+        let id = call(&store, &caller, at(minute), None).await;
+        answer(&store, id, "q_offered_work", "yes", at(minute + 1), None).await;
+        minute += 2;
+        caller
+    };
+    let was_national = subscribe(national, CAMPAIGN).await;
+    subscribe(international, CAMPAIGN).await;
+    let was_alone = subscribe(alone, OTHER).await;
+    let b = at(10);
+    let policy = kuma::outbound::Policy::default();
+    let cb = store.callbacks();
+    assert_eq!(
+        cb.queue_broadcast(CAMPAIGN, b, b, b, &policy)
+            .await
+            .unwrap(),
+        2
+    );
+
+    let (keys, joined) = store.join_numbers(keys, Some("223")).await.unwrap();
+    let joined = joined.expect("the country code changed");
+    assert_eq!((joined.was, joined.now.as_deref()), (None, Some("223")));
+    assert_eq!(joined.callers, 2, "the two national spellings");
+    assert_eq!(
+        joined.merged, 2,
+        "one subscription and one call-back were twice"
+    );
+    assert!(joined.had_calls);
+
+    // Every spelling is one listener now, with their history.
+    let listener = keys.pseudonyms.pseudonym(national);
+    assert_eq!(listener, keys.pseudonyms.pseudonym(international));
+    assert_ne!(listener, was_national);
+    assert_eq!(
+        store.callbacks().subscriber_count(CAMPAIGN).await.unwrap(),
+        1
+    );
+    let alone_now = keys.pseudonyms.pseudonym(alone);
+    assert_ne!(alone_now, was_alone);
+    let mut callers: Vec<String> = export(&store, CountFilter::default())
+        .await
+        .into_iter()
+        .map(|r| r.caller)
+        .collect();
+    callers.sort();
+    let mut expected = vec![listener.clone(), listener.clone(), alone_now];
+    expected.sort();
+    assert_eq!(callers, expected);
+    // One call-back left for the broadcast, its number sealed to the new
+    // pseudonym.
+    let claimed = cb.claim("w", b, b).await.unwrap().unwrap();
+    assert_eq!(claimed.caller, listener);
+    let number = keys
+        .sealer
+        .open(claimed.sealed.as_deref().unwrap(), &listener)
+        .unwrap();
+    assert!(number == international || number == national, "{number}");
+    assert!(cb.claim("w", b, b).await.unwrap().is_none());
+    // Unsubscribing under the other spelling ends it.
+    let unsubscribe = async |campaign: &str, number: &str| {
+        let caller = keys.pseudonyms.pseudonym(number);
+        store
+            .callbacks()
+            .unsubscribe(campaign, &caller, at(20))
+            .await
+            .unwrap()
+    };
+    assert!(unsubscribe(CAMPAIGN, international).await);
+    assert!(unsubscribe(OTHER, "+22366999999").await);
+
+    // The database remembers: the keys come back joined, joining again changes
+    // nothing, and a station that drops the code gets numbers as written.
+    let keys = store.keys(SECRET).await.unwrap();
+    assert_eq!(keys.pseudonyms.country(), Some("223"));
+    let (keys, again) = store.join_numbers(keys, Some("+223")).await.unwrap();
+    assert_eq!(again, None);
+    assert_eq!(keys.pseudonyms.pseudonym(national), listener);
+    let (keys, dropped) = store.join_numbers(keys, None).await.unwrap();
+    assert_eq!(dropped.map(|j| j.now), Some(None));
+    assert_eq!(keys.pseudonyms.pseudonym(national), was_national);
+    assert_eq!(store.keys(SECRET).await.unwrap().pseudonyms.country(), None);
 }
 
 /// A call's burst of writes in one transaction (`Store::apply_all`, as `kuma

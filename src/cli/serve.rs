@@ -147,7 +147,16 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     let store = env.store().await?;
     // Another secret would give every caller a new pseudonym, make blocked
     // numbers callable again and leave sealed numbers unreadable: stop instead.
-    let crate::store::Keys { pseudonyms, sealer } = env.keys(&store).await?;
+    let keys = env.keys(&store).await?;
+    // One pseudonym per caller whichever way their number is written, with the
+    // station's country code: the database follows the settings.
+    let (keys, joined) = store
+        .join_numbers(keys, config.callback.country_code.as_deref())
+        .await?;
+    if let Some(j) = joined {
+        say_joined(&j);
+    }
+    let crate::store::Keys { pseudonyms, sealer } = keys;
     crate::serve::run(
         config,
         env.campaigns.clone(),
@@ -159,4 +168,24 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line on how the pseudonyms changed with `[callback] country_code`.
+fn say_joined(j: &crate::store::Joined) {
+    let code = |c: &Option<String>| c.as_deref().map_or("none".to_owned(), |c| format!("+{c}"));
+    let (was, now) = (code(&j.was), code(&j.now));
+    if j.had_calls {
+        tracing::warn!(
+            was = %was,
+            now = %now,
+            callers_carried_over = j.callers,
+            merged = j.merged,
+            "[callback] country_code changed how national numbers get their pseudonym: \
+             subscribers and waiting call-backs keep theirs, with their history; other callers \
+             seen before in national spelling get a new one from their next call; \
+             `[callback] blocked` entries made before still block"
+        );
+    } else {
+        tracing::info!(was = %was, now = %now, "[callback] country_code: pseudonyms of national numbers follow it");
+    }
 }

@@ -11,8 +11,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::campaign::{Campaign, NodeKind};
-use crate::outbound::Policy;
 use crate::outbound::sealed::Sealer;
+use crate::outbound::{Caller, Policy};
 use crate::store::WriteOp;
 
 /// Whether a question of the campaign subscribes callers to calls after each
@@ -60,11 +60,13 @@ pub fn seal(
     policy: &Policy,
     sealer: &Sealer,
     number: Option<&str>,
-    caller: &str,
+    caller: Caller<'_>,
 ) -> Result<Vec<u8>, &'static str> {
     let number = number.map(str::trim).ok_or("withheld_number")?;
     crate::outbound::may_subscribe(policy, number, caller).map_err(|r| r.as_str())?;
-    sealer.seal(number, caller).map_err(|_| "seal_failed")
+    sealer
+        .seal(number, caller.pseudonym)
+        .map_err(|_| "seal_failed")
 }
 
 /// The caller's number sealed as a call that holds it from start to end (SIP,
@@ -76,7 +78,7 @@ pub fn seal_at_start(
     policy: &Policy,
     sealer: &Sealer,
     number: &str,
-    caller: &str,
+    caller: Caller<'_>,
 ) -> Result<Vec<u8>, &'static str> {
     if !has_subscribe(c) {
         return Err("no_subscribe_question");
@@ -175,7 +177,7 @@ mod tests {
             ..Policy::default()
         };
         let on = |choice: &str, number: Option<&str>| {
-            let sealed = || seal(&policy, &sealer, number, "c_x");
+            let sealed = || seal(&policy, &sealer, number, Caller::new("c_x"));
             on_answer(&c, "q_would_report", choice, "c_x", sealed, &policy, at())
         };
         match on("yes", Some("76123456")) {

@@ -260,16 +260,47 @@ pub fn admit(policy: &Policy, history: &History, now: DateTime<Utc>) -> Result<(
     Ok(())
 }
 
-/// The checks before the quotas: a callable number, not blocked (`caller` is its
-/// pseudonym), a campaign that is running with its poll open (`open`).
-pub fn screen(policy: &Policy, number: &str, caller: &str, open: bool) -> Result<(), Refusal> {
+/// Who a number is, for the block list: its pseudonym, and the one it had as
+/// written when that is another (`crate::secret::Pseudonymizer::as_written`:
+/// an entry made before national and international spellings were joined).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub pseudonym: &'a str,
+    pub as_written: Option<&'a str>,
+}
+
+impl<'a> Caller<'a> {
+    /// Only a pseudonym (numbers as written).
+    pub fn new(pseudonym: &'a str) -> Self {
+        Caller {
+            pseudonym,
+            as_written: None,
+        }
+    }
+
+    fn blocked(&self, policy: &Policy) -> bool {
+        policy
+            .blocked
+            .iter()
+            .any(|b| b == self.pseudonym || Some(b.as_str()) == self.as_written)
+    }
+}
+
+/// The checks before the quotas: a callable number, not blocked, a campaign
+/// that is running with its poll open (`open`).
+pub fn screen(
+    policy: &Policy,
+    number: &str,
+    caller: Caller<'_>,
+    open: bool,
+) -> Result<(), Refusal> {
     if !callable(number) {
         return Err(Refusal::Withheld);
     }
     if !allowed(policy, number) {
         return Err(Refusal::NumberNotAllowed);
     }
-    if policy.blocked.iter().any(|b| b == caller) {
+    if caller.blocked(policy) {
         return Err(Refusal::Blocked);
     }
     if !open {
@@ -281,7 +312,7 @@ pub fn screen(policy: &Policy, number: &str, caller: &str, open: bool) -> Result
 /// Whether a caller may be kept as a subscriber (called after each broadcast):
 /// the same checks as a missed call's, except the poll window, before their
 /// number is ever sealed. The quotas apply when each broadcast's calls are queued.
-pub fn may_subscribe(policy: &Policy, number: &str, caller: &str) -> Result<(), Refusal> {
+pub fn may_subscribe(policy: &Policy, number: &str, caller: Caller<'_>) -> Result<(), Refusal> {
     screen(policy, number, caller, true)
 }
 
@@ -425,16 +456,26 @@ mod tests {
             blocked: vec!["c_bad".into()],
             ..Policy::default()
         };
-        assert_eq!(screen(&p, "anonymous", "c_x", true), Err(Refusal::Withheld));
         assert_eq!(
-            screen(&p, "+22370123456", "c_bad", true),
+            screen(&p, "anonymous", Caller::new("c_x"), true),
+            Err(Refusal::Withheld)
+        );
+        assert_eq!(
+            screen(&p, "+22370123456", Caller::new("c_bad"), true),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            screen(&p, "+22370123456", "c_x", false),
+            screen(&p, "+22370123456", Caller::new("c_x"), false),
             Err(Refusal::Closed)
         );
-        assert_eq!(screen(&p, "+22370123456", "c_x", true), Ok(()));
+        assert_eq!(screen(&p, "+22370123456", Caller::new("c_x"), true), Ok(()));
+        // An entry made from the number as written still blocks it once
+        // national and international spellings are joined.
+        let joined = Caller {
+            pseudonym: "c_joined",
+            as_written: Some("c_bad"),
+        };
+        assert_eq!(screen(&p, "70123456", joined, true), Err(Refusal::Blocked));
     }
 
     #[test]
@@ -445,7 +486,7 @@ mod tests {
             ..Policy::default()
         };
         for ok in ["+22376123456", "0022366123456", "76123456", "076123456"] {
-            assert_eq!(screen(&p, ok, "c_x", true), Ok(()), "{ok}");
+            assert_eq!(screen(&p, ok, Caller::new("c_x"), true), Ok(()), "{ok}");
         }
         for premium in [
             "+22389123456",
@@ -455,7 +496,7 @@ mod tests {
             "+1900",
         ] {
             assert_eq!(
-                screen(&p, premium, "c_x", true),
+                screen(&p, premium, Caller::new("c_x"), true),
                 Err(Refusal::NumberNotAllowed),
                 "{premium}"
             );
@@ -467,12 +508,17 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(
-            screen(&no_cc, "76123456", "c_x", true),
+            screen(&no_cc, "76123456", Caller::new("c_x"), true),
             Err(Refusal::NumberNotAllowed)
         );
         // Without prefixes, anywhere the trunk carries.
         assert_eq!(
-            screen(&Policy::default(), "+447700900123", "c_x", true),
+            screen(
+                &Policy::default(),
+                "+447700900123",
+                Caller::new("c_x"),
+                true
+            ),
             Ok(())
         );
         assert_eq!(e164("+22376123456", None).as_deref(), Some("+22376123456"));
@@ -487,17 +533,17 @@ mod tests {
             blocked: vec!["c_blocked".into()],
             ..Policy::default()
         };
-        assert_eq!(may_subscribe(&p, "76123456", "c_x"), Ok(()));
+        assert_eq!(may_subscribe(&p, "76123456", Caller::new("c_x")), Ok(()));
         assert_eq!(
-            may_subscribe(&p, "+447700900123", "c_x"),
+            may_subscribe(&p, "+447700900123", Caller::new("c_x")),
             Err(Refusal::NumberNotAllowed)
         );
         assert_eq!(
-            may_subscribe(&p, "76123456", "c_blocked"),
+            may_subscribe(&p, "76123456", Caller::new("c_blocked")),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            may_subscribe(&p, "anonymous", "c_x"),
+            may_subscribe(&p, "anonymous", Caller::new("c_x")),
             Err(Refusal::Withheld)
         );
     }

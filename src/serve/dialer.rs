@@ -42,6 +42,7 @@ const STALE: chrono::Duration = chrono::Duration::hours(2);
 /// reason. `number` is the caller ID; it is sealed or dropped here.
 pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: String) {
     let caller = shared.pseudonyms.pseudonym(&number);
+    let as_written = shared.pseudonyms.as_written(&number);
     let now = Utc::now();
     let policy = &shared.config.callback;
     let open = campaign
@@ -49,7 +50,11 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
         .as_ref()
         .is_none_or(|s| matches!(s.poll(now), Poll::Open { .. }));
     let store = &shared.store;
-    let outcome = match screen(policy, number.trim(), &caller, open) {
+    let who = crate::outbound::Caller {
+        pseudonym: &caller,
+        as_written: as_written.as_deref(),
+    };
+    let outcome = match screen(policy, number.trim(), who, open) {
         Err(refusal) => store
             .callbacks()
             .refuse(&campaign.id, &caller, refusal, now)

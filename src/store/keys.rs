@@ -28,6 +28,10 @@ const SET_FACT: &str = "INSERT INTO kuma_facts (name, value) VALUES ($1, $2) \
 const RECORD_FINGERPRINT: &str = "INSERT INTO kuma_facts (name, value) \
     VALUES ('secret_fingerprint', $1) ON CONFLICT (name) DO NOTHING";
 
+/// The `kuma_facts` row that holds the country code national numbers are
+/// joined with before the HMAC (`""` or no row: numbers as written).
+const COUNTRY: &str = "pseudonym_country";
+
 /// The new pseudonym of every row, from the table of old and new ones.
 const REKEY: [&str; 3] = [
     "UPDATE calls SET caller = (SELECT new FROM kuma_rekey WHERE old = calls.caller) \
@@ -43,6 +47,28 @@ const REKEY: [&str; 3] = [
 pub struct Keys {
     pub pseudonyms: Pseudonymizer,
     pub sealer: Sealer,
+}
+
+/// A call-back with its number: id, campaign, caller, sealed number, broadcast.
+type WaitingRow = (i64, String, String, Vec<u8>, Option<i64>);
+
+/// What joining national and international spellings changed
+/// ([`Store::join_numbers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Joined {
+    /// The country code before (`None`: numbers as written) and now.
+    pub was: Option<String>,
+    pub now: Option<String>,
+    /// Callers with a sealed number (subscribers, call-backs waiting) whose
+    /// pseudonym changed, their whole history with them.
+    pub callers: u64,
+    /// Subscriptions and waiting call-backs that were the same listener twice
+    /// (two spellings) and are now one: the extra subscription erased, the
+    /// extra call-back cancelled with its number erased.
+    pub merged: u64,
+    /// Whether the database held calls already: callers known only by a
+    /// national spelling and with no sealed number cannot be carried over.
+    pub had_calls: bool,
 }
 
 /// What `kuma secret rotate` changed.
@@ -90,30 +116,203 @@ impl Store {
     /// and leaving sealed numbers unreadable.
     pub async fn keys(&self, secret: &[u8]) -> Result<Keys, StoreError> {
         let mine = Pseudonymizer::new(secret).fingerprint();
-        let (recorded, earlier): (Option<String>, Option<String>) = with_pool!(self, |pool| {
-            sqlx::query(RECORD_FINGERPRINT)
-                .bind(&mine)
-                .execute(pool)
-                .await?;
-            let fp = sqlx::query_scalar(FACT)
-                .bind("secret_fingerprint")
-                .fetch_optional(pool)
-                .await?;
-            let earlier = sqlx::query_scalar(FACT)
-                .bind(EARLIER)
-                .fetch_optional(pool)
-                .await?;
-            (fp, earlier)
-        });
+        let (recorded, earlier, country): (Option<String>, Option<String>, Option<String>) =
+            with_pool!(self, |pool| {
+                sqlx::query(RECORD_FINGERPRINT)
+                    .bind(&mine)
+                    .execute(pool)
+                    .await?;
+                let fp = sqlx::query_scalar(FACT)
+                    .bind("secret_fingerprint")
+                    .fetch_optional(pool)
+                    .await?;
+                let earlier = sqlx::query_scalar(FACT)
+                    .bind(EARLIER)
+                    .fetch_optional(pool)
+                    .await?;
+                let country = sqlx::query_scalar(FACT)
+                    .bind(COUNTRY)
+                    .fetch_optional(pool)
+                    .await?;
+                (fp, earlier, country)
+            });
         if recorded.as_deref() != Some(mine.as_str()) {
             return Err(another_secret());
         }
         let sealer = Sealer::new(secret);
         let earlier = earlier_from(earlier, &sealer)?;
         Ok(Keys {
-            pseudonyms: Pseudonymizer::with_earlier(&earlier, secret),
+            pseudonyms: Pseudonymizer::with_earlier(&earlier, secret)
+                .with_country(country.as_deref()),
             sealer,
         })
+    }
+
+    /// Makes the database's pseudonyms join national numbers to their
+    /// international spelling with `country` (`[callback] country_code`), or
+    /// keep them as written (`None`), if they do not already; `kuma serve`
+    /// calls it as it starts, with the station's settings, and the keys it
+    /// returns are the ones to use. Every caller with a sealed number
+    /// (subscribers, call-backs waiting) gets the new pseudonym with their
+    /// whole history, in one transaction, and one listener subscribed under
+    /// two spellings becomes one subscriber; a caller known only from earlier
+    /// calls in national spelling cannot be (the number is not kept) and gets a
+    /// new pseudonym from their next call. Nothing to do: `None`.
+    pub async fn join_numbers(
+        &self,
+        keys: Keys,
+        country: Option<&str>,
+    ) -> Result<(Keys, Option<Joined>), StoreError> {
+        let wanted = keys.pseudonyms.clone().with_country(country);
+        if wanted.country() == keys.pseudonyms.country() {
+            return Ok((keys, None));
+        }
+        let (old, new) = (&keys.pseudonyms, &wanted);
+        let sealer = &keys.sealer;
+        let joined = write_tx!(self, |tx| {
+            // Another process may have joined them meanwhile: the fact decides.
+            let recorded: Option<String> = sqlx::query_scalar(FACT)
+                .bind(COUNTRY)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let recorded = recorded.filter(|c| !c.is_empty());
+            let mut joined = Joined {
+                was: recorded.clone(),
+                now: new.country().map(str::to_owned),
+                ..Joined::default()
+            };
+            if recorded.as_deref() != new.country() {
+                joined.had_calls = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM calls")
+                    .fetch_one(&mut *tx)
+                    .await?
+                    > 0;
+                let was = old.clone().with_country(recorded.as_deref());
+                let open = |sealed: &[u8], caller: &str| {
+                    sealer.open(sealed, caller).map_err(|_| {
+                        StoreError::Secret(format!(
+                            "a sealed number of {caller} does not open: nothing was changed"
+                        ))
+                    })
+                };
+                let reseal = |number: &str, caller: &str| {
+                    sealer
+                        .seal(number, caller)
+                        .map_err(|e| StoreError::Secret(e.to_string()))
+                };
+                let mut renamed = std::collections::BTreeMap::new();
+                let subscribers: Vec<(String, String, Vec<u8>)> =
+                    sqlx::query_as("SELECT campaign, caller, number FROM subscribers")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                for (campaign, caller, sealed) in subscribers {
+                    let number = open(&sealed, &caller)?;
+                    let now = new.pseudonym(&number);
+                    if now == caller || was.pseudonym(&number) != caller {
+                        continue;
+                    }
+                    let taken: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM subscribers WHERE campaign = $1 AND caller = $2",
+                    )
+                    .bind(&campaign)
+                    .bind(&now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if taken > 0 {
+                        sqlx::query("DELETE FROM subscribers WHERE campaign = $1 AND caller = $2")
+                            .bind(&campaign)
+                            .bind(&caller)
+                            .execute(&mut *tx)
+                            .await?;
+                        joined.merged += 1;
+                    } else {
+                        sqlx::query(
+                            "UPDATE subscribers SET caller = $1, number = $2 \
+                             WHERE campaign = $3 AND caller = $4",
+                        )
+                        .bind(&now)
+                        .bind(reseal(&number, &now)?)
+                        .bind(&campaign)
+                        .bind(&caller)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    renamed.insert(caller, now);
+                }
+                let waiting: Vec<WaitingRow> = sqlx::query_as(
+                    "SELECT id, campaign, caller, number, broadcast FROM callbacks \
+                     WHERE number IS NOT NULL ORDER BY id",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                for (id, campaign, caller, sealed, broadcast) in waiting {
+                    let number = open(&sealed, &caller)?;
+                    let now = new.pseudonym(&number);
+                    if now == caller || was.pseudonym(&number) != caller {
+                        continue;
+                    }
+                    // One call per listener and broadcast (a unique index).
+                    let twice: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM callbacks \
+                         WHERE campaign = $1 AND caller = $2 AND broadcast = $3",
+                    )
+                    .bind(&campaign)
+                    .bind(&now)
+                    .bind(broadcast)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if twice > 0 {
+                        sqlx::query(
+                            "UPDATE callbacks SET status = 'cancelled', note = 'same_listener', \
+                             number = NULL, next_at = NULL WHERE id = $1",
+                        )
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                        joined.merged += 1;
+                    } else {
+                        sqlx::query("UPDATE callbacks SET number = $1 WHERE id = $2")
+                            .bind(reseal(&number, &now)?)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    renamed.insert(caller, now);
+                }
+                // Their history: calls, and call-backs over (a second one for
+                // the same broadcast keeps its old pseudonym).
+                for (caller, now) in &renamed {
+                    sqlx::query("UPDATE calls SET caller = $1 WHERE caller = $2")
+                        .bind(now)
+                        .bind(caller)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE callbacks SET caller = $1 WHERE caller = $2 AND NOT EXISTS \
+                         (SELECT 1 FROM callbacks AS c WHERE c.campaign = callbacks.campaign \
+                          AND c.caller = $1 AND c.broadcast = callbacks.broadcast)",
+                    )
+                    .bind(now)
+                    .bind(caller)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                joined.callers = u64::try_from(renamed.len()).unwrap_or(u64::MAX);
+                sqlx::query(SET_FACT)
+                    .bind(COUNTRY)
+                    .bind(new.country().unwrap_or(""))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            joined
+        })?;
+        let changed = joined.was != joined.now;
+        Ok((
+            Keys {
+                pseudonyms: wanted,
+                sealer: keys.sealer,
+            },
+            changed.then_some(joined),
+        ))
     }
 
     /// Whether the database was written with `secret` (its fingerprint is the

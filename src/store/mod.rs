@@ -64,7 +64,7 @@ pub use callbacks::{
 pub use error::StoreError;
 pub use flow::{Unwritten, WriteOp};
 pub use funnel::FunnelCounts;
-pub use keys::{Keys, Rotated};
+pub use keys::{Joined, Keys, Rotated};
 pub use open::redact_url;
 pub use reads::AnswerStream;
 pub use tokens::{PIN_TRIES, PIN_TRIES_ALL, PIN_WINDOW, PinCheck, PinKey, TokenInfo, Tokens};
