@@ -717,7 +717,8 @@ fn hold_and_resume_keep_the_call() {
     let calls = k.call(
         "hold_resume.xml",
         &[],
-        "re-INVITE sendonly -> 200 recvonly, then sendrecv -> 200 sendrecv",
+        "re-INVITE sendonly -> 200 recvonly, then sendrecv -> 200 sendrecv, \
+         then no offer -> 200 with kuma's offer, answered in the ACK",
     );
     assert_eq!(calls.len(), 1);
     assert_eq!(

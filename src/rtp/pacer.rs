@@ -292,6 +292,14 @@ impl<P: PromptFrames> Pacer<P> {
         self.muted = muted;
     }
 
+    /// The caller moved the call to another codec (a re-INVITE): the next
+    /// packet goes out in it, silence too. Prepared prompts hold both laws.
+    pub fn set_codec(&mut self, codec: Codec, payload_type: u8) {
+        self.config.codec = codec;
+        self.config.payload_type = payload_type;
+        self.silence = [codec.silence(); FRAME_LEN];
+    }
+
     /// True while a prompt is being played or waits in the queue.
     pub fn is_playing(&self) -> bool {
         !self.queue.is_empty()
@@ -813,6 +821,19 @@ mod tests {
         let (sent, _) = run(&mut pacer, start, start, |_| Duration::ZERO);
         assert_eq!(sent[0].first_byte, 0xD5);
         assert_eq!(sent[0].header.payload_type, 8);
+    }
+
+    #[test]
+    fn a_new_codec_takes_the_next_packet() {
+        let start = Instant::now();
+        let mut pacer = TestPacer::new(config(Idle::ComfortSilence), start);
+        let (sent, _) = run(&mut pacer, start, start, |_| Duration::ZERO);
+        assert_eq!((sent[0].first_byte, sent[0].header.payload_type), (0xFF, 0));
+        pacer.set_codec(Codec::Pcma, 8);
+        let (sent, _) = run(&mut pacer, start + 20 * MS, start + 20 * MS, |_| {
+            Duration::ZERO
+        });
+        assert_eq!((sent[0].first_byte, sent[0].header.payload_type), (0xD5, 8));
     }
 
     #[test]

@@ -882,6 +882,24 @@ impl Live {
         Ok(())
     }
 
+    /// The call's audio as a new offer or answer has it: where to send, in
+    /// which codec, in which directions.
+    fn use_media(&mut self, m: sdp::Media) {
+        if !m.direction.receives() {
+            // The caller's audio stops (on hold): a key its detector still
+            // held back is the caller's now.
+            self.tell_keys(Instant::now(), CallKeys::received_end);
+        }
+        self.session.update_remote(m.pt, m.dtmf_pt, m.remote);
+        self.session
+            .set_expect_media(m.direction.receives(), Instant::now());
+        self.pacer.set_muted(!m.direction.sends());
+        if (m.codec, m.pt) != (self.media.codec, self.media.pt) {
+            self.pacer.set_codec(m.codec, m.pt);
+        }
+        self.media = m;
+    }
+
     fn on_sip(&mut self, e: SipEvent) -> anyhow::Result<()> {
         match e {
             SipEvent::Key { key, .. } => self.key_event(key, true),
@@ -891,17 +909,7 @@ impl Live {
                 self.local.session_version += 1;
                 match sdp::answer(&offer, &self.local) {
                     Ok(a) => {
-                        let m = a.media;
-                        if !m.direction.receives() {
-                            // The caller's audio stops (on hold): a key its
-                            // detector still held back is the caller's now.
-                            self.tell_keys(Instant::now(), CallKeys::received_end);
-                        }
-                        self.session.update_remote(m.pt, m.dtmf_pt, m.remote);
-                        self.session
-                            .set_expect_media(m.direction.receives(), Instant::now());
-                        self.pacer.set_muted(!m.direction.sends());
-                        self.media = m;
+                        self.use_media(a.media);
                         let _ = self.cmd.send(Command::AcceptReinvite {
                             call: self.id,
                             sdp: a.sdp,
@@ -915,19 +923,29 @@ impl Live {
                     }
                 }
             }
+            // A re-INVITE without an offer (a session refresh; some gateways
+            // check a long call this way): kuma's offer in the 200 (RFC 3261
+            // §14.2), the caller's answer in the ACK. Refused, the refresher
+            // would end the call.
             SipEvent::Reoffer { offer: None, .. } => {
-                let _ = self.cmd.send(Command::RejectReinvite {
+                self.local.session_version += 1;
+                let _ = self.cmd.send(Command::AcceptReinvite {
                     call: self.id,
-                    code: 488,
+                    sdp: sdp::offer_again(&self.local, &self.media),
                 });
             }
+            SipEvent::Answer { sdp: answer, .. } => match sdp::media_from_answer(&answer) {
+                Ok(m) => self.use_media(m),
+                Err(e) => {
+                    tracing::info!(error = %e, "the answer in the ACK is not usable: the call's audio goes on as it was");
+                }
+            },
             SipEvent::TransferResult { ok, .. } => self.hear(Input::TransferResult { ok }),
             SipEvent::Ended { reason, .. } => {
                 tracing::debug!(?reason, "SIP call ended");
                 self.hear(Input::HungUp);
             }
             SipEvent::Established { .. }
-            | SipEvent::Answer { .. }
             | SipEvent::Incoming { .. }
             | SipEvent::Ringing { .. }
             | SipEvent::Answered { .. } => {}

@@ -278,7 +278,28 @@ pub fn offer(local: &LocalMedia) -> String {
     session.to_string()
 }
 
-/// Reads the caller's answer to kuma's [`offer`] (from the ACK).
+/// kuma's offer for a call already going, in a 200 to a re-INVITE that came
+/// without one (RFC 3261 §14.2; a session refresh, or a gateway checking the
+/// call): the call's codec and payload type alone, so the answer cannot move
+/// the call to another, with telephone-event, `sendrecv`. `local` carries the
+/// session's next version.
+pub fn offer_again(local: &LocalMedia, media: &Media) -> String {
+    let mut session = base_session(local);
+    let dtmf = media
+        .dtmf_pt
+        .or((media.pt != OFFERED_DTMF_PT).then_some(OFFERED_DTMF_PT));
+    session.add_media(audio_media(
+        local.rtp_port,
+        "RTP/AVP",
+        media.pt,
+        media.codec,
+        dtmf,
+        Direction::SendRecv,
+    ));
+    session.to_string()
+}
+
+/// Reads the caller's answer to kuma's [`offer`] or [`offer_again`] (from the ACK).
 pub fn media_from_answer(answer: &[u8]) -> Result<Media, SdpError> {
     let answer = parse(answer)?;
     negotiate(&answer).map(|(_, media)| media)
@@ -823,6 +844,29 @@ mod tests {
         // Our own offer, read as an answer, is consistent with itself.
         let media = media_from_answer(ours.as_bytes()).unwrap();
         assert_eq!(media.remote, "192.0.2.10:10000".parse().unwrap());
+    }
+
+    #[test]
+    fn a_second_offer_keeps_the_calls_codec() {
+        let call = answered(&GSM_GATEWAY.replace("RTP/AVP 8 0 18 101", "RTP/AVP 8 101")).media;
+        assert_eq!((call.codec, call.pt), (Codec::Pcma, 8));
+        let next = LocalMedia {
+            session_version: 2,
+            ..local()
+        };
+        let ours = offer_again(&next, &call);
+        let lines = lines(&ours);
+        assert!(
+            lines.contains(&"o=kuma 4242 2 IN IP4 192.0.2.10"),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"m=audio 10000 RTP/AVP 8 101"), "{lines:?}");
+        assert!(lines.contains(&"a=sendrecv"), "{lines:?}");
+        let media = media_from_answer(ours.as_bytes()).unwrap();
+        assert_eq!(
+            (media.codec, media.pt, media.dtmf_pt),
+            (Codec::Pcma, 8, Some(101))
+        );
     }
 
     #[test]
