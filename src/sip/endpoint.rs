@@ -182,13 +182,15 @@ pub struct Stats {
     pub no_dialog: u64,
     /// INVITEs refused with 503 while the node was busy ([`Endpoint::set_busy`]).
     pub busy: u64,
+    /// Copies of a call's INVITE by another path (482, RFC 3261 §8.2.2.2).
+    pub merged: u64,
 }
 
 impl Stats {
     /// Every count of something refused, dropped or answered for want of a
     /// transaction, with its reason as the metric `kuma_sip_refused_total{reason}`
     /// names it (and the log lines, where there are any).
-    pub fn by_reason(&self) -> [(&'static str, u64); 8] {
+    pub fn by_reason(&self) -> [(&'static str, u64); 9] {
         [
             ("garbage", self.garbage),
             ("malformed", self.malformed),
@@ -198,6 +200,7 @@ impl Stats {
             ("response_from_elsewhere", self.responses_from_elsewhere),
             ("no_dialog", self.no_dialog),
             ("busy", self.busy),
+            ("merged", self.merged),
         ]
     }
 }
@@ -238,7 +241,14 @@ impl ServerEntry {
 struct CallSlot {
     call: Call,
     scheduled: Option<Instant>,
+    /// An incoming call's INVITE, as a merged copy would repeat it.
+    merged: Option<MergeKey>,
 }
+
+/// What a copy of one INVITE that reached kuma by two paths (a forking proxy
+/// upstream) shares with the first (RFC 3261 §8.2.2.2): Call-ID, From tag and
+/// CSeq; its branch differs, so its transaction is another.
+type MergeKey = (String, String, u32);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TimerRef {
@@ -283,6 +293,8 @@ pub struct Endpoint {
     calls: HashMap<CallId, CallSlot>,
     invites: HashMap<TxKey, CallId>,
     dialogs: HashMap<DialogKey, CallId>,
+    /// Incoming calls by [`MergeKey`].
+    initial: HashMap<MergeKey, CallId>,
     servers: HashMap<TxKey, ServerEntry>,
     clients: HashMap<String, Client>,
     timers: BinaryHeap<Reverse<Scheduled>>,
@@ -318,6 +330,7 @@ impl Endpoint {
             calls: HashMap::new(),
             invites: HashMap::new(),
             dialogs: HashMap::new(),
+            initial: HashMap::new(),
             servers: HashMap::new(),
             clients: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -502,6 +515,7 @@ impl Endpoint {
             CallSlot {
                 call,
                 scheduled: None,
+                merged: None,
             },
         );
         self.after_call(id, branches);
@@ -675,6 +689,19 @@ impl Endpoint {
             target,
             transport,
         };
+        // §8.2.2.2: the same INVITE again by another path (a new branch; a
+        // retransmission was absorbed above) is a merged request: 482, not a
+        // second call for one caller.
+        let merge_key = (
+            info.call_id.clone(),
+            info.from_tag.clone().unwrap_or_default(),
+            info.cseq.seq,
+        );
+        if self.initial.contains_key(&merge_key) {
+            self.stats.merged += 1;
+            self.respond(key, &base, true, reply(482), &[], now);
+            return;
+        }
         if !self.accepting {
             self.respond(key, &base, true, reply(503), &[("Retry-After", "60")], now);
             return;
@@ -734,11 +761,13 @@ impl Endpoint {
         tracing::debug!(call = %id, %from, "incoming call");
         self.invites.insert(key, id);
         self.dialogs.insert(call.dialog.key(), id);
+        self.initial.insert(merge_key.clone(), id);
         self.calls.insert(
             id,
             CallSlot {
                 call,
                 scheduled: None,
+                merged: Some(merge_key),
             },
         );
         self.after_call(id, Vec::new());
@@ -1045,6 +1074,9 @@ impl Endpoint {
                     self.clients.remove(branch);
                 }
                 self.dialogs.remove(&slot.call.dialog.key());
+                if let Some(merged) = &slot.merged {
+                    self.initial.remove(merged);
+                }
                 tracing::trace!(call = %id, "call removed");
             }
             return;

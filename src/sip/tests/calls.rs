@@ -314,6 +314,30 @@ fn invite_retransmissions_are_absorbed() {
     assert_eq!(h.ep.calls(), 1);
 }
 
+/// RFC 3261 §8.2.2.2: the same INVITE by a second path (a forking proxy
+/// upstream: same Call-ID, From tag and CSeq, another branch) gets 482, and
+/// the caller has one call, not two.
+#[test]
+fn a_merged_invite_gets_482_and_makes_no_second_call() {
+    let mut h = Harness::new();
+    let mut caller = Caller::new("127.0.1.1:5061", "merged");
+    let invite = caller.invite();
+    h.from(&caller, &invite);
+    assert_eq!(h.one_sent().status(), Some(100));
+    let call = h.incoming();
+    let copy = caller.invite();
+    assert_ne!(copy, invite, "another branch");
+    h.from(&caller, &copy);
+    let loop_detected = h.one_sent();
+    assert_eq!(loop_detected.status(), Some(482), "{}", loop_detected.text);
+    assert!(h.take_events().is_empty(), "one call, not two");
+    assert_eq!(h.ep.calls(), 1);
+    assert_eq!(h.ep.stats().merged, 1);
+    // The first goes on as ever.
+    h.ep.accept(call, ANSWER.to_owned(), h.now);
+    assert_eq!(h.one_sent().status(), Some(200));
+}
+
 #[test]
 fn reinvite_hold_and_resume_keep_the_call() {
     let mut h = Harness::new();
