@@ -2202,7 +2202,7 @@ async fn a_country_code_joins_spellings_and_carries_subscribers_over_with_their_
         2
     );
 
-    let (keys, joined) = store.join_numbers(keys, Some("223")).await.unwrap();
+    let (keys, joined) = store.join_numbers(keys, Some("223"), false).await.unwrap();
     let joined = joined.expect("the country code changed");
     assert_eq!((joined.was, joined.now.as_deref()), (None, Some("223")));
     assert_eq!(joined.callers, 2, "the two national spellings");
@@ -2257,13 +2257,25 @@ async fn a_country_code_joins_spellings_and_carries_subscribers_over_with_their_
     // nothing, and a station that drops the code gets numbers as written.
     let keys = store.keys(SECRET).await.unwrap();
     assert_eq!(keys.pseudonyms.country(), Some("223"));
-    let (keys, again) = store.join_numbers(keys, Some("+223")).await.unwrap();
+    let (keys, again) = store.join_numbers(keys, Some("+223"), false).await.unwrap();
     assert_eq!(again, None);
     assert_eq!(keys.pseudonyms.pseudonym(national), listener);
-    let (keys, dropped) = store.join_numbers(keys, None).await.unwrap();
+    // Another code, or none, only when asked: a node whose settings lost the
+    // code would make other pseudonyms than its neighbours.
+    let refused = store.join_numbers(keys.clone(), None, false).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Secret(m)) if m.contains("--change-country-code")),
+        "{refused:?}"
+    );
+    let refused = store.join_numbers(keys.clone(), Some("224"), false).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let (keys, dropped) = store.join_numbers(keys, None, true).await.unwrap();
     assert_eq!(dropped.map(|j| j.now), Some(None));
     assert_eq!(keys.pseudonyms.pseudonym(national), was_national);
     assert_eq!(store.keys(SECRET).await.unwrap().pseudonyms.country(), None);
+    // From none, setting a code needs no flag (the upgrade, a new station).
+    let (_, set) = store.join_numbers(keys, Some("223"), false).await.unwrap();
+    assert!(set.is_some());
 }
 
 /// A call's burst of writes in one transaction (`Store::apply_all`, as `kuma

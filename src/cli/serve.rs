@@ -100,6 +100,12 @@ pub struct Args {
     #[arg(long, env = "KUMA_MEDIA_REALTIME", value_name = "on|off",
           value_parser = clap::builder::BoolishValueParser::new())]
     media_realtime: Option<bool>,
+    /// Let `[callback] country_code` differ from the one this database's
+    /// pseudonyms were made with (stop every kuma on the database first):
+    /// subscribers and waiting call-backs move to the new pseudonyms; other
+    /// callers in national spelling get new ones
+    #[arg(long)]
+    change_country_code: bool,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
@@ -151,7 +157,11 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
     // One pseudonym per caller whichever way their number is written, with the
     // station's country code: the database follows the settings.
     let (keys, joined) = store
-        .join_numbers(keys, config.callback.country_code.as_deref())
+        .join_numbers(
+            keys,
+            config.callback.country_code.as_deref(),
+            args.change_country_code,
+        )
         .await?;
     if let Some(j) = joined {
         say_joined(&j);

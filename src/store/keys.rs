@@ -158,10 +158,16 @@ impl Store {
     /// two spellings becomes one subscriber; a caller known only from earlier
     /// calls in national spelling cannot be (the number is not kept) and gets a
     /// new pseudonym from their next call. Nothing to do: `None`.
+    ///
+    /// Once a code is recorded, another one (or none) is refused unless
+    /// `change` is set: a node started with other settings (a missing
+    /// `kuma.toml`) would otherwise give callers other pseudonyms than its
+    /// neighbours, and make `blocked` entries of national numbers callable.
     pub async fn join_numbers(
         &self,
         keys: Keys,
         country: Option<&str>,
+        change: bool,
     ) -> Result<(Keys, Option<Joined>), StoreError> {
         let wanted = keys.pseudonyms.clone().with_country(country);
         if wanted.country() == keys.pseudonyms.country() {
@@ -176,6 +182,21 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let recorded = recorded.filter(|c| !c.is_empty());
+            if let Some(code) = &recorded
+                && !change
+                && Some(code.as_str()) != new.country()
+            {
+                let now = new
+                    .country()
+                    .map_or("none".to_owned(), |c| format!("`country_code = \"{c}\"`"));
+                return Err(StoreError::Secret(format!(
+                    "this database's pseudonyms join national numbers with country code {code} \
+                     ([callback] country_code = \"{code}\"), and these settings say {now}: every \
+                     kuma on one database needs the same country_code (is kuma.toml the \
+                     station's?); to change it, stop every kuma on the database and start one \
+                     with --change-country-code"
+                )));
+            }
             let mut joined = Joined {
                 was: recorded.clone(),
                 now: new.country().map(str::to_owned),
