@@ -32,10 +32,14 @@ const RECORD_FINGERPRINT: &str = "INSERT INTO kuma_facts (name, value) \
 /// joined with before the HMAC (`""` or no row: numbers as written).
 const COUNTRY: &str = "pseudonym_country";
 
+/// The new pseudonym of every call, from the table of old and new ones.
+const REKEY_CALLS: &str = "UPDATE calls \
+    SET caller = (SELECT new FROM kuma_rekey WHERE old = calls.caller) \
+    WHERE caller IN (SELECT old FROM kuma_rekey)";
+
 /// The new pseudonym of every row, from the table of old and new ones.
 const REKEY: [&str; 3] = [
-    "UPDATE calls SET caller = (SELECT new FROM kuma_rekey WHERE old = calls.caller) \
-     WHERE caller IN (SELECT old FROM kuma_rekey)",
+    REKEY_CALLS,
     "UPDATE callbacks SET caller = (SELECT new FROM kuma_rekey WHERE old = callbacks.caller) \
      WHERE caller IN (SELECT old FROM kuma_rekey)",
     "UPDATE subscribers SET caller = (SELECT new FROM kuma_rekey WHERE old = subscribers.caller) \
@@ -299,12 +303,19 @@ impl Store {
                     }
                     renamed.insert(caller, now);
                 }
-                // Their history: calls, and call-backs over (a second one for
-                // the same broadcast keeps its old pseudonym).
+                // Their history: calls (through a table of old and new
+                // pseudonyms, one pass over a table without an index on
+                // callers), and call-backs over (a second one for the same
+                // broadcast keeps its old pseudonym).
+                sqlx::query(
+                    "CREATE TEMPORARY TABLE kuma_rekey (old TEXT PRIMARY KEY, new TEXT NOT NULL)",
+                )
+                .execute(&mut *tx)
+                .await?;
                 for (caller, now) in &renamed {
-                    sqlx::query("UPDATE calls SET caller = $1 WHERE caller = $2")
-                        .bind(now)
+                    sqlx::query("INSERT INTO kuma_rekey (old, new) VALUES ($1, $2)")
                         .bind(caller)
+                        .bind(now)
                         .execute(&mut *tx)
                         .await?;
                     sqlx::query(
@@ -317,6 +328,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                sqlx::query(REKEY_CALLS).execute(&mut *tx).await?;
+                sqlx::query("DROP TABLE kuma_rekey")
+                    .execute(&mut *tx)
+                    .await?;
                 joined.callers = u64::try_from(renamed.len()).unwrap_or(u64::MAX);
                 sqlx::query(SET_FACT)
                     .bind(COUNTRY)
