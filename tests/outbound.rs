@@ -467,6 +467,48 @@ fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
     assert_eq!(k.callbacks().len(), 1);
 }
 
+/// A subscriber the station has blocked since (a listener who asked never to
+/// be called again): after the broadcast the trunk hears nothing, their call
+/// ends cancelled and their subscription, sealed number and all, is erased.
+#[test]
+fn a_blocked_subscriber_is_not_called_and_is_erased() {
+    if !have_sipp() {
+        return;
+    }
+    let b = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let cron = b.format("%S %M %H * * *").to_string();
+    let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let number = "+22370123456";
+    let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym(number);
+    let k = Server::start_with(
+        trunk.local_addr().unwrap().port(),
+        &format!("after_broadcast = \"0\"\nblocked = [\"{caller}\"]"),
+        None,
+        Some(&cron),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = Store::open(&k.database).await.unwrap();
+        let sealed = Sealer::new(SECRET.as_bytes())
+            .seal(number, &caller)
+            .unwrap();
+        store
+            .callbacks()
+            .subscribe(CAMPAIGN, &caller, &sealed, 1000, chrono::Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    let list = k.wait_statuses(&["cancelled"]);
+    assert_eq!(list[0]["caller"], caller.as_str());
+    assert_eq!(trunk_hears(&trunk, Duration::from_secs(1)), None);
+    let subscribers = k.query("SELECT caller, length(number) FROM subscribers");
+    assert!(subscribers.is_empty(), "{subscribers:?}");
+}
+
 #[test]
 fn a_busy_phone_is_tried_again_then_the_call_back_ends_busy() {
     if !have_sipp() {

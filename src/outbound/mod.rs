@@ -278,7 +278,8 @@ impl<'a> Caller<'a> {
         }
     }
 
-    fn blocked(&self, policy: &Policy) -> bool {
+    /// Whether `[callback] blocked` lists them.
+    pub fn blocked(&self, policy: &Policy) -> bool {
         policy
             .blocked
             .iter()

@@ -351,6 +351,29 @@ impl Dialer {
                 return Ok(());
             }
         };
+        // Blocked since it was queued (the list changed, kuma restarted), or a
+        // subscriber blocked since they subscribed: never called. A blocked
+        // subscriber is erased with the calls still waiting for them.
+        let as_written = shared.pseudonyms.as_written(&number);
+        let who = crate::outbound::Caller {
+            pseudonym: &c.caller,
+            as_written: as_written.as_deref(),
+        };
+        if who.blocked(policy) {
+            tracing::info!("blocked: call-back cancelled");
+            if c.broadcast.is_some() {
+                store
+                    .callbacks()
+                    .unsubscribe(&c.campaign, &c.caller, Utc::now())
+                    .await?;
+            }
+            let (s, next) = final_status(Status::Cancelled);
+            store
+                .callbacks()
+                .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
+                .await?;
+            return Ok(());
+        }
         let bind_ip: IpAddr = if self.next_hop.is_ipv6() {
             IpAddr::from([0u16; 8])
         } else {
