@@ -847,6 +847,56 @@ fn a_different_secret_stops_kuma_serve_with_one_line() {
     again.wait().unwrap();
 }
 
+/// `kuma secret pseudonym`: the pseudonym of each number read from standard
+/// input, as calls from it are stored (for `[callback] blocked`); a line that
+/// is not a number gives `-` and exit code 1, and is never echoed.
+#[test]
+fn secret_pseudonym_gives_the_pseudonym_calls_are_stored_under() {
+    let k = Kuma::sqlite();
+    let out = k.ok(&[
+        "call",
+        CAMPAIGN,
+        "--digits",
+        POLL,
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        "+22370123456",
+    ]);
+    let stored = out
+        .lines()
+        .find_map(|l| l.split("as caller ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuma"));
+    cmd.args(["secret", "pseudonym", "--database", &k.database, "--data"])
+        .arg(k.data())
+        .env_remove("KUMA_SECRET")
+        .env_remove("KUMA_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"+223 70 12 34 56\n\nnot a number 987654\n0022370123456\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines,
+        [stored.clone(), "-".into(), stored],
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("987654"), "{}", stderr(&out));
+}
+
 /// `kuma secret rotate` re-keys every pseudonym in one go: a caller keeps one
 /// pseudonym across the rotation, the old secret is refused, and the drawn
 /// secret replaces the old one in the data folder.

@@ -1,5 +1,7 @@
 //! `kuma secret rotate`: replaces the server secret of a database (see
-//! `crate::store::keys` for what it re-keys and how).
+//! `crate::store::keys` for what it re-keys and how). `kuma secret pseudonym`:
+//! the pseudonym of each number read from standard input (never from the
+//! command line, which `ps` and the shell's history keep).
 //!
 //! The new secret comes from `KUMA_NEW_SECRET` or `--new-secret-file` (never a
 //! flag's value: it would show in `ps`). Without either, and when the current
@@ -35,13 +37,20 @@ enum SecretCommand {
         #[arg(long, value_name = "FILE", default_value = "kuma.toml")]
         config: PathBuf,
     },
+    /// The pseudonym this database gives each phone number read from standard
+    /// input, one per line (for `[callback] blocked`, or to find a listener's
+    /// rows in `kuma callbacks` and the exports); the numbers are not kept.
+    Pseudonym,
 }
 
 pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
-    let SecretCommand::Rotate {
-        new_secret_file,
-        config,
-    } = args.command;
+    let (new_secret_file, config) = match args.command {
+        SecretCommand::Rotate {
+            new_secret_file,
+            config,
+        } => (new_secret_file, config),
+        SecretCommand::Pseudonym => return pseudonyms(env).await,
+    };
     let from_env = std::env::var_os("KUMA_SECRET").is_some_and(|v| !v.is_empty());
     let store = env.store().await?;
     let pending = env.data.join("secret.new");
@@ -102,6 +111,36 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
              (or write it to {}) before starting kuma serve",
             secret.display()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kuma secret pseudonym`: one pseudonym per number on standard input, as
+/// `kuma serve` gives them on this database (its secret, its country code).
+async fn pseudonyms(env: &Env) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    let store = env.store().await?;
+    let keys = env.keys(&store).await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    let mut bad = 0u64;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("cannot read the numbers from standard input")?;
+        let number = line.trim();
+        if number.is_empty() {
+            continue;
+        }
+        // One line out for each line in; never the line itself in a message.
+        if crate::outbound::callable(&number.replace([' ', '-', '.', '(', ')'], "")) {
+            writeln!(out, "{}", keys.pseudonyms.pseudonym(number))?;
+        } else {
+            bad += 1;
+            writeln!(out, "-")?;
+        }
+    }
+    if bad > 0 {
+        eprintln!("kuma secret: {bad} line(s) were not phone numbers (shown as -)");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -546,7 +546,7 @@ pub fn load(path: &Path, explicit: bool, o: &Overrides) -> Result<ServeConfig, S
     if let Some(blocked) = cb.blocked {
         if let Some(bad) = blocked.iter().find(|b| !b.starts_with("c_")) {
             return Err(format!(
-                "callback.blocked: `{bad}` is not a pseudonym (c_…); list pseudonyms, never numbers (`kuma callbacks` shows them)"
+                "callback.blocked: `{bad}` is not a pseudonym (c_…); list pseudonyms, never numbers (`kuma callbacks` shows them; `kuma secret pseudonym` gives a number's)"
             ));
         }
         p.blocked = blocked;
