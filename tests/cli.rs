@@ -74,6 +74,24 @@ impl Kuma {
         stdout(&out)
     }
 
+    /// A call through the whole poll from `number`; the pseudonym it was
+    /// stored under, as `kuma call` prints it.
+    fn poll_from(&self, number: &str) -> String {
+        let args = [
+            "call",
+            CAMPAIGN,
+            "--digits",
+            POLL,
+            "--at",
+            DURING_BROADCAST,
+            "--caller",
+            number,
+        ];
+        let out = self.ok(&args);
+        let line = out.lines().find(|l| l.contains("as caller ")).unwrap();
+        line.rsplit("as caller ").next().unwrap().trim().to_owned()
+    }
+
     fn results(&self, extra: &[&str]) -> Value {
         let mut args = vec!["results", CAMPAIGN, "--format", "json"];
         args.extend(extra);
@@ -853,22 +871,7 @@ fn a_different_secret_stops_kuma_serve_with_one_line() {
 #[test]
 fn secret_pseudonym_gives_the_pseudonym_calls_are_stored_under() {
     let k = Kuma::sqlite();
-    let out = k.ok(&[
-        "call",
-        CAMPAIGN,
-        "--digits",
-        POLL,
-        "--at",
-        DURING_BROADCAST,
-        "--caller",
-        "+22370123456",
-    ]);
-    let stored = out
-        .lines()
-        .find_map(|l| l.split("as caller ").nth(1))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let stored = k.poll_from("+22370123456");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuma"));
     cmd.args(["secret", "pseudonym", "--database", &k.database, "--data"])
         .arg(k.data())
@@ -903,23 +906,8 @@ fn secret_pseudonym_gives_the_pseudonym_calls_are_stored_under() {
 #[test]
 fn secret_rotate_rekeys_callers_and_refuses_the_old_secret() {
     let k = Kuma::sqlite();
-    let caller_of = |out: &str| -> String {
-        let line = out.lines().find(|l| l.contains("as caller ")).unwrap();
-        line.rsplit("as caller ").next().unwrap().trim().to_owned()
-    };
-    let call = || {
-        k.ok(&[
-            "call",
-            CAMPAIGN,
-            "--digits",
-            POLL,
-            "--at",
-            DURING_BROADCAST,
-            "--caller",
-            "+223 70 12 34 56",
-        ])
-    };
-    let before = caller_of(&call());
+    let call = || k.poll_from("+223 70 12 34 56");
+    let before = call();
     let secret = k.data().join("secret");
     let old = std::fs::read_to_string(&secret).unwrap();
     let out = k.ok(&["secret", "rotate"]);
@@ -930,7 +918,7 @@ fn secret_rotate_rekeys_callers_and_refuses_the_old_secret() {
     let new = std::fs::read_to_string(&secret).unwrap();
     assert_ne!(old, new, "a new secret in {}", secret.display());
     assert!(!k.data().join("secret.new").exists());
-    let after = caller_of(&call());
+    let after = call();
     assert_ne!(after, before, "pseudonyms are re-keyed");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -960,5 +948,5 @@ fn secret_rotate_rekeys_callers_and_refuses_the_old_secret() {
     let out = k.ok(&["secret", "rotate"]);
     assert!(out.contains("finished an interrupted rotation"), "{out}");
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), new);
-    assert_eq!(caller_of(&call()), after);
+    assert_eq!(call(), after);
 }

@@ -197,6 +197,29 @@ impl Server {
     }
 
     /// Waits until the call-backs' statuses are `want` (oldest first).
+    /// A listener subscribed on an earlier call (as answering the question
+    /// does), straight into the database; their pseudonym.
+    fn subscribe(&self, number: &str) -> String {
+        let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym(number);
+        let sealed = Sealer::new(SECRET.as_bytes())
+            .seal(number, &caller)
+            .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = Store::open(&self.database).await.unwrap();
+                store
+                    .callbacks()
+                    .subscribe(CAMPAIGN, &caller, &sealed, 1000, chrono::Utc::now())
+                    .await
+                    .unwrap();
+                store.close().await;
+            });
+        caller
+    }
+
     fn wait_statuses(&self, want: &[&str]) -> Vec<Value> {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
@@ -433,23 +456,7 @@ fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
     let phone = phone(k.dir.path(), trunk, "callback_busy.xml", 2, &[]);
     // A listener subscribed on an earlier call (as the previous test does by
     // answering the question).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym("+22370123456");
-    rt.block_on(async {
-        let store = Store::open(&k.database).await.unwrap();
-        let sealed = Sealer::new(SECRET.as_bytes())
-            .seal("+22370123456", &caller)
-            .unwrap();
-        store
-            .callbacks()
-            .subscribe(CAMPAIGN, &caller, &sealed, 1000, chrono::Utc::now())
-            .await
-            .unwrap();
-        store.close().await;
-    });
+    let caller = k.subscribe("+22370123456");
     wait_ok(
         phone,
         "the subscriber was called, busy, and called again",
@@ -486,22 +493,7 @@ fn a_blocked_subscriber_is_not_called_and_is_erased() {
         None,
         Some(&cron),
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = Store::open(&k.database).await.unwrap();
-        let sealed = Sealer::new(SECRET.as_bytes())
-            .seal(number, &caller)
-            .unwrap();
-        store
-            .callbacks()
-            .subscribe(CAMPAIGN, &caller, &sealed, 1000, chrono::Utc::now())
-            .await
-            .unwrap();
-        store.close().await;
-    });
+    k.subscribe(number);
     let list = k.wait_statuses(&["cancelled"]);
     assert_eq!(list[0]["caller"], caller.as_str());
     assert_eq!(trunk_hears(&trunk, Duration::from_secs(1)), None);

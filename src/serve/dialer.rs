@@ -321,14 +321,16 @@ impl Dialer {
         let shared = &self.shared;
         let store = &shared.store;
         let policy = &shared.config.callback;
-        let final_status = |status: Status| (status, Next::Final(status));
-        let Some((campaign, prompts)) = shared.catalog().get(&c.campaign) else {
-            tracing::warn!("the campaign is no longer served: call-back cancelled");
-            let (s, next) = final_status(Status::Cancelled);
+        // The call-back over without a call: its number erased.
+        let end = |status: Status| {
+            let next = Next::Final(status);
             store
                 .callbacks()
-                .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
-                .await?;
+                .finish_attempt(c.id, c.attempt, status, None, next, None, Utc::now())
+        };
+        let Some((campaign, prompts)) = shared.catalog().get(&c.campaign) else {
+            tracing::warn!("the campaign is no longer served: call-back cancelled");
+            end(Status::Cancelled).await?;
             return Ok(());
         };
         let number = match c
@@ -343,11 +345,7 @@ impl Dialer {
                     _ => "the number was erased".into(),
                 };
                 tracing::warn!(reason = %why, "cannot call back");
-                let (s, next) = final_status(Status::Failed);
-                store
-                    .callbacks()
-                    .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
-                    .await?;
+                end(Status::Failed).await?;
                 return Ok(());
             }
         };
@@ -367,11 +365,7 @@ impl Dialer {
                     .unsubscribe(&c.campaign, &c.caller, Utc::now())
                     .await?;
             }
-            let (s, next) = final_status(Status::Cancelled);
-            store
-                .callbacks()
-                .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
-                .await?;
+            end(Status::Cancelled).await?;
             return Ok(());
         }
         let bind_ip: IpAddr = if self.next_hop.is_ipv6() {
@@ -477,11 +471,7 @@ impl Dialer {
                 tracing::warn!(error = %e, "the answer's SDP cannot be used: hanging up");
                 let _ = self.cmd.send(Command::HangUp { call: id });
                 let _ = self.cmd.send(Command::Gone { call: id });
-                let (s, next) = final_status(Status::Failed);
-                store
-                    .callbacks()
-                    .finish_attempt(c.id, c.attempt, s, None, next, None, Utc::now())
-                    .await?;
+                end(Status::Failed).await?;
                 return Ok(());
             }
         };
@@ -492,10 +482,18 @@ impl Dialer {
             let store_id = store.start_call(&new).await?;
             // The listener is reached: the call-back is over and its number erased
             // before the conversation, whatever happens in it.
-            let (s, next) = final_status(Status::Answered);
+            let answered = Status::Answered;
             store
                 .callbacks()
-                .finish_attempt(c.id, c.attempt, s, None, next, Some(store_id), Utc::now())
+                .finish_attempt(
+                    c.id,
+                    c.attempt,
+                    answered,
+                    None,
+                    Next::Final(answered),
+                    Some(store_id),
+                    Utc::now(),
+                )
                 .await?;
             Ok::<_, crate::store::StoreError>(store_id)
         }
