@@ -60,7 +60,7 @@ pub fn seal(
     policy: &Policy,
     sealer: &Sealer,
     number: Option<&str>,
-    caller: Caller<'_>,
+    caller: &Caller<'_>,
 ) -> Result<Vec<u8>, &'static str> {
     let number = number.map(str::trim).ok_or("withheld_number")?;
     crate::outbound::may_subscribe(policy, number, caller).map_err(|r| r.as_str())?;
@@ -78,7 +78,7 @@ pub fn seal_at_start(
     policy: &Policy,
     sealer: &Sealer,
     number: &str,
-    caller: Caller<'_>,
+    caller: &Caller<'_>,
 ) -> Result<Vec<u8>, &'static str> {
     if !has_subscribe(c) {
         return Err("no_subscribe_question");
@@ -177,7 +177,7 @@ mod tests {
             ..Policy::default()
         };
         let on = |choice: &str, number: Option<&str>| {
-            let sealed = || seal(&policy, &sealer, number, Caller::new("c_x"));
+            let sealed = || seal(&policy, &sealer, number, &Caller::new("c_x"));
             on_answer(&c, "q_would_report", choice, "c_x", sealed, &policy, at())
         };
         match on("yes", Some("76123456")) {

@@ -263,13 +263,22 @@ pub fn admit(policy: &Policy, history: &History, now: DateTime<Utc>) -> Result<(
 /// Who a number is, for the block list: its pseudonym, and the one it had as
 /// written when that is another (`crate::secret::Pseudonymizer::as_written`:
 /// an entry made before national and international spellings were joined).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Caller<'a> {
     pub pseudonym: &'a str,
-    pub as_written: Option<&'a str>,
+    pub as_written: Option<String>,
 }
 
 impl<'a> Caller<'a> {
+    /// The caller `pseudonym` (the store's, or `pseudonyms`' own) whose number
+    /// is `number`.
+    pub fn of(pseudonyms: &crate::secret::Pseudonymizer, pseudonym: &'a str, number: &str) -> Self {
+        Caller {
+            pseudonym,
+            as_written: pseudonyms.as_written(number),
+        }
+    }
+
     /// Only a pseudonym (numbers as written).
     pub fn new(pseudonym: &'a str) -> Self {
         Caller {
@@ -283,7 +292,7 @@ impl<'a> Caller<'a> {
         policy
             .blocked
             .iter()
-            .any(|b| b == self.pseudonym || Some(b.as_str()) == self.as_written)
+            .any(|b| b == self.pseudonym || Some(b) == self.as_written.as_ref())
     }
 }
 
@@ -292,7 +301,7 @@ impl<'a> Caller<'a> {
 pub fn screen(
     policy: &Policy,
     number: &str,
-    caller: Caller<'_>,
+    caller: &Caller<'_>,
     open: bool,
 ) -> Result<(), Refusal> {
     if !callable(number) {
@@ -313,7 +322,7 @@ pub fn screen(
 /// Whether a caller may be kept as a subscriber (called after each broadcast):
 /// the same checks as a missed call's, except the poll window, before their
 /// number is ever sealed. The quotas apply when each broadcast's calls are queued.
-pub fn may_subscribe(policy: &Policy, number: &str, caller: Caller<'_>) -> Result<(), Refusal> {
+pub fn may_subscribe(policy: &Policy, number: &str, caller: &Caller<'_>) -> Result<(), Refusal> {
     screen(policy, number, caller, true)
 }
 
@@ -458,25 +467,28 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(
-            screen(&p, "anonymous", Caller::new("c_x"), true),
+            screen(&p, "anonymous", &Caller::new("c_x"), true),
             Err(Refusal::Withheld)
         );
         assert_eq!(
-            screen(&p, "+22370123456", Caller::new("c_bad"), true),
+            screen(&p, "+22370123456", &Caller::new("c_bad"), true),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            screen(&p, "+22370123456", Caller::new("c_x"), false),
+            screen(&p, "+22370123456", &Caller::new("c_x"), false),
             Err(Refusal::Closed)
         );
-        assert_eq!(screen(&p, "+22370123456", Caller::new("c_x"), true), Ok(()));
+        assert_eq!(
+            screen(&p, "+22370123456", &Caller::new("c_x"), true),
+            Ok(())
+        );
         // An entry made from the number as written still blocks it once
         // national and international spellings are joined.
         let joined = Caller {
             pseudonym: "c_joined",
-            as_written: Some("c_bad"),
+            as_written: Some("c_bad".into()),
         };
-        assert_eq!(screen(&p, "70123456", joined, true), Err(Refusal::Blocked));
+        assert_eq!(screen(&p, "70123456", &joined, true), Err(Refusal::Blocked));
     }
 
     #[test]
@@ -487,7 +499,7 @@ mod tests {
             ..Policy::default()
         };
         for ok in ["+22376123456", "0022366123456", "76123456", "076123456"] {
-            assert_eq!(screen(&p, ok, Caller::new("c_x"), true), Ok(()), "{ok}");
+            assert_eq!(screen(&p, ok, &Caller::new("c_x"), true), Ok(()), "{ok}");
         }
         for premium in [
             "+22389123456",
@@ -497,7 +509,7 @@ mod tests {
             "+1900",
         ] {
             assert_eq!(
-                screen(&p, premium, Caller::new("c_x"), true),
+                screen(&p, premium, &Caller::new("c_x"), true),
                 Err(Refusal::NumberNotAllowed),
                 "{premium}"
             );
@@ -509,7 +521,7 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(
-            screen(&no_cc, "76123456", Caller::new("c_x"), true),
+            screen(&no_cc, "76123456", &Caller::new("c_x"), true),
             Err(Refusal::NumberNotAllowed)
         );
         // Without prefixes, anywhere the trunk carries.
@@ -517,7 +529,7 @@ mod tests {
             screen(
                 &Policy::default(),
                 "+447700900123",
-                Caller::new("c_x"),
+                &Caller::new("c_x"),
                 true
             ),
             Ok(())
@@ -534,17 +546,17 @@ mod tests {
             blocked: vec!["c_blocked".into()],
             ..Policy::default()
         };
-        assert_eq!(may_subscribe(&p, "76123456", Caller::new("c_x")), Ok(()));
+        assert_eq!(may_subscribe(&p, "76123456", &Caller::new("c_x")), Ok(()));
         assert_eq!(
-            may_subscribe(&p, "+447700900123", Caller::new("c_x")),
+            may_subscribe(&p, "+447700900123", &Caller::new("c_x")),
             Err(Refusal::NumberNotAllowed)
         );
         assert_eq!(
-            may_subscribe(&p, "76123456", Caller::new("c_blocked")),
+            may_subscribe(&p, "76123456", &Caller::new("c_blocked")),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            may_subscribe(&p, "anonymous", Caller::new("c_x")),
+            may_subscribe(&p, "anonymous", &Caller::new("c_x")),
             Err(Refusal::Withheld)
         );
     }

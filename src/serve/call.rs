@@ -280,7 +280,6 @@ async fn run_call(
     let mut guard = CallGuard::new(cmd, id, &shared.store);
     let number = caller;
     let caller = shared.pseudonyms.pseudonym(&number);
-    let as_written = shared.pseudonyms.as_written(&number);
     tracing::Span::current().record("caller", caller.as_str());
     // Kept (sealed) only if the caller may ask to be called after each broadcast,
     // and kuma may call them; the number itself goes no further than this.
@@ -289,10 +288,7 @@ async fn run_call(
         &shared.config.callback,
         &shared.sealer,
         &number,
-        crate::outbound::Caller {
-            pseudonym: &caller,
-            as_written: as_written.as_deref(),
-        },
+        &crate::outbound::Caller::of(&shared.pseudonyms, &caller, &number),
     );
     drop(number);
     let started = Utc::now();

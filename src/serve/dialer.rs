@@ -42,7 +42,6 @@ const STALE: chrono::Duration = chrono::Duration::hours(2);
 /// reason. `number` is the caller ID; it is sealed or dropped here.
 pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: String) {
     let caller = shared.pseudonyms.pseudonym(&number);
-    let as_written = shared.pseudonyms.as_written(&number);
     let now = Utc::now();
     let policy = &shared.config.callback;
     let open = campaign
@@ -50,11 +49,8 @@ pub async fn missed_call(shared: Arc<Shared>, campaign: Arc<Campaign>, number: S
         .as_ref()
         .is_none_or(|s| matches!(s.poll(now), Poll::Open { .. }));
     let store = &shared.store;
-    let who = crate::outbound::Caller {
-        pseudonym: &caller,
-        as_written: as_written.as_deref(),
-    };
-    let outcome = match screen(policy, number.trim(), who, open) {
+    let who = crate::outbound::Caller::of(&shared.pseudonyms, &caller, &number);
+    let outcome = match screen(policy, number.trim(), &who, open) {
         Err(refusal) => store
             .callbacks()
             .refuse(&campaign.id, &caller, refusal, now)
@@ -352,12 +348,7 @@ impl Dialer {
         // Blocked since it was queued (the list changed, kuma restarted), or a
         // subscriber blocked since they subscribed: never called. A blocked
         // subscriber is erased with the calls still waiting for them.
-        let as_written = shared.pseudonyms.as_written(&number);
-        let who = crate::outbound::Caller {
-            pseudonym: &c.caller,
-            as_written: as_written.as_deref(),
-        };
-        if who.blocked(policy) {
+        if crate::outbound::Caller::of(&shared.pseudonyms, &c.caller, &number).blocked(policy) {
             tracing::info!("blocked: call-back cancelled");
             if c.broadcast.is_some() {
                 store

@@ -484,7 +484,6 @@ async fn subscription(
     let shared = &st.shared;
     let number = r.caller.as_deref();
     let pseudonym = shared.pseudonyms.pseudonym(number.unwrap_or("anonymous"));
-    let as_written = number.and_then(|n| shared.pseudonyms.as_written(n));
     let Some(caller) = shared.store.call_caller(call).await.map_err(internal)? else {
         return Ok(());
     };
@@ -493,11 +492,8 @@ async fn subscription(
             return Err("caller_changed");
         }
         let number = number.filter(|n| crate::outbound::callable(n.trim()));
-        let caller = crate::outbound::Caller {
-            pseudonym: &caller,
-            as_written: as_written.as_deref(),
-        };
-        subscription::seal(&shared.config.callback, &shared.sealer, number, caller)
+        let who = crate::outbound::Caller::of(&shared.pseudonyms, &caller, number.unwrap_or(""));
+        subscription::seal(&shared.config.callback, &shared.sealer, number, &who)
     };
     let policy = &shared.config.callback;
     let Some(change) =

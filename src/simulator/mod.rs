@@ -154,16 +154,12 @@ pub async fn run_call(
 ) -> Result<Report, StoreError> {
     let c = &setup.campaign;
     let pseudonym = setup.keys.pseudonyms.pseudonym(setup.number);
-    let as_written = setup.keys.pseudonyms.as_written(setup.number);
     let sealed = subscription::seal_at_start(
         c,
         &setup.policy,
         &setup.keys.sealer,
         setup.number,
-        crate::outbound::Caller {
-            pseudonym: &pseudonym,
-            as_written: as_written.as_deref(),
-        },
+        &crate::outbound::Caller::of(&setup.keys.pseudonyms, &pseudonym, setup.number),
     );
     let new = start::new_call(c, &pseudonym, setup.channel, setup.start);
     let row = store.start_call(&new).await?;
