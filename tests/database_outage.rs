@@ -137,9 +137,19 @@ impl Kuma {
 
     /// Waits until `/healthz` says ok (the spool applied), at most `limit`.
     fn wait_healthy(&self, limit: Duration) -> bool {
+        self.wait_until(limit, || http_get(self.http, "/healthz").ends_with("ok\n"))
+    }
+
+    /// Waits until kuma has no call left (the caller's last 200 OK comes
+    /// before kuma writes how the call ended), at most `limit`.
+    fn wait_calls_ended(&self, limit: Duration) -> bool {
+        self.wait_until(limit, || metric(self.http, "kuma_calls_active") == 0)
+    }
+
+    fn wait_until(&self, limit: Duration, done: impl Fn() -> bool) -> bool {
         let until = Instant::now() + limit;
         while Instant::now() < until {
-            if http_get(self.http, "/healthz").ends_with("ok\n") {
+            if done() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -307,6 +317,11 @@ fn postgres_stopped_for_30_s_during_calls_loses_no_answer_and_counts_none_twice(
     let status = callers.wait().unwrap();
     eprintln!("{:?} sipp ended: {status}", started.elapsed());
     assert!(
+        kuma.wait_calls_ended(Duration::from_secs(30)),
+        "calls still in progress: {}",
+        http_get(kuma.http, "/metrics")
+    );
+    assert!(
         kuma.wait_healthy(Duration::from_secs(30)),
         "the spool was not applied: {}",
         http_get(kuma.http, "/healthz")
@@ -319,35 +334,57 @@ fn postgres_stopped_for_30_s_during_calls_loses_no_answer_and_counts_none_twice(
     eprintln!(
         "sipp: {completed} calls completed, {failed} failed; {spooled} writes spooled, {replayed} replayed"
     );
-    // Every call sipp completed answered the whole poll and heard goodbye: each
-    // of its answers is counted once, and no other call left any.
-    let r = results(&cluster.url, &data);
-    assert_eq!(r["calls"], completed, "{r}");
-    assert_eq!(r["completed"], completed, "{r}");
-    assert_eq!(r["languages"]["fr"], completed, "{r}");
-    for (question, choice, _) in POLL {
-        assert_eq!(count(&r, question, choice), completed, "{question}: {r}");
-    }
-    // The node visits and the calls' ends, too.
+    // The node visits, the calls' ends, and (for a failure's message) every
+    // call's row and what kuma's log says of each call.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (ended, goodbye): (i64, i64) = rt.block_on(async {
-        let pool = sqlx::PgPool::connect(&cluster.url).await.unwrap();
-        let ended = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE outcome = 'completed'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let goodbye = sqlx::query_scalar("SELECT reached FROM node_counts WHERE node = 'goodbye'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        (ended, goodbye)
-    });
-    assert_eq!(ended as u64, completed);
-    assert_eq!(goodbye as u64, completed);
+    let (ended, goodbye, rows, counted): (i64, i64, Vec<(i64, Option<String>, bool)>, Vec<_>) = rt
+        .block_on(async {
+            let pool = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+            let ended =
+                sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE outcome = 'completed'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let goodbye =
+                sqlx::query_scalar("SELECT reached FROM node_counts WHERE node = 'goodbye'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let rows = sqlx::query_as("SELECT id, outcome, completed FROM calls ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            let counted: Vec<(i64, i64, i64)> =
+                sqlx::query_as("SELECT broadcast, calls, completed FROM call_counts")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            (ended, goodbye, rows, counted)
+        });
+    let story = format!(
+        "rows (id, outcome, completed): {rows:?}\ncall_counts (broadcast, calls, completed): \
+         {counted:?}\nkuma's log:\n{}",
+        calls_story(&kuma.log)
+    );
+    // Every call sipp completed answered the whole poll and heard goodbye: each
+    // of its answers is counted once, and no other call left any.
+    let r = results(&cluster.url, &data);
+    assert_eq!(r["calls"], completed, "{r}\n{story}");
+    assert_eq!(r["completed"], completed, "{r}\n{story}");
+    assert_eq!(r["languages"]["fr"], completed, "{r}\n{story}");
+    for (question, choice, _) in POLL {
+        assert_eq!(
+            count(&r, question, choice),
+            completed,
+            "{question}: {r}\n{story}"
+        );
+    }
+    assert_eq!(ended as u64, completed, "{story}");
+    assert_eq!(goodbye as u64, completed, "{story}");
     // And the outage did happen, in the middle of calls.
     assert!(
         failed > 0,
@@ -356,6 +393,17 @@ fn postgres_stopped_for_30_s_during_calls_loses_no_answer_and_counts_none_twice(
     assert!(spooled > 0, "the calls in progress wrote through the spool");
     assert_eq!(replayed, spooled);
     assert_eq!(metric(kuma.http, "kuma_spool_rejected_total"), 0);
+}
+
+/// The lines of kuma's log that tell what became of each call and of the
+/// database (a call stored, refused or ended; the spool), for a failure's message.
+fn calls_story(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.contains(" play prompts="))
+        .filter(|l| l.contains("call{") || l.contains("spool") || l.contains("database"))
+        .map(|l| l.chars().take(240).collect::<String>() + "\n")
+        .collect()
 }
 
 // ---- kuma serve killed on SQLite ------------------------------------------------
