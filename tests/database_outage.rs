@@ -340,31 +340,28 @@ fn postgres_stopped_for_30_s_during_calls_loses_no_answer_and_counts_none_twice(
         .enable_all()
         .build()
         .unwrap();
-    let (ended, goodbye, rows, counted): (i64, i64, Vec<(i64, Option<String>, bool)>, Vec<_>) = rt
-        .block_on(async {
-            let pool = sqlx::PgPool::connect(&cluster.url).await.unwrap();
-            let ended =
-                sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE outcome = 'completed'")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            let goodbye =
-                sqlx::query_scalar("SELECT reached FROM node_counts WHERE node = 'goodbye'")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            let rows = sqlx::query_as("SELECT id, outcome, completed FROM calls ORDER BY id")
+    let (ended, goodbye, rows, counted): (i64, i64, Vec<CallRow>, Vec<_>) = rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&cluster.url).await.unwrap();
+        let ended = sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE outcome = 'completed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let goodbye = sqlx::query_scalar("SELECT reached FROM node_counts WHERE node = 'goodbye'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let rows = sqlx::query_as("SELECT id, outcome, completed FROM calls ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let counted: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT broadcast, calls, completed FROM call_counts")
                 .fetch_all(&pool)
                 .await
                 .unwrap();
-            let counted: Vec<(i64, i64, i64)> =
-                sqlx::query_as("SELECT broadcast, calls, completed FROM call_counts")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            pool.close().await;
-            (ended, goodbye, rows, counted)
-        });
+        pool.close().await;
+        (ended, goodbye, rows, counted)
+    });
     let story = format!(
         "rows (id, outcome, completed): {rows:?}\ncall_counts (broadcast, calls, completed): \
          {counted:?}\nkuma's log:\n{}",
@@ -394,6 +391,9 @@ fn postgres_stopped_for_30_s_during_calls_loses_no_answer_and_counts_none_twice(
     assert_eq!(replayed, spooled);
     assert_eq!(metric(kuma.http, "kuma_spool_rejected_total"), 0);
 }
+
+/// A call's row, as the failure message shows it: id, outcome, completed.
+type CallRow = (i64, Option<String>, bool);
 
 /// The lines of kuma's log that tell what became of each call and of the
 /// database (a call stored, refused or ended; the spool), for a failure's message.
