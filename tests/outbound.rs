@@ -479,21 +479,40 @@ fn subscribers_are_called_after_a_broadcast_and_tried_again_when_busy() {
 /// ends cancelled and their subscription, sealed number and all, is erased.
 #[test]
 fn a_blocked_subscriber_is_not_called_and_is_erased() {
+    let number = "+22370123456";
+    let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym(number);
+    a_subscriber_kuma_may_not_call_is_not_called_and_is_erased(
+        number,
+        &format!("blocked = [\"{caller}\"]"),
+    );
+}
+
+#[test]
+fn a_subscriber_outside_the_prefixes_is_not_called_and_is_erased() {
+    // Subscribed before `prefixes` narrowed to one network.
+    a_subscriber_kuma_may_not_call_is_not_called_and_is_erased(
+        "+22370123456",
+        "prefixes = [\"+22376\"]",
+    );
+}
+
+/// A subscriber of `number` whom `[callback]` setting `refusing`, set since
+/// they subscribed, forbids calling: after the broadcast the trunk hears
+/// nothing, the call-back is cancelled and the sealed number erased.
+fn a_subscriber_kuma_may_not_call_is_not_called_and_is_erased(number: &str, refusing: &str) {
     if !have_sipp() {
         return;
     }
     let b = chrono::Utc::now() - chrono::Duration::seconds(60);
     let cron = b.format("%S %M %H * * *").to_string();
     let trunk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let number = "+22370123456";
-    let caller = Pseudonymizer::new(SECRET.as_bytes()).pseudonym(number);
     let k = Server::start_with(
         trunk.local_addr().unwrap().port(),
-        &format!("after_broadcast = \"0\"\nblocked = [\"{caller}\"]"),
+        &format!("after_broadcast = \"0\"\n{refusing}"),
         None,
         Some(&cron),
     );
-    k.subscribe(number);
+    let caller = k.subscribe(number);
     let list = k.wait_statuses(&["cancelled"]);
     assert_eq!(list[0]["caller"], caller.as_str());
     assert_eq!(trunk_hears(&trunk, Duration::from_secs(1)), None);

@@ -323,6 +323,13 @@ pub fn screen(
 /// the same checks as a missed call's, except the poll window, before their
 /// number is ever sealed. The quotas apply when each broadcast's calls are queued.
 pub fn may_subscribe(policy: &Policy, number: &str, caller: &Caller<'_>) -> Result<(), Refusal> {
+    may_call(policy, number, caller)
+}
+
+/// Whether kuma may call `number` now: a callable number, inside `prefixes`,
+/// not blocked. Checked again as each call-back is placed, since the settings
+/// may have changed since it was queued (or the subscriber subscribed).
+pub fn may_call(policy: &Policy, number: &str, caller: &Caller<'_>) -> Result<(), Refusal> {
     screen(policy, number, caller, true)
 }
 

@@ -345,11 +345,13 @@ impl Dialer {
                 return Ok(());
             }
         };
-        // Blocked since it was queued (the list changed, kuma restarted), or a
-        // subscriber blocked since they subscribed: never called. A blocked
-        // subscriber is erased with the calls still waiting for them.
-        if crate::outbound::Caller::of(&shared.pseudonyms, &c.caller, &number).blocked(policy) {
-            tracing::info!("blocked: call-back cancelled");
+        // Blocked, or outside `prefixes`, since it was queued (the settings
+        // changed, kuma restarted), or since the subscriber subscribed: never
+        // called. Such a subscriber is erased with the calls still waiting for
+        // them: a number kuma may not call is not kept.
+        let who = crate::outbound::Caller::of(&shared.pseudonyms, &c.caller, &number);
+        if let Err(refusal) = crate::outbound::may_call(policy, &number, &who) {
+            tracing::info!(reason = refusal.as_str(), "call-back cancelled");
             if c.broadcast.is_some() {
                 store
                     .callbacks()
