@@ -75,6 +75,16 @@ fn step(key: &Hmac<Sha256>, input: &[u8]) -> String {
     format!("c_{}", hex::encode(&digest[..PSEUDONYM_BYTES]))
 }
 
+/// Whether `s` has a pseudonym's form: `c_` and 32 lowercase hex digits.
+pub fn is_pseudonym(s: &str) -> bool {
+    s.strip_prefix("c_").is_some_and(|hex| {
+        hex.len() == 2 * PSEUDONYM_BYTES
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 impl Pseudonymizer {
     pub fn new(secret: &[u8]) -> Self {
         Pseudonymizer {

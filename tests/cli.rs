@@ -92,6 +92,27 @@ impl Kuma {
         line.rsplit("as caller ").next().unwrap().trim().to_owned()
     }
 
+    /// Runs kuma with `input` on its standard input (how numbers are given).
+    fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma"))
+            .args(args)
+            .args(["--database", &self.database, "--data"])
+            .arg(self.data())
+            .env_remove("KUMA_SECRET")
+            .env_remove("KUMA_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
     fn results(&self, extra: &[&str]) -> Value {
         let mut args = vec!["results", CAMPAIGN, "--format", "json"];
         args.extend(extra);
@@ -872,23 +893,10 @@ fn a_different_secret_stops_kuma_serve_with_one_line() {
 fn secret_pseudonym_gives_the_pseudonym_calls_are_stored_under() {
     let k = Kuma::sqlite();
     let stored = k.poll_from("+22370123456");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kuma"));
-    cmd.args(["secret", "pseudonym", "--database", &k.database, "--data"])
-        .arg(k.data())
-        .env_remove("KUMA_SECRET")
-        .env_remove("KUMA_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"+223 70 12 34 56\n\nnot a number 987654\n0022370123456\n")
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = k.run_with_input(
+        &["secret", "pseudonym"],
+        "+223 70 12 34 56\n\nnot a number 987654\n0022370123456\n",
+    );
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(
         lines,
@@ -898,6 +906,83 @@ fn secret_pseudonym_gives_the_pseudonym_calls_are_stored_under() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(!stderr(&out).contains("987654"), "{}", stderr(&out));
+}
+
+/// `kuma forget`: a listener who asks the station to forget them, named by
+/// their number (on standard input) or their pseudonym, leaves no call,
+/// answer or voice message behind; the results already read stay the same.
+#[test]
+fn forget_erases_a_listener_by_number_or_pseudonym() {
+    let k = Kuma::sqlite();
+    let gone = k.poll_from("+22370123456");
+    let kept = k.poll_from("+22376000000");
+    // A voice message of theirs, where kuma serve keeps them.
+    let file = k.data().join(format!(
+        "recordings/{CAMPAIGN}/2026-12-01/1-193000-message.wav"
+    ));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    write_wav_8k(&file, &[0; 800]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let callers = || -> Vec<String> {
+        rt.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&k.database).await.unwrap();
+            let rows = sqlx::query_scalar("SELECT caller FROM calls ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            rows
+        })
+    };
+    rt.block_on(async {
+        let store = kuma::store::Store::open(&k.database).await.unwrap();
+        store
+            .add_recording(&kuma::store::NewRecording {
+                call: 1,
+                node: "message",
+                file: &file.display().to_string(),
+                duration: std::time::Duration::from_millis(100),
+                at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    assert_eq!(callers(), [gone.clone(), kept.clone()]);
+    let before = k.results(&[]);
+
+    let out = k.run_with_input(
+        &["forget", "--numbers"],
+        "+223 70 12 34 56\nnot a number 987654\n",
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("kuma forget: {gone}: 1 call (5 answers, 1 voice message) erased\n"),
+        "{}",
+        stderr(&out)
+    );
+    // The line that is not a number: exit code 1, and never shown.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("1 line(s) were not phone numbers"));
+    assert!(!stderr(&out).contains("987654"), "{}", stderr(&out));
+    assert!(!file.exists(), "the voice message's file is removed");
+    assert_eq!(callers(), std::slice::from_ref(&kept));
+    assert_eq!(k.results(&[]), before, "the counts stay");
+
+    let out = k.ok(&["forget", &kept, &gone]);
+    assert_eq!(
+        out,
+        format!(
+            "kuma forget: {kept}: 1 call (5 answers, 0 voice messages) erased\n\
+             kuma forget: {gone}: nothing kept\n"
+        )
+    );
+    assert!(callers().is_empty());
+    fails_with(&k.run(&["forget", "c_nope"]), "is not a pseudonym");
+    fails_with(&k.run(&["forget"]), "name the listeners to forget");
 }
 
 /// `kuma secret rotate` re-keys every pseudonym in one go: a caller keeps one

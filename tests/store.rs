@@ -201,6 +201,7 @@ on_both_backends!(
     the_spool_is_applied_in_order_once_the_database_answers,
     secret_rotation_rekeys_callers_and_sealed_numbers_at_once,
     a_country_code_joins_spellings_and_carries_subscribers_over_with_their_history,
+    a_forgotten_listener_leaves_no_row_and_the_counts_stay,
     tokens_are_listed_with_their_campaigns,
     studio_pins_unlock_their_token_and_lock_after_wrong_tries,
     writes_cut_off_anywhere_leave_no_transaction_open,
@@ -2671,4 +2672,134 @@ async fn a_batch_given_up_comes_back_whole_and_is_spooled(store: Store, url: Str
         .await
         .unwrap();
     assert_eq!(funnel.nodes.get("q1"), Some(&(1, 0)));
+}
+
+/// `kuma forget`: a listener who asks to be forgotten leaves no row under
+/// their pseudonym (calls with their answers, nodes and voice messages,
+/// call-backs with their attempts, subscriptions), but for a call in progress;
+/// another listener keeps everything, and the counts already read stay.
+async fn a_forgotten_listener_leaves_no_row_and_the_counts_stay(store: Store, url: String) {
+    use kuma::store::{Forgotten, NewCallback};
+    let (gone, kept) = ("c_gone", "c_kept");
+    let mut files = Vec::new();
+    for caller in [gone, kept] {
+        let id = call(&store, caller, at(0), None).await;
+        files.push(format!(
+            "data/recordings/{CAMPAIGN}/2025-03-04/{id}-191000-message.wav"
+        ));
+        answer(&store, id, "q_offered_work", "yes", at(1), None).await;
+        answer(&store, id, "q_know_signs", "no", at(1), None).await;
+        store.visit_node(id, "goodbye").await.unwrap();
+        store
+            .add_recording(&NewRecording {
+                call: id,
+                node: "message",
+                file: files.last().unwrap(),
+                duration: Duration::from_secs(3),
+                at: at(2),
+            })
+            .await
+            .unwrap();
+        store
+            .end_call(
+                id,
+                &CallEnd {
+                    ended_at: at(3),
+                    outcome: "completed",
+                    last_node: Some("goodbye"),
+                },
+            )
+            .await
+            .unwrap();
+        let cb = store.callbacks();
+        assert!(
+            cb.subscribe(CAMPAIGN, caller, b"sealed", 10, at(4))
+                .await
+                .unwrap()
+        );
+        let missed = NewCallback {
+            campaign: CAMPAIGN,
+            caller,
+            sealed: b"sealed",
+            at: at(5),
+            due: at(5),
+        };
+        let (_, queued) = cb
+            .queue(&missed, &kuma::outbound::Policy::default())
+            .await
+            .unwrap();
+        assert_eq!(queued, Ok(()));
+    }
+    // A call of theirs in progress (no outcome yet), started a minute ago.
+    let now = Utc::now();
+    let live = call(&store, gone, now - TimeDelta::minutes(1), None).await;
+    let before = store
+        .counts(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+
+    let erased = store.forget(&[gone.to_owned()], now).await.unwrap();
+    let gone_file = files[0].clone();
+    assert_eq!(
+        erased,
+        [Forgotten {
+            caller: gone.into(),
+            calls: 1,
+            answers: 2,
+            recordings: vec![gone_file],
+            callbacks: 1,
+            subscriptions: 1,
+            in_progress: 1,
+        }]
+    );
+    let rows = |table: &'static str| {
+        let url = url.clone();
+        async move {
+            let sql = format!("SELECT caller FROM {table} ORDER BY caller");
+            if url.starts_with("sqlite") {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let r: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                r
+            } else {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                let r: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                r
+            }
+        }
+    };
+    // Only the call in progress is left of them.
+    assert_eq!(rows("calls").await, [gone, kept]);
+    assert_eq!(rows("subscribers").await, [kept]);
+    assert_eq!(rows("callbacks").await, [kept]);
+    let recordings = store.recordings(CAMPAIGN).await.unwrap();
+    let callers: Vec<&str> = recordings.iter().map(|r| r.caller.as_str()).collect();
+    assert_eq!(callers, [kept]);
+    let after = store
+        .counts(CAMPAIGN, &CountFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(after, before, "the counts stay");
+    // Once their call has ended, forgetting them again takes it too.
+    store
+        .end_call(
+            live,
+            &CallEnd {
+                ended_at: now,
+                outcome: "hangup",
+                last_node: None,
+            },
+        )
+        .await
+        .unwrap();
+    let again = store.forget(&[gone.to_owned()], now).await.unwrap();
+    assert_eq!((again[0].calls, again[0].in_progress), (1, 0));
+    assert_eq!(rows("calls").await, [kept]);
 }

@@ -8,6 +8,7 @@ mod audio;
 mod call;
 mod callbacks;
 mod check;
+mod forget;
 mod results;
 mod secret;
 mod serve;
@@ -94,6 +95,9 @@ enum Command {
     Callbacks(callbacks::Args),
     /// The server secret that keys pseudonyms and sealed numbers.
     Secret(secret::Args),
+    /// Erase listeners who ask to be forgotten: their calls, answers, voice
+    /// messages, call-backs and subscriptions (the counts stay).
+    Forget(forget::Args),
 }
 
 /// Runs the command line; the process's exit code.
@@ -193,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(a) => token::run(&env, a).await,
         Command::Callbacks(a) => callbacks::run(&env, a).await,
         Command::Secret(a) => secret::run(&env, a).await,
+        Command::Forget(a) => forget::run(&env, a).await,
     }
 }
 

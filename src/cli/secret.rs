@@ -118,11 +118,30 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
 /// `kuma secret pseudonym`: one pseudonym per number on standard input, as
 /// `kuma serve` gives them on this database (its secret, its country code).
 async fn pseudonyms(env: &Env) -> anyhow::Result<ExitCode> {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     let store = env.store().await?;
     let keys = env.keys(&store).await?;
     store.close().await;
     let mut out = std::io::stdout().lock();
+    // One line out for each line in.
+    let bad = each_number(|number| match number {
+        Some(number) => writeln!(out, "{}", keys.pseudonyms.pseudonym(number)),
+        None => writeln!(out, "-"),
+    })?;
+    if bad > 0 {
+        eprintln!("kuma secret: {bad} line(s) were not phone numbers (shown as -)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Calls `each` with every phone number read from standard input, one per
+/// line (blank lines skipped), and with `None` for a line that is not one;
+/// returns how many were not. The lines themselves are never shown.
+pub(super) fn each_number(
+    mut each: impl FnMut(Option<&str>) -> std::io::Result<()>,
+) -> anyhow::Result<u64> {
+    use std::io::BufRead;
     let mut bad = 0u64;
     for line in std::io::stdin().lock().lines() {
         let line = line.context("cannot read the numbers from standard input")?;
@@ -130,19 +149,14 @@ async fn pseudonyms(env: &Env) -> anyhow::Result<ExitCode> {
         if number.is_empty() {
             continue;
         }
-        // One line out for each line in; never the line itself in a message.
         if crate::outbound::callable(&number.replace([' ', '-', '.', '(', ')'], "")) {
-            writeln!(out, "{}", keys.pseudonyms.pseudonym(number))?;
+            each(Some(number))?;
         } else {
             bad += 1;
-            writeln!(out, "-")?;
+            each(None)?;
         }
     }
-    if bad > 0 {
-        eprintln!("kuma secret: {bad} line(s) were not phone numbers (shown as -)");
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(bad)
 }
 
 /// The `[callback] blocked` pseudonyms of kuma.toml, if the file is there.

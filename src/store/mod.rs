@@ -25,7 +25,8 @@
 //! calls reach; `reads.rs` answers counts, broadcasts and the CSV export;
 //! `funnel.rs` reads the funnel; `sql.rs` holds the statements; `keys.rs` keeps
 //! the secret's fingerprint and rotates it (the secret and the pseudonyms are
-//! `crate::secret`); `callbacks.rs` keeps the call-back queue ([`CallbackQueue`]); `webhooks.rs` the provider calls' state;
+//! `crate::secret`); `forget.rs` erases a listener who asks to be forgotten;
+//! `callbacks.rs` keeps the call-back queue ([`CallbackQueue`]); `webhooks.rs` the provider calls' state;
 //! `flow.rs` turns the engine's actions into writes ([`WriteOp`]) and `spool.rs`
 //! keeps them on disk while the database is away (`kuma serve`);
 //! `writer_thread.rs` is the thread calls' writes run on, `group.rs` groups
@@ -39,6 +40,7 @@ mod callbacks;
 mod direct;
 mod error;
 mod flow;
+mod forget;
 mod funnel;
 mod group;
 mod keys;
@@ -63,6 +65,7 @@ pub use callbacks::{
 };
 pub use error::StoreError;
 pub use flow::{Unwritten, WriteOp};
+pub use forget::{Forgotten, IN_PROGRESS};
 pub use funnel::FunnelCounts;
 pub use keys::{Joined, Keys, Rotated};
 pub use open::redact_url;
