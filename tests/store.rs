@@ -470,6 +470,27 @@ async fn call(
         .unwrap()
 }
 
+/// Ends call `id` at `when` with `outcome`, at `last_node`.
+async fn end_at(
+    store: &Store,
+    id: CallRow,
+    when: DateTime<Utc>,
+    outcome: &str,
+    last_node: Option<&str>,
+) {
+    store
+        .end_call(
+            id,
+            &CallEnd {
+                ended_at: when,
+                outcome,
+                last_node,
+            },
+        )
+        .await
+        .unwrap();
+}
+
 async fn answer(
     store: &Store,
     call: CallRow,
@@ -1182,29 +1203,9 @@ async fn calls_end_and_recordings_are_kept(store: Store, _url: String) {
         .await
         .unwrap();
     assert_ne!(rec, rec2);
-    store
-        .end_call(
-            id,
-            &CallEnd {
-                ended_at: at(3),
-                outcome: "hangup",
-                last_node: Some("goodbye"),
-            },
-        )
-        .await
-        .unwrap();
+    end_at(&store, id, at(3), "hangup", Some("goodbye")).await;
     // Ending it again (e.g. a late hang-up event) is allowed.
-    store
-        .end_call(
-            id,
-            &CallEnd {
-                ended_at: at(4),
-                outcome: "caller_hung_up",
-                last_node: None,
-            },
-        )
-        .await
-        .unwrap();
+    end_at(&store, id, at(4), "caller_hung_up", None).await;
     assert_eq!(counts(&store, CountFilter::default()).await.calls, 1);
 }
 
@@ -2700,17 +2701,7 @@ async fn a_forgotten_listener_leaves_no_row_and_the_counts_stay(store: Store, ur
             })
             .await
             .unwrap();
-        store
-            .end_call(
-                id,
-                &CallEnd {
-                    ended_at: at(3),
-                    outcome: "completed",
-                    last_node: Some("goodbye"),
-                },
-            )
-            .await
-            .unwrap();
+        end_at(&store, id, at(3), "completed", Some("goodbye")).await;
         let cb = store.callbacks();
         assert!(
             cb.subscribe(CAMPAIGN, caller, b"sealed", 10, at(4))
@@ -2788,17 +2779,7 @@ async fn a_forgotten_listener_leaves_no_row_and_the_counts_stay(store: Store, ur
         .unwrap();
     assert_eq!(after, before, "the counts stay");
     // Once their call has ended, forgetting them again takes it too.
-    store
-        .end_call(
-            live,
-            &CallEnd {
-                ended_at: now,
-                outcome: "hangup",
-                last_node: None,
-            },
-        )
-        .await
-        .unwrap();
+    end_at(&store, live, now, "hangup", None).await;
     let again = store.forget(&[gone.to_owned()], now).await.unwrap();
     assert_eq!((again[0].calls, again[0].in_progress), (1, 0));
     assert_eq!(rows("calls").await, [kept]);
