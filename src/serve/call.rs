@@ -309,17 +309,15 @@ async fn run_call(
         match tokio::time::timeout(spool::DIRECT_TIMEOUT, shared.store.start_call(&new)).await {
             Ok(Ok(store_id)) => store_id,
             Ok(Err(e)) if !e.is_unavailable() => return Err(e.into()),
-            Ok(Err(e)) => {
-                shared.writes.database_unreachable(&e);
-                let _ = cmd.send(Command::Reject {
-                    call: id,
-                    code: 503,
-                });
-                guard.done();
-                return Ok(());
-            }
-            Err(_) => {
-                shared.writes.database_unreachable(&"no commit in time");
+            // The database went away as the call came: refused like the calls
+            // after it, and said so (the switch to the spool is said once).
+            away => {
+                let why = match away {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "no commit in time".to_owned(),
+                };
+                shared.writes.database_unreachable(&why);
+                tracing::warn!(reason = %why, "database away: call refused (503)");
                 let _ = cmd.send(Command::Reject {
                     call: id,
                     code: 503,
