@@ -65,7 +65,7 @@ pub use callbacks::{
 };
 pub use error::StoreError;
 pub use flow::{Unwritten, WriteOp};
-pub use forget::{Forgotten, IN_PROGRESS};
+pub use forget::Forgotten;
 pub use funnel::FunnelCounts;
 pub use keys::{Joined, Keys, Rotated};
 pub use open::redact_url;
