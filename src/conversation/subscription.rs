@@ -3,7 +3,7 @@
 //! that choice, and any other answer to it erases them (their number and their
 //! waiting calls). The same on every channel.
 //!
-//! The number is kept only if kuma may call it ([`crate::outbound::may_subscribe`]:
+//! The number is kept only if kuma may call it ([`crate::outbound::may_call`]:
 //! inside `[callback] prefixes`, not blocked, not withheld), and the campaign has
 //! fewer than `[callback] subscribers_per_campaign` subscribers (checked by the
 //! store when the write is applied).
@@ -63,7 +63,7 @@ pub fn seal(
     caller: &Caller<'_>,
 ) -> Result<Vec<u8>, &'static str> {
     let number = number.map(str::trim).ok_or("withheld_number")?;
-    crate::outbound::may_subscribe(policy, number, caller).map_err(|r| r.as_str())?;
+    crate::outbound::may_call(policy, number, caller).map_err(|r| r.as_str())?;
     sealer
         .seal(number, caller.pseudonym)
         .map_err(|_| "seal_failed")

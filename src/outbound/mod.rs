@@ -319,16 +319,12 @@ pub fn screen(
     Ok(())
 }
 
-/// Whether a caller may be kept as a subscriber (called after each broadcast):
-/// the same checks as a missed call's, except the poll window, before their
-/// number is ever sealed. The quotas apply when each broadcast's calls are queued.
-pub fn may_subscribe(policy: &Policy, number: &str, caller: &Caller<'_>) -> Result<(), Refusal> {
-    may_call(policy, number, caller)
-}
-
 /// Whether kuma may call `number` now: a callable number, inside `prefixes`,
-/// not blocked. Checked again as each call-back is placed, since the settings
-/// may have changed since it was queued (or the subscriber subscribed).
+/// not blocked (a missed call's checks, except the poll window). Checked
+/// before a subscriber's number is ever sealed (the quotas apply when each
+/// broadcast's calls are queued), and again as each call-back is placed,
+/// since the settings may have changed since it was queued or the subscriber
+/// subscribed.
 pub fn may_call(policy: &Policy, number: &str, caller: &Caller<'_>) -> Result<(), Refusal> {
     screen(policy, number, caller, true)
 }
@@ -553,17 +549,17 @@ mod tests {
             blocked: vec!["c_blocked".into()],
             ..Policy::default()
         };
-        assert_eq!(may_subscribe(&p, "76123456", &Caller::new("c_x")), Ok(()));
+        assert_eq!(may_call(&p, "76123456", &Caller::new("c_x")), Ok(()));
         assert_eq!(
-            may_subscribe(&p, "+447700900123", &Caller::new("c_x")),
+            may_call(&p, "+447700900123", &Caller::new("c_x")),
             Err(Refusal::NumberNotAllowed)
         );
         assert_eq!(
-            may_subscribe(&p, "76123456", &Caller::new("c_blocked")),
+            may_call(&p, "76123456", &Caller::new("c_blocked")),
             Err(Refusal::Blocked)
         );
         assert_eq!(
-            may_subscribe(&p, "anonymous", &Caller::new("c_x")),
+            may_call(&p, "anonymous", &Caller::new("c_x")),
             Err(Refusal::Withheld)
         );
     }
