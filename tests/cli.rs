@@ -77,17 +77,7 @@ impl Kuma {
     /// A call through the whole poll from `number`; the pseudonym it was
     /// stored under, as `kuma call` prints it.
     fn poll_from(&self, number: &str) -> String {
-        let args = [
-            "call",
-            CAMPAIGN,
-            "--digits",
-            POLL,
-            "--at",
-            DURING_BROADCAST,
-            "--caller",
-            number,
-        ];
-        let out = self.ok(&args);
+        let out = self.ok(&call_args(POLL, number));
         let line = out.lines().find(|l| l.contains("as caller ")).unwrap();
         line.rsplit("as caller ").next().unwrap().trim().to_owned()
     }
@@ -139,6 +129,21 @@ fn fails_with(o: &Output, part: &str) {
 
 /// French, the poll, every question answered, then goodbye.
 const POLL: &str = "2 2 1 2 1 1 3 0";
+
+/// `kuma call` of the example campaign in the broadcast's poll window, from
+/// `number`, pressing `keys`.
+fn call_args<'a>(keys: &'a str, number: &'a str) -> [&'a str; 8] {
+    [
+        "call",
+        CAMPAIGN,
+        "--digits",
+        keys,
+        "--at",
+        DURING_BROADCAST,
+        "--caller",
+        number,
+    ]
+}
 
 #[test]
 fn check_prints_the_campaign_and_its_next_broadcasts_in_words() {
@@ -252,16 +257,7 @@ fn absurd_durations_and_empty_lists_are_file_line_errors_and_serve_goes_on() {
 #[test]
 fn a_call_saves_each_answer_and_results_count_them() {
     let k = Kuma::sqlite();
-    let out = k.ok(&[
-        "call",
-        CAMPAIGN,
-        "--digits",
-        POLL,
-        "--at",
-        DURING_BROADCAST,
-        "--caller",
-        "+223 70 12 34 56",
-    ]);
+    let out = k.ok(&call_args(POLL, "+223 70 12 34 56"));
     assert!(out.contains("▶ fr/q_gender"), "{out}");
     assert!(
         out.contains("✔ answer saved: q_gender = woman (key 1)"),
@@ -522,19 +518,7 @@ fn simulated_callers_subscribe_and_unsubscribe_as_over_sip() {
     let k = Kuma::sqlite();
     let campaigns = subscribe_campaigns(k.dir.path());
     let call = |keys: &str, number: &str| {
-        let out = k.run_in(
-            &campaigns,
-            &[
-                "call",
-                CAMPAIGN,
-                "--digits",
-                keys,
-                "--at",
-                DURING_BROADCAST,
-                "--caller",
-                number,
-            ],
-        );
+        let out = k.run_in(&campaigns, &call_args(keys, number));
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
@@ -582,16 +566,7 @@ fn simulated_callers_subscribe_and_unsubscribe_as_over_sip() {
         format!("[callback]\nsubscribers_per_campaign = {kept}\n"),
     )
     .unwrap();
-    let args = [
-        "call",
-        CAMPAIGN,
-        "--digits",
-        POLL,
-        "--at",
-        DURING_BROADCAST,
-        "--caller",
-        "+223 76 55 44 33",
-    ];
+    let args = call_args(POLL, "+223 76 55 44 33");
     let out = k.run_configured(&campaigns, &args, Some(&config));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(subscribers(&k), kept);
