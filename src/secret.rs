@@ -27,6 +27,10 @@ pub enum SecretError {
     /// Unusable (too short, malformed, no randomness).
     #[error("{0}")]
     Invalid(String),
+    /// Neither `KUMA_SECRET` nor the data folder's `secret` file, where one
+    /// must exist already (see [`load_secret`]).
+    #[error("no pseudonym secret: KUMA_SECRET is not set and `{}` does not exist", path.display())]
+    Missing { path: std::path::PathBuf },
     /// Its file cannot be read or written.
     #[error("pseudonym secret `{}`: {source}", path.display())]
     File {
@@ -233,10 +237,22 @@ fn normalize(number: &str, country: Option<&str>) -> String {
 /// `data_dir/secret`, made (32 random bytes, mode 0600) if it does not exist yet.
 /// An existing secret file is never overwritten.
 pub fn load_or_create_secret(data_dir: &Path) -> Result<Vec<u8>, SecretError> {
-    secret_from(std::env::var_os("KUMA_SECRET"), data_dir)
+    secret_from(std::env::var_os("KUMA_SECRET"), data_dir, true)
 }
 
-fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u8>, SecretError> {
+/// The pseudonym secret as [`load_or_create_secret`] finds it, but never
+/// made: [`SecretError::Missing`] if there is none (a command that reads what
+/// `kuma serve` stored, run with another data folder, must not make a secret
+/// of its own there).
+pub fn load_secret(data_dir: &Path) -> Result<Vec<u8>, SecretError> {
+    secret_from(std::env::var_os("KUMA_SECRET"), data_dir, false)
+}
+
+fn secret_from(
+    env: Option<std::ffi::OsString>,
+    data_dir: &Path,
+    create: bool,
+) -> Result<Vec<u8>, SecretError> {
     if let Some(value) = env.filter(|v| !v.is_empty()) {
         let bytes = value.into_encoded_bytes();
         if bytes.len() < MIN_SECRET_LEN {
@@ -250,7 +266,10 @@ fn secret_from(env: Option<std::ffi::OsString>, data_dir: &Path) -> Result<Vec<u
     let path = data_dir.join("secret");
     match std::fs::read_to_string(&path) {
         Ok(text) => parse_secret_file(&path, &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_secret(data_dir, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            create_secret(data_dir, &path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SecretError::Missing { path }),
         Err(source) => Err(SecretError::File { path, source }),
     }
 }
@@ -500,7 +519,7 @@ mod tests {
     fn secret_file_is_created_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let first = secret_from(None, &data).unwrap();
+        let first = secret_from(None, &data, true).unwrap();
         assert_eq!(first.len(), NEW_SECRET_LEN);
         let file = data.join("secret");
         let text = std::fs::read_to_string(&file).unwrap();
@@ -511,7 +530,7 @@ mod tests {
             let mode = std::fs::metadata(&file).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let second = secret_from(None, &data).unwrap();
+        let second = secret_from(None, &data, true).unwrap();
         assert_eq!(first, second);
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(&data)
@@ -527,7 +546,7 @@ mod tests {
         let data = dir.path().join("data");
         let secrets: Vec<Vec<u8>> = std::thread::scope(|scope| {
             let makers: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| secret_from(None, &data).unwrap()))
+                .map(|_| scope.spawn(|| secret_from(None, &data, true).unwrap()))
                 .collect();
             makers.into_iter().map(|m| m.join().unwrap()).collect()
         });
@@ -538,18 +557,21 @@ mod tests {
     #[test]
     fn environment_secret_wins_and_must_be_long_enough() {
         let dir = tempfile::tempdir().unwrap();
-        let from_env = secret_from(Some("a secret of 24 bytes....".into()), dir.path()).unwrap();
+        let from_env =
+            secret_from(Some("a secret of 24 bytes....".into()), dir.path(), true).unwrap();
         assert_eq!(from_env, b"a secret of 24 bytes....");
         assert!(!dir.path().join("secret").exists());
 
-        let err = secret_from(Some("short".into()), dir.path()).unwrap_err();
+        let err = secret_from(Some("short".into()), dir.path(), true).unwrap_err();
         assert_eq!(
             err.to_string(),
             "KUMA_SECRET is too short: 5 bytes, at least 16 expected"
         );
         // Empty means unset.
         assert_eq!(
-            secret_from(Some("".into()), dir.path()).unwrap().len(),
+            secret_from(Some("".into()), dir.path(), true)
+                .unwrap()
+                .len(),
             NEW_SECRET_LEN
         );
     }
@@ -559,8 +581,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("secret");
         std::fs::write(&file, "not hex at all").unwrap();
-        let err = secret_from(None, dir.path()).unwrap_err().to_string();
+        let err = secret_from(None, dir.path(), true).unwrap_err().to_string();
         assert!(err.contains("is not hexadecimal"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "not hex at all");
+    }
+
+    #[test]
+    fn a_secret_that_must_exist_is_not_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let err = secret_from(None, &data, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("no pseudonym secret: KUMA_SECRET is not set and"),
+            "{err}"
+        );
+        assert!(!data.exists());
+        let made = secret_from(None, &data, true).unwrap();
+        assert_eq!(secret_from(None, &data, false).unwrap(), made);
     }
 }

@@ -634,6 +634,33 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
         &k.run(&["call", CAMPAIGN, "--digits", "1", "--at", "next tuesday"]),
         "bad --at",
     );
+    let db = k.dir.path().join("data/kuma.db");
+    assert!(!db.exists(), "nothing written half-way");
+    // What reads the database kuma serve writes does not make an empty one
+    // (which would read as "no calls yet"), nor a secret of its own.
+    for args in [
+        &["results", CAMPAIGN][..],
+        &["callbacks"],
+        &["token", "list"],
+        &["forget", "c_0123456789abcdef0123456789abcdef"],
+    ] {
+        fails_with(&k.run(args), "no database at `sqlite://");
+    }
+    fails_with(
+        &k.run_with_input(&["secret", "pseudonym"], "+22370123456\n"),
+        "run it in kuma serve's working folder, or name that database with --database",
+    );
+    assert!(!k.data().exists(), "no database, no secret made");
+    k.ok(&call_args(POLL, "+22370123456"));
+    let elsewhere = k.dir.path().join("elsewhere");
+    let out = Command::new(env!("CARGO_BIN_EXE_kuma"))
+        .args(["secret", "pseudonym", "--database", &k.database, "--data"])
+        .arg(&elsewhere)
+        .env_remove("KUMA_SECRET")
+        .output()
+        .unwrap();
+    fails_with(&out, "give kuma serve's data folder with --data");
+    assert!(!elsewhere.exists(), "no stray secret");
     fails_with(
         &k.run(&["results", CAMPAIGN, "--by", "q_colour"]),
         "`q_colour` is not a question of this campaign",
@@ -650,10 +677,7 @@ fn bad_input_gets_one_clear_line_and_writes_nothing() {
         &k.run(&["results", CAMPAIGN, "--since", "yesterday"]),
         "bad --since",
     );
-    assert!(
-        !k.dir.path().join("data/kuma.db").exists() || k.results(&[])["calls"] == 0,
-        "nothing written half-way"
-    );
+    assert_eq!(k.results(&[])["calls"], 1, "nothing written half-way");
 }
 
 #[test]

@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::campaign::{Campaign, CampaignSet, load_folder};
-use crate::secret::load_or_create_secret;
-use crate::store::{Keys, Store};
+use crate::secret::{SecretError, load_or_create_secret, load_secret};
+use crate::store::{Keys, Store, StoreError};
 
 /// kuma: interactive voice response for community radio campaigns.
 #[derive(Debug, Parser)]
@@ -182,10 +182,16 @@ fn die_quietly_on_closed_pipe() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let create = match &cli.command {
+        Command::Serve(_) | Command::Call(_) | Command::Simulate(_) => true,
+        Command::Token(a) => a.may_start_a_database(),
+        _ => false,
+    };
     let env = Env {
         campaigns: cli.campaigns,
         database: cli.database,
         data: cli.data,
+        create,
     };
     match cli.command {
         Command::Check(a) => check::run(&env, a),
@@ -206,6 +212,12 @@ struct Env {
     campaigns: PathBuf,
     database: String,
     data: PathBuf,
+    /// Whether the command may make the SQLite database and the secret when
+    /// they do not exist (`serve`, `call`, `simulate`, the first tokens). The
+    /// others read or change what `kuma serve` stored: run in another folder,
+    /// or with a mistyped path, they would find a new, empty database (and
+    /// show "0 calls" as the results) and leave a stray secret there.
+    create: bool,
 }
 
 impl Env {
@@ -217,15 +229,36 @@ impl Env {
     }
 
     async fn store(&self) -> anyhow::Result<Store> {
-        Ok(Store::open(&self.database).await?)
+        if self.create {
+            return Ok(Store::open(&self.database).await?);
+        }
+        match Store::open_existing(&self.database).await {
+            Err(e @ StoreError::Missing { .. }) => bail!(
+                "{e}: this command reads the database kuma serve writes; run it in kuma serve's \
+                 working folder, or name that database with --database (KUMA_DATABASE_URL)"
+            ),
+            opened => Ok(opened?),
+        }
     }
 
-    /// The pseudonyms and sealer of the database, under the server secret
-    /// (`KUMA_SECRET` or `DATA/secret`); another secret than the database's is
-    /// one clear error.
+    /// The server secret (`KUMA_SECRET` or `DATA/secret`), made if the
+    /// command may start a database.
+    fn secret(&self) -> anyhow::Result<Vec<u8>> {
+        if self.create {
+            return Ok(load_or_create_secret(&self.data)?);
+        }
+        match load_secret(&self.data) {
+            Err(e @ SecretError::Missing { .. }) => bail!(
+                "{e}: give kuma serve's data folder with --data (KUMA_DATA), or its KUMA_SECRET"
+            ),
+            found => Ok(found?),
+        }
+    }
+
+    /// The pseudonyms and sealer of the database, under the server secret;
+    /// another secret than the database's is one clear error.
     async fn keys(&self, store: &Store) -> anyhow::Result<Keys> {
-        let secret = load_or_create_secret(&self.data)?;
-        Ok(store.keys(&secret).await?)
+        Ok(store.keys(&self.secret()?).await?)
     }
 
     /// The station's call-back rules (`[callback]` of `kuma.toml`, or of the

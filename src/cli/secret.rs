@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::Env;
-use crate::secret::{Pseudonymizer, load_or_create_secret};
+use crate::secret::Pseudonymizer;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -70,7 +70,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
         std::fs::remove_file(&pending)
             .with_context(|| format!("cannot remove {}", pending.display()))?;
     }
-    let old = load_or_create_secret(&env.data)?;
+    let old = env.secret()?;
     // Refuses at once a secret that is not the database's.
     env.keys(&store).await?;
     let (new, drawn) = match (std::env::var_os("KUMA_NEW_SECRET"), new_secret_file) {

@@ -21,6 +21,18 @@ pub struct Args {
     command: TokenCommand,
 }
 
+impl Args {
+    /// Whether this may be the first use of the database (a station makes its
+    /// first tokens and PINs before `kuma serve` has run): the others work
+    /// on tokens that exist, in a database that must exist.
+    pub(super) fn may_start_a_database(&self) -> bool {
+        matches!(
+            self.command,
+            TokenCommand::Create { .. } | TokenCommand::Pin { .. }
+        )
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum TokenCommand {
     /// Make a token and print it (once: only its hash is kept).

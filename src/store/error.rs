@@ -23,6 +23,11 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// The SQLite file does not exist, and the command only reads or changes
+    /// what is there (see [`Store::open_existing`](super::Store::open_existing)).
+    #[error("no database at `{url}`")]
+    Missing { url: String },
+
     /// The database cannot be reached or opened (server down, bad password,
     /// unwritable file...). `reason` says which, in words.
     #[error("cannot open `{url}`: {reason}")]

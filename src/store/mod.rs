@@ -230,11 +230,23 @@ impl Store {
     /// Opens (creating if needed) the store at `url` — `sqlite://PATH` or
     /// `postgres://…` — and brings its tables up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let backend = open::open(url).await?;
-        Ok(Store {
+        Ok(Self::opened(open::open(url, true).await?))
+    }
+
+    /// Opens the store at `url` as [`Store::open`] does, but a SQLite file
+    /// that does not exist is [`StoreError::Missing`] rather than a new, empty
+    /// database: for what reads or changes the database `kuma serve` writes,
+    /// where a mistyped path (or the wrong working folder) must not read as "no
+    /// calls yet".
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Ok(Self::opened(open::open(url, false).await?))
+    }
+
+    fn opened(backend: Backend) -> Store {
+        Store {
             backend: Arc::new(backend),
             writer: Arc::new(tokio::sync::OnceCell::new()),
-        })
+        }
     }
 
     /// The writer thread, started by the first write that needs it (the

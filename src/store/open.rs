@@ -38,12 +38,21 @@ const SQLITE_POOL_SIZE: u32 = 4;
 /// Connections for reads and for writes beyond those kept warm (`pg_conn.rs`).
 const POSTGRES_POOL_SIZE: u32 = 10;
 
-pub(super) async fn open(url: &str) -> Result<Backend, StoreError> {
+/// Opens the database `url` names; a SQLite file that does not exist is made
+/// if `create`, else it is [`StoreError::Missing`] (a PostgreSQL database is
+/// never made: its server has it or refuses the connection).
+pub(super) async fn open(url: &str, create: bool) -> Result<Backend, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(StoreError::unsupported(url));
         }
-        open_sqlite(url, Path::new(path)).await
+        let path = Path::new(path);
+        if !create && !path.exists() {
+            return Err(StoreError::Missing {
+                url: redact_url(url),
+            });
+        }
+        open_sqlite(url, path, create).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         open_postgres(url).await
     } else {
@@ -51,7 +60,7 @@ pub(super) async fn open(url: &str) -> Result<Backend, StoreError> {
     }
 }
 
-async fn open_sqlite(url: &str, path: &Path) -> Result<Backend, StoreError> {
+async fn open_sqlite(url: &str, path: &Path, create: bool) -> Result<Backend, StoreError> {
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder).map_err(|source| StoreError::CreateFolder {
             url: redact_url(url),
@@ -61,7 +70,7 @@ async fn open_sqlite(url: &str, path: &Path) -> Result<Backend, StoreError> {
     }
     let options = SqliteConnectOptions::new()
         .filename(path)
-        .create_if_missing(true)
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
