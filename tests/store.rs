@@ -181,6 +181,7 @@ on_both_backends!(
     cross_tab_by_another_question,
     language_counts_follow_the_last_choice,
     completed_is_counted_once,
+    a_call_that_never_reached_the_campaign_is_withdrawn,
     export_streams_pseudonymous_rows_in_order,
     concurrent_writers_lose_nothing,
     a_refused_write_among_waiting_ones_undoes_only_itself,
@@ -943,6 +944,50 @@ async fn completed_is_counted_once(store: Store, _url: String) {
     }
     let c = counts(&store, CountFilter::default()).await;
     assert_eq!((c.calls, c.completed), (2, 1));
+}
+
+/// A call that ended before it reached its campaign (refused, cancelled
+/// while it rang, kuma's answer never confirmed) is withdrawn: no row, no
+/// count, in the counters and in every time range. Withdrawn again (a spool's
+/// replay), nothing moves; a call with something stored under it stays.
+async fn a_call_that_never_reached_the_campaign_is_withdrawn(store: Store, _url: String) {
+    let b = Some(at(-10));
+    let kept = call(&store, "c_1", at(0), b).await;
+    answer(&store, kept, "q1", "yes", at(1), b).await;
+    let forged = call(&store, "c_2", at(0), b).await;
+    let unbroadcast = call(&store, "c_3", at(2), None).await;
+    assert_eq!(counts(&store, CountFilter::default()).await.calls, 3);
+    for _ in 0..2 {
+        WriteOp::Withdraw { call: forged }
+            .apply(&store)
+            .await
+            .unwrap();
+        WriteOp::Withdraw { call: unbroadcast }
+            .apply(&store)
+            .await
+            .unwrap();
+    }
+    // Refused for the answer stored under it: it stays, counted.
+    WriteOp::Withdraw { call: kept }
+        .apply(&store)
+        .await
+        .unwrap();
+    let c = counts(&store, CountFilter::default()).await;
+    assert_eq!((c.calls, c.answers), (1, vec![choice("q1", "yes", 1)]));
+    let per_broadcast = CountFilter {
+        broadcast: b,
+        ..CountFilter::default()
+    };
+    assert_eq!(counts(&store, per_broadcast).await.calls, 1);
+    assert_eq!(
+        store
+            .calls_per_hour(CAMPAIGN, at(-60), at(60))
+            .await
+            .unwrap(),
+        vec![(at(0), 1)]
+    );
+    // Its row is gone: a later write names an unknown call.
+    assert!(store.mark_completed(forged).await.is_err());
 }
 
 async fn export_streams_pseudonymous_rows_in_order(store: Store, _url: String) {

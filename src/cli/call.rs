@@ -272,7 +272,7 @@ pub async fn run(env: &Env, args: Args) -> anyhow::Result<ExitCode> {
             WriteOp::Unsubscribe { .. } => {
                 println!("  unsubscribed: no calls after broadcasts (number erased, if kept)")
             }
-            WriteOp::End { .. } | WriteOp::Recording { .. } => {}
+            WriteOp::End { .. } | WriteOp::Withdraw { .. } | WriteOp::Recording { .. } => {}
         },
         Step::Output(o) => match o {
             Output::Record { max, .. } => println!(

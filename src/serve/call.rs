@@ -328,15 +328,23 @@ async fn run_call(
         };
     guard.row(store_id);
     tracing::debug!(row = store_id, "call stored");
-    let ended = |outcome: &str| WriteOp::End {
-        call: store_id,
-        at: Utc::now(),
-        outcome: outcome.to_string(),
-        last_node: None,
+    // A call that ends before it reaches the campaign (refused, given up while
+    // it rang, kuma's 200 never confirmed: a forged INVITE's fate) is no call
+    // of the results: its row goes with its count (`WriteOp::Withdraw`). It
+    // stays in `kuma_calls_total` by outcome (counted once written, as the
+    // other ends), and in the log.
+    let withdraw = |outcome: &'static str| async move {
+        let written = shared
+            .writes
+            .write(WriteOp::Withdraw { call: store_id })
+            .await;
+        crate::conversation::metrics::ends(outcome).increment(1);
+        tracing::info!(outcome, "call ended before it reached the campaign");
+        written
     };
-    let reject = |code: u16, outcome: &str| {
+    let reject = |code: u16, outcome: &'static str| {
         let _ = cmd.send(Command::Reject { call: id, code });
-        shared.writes.write(ended(outcome))
+        withdraw(outcome)
     };
     // An INVITE without SDP would need kuma's offer in the 200 and the answer in the
     // ACK; gateways and trunks send offers, so such a call is refused.
@@ -363,7 +371,7 @@ async fn run_call(
                 event = events.recv() => match event {
                     // The caller gave up while it rang (CANCEL), or the SIP side stopped.
                     Some(SipEvent::Ended { .. }) | None => {
-                        shared.writes.write(ended("cancelled")).await?;
+                        withdraw("cancelled").await?;
                         guard.done();
                         return Ok(());
                     }
@@ -377,7 +385,7 @@ async fn run_call(
         sdp: answer.sdp,
     });
     if let Err(outcome) = confirmed(&mut events).await {
-        shared.writes.write(ended(outcome)).await?;
+        withdraw(outcome).await?;
         guard.done();
         return Ok(());
     }

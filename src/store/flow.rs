@@ -47,6 +47,14 @@ pub enum WriteOp {
         outcome: String,
         last_node: Option<String>,
     },
+    /// The call ended before it reached its campaign (refused for its offer,
+    /// given up while it rang, kuma's answer never confirmed): its row goes
+    /// and its count is taken back, so that such calls (a forged INVITE's
+    /// among them) neither count in the results nor leave a row. A call with
+    /// anything stored under it (an answer, a node reached) is kept.
+    Withdraw {
+        call: CallRow,
+    },
     /// A voice message: the file is already written and synced.
     Recording {
         call: CallRow,
@@ -142,6 +150,7 @@ impl WriteOp {
                 | WriteOp::Answer { .. }
                 | WriteOp::Completed { .. }
                 | WriteOp::End { .. }
+                | WriteOp::Withdraw { .. }
         )
     }
 
@@ -225,6 +234,7 @@ impl WriteOp {
             | WriteOp::Answer { call, .. }
             | WriteOp::Completed { call }
             | WriteOp::End { call, .. }
+            | WriteOp::Withdraw { call }
             | WriteOp::Recording { call, .. } => Some(*call),
             WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. } => None,
         }

@@ -48,6 +48,18 @@ pub const CALL_END: &str = "SELECT outcome, last_node FROM calls WHERE id = $1";
 pub const END_CALL: &str = "\
     UPDATE calls SET ended_at = $2, outcome = $3, last_node = $4 WHERE id = $1";
 
+/// A call that never reached its campaign, gone with nothing of its own (the
+/// guard keeps any call that has: such a call is not withdrawn).
+/// $1 call → campaign, broadcast
+pub const WITHDRAW_CALL: &str = "\
+    DELETE FROM calls WHERE id = $1 \
+      AND NOT EXISTS (SELECT 1 FROM answers WHERE call = $1) \
+      AND NOT EXISTS (SELECT 1 FROM call_nodes WHERE call = $1) \
+      AND NOT EXISTS (SELECT 1 FROM recordings WHERE call = $1) \
+      AND NOT EXISTS (SELECT 1 FROM recording_fetches WHERE call = $1) \
+      AND NOT EXISTS (SELECT 1 FROM webhook_sessions WHERE call = $1) \
+    RETURNING campaign, broadcast";
+
 // ---- answers and recordings --------------------------------------------------
 
 /// The last answer counts: a new one replaces the call's previous answer.

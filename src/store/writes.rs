@@ -529,6 +529,14 @@ async fn apply_ops<T: ProgressTx>(tx: &mut T, ops: &[WriteOp]) -> Result<(), Sto
                     }
                 }
             }
+            WriteOp::Withdraw { call } => {
+                let gone: Option<(String, Option<i64>)> =
+                    tx.row(sql::WITHDRAW_CALL, &[Int(*call)]).await?;
+                // Applied again, the call is already gone: nothing to take back.
+                if let Some((campaign, broadcast)) = gone {
+                    count_call(tx, &campaign, broadcast, -1, 0).await?;
+                }
+            }
             // Never passed (see `WriteOp::batches`).
             WriteOp::Recording { .. } | WriteOp::Subscribe { .. } | WriteOp::Unsubscribe { .. } => {
             }
