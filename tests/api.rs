@@ -1259,6 +1259,13 @@ fn admins_manage_tokens_over_http() {
         "analyst laptop",
     );
     assert_error(&delete("/api/tokens/nobody", Some(&admin)), 404, "nobody");
+    // Not the request's own token: the admin would be locked out.
+    assert_error(
+        &delete("/api/tokens/root", Some(&admin)),
+        409,
+        "the token of this request",
+    );
+    assert_eq!(s.get("/api/tokens", Some(&admin)).status, 200);
     let list = s.get("/api/tokens", Some(&admin)).json();
     assert!(list["tokens"][2]["revoked_at"].is_string(), "{list}");
 }

@@ -105,13 +105,30 @@ pub(super) async fn create(
     Ok(r)
 }
 
-/// `DELETE /api/tokens/{name}`: stops the token at once.
+/// `DELETE /api/tokens/{name}`: stops the token at once. Not the request's
+/// own token (409): an admin who revoked it from the browser would be locked
+/// out of the web pages at once, with no admin token left to make another
+/// unless someone opens a terminal. Another admin token, or `kuma token
+/// revoke`, does it (a leaked token: make a new one, then revoke the old with it).
 pub(super) async fn revoke(
     auth: Auth,
     State(st): State<Arc<ApiState>>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     auth.require(Role::Admin)?;
+    let own = st
+        .shared
+        .store
+        .tokens()
+        .name(auth.token_hash())
+        .await
+        .map_err(store_error)?;
+    if own.as_deref() == Some(name.as_str()) {
+        return Err(ApiError::Conflict(format!(
+            "`{name}` is the token of this request: revoke it with another admin token, \
+             or with kuma token revoke"
+        )));
+    }
     if !st
         .shared
         .store
